@@ -36,6 +36,29 @@ const char *fb_rc_str(enum fb_rc rc)
 	return "unknown error";
 }
 
+void fb_err_set(struct fb_err *err, const char *fmt, ...)
+{
+	if (!err)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+	va_end(ap);
+}
+
+void fb_err_prefix(struct fb_err *err, const char *fmt, ...)
+{
+	if (!err)
+		return;
+	char pre[256], old[sizeof err->msg];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(pre, sizeof pre, fmt, ap);
+	va_end(ap);
+	memcpy(old, err->msg, sizeof old);
+	snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+}
+
 void fb_buf_init(struct fb_buf *b, size_t max)
 {
 	b->data = NULL;

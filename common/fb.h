@@ -33,6 +33,16 @@ enum fb_rc {
 /* Static English name of a result code ("ok", "out of memory", ...). */
 const char *fb_rc_str(enum fb_rc rc);
 
+/* A precise, human-readable error: what was wrong and where (field, index,
+ * byte offset). Functions that take a struct fb_err * fill it on failure;
+ * NULL is accepted and means the caller does not want the text. */
+struct fb_err {
+	char msg[512];
+};
+void fb_err_set(struct fb_err *err, const char *fmt, ...) FB_PRINTF(2, 3);
+/* Prefix the existing message: "ctx: old message". */
+void fb_err_prefix(struct fb_err *err, const char *fmt, ...) FB_PRINTF(2, 3);
+
 /* Growable byte buffer with a hard cap (curl dynbuf style). Always
  * NUL-terminated after a successful add, so text can be used as a C string. */
 struct fb_buf {
