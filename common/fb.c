@@ -56,7 +56,17 @@ void fb_err_prefix(struct fb_err *err, const char *fmt, ...)
 	vsnprintf(pre, sizeof pre, fmt, ap);
 	va_end(ap);
 	memcpy(old, err->msg, sizeof old);
-	snprintf(err->msg, sizeof err->msg, "%s: %s", pre, old);
+	size_t n = strnlen(pre, sizeof pre - 1);
+	memcpy(err->msg, pre, n);
+	if (n + 2 < sizeof err->msg) {
+		err->msg[n++] = ':';
+		err->msg[n++] = ' ';
+	}
+	size_t rest = strnlen(old, sizeof old - 1);
+	if (rest > sizeof err->msg - 1 - n)
+		rest = sizeof err->msg - 1 - n;
+	memcpy(err->msg + n, old, rest);
+	err->msg[n + rest] = '\0';
 }
 
 void fb_buf_init(struct fb_buf *b, size_t max)
