@@ -1,0 +1,47 @@
+/* Liveness (process answers), readiness (database reachable and schema
+ * current) and the Prometheus metrics page. */
+#include "health.h"
+
+#include <stdlib.h>
+
+#include "app.h"
+#include "config.h"
+#include "metrics.h"
+#include "migrate.h"
+
+void health_live(struct http_req *req)
+{
+	http_reply_json(req, 200, json_pack("{s:s}", "status", "alive"));
+}
+
+void health_ready(struct http_req *req)
+{
+	const char *why;
+	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
+	if (!c) {
+		http_error(req, 503, "not_ready", "%s", why);
+		return;
+	}
+	struct fb_err err;
+	enum fb_rc rc = migrate_check(c, &err);
+	db_release(app.db, c);
+	if (rc) {
+		http_error(req, 503, "not_ready", "%s", err.msg);
+		return;
+	}
+	http_reply_json(req, 200,
+			json_pack("{s:s,s:I}", "status", "ready", "schema", (json_int_t)migrate_latest()));
+}
+
+void health_metrics(struct http_req *req)
+{
+	struct fb_buf b;
+	fb_buf_init(&b, 16 << 20);
+	if (metrics_render(&b)) {
+		fb_buf_cleanup(&b);
+		http_error(req, 500, "internal", "could not render metrics");
+		return;
+	}
+	http_reply(req, 200, "text/plain; version=0.0.4", b.data, b.len, NULL, 0);
+	fb_buf_cleanup(&b);
+}

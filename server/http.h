@@ -1,0 +1,90 @@
+/* libmicrohttpd glue: the request object handlers see, reply helpers, and
+ * the one function that turns an error into a JSON body and a log line. */
+#ifndef FB_HTTP_H
+#define FB_HTTP_H
+
+#include <jansson.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "fb.h"
+
+enum http_method {
+	HTTP_GET = 1,
+	HTTP_POST = 2,
+	HTTP_PUT = 4,
+	HTTP_DELETE = 8,
+	HTTP_PATCH = 16,
+};
+
+/* Roles a route admits (bit mask); 0 means no authentication. */
+enum role {
+	ROLE_AGENT = 1,
+	ROLE_RELEASE = 2,
+	ROLE_SOC = 4,
+	ROLE_ADMIN = 8,
+};
+#define ROLES_OPERATOR (ROLE_RELEASE | ROLE_SOC | ROLE_ADMIN)
+
+/* Who made the request, once authenticated. */
+struct auth {
+	int authenticated;
+	enum role role;
+	int64_t token_id; /* api_tokens.id, or 0 */
+	int64_t agent_id; /* for agent credentials, or 0 */
+	char name[129];	  /* token name, for audit records */
+};
+
+struct http_req;
+typedef void (*http_handler)(struct http_req *req);
+
+struct route {
+	enum http_method method;
+	const char *pattern; /* "/v1/rollouts/{id}/halt": {x} matches one segment */
+	unsigned roles;	     /* enum role mask; 0 = public */
+	size_t max_body;     /* 0 = the max_body setting */
+	http_handler handler;
+};
+
+struct http_hdr {
+	const char *name;
+	const char *value;
+};
+
+/* Start serving (epoll, internal thread pool) with the settings in cfg. */
+enum fb_rc http_start(const struct route *routes, size_t nroutes, struct fb_err *err) FB_MUSTCHECK;
+/* The port actually bound (useful with port 0). */
+int http_port(void);
+/* Stop accepting, let in-flight requests finish for up to grace_s seconds,
+ * then stop the daemon. */
+void http_stop(int grace_s);
+
+/* Request accessors; returned strings are borrowed, valid while req lives. */
+const char *http_req_header(struct http_req *req, const char *name);
+const char *http_req_query(struct http_req *req, const char *name);
+const char *http_req_param(struct http_req *req, const char *name);
+const char *http_req_body(struct http_req *req, size_t *len);
+const char *http_req_id(struct http_req *req);
+const struct auth *http_req_auth(struct http_req *req);
+enum http_method http_req_method(struct http_req *req);
+
+/* Parse the body as a JSON object. On failure replies 400 (or 415 for a
+ * wrong content type) with the parser's line/column and returns NULL.
+ * Caller owns the result (json_decref). */
+json_t *http_req_json_or_reply(struct http_req *req);
+
+/* Reply with a copy of body. hdrs may be NULL. */
+void http_reply(struct http_req *req, unsigned status, const char *content_type, const void *body,
+		size_t len, const struct http_hdr *hdrs, size_t nhdrs);
+/* Reply with a JSON document; steals body. */
+void http_reply_json(struct http_req *req, unsigned status, json_t *body);
+/* Reply {"error":{"code":code,"message":...}} with status and log it (warn
+ * for 5xx, debug otherwise). */
+void http_error(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
+	FB_PRINTF(4, 5);
+
+/* Route table (routes.c) and metrics hooks (metrics.c). */
+extern const struct route routes[];
+extern const size_t routes_count;
+
+#endif

@@ -1,0 +1,147 @@
+/* firebreakd: arguments, subcommands, signals and the server's life cycle. */
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "migrate.h"
+#include "tokens.h"
+
+#ifndef FB_VERSION
+#define FB_VERSION "0.1.0"
+#endif
+
+struct app app;
+
+static void usage(FILE *f)
+{
+	fprintf(f, "usage: firebreakd [serve] [--name=value ...]   run the server (default)\n"
+		   "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
+		   "       firebreakd token create|list|revoke ...  manage API tokens\n"
+		   "       firebreakd version | --help\n\n");
+	config_usage(f);
+}
+
+static int cmd_migrate(void)
+{
+	PGconn *c = PQconnectdb(cfg.db);
+	if (PQstatus(c) != CONNECTION_OK) {
+		fprintf(stderr, "firebreakd migrate: cannot connect to the database: %s",
+			PQerrorMessage(c));
+		PQfinish(c);
+		return 1;
+	}
+	int applied;
+	struct fb_err err;
+	enum fb_rc rc = migrate_apply(c, &applied, &err);
+	PQfinish(c);
+	if (rc) {
+		fprintf(stderr, "firebreakd migrate: %s\n", err.msg);
+		return 1;
+	}
+	if (applied)
+		printf("applied %d migration(s); schema is at %ld\n", applied, migrate_latest());
+	else
+		printf("schema is current at %ld; nothing to do\n", migrate_latest());
+	return 0;
+}
+
+static int cmd_serve(void)
+{
+	int status = 1;
+	struct fb_err err;
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Block before any thread starts, so every thread inherits the mask and
+	 * only sigwait below sees these signals. */
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	app.started_ms = fb_now_ms();
+	if (db_pool_new(cfg.db, (int)cfg.db_pool, &app.db) || metrics_init(routes_count)) {
+		log_error("out of memory at start-up");
+		goto out;
+	}
+	if (http_start(routes, routes_count, &err)) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	log_info("firebreakd %s listening on %s://%s:%d (threads %lld, db pool %lld)", FB_VERSION,
+		 *cfg.tls_cert ? "https" : "http", cfg.listen, http_port(), (long long)cfg.threads,
+		 (long long)cfg.db_pool);
+	for (;;) {
+		int sig;
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			log_info("SIGHUP: nothing to reload yet");
+			continue;
+		}
+		log_info("signal %d: stopping (grace %llds)", sig, (long long)cfg.shutdown_grace);
+		break;
+	}
+	http_stop((int)cfg.shutdown_grace);
+	status = 0;
+	log_info("stopped");
+out:
+	metrics_cleanup();
+	db_pool_free(app.db);
+	app.db = NULL;
+	return status;
+}
+
+int main(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+			if (i > 1 && strcmp(argv[1], "token") == 0)
+				break;
+			usage(stdout);
+			return 0;
+		}
+	}
+	if (sodium_init() < 0) {
+		fprintf(stderr, "firebreakd: libsodium failed to initialise\n");
+		return 1;
+	}
+	int nargs;
+	struct fb_err err;
+	if (config_load(argc, argv, &nargs, &err)) {
+		fprintf(stderr, "firebreakd: %s\n", err.msg);
+		config_cleanup();
+		return 2;
+	}
+	if (log_level_parse(cfg.log_level, &log_min_level)) {
+		fprintf(stderr, "firebreakd: log_level must be debug, info, warn or error\n");
+		config_cleanup();
+		return 2;
+	}
+	const char *cmd = nargs > 0 ? argv[0] : "serve";
+	int status;
+	if (strcmp(cmd, "serve") == 0) {
+		status = cmd_serve();
+	} else if (strcmp(cmd, "migrate") == 0) {
+		status = cmd_migrate();
+	} else if (strcmp(cmd, "token") == 0) {
+		status = tokens_cli(nargs, argv);
+	} else if (strcmp(cmd, "version") == 0) {
+		printf("firebreakd %s (schema %ld)\n", FB_VERSION, migrate_latest());
+		status = 0;
+	} else {
+		fprintf(stderr, "firebreakd: unknown command '%s'\n", cmd);
+		usage(stderr);
+		status = 2;
+	}
+	config_cleanup();
+	return status;
+}

@@ -1,0 +1,17 @@
+# server: firebreakd. Migrations are compiled in by tools/embed.c.
+BINS += firebreakd
+firebreakd_SRCS := server/main.c server/config.c server/log.c server/http.c server/routes.c \
+	server/db.c server/migrate.c server/auth.c server/metrics.c server/health.c \
+	server/audit.c server/tokens.c $(BUILD)/gen/migrations_data.c
+firebreakd_LIBS := fbcommon
+
+MIGRATIONS := $(sort $(wildcard migrations/*.sql))
+$(BUILD)/tools/embed: tools/embed.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/gen/migrations_data.c: $(BUILD)/tools/embed $(MIGRATIONS)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed $@ $(MIGRATIONS)
+$(BUILD)/obj/$(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c $(BUILD)/.settings
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iserver -c $< -o $@
