@@ -301,8 +301,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		fb_hex_encode(rnd, sizeof rnd, req->id);
 		req->method = parse_method(method);
 		snprintf(req->path, sizeof req->path, "%s", url);
-		if (req->method)
-			route_request(req);
+		route_request(req); /* unknown methods still learn 405 vs 404 */
 		req->body_cap = req->route && req->route->max_body ? req->route->max_body
 								   : (size_t)cfg.max_body;
 		fb_buf_init(&req->body, req->body_cap);

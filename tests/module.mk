@@ -5,3 +5,14 @@ UNIT_TESTS += test_rx
 test_rx_SRCS := tests/unit/test_rx.c schema/rx.c
 test_rx_LIBS := fbcommon
 endif
+
+# Integration tests: real PostgreSQL (started by tests/run.sh), real firebreakd.
+LIBS += fbt
+fbt_SRCS := tests/lib/fbt.c
+INT_TESTS += test_server test_migrate test_config
+test_server_SRCS := tests/integration/test_server.c
+test_server_LIBS := fbt fbcommon
+test_migrate_SRCS := tests/integration/test_migrate.c
+test_migrate_LIBS := fbt fbcommon
+test_config_SRCS := tests/integration/test_config.c
+test_config_LIBS := fbt fbcommon
