@@ -247,7 +247,7 @@ static int cmd_keygen(int argc, char **argv)
 		fbsig_key_pub(key, &pub);
 		sodium_bin2base64(b64, sizeof b64, pub.pk, sizeof pub.pk,
 		                  sodium_base64_VARIANT_ORIGINAL);
-		print_json(json_pack("{s:s, s:s, s:s++, s:s++, s:b}", "keyid", pub.keyid, "public",
+		print_json(json_pack("{s:s, s:s, s:s+, s:s+, s:b}", "keyid", pub.keyid, "public",
 		                     b64, "pub_file", out, ".pub", "key_file", out, ".key",
 		                     "encrypted", pass != NULL));
 	} else {
