@@ -644,7 +644,7 @@ static int cmd_verify(int argc, char **argv)
 	enum fbsig_type type = FBSIG_ROOT;
 	struct fb_err err = {""};
 	enum fb_rc rc = FB_OK;
-	json_t *info = json_object();
+	json_t *info = NULL;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'r': rpath = optarg; break;
@@ -669,6 +669,7 @@ static int cmd_verify(int argc, char **argv)
 	if (!rpath || optind != argc - 1)
 		return usage_err("verify", "--root and one DOC are required");
 	const char *dpath = argv[optind];
+	info = json_object();
 	if (!info)
 		return EXIT_FAIL;
 	rb = read_doc(rpath, FBSIG_MAX_DOC, &rl);
