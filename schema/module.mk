@@ -5,6 +5,12 @@ LIBS += fbschema
 fbschema_SRCS := schema/registry.c schema/parse.c schema/text.c schema/eval.c \
 	schema/preflight.c schema/rx.c
 
+UNIT_TESTS += test_schema test_schema_eval
+test_schema_SRCS := tests/unit/test_schema.c
+test_schema_LIBS := fbschema fbcommon
+test_schema_eval_SRCS := tests/unit/test_schema_eval.c
+test_schema_eval_LIBS := fbschema fbcommon
+
 # One replay binary per fuzz target tests/fuzz/fuzz_NAME.c: test_fuzz_replay_NAME
 # runs the target over tests/fuzz/corpus/NAME/ and tests/fuzz/crashes/NAME/
 # (make test); the name comes from argv[0].

@@ -264,7 +264,10 @@ static void child_run(int wfd, const struct cf_file *f, const struct evlist *l,
 	struct pf_msg m;
 	memset(&m, 0, sizeof m);
 	struct rlimit r;
-	r.rlim_cur = r.rlim_max = lim->cpu_seconds;
+	/* SIGXCPU at the soft limit (default action: terminate), SIGKILL a second later */
+	signal(SIGXCPU, SIG_DFL);
+	r.rlim_cur = lim->cpu_seconds;
+	r.rlim_max = (rlim_t)lim->cpu_seconds + 1;
 	setrlimit(RLIMIT_CPU, &r);
 #ifndef CF_ASAN
 	r.rlim_cur = r.rlim_max = lim->address_space;
@@ -428,6 +431,13 @@ enum fb_rc cf_preflight(const struct cf_registry *reg, const void *buf, size_t l
 		report->signal = SIGXCPU;
 		snprintf(report->reason, sizeof report->reason,
 		         "time-out: CPU limit of %u s exceeded (SIGXCPU)", lim.cpu_seconds);
+	} else if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) {
+		report->outcome = CF_PF_TIMEOUT;
+		report->signal = SIGKILL;
+		snprintf(report->reason, sizeof report->reason,
+		         "time-out: child killed by SIGKILL (CPU hard limit of %u s, or the "
+		         "out-of-memory killer)",
+		         lim.cpu_seconds + 1);
 	} else if (WIFSIGNALED(status)) {
 		report->outcome = CF_PF_CRASH;
 		report->signal = WTERMSIG(status);
