@@ -16,3 +16,10 @@ test_migrate_SRCS := tests/integration/test_migrate.c
 test_migrate_LIBS := fbt fbcommon
 test_config_SRCS := tests/integration/test_config.c
 test_config_LIBS := fbt fbcommon
+
+# The promotion gate is pure code; its unit tests (statistics, simulations).
+ifneq ($(wildcard tests/unit/test_gate.c),)
+UNIT_TESTS += test_gate
+test_gate_SRCS := tests/unit/test_gate.c server/gate.c
+test_gate_LIBS := fbcommon
+endif
