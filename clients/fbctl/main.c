@@ -241,7 +241,7 @@ static int cmd_preflight(struct opts *o)
 		fprintf(stderr, "fbctl: %s\n", rep.reason);
 		goto out;
 	}
-	printf("%s: %s: %s\n", o->argv[0], cf_preflight_outcome_str(rep.outcome), rep.reason);
+	printf("%s: %s\n", o->argv[0], rep.reason);
 	code = rep.outcome == CF_PF_OK ? EXIT_VALID : EXIT_INVALID;
 out:
 	cf_registry_free(reg);

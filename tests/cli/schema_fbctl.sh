@@ -1,0 +1,102 @@
+#!/bin/sh
+# CLI tests of fbctl's offline channel-file commands (validate, compile,
+# decompile, preflight, capabilities): exit codes and messages.
+# Run from the repository root with FB_BIN set to the binaries' directory.
+set -u
+FBCTL="${FB_BIN:-build/bin}/fbctl"
+D=tests/data/schema
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+pass=0
+fail=0
+
+# check NAME EXPECTED_EXIT NEEDLE -- command...: runs the command, compares
+# its exit status and looks for NEEDLE in its stdout+stderr ("" = any).
+check() {
+	name=$1 want=$2 needle=$3
+	shift 4
+	"$@" >"$T/out" 2>&1
+	got=$?
+	if [ "$got" -ne "$want" ]; then
+		echo "FAIL $name: exit $got, expected $want"
+		sed 's/^/    /' "$T/out" | head -5
+		fail=$((fail + 1))
+	elif [ -n "$needle" ] && ! grep -qF -- "$needle" "$T/out"; then
+		echo "FAIL $name: output lacks \"$needle\""
+		sed 's/^/    /' "$T/out" | head -5
+		fail=$((fail + 1))
+	else
+		echo "ok   $name"
+		pass=$((pass + 1))
+	fi
+}
+
+# ok NAME -- command...: the command must succeed (exit 0), output ignored.
+ok() {
+	check "$1" 0 "" -- "$@"
+}
+
+check help 0 "validate" -- "$FBCTL" --help
+check no-command 2 "usage: fbctl" -- "$FBCTL"
+check unknown-command 2 'unknown command "frobnicate"' -- "$FBCTL" frobnicate
+check validate-no-file-arg 2 "usage: fbctl validate" -- "$FBCTL" validate
+check validate-missing-file 2 "cannot read" -- "$FBCTL" validate "$T/nope.cf"
+
+# compile / validate / decompile round trip
+check compile-valid 0 "482 bytes, sha256" -- "$FBCTL" compile $D/valid/basic.json "$T/basic.cf"
+check validate-binary 0 "valid: channel 10, content version 1, 5 instances" -- \
+	"$FBCTL" validate "$T/basic.cf"
+check validate-text-form 0 "valid: channel 291" -- "$FBCTL" validate $D/valid/named_pipe_v2.json
+check validate-json-output 0 '"valid":true,"channel":10' -- "$FBCTL" validate --json "$T/basic.cf"
+check decompile 0 '"content_version": 1' -- "$FBCTL" decompile "$T/basic.cf"
+cp "$T/out" "$T/basic.json"
+check recompile 0 "" -- "$FBCTL" compile "$T/basic.json" "$T/basic2.cf"
+check round-trip-identical 0 "" -- cmp "$T/basic.cf" "$T/basic2.cf"
+
+# Channel File 291: 21 fields for a 20-field template
+check compile-cf291-refused 1 "expected 20, found 21" -- \
+	"$FBCTL" compile $D/invalid/cf291.json "$T/cf291.cf"
+check compile-cf291-no-output 1 "" -- test -e "$T/cf291.cf"
+check compile-unchecked 0 "(unchecked)" -- \
+	"$FBCTL" compile --unchecked $D/invalid/cf291.json "$T/cf291.cf"
+check validate-cf291 1 'instance 0 (id 291) at byte 50: field count: template 7 "named_pipe" v1 declares 20 fields, instance has 21 (expected 20, found 21)' -- \
+	"$FBCTL" validate "$T/cf291.cf"
+check validate-cf291-json 1 '"valid":false' -- "$FBCTL" validate --json "$T/cf291.cf"
+check validate-fewer-fields 1 "expected 20, found 19" -- \
+	"$FBCTL" validate $D/invalid/fewer_fields.json
+check validate-unknown-template 1 "unknown template id 99" -- \
+	"$FBCTL" validate $D/invalid/unknown_template.json
+check validate-bad-regex 1 "regex does not compile" -- "$FBCTL" validate $D/invalid/bad_regex.json
+check validate-text-syntax 1 "text form: line" -- sh -c "echo '{\"format\":' > $T/bad.json; $FBCTL validate $T/bad.json"
+
+# corrupted binaries
+cp "$T/basic.cf" "$T/sum.cf"
+printf '\377' | dd of="$T/sum.cf" bs=1 seek=100 conv=notrunc 2>/dev/null
+check validate-bad-checksum 1 "byte 8: checksum: expected" -- "$FBCTL" validate "$T/sum.cf"
+check decompile-bad-checksum 1 "checksum" -- "$FBCTL" decompile "$T/sum.cf"
+cp "$T/basic.cf" "$T/magic.cf"
+printf 'XXXX' | dd of="$T/magic.cf" bs=1 seek=0 conv=notrunc 2>/dev/null
+check validate-bad-magic 1 "byte 0: bad magic" -- "$FBCTL" validate "$T/magic.cf"
+cp "$T/basic.cf" "$T/trail.cf"
+printf '\000' >>"$T/trail.cf"
+check validate-extra-byte 1 "header says 482 bytes, file has 483" -- "$FBCTL" validate "$T/trail.cf"
+head -c 2097152 /dev/zero >"$T/big.cf"
+check validate-oversize 1 "over the cap of 1048576 bytes" -- "$FBCTL" validate "$T/big.cf"
+check validate-empty-file 1 "shorter than the 40-byte header" -- "$FBCTL" validate /dev/null
+
+# registry selection
+mkdir "$T/notemplates"
+check templates-empty-dir 1 "unknown template id 1" -- \
+	"$FBCTL" validate --templates "$T/notemplates" "$T/basic.cf"
+check templates-missing-dir 2 "templates" -- \
+	"$FBCTL" --templates "$T/nope" validate "$T/basic.cf"
+check templates-env 1 "unknown template id 1" -- \
+	env FB_TEMPLATES="$T/notemplates" "$FBCTL" validate "$T/basic.cf"
+check capabilities 0 '{"id":7,"version":1},{"id":7,"version":2}' -- "$FBCTL" capabilities
+
+# preflight
+check preflight-ok 0 "ok: " -- "$FBCTL" preflight "$T/basic.cf"
+check preflight-invalid 1 "cf291.cf: invalid: instance 0 (id 291)" -- "$FBCTL" preflight "$T/cf291.cf"
+
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
