@@ -73,7 +73,8 @@ enum fb_rc sigi_env_from_json(json_t *obj, enum fbsig_type type, struct sigi_env
 				           ctx, id, got, FBSIG_SIG_LEN,
 				           got < FBSIG_SIG_LEN ? "truncated" : "oversized");
 			else
-				fb_err_set(err, "%s (key %s): 'sig' is not valid base64", ctx, id);
+				fb_err_set(err, "%s (key %s): 'sig' is empty or not valid base64",
+				           ctx, id);
 			return FB_ESIG;
 		}
 		memcpy(s->keyid, id, sizeof s->keyid);

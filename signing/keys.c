@@ -330,15 +330,17 @@ static enum fb_rc parse_keyfile(const char *path, const char *buf, size_t len, c
 
 enum fb_rc fbsig_pub_load(const char *path, struct fbsig_pub *out, struct fb_err *err)
 {
+	unsigned char pk[FBSIG_PUBLIC_LEN];
 	char *buf = NULL;
 	size_t len = 0;
 	json_t *v = NULL;
 	enum fb_rc rc = read_keyfile(path, 0, &buf, &len, err);
 	if (rc)
 		goto out;
-	rc = parse_keyfile(path, buf, len, PUB_TYPE, &v, out->pk, err);
+	rc = parse_keyfile(path, buf, len, PUB_TYPE, &v, pk, err);
 	if (rc)
 		goto out;
+	memcpy(out->pk, pk, sizeof pk);
 	fbsig_keyid(out->pk, out->keyid);
 out:
 	json_decref(v);
@@ -365,12 +367,27 @@ enum fb_rc fbsig_key_file_encrypted(const char *path, int *encrypted, struct fb_
 	return rc;
 }
 
+/* Decode base64 field name of v into exactly n bytes at out. */
+static enum fb_rc b64_field(const json_t *v, const char *path, const char *name, unsigned char *out,
+                            size_t n, struct fb_err *err)
+{
+	const char *s = NULL;
+	size_t got = 0;
+	enum fb_rc rc = sigi_get_str(v, path, name, 128, &s, err);
+	if (rc)
+		return rc;
+	if (sigi_b64_decode(s, out, n, &got) != FB_OK) {
+		fb_err_set(err, "%s: '%s' is not base64 of %zu bytes", path, name, n);
+		return FB_EINVAL;
+	}
+	return FB_OK;
+}
+
 /* Decrypt (or decode) the seed of a parsed .key file into seed. */
 static enum fb_rc key_seed(const char *path, const json_t *v, const char *passphrase,
                            unsigned char seed[FBSIG_SEED_LEN], struct fb_err *err)
 {
-	const char *kdf = NULL, *s = NULL;
-	size_t got = 0;
+	const char *kdf = NULL;
 	enum fb_rc rc = sigi_get_str(v, path, "kdf", 32, &kdf, err);
 	if (rc)
 		return rc;
@@ -378,12 +395,7 @@ static enum fb_rc key_seed(const char *path, const json_t *v, const char *passph
 		static const char *const plain[] = {"type", "keyid", "public", "kdf", "seed", NULL};
 		rc = sigi_only_keys(v, path, plain, err);
 		if (rc == FB_OK)
-			rc = sigi_get_str(v, path, "seed", 64, &s, err);
-		if (rc == FB_OK && sigi_b64_decode(s, seed, FBSIG_SEED_LEN, &got) != FB_OK) {
-			fb_err_set(err, "%s: 'seed' is not base64 of %d bytes", path,
-			           FBSIG_SEED_LEN);
-			rc = FB_EINVAL;
-		}
+			rc = b64_field(v, path, "seed", seed, FBSIG_SEED_LEN, err);
 		return rc;
 	}
 	if (strcmp(kdf, "argon2id13") != 0) {
@@ -408,17 +420,11 @@ static enum fb_rc key_seed(const char *path, const json_t *v, const char *passph
 		rc = sigi_get_int(v, path, "memlimit", crypto_pwhash_MEMLIMIT_MIN,
 		                  (int64_t)KDF_MAX_MEM, &mem, err);
 	if (rc == FB_OK)
-		rc = sigi_get_str(v, path, "salt", 64, &s, err);
-	if (rc == FB_OK && sigi_b64_decode(s, salt, sizeof salt, &got) != FB_OK)
-		rc = FB_EINVAL, fb_err_set(err, "%s: malformed 'salt'", path);
+		rc = b64_field(v, path, "salt", salt, sizeof salt, err);
 	if (rc == FB_OK)
-		rc = sigi_get_str(v, path, "nonce", 64, &s, err);
-	if (rc == FB_OK && sigi_b64_decode(s, nonce, sizeof nonce, &got) != FB_OK)
-		rc = FB_EINVAL, fb_err_set(err, "%s: malformed 'nonce'", path);
+		rc = b64_field(v, path, "nonce", nonce, sizeof nonce, err);
 	if (rc == FB_OK)
-		rc = sigi_get_str(v, path, "box", 128, &s, err);
-	if (rc == FB_OK && sigi_b64_decode(s, box, sizeof box, &got) != FB_OK)
-		rc = FB_EINVAL, fb_err_set(err, "%s: malformed 'box'", path);
+		rc = b64_field(v, path, "box", box, sizeof box, err);
 	if (rc)
 		return rc;
 	dk = sodium_malloc(crypto_secretbox_KEYBYTES);

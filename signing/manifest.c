@@ -197,8 +197,10 @@ static enum fb_rc channel_key(const char *k, uint32_t *out, struct fb_err *err)
 {
 	int64_t v = 0;
 	size_t n = strlen(k);
-	if (n == 0 || n > 10 || (n > 1 && k[0] == '0') || fb_parse_i64(k, 0, UINT32_MAX, &v) ||
-	    k[0] == '+' || k[0] == '-' || k[0] == ' ') {
+	int digits = n > 0 && n <= 10 && !(n > 1 && k[0] == '0');
+	for (size_t i = 0; digits && i < n; i++)
+		digits = k[i] >= '0' && k[i] <= '9';
+	if (!digits || fb_parse_i64(k, 0, UINT32_MAX, &v) != FB_OK) {
 		fb_err_set(err, "assignment: channel key \"%.20s\" is not a decimal channel id", k);
 		return FB_EINVAL;
 	}
