@@ -177,10 +177,11 @@ enum cf_pf_fault {
 };
 
 struct cf_preflight_limits {
-	int64_t wall_ms;        /* parent kills the child after this (<= 0: 10000) */
-	uint32_t cpu_seconds;   /* RLIMIT_CPU of the child (0: 5) */
-	uint64_t address_space; /* RLIMIT_AS bytes of the child (0: 1 GiB; ignored under ASan) */
-	int64_t step_budget;    /* per event, as cf_content_eval (<= 0: CF_DEFAULT_BUDGET) */
+	int64_t wall_ms;             /* parent kills the child after this (<= 0: 10000) */
+	uint32_t cpu_seconds;        /* RLIMIT_CPU of the child (0: 5) */
+	uint64_t address_space;      /* RLIMIT_AS of the child above the caller's current size
+	                                (0: 1 GiB; not applied under ASan) */
+	int64_t step_budget;         /* per event, as cf_content_eval (<= 0: CF_DEFAULT_BUDGET) */
 	enum cf_pf_fault test_fault; /* TEST ONLY: zero in production */
 };
 

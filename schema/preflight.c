@@ -228,7 +228,9 @@ static enum fb_rc generate_events(const struct cf_file *f, struct evlist *l, str
 			const struct cf_field_def *fd = &in->tpl->fields[j];
 			if (fd->role != CF_ROLE_MATCH || in->v[j].type == CF_T_ABSENT)
 				continue;
-			json_t *s = value_sample(&in->v[j]);
+			json_t *s = json_object_size(obj) < CF_EVENT_MAX_ATTRS
+			                    ? value_sample(&in->v[j])
+			                    : NULL;
 			if (s) /* NULL: not representable (bytes that are not UTF-8) */
 				json_object_set_new(obj, fd->attr, s);
 			if (json_object_size(stress) < CF_EVENT_MAX_ATTRS &&
@@ -256,6 +258,27 @@ struct pf_msg {
 	uint64_t events, matches;
 	char reason[400];
 };
+
+/* Bytes of address space the calling process maps now (/proc/self/statm),
+ * 0 if unknown. Read in the parent: the child's limit is this plus
+ * limits->address_space, so a parent with many thread stacks mapped does not
+ * leave the child without room to grow its own stack. */
+static uint64_t current_vm_bytes(void)
+{
+	unsigned char *text = NULL;
+	size_t len = 0;
+	int64_t pages = 0;
+	if (fb_file_read("/proc/self/statm", 4096, &text, &len) != FB_OK)
+		return 0;
+	char *sp = strchr((char *)text, ' ');
+	if (sp)
+		*sp = '\0';
+	if (fb_parse_i64((char *)text, 0, INT64_MAX / 65536, &pages) != FB_OK)
+		pages = 0;
+	free(text);
+	long ps = sysconf(_SC_PAGESIZE);
+	return (uint64_t)pages * (uint64_t)(ps > 0 ? ps : 4096);
+}
 
 /* Runs in the forked child: no allocation, no locks; ends with _exit(). */
 static void child_run(int wfd, const struct cf_file *f, const struct evlist *l,
@@ -330,6 +353,7 @@ enum fb_rc cf_preflight(const struct cf_registry *reg, const void *buf, size_t l
 		lim.cpu_seconds = 5;
 	if (!lim.address_space)
 		lim.address_space = 1ull << 30;
+	lim.address_space += current_vm_bytes();
 
 	if ((rc = cf_parse(reg, buf, len, &f, &err))) {
 		report->outcome = CF_PF_INVALID;
