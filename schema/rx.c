@@ -304,8 +304,8 @@ static enum fb_rc leaf_byte(struct rx_parser *ps, unsigned c, int *out)
 	return FB_OK;
 }
 
-/* Leaf for the byte set *src (case-folded under RX_ICASE unless negated
- * afterwards by the caller, which folds before negating). */
+/* Leaf for the byte set *src, taken as is: the caller has applied RX_ICASE
+ * folding (before any negation) where it matters. */
 static enum fb_rc leaf_set(struct rx_parser *ps, const struct rx_set *src, int *out)
 {
 	enum fb_rc rc;
@@ -732,13 +732,19 @@ static enum fb_rc parse_alt(struct rx_parser *ps, int *out)
 
 struct rx_gen {
 	const struct rx_node *nodes;
-	struct rx_inst *prog;
+	struct rx_inst *prog; /* cap instructions */
+	size_t cap;
 	size_t pc;
+	int overflow; /* set if the sizes computed by the parser were wrong */
 };
 
 static void gen_inst(struct rx_gen *g, enum rx_op op, unsigned byte, size_t x, size_t y)
 {
-	assert(g->pc < RX_MAX_STATES);
+	if (g->pc >= g->cap) { /* never writes past the program */
+		g->overflow = 1;
+		g->pc++;
+		return;
+	}
 	g->prog[g->pc].op = (uint8_t)op;
 	g->prog[g->pc].byte = (uint8_t)byte;
 	g->prog[g->pc].x = (uint16_t)x;
@@ -905,9 +911,16 @@ enum fb_rc rx_compile(const char *pat, size_t len, unsigned flags, struct rx **o
 		memcpy(re->sets, ps.sets, ps.nsets * sizeof(re->sets[0]));
 	g.nodes = ps.nodes;
 	g.prog = re->prog;
+	g.cap = re->n;
 	g.pc = 0;
+	g.overflow = 0;
 	gen_node(&g, root);
 	gen_inst(&g, RX_OP_MATCH, 0, 0, 0);
+	if (g.overflow || g.pc != re->n) {
+		fb_err_set(err, "regex: internal error (program size) at offset 0");
+		rc = FB_EINTERNAL;
+		goto out;
+	}
 	re->anchored = node_anchored(ps.nodes, root);
 	*out = re;
 	re = NULL;
