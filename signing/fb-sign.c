@@ -694,11 +694,23 @@ static int cmd_verify(int argc, char **argv)
 		/* The successor of the trusted root, or the trusted root itself. */
 		rc = fbsig_root_update(root, db, dl, now, &next, &err);
 		if (rc == FB_EROLLBACK) {
+			/* Not a successor: valid only if it is the trusted root
+			 * itself (same signed content, self-signed, unexpired). */
 			struct fbsig_root *self = NULL;
 			struct fb_err e2 = {""};
-			if (fbsig_root_load_trusted(db, dl, now, 0, &self, &e2) == FB_OK &&
+			enum fb_rc r2 = fbsig_root_load_trusted(db, dl, now, FBSIG_ALLOW_EXPIRED,
+			                                        &self, &e2);
+			if (r2 == FB_OK &&
 			    json_equal(fbsig_root_signed(self), fbsig_root_signed(root))) {
 				rc = FB_OK;
+				if (now >= fbsig_root_expires(self)) {
+					fb_err_set(&err,
+					           "root version %lld expired at %lld (now %lld)",
+					           (long long)fbsig_root_version(self),
+					           (long long)fbsig_root_expires(self),
+					           (long long)now);
+					rc = FB_EEXPIRED;
+				}
 				next = self;
 			} else {
 				fbsig_root_free(self);

@@ -74,6 +74,7 @@ run "root below its own threshold" 1 "1 of 2 required distinct root-key" \
 	$S verify --root root.json root.json
 run "sign root (2 of 2)" 0 "" $S sign --key root2.key --type root root.json
 run "root verifies" 0 "valid: root" $S verify --root root.json root.json
+run "root expired" 1 "root version 1 expired" $S verify --root root.json root.json --now 4000000000
 
 # --- manifest --------------------------------------------------------------
 printf 'channel file 291, version 7\n' >cf291.bin
