@@ -100,7 +100,7 @@ static size_t sat_mul(size_t a, size_t b)
 
 /* Fails with FB_ETOOBIG (blaming offset at) when size plus the final match
  * instruction would exceed RX_MAX_STATES. */
-static enum fb_rc check_size(struct rx_parser *ps, size_t size, size_t at)
+static FB_MUSTCHECK enum fb_rc check_size(struct rx_parser *ps, size_t size, size_t at)
 {
 	if (size + 1 > RX_MAX_STATES) {
 		fb_err_set(ps->err, "regex: program over %d instructions at offset %zu",
@@ -111,7 +111,7 @@ static enum fb_rc check_size(struct rx_parser *ps, size_t size, size_t at)
 }
 
 /* New node of the given kind; *out its index. */
-static enum fb_rc node_new(struct rx_parser *ps, enum rx_node_kind kind, int *out)
+static FB_MUSTCHECK enum fb_rc node_new(struct rx_parser *ps, enum rx_node_kind kind, int *out)
 {
 	struct rx_node *nd;
 
@@ -138,7 +138,7 @@ static enum fb_rc node_new(struct rx_parser *ps, enum rx_node_kind kind, int *ou
 }
 
 /* New empty byte set; *out its index. */
-static enum fb_rc set_new(struct rx_parser *ps, int *out)
+static FB_MUSTCHECK enum fb_rc set_new(struct rx_parser *ps, int *out)
 {
 	if (ps->nsets >= ps->capsets) {
 		fb_err_set(ps->err, "regex: internal class limit at offset %zu", ps->pos);
@@ -205,7 +205,7 @@ struct rx_esc {
 };
 
 /* Parse the escape whose backslash is at ps->pos; advance past it. */
-static enum fb_rc parse_escape(struct rx_parser *ps, struct rx_esc *e)
+static FB_MUSTCHECK enum fb_rc parse_escape(struct rx_parser *ps, struct rx_esc *e)
 {
 	size_t at = ps->pos;
 	unsigned c;
@@ -279,7 +279,7 @@ static enum fb_rc parse_escape(struct rx_parser *ps, struct rx_esc *e)
 }
 
 /* Leaf for the byte c (a two-case set when RX_ICASE and c is a letter). */
-static enum fb_rc leaf_byte(struct rx_parser *ps, unsigned c, int *out)
+static FB_MUSTCHECK enum fb_rc leaf_byte(struct rx_parser *ps, unsigned c, int *out)
 {
 	enum fb_rc rc;
 	int id, s;
@@ -306,7 +306,7 @@ static enum fb_rc leaf_byte(struct rx_parser *ps, unsigned c, int *out)
 
 /* Leaf for the byte set *src, taken as is: the caller has applied RX_ICASE
  * folding (before any negation) where it matters. */
-static enum fb_rc leaf_set(struct rx_parser *ps, const struct rx_set *src, int *out)
+static FB_MUSTCHECK enum fb_rc leaf_set(struct rx_parser *ps, const struct rx_set *src, int *out)
 {
 	enum fb_rc rc;
 	int id, s;
@@ -324,7 +324,7 @@ static enum fb_rc leaf_set(struct rx_parser *ps, const struct rx_set *src, int *
 }
 
 /* Parse a bracket class whose '[' is at ps->pos. */
-static enum fb_rc parse_class(struct rx_parser *ps, int *out)
+static FB_MUSTCHECK enum fb_rc parse_class(struct rx_parser *ps, int *out)
 {
 	size_t open = ps->pos;
 	struct rx_set set;
@@ -431,7 +431,7 @@ static enum fb_rc parse_class(struct rx_parser *ps, int *out)
 
 /* Parse a decimal count at ps->pos (at least one digit). Values past
  * RX_MAX_REPEAT are refused with FB_ETOOBIG. */
-static enum fb_rc parse_count(struct rx_parser *ps, size_t open, int *out)
+static FB_MUSTCHECK enum fb_rc parse_count(struct rx_parser *ps, size_t open, int *out)
 {
 	size_t at = ps->pos;
 	long v = 0;
@@ -458,7 +458,7 @@ static enum fb_rc parse_count(struct rx_parser *ps, size_t open, int *out)
 }
 
 /* Parse {m}, {m,} or {m,n} whose '{' is at ps->pos. */
-static enum fb_rc parse_braces(struct rx_parser *ps, int *min, int *max)
+static FB_MUSTCHECK enum fb_rc parse_braces(struct rx_parser *ps, int *min, int *max)
 {
 	size_t open = ps->pos;
 	enum fb_rc rc;
@@ -498,10 +498,10 @@ static int is_quant(unsigned c)
 	return c == '*' || c == '+' || c == '?' || c == '{';
 }
 
-static enum fb_rc parse_alt(struct rx_parser *ps, int *out);
+static FB_MUSTCHECK enum fb_rc parse_alt(struct rx_parser *ps, int *out);
 
 /* Parse one atom at ps->pos (the caller guarantees one is there). */
-static enum fb_rc parse_atom(struct rx_parser *ps, int *out)
+static FB_MUSTCHECK enum fb_rc parse_atom(struct rx_parser *ps, int *out)
 {
 	size_t at = ps->pos;
 	unsigned c = ps->p[at];
@@ -568,7 +568,7 @@ static enum fb_rc parse_atom(struct rx_parser *ps, int *out)
 }
 
 /* Parse an atom and at most one quantifier after it. */
-static enum fb_rc parse_repeat(struct rx_parser *ps, int *out)
+static FB_MUSTCHECK enum fb_rc parse_repeat(struct rx_parser *ps, int *out)
 {
 	enum fb_rc rc;
 	int atom, id, min, max;
@@ -633,7 +633,7 @@ static enum fb_rc parse_repeat(struct rx_parser *ps, int *out)
 /* Parse a concatenation up to '|', ')' or the end. Zero-size pieces are
  * dropped; *out is RX_N_EMPTY when nothing is left. *count is the number of
  * pieces written (0 for an empty branch). */
-static enum fb_rc parse_concat(struct rx_parser *ps, int *out, int *count)
+static FB_MUSTCHECK enum fb_rc parse_concat(struct rx_parser *ps, int *out, int *count)
 {
 	int first = -1, last = -1, n = 0, pieces = 0, id, piece;
 	size_t size = 0;
@@ -681,7 +681,7 @@ static enum fb_rc parse_concat(struct rx_parser *ps, int *out, int *count)
 
 /* Parse alternatives separated by '|' up to ')' or the end. Empty
  * alternatives are refused. */
-static enum fb_rc parse_alt(struct rx_parser *ps, int *out)
+static FB_MUSTCHECK enum fb_rc parse_alt(struct rx_parser *ps, int *out)
 {
 	int first = -1, last = -1, n = 0, id, br, count;
 	size_t size = 0;
