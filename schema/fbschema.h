@@ -107,17 +107,22 @@ json_t *cf_file_templates_json(const struct cf_file *f);
 
 /* Encode the JSON text form text[0..len) into the binary form. This is a
  * structural encoder: it checks JSON shapes and encodable values but not the
- * template registry, so it can produce files that cf_parse() rejects (the
- * test corpus relies on this); validate the result with cf_parse(). On
- * success *out (caller frees with free()) and *out_len are set. */
-enum fb_rc cf_compile_json(const char *text, size_t len, unsigned char **out, size_t *out_len,
-                           struct fb_err *err) FB_MUSTCHECK;
+ * template rules, so it can produce files that cf_parse() rejects (the test
+ * corpus relies on this); validate the result with cf_parse(). reg may be
+ * NULL; when given, the optional "template_name" and field "name"
+ * annotations are checked against the template (a field named for another
+ * position, or beyond the template's field count, is refused). On success
+ * *out (caller frees with free()) and *out_len are set. */
+enum fb_rc cf_compile_json(const struct cf_registry *reg, const char *text, size_t len,
+                           unsigned char **out, size_t *out_len, struct fb_err *err) FB_MUSTCHECK;
 
 /* Decode a binary file into its JSON text form (NUL-terminated, indented,
  * caller frees with free()). Structural decoding only (header, lengths,
- * checksum, field encodings); no registry needed. Compiling the result gives
- * back the same bytes. */
-enum fb_rc cf_decompile_json(const void *buf, size_t len, char **out,
+ * checksum, field encodings). reg may be NULL; when given, instances of
+ * known templates are annotated with "template_name" and field "name"s
+ * (absent fields then appear as {"name": ..., "absent": true}). Compiling
+ * the result gives back the same bytes. */
+enum fb_rc cf_decompile_json(const struct cf_registry *reg, const void *buf, size_t len, char **out,
                              struct fb_err *err) FB_MUSTCHECK;
 
 /* ---- events and the interpreter ------------------------------------------- */

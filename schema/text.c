@@ -92,11 +92,43 @@ static enum fb_rc int_member(const json_t *o, const char *key, int64_t min, int6
 	return FB_OK;
 }
 
-/* Encode one field value (JSON null or a one-type object). */
-static enum fb_rc compile_field(const json_t *fv, struct fb_buf *b, struct fb_err *err)
+/* Check a field's optional "name" annotation against the template field fd
+ * (NULL: no template known, or the instance has more fields than it). */
+static enum fb_rc check_name(const json_t *fv, const struct cf_template *tpl, size_t k,
+                             struct fb_err *err)
 {
-	static const char *const keys[] = {"int",    "string", "bytes", "regex", "cidr",
-	                                   "sha256", "flags",  "hex",   NULL};
+	json_t *name = json_object_get(fv, "name");
+	if (!name)
+		return FB_OK;
+	if (!json_is_string(name)) {
+		fb_err_set(err, "\"name\": expected a string");
+		return FB_EINVAL;
+	}
+	if (!tpl)
+		return FB_OK;
+	if (k >= tpl->nfields) {
+		fb_err_set(err,
+		           "named \"%.64s\", but template %u \"%s\" v%u declares only %u fields",
+		           json_string_value(name), tpl->id, tpl->name, tpl->version, tpl->nfields);
+		return FB_EINVAL;
+	}
+	if (strcmp(json_string_value(name), tpl->fields[k].name) != 0) {
+		fb_err_set(err,
+		           "named \"%.64s\", but field %zu of template %u \"%s\" v%u is \"%s\"",
+		           json_string_value(name), k, tpl->id, tpl->name, tpl->version,
+		           tpl->fields[k].name);
+		return FB_EINVAL;
+	}
+	return FB_OK;
+}
+
+/* Encode field k (JSON null or a one-type object) of an instance of tpl
+ * (NULL when unknown or no registry). */
+static enum fb_rc compile_field(const json_t *fv, const struct cf_template *tpl, size_t k,
+                                struct fb_buf *b, struct fb_err *err)
+{
+	static const char *const keys[] = {"int",   "string", "bytes", "regex",  "cidr", "sha256",
+	                                   "flags", "hex",    "name",  "absent", NULL};
 	enum fb_rc rc;
 	const char *bad = NULL;
 	if (json_is_null(fv))
@@ -105,6 +137,18 @@ static enum fb_rc compile_field(const json_t *fv, struct fb_buf *b, struct fb_er
 		fb_err_set(err, bad ? "unknown key \"%s\"" : "expected null or an object%s",
 		           bad ? bad : "");
 		return FB_EINVAL;
+	}
+	if ((rc = check_name(fv, tpl, k, err)))
+		return rc;
+	json_t *absent = json_object_get(fv, "absent");
+	if (absent) {
+		if (!json_is_true(absent) ||
+		    json_object_size(fv) != 1 + !!json_object_get(fv, "name")) {
+			fb_err_set(err,
+			           "\"absent\": must be true and the only key besides \"name\"");
+			return FB_EINVAL;
+		}
+		return put(b, "\0\0", 2, err);
 	}
 	int tag = -1;
 	const char *tname = NULL;
@@ -206,9 +250,11 @@ static enum fb_rc compile_field(const json_t *fv, struct fb_buf *b, struct fb_er
 	return FB_EINTERNAL;
 }
 
-static enum fb_rc compile_instance(const json_t *in, struct fb_buf *b, struct fb_err *err)
+static enum fb_rc compile_instance(const json_t *in, const struct cf_registry *reg,
+                                   struct fb_buf *b, struct fb_err *err)
 {
-	static const char *const keys[] = {"id", "template", "template_version", "fields", NULL};
+	static const char *const keys[] = {"id",     "template",      "template_version",
+	                                   "fields", "template_name", NULL};
 	enum fb_rc rc;
 	const char *bad = NULL;
 	int64_t id, tid, tver;
@@ -221,6 +267,17 @@ static enum fb_rc compile_instance(const json_t *in, struct fb_buf *b, struct fb
 	    (rc = int_member(in, "template", 0, UINT32_MAX, &tid, err)) ||
 	    (rc = int_member(in, "template_version", 0, UINT16_MAX, &tver, err)))
 		return rc;
+	const struct cf_template *tpl = cf_registry_find(reg, (uint32_t)tid, (uint16_t)tver);
+	json_t *tname = json_object_get(in, "template_name");
+	if (tname && !json_is_string(tname)) {
+		fb_err_set(err, "\"template_name\": expected a string");
+		return FB_EINVAL;
+	}
+	if (tname && tpl && strcmp(json_string_value(tname), tpl->name) != 0) {
+		fb_err_set(err, "\"template_name\" is \"%.64s\", but template %u v%u is \"%s\"",
+		           json_string_value(tname), tpl->id, tpl->version, tpl->name);
+		return FB_EINVAL;
+	}
 	json_t *fields = json_object_get(in, "fields");
 	if (!json_is_array(fields) || json_array_size(fields) > UINT16_MAX) {
 		fb_err_set(err, "\"fields\": expected an array of at most %u values", UINT16_MAX);
@@ -236,7 +293,7 @@ static enum fb_rc compile_instance(const json_t *in, struct fb_buf *b, struct fb
 	if ((rc = put(b, h, sizeof h, err)))
 		return rc;
 	for (size_t k = 0; k < json_array_size(fields); k++) {
-		if ((rc = compile_field(json_array_get(fields, k), b, err))) {
+		if ((rc = compile_field(json_array_get(fields, k), tpl, k, b, err))) {
 			fb_err_prefix(err, "field %zu", k);
 			return rc;
 		}
@@ -245,8 +302,8 @@ static enum fb_rc compile_instance(const json_t *in, struct fb_buf *b, struct fb
 	return FB_OK;
 }
 
-enum fb_rc cf_compile_json(const char *text, size_t len, unsigned char **out, size_t *out_len,
-                           struct fb_err *err)
+enum fb_rc cf_compile_json(const struct cf_registry *reg, const char *text, size_t len,
+                           unsigned char **out, size_t *out_len, struct fb_err *err)
 {
 	static const char *const keys[] = {"format", "channel", "content_version", "instances",
 	                                   NULL};
@@ -296,7 +353,7 @@ enum fb_rc cf_compile_json(const char *text, size_t len, unsigned char **out, si
 	if ((rc = put(&b, h, sizeof h, err)))
 		goto out;
 	for (size_t k = 0; k < json_array_size(insts); k++) {
-		if ((rc = compile_instance(json_array_get(insts, k), &b, err))) {
+		if ((rc = compile_instance(json_array_get(insts, k), reg, &b, err))) {
 			fb_err_prefix(err, "instance %zu", k);
 			goto out;
 		}
@@ -373,9 +430,10 @@ static json_t *hex_string(const unsigned char *p, size_t n)
 		}                                                                                  \
 	} while (0)
 
-/* Decode the field at *off (< end) into a new JSON value in *jv. */
-static enum fb_rc decompile_field(const unsigned char *b, size_t *off, size_t end, json_t **jv,
-                                  struct fb_err *err)
+/* Decode the field at *off (< end) into a new JSON value in *jv; fname, when
+ * not NULL, is written as its "name" annotation. */
+static enum fb_rc decompile_field(const unsigned char *b, size_t *off, size_t end,
+                                  const char *fname, json_t **jv, struct fb_err *err)
 {
 	enum fb_rc rc = FB_OK;
 	json_t *o = NULL;
@@ -385,12 +443,12 @@ static enum fb_rc decompile_field(const unsigned char *b, size_t *off, size_t en
 	unsigned tag = b[p], flags = b[p + 1];
 	p += 2;
 	if (tag == CF_T_ABSENT && flags == 0) {
-		*jv = json_null();
+		*jv = fname ? json_pack("{s:s,s:b}", "name", fname, "absent", 1) : json_null();
 		*off = p;
-		return FB_OK;
+		return *jv ? FB_OK : FB_ENOMEM;
 	}
 	NEED(tag >= CF_T_INT && tag <= CF_T_SHA256, "byte %zu: unknown type tag %u", *off, tag);
-	o = json_object();
+	o = fname ? json_pack("{s:s}", "name", fname) : json_object();
 	if (!o)
 		return FB_ENOMEM;
 	if (flags && json_object_set_new(o, "flags", json_integer(flags))) {
@@ -458,7 +516,8 @@ out:
 	return rc;
 }
 
-enum fb_rc cf_decompile_json(const void *buf, size_t len, char **out, struct fb_err *err)
+enum fb_rc cf_decompile_json(const struct cf_registry *reg, const void *buf, size_t len, char **out,
+                             struct fb_err *err)
 {
 	enum fb_rc rc = FB_OK;
 	const unsigned char *b = buf;
@@ -502,9 +561,16 @@ enum fb_rc cf_decompile_json(const void *buf, size_t len, char **out, struct fb_
 			rc = FB_ENOMEM;
 			goto out;
 		}
+		const struct cf_template *tpl =
+		        cf_registry_find(reg, cf_get32(b + off + 4), cf_get16(b + off + 8));
+		if (tpl && json_object_set_new(inst, "template_name", json_string(tpl->name))) {
+			rc = FB_ENOMEM;
+			goto out;
+		}
 		size_t p = off + CF_INST_HDR_LEN, end = off + ilen;
 		for (uint16_t j = 0; j < nf; j++) {
-			if ((rc = decompile_field(b, &p, end, &fv, err))) {
+			const char *fname = tpl && j < tpl->nfields ? tpl->fields[j].name : NULL;
+			if ((rc = decompile_field(b, &p, end, fname, &fv, err))) {
 				fb_err_prefix(err, "instance %u field %u", k, j);
 				goto out;
 			}

@@ -47,8 +47,8 @@ static int load_registry(const struct opts *o, struct cf_registry **reg)
 
 /* Read a channel file: binary as is, or the JSON text form (first
  * non-blank byte '{') compiled. *bin is the binary (caller frees). */
-static int read_input(const char *path, unsigned char **bin, size_t *len, struct fb_err *err,
-                      int *is_invalid)
+static int read_input(const struct cf_registry *reg, const char *path, unsigned char **bin,
+                      size_t *len, struct fb_err *err, int *is_invalid)
 {
 	unsigned char *raw = NULL;
 	size_t n = 0;
@@ -63,7 +63,7 @@ static int read_input(const char *path, unsigned char **bin, size_t *len, struct
 	while (k < n && (raw[k] == ' ' || raw[k] == '\n' || raw[k] == '\t' || raw[k] == '\r'))
 		k++;
 	if (k < n && raw[k] == '{') {
-		rc = cf_compile_json((char *)raw, n, bin, len, err);
+		rc = cf_compile_json(reg, (char *)raw, n, bin, len, err);
 		free(raw);
 		if (rc) {
 			fb_err_prefix(err, "text form");
@@ -100,7 +100,7 @@ static int cmd_validate(struct opts *o)
 	const char *path = o->argv[0];
 	if (load_registry(o, &reg))
 		goto out;
-	if (read_input(path, &bin, &len, &err, &invalid) == 0) {
+	if (read_input(reg, path, &bin, &len, &err, &invalid) == 0) {
 		enum fb_rc rc = cf_parse(reg, bin, len, &f, &err);
 		invalid = rc != FB_OK;
 	} else if (!invalid) {
@@ -161,7 +161,7 @@ static int cmd_compile(struct opts *o)
 	if (!o->unchecked && load_registry(o, &reg))
 		goto out;
 	code = EXIT_INVALID;
-	if ((rc = cf_compile_json((char *)raw, n, &bin, &len, &err))) {
+	if ((rc = cf_compile_json(reg, (char *)raw, n, &bin, &len, &err))) {
 		printf("%s: invalid: %s\n", o->argv[0], err.msg);
 		goto out;
 	}
@@ -189,6 +189,7 @@ out:
 
 static int cmd_decompile(struct opts *o)
 {
+	struct cf_registry *reg = NULL;
 	unsigned char *bin = NULL;
 	size_t len = 0;
 	char *text = NULL;
@@ -204,7 +205,9 @@ static int cmd_decompile(struct opts *o)
 		code = rc == FB_ETOOBIG ? EXIT_INVALID : EXIT_USAGE;
 		goto out;
 	}
-	if ((rc = cf_decompile_json(bin, len, &text, &err))) {
+	if (load_registry(o, &reg))
+		fprintf(stderr, "fbctl: decompiling without field names\n");
+	if ((rc = cf_decompile_json(reg, bin, len, &text, &err))) {
 		fprintf(stderr, "%s: cannot decompile: %s\n", o->argv[0], err.msg);
 		code = EXIT_INVALID;
 		goto out;
@@ -212,6 +215,7 @@ static int cmd_decompile(struct opts *o)
 	printf("%s\n", text);
 	code = EXIT_VALID;
 out:
+	cf_registry_free(reg);
 	free(bin);
 	free(text);
 	return code;
@@ -231,7 +235,7 @@ static int cmd_preflight(struct opts *o)
 	}
 	if (load_registry(o, &reg))
 		goto out;
-	if (read_input(o->argv[0], &bin, &len, &err, &invalid)) {
+	if (read_input(reg, o->argv[0], &bin, &len, &err, &invalid)) {
 		printf("%s: %s: %s\n", o->argv[0], invalid ? "invalid" : "error", err.msg);
 		code = invalid ? EXIT_INVALID : EXIT_USAGE;
 		goto out;

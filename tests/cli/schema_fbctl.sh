@@ -49,6 +49,7 @@ check validate-binary 0 "valid: channel 10, content version 1, 5 instances" -- \
 check validate-text-form 0 "valid: channel 291" -- "$FBCTL" validate $D/valid/named_pipe_v2.json
 check validate-json-output 0 '"valid":true,"channel":10' -- "$FBCTL" validate --json "$T/basic.cf"
 check decompile 0 '"content_version": 1' -- "$FBCTL" decompile "$T/basic.cf"
+check decompile-names 0 '"template_name": "process_rule"' -- "$FBCTL" decompile "$T/basic.cf"
 cp "$T/out" "$T/basic.json"
 check recompile 0 "" -- "$FBCTL" compile "$T/basic.json" "$T/basic2.cf"
 check round-trip-identical 0 "" -- cmp "$T/basic.cf" "$T/basic2.cf"
@@ -68,6 +69,12 @@ check validate-unknown-template 1 "unknown template id 99" -- \
 	"$FBCTL" validate $D/invalid/unknown_template.json
 check validate-bad-regex 1 "regex does not compile" -- "$FBCTL" validate $D/invalid/bad_regex.json
 check validate-text-syntax 1 "text form: line" -- sh -c "echo '{\"format\":' > $T/bad.json; $FBCTL validate $T/bad.json"
+
+# a named 21st field is refused at compile time, before any binary exists
+check compile-named-extra-field 1 'declares only 20 fields' -- sh -c "
+	\"$FBCTL\" decompile --templates schema/templates \"$T/cf291.cf\" |
+	sed 's/null\$/{\"name\": \"pipe_client_name\", \"absent\": true}/' >\"$T/n291.json\";
+	\"$FBCTL\" compile \"$T/n291.json\" \"$T/n291.cf\""
 
 # corrupted binaries
 cp "$T/basic.cf" "$T/sum.cf"

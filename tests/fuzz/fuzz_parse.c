@@ -72,9 +72,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			                                    refs[k - 1].version >= refs[k].version))
 				abort();
 		/* a valid file must decompile and compile back to the same bytes */
-		if (cf_decompile_json(buf, len, &text, &err) != FB_OK)
+		if (cf_decompile_json(reg, buf, len, &text, &err) != FB_OK)
 			abort();
-		if (cf_compile_json(text, strlen(text), &again, &again_len, &err) != FB_OK)
+		if (cf_compile_json(reg, text, strlen(text), &again, &again_len, &err) != FB_OK)
 			abort();
 		if (again_len != len || memcmp(again, buf, len) != 0)
 			abort();

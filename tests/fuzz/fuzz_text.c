@@ -7,6 +7,8 @@
 
 #include "fbschema.h"
 
+static struct cf_registry *reg;
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -16,14 +18,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *text = NULL;
 	struct fb_err err = {{0}};
 	struct cf_event *ev = NULL;
+	if (!reg && cf_registry_load_dir(getenv("FB_TEMPLATES") ? getenv("FB_TEMPLATES")
+	                                                        : "schema/templates",
+	                                 &reg, &err) != FB_OK)
+		abort();
 	if (size > (1u << 20))
 		return 0;
-	if (cf_compile_json((const char *)data, size, &bin, &len, &err) == FB_OK) {
+	if (cf_compile_json(reg, (const char *)data, size, &bin, &len, &err) == FB_OK) {
 		if (len < CF_HEADER_LEN || len > CF_MAX_FILE)
 			abort();
-		if (cf_decompile_json(bin, len, &text, &err) != FB_OK)
+		if (cf_decompile_json(reg, bin, len, &text, &err) != FB_OK)
 			abort(); /* the compiler produced something the decoder refuses */
-		if (cf_compile_json(text, strlen(text), &again, &again_len, &err) != FB_OK)
+		if (cf_compile_json(reg, text, strlen(text), &again, &again_len, &err) != FB_OK)
 			abort();
 		if (again_len != len || memcmp(again, bin, len) != 0)
 			abort();

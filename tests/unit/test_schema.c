@@ -43,7 +43,7 @@ static unsigned char *compile_file(const char *rel, size_t *len)
 	struct fb_err err = {{0}};
 	snprintf(path, sizeof path, DATA "%s", rel);
 	assert_int_equal(fb_file_read(path, CF_MAX_JSON, &text, &n), FB_OK);
-	if (cf_compile_json((char *)text, n, &bin, len, &err) != FB_OK)
+	if (cf_compile_json(NULL, (char *)text, n, &bin, len, &err) != FB_OK)
 		fail_msg("%s: %s", path, err.msg);
 	free(text);
 	return bin;
@@ -223,12 +223,13 @@ static void test_round_trip(void **state)
 		struct fb_err err = {{0}};
 		snprintf(path, sizeof path, DATA "%s", files[k]);
 		assert_int_equal(fb_file_read(path, CF_MAX_JSON, &text, &n), FB_OK);
-		assert_int_equal(cf_compile_json((char *)text, n, &bin, &len, &err), FB_OK);
-		assert_int_equal(cf_decompile_json(bin, len, &out, &err), FB_OK);
+		assert_int_equal(cf_compile_json(NULL, (char *)text, n, &bin, &len, &err), FB_OK);
+		assert_int_equal(cf_decompile_json(NULL, bin, len, &out, &err), FB_OK);
 		json_t *a = json_loadb((char *)text, n, 0, NULL), *b = json_loads(out, 0, NULL);
 		if (!json_equal(a, b))
 			fail_msg("%s: decompiled JSON differs:\n%s", files[k], out);
-		assert_int_equal(cf_compile_json(out, strlen(out), &bin2, &len2, &err), FB_OK);
+		assert_int_equal(cf_compile_json(NULL, out, strlen(out), &bin2, &len2, &err),
+		                 FB_OK);
 		assert_int_equal(len, len2);
 		assert_memory_equal(bin, bin2, len);
 		json_decref(a);
@@ -240,12 +241,92 @@ static void test_round_trip(void **state)
 	}
 }
 
+/* With a registry, decompile annotates template and field names, and the
+ * annotated JSON compiles back to the same bytes. */
+static void test_round_trip_named(void **state)
+{
+	static const char *const files[] = {"valid/basic.json", "valid/mixed_versions.json",
+	                                    "invalid/cf291.json", "invalid/unknown_template.json"};
+	for (size_t k = 0; k < sizeof files / sizeof files[0]; k++) {
+		size_t len, len2;
+		unsigned char *bin = compile_file(files[k], &len), *bin2 = NULL;
+		char *out = NULL;
+		struct fb_err err = {{0}};
+		assert_int_equal(cf_decompile_json(reg, bin, len, &out, &err), FB_OK);
+		if (k < 3) {
+			assert_non_null(strstr(out, "\"name\": \"rule_name\""));
+			assert_non_null(strstr(out, "\"template_name\": \""));
+		}
+		if (k == 1)
+			assert_non_null(strstr(
+			        out, "\"name\": \"parent_name\",\n          \"absent\": true"));
+		if (k == 2) /* the 21st field has no name in a 20-field template */
+			assert_non_null(strstr(out, "null\n"));
+		assert_int_equal(cf_compile_json(reg, out, strlen(out), &bin2, &len2, &err), FB_OK);
+		assert_int_equal(len, len2);
+		assert_memory_equal(bin, bin2, len);
+		free(bin);
+		free(bin2);
+		free(out);
+	}
+}
+
+/* Name annotations are checked against the registry when one is given. */
+static void test_compile_names(void **state)
+{
+	const char *pre = "{\"format\":1,\"channel\":1,\"content_version\":1,\"instances\":[{"
+	                  "\"id\":1,\"template\":1,\"template_version\":1,";
+	char buf[1024];
+	unsigned char *bin = NULL;
+	size_t len;
+	struct fb_err err = {{0}};
+	/* fields in the right places: fine */
+	snprintf(buf, sizeof buf,
+	         "%s\"template_name\":\"process_rule\",\"fields\":[{\"name\":\"rule_name\","
+	         "\"string\":\"r\"},{\"name\":\"action\",\"int\":1},{\"name\":\"process_name\","
+	         "\"regex\":\"x\"},{\"name\":\"command_line\",\"absent\":true},null,null]}]}",
+	         pre);
+	assert_int_equal(cf_compile_json(reg, buf, strlen(buf), &bin, &len, &err), FB_OK);
+	struct cf_file *f = NULL;
+	assert_int_equal(cf_parse(reg, bin, len, &f, &err), FB_OK);
+	cf_file_free(f);
+	free(bin);
+	bin = NULL;
+	/* two fields swapped */
+	snprintf(buf, sizeof buf,
+	         "%s\"fields\":[{\"name\":\"action\",\"int\":1},{\"name\":\"rule_name\","
+	         "\"string\":\"r\"}]}]}",
+	         pre);
+	assert_int_equal(cf_compile_json(reg, buf, strlen(buf), &bin, &len, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "instance 0: field 0: named \"action\", but field 0 of "
+	                                "template 1 \"process_rule\" v1 is \"rule_name\""));
+	/* wrong template name */
+	snprintf(buf, sizeof buf, "%s\"template_name\":\"named_pipe\",\"fields\":[]}]}", pre);
+	assert_int_equal(cf_compile_json(reg, buf, strlen(buf), &bin, &len, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "template 1 v1 is \"process_rule\""));
+	/* a named field past the template's end (the CF291 shape, caught at compile) */
+	snprintf(buf, sizeof buf,
+	         "%s\"fields\":[null,null,null,null,null,null,{\"name\":\"extra\",\"int\":1}]}]}",
+	         pre);
+	assert_int_equal(cf_compile_json(reg, buf, strlen(buf), &bin, &len, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "field 6: named \"extra\", but template 1 "
+	                                "\"process_rule\" v1 declares only 6 fields"));
+	/* without a registry names are not checked */
+	assert_int_equal(cf_compile_json(NULL, buf, strlen(buf), &bin, &len, &err), FB_OK);
+	free(bin);
+	bin = NULL;
+	/* "absent" must be alone */
+	snprintf(buf, sizeof buf, "%s\"fields\":[{\"absent\":true,\"int\":1}]}]}", pre);
+	assert_int_equal(cf_compile_json(reg, buf, strlen(buf), &bin, &len, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "\"absent\""));
+}
+
 static void expect_compile_error(const char *json, const char *needle)
 {
 	unsigned char *bin = NULL;
 	size_t len = 0;
 	struct fb_err err = {{0}};
-	enum fb_rc rc = cf_compile_json(json, strlen(json), &bin, &len, &err);
+	enum fb_rc rc = cf_compile_json(NULL, json, strlen(json), &bin, &len, &err);
 	assert_int_not_equal(rc, FB_OK);
 	assert_null(bin);
 	if (!strstr(err.msg, needle))
@@ -288,10 +369,10 @@ static void test_decompile_errors(void **state)
 	char *out = NULL;
 	struct fb_err err = {{0}};
 	unsigned char *buf = compile_file("valid/basic.json", &len);
-	assert_int_equal(cf_decompile_json(buf, len - 1, &out, &err), FB_EFORMAT);
+	assert_int_equal(cf_decompile_json(NULL, buf, len - 1, &out, &err), FB_EFORMAT);
 	assert_non_null(strstr(err.msg, "total length"));
 	buf[100] ^= 1;
-	assert_int_equal(cf_decompile_json(buf, len, &out, &err), FB_EFORMAT);
+	assert_int_equal(cf_decompile_json(NULL, buf, len, &out, &err), FB_EFORMAT);
 	assert_non_null(strstr(err.msg, "checksum"));
 	assert_null(out);
 	free(buf);
@@ -411,7 +492,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_cases_table),    cmocka_unit_test(test_cf291),
-	        cmocka_unit_test(test_accessors),      cmocka_unit_test(test_round_trip),
+	        cmocka_unit_test(test_accessors),      cmocka_unit_test(test_round_trip_named),
+	        cmocka_unit_test(test_compile_names),  cmocka_unit_test(test_round_trip),
 	        cmocka_unit_test(test_compile_errors), cmocka_unit_test(test_decompile_errors),
 	        cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_registry_errors),
 	        cmocka_unit_test(test_capabilities),

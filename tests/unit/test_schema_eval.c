@@ -37,7 +37,7 @@ static unsigned char *compile_path(const char *path, size_t *len)
 	size_t n;
 	struct fb_err err = {{0}};
 	assert_int_equal(fb_file_read(path, CF_MAX_JSON, &text, &n), FB_OK);
-	if (cf_compile_json((char *)text, n, &bin, len, &err) != FB_OK)
+	if (cf_compile_json(NULL, (char *)text, n, &bin, len, &err) != FB_OK)
 		fail_msg("%s: %s", path, err.msg);
 	free(text);
 	return bin;
@@ -168,7 +168,7 @@ static void test_eval_budget(void **state)
 	struct cf_event *ev = NULL;
 	struct cf_verdict vd;
 	struct fb_err err = {{0}};
-	assert_int_equal(cf_compile_json(json, strlen(json), &bin, &len, &err), FB_OK);
+	assert_int_equal(cf_compile_json(NULL, json, strlen(json), &bin, &len, &err), FB_OK);
 	assert_int_equal(cf_parse(reg, bin, len, &f, &err), FB_OK);
 	/* short subject: well within the default budget */
 	assert_int_equal(cf_event_from_text("{\"process_name\":\"cmd.exe\"}", 26, &ev, &err),
@@ -297,7 +297,7 @@ static void test_preflight_eval_error(void **state)
 	size_t len;
 	struct fb_err err = {{0}};
 	struct cf_preflight_report rep;
-	assert_int_equal(cf_compile_json(json, strlen(json), &bin, &len, &err), FB_OK);
+	assert_int_equal(cf_compile_json(NULL, json, strlen(json), &bin, &len, &err), FB_OK);
 	assert_int_equal(cf_preflight(reg, bin, len, "schema/corpus", NULL, &rep), FB_OK);
 	assert_int_equal(rep.outcome, CF_PF_EVAL_ERROR);
 	assert_non_null(strstr(rep.reason, "step budget of 50000000 exceeded"));
