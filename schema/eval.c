@@ -215,8 +215,13 @@ enum fb_rc cf_content_eval(const struct cf_file *f, const struct cf_event *ev, i
 		const struct cf_template *t = in->tpl;
 		int matched = 1, tested = 0;
 		enum cf_action act = CF_ACT_LOG;
-		if (++steps > limit)
-			goto over;
+		if (++steps > limit) {
+			fb_err_set(err, "step budget of %llu exceeded at instance %zu (id %u)",
+			           (unsigned long long)limit, k, in->id);
+			vd.steps = steps;
+			*verdict = vd;
+			return FB_ETIMEOUT;
+		}
 		for (size_t j = 0; j < t->nfields; j++) {
 			const struct cf_field_def *fd = &t->fields[j];
 			const struct cf_value *v = &in->v[j];
@@ -263,9 +268,4 @@ enum fb_rc cf_content_eval(const struct cf_file *f, const struct cf_event *ev, i
 	vd.steps = steps;
 	*verdict = vd;
 	return FB_OK;
-over:
-	fb_err_set(err, "step budget of %llu exceeded", (unsigned long long)limit);
-	vd.steps = steps;
-	*verdict = vd;
-	return FB_ETIMEOUT;
 }

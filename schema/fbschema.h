@@ -201,14 +201,16 @@ struct cf_preflight_report {
 };
 
 /* Parse buf against reg, load the event corpus from corpus_dir (*.json, each
- * a JSON array of event objects) and generate events from the file's own
- * values, all in the calling process; then fork a child that evaluates every
- * event under RLIMIT_CPU, RLIMIT_AS, no new file descriptors and (where the
- * kernel permits) a private network namespace, while the parent enforces
- * limits->wall_ms and kills it past that. Safe to call from a multi-threaded
- * process (the child allocates nothing and takes no locks). limits may be
- * NULL (defaults). Returns FB_OK when a report was produced (whatever its
- * outcome); report->outcome says whether the file passed (CF_PF_OK). */
+ * a JSON array of event objects; NULL: no corpus) and generate events from
+ * the file's own values, all in the calling process; then fork a child that
+ * evaluates every event under RLIMIT_CPU, RLIMIT_AS, no new file descriptors
+ * and (where the kernel permits) a private network namespace, while the
+ * parent enforces limits->wall_ms and kills it past that. Safe to call from
+ * a multi-threaded process (the child allocates nothing and takes no locks);
+ * the caller must not ignore SIGCHLD or reap children it did not start.
+ * limits may be NULL (defaults). Returns FB_OK when the file was judged
+ * (report->outcome says whether it passed: CF_PF_OK); otherwise the error,
+ * with outcome CF_PF_ERROR and the reason in report->reason. */
 enum fb_rc cf_preflight(const struct cf_registry *reg, const void *buf, size_t len,
                         const char *corpus_dir, const struct cf_preflight_limits *limits,
                         struct cf_preflight_report *report) FB_MUSTCHECK;
