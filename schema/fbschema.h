@@ -12,15 +12,16 @@
 #include "fb.h"
 
 /* Hard caps (FORMAT.md, "Limits"). The server caps uploads at CF_MAX_FILE. */
-#define CF_MAX_FILE       (1u << 20) /* bytes of one binary channel file */
-#define CF_MAX_INSTANCES  10000u     /* template instances in one file */
-#define CF_MAX_FIELDS     64u        /* fields of one template */
-#define CF_MAX_VALUE      4096u      /* bytes of one string/bytes/regex value */
-#define CF_MAX_TEMPLATES  256u       /* template types (id, version) in a registry */
-#define CF_MAX_JSON       (8u << 20) /* bytes of a JSON text form / template file */
-#define CF_FORMAT_VERSION 1u         /* the binary format version this code reads/writes */
-#define CF_HEADER_LEN     40u        /* bytes of the file header */
-#define CF_DEFAULT_BUDGET 50000000ll /* interpreter steps per event (cf_content_eval) */
+#define CF_MAX_FILE        (1u << 20) /* bytes of one binary channel file */
+#define CF_MAX_INSTANCES   10000u     /* template instances in one file */
+#define CF_MAX_FIELDS      64u        /* fields of one template */
+#define CF_MAX_VALUE       4096u      /* bytes of one string/bytes/regex value */
+#define CF_MAX_TEMPLATES   256u       /* template types (id, version) in a registry */
+#define CF_MAX_JSON        (8u << 20) /* bytes of a JSON text form / template file */
+#define CF_MAX_FILE_STATES 262144u    /* regex instructions (rx_size) summed over a file */
+#define CF_FORMAT_VERSION  1u         /* the binary format version this code reads/writes */
+#define CF_HEADER_LEN      40u        /* bytes of the file header */
+#define CF_DEFAULT_BUDGET  50000000ll /* interpreter steps per event (cf_content_eval) */
 
 /* Field value types; the numbers are the on-disk type tags. */
 enum cf_type {

@@ -21,7 +21,8 @@ struct ctx {
 	uint32_t id; /* instance id */
 	size_t ioff; /* instance offset */
 	const struct cf_template *tpl;
-	size_t fidx; /* field index, or SIZE_MAX */
+	size_t fidx;    /* field index, or SIZE_MAX */
+	size_t *states; /* regex instructions so far in the file */
 };
 
 static void where(const struct ctx *c, size_t off)
@@ -133,6 +134,15 @@ static enum fb_rc parse_value(struct ctx *c, const unsigned char *buf, size_t *o
 			}
 			if (rrc) {
 				fb_err_set(c->err, "regex does not compile: %s", rerr.msg);
+				goto bad;
+			}
+			*c->states += rx_size(v->rx);
+			if (*c->states > CF_MAX_FILE_STATES) {
+				fb_err_set(
+				        c->err,
+				        "regex over the file's complexity limit: expected at most "
+				        "%u states in all regexes of a file, found %zu so far",
+				        CF_MAX_FILE_STATES, *c->states);
 				goto bad;
 			}
 			if (rx_size(v->rx) > fd->max_states) {
@@ -286,6 +296,7 @@ enum fb_rc cf_parse(const struct cf_registry *reg, const void *buf, size_t len,
 	struct cf_file *f = NULL;
 	struct idpos *ids = NULL;
 	uint32_t count = 0;
+	size_t states = 0;
 	*out = NULL;
 
 	if (!reg || (!buf && len)) {
@@ -314,7 +325,8 @@ enum fb_rc cf_parse(const struct cf_registry *reg, const void *buf, size_t len,
 
 	size_t off = CF_HEADER_LEN;
 	for (size_t k = 0; k < count; k++) {
-		struct ctx c = {.err = err, .idx = k, .ioff = off, .fidx = SIZE_MAX};
+		struct ctx c = {
+		        .err = err, .idx = k, .ioff = off, .fidx = SIZE_MAX, .states = &states};
 		struct cf_instance *in = &f->inst[k];
 		rc = FB_EFORMAT;
 		if (len - off < CF_INST_HDR_LEN) {

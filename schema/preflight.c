@@ -287,6 +287,10 @@ static void child_run(int wfd, const struct cf_file *f, const struct evlist *l,
 	struct pf_msg m;
 	memset(&m, 0, sizeof m);
 	struct rlimit r;
+	/* signals the caller blocked (e.g. a server's SIGTERM) must not shield the child */
+	sigset_t none;
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* SIGXCPU at the soft limit (default action: terminate), SIGKILL a second later */
 	signal(SIGXCPU, SIG_DFL);
 	r.rlim_cur = lim->cpu_seconds;

@@ -187,6 +187,37 @@ static void test_cf291(void **state)
 	free(buf);
 }
 
+/* The regexes of one file together stay within CF_MAX_FILE_STATES. */
+static void test_file_regex_total(void **state)
+{
+	struct fb_buf b;
+	unsigned char *bin = NULL;
+	size_t len;
+	struct cf_file *f = NULL;
+	struct fb_err err = {{0}};
+	fb_buf_init(&b, 1u << 22);
+	assert_int_equal(fb_buf_addstr(&b, "{\"format\":1,\"channel\":1,\"content_version\":1,"
+	                                   "\"instances\":["),
+	                 FB_OK);
+	for (int k = 1; k <= 300; k++) /* each about 970 states, under max_states 1024 */
+		assert_int_equal(
+		        fb_buf_printf(&b,
+		                      "%s{\"id\":%d,\"template\":1,\"template_version\":1,"
+		                      "\"fields\":[{\"string\":\"r\"},{\"int\":1},{\"regex\":"
+		                      "\"[a-z]{255}[0-9]{255}[a-z]{255}[0-9]{200}\"},null,"
+		                      "null,null]}",
+		                      k > 1 ? "," : "", k),
+		        FB_OK);
+	assert_int_equal(fb_buf_addstr(&b, "]}"), FB_OK);
+	assert_int_equal(cf_compile_json(NULL, b.data, b.len, &bin, &len, &err), FB_OK);
+	assert_int_equal(cf_parse(reg, bin, len, &f, &err), FB_EFORMAT);
+	assert_null(f);
+	assert_non_null(strstr(err.msg, "field 2 \"process_name\""));
+	assert_non_null(strstr(err.msg, "expected at most 262144 states in all regexes"));
+	free(bin);
+	fb_buf_cleanup(&b);
+}
+
 static void test_accessors(void **state)
 {
 	size_t len;
@@ -491,12 +522,12 @@ static void test_capabilities(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-	        cmocka_unit_test(test_cases_table),    cmocka_unit_test(test_cf291),
-	        cmocka_unit_test(test_accessors),      cmocka_unit_test(test_round_trip_named),
-	        cmocka_unit_test(test_compile_names),  cmocka_unit_test(test_round_trip),
-	        cmocka_unit_test(test_compile_errors), cmocka_unit_test(test_decompile_errors),
-	        cmocka_unit_test(test_every_prefix),   cmocka_unit_test(test_registry_errors),
-	        cmocka_unit_test(test_capabilities),
+	        cmocka_unit_test(test_cases_table),      cmocka_unit_test(test_cf291),
+	        cmocka_unit_test(test_accessors),        cmocka_unit_test(test_file_regex_total),
+	        cmocka_unit_test(test_round_trip_named), cmocka_unit_test(test_compile_names),
+	        cmocka_unit_test(test_round_trip),       cmocka_unit_test(test_compile_errors),
+	        cmocka_unit_test(test_decompile_errors), cmocka_unit_test(test_every_prefix),
+	        cmocka_unit_test(test_registry_errors),  cmocka_unit_test(test_capabilities),
 	};
 	return cmocka_run_group_tests_name("schema", tests, setup, teardown);
 }
