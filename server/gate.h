@@ -43,12 +43,17 @@ enum gate_decision {
 struct gate_result {
 	enum gate_decision decision;
 	char reason[512];    /* the reason in words, e.g. "HALT: 3 treated agents crashed (hard cap 3)" */
-	double treated_rate; /* failures / treated */
+	double treated_rate; /* failures / outcomes (agents with a known outcome) */
 	double treated_lower, treated_upper; /* confidence bounds on it */
 	double control_rate;
 	double control_upper;
 	double statistic; /* the sequential test's statistic (e.g. SPRT log-likelihood ratio) */
 	double threshold; /* the boundary it is compared with */
+	/* The figures behind the rates and the test (see server/GATE.md). */
+	int64_t failures;     /* crashed + boot-looped (+ silent when counted) */
+	int64_t outcomes;     /* treated agents with a known outcome: healthy + failures */
+	double baseline_rate; /* SPRT null: acceptable rate (control upper + tolerance, <= limit) */
+	double alt_rate;      /* SPRT alternative: the rate treated as "bad" */
 };
 
 /* Decide for one ring. Never fails; the result is fully written. Rules that
