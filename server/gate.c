@@ -213,9 +213,12 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		gate_text_add(&t,
 		              "HALT: %lld treated agents crashed or boot-looped on the new content "
 		              "(%lld crashed, %lld boot-looped) - hard cap %lld reached, whatever "
-		              "the rate (%lld treated)",
+		              "the rate (%lld treated). Also: %lld of %lld with an outcome failed "
+		              "(%.2f%%), SPRT log-LR %.2f (halts at %.2f)",
 		              (long long)reported, (long long)crashed, (long long)looped,
-		              (long long)p->hard_cap, (long long)treated);
+		              (long long)p->hard_cap, (long long)treated, (long long)failures,
+		              (long long)n, 100.0 * out->treated_rate, out->statistic,
+		              out->threshold);
 		goto out;
 	}
 	/* 2. Nobody has the file yet: nothing to judge. */
@@ -267,8 +270,8 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	}
 	if (!counted && silent > 0) {
 		gate_text_add(&t,
-		              "%send of the restart grace (%lld silent agents neither failed nor "
-		              "healthy until silence is counted again)",
+		              "%send of the restart grace (%lld silent agents count as neither "
+		              "failed nor healthy until then)",
 		              missing++ ? "; " : "", (long long)silent);
 	}
 	if (out->treated_upper >= limit) {
@@ -287,6 +290,9 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		        (long long)failures, (long long)n, 100.0 * out->treated_rate,
 		        100.0 * out->treated_lower, 100.0 * out->treated_upper, pct, ctl,
 		        out->statistic, out->threshold);
+		if (p->hard_cap > 0)
+			gate_text_add(&t, ", hard cap %lld of %lld", (long long)reported,
+			              (long long)p->hard_cap);
 		goto out;
 	}
 	t.len = 0;

@@ -321,11 +321,13 @@ static void test_hard_cap(void **state)
 	assert_int_equal(r.decision, GATE_HALT);
 	assert_contains(r.reason, "3 treated agents crashed or boot-looped");
 	assert_contains(r.reason, "(2 crashed, 1 boot-looped) - hard cap 3 reached");
+	assert_contains(r.reason, "Also: 3 of 5000 with an outcome failed (0.06%)");
 	/* One below the cap, with enough healthy that the rate is fine. */
 	in = ring_in(2, 5000, 20000, 20, 0);
 	gate_decide(&p, &in, &r);
 	assert_int_not_equal(r.decision, GATE_HALT);
 	assert_true(r.statistic < r.threshold);
+	assert_contains(r.reason, "hard cap 2 of 3");
 	/* Silent agents do not count toward the cap (they count in the rate). */
 	in = ring_in(2, 5000, 20000, 20, 0);
 	in.silent = 1;
