@@ -8,6 +8,17 @@
 
 #include "cf_internal.h"
 
+const char *cf_action_str(enum cf_action a)
+{
+	switch (a) {
+	case CF_ACT_NONE: return "none";
+	case CF_ACT_LOG: return "log";
+	case CF_ACT_ALERT: return "alert";
+	case CF_ACT_BLOCK: return "block";
+	}
+	return "unknown";
+}
+
 void cf_event_free(struct cf_event *ev)
 {
 	if (!ev)

@@ -43,6 +43,9 @@ enum cf_action {
 	CF_ACT_BLOCK = 3, /* block the activity */
 };
 
+/* Static name of an action ("none", "log", "alert", "block"). */
+const char *cf_action_str(enum cf_action a);
+
 /* ---- template registry ---------------------------------------------------- */
 
 struct cf_registry;

@@ -126,6 +126,8 @@ static void test_eval_rules(void **state)
 	assert_int_equal(vd.action_rule, 1);
 	assert_true(vd.steps > 0);
 	expect(f, "{}", CF_ACT_NONE, 0, 0);
+	assert_string_equal(cf_action_str(vd.action), "block");
+	assert_string_equal(cf_action_str(CF_ACT_NONE), "none");
 	cf_file_free(f);
 }
 
