@@ -733,16 +733,16 @@ static void rehearse(struct rng *g, double p_file, struct rollout_tally *t)
 	t->completed++;
 }
 
-static void run_rollouts(double p_file, uint64_t seed, struct rollout_tally *t)
+static void run_rollouts(double p_file, int reps, uint64_t seed, struct rollout_tally *t)
 {
 	struct rng g = {seed};
 	memset(t, 0, sizeof *t);
-	for (int i = 0; i < REHEARSALS; i++)
+	for (int i = 0; i < reps; i++)
 		rehearse(&g, p_file, t);
-	printf("# rollout sim, file crash rate %.3f + background %.3f, %d rehearsals, rings "
+	printf("# rollout sim, file crash rate %.4f + background %.3f, %d rehearsals, rings "
 	       "100/1000/5000/20000:\n#   halted in canary %d, early %d, broad %d, GA %d "
 	       "(hard cap %d); completed %d; stuck %d\n",
-	       p_file, P_BG, REHEARSALS, t->halted[0], t->halted[1], t->halted[2], t->halted[3],
+	       p_file, P_BG, reps, t->halted[0], t->halted[1], t->halted[2], t->halted[3],
 	       t->hard_cap, t->completed, t->stuck);
 }
 
@@ -750,7 +750,7 @@ static void test_sim_good_file(void **state)
 {
 	(void)state;
 	struct rollout_tally t;
-	run_rollouts(0.0, 0x5eed0001, &t);
+	run_rollouts(0.0, REHEARSALS, 0x5eed0001, &t);
 	int halted = t.halted[0] + t.halted[1] + t.halted[2] + t.halted[3];
 	printf("#   => false halts %.1f%% (must be <= 5%%), completed %.1f%%\n",
 	       100.0 * halted / REHEARSALS, 100.0 * t.completed / REHEARSALS);
@@ -763,7 +763,7 @@ static void test_sim_two_percent_file(void **state)
 {
 	(void)state;
 	struct rollout_tally t;
-	run_rollouts(0.02, 0x5eed0002, &t);
+	run_rollouts(0.02, REHEARSALS, 0x5eed0002, &t);
 	int before_broad = t.halted[0] + t.halted[1];
 	printf("#   => halted before leaving early %.1f%% (must be >= 95%%)\n",
 	       100.0 * before_broad / REHEARSALS);
@@ -774,7 +774,7 @@ static void test_sim_crash_everything(void **state)
 {
 	(void)state;
 	struct rollout_tally t;
-	run_rollouts(1.0, 0x5eed0003, &t);
+	run_rollouts(1.0, REHEARSALS, 0x5eed0003, &t);
 	printf("#   => halted in canary %d of %d, at most %lld treated at the halt\n", t.halted[0],
 	       REHEARSALS, (long long)t.treated_at_halt_max);
 	assert_int_equal(t.halted[0], REHEARSALS);
@@ -814,6 +814,31 @@ static void test_sim_crash_everything(void **state)
 		if (!stats)
 			assert_int_equal(by_cap, REHEARSALS);
 	}
+}
+
+/* How the halt probability grows with the file's own crash rate: the
+ * tolerance (0.25 points) absorbs a treated population a little noisier than
+ * its control; a few times the background is caught, mostly in early. */
+static void test_sim_operating_characteristic(void **state)
+{
+	(void)state;
+	static const double rates[] = {0.0025, 0.005, 0.01, 0.05};
+	double halted[4];
+	for (int i = 0; i < 4; i++) {
+		struct rollout_tally t;
+		run_rollouts(rates[i], REHEARSALS / 2, 0x5eed0010 + (uint64_t)i, &t);
+		halted[i] = (double)(t.halted[0] + t.halted[1] + t.halted[2] + t.halted[3]) /
+		            (REHEARSALS / 2);
+		printf("#   => file crash rate %.2f%%: halted %.1f%% (before leaving early "
+		       "%.1f%%)\n",
+		       100 * rates[i], 100 * halted[i],
+		       100.0 * (t.halted[0] + t.halted[1]) / (REHEARSALS / 2));
+	}
+	/* Within the tolerance: a noisier treated ring is not halted for it. */
+	assert_true(halted[0] <= 0.05);
+	for (int i = 1; i < 4; i++)
+		assert_true(halted[i] >= halted[i - 1]);
+	assert_true(halted[2] >= 0.95);
 }
 
 /* The early ring alone, worst case for promotion: bake already met at every
@@ -950,6 +975,7 @@ int main(void)
 	        cmocka_unit_test(test_sim_good_file),
 	        cmocka_unit_test(test_sim_two_percent_file),
 	        cmocka_unit_test(test_sim_crash_everything),
+	        cmocka_unit_test(test_sim_operating_characteristic),
 	        cmocka_unit_test(test_sim_early_ring_detection),
 	        cmocka_unit_test(test_sim_repeated_looks),
 	};
