@@ -90,6 +90,8 @@ static void test_wilson_known(void **state)
 	        {7, 50, 0.8, 0.1037114974816303, 0.1863459225474058},
 	        {20, 1000, 0.95, 0.013908479659154253, 0.028681833851015845},
 	        {1, 20, 0.95, 0.011234816850851662, 0.19600723677401627},
+	        {3, 200, 0.999, 0.003016610170442399, 0.07118797183299},
+	        {0, 1000, 0.975, 0.0, 0.0038267584855551217},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		const struct wilson_case *c = &cases[i];
@@ -628,6 +630,22 @@ static void test_json(void **state)
 	json_decref(j);
 }
 
+/* Pure: the same inputs give the same result, whatever the number of looks
+ * before (the SPRT needs no alpha-spending schedule). */
+static void test_pure(void **state)
+{
+	(void)state;
+	struct gate_policy p = pol(EARLY);
+	struct gate_inputs in = ring_in(3, 700, 20000, 25, 4000);
+	struct gate_result a, b;
+	memset(&b, 0xa5, sizeof b);
+	gate_decide(&p, &in, &a);
+	in.looks = 100000;
+	gate_decide(&p, &in, &b);
+	assert_memory_equal(&a, &b, sizeof a);
+	assert_int_equal(a.decision, GATE_PROMOTE);
+}
+
 /* ---- simulations (fixed seed, own PRNG) -------------------------------------- */
 
 /* splitmix64 (Steele, Lea, Flood 2014). */
@@ -972,6 +990,7 @@ int main(void)
 	        cmocka_unit_test(test_overrides_ok),
 	        cmocka_unit_test(test_overrides_refused),
 	        cmocka_unit_test(test_json),
+	        cmocka_unit_test(test_pure),
 	        cmocka_unit_test(test_sim_good_file),
 	        cmocka_unit_test(test_sim_two_percent_file),
 	        cmocka_unit_test(test_sim_crash_everything),
