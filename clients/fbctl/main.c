@@ -1,6 +1,6 @@
 /* fbctl: the operator and release-engineer CLI. This first version has the
  * offline channel-file commands (validate, compile, decompile, preflight,
- * capabilities); online commands are added as rows of the command table. */
+ * eval, capabilities); online commands are added as rows of the command table. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -253,6 +253,57 @@ out:
 	return code;
 }
 
+static int cmd_eval(struct opts *o)
+{
+	struct cf_registry *reg = NULL;
+	struct cf_file *f = NULL;
+	struct cf_event *ev = NULL;
+	unsigned char *bin = NULL, *evtext = NULL;
+	size_t len = 0, evlen = 0;
+	struct fb_err err = {{0}};
+	struct cf_verdict vd;
+	int invalid = 0, code = EXIT_USAGE;
+	if (o->argc != 2) {
+		fprintf(stderr, "usage: fbctl eval [--templates DIR] FILE EVENT.json\n");
+		return EXIT_USAGE;
+	}
+	if (load_registry(o, &reg))
+		goto out;
+	if (read_input(reg, o->argv[0], &bin, &len, &err, &invalid) ||
+	    cf_parse(reg, bin, len, &f, &err) != FB_OK) {
+		printf("%s: %s: %s\n", o->argv[0], invalid || bin ? "invalid" : "error", err.msg);
+		code = invalid || bin ? EXIT_INVALID : EXIT_USAGE;
+		goto out;
+	}
+	enum fb_rc rc = fb_file_read(o->argv[1], CF_MAX_JSON, &evtext, &evlen);
+	if (rc) {
+		fprintf(stderr, "fbctl: %s: cannot read: %s\n", o->argv[1], fb_rc_str(rc));
+		goto out;
+	}
+	if (cf_event_from_text((char *)evtext, evlen, &ev, &err) != FB_OK) {
+		printf("%s: invalid: %s\n", o->argv[1], err.msg);
+		code = EXIT_INVALID;
+		goto out;
+	}
+	if (cf_content_eval(f, ev, 0, &vd, &err) != FB_OK) {
+		printf("%s: evaluation error: %s\n", o->argv[1], err.msg);
+		code = EXIT_INVALID;
+		goto out;
+	}
+	printf("{\"action\":\"%s\",\"matches\":%u,\"first_match\":%u,\"action_rule\":%u,"
+	       "\"steps\":%llu}\n",
+	       cf_action_str(vd.action), vd.matches, vd.first_match, vd.action_rule,
+	       (unsigned long long)vd.steps);
+	code = EXIT_VALID;
+out:
+	cf_event_free(ev);
+	cf_file_free(f);
+	cf_registry_free(reg);
+	free(bin);
+	free(evtext);
+	return code;
+}
+
 static int cmd_capabilities(struct opts *o)
 {
 	struct cf_registry *reg = NULL;
@@ -288,6 +339,8 @@ static const struct command commands[] = {
         {"decompile", cmd_decompile, "IN.cf", "print the JSON text form of a binary file"},
         {"preflight", cmd_preflight, "FILE",
          "run the file through the interpreter in a limited child over the event corpus"},
+        {"eval", cmd_eval, "FILE EVENT.json",
+         "evaluate the file's rules against one event; print the verdict as JSON"},
         {"capabilities", cmd_capabilities, "",
          "print the template types and versions the registry interprets"},
 };

@@ -101,6 +101,16 @@ check templates-env 1 "unknown template id 1" -- \
 	env FB_TEMPLATES="$T/notemplates" "$FBCTL" validate "$T/basic.cf"
 check capabilities 0 '{"id":7,"version":1},{"id":7,"version":2}' -- "$FBCTL" capabilities
 
+# eval: the interpreter on one event
+echo '{"process_name":"MIMIKATZ.exe","remote_addr":"2001:db8::7"}' >"$T/ev.json"
+check eval-match 0 '{"action":"block","matches":2,"first_match":1,"action_rule":1,' -- \
+	"$FBCTL" eval "$T/basic.cf" "$T/ev.json"
+echo '{"process_name":"notepad.exe"}' >"$T/ev2.json"
+check eval-no-match 0 '{"action":"none","matches":0,' -- "$FBCTL" eval "$T/basic.cf" "$T/ev2.json"
+echo '{"process_name":true}' >"$T/ev3.json"
+check eval-bad-event 1 'must be a string or an integer' -- "$FBCTL" eval "$T/basic.cf" "$T/ev3.json"
+check eval-invalid-file 1 'expected 20, found 21' -- "$FBCTL" eval "$T/cf291.cf" "$T/ev.json"
+
 # preflight
 check preflight-ok 0 "ok: " -- "$FBCTL" preflight "$T/basic.cf"
 check preflight-invalid 1 "cf291.cf: invalid: instance 0 (id 291)" -- "$FBCTL" preflight "$T/cf291.cf"
