@@ -274,7 +274,10 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		              "failed nor healthy until then)",
 		              missing++ ? "; " : "", (long long)silent);
 	}
-	if (out->treated_upper >= limit) {
+	if (n == 0) {
+		gate_text_add(&t, "%sfirst outcomes (%lld treated, none reported since applying)",
+		              missing++ ? "; " : "", (long long)treated);
+	} else if (out->treated_upper >= limit) {
 		gate_text_add(&t,
 		              "%sfailure upper bound %.2f%% (%lld of %lld) to fall below the limit "
 		              "%.2f%%",

@@ -371,6 +371,15 @@ static void test_min_healthy_not_met(void **state)
 	in = ring_in(0, 25, 20000, 20, 1800);
 	gate_decide(&p, &in, &r);
 	assert_int_equal(r.decision, GATE_PROMOTE);
+	/* Applied, nobody reported yet: wait for the first outcomes. */
+	in = ring_in(0, 0, 20000, 20, 1800);
+	in.treated = 30;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.decision, GATE_WAIT);
+	assert_int_equal(r.outcomes, 0);
+	assert_contains(r.reason, "healthy agents (0 of 25); first outcomes (30 treated, none "
+	                          "reported since applying)");
+	in = ring_in(0, 25, 20000, 20, 1800);
 	/* Treated agents with no outcome yet are not healthy. */
 	in.treated = 40;
 	in.healthy = 24;
