@@ -155,10 +155,18 @@ static json_t *regex_sample(const struct cf_value *v)
 		case '?': continue;
 		case '|': k = v->len; continue;
 		case '.': out[n++] = 'x'; continue;
-		case '{':
+		case '{': { /* x{m,n}: x already written once, write it m - 1 more times */
+			unsigned m = 0;
+			while (++k < v->len && v->p[k] >= '0' && v->p[k] <= '9')
+				m = m < 1000 ? m * 10 + (unsigned)(v->p[k] - '0') : m;
 			while (k < v->len && v->p[k] != '}')
 				k++;
+			for (unsigned r = 1; n > 0 && r < m && n < CF_MAX_VALUE; r++) {
+				out[n] = out[n - 1];
+				n++;
+			}
 			continue;
+		}
 		case '[':
 			k++;
 			if (k < v->len && v->p[k] == '^') {

@@ -251,6 +251,20 @@ static void test_preflight_ok(void **state)
 	printf("preflight: %s (net_isolated=%d)\n", rep.reason, rep.net_isolated);
 }
 
+/* Without a corpus, each instance's generated event matches its own rule
+ * (regex samples included) and the stress event matches none. */
+static void test_preflight_generated(void **state)
+{
+	size_t len;
+	struct cf_preflight_report rep;
+	unsigned char *bin = compile_path("tests/data/schema/valid/basic.json", &len);
+	assert_int_equal(cf_preflight(reg, bin, len, NULL, NULL, &rep), FB_OK);
+	assert_int_equal(rep.outcome, CF_PF_OK);
+	assert_int_equal(rep.events, 5 + 1);
+	assert_int_equal(rep.matches, 5);
+	free(bin);
+}
+
 static void test_preflight_invalid(void **state)
 {
 	struct cf_preflight_report rep =
@@ -357,6 +371,7 @@ int main(void)
 	        cmocka_unit_test(test_eval_budget),
 	        cmocka_unit_test(test_event_errors),
 	        cmocka_unit_test(test_preflight_ok),
+	        cmocka_unit_test(test_preflight_generated),
 	        cmocka_unit_test(test_preflight_invalid),
 	        cmocka_unit_test(test_preflight_crash),
 	        cmocka_unit_test(test_preflight_timeout_wall),
