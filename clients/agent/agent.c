@@ -384,25 +384,36 @@ static void stable_id(char *out, size_t n, const char *prefix, const char *parts
 	snprintf(out, n, "%s-%.24s", prefix, h);
 }
 
-/* Queue a "rejected" event (channel 0: none) and log it. */
+/* Log a refusal and queue its "rejected" event. The protocol's event needs a
+ * channel and a content digest; without them (a document that names none)
+ * the refusal is only logged. The reason is cut to the protocol's 512 bytes
+ * on a UTF-8 character boundary. */
 static void report_rejected(struct ag *a, uint32_t ch, const char *sha256, const char *reason)
 {
-	char parts[1024], id[64];
-	snprintf(parts, sizeof parts, "%u|%s|%s", ch, sha256 ? sha256 : "", reason);
-	stable_id(id, sizeof id, "rejected", parts);
-	json_t *ev = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "kind", "rejected", "at",
-	                       (json_int_t)now_s(), "reason", reason);
-	if (ev && ch)
-		json_object_set_new(ev, "channel", json_integer(ch));
-	if (ev && sha256 && fb_is_sha256_hex(sha256))
-		json_object_set_new(ev, "content", json_string(sha256));
-	if (!ev || ag_event_add(a->st, ev))
-		ag_log("error", "cannot queue the rejected event (out of memory)");
 	if (ch)
 		ag_log("warn", "rejected channel %u content %s: %s", ch,
 		       sha256 && sha256[0] ? sha256 : "(none)", reason);
 	else
 		ag_log("warn", "rejected: %s", reason);
+	if (!ch || !sha256 || !fb_is_sha256_hex(sha256))
+		return;
+	char cut[AG_EVENT_MAX_REASON + 1];
+	size_t n = strlen(reason);
+	if (n > AG_EVENT_MAX_REASON) {
+		n = AG_EVENT_MAX_REASON;
+		while (n > 0 && ((unsigned char)reason[n] & 0xC0) == 0x80)
+			n--;
+	}
+	memcpy(cut, reason, n);
+	cut[n] = '\0';
+	char parts[1024], id[64];
+	snprintf(parts, sizeof parts, "%u|%s|%s", ch, sha256, cut);
+	stable_id(id, sizeof id, "rejected", parts);
+	json_t *ev = json_pack("{s:s, s:s, s:I, s:I, s:s, s:s}", "id", id, "kind", "rejected", "at",
+	                       (json_int_t)now_s(), "channel", (json_int_t)ch, "content", sha256,
+	                       "reason", cut);
+	if (!ev || ag_event_add(a->st, ev))
+		ag_log("error", "cannot queue the rejected event (out of memory or not UTF-8)");
 }
 
 enum fb_rc ag_flush_events(struct ag *a, struct fb_err *err)
@@ -518,13 +529,13 @@ static enum fb_rc update_root(struct ag *a, struct fb_err *err)
 		char path[64];
 		snprintf(path, sizeof path, "/v1/roots/%lld", (long long)next);
 		struct fbc_req req = {
-		        .method = "GET", .path = path, .auth = 1, .max_body = FBSIG_MAX_DOC};
+		        .method = "GET", .path = path, .auth = 0, .max_body = FBSIG_MAX_DOC};
 		if ((rc = fbc_do(a->http, &req, &r, err)))
 			goto out;
 		if (r.status == 404 && step == 0) {
 			struct fbc_req cur = {.method = "GET",
 			                      .path = "/v1/root",
-			                      .auth = 1,
+			                      .auth = 0,
 			                      .max_body = FBSIG_MAX_DOC};
 			if ((rc = fbc_do(a->http, &cur, &r, err)))
 				goto out;
@@ -567,7 +578,9 @@ static void reject_assignment(struct ag *a, const char *bytes, size_t len, const
 	json_t *chs = json_object_get(sig, "channels");
 	json_t *seq = json_object_get(sig, "sequence");
 	char reason[1024];
-	if (json_is_integer(seq))
+	if (strncmp(why, "assignment sequence", 19) == 0)
+		snprintf(reason, sizeof reason, "%s", why);
+	else if (json_is_integer(seq))
 		snprintf(reason, sizeof reason, "assignment sequence %lld: %s",
 		         (long long)json_integer_value(seq), why);
 	else

@@ -14,12 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define AG_VERSION         "1.0.0"
-#define AG_CRASH_STATUS    70          /* exit status of the test-only crash hook */
-#define AG_MAX_CRASH_ON    16          /* digests in FB_AGENT_TEST_CRASH_ON */
-#define AG_MAX_ROOT_STEPS  32          /* root versions fetched in one update */
-#define AG_MAX_SMALL_RESP  (64 * 1024) /* bytes of an enroll/heartbeat/events answer */
-#define AG_EVENTS_PER_POST 100
+#define AG_VERSION          "1.0.0"
+#define AG_CRASH_STATUS     70          /* exit status of the test-only crash hook */
+#define AG_MAX_CRASH_ON     16          /* digests in FB_AGENT_TEST_CRASH_ON */
+#define AG_MAX_ROOT_STEPS   32          /* root versions fetched in one update */
+#define AG_MAX_SMALL_RESP   (64 * 1024) /* bytes of an enroll/heartbeat/events answer */
+#define AG_EVENTS_PER_POST  100
+#define AG_EVENT_MAX_REASON 512 /* bytes of a rejected event's reason (PROTOCOL.md) */
 
 /* Configuration (flags and config file; defaults in main.c's table). */
 struct ag_config {

@@ -1,0 +1,1010 @@
+/* fb-agent end to end: the real firebreakd, database and fb-agent binary.
+ * Enrollment, poll 200 then 304, download-verify-apply, the refusals
+ * (tampered blob, expired and replayed assignments, wrong root), crash
+ * reports, the boot-loop revert, heartbeats in the agents table, and the
+ * telemetry endpoints' refusals. A hostile relay in this process (the
+ * "network" between agent and server) replays or tampers with answers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "fbschema.h"
+#include "fbsign.h"
+#include "fbt.h"
+
+#define CHANNEL 291
+
+/* ---- the world: keys, root, a configured server, a channel ------------ */
+
+struct world {
+	char *dir, *db;
+	struct fbt_server srv;
+	char *admin;
+	char *enroll; /* enrollment token */
+	char root_path[1024], templates[1024];
+	struct fbsig_key *root_key, *rel[2], *online;
+};
+
+struct content {
+	char sha[FB_SHA256_HEX_LEN + 1];
+	unsigned char *blob;
+	size_t len;
+	char *manifest; /* signed envelope */
+	size_t mlen;
+};
+
+static void sleep_ms(int ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+static int64_t now_s(void)
+{
+	return fb_now_ms() / 1000;
+}
+
+static void write_text(const char *path, const void *p, size_t n)
+{
+	assert_int_equal(fb_file_write_atomic(path, p, n, 0644), FB_OK);
+}
+
+/* A root: one root key, two release keys (threshold 2), one online key. */
+static char *make_root(struct fbsig_key *rk, struct fbsig_key *const rel[2],
+                       struct fbsig_key *online, size_t *len)
+{
+	struct fbsig_pub rp, lp[2], op;
+	fbsig_key_pub(rk, &rp);
+	fbsig_key_pub(rel[0], &lp[0]);
+	fbsig_key_pub(rel[1], &lp[1]);
+	fbsig_key_pub(online, &op);
+	struct fbsig_role_spec root = {&rp, 1, 1}, release = {lp, 2, 2}, on = {&op, 1, 1};
+	json_t *obj = NULL;
+	struct fb_err err = {""};
+	assert_int_equal(
+	        fbsig_root_build(1, now_s() + 365 * 86400, &root, &release, &on, &obj, &err),
+	        FB_OK);
+	char *env = NULL;
+	assert_int_equal(fbsig_document_sign(rk, FBSIG_ROOT, obj, &env, len, &err), FB_OK);
+	json_decref(obj);
+	return env;
+}
+
+static json_t *http_json(struct world *w, const char *method, const char *path, const char *tok,
+                         json_t *body, long want)
+{
+	char *text = body ? json_dumps(body, JSON_COMPACT) : NULL;
+	struct fbt_resp r;
+	assert_int_equal(
+	        fbt_http(&w->srv, method, path, tok, text, text ? strlen(text) : 0, NULL, &r), 0);
+	if (r.status != want)
+		fail_msg("%s %s: HTTP %ld, wanted %ld: %s", method, path, r.status, want, r.body);
+	json_t *j = fbt_resp_json(&r);
+	fbt_resp_free(&r);
+	free(text);
+	json_decref(body);
+	return j;
+}
+
+static int world_setup(void **state)
+{
+	struct world *w = calloc(1, sizeof *w);
+	assert_non_null(w);
+	assert_int_equal(fbsig_init(), FB_OK);
+	w->dir = fbt_tmpdir("agent-world");
+	w->db = fbt_db_new();
+	assert_int_equal(fbsig_keygen(&w->root_key), FB_OK);
+	assert_int_equal(fbsig_keygen(&w->rel[0]), FB_OK);
+	assert_int_equal(fbsig_keygen(&w->rel[1]), FB_OK);
+	assert_int_equal(fbsig_keygen(&w->online), FB_OK);
+	size_t len = 0;
+	char *root = make_root(w->root_key, w->rel, w->online, &len);
+	snprintf(w->root_path, sizeof w->root_path, "%s/root.json", w->dir);
+	write_text(w->root_path, root, len);
+	free(root);
+	char base[1100], okey[1200], rootarg[1100], tplarg[1200], corpus[1200];
+	snprintf(base, sizeof base, "%s/online", w->dir);
+	struct fb_err err = {""};
+	assert_int_equal(fbsig_key_save(w->online, base, NULL, &err), FB_OK);
+	snprintf(okey, sizeof okey, "--online_key=%s.key", base);
+	snprintf(rootarg, sizeof rootarg, "--root=%s", w->root_path);
+	const char *src = getenv("FB_SRC");
+	assert_non_null(src);
+	snprintf(w->templates, sizeof w->templates, "%s/schema/templates", src);
+	snprintf(tplarg, sizeof tplarg, "--templates=%s", w->templates);
+	snprintf(corpus, sizeof corpus, "--corpus=%s/schema/corpus", src);
+	const char *extra[] = {okey,
+	                       rootarg,
+	                       tplarg,
+	                       corpus,
+	                       "--heartbeat_flush_ms=200",
+	                       "--snapshot_check_ms=200",
+	                       "--controller=0",
+	                       NULL};
+	if (fbt_server_start(&w->srv, w->db, extra))
+		return -1;
+	w->admin = fbt_token(w->db, "admin", "test-admin");
+	assert_non_null(w->admin);
+	json_decref(http_json(w, "POST", "/v1/channels", w->admin,
+	                      json_pack("{s:i, s:s}", "id", CHANNEL, "name", "cf291"), 201));
+	json_t *t = http_json(w, "POST", "/v1/enrollment-tokens", w->admin,
+	                      json_pack("{s:s}", "name", "agents"), 201);
+	w->enroll = strdup(json_string_value(json_object_get(t, "token")));
+	json_decref(t);
+	*state = w;
+	return 0;
+}
+
+static int world_teardown(void **state)
+{
+	struct world *w = *state;
+	if (!w)
+		return 0;
+	if (w->srv.pid)
+		fbt_server_stop(&w->srv, SIGTERM);
+	fbsig_key_free(w->root_key);
+	fbsig_key_free(w->rel[0]);
+	fbsig_key_free(w->rel[1]);
+	fbsig_key_free(w->online);
+	free(w->admin);
+	free(w->enroll);
+	free(w->db);
+	free(w->dir);
+	free(w);
+	return 0;
+}
+
+/* A valid channel file of version v (one file_hash rule), its manifest signed
+ * by both release keys, uploaded. */
+static void content_make(struct world *w, int64_t v, struct content *c)
+{
+	memset(c, 0, sizeof *c);
+	char hash[FB_SHA256_HEX_LEN + 1], vs[32], text[1024];
+	snprintf(vs, sizeof vs, "rule version %lld", (long long)v);
+	fb_sha256_hex(vs, strlen(vs), hash);
+	snprintf(
+	        text, sizeof text,
+	        "{\"format\":1,\"channel\":%d,\"content_version\":%lld,\"instances\":[{\"id\":1,"
+	        "\"template\":2,\"template_version\":1,\"fields\":[{\"string\":\"%s\"},{\"int\":3},"
+	        "{\"sha256\":\"%s\"},null,null]}]}",
+	        CHANNEL, (long long)v, vs, hash);
+	struct fb_err err = {""};
+	if (cf_compile_json(NULL, text, strlen(text), &c->blob, &c->len, &err))
+		fail_msg("compile: %s", err.msg);
+	fb_sha256_hex(c->blob, c->len, c->sha);
+	struct fbsig_manifest m;
+	memset(&m, 0, sizeof m);
+	m.channel = CHANNEL;
+	m.version = v;
+	memcpy(m.sha256, c->sha, sizeof m.sha256);
+	m.size = (int64_t)c->len;
+	m.n_templates = 1;
+	m.templates[0] = (struct fbsig_template_ref){2, 1};
+	m.created = now_s() - 60;
+	m.expires = now_s() + 30 * 86400;
+	json_t *obj = NULL;
+	assert_int_equal(fbsig_manifest_build(&m, &obj, &err), FB_OK);
+	char *one = NULL;
+	size_t olen = 0;
+	assert_int_equal(fbsig_document_sign(w->rel[0], FBSIG_MANIFEST, obj, &one, &olen, &err),
+	                 FB_OK);
+	assert_int_equal(fbsig_envelope_sign(w->rel[1], FBSIG_MANIFEST, one, olen, &c->manifest,
+	                                     &c->mlen, &err),
+	                 FB_OK);
+	free(one);
+	json_decref(obj);
+	size_t b64len = sodium_base64_encoded_len(c->len, sodium_base64_VARIANT_ORIGINAL);
+	char *b64 = malloc(b64len);
+	assert_non_null(b64);
+	sodium_bin2base64(b64, b64len, c->blob, c->len, sodium_base64_VARIANT_ORIGINAL);
+	json_t *menv = json_loads(c->manifest, 0, NULL);
+	assert_non_null(menv);
+	json_decref(http_json(w, "POST", "/v1/content", w->admin,
+	                      json_pack("{s:o, s:s}", "manifest", menv, "blob", b64), 201));
+	free(b64);
+}
+
+static void content_free(struct content *c)
+{
+	free(c->blob);
+	free(c->manifest);
+	memset(c, 0, sizeof *c);
+}
+
+/* Make c the channel's GA content and publish a new assignment sequence,
+ * as a completed rollout (or a revert) does. */
+static int64_t publish_ga(struct world *w, const struct content *c)
+{
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "UPDATE channels SET prev_ga_sha256 = ga_sha256, ga_sha256 = '%s' WHERE id = %d; "
+	         "UPDATE publication SET seq = nextval('assignment_seq'), reason = 'test', "
+	         "published_at = now(); NOTIFY firebreak_publication",
+	         c->sha, CHANNEL);
+	assert_int_equal(fbt_db_exec(w->db, sql), 0);
+	long seq = fbt_db_long(w->db, "SELECT seq FROM publication");
+	assert_true(seq > 0);
+	/* The snapshot follows within a moment (LISTEN/NOTIFY). */
+	sleep_ms(600);
+	return seq;
+}
+
+/* ---- agents ------------------------------------------------------------ */
+
+struct agent {
+	char *dir;
+	char root[1024];
+	char url[160];
+	char log[65536];
+	int64_t id;
+	char token[600];
+};
+
+static void agent_init(struct world *w, struct agent *a)
+{
+	memset(a, 0, sizeof *a);
+	a->dir = fbt_tmpdir("agent");
+	snprintf(a->root, sizeof a->root, "%s", w->root_path);
+	snprintf(a->url, sizeof a->url, "%s", w->srv.url);
+}
+
+static void agent_free(struct agent *a)
+{
+	free(a->dir);
+}
+
+/* Run fb-agent --once; crash_on is FB_AGENT_TEST_CRASH_ON or NULL. Returns
+ * the exit status; the agent's stderr is kept in a->log. */
+static int agent_run(struct world *w, struct agent *a, const char *crash_on)
+{
+	char server[200], root[1100], state[1100], tpl[1100], tok[200];
+	snprintf(server, sizeof server, "--server=%s", a->url);
+	snprintf(root, sizeof root, "--root=%s", a->root);
+	snprintf(state, sizeof state, "--state-dir=%s/state", a->dir);
+	snprintf(tpl, sizeof tpl, "--templates=%s", w->templates);
+	snprintf(tok, sizeof tok, "--enroll-token=%s", w->enroll);
+	const char *argv[] = {
+	        fbt_bin("fb-agent"),    "--once", server, root, state, tpl, tok, "--timeout=10",
+	        "--hostname=test-host", NULL};
+	static char env[1024];
+	snprintf(env, sizeof env, "FB_AGENT_TEST_CRASH_ON=%s", crash_on ? crash_on : "");
+	const char *envv[] = {env, NULL};
+	char *err = NULL;
+	int st = fbt_run(argv, envv, NULL, &err);
+	snprintf(a->log, sizeof a->log, "%s", err ? err : "");
+	fprintf(stderr, "---- fb-agent exit %d\n%s", st, a->log);
+	free(err);
+	/* Identity, once enrolled. */
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/identity.json", a->dir);
+	json_t *id = json_load_file(p, 0, NULL);
+	if (id) {
+		a->id = json_integer_value(json_object_get(id, "agent_id"));
+		snprintf(a->token, sizeof a->token, "%s",
+		         json_string_value(json_object_get(id, "agent_token")));
+		json_decref(id);
+	}
+	return st;
+}
+
+static json_t *agent_state(const struct agent *a)
+{
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/state.json", a->dir);
+	json_t *j = json_load_file(p, 0, NULL);
+	assert_non_null(j);
+	return j;
+}
+
+/* The content the agent's active pointer leads to equals c (or nothing). */
+static void assert_active(const struct agent *a, const struct content *c)
+{
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/slots/%d/active", a->dir, CHANNEL);
+	unsigned char *data = NULL;
+	size_t len = 0;
+	enum fb_rc rc = fb_file_read(p, CF_MAX_FILE, &data, &len);
+	if (!c) {
+		assert_int_not_equal(rc, FB_OK);
+		return;
+	}
+	assert_int_equal(rc, FB_OK);
+	assert_int_equal(len, c->len);
+	assert_memory_equal(data, c->blob, len);
+	free(data);
+	/* And state.json says so. */
+	json_t *st = agent_state(a);
+	json_t *chs = json_object_get(st, "channels");
+	int found = 0;
+	for (size_t i = 0; i < json_array_size(chs); i++) {
+		json_t *ch = json_array_get(chs, i);
+		if (json_integer_value(json_object_get(ch, "id")) != CHANNEL)
+			continue;
+		const char *act = json_string_value(json_object_get(ch, "active"));
+		assert_non_null(act);
+		size_t k = act[0] == 'A' ? 0 : 1;
+		assert_string_equal(
+		        json_string_value(json_array_get(json_object_get(ch, "slots"), k)), c->sha);
+		found = 1;
+	}
+	assert_true(found);
+	json_decref(st);
+}
+
+/* Wait (up to 5 s) until the query's count reaches want; returns the last value. */
+static long db_wait(struct world *w, long want, const char *fmt, ...)
+{
+	char sql[2048];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	long v = -1;
+	for (int i = 0; i < 50; i++) {
+		v = fbt_db_long(w->db, sql);
+		if (v == want)
+			break;
+		sleep_ms(100);
+	}
+	return v;
+}
+
+static long events_of(struct world *w, const struct agent *a, const char *kind)
+{
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = '%s'",
+	         (long long)a->id, kind);
+	return fbt_db_long(w->db, sql);
+}
+
+/* ---- a hostile relay between agent and server ---------------------------- */
+
+struct relay {
+	struct MHD_Daemon *d;
+	char upstream[160];
+	char url[160];
+	pthread_mutex_t mu;
+	char *poll_doc; /* served for /v1/poll instead of the server's answer */
+	size_t poll_len;
+	int tamper_blobs; /* flip a byte of every blob */
+};
+
+struct upload {
+	char *p;
+	size_t n;
+};
+
+struct sink {
+	char *p;
+	size_t n;
+	char etag[256];
+};
+
+static size_t sink_body(char *d, size_t s, size_t m, void *ud)
+{
+	struct sink *k = ud;
+	char *np = realloc(k->p, k->n + s * m + 1);
+	if (!np)
+		return 0;
+	memcpy(np + k->n, d, s * m);
+	k->n += s * m;
+	np[k->n] = '\0';
+	k->p = np;
+	return s * m;
+}
+
+static size_t sink_hdr(char *d, size_t s, size_t m, void *ud)
+{
+	struct sink *k = ud;
+	size_t n = s * m;
+	if (n > 6 && strncasecmp(d, "ETag: ", 6) == 0) {
+		size_t l = n - 6;
+		while (l && (d[6 + l - 1] == '\r' || d[6 + l - 1] == '\n'))
+			l--;
+		if (l < sizeof k->etag) {
+			memcpy(k->etag, d + 6, l);
+			k->etag[l] = '\0';
+		}
+	}
+	return n;
+}
+
+static enum MHD_Result relay_reply(struct MHD_Connection *con, unsigned status, const void *p,
+                                   size_t n, const char *etag)
+{
+	struct MHD_Response *r =
+	        MHD_create_response_from_buffer(n, (void *)p, MHD_RESPMEM_MUST_COPY);
+	MHD_add_response_header(r, "Content-Type", "application/json");
+	if (etag && *etag)
+		MHD_add_response_header(r, "ETag", etag);
+	enum MHD_Result ret = MHD_queue_response(con, status, r);
+	MHD_destroy_response(r);
+	return ret;
+}
+
+static enum MHD_Result relay_handler(void *cls, struct MHD_Connection *con, const char *url,
+                                     const char *method, const char *version, const char *data,
+                                     size_t *data_size, void **con_cls)
+{
+	struct relay *rl = cls;
+	struct upload *up = *con_cls;
+	if (!up) {
+		*con_cls = calloc(1, sizeof *up);
+		return *con_cls ? MHD_YES : MHD_NO;
+	}
+	if (*data_size) {
+		char *np = realloc(up->p, up->n + *data_size + 1);
+		if (!np)
+			return MHD_NO;
+		memcpy(np + up->n, data, *data_size);
+		up->n += *data_size;
+		up->p = np;
+		*data_size = 0;
+		return MHD_YES;
+	}
+	pthread_mutex_lock(&rl->mu);
+	if (strcmp(url, "/v1/poll") == 0 && rl->poll_doc) {
+		enum MHD_Result ret =
+		        relay_reply(con, 200, rl->poll_doc, rl->poll_len, "\"replayed\"");
+		pthread_mutex_unlock(&rl->mu);
+		return ret;
+	}
+	int tamper = rl->tamper_blobs && strncmp(url, "/v1/blobs/", 10) == 0;
+	pthread_mutex_unlock(&rl->mu);
+	CURL *c = curl_easy_init();
+	char u[2048], line[1024];
+	snprintf(u, sizeof u, "%s%s", rl->upstream, url);
+	struct curl_slist *h = curl_slist_append(NULL, "Expect:");
+	static const char *const pass[] = {"Authorization", "If-None-Match", "Content-Type"};
+	for (size_t i = 0; i < 3; i++) {
+		const char *v = MHD_lookup_connection_value(con, MHD_HEADER_KIND, pass[i]);
+		if (v) {
+			snprintf(line, sizeof line, "%s: %s", pass[i], v);
+			h = curl_slist_append(h, line);
+		}
+	}
+	struct sink k = {0};
+	curl_easy_setopt(c, CURLOPT_URL, u);
+	curl_easy_setopt(c, CURLOPT_CUSTOMREQUEST, method);
+	curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+	if (strcmp(method, "POST") == 0) {
+		curl_easy_setopt(c, CURLOPT_POSTFIELDS, up->p ? up->p : "");
+		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)up->n);
+	}
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_body);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, &k);
+	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_hdr);
+	curl_easy_setopt(c, CURLOPT_HEADERDATA, &k);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT, 20L);
+	long status = 502;
+	if (curl_easy_perform(c) == CURLE_OK)
+		curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
+	curl_slist_free_all(h);
+	curl_easy_cleanup(c);
+	if (tamper && status == 200 && k.n > 0)
+		k.p[k.n - 1] ^= 0x01;
+	enum MHD_Result ret = relay_reply(con, (unsigned)status, k.p ? k.p : "", k.n, k.etag);
+	free(k.p);
+	return ret;
+}
+
+static void relay_done(void *cls, struct MHD_Connection *con, void **con_cls,
+                       enum MHD_RequestTerminationCode toe)
+{
+	struct upload *up = *con_cls;
+	if (up) {
+		free(up->p);
+		free(up);
+	}
+	*con_cls = NULL;
+}
+
+static void relay_start(struct relay *rl, const struct world *w)
+{
+	memset(rl, 0, sizeof *rl);
+	pthread_mutex_init(&rl->mu, NULL);
+	snprintf(rl->upstream, sizeof rl->upstream, "%s", w->srv.url);
+	rl->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
+	                         NULL, NULL, relay_handler, rl, MHD_OPTION_NOTIFY_COMPLETED,
+	                         relay_done, rl, MHD_OPTION_END);
+	assert_non_null(rl->d);
+	const union MHD_DaemonInfo *info = MHD_get_daemon_info(rl->d, MHD_DAEMON_INFO_BIND_PORT);
+	assert_non_null(info);
+	snprintf(rl->url, sizeof rl->url, "http://127.0.0.1:%u", (unsigned)info->port);
+}
+
+static void relay_stop(struct relay *rl)
+{
+	MHD_stop_daemon(rl->d);
+	free(rl->poll_doc);
+	pthread_mutex_destroy(&rl->mu);
+}
+
+static void relay_serve_poll(struct relay *rl, const char *doc, size_t len)
+{
+	pthread_mutex_lock(&rl->mu);
+	free(rl->poll_doc);
+	rl->poll_doc = malloc(len + 1);
+	assert_non_null(rl->poll_doc);
+	memcpy(rl->poll_doc, doc, len);
+	rl->poll_len = len;
+	pthread_mutex_unlock(&rl->mu);
+}
+
+/* ---- tests --------------------------------------------------------------- */
+
+static void test_enroll_poll_304_heartbeat(void **state)
+{
+	struct world *w = *state;
+	struct agent a;
+	agent_init(w, &a);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_true(a.id > 0);
+	assert_non_null(strstr(a.log, "enrolled as agent"));
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/identity.json", a.dir);
+	struct stat st;
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM agents WHERE id = %lld AND hostname = "
+	                         "'test-host'",
+	                         (long long)a.id),
+	                 1);
+
+	/* The agent's own token: poll 200 with an ETag, then 304 with it. */
+	struct fbt_resp r;
+	assert_int_equal(fbt_http(&w->srv, "GET", "/v1/poll", a.token, NULL, 0, NULL, &r), 0);
+	assert_int_equal(r.status, 200);
+	char etag[256], inm[300];
+	assert_non_null(fbt_header(&r, "ETag", etag, sizeof etag));
+	fbt_resp_free(&r);
+	snprintf(inm, sizeof inm, "If-None-Match: %s", etag);
+	const char *hdrs[] = {inm, NULL};
+	assert_int_equal(fbt_http(&w->srv, "GET", "/v1/poll", a.token, NULL, 0, hdrs, &r), 0);
+	assert_int_equal(r.status, 304);
+	fbt_resp_free(&r);
+
+	/* The agent itself: the second cycle is a 304, no re-enrollment. */
+	int64_t id = a.id;
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(a.id, id);
+	assert_non_null(strstr(a.log, "not modified"));
+	assert_null(strstr(a.log, "enrolled as agent"));
+
+	/* Its heartbeat reaches the agents table within the flush interval. */
+	json_t *bj = NULL;
+	snprintf(p, sizeof p, "%s/state/boot.json", a.dir);
+	bj = json_load_file(p, 0, NULL);
+	assert_non_null(bj);
+	assert_true(json_is_true(json_object_get(bj, "clean")));
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM agents WHERE id = %lld AND boot_id = '%s' AND "
+	         "agent_version = '1.0.0' AND last_seen_at IS NOT NULL AND "
+	         "capabilities @> '[{\"id\": 2, \"version\": 1}]'",
+	         (long long)a.id, json_string_value(json_object_get(bj, "boot_id")));
+	json_decref(bj);
+	assert_int_equal(db_wait(w, 1, "%s", sql), 1);
+	agent_free(&a);
+}
+
+static void test_apply_then_update(void **state)
+{
+	struct world *w = *state;
+	struct content c1, c2;
+	content_make(w, 1, &c1);
+	publish_ga(w, &c1);
+	struct agent a;
+	agent_init(w, &a);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c1);
+	assert_non_null(strstr(a.log, "applied channel 291"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'applied' AND content_sha256 = '%s' AND channel_id = %d",
+	                         (long long)a.id, c1.sha, CHANNEL),
+	                 1);
+	/* The heartbeat carries the active content. */
+	assert_int_equal(
+	        db_wait(w, 1,
+	                "SELECT count(*) FROM agents WHERE id = %lld AND active->>'291' = '%s'",
+	                (long long)a.id, c1.sha),
+	        1);
+
+	content_make(w, 2, &c2);
+	publish_ga(w, &c2);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c2);
+	json_t *st = agent_state(&a);
+	json_t *ch = json_array_get(json_object_get(st, "channels"), 0);
+	assert_string_equal(json_string_value(json_object_get(ch, "lkg")), c1.sha);
+	assert_true(json_integer_value(json_object_get(st, "sequence")) > 0);
+	assert_int_equal(json_array_size(json_object_get(st, "events")), 0);
+	json_decref(st);
+	assert_int_equal(events_of(w, &a, "applied"), 2);
+	/* Nothing was refused. */
+	assert_int_equal(events_of(w, &a, "rejected"), 0);
+	content_free(&c1);
+	content_free(&c2);
+	agent_free(&a);
+}
+
+static void test_tampered_blob_refused(void **state)
+{
+	struct world *w = *state;
+	struct content c1;
+	content_make(w, 10, &c1);
+	publish_ga(w, &c1);
+	struct relay rl;
+	relay_start(&rl, w);
+	rl.tamper_blobs = 1;
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", rl.url);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, NULL);
+	assert_non_null(strstr(a.log, "rejected channel 291"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'rejected' AND content_sha256 = '%s' AND details->>'reason' LIKE "
+	                         "'content: %%sha256%%'",
+	                         (long long)a.id, c1.sha),
+	                 1);
+	assert_int_equal(events_of(w, &a, "applied"), 0);
+	/* No slot holds the tampered bytes. */
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/slots/%d/A", a.dir, CHANNEL);
+	assert_int_not_equal(access(p, F_OK), 0);
+	/* Retrying the same refusal is idempotent (same event id). */
+	rl.tamper_blobs = 1;
+	assert_int_equal(fbt_db_exec(w->db,
+	                             "UPDATE publication SET seq = nextval('assignment_seq'); "
+	                             "NOTIFY firebreak_publication"),
+	                 0);
+	sleep_ms(600);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(events_of(w, &a, "rejected"), 1);
+	/* Through the honest path the same content applies. */
+	rl.tamper_blobs = 0;
+	assert_int_equal(fbt_db_exec(w->db,
+	                             "UPDATE publication SET seq = nextval('assignment_seq'); "
+	                             "NOTIFY firebreak_publication"),
+	                 0);
+	sleep_ms(600);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c1);
+	relay_stop(&rl);
+	content_free(&c1);
+	agent_free(&a);
+}
+
+/* An assignment signed by the real online key but expired, and a replay of
+ * an older assignment (rollback): both refused and reported. */
+static void test_expired_and_replayed_assignments_refused(void **state)
+{
+	struct world *w = *state;
+	struct content c1, c2;
+	content_make(w, 20, &c1);
+	publish_ga(w, &c1);
+	struct agent a;
+	agent_init(w, &a);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c1);
+	/* Capture the assignment the agent accepted. */
+	struct fbt_resp old;
+	assert_int_equal(fbt_http(&w->srv, "GET", "/v1/poll", a.token, NULL, 0, NULL, &old), 0);
+	assert_int_equal(old.status, 200);
+	content_make(w, 21, &c2);
+	publish_ga(w, &c2);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c2);
+
+	struct relay rl;
+	relay_start(&rl, w);
+	snprintf(a.url, sizeof a.url, "%s", rl.url);
+	/* Replay: validly signed, but an older sequence. */
+	relay_serve_poll(&rl, old.body, old.len);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c2);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'rejected' AND content_sha256 = '%s' AND details->>'reason' LIKE "
+	                         "'assignment sequence %% is not greater than the last accepted "
+	                         "%%rollback%%'",
+	                         (long long)a.id, c1.sha),
+	                 1);
+	fbt_resp_free(&old);
+
+	/* Expired: a newer sequence, signed by the online key, expired an hour ago. */
+	json_t *st = agent_state(&a);
+	int64_t seq = json_integer_value(json_object_get(st, "sequence"));
+	json_decref(st);
+	json_t *obj = NULL;
+	struct fb_err err = {""};
+	assert_int_equal(fbsig_assignment_build("ga", seq + 100, now_s() - 7200, now_s() - 3600, 1,
+	                                        &obj, &err),
+	                 FB_OK);
+	assert_int_equal(fbsig_assignment_add(obj, c1.manifest, c1.mlen, &err), FB_OK);
+	char *doc = NULL;
+	size_t len = 0;
+	assert_int_equal(fbsig_assignment_sign(w->online, obj, &doc, &len, &err), FB_OK);
+	json_decref(obj);
+	relay_serve_poll(&rl, doc, len);
+	free(doc);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c2);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'rejected' AND content_sha256 = '%s' AND details->>'reason' LIKE "
+	                         "'%%expired%%'",
+	                         (long long)a.id, c1.sha),
+	                 1);
+	st = agent_state(&a);
+	assert_int_equal(json_integer_value(json_object_get(st, "sequence")), seq);
+	json_decref(st);
+	relay_stop(&rl);
+	content_free(&c1);
+	content_free(&c2);
+	agent_free(&a);
+}
+
+static void test_wrong_root_refused(void **state)
+{
+	struct world *w = *state;
+	struct content c1;
+	content_make(w, 30, &c1);
+	publish_ga(w, &c1);
+	/* A root of other keys: the server's online key is not in it. */
+	struct fbsig_key *k[4];
+	for (int i = 0; i < 4; i++)
+		assert_int_equal(fbsig_keygen(&k[i]), FB_OK);
+	struct fbsig_key *rel[2] = {k[1], k[2]};
+	size_t len = 0;
+	char *root = make_root(k[0], rel, k[3], &len);
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.root, sizeof a.root, "%s/other-root.json", a.dir);
+	write_text(a.root, root, len);
+	free(root);
+	for (int i = 0; i < 4; i++)
+		fbsig_key_free(k[i]);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, NULL);
+	assert_non_null(strstr(a.log, "rejected channel 291"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'rejected' AND content_sha256 = '%s' AND details->>'reason' LIKE "
+	                         "'assignment sequence %%online-key signatures%%'",
+	                         (long long)a.id, c1.sha),
+	                 1);
+	json_t *st = agent_state(&a);
+	assert_int_equal(json_integer_value(json_object_get(st, "sequence")), 0);
+	json_decref(st);
+	content_free(&c1);
+	agent_free(&a);
+}
+
+static void test_crash_reported_on_next_start(void **state)
+{
+	struct world *w = *state;
+	struct content c1;
+	content_make(w, 40, &c1);
+	publish_ga(w, &c1);
+	struct agent a;
+	agent_init(w, &a);
+	/* Applies, then "crashes". */
+	assert_int_equal(agent_run(w, &a, c1.sha), 70);
+	assert_active(&a, &c1);
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/boot.json", a.dir);
+	json_t *bj = json_load_file(p, 0, NULL);
+	assert_non_null(bj);
+	assert_false(json_is_true(json_object_get(bj, "clean")));
+	char crashed[64];
+	snprintf(crashed, sizeof crashed, "%s", json_string_value(json_object_get(bj, "boot_id")));
+	json_decref(bj);
+	/* The host comes back (fixed): the crash is reported with the boot and content. */
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_non_null(strstr(a.log, "did not stop cleanly"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'crash' AND boot_id = '%s' AND content_sha256 = '%s' AND "
+	                         "details->>'code' = 'test-hook'",
+	                         (long long)a.id, crashed, c1.sha),
+	                 1);
+	/* The applied event queued before the crash arrives too. */
+	assert_int_equal(events_of(w, &a, "applied"), 1);
+	/* Retried reports are duplicates, not new events. */
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(events_of(w, &a, "crash"), 1);
+	content_free(&c1);
+	agent_free(&a);
+}
+
+static void test_boot_loop_reverts_to_last_known_good(void **state)
+{
+	struct world *w = *state;
+	struct content good, bad, next;
+	content_make(w, 50, &good);
+	publish_ga(w, &good);
+	struct agent a;
+	agent_init(w, &a);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &good);
+
+	content_make(w, 51, &bad);
+	publish_ga(w, &bad);
+	/* Channel File 291: applied, crash; then every boot crashes on it. */
+	assert_int_equal(agent_run(w, &a, bad.sha), 70);
+	assert_active(&a, &bad);
+	assert_int_equal(agent_run(w, &a, bad.sha), 70);
+	assert_int_equal(agent_run(w, &a, bad.sha), 70);
+	/* The third unclean start: the guard reverts before loading it again. */
+	assert_int_equal(agent_run(w, &a, bad.sha), 0);
+	assert_active(&a, &good);
+	assert_non_null(strstr(a.log, "boot loop: channel 291 reverted"));
+	/* The server still names the bad content: refused, not re-applied. */
+	assert_non_null(strstr(a.log, "not applied: refused"));
+	assert_int_equal(
+	        db_wait(w, 1,
+	                "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = 'boot_loop' "
+	                "AND content_sha256 = '%s' AND details->>'reverted_to' = '%s' AND "
+	                "(details->>'unclean_starts')::int = 3",
+	                (long long)a.id, bad.sha, good.sha),
+	        1);
+	assert_int_equal(events_of(w, &a, "crash"), 3);
+	/* The heartbeat says the host runs the good content again. */
+	assert_int_equal(
+	        db_wait(w, 1,
+	                "SELECT count(*) FROM agents WHERE id = %lld AND active->>'291' = '%s'",
+	                (long long)a.id, good.sha),
+	        1);
+	/* A newer sequence that still names it: still refused. */
+	assert_int_equal(fbt_db_exec(w->db,
+	                             "UPDATE publication SET seq = nextval('assignment_seq'); "
+	                             "NOTIFY firebreak_publication"),
+	                 0);
+	sleep_ms(600);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &good);
+	/* Newer content lifts the refusal and applies. */
+	content_make(w, 52, &next);
+	publish_ga(w, &next);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &next);
+	assert_non_null(strstr(a.log, "refusal(s) lifted"));
+	content_free(&good);
+	content_free(&bad);
+	content_free(&next);
+	agent_free(&a);
+}
+
+static void test_telemetry_refusals(void **state)
+{
+	struct world *w = *state;
+	struct agent a, b;
+	agent_init(w, &a);
+	agent_init(w, &b);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(agent_run(w, &b, NULL), 0);
+	assert_true(a.id > 0 && b.id > 0 && a.id != b.id);
+	long before = fbt_db_long(w->db, "SELECT count(*) FROM events");
+	char body[2048];
+	struct fbt_resp r;
+	char sha[FB_SHA256_HEX_LEN + 1];
+	fb_sha256_hex("x", 1, sha);
+
+	/* a's token reporting for b: 403, nothing stored. */
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"e1\",\"kind\":\"applied\",\"at\":%lld,"
+	         "\"boot_id\":\"b\",\"channel\":%d,\"content\":\"%s\"}]}",
+	         (long long)b.id, (long long)now_s(), CHANNEL, sha);
+	assert_int_equal(
+	        fbt_http(&w->srv, "POST", "/v1/events", a.token, body, strlen(body), NULL, &r), 0);
+	assert_int_equal(r.status, 403);
+	fbt_resp_free(&r);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"agent_version\":\"1\","
+	         "\"active\":{},\"capabilities\":[]}",
+	         (long long)b.id);
+	assert_int_equal(
+	        fbt_http(&w->srv, "POST", "/v1/heartbeat", a.token, body, strlen(body), NULL, &r),
+	        0);
+	assert_int_equal(r.status, 403);
+	fbt_resp_free(&r);
+
+	/* Malformed: not JSON; a good event next to a bad one (nothing stored);
+	 * an unknown channel; a time in the future. */
+	const char *bad[4];
+	char b1[1024], b2[1024], b3[1024];
+	bad[0] = "{\"agent_id\":";
+	snprintf(b1, sizeof b1,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"ok\",\"kind\":\"applied\",\"at\":%lld,"
+	         "\"channel\":%d,\"content\":\"%s\"},{\"id\":\"bad\",\"kind\":\"applied\",\"at\":%"
+	         "lld,"
+	         "\"channel\":%d,\"content\":\"nope\"}]}",
+	         (long long)a.id, (long long)now_s(), CHANNEL, sha, (long long)now_s(), CHANNEL);
+	snprintf(b2, sizeof b2,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"u\",\"kind\":\"applied\",\"at\":%lld,"
+	         "\"channel\":999,\"content\":\"%s\"}]}",
+	         (long long)a.id, (long long)now_s(), sha);
+	snprintf(b3, sizeof b3,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"f\",\"kind\":\"applied\",\"at\":%lld,"
+	         "\"channel\":%d,\"content\":\"%s\"}]}",
+	         (long long)a.id, (long long)now_s() + 3600, CHANNEL, sha);
+	bad[1] = b1;
+	bad[2] = b2;
+	bad[3] = b3;
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(fbt_http(&w->srv, "POST", "/v1/events", a.token, bad[i],
+		                          strlen(bad[i]), NULL, &r),
+		                 0);
+		if (r.status != 400)
+			fail_msg("case %d: HTTP %ld %s", i, r.status, r.body);
+		fbt_resp_free(&r);
+	}
+	/* Oversized: over the route's body cap. */
+	size_t big = 300 * 1024;
+	char *huge = malloc(big + 1);
+	assert_non_null(huge);
+	int n = snprintf(huge, big, "{\"agent_id\":%lld,\"events\":[{\"id\":\"", (long long)a.id);
+	memset(huge + n, 'a', big - (size_t)n);
+	huge[big] = '\0';
+	assert_int_equal(fbt_http(&w->srv, "POST", "/v1/events", a.token, huge, big, NULL, &r), 0);
+	assert_int_equal(r.status, 413);
+	fbt_resp_free(&r);
+	assert_int_equal(fbt_http(&w->srv, "POST", "/v1/heartbeat", a.token, huge, big, NULL, &r),
+	                 0);
+	assert_int_equal(r.status, 413);
+	fbt_resp_free(&r);
+	free(huge);
+	/* A malformed heartbeat: 400. */
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":-5,\"agent_version\":\"1\","
+	         "\"active\":{\"291\":\"zz\"},\"capabilities\":[]}",
+	         (long long)a.id);
+	assert_int_equal(
+	        fbt_http(&w->srv, "POST", "/v1/heartbeat", a.token, body, strlen(body), NULL, &r),
+	        0);
+	assert_int_equal(r.status, 400);
+	fbt_resp_free(&r);
+	assert_int_equal(fbt_db_long(w->db, "SELECT count(*) FROM events"), before);
+	agent_free(&a);
+	agent_free(&b);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_DEFAULT);
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_enroll_poll_304_heartbeat),
+	        cmocka_unit_test(test_apply_then_update),
+	        cmocka_unit_test(test_tampered_blob_refused),
+	        cmocka_unit_test(test_expired_and_replayed_assignments_refused),
+	        cmocka_unit_test(test_wrong_root_refused),
+	        cmocka_unit_test(test_crash_reported_on_next_start),
+	        cmocka_unit_test(test_boot_loop_reverts_to_last_known_good),
+	        cmocka_unit_test(test_telemetry_refusals),
+	};
+	int rc = cmocka_run_group_tests(tests, world_setup, world_teardown);
+	curl_global_cleanup();
+	return rc;
+}
