@@ -249,6 +249,7 @@ static int64_t publish_ga(struct world *w, const struct content *c)
 
 struct agent {
 	char *dir;
+	char ca[1024]; /* --ca-bundle, "" for none */
 	char root[1024];
 	char url[160];
 	char log[65536];
@@ -273,15 +274,24 @@ static void agent_free(struct agent *a)
  * the exit status; the agent's stderr is kept in a->log. */
 static int agent_run(struct world *w, struct agent *a, const char *crash_on)
 {
-	char server[200], root[1100], state[1100], tpl[1100], tok[200];
+	char server[200], root[1100], state[1100], tpl[1100], tok[200], ca[1100];
 	snprintf(server, sizeof server, "--server=%s", a->url);
 	snprintf(root, sizeof root, "--root=%s", a->root);
 	snprintf(state, sizeof state, "--state-dir=%s/state", a->dir);
 	snprintf(tpl, sizeof tpl, "--templates=%s", w->templates);
 	snprintf(tok, sizeof tok, "--enroll-token=%s", w->enroll);
-	const char *argv[] = {
-	        fbt_bin("fb-agent"),    "--once", server, root, state, tpl, tok, "--timeout=10",
-	        "--hostname=test-host", NULL};
+	snprintf(ca, sizeof ca, "--ca-bundle=%s", a->ca);
+	const char *argv[] = {fbt_bin("fb-agent"),
+	                      "--once",
+	                      server,
+	                      root,
+	                      state,
+	                      tpl,
+	                      tok,
+	                      "--timeout=10",
+	                      "--hostname=test-host",
+	                      a->ca[0] ? ca : NULL,
+	                      NULL};
 	static char env[1024];
 	snprintf(env, sizeof env, "FB_AGENT_TEST_CRASH_ON=%s", crash_on ? crash_on : "");
 	const char *envv[] = {env, NULL};
@@ -991,6 +1001,82 @@ static void test_telemetry_refusals(void **state)
 	agent_free(&b);
 }
 
+/* HTTPS with a throwaway CA: the agent verifies the server against its CA
+ * bundle, and refuses a server it cannot verify (nothing enrolled). */
+static int openssl(const char *const *args)
+{
+	const char *argv[24] = {"/usr/bin/openssl"};
+	size_t n = 1;
+	for (; args[n - 1] && n < 23; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	char *err = NULL;
+	int st = fbt_run(argv, NULL, NULL, &err);
+	if (st)
+		fprintf(stderr, "openssl: %s\n", err);
+	free(err);
+	return st;
+}
+
+static void test_https_with_ca_bundle(void **state)
+{
+	struct world *w = *state;
+	if (access("/usr/bin/openssl", X_OK) != 0)
+		skip();
+	char ca[1100], cakey[1100], key[1100], csr[1100], crt[1100], ext[1100];
+	snprintf(ca, sizeof ca, "%s/ca.pem", w->dir);
+	snprintf(cakey, sizeof cakey, "%s/ca.key", w->dir);
+	snprintf(key, sizeof key, "%s/srv.key", w->dir);
+	snprintf(csr, sizeof csr, "%s/srv.csr", w->dir);
+	snprintf(crt, sizeof crt, "%s/srv.pem", w->dir);
+	snprintf(ext, sizeof ext, "%s/srv.ext", w->dir);
+	write_text(ext, "subjectAltName=IP:127.0.0.1\n", 28);
+	const char *mkca[] = {"req",    "-x509",    "-newkey",
+	                      "ec",     "-pkeyopt", "ec_paramgen_curve:P-256",
+	                      "-nodes", "-keyout",  cakey,
+	                      "-out",   ca,         "-days",
+	                      "2",      "-subj",    "/CN=firebreak test CA",
+	                      NULL};
+	const char *mkcsr[] = {
+	        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+	        key,   "-out",    csr,  "-subj",    "/CN=127.0.0.1",           NULL};
+	const char *sign[] = {
+	        "x509", "-req", "-in",   csr, "-CA",      ca,  "-CAkey", cakey, "-CAcreateserial",
+	        "-out", crt,    "-days", "2", "-extfile", ext, NULL};
+	assert_int_equal(openssl(mkca), 0);
+	assert_int_equal(openssl(mkcsr), 0);
+	assert_int_equal(openssl(sign), 0);
+
+	char okey[1200], rootarg[1100], tplarg[1200], certarg[1200], keyarg[1200];
+	snprintf(okey, sizeof okey, "--online_key=%s/online.key", w->dir);
+	snprintf(rootarg, sizeof rootarg, "--root=%s", w->root_path);
+	snprintf(tplarg, sizeof tplarg, "--templates=%s", w->templates);
+	snprintf(certarg, sizeof certarg, "--tls_cert=%s", crt);
+	snprintf(keyarg, sizeof keyarg, "--tls_key=%s", key);
+	const char *extra[] = {okey, rootarg, tplarg, certarg, keyarg, "--controller=0", NULL};
+	setenv("FBT_CA", ca, 1);
+	struct fbt_server tls;
+	assert_int_equal(fbt_server_start(&tls, w->db, extra), 0);
+	assert_int_equal(strncmp(tls.url, "https://", 8), 0);
+
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", tls.url);
+	/* No CA bundle: the system store does not know the test CA. */
+	assert_int_equal(agent_run(w, &a, NULL), 1);
+	assert_non_null(strstr(a.log, "enroll"));
+	assert_non_null(strcasestr(a.log, "certificate"));
+	assert_int_equal(a.id, 0);
+	/* With it: enrolled, assignment verified and applied over HTTPS. */
+	snprintf(a.ca, sizeof a.ca, "%s", ca);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_true(a.id > 0);
+	assert_non_null(strstr(a.log, "verified"));
+	fbt_server_stop(&tls, SIGTERM);
+	unsetenv("FBT_CA");
+	agent_free(&a);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1003,6 +1089,7 @@ int main(void)
 	        cmocka_unit_test(test_crash_reported_on_next_start),
 	        cmocka_unit_test(test_boot_loop_reverts_to_last_known_good),
 	        cmocka_unit_test(test_telemetry_refusals),
+	        cmocka_unit_test(test_https_with_ca_bundle),
 	};
 	int rc = cmocka_run_group_tests(tests, world_setup, world_teardown);
 	curl_global_cleanup();
