@@ -181,8 +181,9 @@ enum cf_preflight_outcome {
  * Content cannot reach these; production callers leave test_fault at 0. */
 enum cf_pf_fault {
 	CF_PF_FAULT_NONE = 0,
-	CF_PF_FAULT_CRASH, /* child raises SIGSEGV before evaluating */
-	CF_PF_FAULT_HANG,  /* child spins forever before evaluating */
+	CF_PF_FAULT_CRASH,     /* child raises SIGSEGV before evaluating */
+	CF_PF_FAULT_HANG,      /* child spins forever before evaluating */
+	CF_PF_FAULT_NET_PROBE, /* child raises SIGSEGV if it can send to 127.0.0.1 */
 };
 
 struct cf_preflight_limits {

@@ -1,9 +1,11 @@
 /* The preflight gate (FORMAT.md "Preflight"): parse a channel file, then run
  * it through the interpreter in a forked, resource-limited, network-less
  * child over the shipped event corpus plus events made from its own values. */
+#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -310,11 +313,24 @@ static void child_run(int wfd, const struct cf_file *f, const struct evlist *l,
 #endif
 	if (unshare(CLONE_NEWNET) == 0 || unshare(CLONE_NEWUSER | CLONE_NEWNET) == 0)
 		m.net_isolated = 1;
-	/* no descriptors but stdio and the result pipe, and no new ones */
-	if (wfd > 3)
-		close_range(3, (unsigned)wfd - 1, 0);
-	close_range((unsigned)wfd + 1, ~0u, 0);
-	r.rlim_cur = r.rlim_max = (rlim_t)wfd + 1;
+	/* Descriptors: 0-2 open (on /dev/null if the caller had them closed), the
+	 * result pipe moved to 3, everything else closed, and RLIMIT_NOFILE 4 so
+	 * that no new descriptor (socket, file) can be created at all. */
+	for (int fd = 0; fd < 3; fd++)
+		if (fd != wfd && fcntl(fd, F_GETFD) == -1)
+			open("/dev/null", O_RDWR); /* takes the lowest free number: fd */
+	if (wfd != 3) {
+		if (dup2(wfd, 3) != 3)
+			_exit(3);
+		close(wfd);
+		if (wfd < 3)
+			open("/dev/null", O_RDWR); /* refill the stdio slot */
+		wfd = 3;
+	}
+	if (close_range(4, ~0u, 0) != 0)
+		for (int fd = 4; fd < 65536; fd++)
+			close(fd);
+	r.rlim_cur = r.rlim_max = 4;
 	setrlimit(RLIMIT_NOFILE, &r);
 
 	/* TEST ONLY faults: set by tests through the limits struct, never by content */
@@ -324,6 +340,16 @@ static void child_run(int wfd, const struct cf_file *f, const struct evlist *l,
 	} else if (lim->test_fault == CF_PF_FAULT_HANG) {
 		for (volatile unsigned long spin = 0;; spin++)
 			;
+	} else if (lim->test_fault == CF_PF_FAULT_NET_PROBE) {
+		/* reaching 127.0.0.1 must fail: no socket (fd limit) or no route (netns) */
+		int s = socket(AF_INET, SOCK_DGRAM, 0);
+		struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(9)};
+		sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		if (s >= 0 && connect(s, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+		    send(s, "x", 1, 0) == 1) {
+			signal(SIGSEGV, SIG_DFL);
+			raise(SIGSEGV);
+		}
 	}
 
 	for (size_t k = 0; k < l->n; k++) {

@@ -305,6 +305,16 @@ static void test_preflight_timeout_cpu(void **state)
 	assert_non_null(strstr(rep.reason, "CPU limit of 1 s"));
 }
 
+/* The child has no network: the probe (send a datagram to 127.0.0.1, crash
+ * if that works) must find no socket or no route, so the outcome is ok. */
+static void test_preflight_no_network(void **state)
+{
+	struct cf_preflight_limits lim = {.test_fault = CF_PF_FAULT_NET_PROBE};
+	struct cf_preflight_report rep = run_preflight("tests/data/schema/valid/basic.json", &lim);
+	if (rep.outcome != CF_PF_OK)
+		fail_msg("network reachable from the preflight child: %s", rep.reason);
+}
+
 /* Real content that is too expensive to evaluate: no fault hook involved. */
 static void test_preflight_eval_error(void **state)
 {
@@ -376,6 +386,7 @@ int main(void)
 	        cmocka_unit_test(test_preflight_crash),
 	        cmocka_unit_test(test_preflight_timeout_wall),
 	        cmocka_unit_test(test_preflight_timeout_cpu),
+	        cmocka_unit_test(test_preflight_no_network),
 	        cmocka_unit_test(test_preflight_eval_error),
 	        cmocka_unit_test(test_preflight_bad_corpus),
 	        cmocka_unit_test(test_preflight_threads),
