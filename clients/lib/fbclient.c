@@ -247,6 +247,8 @@ enum fb_rc fbc_do(struct fbc *c, const struct fbc_req *req, struct fbc_resp *res
 		curl_easy_setopt(k, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
 	}
 	struct sink s = {resp, 0};
+	char ebuf[CURL_ERROR_SIZE] = "";
+	curl_easy_setopt(k, CURLOPT_ERRORBUFFER, ebuf);
 	curl_easy_setopt(k, CURLOPT_URL, url);
 	curl_easy_setopt(k, CURLOPT_CUSTOMREQUEST, req->method);
 	if (strcmp(req->method, "HEAD") == 0)
@@ -268,8 +270,9 @@ enum fb_rc fbc_do(struct fbc *c, const struct fbc_req *req, struct fbc_resp *res
 	if (c->ca)
 		curl_easy_setopt(k, CURLOPT_CAINFO, c->ca);
 	CURLcode cr = curl_easy_perform(k);
-	/* The header list must outlive the transfer only. */
+	/* The header list and the error buffer must outlive the transfer only. */
 	curl_easy_setopt(k, CURLOPT_HTTPHEADER, NULL);
+	curl_easy_setopt(k, CURLOPT_ERRORBUFFER, NULL);
 	if (s.toobig) {
 		fb_err_set(err, "%s %s: response body over %zu bytes", req->method, req->path,
 		           req->max_body);
@@ -277,7 +280,8 @@ enum fb_rc fbc_do(struct fbc *c, const struct fbc_req *req, struct fbc_resp *res
 		goto out;
 	}
 	if (cr != CURLE_OK) {
-		fb_err_set(err, "%s %s: %s", req->method, url, curl_easy_strerror(cr));
+		fb_err_set(err, "%s %s: %s%s%s", req->method, url, curl_easy_strerror(cr),
+		           ebuf[0] ? ": " : "", ebuf);
 		rc = FB_EIO;
 		goto out;
 	}

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <pthread.h>
 #include <signal.h>
@@ -20,6 +21,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -1077,6 +1079,156 @@ static void test_https_with_ca_bundle(void **state)
 	agent_free(&a);
 }
 
+/* The daemon loop: follows a new publication on its own, heartbeats on its
+ * interval, and stops cleanly on SIGTERM (clean-stop mark written). */
+static void test_daemon_follows_and_stops_cleanly(void **state)
+{
+	struct world *w = *state;
+	struct content c1, c2;
+	content_make(w, 60, &c1);
+	publish_ga(w, &c1);
+	struct agent a;
+	agent_init(w, &a);
+	char server[200], root[1100], st[1100], tpl[1100], tok[200], logp[1100];
+	snprintf(server, sizeof server, "--server=%s", a.url);
+	snprintf(root, sizeof root, "--root=%s", a.root);
+	snprintf(st, sizeof st, "--state-dir=%s/state", a.dir);
+	snprintf(tpl, sizeof tpl, "--templates=%s", w->templates);
+	snprintf(tok, sizeof tok, "--enroll-token=%s", w->enroll);
+	snprintf(logp, sizeof logp, "%s/daemon.log", a.dir);
+	const char *argv[] = {fbt_bin("fb-agent"),
+	                      server,
+	                      root,
+	                      st,
+	                      tpl,
+	                      tok,
+	                      "--poll-interval=1",
+	                      "--poll-jitter=0",
+	                      "--heartbeat-interval=1",
+	                      NULL};
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	/* Enrolled and on c1 ... */
+	long applied = -1;
+	for (int i = 0; i < 100 && applied != 1; i++) {
+		sleep_ms(100);
+		char p[1200];
+		snprintf(p, sizeof p, "%s/state/identity.json", a.dir);
+		json_t *id = json_load_file(p, 0, NULL);
+		if (id) {
+			a.id = json_integer_value(json_object_get(id, "agent_id"));
+			json_decref(id);
+			applied = events_of(w, &a, "applied");
+		}
+	}
+	assert_int_equal(applied, 1);
+	/* ... then follows c2 without being restarted. */
+	content_make(w, 61, &c2);
+	publish_ga(w, &c2);
+	assert_int_equal(
+	        db_wait(w, 1,
+	                "SELECT count(*) FROM agents WHERE id = %lld AND active->>'291' = '%s'",
+	                (long long)a.id, c2.sha),
+	        1);
+	assert_active(&a, &c2);
+	/* Heartbeats keep coming on their interval. */
+	char sql[256];
+	snprintf(sql, sizeof sql,
+	         "SELECT (extract(epoch FROM last_seen_at) * 1000)::bigint FROM agents WHERE id = "
+	         "%lld",
+	         (long long)a.id);
+	long seen1 = fbt_db_long(w->db, sql);
+	sleep_ms(2500);
+	long seen2 = fbt_db_long(w->db, sql);
+	assert_true(seen2 > seen1);
+	kill(pid, SIGTERM);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/boot.json", a.dir);
+	json_t *bj = json_load_file(p, 0, NULL);
+	assert_non_null(bj);
+	assert_true(json_is_true(json_object_get(bj, "clean")));
+	json_decref(bj);
+	/* The next start reports no crash. */
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_null(strstr(a.log, "did not stop cleanly"));
+	assert_int_equal(events_of(w, &a, "crash"), 0);
+	content_free(&c1);
+	content_free(&c2);
+	agent_free(&a);
+}
+
+/* Root rotation: a server under root version 2 signs assignments naming it;
+ * an agent pinned to version 1 fetches /v1/roots/2, accepts it with
+ * fbsig_root_update (signed by the old and the new root keys), persists it and
+ * applies the content. */
+static void test_root_rotation(void **state)
+{
+	struct world *w = *state;
+	struct fbsig_key *r2 = NULL;
+	assert_int_equal(fbsig_keygen(&r2), FB_OK);
+	struct fbsig_pub rp, lp[2], op;
+	fbsig_key_pub(r2, &rp);
+	fbsig_key_pub(w->rel[0], &lp[0]);
+	fbsig_key_pub(w->rel[1], &lp[1]);
+	fbsig_key_pub(w->online, &op);
+	struct fbsig_role_spec rs = {&rp, 1, 1}, rel = {lp, 2, 2}, on = {&op, 1, 1};
+	json_t *obj = NULL;
+	struct fb_err err = {""};
+	assert_int_equal(fbsig_root_build(2, now_s() + 365 * 86400, &rs, &rel, &on, &obj, &err),
+	                 FB_OK);
+	char *one = NULL, *two = NULL;
+	size_t l1 = 0, l2 = 0;
+	assert_int_equal(fbsig_document_sign(w->root_key, FBSIG_ROOT, obj, &one, &l1, &err), FB_OK);
+	assert_int_equal(fbsig_envelope_sign(r2, FBSIG_ROOT, one, l1, &two, &l2, &err), FB_OK);
+	json_decref(obj);
+	char v2[1100];
+	snprintf(v2, sizeof v2, "%s/root-v2.json", w->dir);
+	write_text(v2, two, l2);
+	free(one);
+	free(two);
+	fbsig_key_free(r2);
+
+	char okey[1200], rootarg[1200], tplarg[1200];
+	snprintf(okey, sizeof okey, "--online_key=%s/online.key", w->dir);
+	snprintf(rootarg, sizeof rootarg, "--root=%s", v2);
+	snprintf(tplarg, sizeof tplarg, "--templates=%s", w->templates);
+	const char *extra[] = {okey, rootarg, tplarg, "--controller=0", NULL};
+	struct fbt_server s2;
+	assert_int_equal(fbt_server_start(&s2, w->db, extra), 0);
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", s2.url);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_non_null(strstr(a.log, "root updated to version 2"));
+	assert_non_null(strstr(a.log, "applied channel 291"));
+	char p[1200];
+	snprintf(p, sizeof p, "%s/state/root.json", a.dir);
+	json_t *r = json_load_file(p, 0, NULL);
+	assert_non_null(r);
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(r, "signed"), "version")), 2);
+	json_decref(r);
+	/* The next start trusts version 2 from its state directory. */
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_non_null(strstr(a.log, "root version 2"));
+	assert_null(strstr(a.log, "root updated"));
+	fbt_server_stop(&s2, SIGTERM);
+	agent_free(&a);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1090,6 +1242,8 @@ int main(void)
 	        cmocka_unit_test(test_boot_loop_reverts_to_last_known_good),
 	        cmocka_unit_test(test_telemetry_refusals),
 	        cmocka_unit_test(test_https_with_ca_bundle),
+	        cmocka_unit_test(test_daemon_follows_and_stops_cleanly),
+	        cmocka_unit_test(test_root_rotation),
 	};
 	int rc = cmocka_run_group_tests(tests, world_setup, world_teardown);
 	curl_global_cleanup();
