@@ -45,7 +45,7 @@ deps:
 	deploy/install-deps.sh
 
 # --- flags -------------------------------------------------------------------
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS_ALL := -std=c17 -D_GNU_SOURCE $(WARN) $(OPT) -fstack-protector-strong \
 	-Icommon -Isigning -Ischema -Iserver -Iclients/lib -Itests/lib -I$(BUILD)/gen \
 	$(PKG_CFLAGS) $(CFLAGS)
