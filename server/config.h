@@ -23,6 +23,19 @@ struct fb_config {
 	char *log_level;
 	char *tls_cert; /* PEM file; with tls_key, serve HTTPS */
 	char *tls_key;
+	char *online_key;	     /* secret key file signing assignments */
+	char *online_key_passphrase_file;
+	char *root;		     /* the signed root envelope agents pin */
+	char *templates;	     /* template registry directory */
+	char *corpus;		     /* preflight event corpus directory */
+	int64_t preflight_wall_ms;   /* preflight time limit */
+	int64_t assignment_ttl;	     /* seconds an assignment stays valid */
+	int64_t heartbeat_flush_ms;  /* batch interval of the heartbeat flusher */
+	int64_t snapshot_check_ms;   /* periodic snapshot freshness check */
+	int64_t controller_interval_ms; /* gate evaluation interval */
+	int64_t restart_grace_s;     /* silence not counted this long after start-up */
+	char *webhook_url;	     /* POSTed on halts and reverts; empty = off */
+	int64_t controller;	     /* 1 = take part in controller election */
 };
 
 extern struct fb_config cfg;

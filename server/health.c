@@ -8,6 +8,7 @@
 #include "config.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "snapshot.h"
 
 void health_live(struct http_req *req)
 {
@@ -27,6 +28,11 @@ void health_ready(struct http_req *req)
 	db_release(app.db, c);
 	if (rc) {
 		http_error(req, 503, "not_ready", "%s", err.msg);
+		return;
+	}
+	char starting[256];
+	if (!snapshot_ready(starting, sizeof starting)) {
+		http_error(req, 503, "not_ready", "%s", starting);
 		return;
 	}
 	http_reply_json(req, 200,

@@ -304,6 +304,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		route_request(req); /* unknown methods still learn 405 vs 404 */
 		req->body_cap = req->route && req->route->max_body ? req->route->max_body
 								   : (size_t)cfg.max_body;
+		if (req->body_cap == ROUTE_UPLOAD) /* base64 of max_upload plus the manifest */
+			req->body_cap = (size_t)cfg.max_upload / 3 * 4 + 4 + ((size_t)1 << 20);
 		fb_buf_init(&req->body, req->body_cap);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 							     MHD_HTTP_HEADER_CONTENT_LENGTH);

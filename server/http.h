@@ -42,9 +42,11 @@ struct route {
 	enum http_method method;
 	const char *pattern; /* "/v1/rollouts/{id}/halt": {x} matches one segment */
 	unsigned roles;	     /* enum role mask; 0 = public */
-	size_t max_body;     /* 0 = the max_body setting */
+	size_t max_body;     /* 0 = the max_body setting; ROUTE_UPLOAD = sized for max_upload */
 	http_handler handler;
 };
+
+#define ROUTE_UPLOAD ((size_t)-1)
 
 struct http_hdr {
 	const char *name;

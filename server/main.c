@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "app.h"
+#include "content.h"
+#include "controller.h"
+#include "snapshot.h"
+#include "telemetry.h"
 #include "config.h"
 #include "http.h"
 #include "log.h"
@@ -72,6 +77,17 @@ static int cmd_serve(void)
 		log_error("out of memory at start-up");
 		goto out;
 	}
+	if (app_load_trust(&err)) {
+		log_error("%s", err.msg);
+		goto out;
+	}
+	/* Database-dependent start-up happens in the snapshot thread, which
+	 * retries until the database is reachable and current; until then
+	 * /readyz and the agent endpoints answer 503. */
+	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err)) {
+		log_error("cannot start: %s", err.msg);
+		goto out;
+	}
 	if (http_start(routes, routes_count, &err)) {
 		log_error("%s", err.msg);
 		goto out;
@@ -94,6 +110,12 @@ static int cmd_serve(void)
 	status = 0;
 	log_info("stopped");
 out:
+	controller_stop();
+	telemetry_stop();
+	snapshot_stop();
+	content_cache_cleanup();
+	agents_cleanup();
+	app_free_trust();
 	metrics_cleanup();
 	db_pool_free(app.db);
 	app.db = NULL;
@@ -110,7 +132,7 @@ int main(int argc, char **argv)
 			return 0;
 		}
 	}
-	if (sodium_init() < 0) {
+	if (fbsig_init() != FB_OK) {
 		fprintf(stderr, "firebreakd: libsodium failed to initialise\n");
 		return 1;
 	}

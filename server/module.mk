@@ -2,8 +2,10 @@
 BINS += firebreakd
 firebreakd_SRCS := server/main.c server/config.c server/log.c server/http.c server/routes.c \
 	server/db.c server/migrate.c server/auth.c server/metrics.c server/health.c \
-	server/audit.c server/tokens.c $(BUILD)/gen/migrations_data.c
-firebreakd_LIBS := fbcommon
+	server/audit.c server/tokens.c server/trust.c server/snapshot.c server/agents.c \
+	server/validate.c server/telemetry.c server/content.c server/controller.c server/gate.c \
+	server/events.c server/rollouts.c server/rings.c $(BUILD)/gen/migrations_data.c
+firebreakd_LIBS := fbsign fbschema fbcommon
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
 $(BUILD)/tools/embed: tools/embed.c
