@@ -8,6 +8,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "agents.h"
 #include "app.h"
 #include "config.h"
 #include "log.h"
@@ -89,6 +90,23 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	}
 	const char *token = authorization + 7;
 	size_t tlen = strlen(token);
+	if (strncmp(token, "fa_", 3) == 0) {
+		/* Agent tokens are checked by computation: no database, no memory. */
+		int64_t agent_id;
+		if (!agents_token_verify(token, &agent_id)) {
+			http_error(req, 401, "unauthenticated", "invalid agent token");
+			return 0;
+		}
+		out->role = ROLE_AGENT;
+		out->agent_id = agent_id;
+		snprintf(out->name, sizeof out->name, "agent-%lld", (long long)agent_id);
+		if (!(roles & ROLE_AGENT)) {
+			http_error(req, 403, "forbidden", "role 'agent' may not do this");
+			return 0;
+		}
+		out->authenticated = 1;
+		return 1;
+	}
 	if (tlen != AUTH_TOKEN_LEN || strncmp(token, AUTH_TOKEN_PREFIX, 3) != 0) {
 		http_error(req, 401, "unauthenticated", "malformed token");
 		return 0;

@@ -1,0 +1,428 @@
+/* Agents: enrollment tokens, enrollment, agent tokens, agent listing. */
+#include "agents.h"
+
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "audit.h"
+#include "config.h"
+#include "db.h"
+#include "log.h"
+#include "snapshot.h"
+#include "validate.h"
+
+#define MAC_LEN 16
+static unsigned char g_key[crypto_generichash_KEYBYTES];
+static int g_key_loaded;
+
+enum fb_rc agents_init(PGconn *c, struct fb_err *err)
+{
+	unsigned char fresh[crypto_generichash_KEYBYTES];
+	randombytes_buf(fresh, sizeof fresh);
+	char hex[2 * sizeof fresh + 1];
+	fb_hex_encode(fresh, sizeof fresh, hex);
+	sodium_memzero(fresh, sizeof fresh);
+	const char *p[] = {hex};
+	PGresult *r = db_exec(c, err,
+			      "INSERT INTO server_secrets (name, value) VALUES ('agent_token_key', "
+			      "decode($1, 'hex')) ON CONFLICT (name) DO NOTHING",
+			      1, p);
+	sodium_memzero(hex, sizeof hex);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	r = db_exec(c, err,
+		    "SELECT encode(value, 'hex') FROM server_secrets WHERE name = 'agent_token_key'", 0,
+		    NULL);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return FB_EDB;
+	}
+	enum fb_rc rc = fb_hex_decode(PQgetvalue(r, 0, 0), g_key, sizeof g_key);
+	PQclear(r);
+	if (rc) {
+		fb_err_set(err, "server_secrets.agent_token_key has the wrong length");
+		return rc;
+	}
+	g_key_loaded = 1;
+	return FB_OK;
+}
+
+void agents_cleanup(void)
+{
+	sodium_memzero(g_key, sizeof g_key);
+	g_key_loaded = 0;
+}
+
+static void token_for(int64_t id, char out[96])
+{
+	char msg[48];
+	int n = snprintf(msg, sizeof msg, "agent:%lld", (long long)id);
+	unsigned char mac[MAC_LEN];
+	crypto_generichash(mac, sizeof mac, (const unsigned char *)msg, (size_t)n, g_key,
+			   sizeof g_key);
+	char hex[2 * MAC_LEN + 1];
+	fb_hex_encode(mac, sizeof mac, hex);
+	snprintf(out, 96, "fa_%lld_%s", (long long)id, hex);
+}
+
+int agents_token_verify(const char *token, int64_t *agent_id)
+{
+	*agent_id = 0;
+	if (!g_key_loaded || strncmp(token, "fa_", 3) != 0)
+		return 0;
+	const char *us = strchr(token + 3, '_');
+	if (!us || us - (token + 3) > 19 || strlen(us + 1) != 2 * MAC_LEN)
+		return 0;
+	char ids[24];
+	snprintf(ids, sizeof ids, "%.*s", (int)(us - (token + 3)), token + 3);
+	int64_t id;
+	if (fb_parse_i64(ids, 1, INT64_MAX, &id))
+		return 0;
+	char want[96];
+	token_for(id, want);
+	if (strlen(want) != strlen(token) || sodium_memcmp(want, token, strlen(want)) != 0)
+		return 0;
+	*agent_id = id;
+	return 1;
+}
+
+static PGconn *db_or_reply(struct http_req *req)
+{
+	const char *why;
+	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
+	if (!c)
+		http_error(req, 503, "unavailable", "%s", why);
+	return c;
+}
+
+void agents_enrollment_token_create(struct http_req *req)
+{
+	json_t *body = http_req_json_or_reply(req);
+	if (!body)
+		return;
+	PGconn *c = NULL;
+	static const char *const allowed[] = {"name", "tags", "expires_in_s", "max_uses", NULL};
+	if (!val_fields_or_reply(req, body, allowed))
+		goto out;
+	const char *name = val_string_or_reply(req, body, "name", 1, 128, 1);
+	if (!name)
+		goto out;
+	json_t *tags = json_object_get(body, "tags");
+	if (tags && !val_tags_or_reply(req, tags))
+		goto out;
+	int64_t expires_in = 0, max_uses = 0;
+	if (!val_int_or_reply(req, body, "expires_in_s", 60, 31536000, 0, &expires_in) ||
+	    !val_int_or_reply(req, body, "max_uses", 1, 100000000, 0, &max_uses))
+		goto out;
+	c = db_or_reply(req);
+	if (!c)
+		goto out;
+	unsigned char rnd[32];
+	randombytes_buf(rnd, sizeof rnd);
+	char token[3 + 64 + 1] = "fe_";
+	fb_hex_encode(rnd, sizeof rnd, token + 3);
+	sodium_memzero(rnd, sizeof rnd);
+	char hash[FB_SHA256_HEX_LEN + 1];
+	fb_sha256_hex(token, strlen(token), hash);
+	json_t *tags_obj = tags ? json_incref(tags) : json_object();
+	char *tags_s = json_dumps(tags_obj, JSON_COMPACT);
+	char exp[32], uses[32];
+	snprintf(exp, sizeof exp, "%lld", (long long)expires_in);
+	snprintf(uses, sizeof uses, "%lld", (long long)max_uses);
+	const char *p[] = {name, hash, tags_s, expires_in ? exp : NULL, max_uses ? uses : NULL};
+	struct fb_err err;
+	PGresult *r = NULL;
+	if (db_cmd(c, &err, "BEGIN") ||
+	    !(r = db_exec(c, &err,
+			  "INSERT INTO enrollment_tokens (name, token_hash, tags, expires_at, max_uses) "
+			  "VALUES ($1, decode($2, 'hex'), $3::jsonb, now() + make_interval(secs => $4::int), $5) "
+			  "RETURNING id",
+			  5, p))) {
+		free(tags_s);
+		json_decref(tags_obj);
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	json_int_t id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	PQclear(r);
+	free(tags_s);
+	char obj[48];
+	snprintf(obj, sizeof obj, "enrollment_token/%lld", (long long)id);
+	json_t *after = json_pack("{s:s,s:o}", "name", name, "tags", tags_obj);
+	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req),
+				    "enrollment_token.create", obj, NULL, after, NULL, &err);
+	json_decref(after);
+	if (rc || db_cmd(c, &err, "COMMIT")) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	http_reply_json(req, 201, json_pack("{s:I,s:s,s:s}", "id", id, "name", name, "token", token));
+	sodium_memzero(token, sizeof token);
+out:
+	if (c)
+		db_release(app.db, c);
+	json_decref(body);
+}
+
+void agents_enroll(struct http_req *req)
+{
+	json_t *body = http_req_json_or_reply(req);
+	if (!body)
+		return;
+	PGconn *c = NULL;
+	PGresult *r = NULL;
+	static const char *const allowed[] = {"enrollment_token", "public_key", "hostname",
+					      "agent_version", "capabilities", NULL};
+	if (!val_fields_or_reply(req, body, allowed))
+		goto out;
+	const char *etok = val_string_or_reply(req, body, "enrollment_token", 67, 67, 1);
+	const char *pk64 = etok ? val_string_or_reply(req, body, "public_key", 40, 48, 1) : NULL;
+	if (!pk64)
+		goto out;
+	unsigned char pk[32];
+	size_t pklen;
+	if (sodium_base642bin(pk, sizeof pk, pk64, strlen(pk64), NULL, &pklen, NULL,
+			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	    pklen != sizeof pk) {
+		http_error(req, 400, "invalid", "field 'public_key' must be the base64 of a 32-byte Ed25519 key");
+		goto out;
+	}
+	const char *hostname = val_string_or_reply(req, body, "hostname", 0, 255, 0);
+	const char *version = val_string_or_reply(req, body, "agent_version", 0, 64, 0);
+	json_t *caps = json_object_get(body, "capabilities");
+	if ((json_object_get(body, "hostname") && !hostname) ||
+	    (json_object_get(body, "agent_version") && !version) ||
+	    !val_capabilities_or_reply(req, caps, 1))
+		goto out;
+	char hash[FB_SHA256_HEX_LEN + 1], pkhex[65];
+	fb_sha256_hex(etok, strlen(etok), hash);
+	fb_hex_encode(pk, sizeof pk, pkhex);
+	c = db_or_reply(req);
+	if (!c)
+		goto out;
+	struct fb_err err;
+	if (db_cmd(c, &err, "BEGIN")) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	const char *p1[] = {hash};
+	r = db_exec(c, &err,
+		    "SELECT id, tags::text, (expires_at IS NOT NULL AND expires_at < now()), "
+		    "(max_uses IS NOT NULL AND uses >= max_uses), revoked_at IS NOT NULL "
+		    "FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR UPDATE",
+		    1, p1);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	if (PQntuples(r) != 1) {
+		http_error(req, 401, "unauthenticated", "unknown enrollment token");
+		goto out;
+	}
+	char etid[24], tags_s[8192];
+	snprintf(etid, sizeof etid, "%s", PQgetvalue(r, 0, 0));
+	snprintf(tags_s, sizeof tags_s, "%s", PQgetvalue(r, 0, 1));
+	int expired = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
+	int used_up = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	int revoked = strcmp(PQgetvalue(r, 0, 4), "t") == 0;
+	PQclear(r);
+	r = NULL;
+	/* Re-enrolling the same key is idempotent and needs no further use. */
+	const char *p2[] = {pkhex};
+	r = db_exec(c, &err,
+		    "SELECT id, tags::text FROM agents WHERE public_key = decode($1, 'hex')", 1, p2);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	int existing = PQntuples(r) == 1;
+	int64_t id = existing ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
+	if (existing)
+		snprintf(tags_s, sizeof tags_s, "%s", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	r = NULL;
+	if (!existing && (expired || used_up || revoked)) {
+		http_error(req, 401, "unauthenticated", "enrollment token is %s",
+			   revoked ? "revoked" : expired ? "expired" : "used up");
+		goto out;
+	}
+	char *caps_s = json_dumps(caps, JSON_COMPACT);
+	if (!existing) {
+		const char *p3[] = {pkhex, tags_s, etid, hostname, version, caps_s};
+		r = db_exec(c, &err,
+			    "INSERT INTO agents (public_key, tags, enrolled_with, hostname, agent_version, "
+			    "capabilities) VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, $6::jsonb) "
+			    "RETURNING id",
+			    6, p3);
+		if (r)
+			id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+		PQclear(r);
+		r = NULL;
+		if (id && !(r = db_exec(c, &err, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1",
+					1, (const char *[]){etid})))
+			id = 0;
+		PQclear(r);
+		r = NULL;
+	} else {
+		char ids[24];
+		snprintf(ids, sizeof ids, "%lld", (long long)id);
+		const char *p4[] = {ids, caps_s};
+		r = db_exec(c, &err, "UPDATE agents SET capabilities = $2::jsonb WHERE id = $1", 2, p4);
+		if (!r)
+			id = 0;
+		PQclear(r);
+		r = NULL;
+	}
+	free(caps_s);
+	if (!id || db_cmd(c, &err, "COMMIT")) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	json_t *tags = json_loads(tags_s, 0, NULL);
+	if (snapshot_agent_put(id, tags, caps, 0)) {
+		json_decref(tags);
+		http_error(req, 503, "unavailable", "cannot register agent %lld in memory", (long long)id);
+		goto out;
+	}
+	char tok[96];
+	token_for(id, tok);
+	char ring[64];
+	const char *rn = snapshot_agent_ring(id, ring, sizeof ring);
+	http_reply_json(req, existing ? 200 : 201,
+			json_pack("{s:I,s:s,s:o,s:s}", "agent_id", (json_int_t)id, "agent_token", tok,
+				  "tags", tags ? tags : json_object(), "ring", rn ? rn : ""));
+	sodium_memzero(tok, sizeof tok);
+out:
+	PQclear(r);
+	if (c)
+		db_release(app.db, c);
+	json_decref(body);
+}
+
+void agents_list(struct http_req *req)
+{
+	PGconn *c = db_or_reply(req);
+	if (!c)
+		return;
+	struct fb_err err;
+	const char *lim = http_req_query(req, "limit");
+	int64_t limit = 100;
+	if (lim && fb_parse_i64(lim, 1, 10000, &limit)) {
+		db_release(app.db, c);
+		http_error(req, 400, "invalid", "limit must be an integer in [1, 10000]");
+		return;
+	}
+	char ls[24];
+	snprintf(ls, sizeof ls, "%lld", (long long)limit);
+	const char *p[] = {ls};
+	PGresult *r = db_exec(c, &err,
+			      "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
+			      "'agent_version', agent_version, 'active', active, 'last_seen', "
+			      "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT NULL)::text "
+			      "FROM agents ORDER BY id LIMIT $1",
+			      1, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		return;
+	}
+	json_t *arr = json_array();
+	for (int i = 0; i < PQntuples(r); i++) {
+		json_t *a = json_loads(PQgetvalue(r, i, 0), 0, NULL);
+		char ring[64];
+		const char *rn = snapshot_agent_ring(json_integer_value(json_object_get(a, "id")), ring,
+						     sizeof ring);
+		json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
+		json_array_append_new(arr, a);
+	}
+	PQclear(r);
+	http_reply_json(req, 200, json_pack("{s:o}", "agents", arr));
+}
+
+void agents_show(struct http_req *req)
+{
+	int64_t id;
+	const char *ids = http_req_param(req, "id");
+	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
+		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'", ids);
+		return;
+	}
+	PGconn *c = db_or_reply(req);
+	if (!c)
+		return;
+	struct fb_err err;
+	const char *p[] = {ids};
+	PGresult *r = db_exec(c, &err,
+			      "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
+			      "'agent_version', agent_version, 'active', active, 'capabilities', capabilities, "
+			      "'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
+			      "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT NULL)::text "
+			      "FROM agents WHERE id = $1",
+			      1, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		return;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		http_error(req, 404, "not_found", "no agent %lld", (long long)id);
+		return;
+	}
+	json_t *a = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	PQclear(r);
+	char ring[64];
+	const char *rn = snapshot_agent_ring(id, ring, sizeof ring);
+	json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
+	http_reply_json(req, 200, a);
+}
+
+void agents_revoke(struct http_req *req)
+{
+	int64_t id;
+	const char *ids = http_req_param(req, "id");
+	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
+		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'", ids);
+		return;
+	}
+	PGconn *c = db_or_reply(req);
+	if (!c)
+		return;
+	struct fb_err err;
+	const char *p[] = {ids};
+	PGresult *r = NULL;
+	if (db_cmd(c, &err, "BEGIN") ||
+	    !(r = db_exec(c, &err,
+			  "UPDATE agents SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
+			  "RETURNING tags::text",
+			  1, p))) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	if (PQntuples(r) != 1) {
+		http_error(req, 404, "not_found", "no agent %lld", (long long)id);
+		goto out;
+	}
+	char obj[40];
+	snprintf(obj, sizeof obj, "agent/%lld", (long long)id);
+	json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	if (audit_write(c, http_req_auth(req), http_req_id(req), "agent.revoke", obj, NULL, NULL,
+			NULL, &err) ||
+	    snapshot_publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
+		json_decref(tags);
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		goto out;
+	}
+	/* Here at once; other replicas on the NOTIFY. */
+	if (snapshot_agent_put(id, tags, NULL, 1))
+		log_warn("agent %lld revoked but not updated in memory", (long long)id);
+	json_decref(tags);
+	http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));
+out:
+	PQclear(r);
+	db_release(app.db, c);
+}

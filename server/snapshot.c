@@ -1,0 +1,916 @@
+/* The in-memory serving snapshot and the poll handler. Two locks: the state
+ * (rings, pins, channels, content, documents) is swapped whole on reload
+ * under g_state_lock; the agent table (8 bytes per agent, indexed by id)
+ * lives across reloads under g_agents_lock. */
+#include "snapshot.h"
+
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "app.h"
+#include "config.h"
+#include "db.h"
+#include "agents.h"
+#include "log.h"
+#include "migrate.h"
+
+enum ring_kind { RK_LIST, RK_TAG, RK_PERCENT, RK_REST };
+
+struct ring_def {
+	char name[40];
+	enum ring_kind kind;
+	int64_t *ids; /* RK_LIST, sorted */
+	size_t nids;
+	char tag[200]; /* RK_TAG: key=value */
+	uint32_t lo, hi; /* RK_PERCENT: bucket range [lo, hi) of 10000 */
+};
+
+struct pin_def {
+	int id;
+	char tag[200];
+	uint32_t channel;
+	int n_minus_1;
+	char sha[FB_SHA256_HEX_LEN + 1]; /* version pins: the named content, or "" */
+};
+
+struct content_info {
+	char sha[FB_SHA256_HEX_LEN + 1];
+	uint32_t channel;
+	char *manifest;
+	size_t mlen;
+	json_t *templates;
+};
+
+struct chan_state {
+	uint32_t id;
+	char ga[FB_SHA256_HEX_LEN + 1];
+	char prev[FB_SHA256_HEX_LEN + 1];
+	int rollout;
+	char rollout_sha[FB_SHA256_HEX_LEN + 1];
+	unsigned char exposed[SNAP_MAX_RINGS];
+};
+
+struct doc {
+	uint32_t key;
+	char *bytes;
+	size_t len;
+	char etag[64];
+};
+
+struct state {
+	int64_t seq, issued;
+	int nrings;
+	struct ring_def rings[SNAP_MAX_RINGS];
+	int npins;
+	struct pin_def pins[SNAP_MAX_PINS];
+	int nchans;
+	struct chan_state *chans;
+	int ncontent;
+	struct content_info *content;
+	char config_sig[FB_SHA256_HEX_LEN + 1];
+	pthread_mutex_t doc_mu;
+	struct doc *docs;
+	size_t ndocs, capdocs;
+};
+
+struct snap_agent {
+	uint8_t ring;
+	uint8_t flags;
+	uint16_t pinset;
+	uint16_t cls;
+	uint16_t pad;
+};
+#define AG_KNOWN 1
+#define AG_REVOKED 2
+
+static pthread_rwlock_t g_state_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct state *g_state;
+
+static pthread_rwlock_t g_agents_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct snap_agent *g_agents;
+static size_t g_agents_cap;
+static int64_t g_agents_max;
+
+/* Append-only tables; entries never move once published. */
+static pthread_mutex_t g_tab_mu = PTHREAD_MUTEX_INITIALIZER;
+#define MAX_CLASSES 4096
+#define MAX_PINSETS 4096
+static char *g_cls_key[MAX_CLASSES];
+static json_t *g_cls_caps[MAX_CLASSES];
+static int g_ncls;
+static uint64_t g_pinset_mask[MAX_PINSETS];
+static int g_npinsets;
+
+static pthread_t g_thread;
+static int g_thread_started;
+static volatile int g_stop;
+static pthread_mutex_t g_why_mu = PTHREAD_MUTEX_INITIALIZER;
+static char g_why[256] = "starting";
+static int g_ready;
+
+static void set_why(const char *msg)
+{
+	pthread_mutex_lock(&g_why_mu);
+	snprintf(g_why, sizeof g_why, "%s", msg);
+	pthread_mutex_unlock(&g_why_mu);
+}
+
+int snapshot_ready(char *why, size_t n)
+{
+	int ready = __atomic_load_n(&g_ready, __ATOMIC_ACQUIRE);
+	if (!ready && why) {
+		pthread_mutex_lock(&g_why_mu);
+		snprintf(why, n, "%s", g_why);
+		pthread_mutex_unlock(&g_why_mu);
+	}
+	return ready;
+}
+
+/* ---- tables ------------------------------------------------------------ */
+
+/* Canonical key of a capabilities array: sorted, compact. */
+static char *caps_key(const json_t *caps)
+{
+	json_t *copy = json_is_array(caps) ? json_deep_copy(caps) : json_array();
+	size_t n = json_array_size(copy);
+	for (size_t i = 1; i < n; i++) { /* insertion sort by (id, version) */
+		for (size_t j = i; j > 0; j--) {
+			json_t *a = json_array_get(copy, j - 1), *b = json_array_get(copy, j);
+			json_int_t ai = json_integer_value(json_object_get(a, "id")),
+				   bi = json_integer_value(json_object_get(b, "id"));
+			json_int_t av = json_integer_value(json_object_get(a, "version")),
+				   bv = json_integer_value(json_object_get(b, "version"));
+			if (ai < bi || (ai == bi && av <= bv))
+				break;
+			json_incref(a);
+			json_incref(b);
+			json_array_set_new(copy, j - 1, b);
+			json_array_set_new(copy, j, a);
+		}
+	}
+	char *s = json_dumps(copy, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(copy);
+	return s;
+}
+
+static uint16_t class_of(const json_t *caps)
+{
+	char *key = caps_key(caps);
+	if (!key)
+		return 0;
+	pthread_mutex_lock(&g_tab_mu);
+	int found = -1;
+	for (int i = 0; i < g_ncls; i++)
+		if (strcmp(g_cls_key[i], key) == 0)
+			found = i;
+	if (found < 0 && g_ncls < MAX_CLASSES) {
+		json_error_t je;
+		g_cls_caps[g_ncls] = json_loads(key, 0, &je);
+		g_cls_key[g_ncls] = key;
+		key = NULL;
+		found = g_ncls++;
+	}
+	pthread_mutex_unlock(&g_tab_mu);
+	free(key);
+	return (uint16_t)(found < 0 ? 0 : found);
+}
+
+static uint16_t pinset_of(uint64_t mask)
+{
+	pthread_mutex_lock(&g_tab_mu);
+	int found = -1;
+	for (int i = 0; i < g_npinsets; i++)
+		if (g_pinset_mask[i] == mask)
+			found = i;
+	if (found < 0 && g_npinsets < MAX_PINSETS) {
+		g_pinset_mask[g_npinsets] = mask;
+		found = g_npinsets++;
+	}
+	pthread_mutex_unlock(&g_tab_mu);
+	return (uint16_t)(found < 0 ? 0 : found);
+}
+
+/* ---- ring and pin resolution -------------------------------------------- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ull;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
+	return x ^ (x >> 31);
+}
+
+static int tag_matches(const json_t *tags, const char *kv)
+{
+	const char *eq = strchr(kv, '=');
+	if (!eq || !json_is_object(tags))
+		return 0;
+	char key[200];
+	snprintf(key, sizeof key, "%.*s", (int)(eq - kv), kv);
+	const char *v = json_string_value(json_object_get(tags, key));
+	return v && strcmp(v, eq + 1) == 0;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Resolution order (documented in server/README.md): explicit lists in ring
+ * order, then tags in ring order, then hash buckets of the agent id. */
+static int resolve_ring(const struct state *s, int64_t id, const json_t *tags)
+{
+	for (int i = 0; i < s->nrings; i++)
+		if (s->rings[i].kind == RK_LIST &&
+		    bsearch(&id, s->rings[i].ids, s->rings[i].nids, sizeof(int64_t), cmp_i64))
+			return i;
+	for (int i = 0; i < s->nrings; i++)
+		if (s->rings[i].kind == RK_TAG && tag_matches(tags, s->rings[i].tag))
+			return i;
+	uint32_t bucket = (uint32_t)(mix64((uint64_t)id) % 10000u);
+	for (int i = 0; i < s->nrings; i++) {
+		if (s->rings[i].kind == RK_PERCENT && bucket >= s->rings[i].lo &&
+		    bucket < s->rings[i].hi)
+			return i;
+		if (s->rings[i].kind == RK_REST)
+			return i;
+	}
+	return s->nrings - 1;
+}
+
+static uint16_t resolve_pins(const struct state *s, const json_t *tags)
+{
+	uint64_t mask = 0;
+	for (int i = 0; i < s->npins; i++)
+		if (tag_matches(tags, s->pins[i].tag))
+			mask |= 1ull << i;
+	return pinset_of(mask);
+}
+
+/* ---- agents ------------------------------------------------------------- */
+
+static enum fb_rc agents_reserve(int64_t id)
+{
+	if ((size_t)id < g_agents_cap)
+		return FB_OK;
+	size_t ncap = g_agents_cap ? g_agents_cap : 1024;
+	while (ncap <= (size_t)id)
+		ncap *= 2;
+	struct snap_agent *n = realloc(g_agents, ncap * sizeof *n);
+	if (!n)
+		return FB_ENOMEM;
+	memset(n + g_agents_cap, 0, (ncap - g_agents_cap) * sizeof *n);
+	g_agents = n;
+	g_agents_cap = ncap;
+	return FB_OK;
+}
+
+/* Caller holds g_state_lock (read) so s is stable. */
+static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, const json_t *tags,
+					 const json_t *caps, int revoked)
+{
+	if (id <= 0 || id > (int64_t)1 << 31)
+		return FB_EINVAL;
+	struct snap_agent a = {0};
+	a.ring = (uint8_t)resolve_ring(s, id, tags);
+	a.pinset = resolve_pins(s, tags);
+	a.cls = class_of(caps);
+	a.flags = AG_KNOWN | (revoked ? AG_REVOKED : 0);
+	pthread_rwlock_wrlock(&g_agents_lock);
+	enum fb_rc rc = agents_reserve(id);
+	if (!rc) {
+		g_agents[id] = a;
+		if (id > g_agents_max)
+			g_agents_max = id;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return rc;
+}
+
+enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked)
+{
+	pthread_rwlock_rdlock(&g_state_lock);
+	enum fb_rc rc = g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked)
+				: FB_EINTERNAL;
+	pthread_rwlock_unlock(&g_state_lock);
+	return rc;
+}
+
+void snapshot_agent_caps(int64_t id, const json_t *caps)
+{
+	uint16_t cls = class_of(caps);
+	pthread_rwlock_wrlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap)
+		g_agents[id].cls = cls;
+	pthread_rwlock_unlock(&g_agents_lock);
+}
+
+static int agent_get(int64_t id, struct snap_agent *out)
+{
+	int ok = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN)) {
+		*out = g_agents[id];
+		ok = 1;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return ok;
+}
+
+/* Load one agent from the database (it enrolled through another replica). */
+static int agent_load(int64_t id)
+{
+	const char *why;
+	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
+	if (!c)
+		return 0;
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	const char *p[] = {ids};
+	PGresult *r = db_exec(c, NULL,
+			      "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+			      "FROM agents WHERE id = $1",
+			      1, p);
+	db_release(app.db, c);
+	int ok = 0;
+	if (r && PQntuples(r) == 1) {
+		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+		ok = snapshot_agent_put(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
+		json_decref(tags);
+		json_decref(caps);
+	}
+	PQclear(r);
+	return ok;
+}
+
+int snapshot_agent_ok(int64_t id)
+{
+	struct snap_agent a;
+	if (!agent_get(id, &a) && (!agent_load(id) || !agent_get(id, &a)))
+		return 0;
+	return !(a.flags & AG_REVOKED);
+}
+
+const char *snapshot_agent_ring(int64_t id, char *buf, size_t n)
+{
+	struct snap_agent a;
+	if (!agent_get(id, &a))
+		return NULL;
+	pthread_rwlock_rdlock(&g_state_lock);
+	const char *res = NULL;
+	if (g_state && a.ring < g_state->nrings) {
+		snprintf(buf, n, "%s", g_state->rings[a.ring].name);
+		res = buf;
+	}
+	pthread_rwlock_unlock(&g_state_lock);
+	return res;
+}
+
+int snapshot_channel_known(uint32_t channel)
+{
+	int known = 0;
+	pthread_rwlock_rdlock(&g_state_lock);
+	for (int i = 0; g_state && i < g_state->nchans; i++)
+		if (g_state->chans[i].id == channel)
+			known = 1;
+	pthread_rwlock_unlock(&g_state_lock);
+	return known;
+}
+
+/* ---- state load ---------------------------------------------------------- */
+
+static void state_free(struct state *s)
+{
+	if (!s)
+		return;
+	for (int i = 0; i < s->nrings; i++)
+		free(s->rings[i].ids);
+	free(s->chans);
+	for (int i = 0; i < s->ncontent; i++) {
+		free(s->content[i].manifest);
+		json_decref(s->content[i].templates);
+	}
+	free(s->content);
+	for (size_t i = 0; i < s->ndocs; i++)
+		free(s->docs[i].bytes);
+	free(s->docs);
+	pthread_mutex_destroy(&s->doc_mu);
+	free(s);
+}
+
+static enum fb_rc parse_ring(struct ring_def *rd, const char *name, const char *selector,
+			     uint32_t *acc, struct fb_err *err)
+{
+	snprintf(rd->name, sizeof rd->name, "%s", name);
+	json_t *sel = json_loads(selector, 0, NULL);
+	enum fb_rc rc = FB_OK;
+	json_t *v;
+	if ((v = json_object_get(sel, "agents"))) {
+		rd->kind = RK_LIST;
+		rd->nids = json_array_size(v);
+		rd->ids = calloc(rd->nids ? rd->nids : 1, sizeof(int64_t));
+		if (!rd->ids) {
+			rc = FB_ENOMEM;
+			goto out;
+		}
+		for (size_t i = 0; i < rd->nids; i++)
+			rd->ids[i] = json_integer_value(json_array_get(v, i));
+		qsort(rd->ids, rd->nids, sizeof(int64_t), cmp_i64);
+	} else if ((v = json_object_get(sel, "tag"))) {
+		rd->kind = RK_TAG;
+		snprintf(rd->tag, sizeof rd->tag, "%s", json_string_value(v) ? json_string_value(v) : "");
+	} else if ((v = json_object_get(sel, "percent"))) {
+		rd->kind = RK_PERCENT;
+		double pct = json_number_value(v);
+		uint32_t width = (uint32_t)(pct * 100.0 + 0.5);
+		rd->lo = *acc;
+		rd->hi = *acc + width > 10000 ? 10000 : *acc + width;
+		*acc = rd->hi;
+	} else if (json_object_get(sel, "rest")) {
+		rd->kind = RK_REST;
+	} else {
+		fb_err_set(err, "ring %s: unknown selector %s", name, selector);
+		rc = FB_EINVAL;
+	}
+out:
+	json_decref(sel);
+	return rc;
+}
+
+static struct content_info *content_find(const struct state *s, const char *sha)
+{
+	for (int i = 0; sha && *sha && i < s->ncontent; i++)
+		if (strcmp(s->content[i].sha, sha) == 0)
+			return &s->content[i];
+	return NULL;
+}
+
+static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **out,
+			     struct fb_err *err)
+{
+	*out = NULL;
+	enum fb_rc rc = FB_EDB;
+	PGresult *r = NULL;
+	struct state *s = calloc(1, sizeof *s);
+	if (!s)
+		return FB_ENOMEM;
+	pthread_mutex_init(&s->doc_mu, NULL);
+	struct fb_buf sig;
+	fb_buf_init(&sig, 1 << 24);
+
+	if (db_cmd(c, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+		goto out;
+	r = db_exec(c, err, "SELECT seq, extract(epoch FROM published_at)::bigint FROM publication", 0,
+		    NULL);
+	if (!r || PQntuples(r) != 1)
+		goto out;
+	s->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	s->issued = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	PQclear(r);
+
+	r = db_exec(c, err, "SELECT name, selector::text FROM rings ORDER BY position", 0, NULL);
+	if (!r)
+		goto out;
+	uint32_t acc = 0;
+	for (int i = 0; i < PQntuples(r) && i < SNAP_MAX_RINGS; i++) {
+		rc = parse_ring(&s->rings[i], PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), &acc, err);
+		if (rc)
+			goto out;
+		s->nrings = i + 1;
+		if (fb_buf_printf(&sig, "%s|%s;", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)))
+			goto oom;
+	}
+	rc = FB_EDB;
+	PQclear(r);
+	if (s->nrings == 0) {
+		fb_err_set(err, "no rings are defined");
+		rc = FB_EINVAL;
+		goto out;
+	}
+
+	r = db_exec(c, err,
+		    "SELECT p.id, p.tag, p.channel_id, p.mode, coalesce(c.sha256, '') FROM pins p "
+		    "LEFT JOIN content c ON c.channel_id = p.channel_id AND c.version = p.version "
+		    "ORDER BY p.id",
+		    0, NULL);
+	if (!r)
+		goto out;
+	for (int i = 0; i < PQntuples(r) && i < SNAP_MAX_PINS; i++) {
+		struct pin_def *p = &s->pins[i];
+		p->id = (int)strtol(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf(p->tag, sizeof p->tag, "%s", PQgetvalue(r, i, 1));
+		p->channel = (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10);
+		p->n_minus_1 = strcmp(PQgetvalue(r, i, 3), "n-1") == 0;
+		snprintf(p->sha, sizeof p->sha, "%s", PQgetvalue(r, i, 4));
+		s->npins = i + 1;
+		if (fb_buf_printf(&sig, "pin%d|%s;", p->id, p->tag))
+			goto oom;
+	}
+	PQclear(r);
+
+	r = db_exec(c, err,
+		    "SELECT ch.id, coalesce(ch.ga_sha256, ''), coalesce(ch.prev_ga_sha256, ''), "
+		    "coalesce(ro.content_sha256, ''), coalesce(ro.ring_index, -1), "
+		    "coalesce(ro.ring_plan::text, '[]') FROM channels ch LEFT JOIN rollouts ro "
+		    "ON ro.channel_id = ch.id AND ro.state IN ('rolling', 'paused') ORDER BY ch.id",
+		    0, NULL);
+	if (!r)
+		goto out;
+	s->nchans = PQntuples(r);
+	s->chans = calloc((size_t)s->nchans + 1, sizeof *s->chans);
+	if (!s->chans)
+		goto oom;
+	for (int i = 0; i < s->nchans; i++) {
+		struct chan_state *ch = &s->chans[i];
+		ch->id = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
+		snprintf(ch->ga, sizeof ch->ga, "%s", PQgetvalue(r, i, 1));
+		snprintf(ch->prev, sizeof ch->prev, "%s", PQgetvalue(r, i, 2));
+		snprintf(ch->rollout_sha, sizeof ch->rollout_sha, "%s", PQgetvalue(r, i, 3));
+		ch->rollout = ch->rollout_sha[0] != '\0';
+		long ring_index = strtol(PQgetvalue(r, i, 4), NULL, 10);
+		json_t *plan = json_loads(PQgetvalue(r, i, 5), 0, NULL);
+		for (long k = 0; ch->rollout && k <= ring_index && k < (long)json_array_size(plan); k++) {
+			const char *rn = json_string_value(json_array_get(plan, (size_t)k));
+			for (int j = 0; rn && j < s->nrings; j++)
+				if (strcmp(s->rings[j].name, rn) == 0)
+					ch->exposed[j] = 1;
+		}
+		json_decref(plan);
+	}
+	PQclear(r);
+
+	r = db_exec(c, err,
+		    "SELECT sha256, channel_id, manifest, templates::text FROM content WHERE sha256 IN "
+		    "(SELECT ga_sha256 FROM channels UNION SELECT prev_ga_sha256 FROM channels "
+		    " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused') "
+		    " UNION SELECT c.sha256 FROM pins p JOIN content c ON c.channel_id = p.channel_id "
+		    " AND c.version = p.version)",
+		    0, NULL);
+	if (!r)
+		goto out;
+	s->ncontent = PQntuples(r);
+	s->content = calloc((size_t)s->ncontent + 1, sizeof *s->content);
+	if (!s->content)
+		goto oom;
+	for (int i = 0; i < s->ncontent; i++) {
+		struct content_info *ci = &s->content[i];
+		snprintf(ci->sha, sizeof ci->sha, "%s", PQgetvalue(r, i, 0));
+		ci->channel = (uint32_t)strtoul(PQgetvalue(r, i, 1), NULL, 10);
+		ci->mlen = (size_t)PQgetlength(r, i, 2);
+		ci->manifest = strndup(PQgetvalue(r, i, 2), ci->mlen);
+		ci->templates = json_loads(PQgetvalue(r, i, 3), 0, NULL);
+		if (!ci->manifest)
+			goto oom;
+	}
+	PQclear(r);
+	r = NULL;
+	fb_sha256_hex(sig.data ? sig.data : "", sig.len, s->config_sig);
+
+	/* Agents: everyone again when rings or pins changed, else the new ones. */
+	int all = !old || strcmp(old->config_sig, s->config_sig) != 0;
+	char since[24];
+	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)g_agents_max);
+	const char *p[] = {since};
+	r = db_exec(c, err,
+		    "SELECT id, tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+		    "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
+		    1, p);
+	if (!r)
+		goto out;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+		json_t *tags = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+		json_t *caps = json_loads(PQgetvalue(r, i, 2), 0, NULL);
+		rc = agent_put_locked_state(s, id, tags, caps, strcmp(PQgetvalue(r, i, 3), "t") == 0);
+		json_decref(tags);
+		json_decref(caps);
+		if (rc)
+			goto out;
+	}
+	PQclear(r);
+	r = NULL;
+	if (db_cmd(c, err, "COMMIT"))
+		goto out;
+	*out = s;
+	s = NULL;
+	rc = FB_OK;
+	goto out;
+oom:
+	rc = FB_ENOMEM;
+	fb_err_set(err, "out of memory loading the snapshot");
+out:
+	PQclear(r);
+	if (rc)
+		PQclear(PQexec(c, "ROLLBACK"));
+	fb_buf_cleanup(&sig);
+	state_free(s);
+	return rc;
+}
+
+static enum fb_rc reload(PGconn *c, struct fb_err *err)
+{
+	pthread_rwlock_rdlock(&g_state_lock);
+	struct state *old = g_state;
+	struct state *s;
+	enum fb_rc rc = state_load(c, old, &s, err);
+	pthread_rwlock_unlock(&g_state_lock);
+	if (rc)
+		return rc;
+	pthread_rwlock_wrlock(&g_state_lock);
+	old = g_state;
+	g_state = s;
+	pthread_rwlock_unlock(&g_state_lock);
+	if (!old || old->seq != s->seq)
+		log_info("snapshot: publication %lld, %d ring(s), %d channel(s), %d pin(s)",
+			 (long long)s->seq, s->nrings, s->nchans, s->npins);
+	state_free(old);
+	return FB_OK;
+}
+
+enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err)
+{
+	const char *p[] = {reason};
+	PGresult *r = db_exec(c, err,
+			      "UPDATE publication SET seq = nextval('assignment_seq'), reason = $1, "
+			      "published_at = now()",
+			      1, p);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	return db_cmd(c, err, "NOTIFY firebreak_publication");
+}
+
+/* ---- documents ----------------------------------------------------------- */
+
+static int covered(uint16_t cls, const struct content_info *ci)
+{
+	const json_t *caps = cls < MAX_CLASSES ? g_cls_caps[cls] : NULL;
+	return ci && caps && cf_capabilities_cover(caps, ci->templates, NULL) == FB_OK;
+}
+
+/* What one channel offers to (ring, pins, class). */
+static const struct content_info *desired(const struct state *s, const struct chan_state *ch,
+					  int ring, uint64_t pins, uint16_t cls)
+{
+	const char *want = ch->ga;
+	int pinned = 0;
+	for (int i = 0; i < s->npins; i++) {
+		if (!(pins & (1ull << i)) || s->pins[i].channel != ch->id)
+			continue;
+		pinned = 1;
+		want = s->pins[i].n_minus_1 ? (ch->prev[0] ? ch->prev : ch->ga) : s->pins[i].sha;
+	}
+	if (!pinned && ch->rollout && ring >= 0 && ring < SNAP_MAX_RINGS && ch->exposed[ring])
+		want = ch->rollout_sha;
+	/* The compatibility gate: never offer what this build cannot interpret. */
+	const char *order[] = {want, ch->ga, ch->prev};
+	for (int i = 0; i < 3; i++) {
+		const struct content_info *ci = content_find(s, order[i]);
+		if (covered(cls, ci))
+			return ci;
+	}
+	return NULL;
+}
+
+static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls,
+			    struct doc *d, struct fb_err *err)
+{
+	uint64_t pins = pinset < MAX_PINSETS ? g_pinset_mask[pinset] : 0;
+	char audience[FBSIG_MAX_AUDIENCE + 1];
+	int n = snprintf(audience, sizeof audience, "%s", s->rings[ring].name);
+	for (int i = 0; i < s->npins && n < (int)sizeof audience - 12; i++)
+		if (pins & (1ull << i))
+			n += snprintf(audience + n, sizeof audience - (size_t)n, "%spin%d",
+				      n == (int)strlen(s->rings[ring].name) ? "+" : ",", s->pins[i].id);
+	json_t *obj = NULL;
+	enum fb_rc rc = fbsig_assignment_build(audience, s->seq, s->issued,
+					       s->issued + cfg.assignment_ttl,
+					       fbsig_root_version(app.root), &obj, err);
+	if (rc)
+		return rc;
+	for (int i = 0; i < s->nchans; i++) {
+		const struct content_info *ci = desired(s, &s->chans[i], ring, pins, cls);
+		if (!ci)
+			continue;
+		rc = fbsig_assignment_add(obj, ci->manifest, ci->mlen, err);
+		if (rc)
+			goto out;
+	}
+	rc = fbsig_assignment_sign(app.online_key, obj, &d->bytes, &d->len, err);
+	if (rc)
+		goto out;
+	char h[FB_SHA256_HEX_LEN + 1];
+	fb_sha256_hex(d->bytes, d->len, h);
+	snprintf(d->etag, sizeof d->etag, "\"%lld-%.16s\"", (long long)s->seq, h);
+out:
+	json_decref(obj);
+	return rc;
+}
+
+void snapshot_poll(struct http_req *req)
+{
+	int64_t id = http_req_auth(req)->agent_id;
+	struct snap_agent a;
+	if (!agent_get(id, &a) && (!agent_load(id) || !agent_get(id, &a))) {
+		http_error(req, 403, "forbidden", "agent %lld is not enrolled", (long long)id);
+		return;
+	}
+	if (a.flags & AG_REVOKED) {
+		http_error(req, 403, "forbidden", "agent %lld is revoked", (long long)id);
+		return;
+	}
+	pthread_rwlock_rdlock(&g_state_lock);
+	struct state *s = g_state;
+	if (!s) {
+		pthread_rwlock_unlock(&g_state_lock);
+		http_error(req, 503, "unavailable", "the server is starting (no snapshot loaded yet)");
+		return;
+	}
+	int ring = a.ring < s->nrings ? a.ring : s->nrings - 1;
+	uint32_t key = (uint32_t)ring << 28 | (uint32_t)a.pinset << 14 | a.cls;
+	pthread_mutex_lock(&s->doc_mu);
+	struct doc *d = NULL;
+	for (size_t i = 0; i < s->ndocs; i++)
+		if (s->docs[i].key == key)
+			d = &s->docs[i];
+	if (!d) {
+		struct fb_err err;
+		struct doc nd = {.key = key};
+		if (s->ndocs == s->capdocs) {
+			size_t ncap = s->capdocs ? s->capdocs * 2 : 16;
+			struct doc *nds = realloc(s->docs, ncap * sizeof *nds);
+			if (!nds) {
+				pthread_mutex_unlock(&s->doc_mu);
+				pthread_rwlock_unlock(&g_state_lock);
+				http_error(req, 503, "unavailable", "out of memory");
+				return;
+			}
+			s->docs = nds;
+			s->capdocs = ncap;
+		}
+		if (doc_build(s, ring, a.pinset, a.cls, &nd, &err)) {
+			pthread_mutex_unlock(&s->doc_mu);
+			pthread_rwlock_unlock(&g_state_lock);
+			http_error(req, 500, "internal", "cannot build the assignment: %s", err.msg);
+			return;
+		}
+		s->docs[s->ndocs] = nd;
+		d = &s->docs[s->ndocs++];
+	}
+	const char *inm = http_req_header(req, "If-None-Match");
+	struct http_hdr hdrs[] = {{"ETag", d->etag}, {"Cache-Control", "private, no-cache"}};
+	if (inm && strcmp(inm, d->etag) == 0)
+		http_reply(req, 304, NULL, "", 0, hdrs, 2);
+	else
+		http_reply(req, 200, "application/json", d->bytes, d->len, hdrs, 2);
+	pthread_mutex_unlock(&s->doc_mu);
+	pthread_rwlock_unlock(&g_state_lock);
+}
+
+void snapshot_root_current(struct http_req *req)
+{
+	size_t len;
+	const char *b = fbsig_root_bytes(app.root, &len);
+	http_reply(req, 200, "application/json", b, len, NULL, 0);
+}
+
+void snapshot_root_version(struct http_req *req)
+{
+	int64_t v;
+	if (fb_parse_i64(http_req_param(req, "version"), 1, INT64_MAX, &v)) {
+		http_error(req, 400, "invalid", "root version must be a positive integer");
+		return;
+	}
+	if (v != fbsig_root_version(app.root)) {
+		http_error(req, 404, "not_found", "this server holds root version %lld only",
+			   (long long)fbsig_root_version(app.root));
+		return;
+	}
+	snapshot_root_current(req);
+}
+
+int64_t snapshot_publication(void)
+{
+	pthread_rwlock_rdlock(&g_state_lock);
+	int64_t seq = g_state ? g_state->seq : 0;
+	pthread_rwlock_unlock(&g_state_lock);
+	return seq;
+}
+
+/* ---- the listener thread -------------------------------------------------- */
+
+static void *listener(void *arg)
+{
+	(void)arg;
+	PGconn *c = NULL;
+	int64_t backoff = 100;
+	int64_t last_check = 0;
+	while (!g_stop) {
+		struct fb_err err;
+		if (!c || PQstatus(c) != CONNECTION_OK) {
+			if (c)
+				PQfinish(c);
+			c = PQconnectdb(cfg.db);
+			if (PQstatus(c) != CONNECTION_OK || db_cmd(c, &err, "LISTEN firebreak_publication") ||
+			    (!g_ready && (migrate_check(c, &err) || agents_init(c, &err)))) {
+				char msg[600];
+				snprintf(msg, sizeof msg, "database: %s",
+					 PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c) : err.msg);
+				for (size_t k = strlen(msg); k && msg[k - 1] == '\n'; k--)
+					msg[k - 1] = '\0';
+				set_why(msg);
+				log_warn("snapshot listener: %s", msg);
+				PQfinish(c);
+				c = NULL;
+				for (int64_t t = 0; t < backoff && !g_stop; t += 50)
+					poll(NULL, 0, 50);
+				backoff = backoff * 2 > 5000 ? 5000 : backoff * 2;
+				continue;
+			}
+			backoff = 100;
+			last_check = 0; /* reload at once: we may have missed notifications */
+		}
+		int64_t now = fb_mono_ms();
+		int notified = 0;
+		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
+		int64_t wait = last_check + cfg.snapshot_check_ms - now;
+		if (wait > 200)
+			wait = 200; /* wake up to notice g_stop */
+		if (wait > 0 && poll(&pfd, 1, (int)wait) > 0) {
+			if (!PQconsumeInput(c))
+				continue;
+			PGnotify *n;
+			while ((n = PQnotifies(c))) {
+				notified = 1;
+				PQfreemem(n);
+			}
+		}
+		now = fb_mono_ms();
+		if (!notified && now - last_check < cfg.snapshot_check_ms)
+			continue;
+		last_check = now;
+		if (reload(c, &err)) {
+			log_warn("snapshot reload failed: %s", err.msg);
+			set_why(err.msg);
+			continue;
+		}
+		if (!g_ready) {
+			__atomic_store_n(&g_ready, 1, __ATOMIC_RELEASE);
+			log_info("serving: snapshot loaded");
+		}
+		/* Re-sign before assignments expire: a new publication at half-life. */
+		pthread_rwlock_rdlock(&g_state_lock);
+		int64_t issued = g_state ? g_state->issued : 0;
+		pthread_rwlock_unlock(&g_state_lock);
+		if (fb_now_ms() / 1000 - issued > cfg.assignment_ttl / 2) {
+			if (db_cmd(c, &err, "BEGIN") || snapshot_publish(c, "refresh", &err) ||
+			    db_cmd(c, &err, "COMMIT")) {
+				log_warn("snapshot refresh failed: %s", err.msg);
+				PQclear(PQexec(c, "ROLLBACK"));
+			}
+		}
+	}
+	if (c)
+		PQfinish(c);
+	return NULL;
+}
+
+enum fb_rc snapshot_start(struct fb_err *err)
+{
+	g_stop = 0;
+	g_ready = 0;
+	if (pthread_create(&g_thread, NULL, listener, NULL)) {
+		fb_err_set(err, "snapshot: cannot start the listener thread");
+		return FB_EINTERNAL;
+	}
+	g_thread_started = 1;
+	return FB_OK;
+}
+
+void snapshot_stop(void)
+{
+	if (g_thread_started) {
+		g_stop = 1;
+		pthread_join(g_thread, NULL);
+		g_thread_started = 0;
+	}
+	state_free(g_state);
+	g_state = NULL;
+	free(g_agents);
+	g_agents = NULL;
+	g_agents_cap = 0;
+	g_agents_max = 0;
+	pthread_mutex_lock(&g_tab_mu);
+	for (int i = 0; i < g_ncls; i++) {
+		free(g_cls_key[i]);
+		json_decref(g_cls_caps[i]);
+	}
+	g_ncls = 0;
+	g_npinsets = 0;
+	pthread_mutex_unlock(&g_tab_mu);
+}

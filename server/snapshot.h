@@ -1,0 +1,53 @@
+/* The in-memory serving snapshot: everything a poll needs, so the poll path
+ * touches no database. Rebuilt when the publication number changes
+ * (LISTEN/NOTIFY plus a periodic check); signed assignment documents are made
+ * lazily per (ring, pin set, capability class) and are byte-identical on every
+ * replica for one publication. */
+#ifndef FB_SNAPSHOT_H
+#define FB_SNAPSHOT_H
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "fb.h"
+#include "http.h"
+
+#define SNAP_MAX_RINGS 16
+#define SNAP_MAX_PINS 64
+
+/* Start the listener thread. It connects (retrying with backoff), checks
+ * the schema, loads the agent-token key and the snapshot; until it has,
+ * snapshot_ready() is 0. */
+enum fb_rc snapshot_start(struct fb_err *err) FB_MUSTCHECK;
+/* 1 when serving; else 0 and why (what start-up is waiting for). */
+int snapshot_ready(char *why, size_t n);
+void snapshot_stop(void);
+
+/* Within the caller's transaction: take a new publication number and
+ * NOTIFY the servers (delivered at COMMIT). */
+enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err) FB_MUSTCHECK;
+
+/* Agents in memory. Tags (borrowed) decide ring and pins; caps (borrowed)
+ * the capability class. Safe from any thread. */
+enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked) FB_MUSTCHECK;
+/* Update the capability class from a heartbeat's capabilities. */
+void snapshot_agent_caps(int64_t id, const json_t *caps);
+/* 1 when the agent is known here and not revoked (loads it from the
+ * database on a miss: the first request of an agent enrolled elsewhere). */
+int snapshot_agent_ok(int64_t id);
+/* Ring name of an agent (static until the next reload), or NULL. */
+const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);
+/* Known channel? (telemetry validation) */
+int snapshot_channel_known(uint32_t channel);
+
+/* Handlers. */
+void snapshot_poll(struct http_req *req);	 /* GET /v1/poll */
+void snapshot_root_current(struct http_req *req); /* GET /v1/root */
+void snapshot_root_version(struct http_req *req); /* GET /v1/roots/{version} */
+
+/* Resolve a ring for tags and agent id with the given ring list (used by the
+ * snapshot and by the ring API's preview); exposed for tests. */
+int64_t snapshot_publication(void);
+
+#endif
