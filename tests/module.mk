@@ -8,14 +8,14 @@ endif
 
 # Integration tests: real PostgreSQL (started by tests/run.sh), real firebreakd.
 LIBS += fbt
-fbt_SRCS := tests/lib/fbt.c
-INT_TESTS += test_server test_migrate test_config
+fbt_SRCS := tests/lib/fbt.c tests/lib/fbt_world.c
+INT_TESTS += test_server test_migrate test_config test_protocol
 test_server_SRCS := tests/integration/test_server.c
-test_server_LIBS := fbt fbcommon
+test_server_LIBS := fbt fbsign fbschema fbcommon
 test_migrate_SRCS := tests/integration/test_migrate.c
-test_migrate_LIBS := fbt fbcommon
+test_migrate_LIBS := fbt fbsign fbschema fbcommon
 test_config_SRCS := tests/integration/test_config.c
-test_config_LIBS := fbt fbcommon
+test_config_LIBS := fbt fbsign fbschema fbcommon
 
 # The promotion gate is pure code; its unit tests (statistics, simulations).
 ifneq ($(wildcard tests/unit/test_gate.c),)
@@ -23,3 +23,5 @@ UNIT_TESTS += test_gate
 test_gate_SRCS := tests/unit/test_gate.c server/gate.c
 test_gate_LIBS := fbcommon
 endif
+test_protocol_SRCS := tests/integration/test_protocol.c
+test_protocol_LIBS := fbt fbsign fbschema fbcommon

@@ -43,8 +43,9 @@ static void test_fresh_then_rerun_is_noop(void **state)
 	assert_non_null(strstr(out, "applied"));
 	long n = fbt_db_long(db, "SELECT count(*) FROM schema_migrations");
 	assert_true(n >= 1);
-	/* the core tables exist */
-	const char *tables[] = {"channels", "content", "rings", "agents", "rollouts",
+	/* the core tables exist; the default rings are seeded */
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM rings"), 4);
+	const char *tables[] = {"channels", "content", "agents", "rollouts",
 				"gate_policies", "gate_evaluations", "telemetry_rollups", "events",
 				"audit_log", "api_tokens"};
 	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
@@ -60,6 +61,7 @@ static void test_fresh_then_rerun_is_noop(void **state)
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM schema_migrations"), n);
 	assert_int_equal(fbt_db_long(db, "SELECT extract(epoch FROM max(applied_at))*1000000 FROM schema_migrations"),
 			 applied_at);
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM rings"), 4);
 	free(out);
 	free(err);
 	free(db);

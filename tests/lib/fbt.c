@@ -1,5 +1,6 @@
 /* Integration-test harness: real PostgreSQL, real firebreakd, real HTTP. */
 #include "fbt.h"
+#include "fbt_world.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -164,11 +165,17 @@ int fbt_server_start(struct fbt_server *s, const char *db, const char *const *ex
 	argv[n++] = portarg;
 	argv[n++] = dbarg;
 	argv[n++] = "--log_level=debug";
+	int has_root = 0;
 	for (int i = 0; extra && extra[i] && i < FBT_MAX_ARGS; i++) {
 		argv[n++] = extra[i];
 		if (strncmp(extra[i], "--tls_cert=", 11) == 0)
 			s->tls = 1;
+		if (strncmp(extra[i], "--root=", 7) == 0)
+			has_root = 1;
 	}
+	if (!has_root) /* the default world's trust material */
+		for (int i = 0; fbt_world_default()->args[i]; i++)
+			argv[n++] = fbt_world_default()->args[i];
 	argv[n] = NULL;
 	snprintf(s->url, sizeof s->url, "%s://127.0.0.1:%d", s->tls ? "https" : "http", s->port);
 
