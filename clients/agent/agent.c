@@ -13,8 +13,30 @@
 #include <time.h>
 #include <unistd.h>
 
+static int g_log_min = 1; /* index into levels[]: info */
+static const char *const levels[] = {"debug", "info", "warn", "error"};
+
+static int level_index(const char *level)
+{
+	for (int i = 0; i < 4; i++)
+		if (strcmp(level, levels[i]) == 0)
+			return i;
+	return -1;
+}
+
+enum fb_rc ag_log_set_level(const char *level)
+{
+	int i = level_index(level);
+	if (i < 0)
+		return FB_EINVAL;
+	g_log_min = i;
+	return FB_OK;
+}
+
 void ag_log(const char *level, const char *fmt, ...)
 {
+	if (level_index(level) < g_log_min)
+		return;
 	char ts[32];
 	time_t t = time(NULL);
 	struct tm tm;

@@ -32,6 +32,7 @@ struct ag_config {
 	char *enroll_token; /* first start only */
 	char *ca_bundle;    /* PEM CA file for HTTPS, or NULL for the system store */
 	char *hostname;     /* reported at enrollment; NULL = gethostname() */
+	char *log_level;    /* debug, info, warn or error */
 	int64_t poll_interval_s;
 	int64_t poll_jitter_s;
 	int64_t heartbeat_interval_s;
@@ -80,7 +81,11 @@ enum fb_rc ag_cycle(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
 enum fb_rc ag_parse_channels(const char *s, uint32_t *ids, size_t max, size_t *n,
                              struct fb_err *err) FB_MUSTCHECK;
 
-/* One log line to stderr: "<UTC time> fb-agent[pid] <level>: <message>". */
+/* One log line to stderr: "<UTC time> fb-agent[pid] <level>: <message>";
+ * level is "debug", "info", "warn" or "error". Lines below the level set with
+ * ag_log_set_level (default "info") are not formatted. */
 void ag_log(const char *level, const char *fmt, ...) FB_PRINTF(2, 3);
+/* FB_EINVAL for an unknown level name. */
+enum fb_rc ag_log_set_level(const char *level) FB_MUSTCHECK;
 
 #endif

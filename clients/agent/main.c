@@ -43,6 +43,7 @@ static const struct opt opts[] = {
          "PEM CA bundle to verify the server (HTTPS)"},
         {"hostname", OPT_STR, O(hostname), NULL, 0, 0, "NAME",
          "host name reported at enrollment (default: gethostname)"},
+        {"log-level", OPT_STR, O(log_level), "info", 0, 0, "LEVEL", "debug, info, warn or error"},
         {"poll-interval", OPT_INT, O(poll_interval_s), "60", 1, 86400, "S",
          "seconds between polls"},
         {"poll-jitter", OPT_INT, O(poll_jitter_s), "10", 0, 86400, "S",
@@ -278,6 +279,11 @@ int main(int argc, char **argv)
 	}
 	if (optind < argc) {
 		fprintf(stderr, "fb-agent: unexpected argument \"%s\"\n", argv[optind]);
+		goto out;
+	}
+	if (ag_log_set_level(cfg.log_level)) {
+		fprintf(stderr, "fb-agent: --log-level: \"%s\" is not debug, info, warn or error\n",
+		        cfg.log_level);
 		goto out;
 	}
 	if (!cfg.server || !cfg.root) {

@@ -292,6 +292,7 @@ static int agent_run(struct world *w, struct agent *a, const char *crash_on)
 	                      tok,
 	                      "--timeout=10",
 	                      "--hostname=test-host",
+	                      "--log-level=debug",
 	                      a->ca[0] ? ca : NULL,
 	                      NULL};
 	static char env[1024];
