@@ -25,3 +25,15 @@ test_gate_LIBS := fbcommon
 endif
 test_protocol_SRCS := tests/integration/test_protocol.c
 test_protocol_LIBS := fbt fbsign fbschema fbcommon
+
+# Rollouts and the controller, end to end (registered when present).
+ifneq ($(wildcard tests/integration/test_rollout.c),)
+INT_TESTS += test_rollout
+test_rollout_SRCS := tests/integration/test_rollout.c
+test_rollout_LIBS := fbt fbsign fbschema fbcommon
+endif
+ifneq ($(wildcard tests/integration/test_controller.c),)
+INT_TESTS += test_controller
+test_controller_SRCS := tests/integration/test_controller.c
+test_controller_LIBS := fbt fbsign fbschema fbcommon
+endif
