@@ -1230,6 +1230,123 @@ static void test_root_rotation(void **state)
 	agent_free(&a);
 }
 
+/* The whole story with real agents: a rollout of a file that crashes every
+ * host that loads it reaches the canary ring only; the canaries crash, loop,
+ * revert themselves and report; their telemetry makes the gate HALT, the
+ * server republishes the last known good content, and every agent ends on
+ * it. Agents outside ring 0 never see the bad file. */
+static void test_rollout_halted_by_agent_telemetry(void **state)
+{
+	struct world *w = *state;
+	struct world w2 = *w;
+	w2.db = fbt_db_new();
+	char okey[1200], rootarg[1200], tplarg[1200], corpus[1200];
+	snprintf(okey, sizeof okey, "--online_key=%s/online.key", w->dir);
+	snprintf(rootarg, sizeof rootarg, "--root=%s", w->root_path);
+	snprintf(tplarg, sizeof tplarg, "--templates=%s", w->templates);
+	snprintf(corpus, sizeof corpus, "--corpus=%s/schema/corpus", getenv("FB_SRC"));
+	const char *extra[] = {okey,
+	                       rootarg,
+	                       tplarg,
+	                       corpus,
+	                       "--heartbeat_flush_ms=200",
+	                       "--snapshot_check_ms=200",
+	                       "--controller=1",
+	                       "--controller_interval_ms=200",
+	                       NULL};
+	assert_int_equal(fbt_server_start(&w2.srv, w2.db, extra), 0);
+	w2.admin = fbt_token(w2.db, "admin", "test-admin");
+	assert_non_null(w2.admin);
+	json_decref(http_json(&w2, "POST", "/v1/channels", w2.admin,
+	                      json_pack("{s:i, s:s}", "id", CHANNEL, "name", "cf291"), 201));
+	json_t *t = http_json(&w2, "POST", "/v1/enrollment-tokens", w2.admin,
+	                      json_pack("{s:s}", "name", "fleet"), 201);
+	w2.enroll = strdup(json_string_value(json_object_get(t, "token")));
+	json_decref(t);
+
+	struct content good, bad;
+	content_make(&w2, 1, &good);
+	publish_ga(&w2, &good);
+	enum { N = 4 };
+	struct agent a[N];
+	for (int i = 0; i < N; i++) {
+		agent_init(&w2, &a[i]);
+		assert_int_equal(agent_run(&w2, &a[i], NULL), 0);
+		assert_active(&a[i], &good);
+	}
+	/* Ring 0 is agents 0-2; agent 3 falls in a later ring. */
+	char rings[1024];
+	snprintf(rings, sizeof rings,
+	         "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[%lld,%lld,%lld]}},"
+	         "{\"name\":\"early\",\"selector\":{\"agents\":[%lld]}},"
+	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}",
+	         (long long)a[0].id, (long long)a[1].id, (long long)a[2].id, (long long)a[3].id);
+	json_decref(http_json(&w2, "PUT", "/v1/rings", w2.admin, json_loads(rings, 0, NULL), 200));
+
+	content_make(&w2, 2, &bad);
+	json_t *ro = http_json(&w2, "POST", "/v1/rollouts", w2.admin,
+	                       json_pack("{s:i, s:s, s:{s:i, s:i}}", "channel", CHANNEL, "content",
+	                                 bad.sha, "policy", "hard_cap", 2, "min_bake_s", 3600),
+	                       201);
+	json_int_t rid = json_integer_value(json_object_get(ro, "id"));
+	json_decref(ro);
+	assert_true(rid > 0);
+	sleep_ms(600);
+
+	/* Canaries 0 and 1: apply, crash, crash at every boot, then the guard. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(agent_run(&w2, &a[i], bad.sha), 70);
+		assert_active(&a[i], &bad);
+		assert_int_equal(agent_run(&w2, &a[i], bad.sha), 70);
+		assert_int_equal(agent_run(&w2, &a[i], bad.sha), 70);
+		assert_int_equal(agent_run(&w2, &a[i], bad.sha), 0);
+		assert_active(&a[i], &good);
+	}
+	/* Their reports halt the rollout and mark the file bad. */
+	char sql[512];
+	snprintf(
+	        sql, sizeof sql,
+	        "SELECT count(*) FROM rollouts WHERE id = %lld AND state IN ('halted', 'reverted')",
+	        (long long)rid);
+	assert_int_equal(db_wait(&w2, 1, "%s", sql), 1);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM content WHERE sha256 = '%s' AND bad",
+	         bad.sha);
+	assert_int_equal(fbt_db_long(w2.db, sql), 1);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM events WHERE kind = 'boot_loop' AND content_sha256 = '%s'",
+	         bad.sha);
+	assert_int_equal(fbt_db_long(w2.db, sql), 2);
+	sleep_ms(600);
+
+	/* Canary 2 (would crash too) and agent 3 never get the bad file now. */
+	for (int i = 2; i < N; i++) {
+		assert_int_equal(agent_run(&w2, &a[i], bad.sha), 0);
+		assert_active(&a[i], &good);
+	}
+	/* The reverted canaries accept the revert (a newer sequence naming the
+	 * good content lifts their refusal) and stay on it. */
+	for (int i = 0; i < 2; i++) {
+		assert_int_equal(agent_run(&w2, &a[i], NULL), 0);
+		assert_active(&a[i], &good);
+		assert_non_null(strstr(a[i].log, "refusal(s) lifted"));
+	}
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM events WHERE kind = 'applied' AND content_sha256 = '%s'",
+	         bad.sha);
+	assert_int_equal(fbt_db_long(w2.db, sql), 2);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM agents WHERE active->>'291' = '%s'",
+	         good.sha);
+	assert_int_equal(db_wait(&w2, N, "%s", sql), N);
+	for (int i = 0; i < N; i++)
+		agent_free(&a[i]);
+	content_free(&good);
+	content_free(&bad);
+	fbt_server_stop(&w2.srv, SIGTERM);
+	free(w2.admin);
+	free(w2.enroll);
+	free(w2.db);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_DEFAULT);
@@ -1245,6 +1362,7 @@ int main(void)
 	        cmocka_unit_test(test_https_with_ca_bundle),
 	        cmocka_unit_test(test_daemon_follows_and_stops_cleanly),
 	        cmocka_unit_test(test_root_rotation),
+	        cmocka_unit_test(test_rollout_halted_by_agent_telemetry),
 	};
 	int rc = cmocka_run_group_tests(tests, world_setup, world_teardown);
 	curl_global_cleanup();
