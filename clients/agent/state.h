@@ -127,8 +127,7 @@ size_t ag_refusals_lift(struct ag_state *s, uint32_t ch, const char *sha256, int
  * id is already pending is dropped (idempotent). Past AG_MAX_EVENTS the oldest
  * is dropped. Not saved: call ag_state_save. */
 enum fb_rc ag_event_add(struct ag_state *s, json_t *ev) FB_MUSTCHECK;
-/* Remove pending events whose id is in ids (array of strings) or, with
- * ids NULL, the first n. Not saved. */
+/* Remove the first n pending events (those just acknowledged). Not saved. */
 void ag_events_remove_first(struct ag_state *s, size_t n);
 /* Drop pending events older than AG_EVENT_MAX_AGE at now; returns how many. */
 size_t ag_events_expire(struct ag_state *s, int64_t now);

@@ -251,7 +251,8 @@ static int64_t publish_ga(struct world *w, const struct content *c)
 
 struct agent {
 	char *dir;
-	char ca[1024]; /* --ca-bundle, "" for none */
+	char ca[1024];   /* --ca-bundle, "" for none */
+	char extra[256]; /* one more flag, "" for none */
 	char root[1024];
 	char url[160];
 	char log[65536];
@@ -293,7 +294,10 @@ static int agent_run(struct world *w, struct agent *a, const char *crash_on)
 	                      "--timeout=10",
 	                      "--hostname=test-host",
 	                      "--log-level=debug",
-	                      a->ca[0] ? ca : NULL,
+	                      a->ca[0]      ? ca
+	                      : a->extra[0] ? a->extra
+	                                    : NULL,
+	                      a->ca[0] && a->extra[0] ? a->extra : NULL,
 	                      NULL};
 	static char env[1024];
 	snprintf(env, sizeof env, "FB_AGENT_TEST_CRASH_ON=%s", crash_on ? crash_on : "");
@@ -655,6 +659,32 @@ static void test_apply_then_update(void **state)
 	assert_int_equal(events_of(w, &a, "applied"), 2);
 	/* Nothing was refused. */
 	assert_int_equal(events_of(w, &a, "rejected"), 0);
+
+	/* An agent that follows another channel only takes nothing. */
+	struct agent other;
+	agent_init(w, &other);
+	snprintf(other.extra, sizeof other.extra, "--channels=292");
+	assert_int_equal(agent_run(w, &other, NULL), 0);
+	assert_active(&other, NULL);
+	assert_non_null(strstr(other.log, "verified (1 channel(s)"));
+	assert_int_equal(events_of(w, &other, "applied"), 0);
+	agent_free(&other);
+
+	/* No content on the channel any more (its first content reverted): the
+	 * assignment leaves it out and the agent deactivates it. */
+	assert_int_equal(fbt_db_exec(w->db,
+	                             "UPDATE channels SET ga_sha256 = NULL, prev_ga_sha256 = "
+	                             "NULL; UPDATE publication SET seq = "
+	                             "nextval('assignment_seq'); NOTIFY firebreak_publication"),
+	                 0);
+	sleep_ms(600);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, NULL);
+	assert_non_null(strstr(a.log, "channel 291 absent from assignment"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM agents WHERE id = %lld AND active = '{}'",
+	                         (long long)a.id),
+	                 1);
 	content_free(&c1);
 	content_free(&c2);
 	agent_free(&a);
