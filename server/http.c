@@ -225,6 +225,74 @@ void http_reply(struct http_req *req, unsigned status, const char *content_type,
 	req->status = status;
 }
 
+struct stream_ctx {
+	http_stream_reader reader;
+	void *cls;
+	void (*free_cb)(void *cls);
+};
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	(void)pos;
+	struct stream_ctx *s = cls;
+	long n = s->reader(s->cls, buf, max);
+	if (n < 0)
+		return MHD_CONTENT_READER_END_OF_STREAM;
+	return (ssize_t)n;
+}
+
+static void stream_free(void *cls)
+{
+	struct stream_ctx *s = cls;
+	if (s->free_cb)
+		s->free_cb(s->cls);
+	free(s);
+}
+
+void http_reply_stream(struct http_req *req, const char *content_type, http_stream_reader reader,
+		       void *cls, void (*free_cb)(void *cls))
+{
+	struct stream_ctx *s = calloc(1, sizeof *s);
+	struct MHD_Response *r = NULL;
+	if (s) {
+		s->reader = reader;
+		s->cls = cls;
+		s->free_cb = free_cb;
+		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s,
+						      stream_free);
+	}
+	if (!r) {
+		if (free_cb)
+			free_cb(cls);
+		free(s);
+		http_error(req, 503, "unavailable", "cannot start the stream");
+		return;
+	}
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+	MHD_add_response_header(r, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+	MHD_add_response_header(r, "X-Accel-Buffering", "no");
+	MHD_add_response_header(r, "X-Request-Id", req->id);
+	req->queued = MHD_queue_response(req->conn, 200, r);
+	MHD_destroy_response(r);
+	req->replied = 1;
+	req->status = 200;
+}
+
+void *http_req_connection(struct http_req *req)
+{
+	return req->conn;
+}
+
+void http_stream_suspend(void *connection)
+{
+	MHD_suspend_connection(connection);
+}
+
+void http_stream_resume(void *connection)
+{
+	MHD_resume_connection(connection);
+}
+
 void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 {
 	char *s = body ? json_dumps(body, JSON_COMPACT) : NULL;
@@ -386,7 +454,8 @@ enum fb_rc http_start(const struct route *rt, size_t nroutes, struct fb_err *err
 {
 	g_routes = rt;
 	g_nroutes = nroutes;
-	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG;
+	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
+			 MHD_ALLOW_SUSPEND_RESUME;
 	struct sockaddr_in sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sin_family = AF_INET;
@@ -411,11 +480,12 @@ enum fb_rc http_start(const struct route *rt, size_t nroutes, struct fb_err *err
 		flags |= MHD_USE_TLS;
 	}
 	g_daemon = MHD_start_daemon(
-		flags, (uint16_t)cfg.port, NULL, NULL, on_request, NULL, MHD_OPTION_SOCK_ADDR, &sa,
+		flags, (uint16_t)cfg.port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+		mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sa,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
 		(unsigned)cfg.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
 		(unsigned)cfg.request_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
+		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
 		tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, g_tls_cert,
 		MHD_OPTION_HTTPS_MEM_KEY, g_tls_key, MHD_OPTION_END);
 	if (!g_daemon) {

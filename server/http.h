@@ -85,6 +85,18 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body);
 void http_error(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
 	FB_PRINTF(4, 5);
 
+/* Streaming replies (server-sent events). The reader is called when the
+ * socket can take more; it returns bytes written, 0 after suspending the
+ * connection (http_stream_suspend) until http_stream_resume, or -1 to end.
+ * free_cb(cls) runs when the response is done. */
+typedef long (*http_stream_reader)(void *cls, char *buf, size_t max);
+void http_reply_stream(struct http_req *req, const char *content_type, http_stream_reader reader,
+		       void *cls, void (*free_cb)(void *cls));
+/* Opaque connection handle for suspend/resume. */
+void *http_req_connection(struct http_req *req);
+void http_stream_suspend(void *connection);
+void http_stream_resume(void *connection);
+
 /* Route table (routes.c) and metrics hooks (metrics.c). */
 extern const struct route routes[];
 extern const size_t routes_count;

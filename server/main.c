@@ -11,6 +11,7 @@
 #include "content.h"
 #include "controller.h"
 #include "snapshot.h"
+#include "stream.h"
 #include "telemetry.h"
 #include "config.h"
 #include "http.h"
@@ -84,7 +85,8 @@ static int cmd_serve(void)
 	/* Database-dependent start-up happens in the snapshot thread, which
 	 * retries until the database is reachable and current; until then
 	 * /readyz and the agent endpoints answer 503. */
-	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err)) {
+	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err) ||
+	    stream_start(&err)) {
 		log_error("cannot start: %s", err.msg);
 		goto out;
 	}
@@ -106,10 +108,12 @@ static int cmd_serve(void)
 		log_info("signal %d: stopping (grace %llds)", sig, (long long)cfg.shutdown_grace);
 		break;
 	}
+	stream_stop(); /* end the open event streams so in-flight requests can finish */
 	http_stop((int)cfg.shutdown_grace);
 	status = 0;
 	log_info("stopped");
 out:
+	stream_stop();
 	controller_stop();
 	telemetry_stop();
 	snapshot_stop();

@@ -4,7 +4,8 @@ firebreakd_SRCS := server/main.c server/config.c server/log.c server/http.c serv
 	server/db.c server/migrate.c server/auth.c server/metrics.c server/health.c \
 	server/audit.c server/tokens.c server/trust.c server/snapshot.c server/agents.c \
 	server/validate.c server/telemetry.c server/content.c server/controller.c server/gate.c \
-	server/events.c server/rollouts.c server/rings.c $(BUILD)/gen/migrations_data.c
+	server/events.c server/rollouts.c server/rings.c server/stream.c server/reads.c server/www.c \
+	$(BUILD)/gen/migrations_data.c $(BUILD)/gen/www_data.c
 firebreakd_LIBS := fbsign fbschema fbcommon
 
 MIGRATIONS := $(sort $(wildcard migrations/*.sql))
@@ -15,5 +16,17 @@ $(BUILD)/gen/migrations_data.c: $(BUILD)/tools/embed $(MIGRATIONS)
 	@mkdir -p $(dir $@)
 	$(BUILD)/tools/embed $@ $(MIGRATIONS)
 $(BUILD)/obj/$(BUILD)/gen/migrations_data.o: $(BUILD)/gen/migrations_data.c $(BUILD)/.settings
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -Iserver -c $< -o $@
+
+# The dashboard's static files, compiled in by tools/embed_www.c.
+WWW_FILES := $(sort $(wildcard server/www/*))
+$(BUILD)/tools/embed_www: tools/embed_www.c
+	@mkdir -p $(dir $@)
+	$(CC) -std=c17 -O1 -Wall -Wextra -Werror -o $@ $<
+$(BUILD)/gen/www_data.c: $(BUILD)/tools/embed_www $(WWW_FILES)
+	@mkdir -p $(dir $@)
+	$(BUILD)/tools/embed_www $@ $(WWW_FILES)
+$(BUILD)/obj/$(BUILD)/gen/www_data.o: $(BUILD)/gen/www_data.c $(BUILD)/.settings
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iserver -c $< -o $@

@@ -2,13 +2,18 @@
 #include "agents.h"
 #include "content.h"
 #include "health.h"
+#include "reads.h"
+#include "stream.h"
 #include "rollouts.h"
 #include "snapshot.h"
 #include "telemetry.h"
 #include "http.h"
 #include "tokens.h"
+#include "www.h"
 
 const struct route routes[] = {
+	{HTTP_GET, "/", 0, 0, www_index},
+	{HTTP_GET, "/ui/{file}", 0, 0, www_file},
 	{HTTP_GET, "/healthz", 0, 0, health_live},
 	{HTTP_GET, "/readyz", 0, 0, health_ready},
 	{HTTP_GET, "/metrics", 0, 0, health_metrics},
@@ -44,11 +49,17 @@ const struct route routes[] = {
 	{HTTP_POST, "/v1/rollouts", ROLE_RELEASE | ROLE_ADMIN, 65536, rollouts_create},
 	{HTTP_GET, "/v1/rollouts", ROLES_OPERATOR, 0, rollouts_list},
 	{HTTP_GET, "/v1/rollouts/{id}", ROLES_OPERATOR, 0, rollouts_show},
+	{HTTP_GET, "/v1/rollouts/{id}/series", ROLES_OPERATOR, 0, reads_rollout_series},
+	{HTTP_GET, "/v1/rollouts/{id}/exposure", ROLES_OPERATOR, 0, reads_rollout_exposure},
 	{HTTP_POST, "/v1/rollouts/{id}/halt", ROLES_OPERATOR, 4096, rollouts_halt},
 	{HTTP_POST, "/v1/rollouts/{id}/pause", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_pause},
 	{HTTP_POST, "/v1/rollouts/{id}/resume", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_resume},
 	{HTTP_POST, "/v1/rollouts/{id}/promote", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_promote},
 	{HTTP_POST, "/v1/rollouts/{id}/revert", ROLES_OPERATOR, 4096, rollouts_revert},
+
+	/* operators: the event stream and the audit log */
+	{HTTP_GET, "/v1/events", ROLES_OPERATOR, 0, stream_events},
+	{HTTP_GET, "/v1/audit", ROLES_OPERATOR, 0, reads_audit},
 
 	/* rings and pins */
 	{HTTP_GET, "/v1/rings", ROLES_OPERATOR, 0, rings_get},

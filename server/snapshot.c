@@ -371,6 +371,25 @@ const char *snapshot_agent_ring(int64_t id, char *buf, size_t n)
 	return res;
 }
 
+int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n)
+{
+	pthread_rwlock_rdlock(&g_state_lock);
+	int nr = g_state ? (g_state->nrings < n ? g_state->nrings : n) : 0;
+	for (int i = 0; i < nr; i++) {
+		sizes[i] = 0;
+		snprintf(names[i], 40, "%s", g_state->rings[i].name);
+	}
+	pthread_rwlock_unlock(&g_state_lock);
+	pthread_rwlock_rdlock(&g_agents_lock);
+	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
+		const struct snap_agent *a = &g_agents[id];
+		if ((a->flags & AG_KNOWN) && !(a->flags & AG_REVOKED) && a->ring < nr)
+			sizes[a->ring]++;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return nr;
+}
+
 int snapshot_channel_known(uint32_t channel)
 {
 	int known = 0;

@@ -38,6 +38,9 @@ void snapshot_agent_caps(int64_t id, const json_t *caps);
 int snapshot_agent_ok(int64_t id);
 /* Ring name of an agent (static until the next reload), or NULL. */
 const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);
+/* Agents per ring now (known, not revoked), in ring order; returns the
+ * number of rings written (at most n). */
+int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n);
 /* Known channel? (telemetry validation) */
 int snapshot_channel_known(uint32_t channel);
 

@@ -37,3 +37,10 @@ INT_TESTS += test_controller
 test_controller_SRCS := tests/integration/test_controller.c
 test_controller_LIBS := fbt fbsign fbschema fbcommon
 endif
+
+# The dashboard in a real browser (headless chromium driven by playwright-core).
+ifneq ($(wildcard tests/integration/test_dashboard.c),)
+INT_TESTS += test_dashboard
+test_dashboard_SRCS := tests/integration/test_dashboard.c
+test_dashboard_LIBS := fbt fbsign fbschema fbcommon
+endif

@@ -1,0 +1,12 @@
+/* Read-only operator endpoints: a rollout's per-ring time series and
+ * exposure, and the audit log (filtered, paginated). */
+#ifndef FB_READS_H
+#define FB_READS_H
+
+#include "http.h"
+
+void reads_rollout_series(struct http_req *req);   /* GET /v1/rollouts/{id}/series */
+void reads_rollout_exposure(struct http_req *req); /* GET /v1/rollouts/{id}/exposure */
+void reads_audit(struct http_req *req);		   /* GET /v1/audit */
+
+#endif

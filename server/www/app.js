@@ -1,0 +1,2 @@
+/* firebreak dashboard (placeholder until the dashboard lands) */
+document.getElementById("app").textContent = "firebreak";
