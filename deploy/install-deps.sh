@@ -8,7 +8,8 @@ PKGS="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libsodium-dev libssl-dev libpq-dev libcurl4-openssl-dev
 libcmocka-dev postgresql openssl curl ca-certificates
 clang libclang-rt-14-dev clang-format
-wrk nginx-light"
+wrk nginx-light
+chromium fonts-dejavu-core"
 
 missing=""
 for p in $PKGS; do
@@ -17,8 +18,24 @@ for p in $PKGS; do
 	fi
 done
 
+# Node.js runs the browser test (playwright-core drives Debian's chromium).
+# The machine image may ship its own nodejs; install Debian's only if none.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+	missing="$missing nodejs npm"
+fi
+
+browser_deps() {
+	# playwright-core, pinned by tests/browser/package-lock.json (no browser download).
+	root=$(cd "$(dirname "$0")/.." && pwd)
+	if [ -f "$root/tests/browser/package-lock.json" ] && [ ! -d "$root/tests/browser/node_modules/playwright-core" ]; then
+		echo "deps: npm ci in tests/browser"
+		(cd "$root/tests/browser" && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund --loglevel=error)
+	fi
+}
+
 if [ -z "$missing" ]; then
 	echo "deps: all packages present"
+	browser_deps
 	exit 0
 fi
 
@@ -37,4 +54,5 @@ $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends $missing
 # Debian starts a system PostgreSQL cluster on install; firebreak runs its own
 # throwaway clusters and does not need it.
+browser_deps
 echo "deps: done"
