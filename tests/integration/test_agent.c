@@ -29,18 +29,22 @@
 #include "fbschema.h"
 #include "fbsign.h"
 #include "fbt.h"
+#include "fbt_world.h"
 
 #define CHANNEL 291
 
 /* ---- the world: keys, root, a configured server, a channel ------------ */
 
+/* The harness's world (keys from fixed seeds: 2 root keys, 3 release keys of
+ * which 2 must sign, the online key; root.json; online.key) plus a server
+ * configured with it, an admin token, channel 291 and an enrollment token. */
 struct world {
+	struct fbt_world fw;
 	char *dir, *db;
 	struct fbt_server srv;
 	char *admin;
 	char *enroll; /* enrollment token */
-	char root_path[1024], templates[1024];
-	struct fbsig_key *root_key, *rel[2], *online;
+	char root_path[1100], templates[1100];
 };
 
 struct content {
@@ -104,42 +108,31 @@ static json_t *http_json(struct world *w, const char *method, const char *path, 
 	return j;
 }
 
+/* Server flags of the world plus extra (NULL-terminated); static storage. */
+static const char *const *server_args(const struct world *w, const char *const *extra)
+{
+	static const char *args[FBT_MAX_ARGS];
+	size_t n = 0;
+	for (size_t i = 0; w->fw.args[i] && n < FBT_MAX_ARGS - 1; i++)
+		args[n++] = w->fw.args[i];
+	for (size_t i = 0; extra && extra[i] && n < FBT_MAX_ARGS - 1; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	return args;
+}
+
 static int world_setup(void **state)
 {
 	struct world *w = calloc(1, sizeof *w);
 	assert_non_null(w);
-	assert_int_equal(fbsig_init(), FB_OK);
-	w->dir = fbt_tmpdir("agent-world");
+	assert_int_equal(fbt_world_new(&w->fw), 0);
+	w->dir = strdup(w->fw.dir);
 	w->db = fbt_db_new();
-	assert_int_equal(fbsig_keygen(&w->root_key), FB_OK);
-	assert_int_equal(fbsig_keygen(&w->rel[0]), FB_OK);
-	assert_int_equal(fbsig_keygen(&w->rel[1]), FB_OK);
-	assert_int_equal(fbsig_keygen(&w->online), FB_OK);
-	size_t len = 0;
-	char *root = make_root(w->root_key, w->rel, w->online, &len);
-	snprintf(w->root_path, sizeof w->root_path, "%s/root.json", w->dir);
-	write_text(w->root_path, root, len);
-	free(root);
-	char base[1100], okey[1200], rootarg[1100], tplarg[1200], corpus[1200];
-	snprintf(base, sizeof base, "%s/online", w->dir);
-	struct fb_err err = {""};
-	assert_int_equal(fbsig_key_save(w->online, base, NULL, &err), FB_OK);
-	snprintf(okey, sizeof okey, "--online_key=%s.key", base);
-	snprintf(rootarg, sizeof rootarg, "--root=%s", w->root_path);
-	const char *src = getenv("FB_SRC");
-	assert_non_null(src);
-	snprintf(w->templates, sizeof w->templates, "%s/schema/templates", src);
-	snprintf(tplarg, sizeof tplarg, "--templates=%s", w->templates);
-	snprintf(corpus, sizeof corpus, "--corpus=%s/schema/corpus", src);
-	const char *extra[] = {okey,
-	                       rootarg,
-	                       tplarg,
-	                       corpus,
-	                       "--heartbeat_flush_ms=200",
-	                       "--snapshot_check_ms=200",
-	                       "--controller=0",
-	                       NULL};
-	if (fbt_server_start(&w->srv, w->db, extra))
+	snprintf(w->root_path, sizeof w->root_path, "%s", w->fw.root_path);
+	snprintf(w->templates, sizeof w->templates, "%s", w->fw.templates);
+	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
+	                       "--controller=0", NULL};
+	if (fbt_server_start(&w->srv, w->db, server_args(w, extra)))
 		return -1;
 	w->admin = fbt_token(w->db, "admin", "test-admin");
 	assert_non_null(w->admin);
@@ -160,10 +153,7 @@ static int world_teardown(void **state)
 		return 0;
 	if (w->srv.pid)
 		fbt_server_stop(&w->srv, SIGTERM);
-	fbsig_key_free(w->root_key);
-	fbsig_key_free(w->rel[0]);
-	fbsig_key_free(w->rel[1]);
-	fbsig_key_free(w->online);
+	fbt_world_free(&w->fw);
 	free(w->admin);
 	free(w->enroll);
 	free(w->db);
@@ -172,54 +162,26 @@ static int world_teardown(void **state)
 	return 0;
 }
 
-/* A valid channel file of version v (one file_hash rule), its manifest signed
- * by both release keys, uploaded. */
+/* A valid channel file of version v (the harness's), its manifest signed by
+ * two release keys, uploaded. */
 static void content_make(struct world *w, int64_t v, struct content *c)
 {
 	memset(c, 0, sizeof *c);
-	char hash[FB_SHA256_HEX_LEN + 1], vs[32], text[1024];
-	snprintf(vs, sizeof vs, "rule version %lld", (long long)v);
-	fb_sha256_hex(vs, strlen(vs), hash);
-	snprintf(
-	        text, sizeof text,
-	        "{\"format\":1,\"channel\":%d,\"content_version\":%lld,\"instances\":[{\"id\":1,"
-	        "\"template\":2,\"template_version\":1,\"fields\":[{\"string\":\"%s\"},{\"int\":3},"
-	        "{\"sha256\":\"%s\"},null,null]}]}",
-	        CHANNEL, (long long)v, vs, hash);
-	struct fb_err err = {""};
-	if (cf_compile_json(NULL, text, strlen(text), &c->blob, &c->len, &err))
-		fail_msg("compile: %s", err.msg);
+	assert_int_equal(fbt_world_blob(CHANNEL, v, &c->blob, &c->len), 0);
 	fb_sha256_hex(c->blob, c->len, c->sha);
-	struct fbsig_manifest m;
-	memset(&m, 0, sizeof m);
-	m.channel = CHANNEL;
-	m.version = v;
-	memcpy(m.sha256, c->sha, sizeof m.sha256);
-	m.size = (int64_t)c->len;
-	m.n_templates = 1;
-	m.templates[0] = (struct fbsig_template_ref){2, 1};
-	m.created = now_s() - 60;
-	m.expires = now_s() + 30 * 86400;
-	json_t *obj = NULL;
-	assert_int_equal(fbsig_manifest_build(&m, &obj, &err), FB_OK);
-	char *one = NULL;
-	size_t olen = 0;
-	assert_int_equal(fbsig_document_sign(w->rel[0], FBSIG_MANIFEST, obj, &one, &olen, &err),
-	                 FB_OK);
-	assert_int_equal(fbsig_envelope_sign(w->rel[1], FBSIG_MANIFEST, one, olen, &c->manifest,
-	                                     &c->mlen, &err),
-	                 FB_OK);
-	free(one);
-	json_decref(obj);
-	size_t b64len = sodium_base64_encoded_len(c->len, sodium_base64_VARIANT_ORIGINAL);
-	char *b64 = malloc(b64len);
-	assert_non_null(b64);
-	sodium_bin2base64(b64, b64len, c->blob, c->len, sodium_base64_VARIANT_ORIGINAL);
-	json_t *menv = json_loads(c->manifest, 0, NULL);
-	assert_non_null(menv);
-	json_decref(http_json(w, "POST", "/v1/content", w->admin,
-	                      json_pack("{s:o, s:s}", "manifest", menv, "blob", b64), 201));
-	free(b64);
+	c->manifest = fbt_world_manifest(&w->fw, c->blob, c->len, CHANNEL, v, 2, 30 * 86400);
+	assert_non_null(c->manifest);
+	c->mlen = strlen(c->manifest);
+	char *body = fbt_world_upload_body(c->manifest, c->blob, c->len);
+	assert_non_null(body);
+	struct fbt_resp r;
+	assert_int_equal(
+	        fbt_http(&w->srv, "POST", "/v1/content", w->admin, body, strlen(body), NULL, &r),
+	        0);
+	if (r.status != 201)
+		fail_msg("upload version %lld: HTTP %ld: %s", (long long)v, r.status, r.body);
+	fbt_resp_free(&r);
+	free(body);
 }
 
 static void content_free(struct content *c)
@@ -788,7 +750,7 @@ static void test_expired_and_replayed_assignments_refused(void **state)
 	assert_int_equal(fbsig_assignment_add(obj, c1.manifest, c1.mlen, &err), FB_OK);
 	char *doc = NULL;
 	size_t len = 0;
-	assert_int_equal(fbsig_assignment_sign(w->online, obj, &doc, &len, &err), FB_OK);
+	assert_int_equal(fbsig_assignment_sign(w->fw.online, obj, &doc, &len, &err), FB_OK);
 	json_decref(obj);
 	relay_serve_poll(&rl, doc, len);
 	free(doc);
@@ -1210,25 +1172,34 @@ static void test_root_rotation(void **state)
 	struct world *w = *state;
 	struct fbsig_key *r2 = NULL;
 	assert_int_equal(fbsig_keygen(&r2), FB_OK);
-	struct fbsig_pub rp, lp[2], op;
+	/* Version 2: a new root key replaces both old ones; release and online
+	 * keys stay. Signed by the old root's threshold (2) and the new one's. */
+	struct fbsig_pub rp, lp[3], op;
 	fbsig_key_pub(r2, &rp);
-	fbsig_key_pub(w->rel[0], &lp[0]);
-	fbsig_key_pub(w->rel[1], &lp[1]);
-	fbsig_key_pub(w->online, &op);
-	struct fbsig_role_spec rs = {&rp, 1, 1}, rel = {lp, 2, 2}, on = {&op, 1, 1};
+	for (int i = 0; i < 3; i++)
+		fbsig_key_pub(w->fw.release_keys[i], &lp[i]);
+	fbsig_key_pub(w->fw.online, &op);
+	struct fbsig_role_spec rs = {&rp, 1, 1}, rel = {lp, 3, 2}, on = {&op, 1, 1};
 	json_t *obj = NULL;
 	struct fb_err err = {""};
 	assert_int_equal(fbsig_root_build(2, now_s() + 365 * 86400, &rs, &rel, &on, &obj, &err),
 	                 FB_OK);
-	char *one = NULL, *two = NULL;
-	size_t l1 = 0, l2 = 0;
-	assert_int_equal(fbsig_document_sign(w->root_key, FBSIG_ROOT, obj, &one, &l1, &err), FB_OK);
-	assert_int_equal(fbsig_envelope_sign(r2, FBSIG_ROOT, one, l1, &two, &l2, &err), FB_OK);
+	char *one = NULL, *two = NULL, *three = NULL;
+	size_t l1 = 0, l2 = 0, l3 = 0;
+	assert_int_equal(fbsig_document_sign(w->fw.root_keys[0], FBSIG_ROOT, obj, &one, &l1, &err),
+	                 FB_OK);
+	assert_int_equal(
+	        fbsig_envelope_sign(w->fw.root_keys[1], FBSIG_ROOT, one, l1, &two, &l2, &err),
+	        FB_OK);
+	assert_int_equal(fbsig_envelope_sign(r2, FBSIG_ROOT, two, l2, &three, &l3, &err), FB_OK);
 	json_decref(obj);
+	free(one);
+	free(two);
+	two = three;
+	l2 = l3;
 	char v2[1100];
 	snprintf(v2, sizeof v2, "%s/root-v2.json", w->dir);
 	write_text(v2, two, l2);
-	free(one);
 	free(two);
 	fbsig_key_free(r2);
 
