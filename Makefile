@@ -138,11 +138,13 @@ format:
 # --- install -------------------------------------------------------------------
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/firebreak/migrations \
-		$(DESTDIR)$(PREFIX)/share/firebreak/templates $(DESTDIR)$(PREFIX)/lib/systemd/system \
+		$(DESTDIR)$(PREFIX)/share/firebreak/templates $(DESTDIR)$(PREFIX)/share/firebreak/corpus \
+		$(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/doc/firebreak
 	install -m 0755 $(ALL_BINS) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/firebreak/migrations/
-	if ls schema/templates/*.json >/dev/null 2>&1; then install -m 0644 schema/templates/*.json $(DESTDIR)$(PREFIX)/share/firebreak/templates/; fi
+	install -m 0644 schema/templates/*.json $(DESTDIR)$(PREFIX)/share/firebreak/templates/
+	install -m 0644 schema/corpus/*.json $(DESTDIR)$(PREFIX)/share/firebreak/corpus/
 	sed 's|@PREFIX@|$(PREFIX)|g' deploy/systemd/firebreakd.service > $(DESTDIR)$(PREFIX)/lib/systemd/system/firebreakd.service
 	install -m 0644 deploy/firebreakd.conf.example $(DESTDIR)$(PREFIX)/share/doc/firebreak/
 

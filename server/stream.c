@@ -3,6 +3,7 @@
  * bounded buffer, resuming the suspended connections. */
 #include "stream.h"
 
+#include <jansson.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -39,8 +40,13 @@ static enum fb_rc frames(PGresult *r, struct fb_buf *b, int64_t *last)
 {
 	enum fb_rc rc = FB_OK;
 	for (int i = 0; i < PQntuples(r) && !rc; i++) {
+		/* compact, one line: SSE data must not contain newlines */
+		json_t *j = json_loads(PQgetvalue(r, i, 2), 0, NULL);
+		char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		json_decref(j);
 		rc = fb_buf_printf(b, "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(r, i, 0),
-				   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+				   PQgetvalue(r, i, 1), data ? data : "{}");
+		free(data);
 		*last = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 	}
 	return rc;

@@ -44,3 +44,7 @@ INT_TESTS += test_dashboard
 test_dashboard_SRCS := tests/integration/test_dashboard.c
 test_dashboard_LIBS := fbt fbsign fbschema fbcommon
 endif
+
+INT_TESTS += test_operator
+test_operator_SRCS := tests/integration/test_operator.c
+test_operator_LIBS := fbt fbsign fbschema fbcommon
