@@ -60,7 +60,7 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 			      "SELECT channel_id, content_sha256, previous_sha256, ring_index, "
 			      "jsonb_array_length(ring_plan), policy::text, "
 			      "extract(epoch FROM now() - ring_started_at)::bigint, "
-			      "extract(epoch FROM started_at)::bigint, "
+			      "started_at::text, "
 			      "(SELECT count(*) FROM gate_evaluations g WHERE g.rollout_id = r.id "
 			      " AND g.ring_index = r.ring_index) "
 			      "FROM rollouts r WHERE id = $1",
@@ -72,7 +72,7 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		fb_err_set(err, "no rollout %lld", (long long)id);
 		return FB_ENOTFOUND;
 	}
-	char channel[16], content[65], previous[65], started[24], timeout[24];
+	char channel[16], content[65], previous[65], started[64], timeout[24];
 	snprintf(channel, sizeof channel, "%s", PQgetvalue(r, 0, 0));
 	snprintf(content, sizeof content, "%s", PQgetvalue(r, 0, 1));
 	snprintf(previous, sizeof previous, "%s", PQgetvalue(r, 0, 2));
@@ -93,17 +93,17 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	const char *p2[] = {content, prev_null ? NULL : previous, channel, started, timeout};
 	r = db_exec(c, err,
 		    "WITH applied AS (SELECT agent_id, min(received_at) AS at FROM events "
-		    "  WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= to_timestamp($4) "
+		    "  WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
 		    "  GROUP BY agent_id), "
 		    "bad AS (SELECT agent_id, bool_or(kind = 'crash') AS crashed, "
 		    "  bool_or(kind = 'boot_loop') AS looped FROM events "
 		    "  WHERE kind IN ('crash', 'boot_loop') AND content_sha256 = $1 "
-		    "  AND received_at >= to_timestamp($4) GROUP BY agent_id), "
+		    "  AND received_at >= $4::timestamptz GROUP BY agent_id), "
 		    "t AS (SELECT a.agent_id, a.at, ag.last_seen_at, coalesce(b.crashed, false) AS crashed, "
 		    "  coalesce(b.looped, false) AS looped FROM applied a JOIN agents ag ON ag.id = a.agent_id "
 		    "  LEFT JOIN bad b ON b.agent_id = a.agent_id), "
 		    "ctl AS (SELECT ag.id, ag.last_seen_at FROM agents ag WHERE ag.revoked_at IS NULL "
-		    "  AND ag.last_seen_at >= to_timestamp($4) "
+		    "  AND ag.last_seen_at >= $4::timestamptz "
 		    "  AND (ag.active ->> $3) IS NOT DISTINCT FROM $2 "
 		    "  AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.agent_id = ag.id)) "
 		    "SELECT (SELECT count(*) FROM t), "
@@ -116,7 +116,7 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		    " (SELECT count(*) FROM ctl), "
 		    " (SELECT count(*) FROM ctl WHERE last_seen_at < now() - make_interval(secs => $5::int) "
 		    "   OR EXISTS (SELECT 1 FROM events e WHERE e.agent_id = ctl.id "
-		    "   AND e.kind IN ('crash', 'boot_loop') AND e.received_at >= to_timestamp($4) "
+		    "   AND e.kind IN ('crash', 'boot_loop') AND e.received_at >= $4::timestamptz "
 		    "   AND e.content_sha256 IS NOT DISTINCT FROM $2))",
 		    5, p2);
 	if (!r)
