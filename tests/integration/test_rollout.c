@@ -1,0 +1,740 @@
+/* Rollouts, rings, pins and the controller against the real firebreakd and
+ * PostgreSQL: simulated agents enroll with real keys, poll and verify their
+ * assignments with libfbsign exactly as an agent does, apply, report
+ * applied/crash events and heartbeat; the gate moves (or halts) the rollout
+ * from that telemetry alone. Each test has its own database and server. */
+#include <cmocka.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "fbschema.h"
+#include "fbsign.h"
+#include "fbt.h"
+#include "fbt_world.h"
+
+#define CH       291
+#define DEADLINE 90 /* seconds: generous, for sanitizer builds */
+
+/* A fast gate: seconds instead of hours, one healthy agent per ring. */
+#define FAST_POLICY                                                                                \
+	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"confidence\":0.8,"         \
+	"\"hard_cap\":3,\"silence_timeout_s\":20}"
+
+enum behaviour {
+	GOOD,    /* applies what it is assigned and keeps heartbeating */
+	CRASHER, /* applies the bad file, crashes, reports it on the next boot */
+	SILENT,  /* applies the bad file, heartbeats once, then is never heard again */
+};
+
+struct agent {
+	int64_t id;
+	char *token;
+	int ring; /* index of the ring the test put it in */
+	enum behaviour how;
+	char etag[160];
+	int64_t seq; /* last accepted assignment sequence */
+	char audience[128];
+	char assigned[65]; /* content named for channel CH; "" when none */
+	int64_t assigned_version;
+	char active[65];
+	int boot;
+	int nev;
+	int dead;
+	int crashed;
+	int64_t bad_seq; /* sequence of the assignment that named the bad file */
+	char caps[1024];
+};
+
+struct env {
+	char *db;
+	struct fbt_server srv;
+	char *admin, *rel1, *rel2, *soc;
+	char *caps_all;
+	const char *bad;   /* the content CRASHER and SILENT agents fail on */
+	const char *watch; /* content whose exposure is checked ring by ring */
+};
+
+static struct env E;
+static struct fbsig_root *g_root;
+
+/* ---- HTTP ------------------------------------------------------------------ */
+
+static const char *raw(json_t *j)
+{
+	const char *s = json_string_value(json_object_get(j, "_raw"));
+	return s ? s : "";
+}
+
+/* Any status; the parsed body (an object, "_raw" holds the text). */
+static json_t *call(const char *method, const char *path, const char *token, const char *body,
+                    long *status)
+{
+	struct fbt_resp r;
+	if (fbt_http(&E.srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
+		fail_msg("%s %s: transport error", method, path);
+	*status = r.status;
+	json_t *j = fbt_resp_json(&r);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	json_object_set_new(j, "_raw", json_string(r.body ? r.body : ""));
+	fbt_resp_free(&r);
+	return j;
+}
+
+static json_t *call_want(long want, const char *method, const char *path, const char *token,
+                         const char *body)
+{
+	long st;
+	json_t *j = call(method, path, token, body, &st);
+	if (st != want)
+		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, raw(j));
+	return j;
+}
+
+static void expect(long want, const char *method, const char *path, const char *token,
+                   const char *body)
+{
+	json_decref(call_want(want, method, path, token, body));
+}
+
+/* The error code of a refusal, checked. */
+static void expect_code(long want, const char *code, const char *method, const char *path,
+                        const char *token, const char *body)
+{
+	json_t *j = call_want(want, method, path, token, body);
+	const char *got = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
+	if (!got || strcmp(got, code))
+		fail_msg("%s %s: expected error %s: %s", method, path, code, raw(j));
+	json_decref(j);
+}
+
+static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long q(const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	return fbt_db_long(E.db, sql);
+}
+
+/* ---- environment ------------------------------------------------------------- */
+
+static void env_up(const char *extra_flag)
+{
+	memset(&E, 0, sizeof E);
+	E.db = fbt_db_new();
+	E.admin = fbt_token(E.db, "admin", "ada");
+	E.rel1 = fbt_token(E.db, "release", "rel-one");
+	E.rel2 = fbt_token(E.db, "release", "rel-two");
+	E.soc = fbt_token(E.db, "soc", "soc-one");
+	assert_non_null(E.admin);
+	assert_non_null(E.soc);
+	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
+	                       "--controller_interval_ms=200", extra_flag, NULL};
+	assert_int_equal(fbt_server_start(&E.srv, E.db, extra), 0);
+	struct cf_registry *reg;
+	struct fb_err err;
+	assert_int_equal(cf_registry_load_dir(fbt_world_default()->templates, &reg, &err), FB_OK);
+	json_t *caps = cf_registry_capabilities(reg);
+	E.caps_all = json_dumps(caps, JSON_COMPACT);
+	json_decref(caps);
+	cf_registry_free(reg);
+	int ready = 0;
+	for (int i = 0; i < 300 && !ready; i++) {
+		long st;
+		json_decref(call("GET", "/readyz", NULL, NULL, &st));
+		ready = st == 200;
+		if (!ready)
+			usleep(100000);
+	}
+	assert_true(ready);
+	expect(201, "POST", "/v1/channels", E.admin, "{\"id\":291,\"name\":\"named-pipes\"}");
+}
+
+static int env_down(void **state)
+{
+	(void)state;
+	if (E.srv.pid > 0)
+		assert_int_equal(fbt_server_stop(&E.srv, SIGTERM), 0); /* clean exit, no leaks */
+	free(E.db);
+	free(E.admin);
+	free(E.rel1);
+	free(E.rel2);
+	free(E.soc);
+	free(E.caps_all);
+	memset(&E, 0, sizeof E);
+	return 0;
+}
+
+/* ---- content and rollouts ----------------------------------------------------- */
+
+static void upload(int64_t version, char sha[65])
+{
+	char *body = fbt_world_content(fbt_world_default(), CH, version, sha);
+	assert_non_null(body);
+	expect(201, "POST", "/v1/content", E.rel1, body);
+	free(body);
+}
+
+/* Upload a file compiled from the text form tests/data/schema/valid/<name>.json. */
+static void upload_file(const char *name, int64_t version, char sha[65])
+{
+	char path[1200];
+	snprintf(path, sizeof path, "%s/tests/data/schema/valid/%s.json", getenv("FB_SRC"), name);
+	json_t *t = json_load_file(path, 0, NULL);
+	assert_non_null(t);
+	json_object_set_new(t, "channel", json_integer(CH));
+	json_object_set_new(t, "content_version", json_integer(version));
+	char *text = json_dumps(t, JSON_COMPACT);
+	json_decref(t);
+	unsigned char *blob;
+	size_t len;
+	struct fb_err err;
+	assert_int_equal(cf_compile_json(NULL, text, strlen(text), &blob, &len, &err), FB_OK);
+	free(text);
+	fb_sha256_hex(blob, len, sha);
+	char *m = fbt_world_manifest(fbt_world_default(), blob, len, CH, version, 2, 86400);
+	assert_non_null(m);
+	char *body = fbt_world_upload_body(m, blob, len);
+	expect(201, "POST", "/v1/content", E.rel1, body);
+	free(body);
+	free(m);
+	free(blob);
+}
+
+/* Start a rollout of sha; extra: more members of the body ("" or ",\"k\":v"). */
+static int64_t rollout_start(const char *sha, const char *extra)
+{
+	char body[4096];
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", CH,
+	         sha, extra);
+	json_t *j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	int64_t id = json_integer_value(json_object_get(j, "id"));
+	assert_true(id > 0);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "rolling");
+	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
+	json_decref(j);
+	return id;
+}
+
+static json_t *rollout_get(int64_t id)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
+	return call_want(200, "GET", path, E.soc, NULL);
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+/* Check state (and ring index unless -1) of a rollout. */
+static void expect_rollout(int64_t id, const char *state, int ring)
+{
+	json_t *r = rollout_get(id);
+	if (strcmp(jstr(r, "state"), state) ||
+	    (ring >= 0 && json_integer_value(json_object_get(r, "ring_index")) != ring))
+		fail_msg("rollout %lld: expected %s ring %d: %s", (long long)id, state, ring,
+		         raw(r));
+	json_decref(r);
+}
+
+/* POST /v1/rollouts/{id}/{action} with body; returns the parsed answer. */
+static json_t *action(long want, int64_t id, const char *act, const char *token, const char *body)
+{
+	char path[96];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/%s", (long long)id, act);
+	return call_want(want, "POST", path, token, body);
+}
+
+/* Forced promotions (two release approvers each) until the rollout completes. */
+static void force_complete(int64_t id)
+{
+	static const char *force = "{\"reason\":\"push it through\",\"force\":true}";
+	for (int i = 0; i < 12; i++) {
+		json_t *r = rollout_get(id);
+		int done = strcmp(jstr(r, "state"), "completed") == 0;
+		json_decref(r);
+		if (done)
+			return;
+		char path[96];
+		snprintf(path, sizeof path, "/v1/rollouts/%lld/promote", (long long)id);
+		long st;
+		json_t *j = call("POST", path, E.rel1, force, &st);
+		if (st == 202)
+			json_decref(call_want(200, "POST", path, E.rel2, force));
+		else if (st != 200)
+			fail_msg("forced promotion of %lld: %ld %s", (long long)id, st, raw(j));
+		json_decref(j);
+	}
+	fail_msg("rollout %lld did not complete", (long long)id);
+}
+
+/* ---- simulated agents ---------------------------------------------------------- */
+
+static void agent_new(struct agent *a, int ring, enum behaviour how, const char *tags,
+                      const char *caps)
+{
+	memset(a, 0, sizeof *a);
+	a->ring = ring;
+	a->how = how;
+	char body[4096];
+	snprintf(body, sizeof body, "{\"name\":\"batch\",\"tags\":%s}", tags ? tags : "{}");
+	json_t *j = call_want(201, "POST", "/v1/enrollment-tokens", E.admin, body);
+	char *et = strdup(jstr(j, "token"));
+	json_decref(j);
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	crypto_sign_keypair(pk, sk);
+	sodium_memzero(sk, sizeof sk);
+	char pk64[64];
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(a->caps, sizeof a->caps, "%s", caps ? caps : E.caps_all);
+	snprintf(body, sizeof body,
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
+	         "\"agent_version\":\"test\",\"capabilities\":%s}",
+	         et, pk64, a->caps);
+	free(et);
+	j = call_want(201, "POST", "/v1/enroll", NULL, body);
+	a->id = json_integer_value(json_object_get(j, "agent_id"));
+	a->token = strdup(jstr(j, "agent_token"));
+	json_decref(j);
+	a->boot = 1;
+}
+
+static void agents_free(struct agent *ags, int n)
+{
+	for (int i = 0; i < n; i++)
+		free(ags[i].token);
+}
+
+/* Poll as an agent does: If-None-Match, then verify the assignment against
+ * the pinned root (online-key signature, expiry, sequence above the last
+ * accepted one, every embedded manifest). 1 when a new one was accepted. */
+static int agent_poll(struct agent *a)
+{
+	char inm[200];
+	snprintf(inm, sizeof inm, "If-None-Match: %s", a->etag);
+	const char *h[] = {inm, NULL};
+	struct fbt_resp r;
+	if (fbt_http(&E.srv, "GET", "/v1/poll", a->token, NULL, 0, a->etag[0] ? h : NULL, &r))
+		fail_msg("poll: transport error");
+	if (r.status == 304) {
+		fbt_resp_free(&r);
+		return 0;
+	}
+	if (r.status != 200)
+		fail_msg("agent %lld: poll: %ld %s", (long long)a->id, r.status,
+		         r.body ? r.body : "");
+	struct fbsig_assignment *as;
+	struct fb_err err;
+	if (fbsig_assignment_verify(g_root, r.body, r.len, fb_now_ms() / 1000, a->seq, &as, &err))
+		fail_msg("agent %lld: the assignment does not verify (last sequence %lld): %s",
+		         (long long)a->id, (long long)a->seq, err.msg);
+	fbt_header(&r, "ETag", a->etag, sizeof a->etag);
+	fbt_resp_free(&r);
+	a->seq = as->sequence;
+	snprintf(a->audience, sizeof a->audience, "%s", as->audience);
+	a->assigned[0] = '\0';
+	a->assigned_version = 0;
+	for (size_t i = 0; i < as->n_channels; i++)
+		if (as->channels[i].channel == CH) {
+			snprintf(a->assigned, sizeof a->assigned, "%s", as->channels[i].sha256);
+			a->assigned_version = as->channels[i].version;
+		}
+	fbsig_assignment_free(as);
+	return 1;
+}
+
+static void agent_heartbeat(struct agent *a)
+{
+	char body[2048], active[128] = "{}";
+	if (a->active[0])
+		snprintf(active, sizeof active, "{\"%d\":\"%s\"}", CH, a->active);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld-%d\",\"uptime_s\":10,"
+	         "\"agent_version\":\"test\",\"active\":%s,\"capabilities\":%s}",
+	         (long long)a->id, (long long)a->id, a->boot, active, a->caps);
+	expect(202, "POST", "/v1/heartbeat", a->token, body);
+}
+
+/* One event: applied (content), crash (content active at the crash, in the
+ * boot that crashed) or boot_loop (reverted from content). */
+static void agent_event(struct agent *a, const char *kind, const char *content)
+{
+	char body[2048], ev[1024];
+	int64_t now = fb_now_ms() / 1000;
+	a->nev++;
+	if (strcmp(kind, "crash") == 0)
+		snprintf(ev, sizeof ev,
+		         "\"content\":\"%s\",\"boot_id\":\"boot-%lld-%d\",\"code\":\"0xC0000005\","
+		         "\"module\":\"csagent.sys\"",
+		         content, (long long)a->id, a->boot - 1);
+	else if (strcmp(kind, "boot_loop") == 0)
+		snprintf(ev, sizeof ev,
+		         "\"reverted_from\":\"%s\",\"reverted_to\":\"\",\"boot_id\":\"boot-%lld-%"
+		         "d\","
+		         "\"unclean_starts\":3",
+		         content, (long long)a->id, a->boot);
+	else
+		snprintf(ev, sizeof ev, "\"content\":\"%s\",\"boot_id\":\"boot-%lld-%d\"", content,
+		         (long long)a->id, a->boot);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"ev-%d\",\"kind\":\"%s\",\"at\":%lld,"
+	         "\"channel\":%d,%s}]}",
+	         (long long)a->id, a->nev, kind, (long long)now, CH, ev);
+	json_t *j = call_want(200, "POST", "/v1/events", a->token, body);
+	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
+	json_decref(j);
+}
+
+/* One round of an agent's life: poll, apply what changed, report, heartbeat. */
+static void agent_step(struct agent *a)
+{
+	if (a->dead)
+		return;
+	agent_poll(a);
+	if (strcmp(a->assigned, a->active)) {
+		snprintf(a->active, sizeof a->active, "%s", a->assigned);
+		if (a->active[0])
+			agent_event(a, "applied", a->active);
+		if (E.bad && strcmp(a->active, E.bad) == 0) {
+			a->bad_seq = a->seq;
+			if (a->how == CRASHER) {
+				a->boot++; /* crashed; the next boot reports it */
+				a->crashed = 1;
+				agent_event(a, "crash", a->active);
+			} else if (a->how == SILENT) {
+				agent_heartbeat(a);
+				a->dead = 1;
+				return;
+			}
+		}
+	}
+	agent_heartbeat(a);
+}
+
+static int state_in(const char *state, const char *list)
+{
+	size_t n = strlen(state);
+	for (const char *p = list; p && *p;) {
+		const char *bar = strchr(p, '|');
+		size_t len = bar ? (size_t)(bar - p) : strlen(p);
+		if (len == n && strncmp(p, state, n) == 0)
+			return 1;
+		p = bar ? bar + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Drive the agents until the rollout is in one of states ("a|b") and, unless
+ * ring is -1, at ring index ring; fails at the deadline. While E.watch is
+ * set, every agent that was assigned it must sit in a ring the rollout had
+ * reached (read after the poll, so a promotion in between cannot excuse it). */
+static void drive_until(int64_t id, struct agent *ags, int n, const char *states, int ring)
+{
+	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	while (fb_mono_ms() < end) {
+		for (int i = 0; i < n; i++)
+			agent_step(&ags[i]);
+		json_t *r = rollout_get(id);
+		const char *st = jstr(r, "state");
+		int at = (int)json_integer_value(json_object_get(r, "ring_index"));
+		for (int i = 0; E.watch && i < n; i++)
+			if (strcmp(ags[i].assigned, E.watch) == 0 && strcmp(st, "completed") &&
+			    ags[i].ring > at)
+				fail_msg("agent %lld of ring %d got the content while the rollout "
+				         "is "
+				         "at ring %d: %s",
+				         (long long)ags[i].id, ags[i].ring, at, raw(r));
+		int done = state_in(st, states) && (ring < 0 || at == ring);
+		json_decref(r);
+		if (done)
+			return;
+		usleep(150000);
+	}
+	json_t *r = rollout_get(id);
+	fail_msg("rollout %lld did not reach %s (ring %d) within %ds: %s", (long long)id, states,
+	         ring, DEADLINE, raw(r));
+}
+
+/* PUT /v1/rings: canary, early, broad by explicit agent lists (ids of the
+ * agents with that ring index), ga the rest. */
+static void rings_by_lists(struct agent *ags, int n)
+{
+	static const char *names[] = {"canary", "early", "broad"};
+	char body[4096] = "{\"rings\":[";
+	size_t len = strlen(body);
+	for (int k = 0; k < 3; k++) {
+		len += (size_t)snprintf(body + len, sizeof body - len,
+		                        "{\"name\":\"%s\",\"selector\":{\"agents\":[", names[k]);
+		int first = 1;
+		for (int i = 0; i < n; i++)
+			if (ags[i].ring == k) {
+				len += (size_t)snprintf(body + len, sizeof body - len, "%s%lld",
+				                        first ? "" : ",", (long long)ags[i].id);
+				first = 0;
+			}
+		len += (size_t)snprintf(body + len, sizeof body - len, "]}},");
+	}
+	snprintf(body + len, sizeof body - len,
+	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"test rings\"}");
+	expect(200, "PUT", "/v1/rings", E.admin, body);
+}
+
+/* Make sha GA on the channel: a one-ring rollout (canary), promoted by two
+ * release approvers (the gate would take hours). */
+static int64_t make_ga(const char *sha)
+{
+	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"]");
+	force_complete(id);
+	return id;
+}
+
+/* Every agent steps until each is running want (deadline). */
+static void settle(struct agent *ags, int n, const char *want)
+{
+	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	for (;;) {
+		int all = 1;
+		for (int i = 0; i < n; i++) {
+			agent_step(&ags[i]);
+			all = all && (ags[i].dead || strcmp(ags[i].active, want) == 0);
+		}
+		if (all)
+			return;
+		if (fb_mono_ms() > end)
+			fail_msg("agents did not all settle on %s", want);
+		usleep(150000);
+	}
+}
+
+/* ---- driven by telemetry ------------------------------------------------------ */
+
+static void test_good_file_through_every_ring(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	struct agent ags[6];
+	int rings[6] = {0, 0, 1, 2, 3, 3};
+	for (int i = 0; i < 6; i++)
+		agent_new(&ags[i], rings[i], GOOD, NULL, NULL);
+	rings_by_lists(ags, 6);
+	char v1[65];
+	upload(1, v1);
+	int64_t id = rollout_start(v1, ",\"policy\":" FAST_POLICY);
+	E.watch = v1; /* no agent gets it before its ring's turn */
+	drive_until(id, ags, 6, "completed", -1);
+	E.watch = NULL;
+	for (int i = 0; i < 6; i++)
+		agent_step(&ags[i]);
+
+	/* GA is the new file, and every ring's assignment names it */
+	assert_int_equal(
+	        q("SELECT count(*) FROM channels WHERE id = %d AND ga_sha256 = '%s'", CH, v1), 1);
+	static const char *names[] = {"canary", "early", "broad", "ga"};
+	for (int i = 0; i < 6; i++) {
+		assert_string_equal(ags[i].assigned, v1);
+		assert_int_equal(ags[i].assigned_version, 1);
+		assert_string_equal(ags[i].audience, names[ags[i].ring]);
+	}
+	/* explainable: one PROMOTE per ring, with the figures and a reason in words */
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'PROMOTE'",
+	                   (long long)id),
+	                 4);
+	assert_int_equal(
+	        q("SELECT count(DISTINCT ring_name) FROM gate_evaluations WHERE rollout_id = "
+	          "%lld AND decision = 'PROMOTE' AND reason LIKE 'PROMOTE: baked%%' AND "
+	          "(inputs -> 'inputs' ->> 'healthy')::int >= 1 AND inputs -> 'result' ->> "
+	          "'decision' = 'PROMOTE'",
+	          (long long)id),
+	        4);
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'HALT'",
+	                   (long long)id),
+	                 0);
+	/* the evaluations are served to operators too */
+	json_t *r = rollout_get(id);
+	json_t *ev = json_object_get(r, "evaluations");
+	assert_true(json_array_size(ev) >= 4);
+	assert_string_equal(jstr(json_array_get(ev, 0), "decision"), "PROMOTE");
+	assert_string_equal(jstr(json_array_get(ev, 0), "ring"), "ga");
+	assert_non_null(strstr(jstr(json_array_get(ev, 0), "reason"), "healthy"));
+	json_decref(r);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
+	                   "actor = 'controller' AND object = 'rollout/%lld'",
+	                   (long long)id),
+	                 3);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.complete'"), 1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM notifications WHERE type = 'rollout.completed' AND "
+	          "rollout_id = %lld",
+	          (long long)id),
+	        1);
+	agents_free(ags, 6);
+}
+
+static void test_halt_by_crashes_and_revert(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	struct agent ags[5];
+	agent_new(&ags[0], 0, CRASHER, NULL, NULL);
+	agent_new(&ags[1], 0, CRASHER, NULL, NULL);
+	agent_new(&ags[2], 0, CRASHER, NULL, NULL);
+	agent_new(&ags[3], 1, GOOD, NULL, NULL);
+	agent_new(&ags[4], 3, GOOD, NULL, NULL);
+	rings_by_lists(ags, 5);
+	char v1[65], v2[65];
+	upload(1, v1);
+	upload(2, v2);
+	make_ga(v1);
+	settle(ags, 5, v1);
+
+	E.bad = v2;
+	E.watch = v2;
+	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	                               "\"max_failure_rate\":0.5,\"hard_cap\":3,"
+	                               "\"silence_timeout_s\":60}");
+	drive_until(id, ags, 5, "halted|reverted", -1);
+	E.watch = NULL;
+
+	/* halted by the hard cap, with the reason in words */
+	json_t *r = rollout_get(id);
+	assert_int_equal(json_integer_value(json_object_get(r, "ring_index")), 0);
+	assert_true(json_is_true(json_object_get(r, "content_bad")));
+	assert_non_null(strstr(jstr(r, "state_reason"), "hard cap 3 reached"));
+	json_decref(r);
+	assert_int_equal(
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	          "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed%%' AND "
+	          "(inputs -> 'inputs' ->> 'crashed')::int = 3",
+	          (long long)id),
+	        1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND bad_reason "
+	          "LIKE '%%hard cap%%'",
+	          v2),
+	        1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND actor = "
+	          "'controller' AND object = 'rollout/%lld' AND after ->> 'state' = 'halted'",
+	          (long long)id),
+	        1);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted' AND "
+	                   "rollout_id = %lld",
+	                   (long long)id),
+	                 1);
+
+	/* every exposed agent is sent back to the last known good file, by a newer
+	 * sequence; the others never saw the bad one */
+	for (int k = 0; k < 3; k++) {
+		int64_t end = fb_mono_ms() + DEADLINE * 1000;
+		while (strcmp(ags[k].assigned, v1) && fb_mono_ms() < end) {
+			agent_step(&ags[k]);
+			usleep(100000);
+		}
+		assert_true(ags[k].crashed);
+		assert_string_equal(ags[k].assigned, v1);
+		assert_true(ags[k].seq > ags[k].bad_seq);
+	}
+	assert_int_equal(ags[3].bad_seq, 0);
+	assert_int_equal(ags[4].bad_seq, 0);
+	assert_string_equal(ags[3].assigned, v1);
+	/* once the exposed agents heartbeat the old file, the rollout is reverted */
+	drive_until(id, ags, 5, "reverted", -1);
+	/* a bad file cannot be rolled out again */
+	char body[256];
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", CH, v2);
+	expect_code(409, "content_bad", "POST", "/v1/rollouts", E.rel1, body);
+	agents_free(ags, 5);
+}
+
+static void test_halt_by_silence(void **state)
+{
+	(void)state;
+	env_up("--restart_grace_s=0");
+	struct agent ags[4];
+	agent_new(&ags[0], 0, SILENT, NULL, NULL);
+	agent_new(&ags[1], 0, SILENT, NULL, NULL);
+	agent_new(&ags[2], 1, GOOD, NULL, NULL);
+	agent_new(&ags[3], 3, GOOD, NULL, NULL);
+	rings_by_lists(ags, 4);
+	char v1[65], v2[65];
+	upload(1, v1);
+	upload(2, v2);
+	make_ga(v1);
+	settle(ags, 4, v1);
+	E.bad = v2;
+	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	                               "\"max_failure_rate\":0.5,\"hard_cap\":3,"
+	                               "\"silence_timeout_s\":4}");
+	drive_until(id, ags, 4, "halted", -1);
+	assert_true(ags[0].dead && ags[1].dead);
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'HALT' AND reason LIKE '%%silent for more than 4s%%' AND "
+	                   "(inputs -> 'inputs' ->> 'silent')::int = 2 AND "
+	                   "(inputs -> 'inputs' ->> 'silence_counted')::boolean",
+	                   (long long)id),
+	                 1);
+	/* not before the timeout: the last sign of life of the first agent to fall
+	 * silent was at least 4 s before the HALT, and the controller looked in
+	 * between and waited */
+	char life[512];
+	snprintf(life, sizeof life,
+	         "(SELECT min(greatest(a.last_seen_at, (SELECT max(received_at) FROM events e "
+	         "WHERE e.agent_id = a.id))) FROM agents a WHERE a.id IN (%lld, %lld))",
+	         (long long)ags[0].id, (long long)ags[1].id);
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'HALT' AND created_at < %s + interval '4 s'",
+	                   (long long)id, life),
+	                 0);
+	assert_true(
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND decision = "
+	          "'WAIT' AND created_at > %s AND (inputs -> 'inputs' ->> 'treated')::int = 2",
+	          (long long)id, life) >= 1);
+	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	/* the good agents were never offered it and stay on the last known good */
+	assert_string_equal(ags[2].assigned, v1);
+	assert_string_equal(ags[3].assigned, v1);
+	agents_free(ags, 4);
+}
+
+int main(void)
+{
+	(void)action;
+	(void)expect_rollout;
+	(void)upload_file;
+	if (sodium_init() < 0)
+		return 2;
+	unsigned char *rootb;
+	size_t rootlen;
+	struct fb_err err;
+	if (fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen) ||
+	    fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &g_root, &err))
+		return 2;
+	free(rootb);
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_good_file_through_every_ring, env_down),
+	        cmocka_unit_test_teardown(test_halt_by_crashes_and_revert, env_down),
+	        cmocka_unit_test_teardown(test_halt_by_silence, env_down),
+	};
+	int rc = cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
+	fbsig_root_free(g_root);
+	return rc;
+}
