@@ -120,5 +120,12 @@ CONF
 run "malformed state.json is named, not guessed" 2 "state4/state.json" \
 	"$A" --config state.conf --once
 
+sed -i '/^bogus/d' agent.conf
+run "bad channel list" 2 "channels: \"abc\" is not a channel id" \
+	"$A" --config agent.conf --channels 291,abc --once
+run "channel 0 is not a channel" 2 "channels: \"0\" is not a channel id" \
+	"$A" --config agent.conf --channels 0 --once
+run "bad log level" 2 "is not debug, info, warn or error" "$A" --config agent.conf --log-level loud
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
