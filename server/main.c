@@ -1,4 +1,5 @@
 /* firebreakd: arguments, subcommands, signals and the server's life cycle. */
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -31,6 +32,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: firebreakd [serve] [--name=value ...]   run the server (default)\n"
 		   "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
 		   "       firebreakd token create|list|revoke ...  manage API tokens\n"
+		   "       firebreakd routes                        print the route table (JSON lines)\n"
 		   "       firebreakd version | --help\n\n");
 	config_usage(f);
 }
@@ -56,6 +58,30 @@ static int cmd_migrate(void)
 		printf("applied %d migration(s); schema is at %ld\n", applied, migrate_latest());
 	else
 		printf("schema is current at %ld; nothing to do\n", migrate_latest());
+	return 0;
+}
+
+/* The route table as JSON lines: what the OpenAPI test checks against. */
+static int cmd_routes(void)
+{
+	static const char *mn[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
+	static const char *rn[] = {"agent", "release", "soc", "admin"};
+	for (size_t i = 0; i < routes_count; i++) {
+		const char *method = "?";
+		for (int k = 0; k < 5; k++)
+			if (routes[i].method == (enum http_method)(1 << k))
+				method = mn[k];
+		json_t *roles = json_array();
+		for (int k = 0; k < 4; k++)
+			if (routes[i].roles & (1u << k))
+				json_array_append_new(roles, json_string(rn[k]));
+		json_t *o = json_pack("{s:s,s:s,s:o}", "method", method, "path", routes[i].pattern,
+				      "roles", roles);
+		char *line = json_dumps(o, JSON_COMPACT);
+		printf("%s\n", line);
+		free(line);
+		json_decref(o);
+	}
 	return 0;
 }
 
@@ -160,6 +186,8 @@ int main(int argc, char **argv)
 		status = cmd_migrate();
 	} else if (strcmp(cmd, "token") == 0) {
 		status = tokens_cli(nargs, argv);
+	} else if (strcmp(cmd, "routes") == 0) {
+		status = cmd_routes();
 	} else if (strcmp(cmd, "version") == 0) {
 		printf("firebreakd %s (schema %ld)\n", FB_VERSION, migrate_latest());
 		status = 0;

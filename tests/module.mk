@@ -48,3 +48,7 @@ endif
 INT_TESTS += test_operator
 test_operator_SRCS := tests/integration/test_operator.c
 test_operator_LIBS := fbt fbsign fbschema fbcommon
+
+INT_TESTS += test_openapi
+test_openapi_SRCS := tests/integration/test_openapi.c
+test_openapi_LIBS := fbt fbsign fbschema fbcommon
