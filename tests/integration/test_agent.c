@@ -768,6 +768,36 @@ static void test_expired_and_replayed_assignments_refused(void **state)
 	st = agent_state(&a);
 	assert_int_equal(json_integer_value(json_object_get(st, "sequence")), seq);
 	json_decref(st);
+
+	/* A stolen online key cannot create content: a fresh, unexpired
+	 * assignment naming a file only one release engineer signed is refused,
+	 * and nothing is downloaded or written. */
+	unsigned char *blob = NULL;
+	size_t blen = 0;
+	assert_int_equal(fbt_world_blob(CHANNEL, 29, &blob, &blen), 0);
+	char *one_sig = fbt_world_manifest(&w->fw, blob, blen, CHANNEL, 29, 1, 86400);
+	assert_non_null(one_sig);
+	char evil[FB_SHA256_HEX_LEN + 1];
+	fb_sha256_hex(blob, blen, evil);
+	assert_int_equal(fbsig_assignment_build("ga", seq + 200, now_s() - 10, now_s() + 3600, 1,
+	                                        &obj, &err),
+	                 FB_OK);
+	assert_int_equal(fbsig_assignment_add(obj, one_sig, strlen(one_sig), &err), FB_OK);
+	assert_int_equal(fbsig_assignment_sign(w->fw.online, obj, &doc, &len, &err), FB_OK);
+	json_decref(obj);
+	relay_serve_poll(&rl, doc, len);
+	free(doc);
+	free(one_sig);
+	free(blob);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_active(&a, &c2);
+	assert_null(strstr(a.log, "applied channel"));
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'rejected' AND content_sha256 = '%s' AND details->>'reason' LIKE "
+	                         "'%%1 of 2 required%%'",
+	                         (long long)a.id, evil),
+	                 1);
 	relay_stop(&rl);
 	content_free(&c1);
 	content_free(&c2);
