@@ -1,0 +1,1049 @@
+/* fb-fleet's engine: simulated agents scheduled on a min-heap of wake-up
+ * times and served by a fixed pool of libcurl easy handles in one multi
+ * handle (keep-alive, no thread per agent). */
+#include "fleet.h"
+
+#include <curl/curl.h>
+#include <math.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define FL_MAX_EVENTS 8
+#define FL_MAX_ASG    256           /* cached assignment verifications */
+#define FL_MAX_POLL   (1024 * 1024) /* bytes of an assignment */
+#define FL_MAX_SMALL  (64 * 1024)   /* bytes of other answers */
+#define FL_TOKEN      96
+#define FL_VERSION    "fleet-1.0"
+
+enum fl_state { FL_UP = 0, FL_DOWN, FL_DEAD };
+enum fl_req { RQ_ENROLL = 0, RQ_POLL, RQ_BLOB, RQ_HB, RQ_EVENTS, RQ_N };
+static const char *const rq_names[RQ_N] = {"enroll", "poll", "blob", "heartbeat", "events"};
+enum fl_ev { EV_APPLIED = 0, EV_CRASH, EV_BOOT_LOOP };
+enum fl_crash { CR_NONE = 0, CR_CONTENT, CR_BACKGROUND };
+
+struct fl_event {
+	uint8_t kind;
+	int8_t content;  /* applied/crash: content; boot_loop: reverted_from */
+	int8_t content2; /* boot_loop: reverted_to (-1: none) */
+	uint8_t unclean;
+	uint32_t boot;
+	uint32_t id;
+	int64_t at; /* Unix seconds */
+};
+
+struct fl_agent {
+	int64_t id; /* server's agent id; 0 until enrolled */
+	char token[FL_TOKEN];
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
+	int64_t wake;
+	int64_t next_poll, next_hb, ev_retry, crash_at, up_at, offline_from, offline_until, boot_ms;
+	int64_t last_seq;
+	int32_t heap_pos; /* -1: not in the heap */
+	int32_t etag;     /* index into the assignment cache, -1: none */
+	uint32_t boot_no, ev_next;
+	uint32_t applied_mask;
+	uint32_t crash_boot;
+	int8_t ring, active, lkg, refused, want, crash_content;
+	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, crash_kind, reverted;
+	struct fl_event ev[FL_MAX_EVENTS];
+};
+
+struct fl_asg {
+	char etag[80];
+	int ok;
+	int64_t sequence;
+	int content; /* fleet content index, -1: channel absent */
+};
+
+struct fl_content {
+	char sha[FB_SHA256_HEX_LEN + 1];
+	int scn; /* scenario content index, -1: unknown to the scenario */
+	int has_manifest;
+	struct fbsig_manifest m;
+	int parsed; /* 0 not yet, 1 valid, -1 refused by cf_parse */
+	int64_t exposure;
+	int64_t first_apply_ms;
+};
+
+struct fl_slot {
+	CURL *e;
+	struct curl_slist *hdrs;
+	struct fb_buf resp;
+	struct fb_buf req;
+	char etag[80];
+	int32_t agent; /* -1: free */
+	int kind;
+};
+
+struct fleet {
+	struct fleet_opts o;
+	const struct scenario *s;
+	int64_t n;
+	struct fl_agent *a;
+	int32_t *heap;
+	int64_t heap_n;
+	int32_t *fifo; /* agents waiting for a free slot */
+	int64_t fifo_head, fifo_n;
+	CURLM *multi;
+	struct fl_slot *slots;
+	int n_slots;
+	int32_t *free_slots;
+	int n_free;
+	char ring_token[SCN_MAX_RINGS][128];
+	struct fl_content c[FLEET_MAX_CONTENTS];
+	int n_c;
+	int scn_to_c[SCN_MAX_CONTENTS];
+	struct fl_asg asg[FL_MAX_ASG];
+	int n_asg, asg_next;
+	char caps[4096];
+	int test_on;
+	int64_t test_start_ms;
+	int64_t hb_ms, poll_ms, reboot_ms;
+	int64_t req_count[RQ_N], req_err[RQ_N];
+	int64_t crashes, content_crashes, bg_crashes, deaths, boot_loop_reverts,
+	        rejected_assignments, rejected_blobs;
+	char last_err[256];
+};
+
+/* ---- randomness: every draw is a pure function of (seed, agent, what) ---- */
+
+static uint64_t mix64(uint64_t x)
+{
+	x += 0x9e3779b97f4a7c15ULL;
+	x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+	x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+	return x ^ (x >> 31);
+}
+
+/* Uniform in [0, 1) for (agent, what). */
+static double draw(const struct fleet *f, int64_t agent, uint64_t what)
+{
+	uint64_t h = mix64(f->o.seed ^ mix64((uint64_t)agent * 0x100000001b3ULL + what));
+	return (double)(h >> 11) / 9007199254740992.0;
+}
+
+static int64_t mono_ms(void)
+{
+	return fb_mono_ms();
+}
+
+/* ---- the wake-up heap --------------------------------------------------- */
+
+static int heap_less(const struct fleet *f, int64_t i, int64_t j)
+{
+	return f->a[f->heap[i]].wake < f->a[f->heap[j]].wake;
+}
+
+static void heap_swap(struct fleet *f, int64_t i, int64_t j)
+{
+	int32_t t = f->heap[i];
+	f->heap[i] = f->heap[j];
+	f->heap[j] = t;
+	f->a[f->heap[i]].heap_pos = (int32_t)i;
+	f->a[f->heap[j]].heap_pos = (int32_t)j;
+}
+
+static void heap_up(struct fleet *f, int64_t i)
+{
+	while (i > 0 && heap_less(f, i, (i - 1) / 2)) {
+		heap_swap(f, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+static void heap_down(struct fleet *f, int64_t i)
+{
+	for (;;) {
+		int64_t l = 2 * i + 1, r = l + 1, m = i;
+		if (l < f->heap_n && heap_less(f, l, m))
+			m = l;
+		if (r < f->heap_n && heap_less(f, r, m))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(f, i, m);
+		i = m;
+	}
+}
+
+/* (Re)schedule agent i at time t (monotonic ms). */
+static void schedule(struct fleet *f, int32_t i, int64_t t)
+{
+	struct fl_agent *a = &f->a[i];
+	a->wake = t;
+	if (a->heap_pos < 0) {
+		a->heap_pos = (int32_t)f->heap_n;
+		f->heap[f->heap_n++] = i;
+		heap_up(f, a->heap_pos);
+	} else {
+		heap_up(f, a->heap_pos);
+		heap_down(f, a->heap_pos);
+	}
+}
+
+static int32_t heap_pop(struct fleet *f)
+{
+	int32_t top = f->heap[0];
+	heap_swap(f, 0, f->heap_n - 1);
+	f->heap_n--;
+	f->a[top].heap_pos = -1;
+	if (f->heap_n > 0)
+		heap_down(f, 0);
+	return top;
+}
+
+/* ---- set-up ------------------------------------------------------------- */
+
+static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct fl_slot *s = ud;
+	return fb_buf_add(&s->resp, p, sz * nm) == FB_OK ? sz * nm : 0;
+}
+
+static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
+{
+	struct fl_slot *s = ud;
+	size_t n = sz * nm;
+	if (n > 5 && strncasecmp(p, "etag:", 5) == 0) {
+		size_t i = 5;
+		while (i < n && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		size_t j = n;
+		while (j > i && (p[j - 1] == '\r' || p[j - 1] == '\n' || p[j - 1] == ' '))
+			j--;
+		if (j - i < sizeof s->etag) {
+			memcpy(s->etag, p + i, j - i);
+			s->etag[j - i] = 0;
+		}
+	}
+	return n;
+}
+
+enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct fb_err *err)
+{
+	*out = NULL;
+	enum fb_rc rc = FB_ENOMEM;
+	struct fleet *f = calloc(1, sizeof *f);
+	if (!f)
+		return FB_ENOMEM;
+	f->o = *opts;
+	f->s = opts->scn;
+	f->n = f->s->agents;
+	f->n_slots = opts->max_inflight > 0 ? opts->max_inflight : 64;
+	f->a = calloc((size_t)f->n, sizeof *f->a);
+	f->heap = calloc((size_t)f->n, sizeof *f->heap);
+	f->fifo = calloc((size_t)f->n, sizeof *f->fifo);
+	f->slots = calloc((size_t)f->n_slots, sizeof *f->slots);
+	f->free_slots = calloc((size_t)f->n_slots, sizeof *f->free_slots);
+	f->multi = curl_multi_init();
+	if (!f->a || !f->heap || !f->fifo || !f->slots || !f->free_slots || !f->multi)
+		goto out;
+	curl_multi_setopt(f->multi, CURLMOPT_MAXCONNECTS, (long)f->n_slots);
+	for (int i = 0; i < f->n_slots; i++) {
+		struct fl_slot *s = &f->slots[i];
+		s->agent = -1;
+		s->e = curl_easy_init();
+		if (!s->e)
+			goto out;
+		fb_buf_init(&s->resp, FL_MAX_POLL > CF_MAX_FILE ? FL_MAX_POLL : CF_MAX_FILE);
+		fb_buf_init(&s->req, FL_MAX_SMALL);
+		f->free_slots[f->n_free++] = i;
+	}
+	for (int i = 0; i < SCN_MAX_CONTENTS; i++)
+		f->scn_to_c[i] = -1;
+	f->hb_ms = (int64_t)(f->s->heartbeat_s * 1000);
+	f->poll_ms = (int64_t)(f->s->poll_s * 1000);
+	f->reboot_ms = (int64_t)(f->s->reboot_s * 1000);
+	json_t *caps = cf_registry_capabilities(opts->reg);
+	char *cs = caps ? json_dumps(caps, JSON_COMPACT) : NULL;
+	json_decref(caps);
+	if (!cs || strlen(cs) >= sizeof f->caps) {
+		free(cs);
+		fb_err_set(err, "template capabilities missing or longer than %zu bytes",
+		           sizeof f->caps);
+		rc = FB_EINVAL;
+		goto out;
+	}
+	snprintf(f->caps, sizeof f->caps, "%s", cs);
+	free(cs);
+	int64_t now = mono_ms(), idx = 0;
+	for (int r = 0; r < f->s->n_rings; r++) {
+		for (int64_t k = 0; k < f->s->rings[r].agents; k++, idx++) {
+			struct fl_agent *a = &f->a[idx];
+			a->ring = (int8_t)r;
+			a->active = a->lkg = a->refused = a->want = a->crash_content = -1;
+			a->etag = -1;
+			a->heap_pos = -1;
+			a->boot_no = 1;
+			a->boot_ms = now;
+			/* spread the first requests over one interval */
+			int64_t j = (int64_t)(draw(f, idx, 1) * (double)f->poll_ms);
+			a->next_poll = now + j;
+			a->next_hb = now + (int64_t)(draw(f, idx, 2) * (double)f->hb_ms);
+			schedule(f, (int32_t)idx, now + (int64_t)(draw(f, idx, 3) * 2000.0));
+		}
+	}
+	*out = f;
+	return FB_OK;
+out:
+	fleet_free(f);
+	if (rc == FB_ENOMEM)
+		fb_err_set(err, "out of memory for %lld agents", (long long)opts->scn->agents);
+	return rc;
+}
+
+void fleet_free(struct fleet *f)
+{
+	if (!f)
+		return;
+	for (int i = 0; f->slots && i < f->n_slots; i++) {
+		struct fl_slot *s = &f->slots[i];
+		if (s->e) {
+			if (s->agent >= 0)
+				curl_multi_remove_handle(f->multi, s->e);
+			curl_easy_cleanup(s->e);
+		}
+		curl_slist_free_all(s->hdrs);
+		fb_buf_cleanup(&s->resp);
+		fb_buf_cleanup(&s->req);
+	}
+	if (f->multi)
+		curl_multi_cleanup(f->multi);
+	if (f->a)
+		sodium_memzero(f->a, (size_t)f->n * sizeof *f->a); /* agent tokens */
+	free(f->a);
+	free(f->heap);
+	free(f->fifo);
+	free(f->slots);
+	free(f->free_slots);
+	free(f);
+}
+
+enum fb_rc fleet_set_ring_token(struct fleet *f, int ring, const char *token)
+{
+	if (ring < 0 || ring >= f->s->n_rings || strlen(token) >= sizeof f->ring_token[0])
+		return FB_EINVAL;
+	snprintf(f->ring_token[ring], sizeof f->ring_token[ring], "%s", token);
+	return FB_OK;
+}
+
+/* Fleet content index of sha, added when new (-1 when the table is full). */
+static int content_of(struct fleet *f, const char *sha)
+{
+	for (int i = 0; i < f->n_c; i++)
+		if (strcmp(f->c[i].sha, sha) == 0)
+			return i;
+	if (f->n_c >= FLEET_MAX_CONTENTS)
+		return -1;
+	struct fl_content *c = &f->c[f->n_c];
+	memset(c, 0, sizeof *c);
+	snprintf(c->sha, sizeof c->sha, "%s", sha);
+	c->scn = -1;
+	return f->n_c++;
+}
+
+void fleet_set_content(struct fleet *f, int scn, const char *sha256)
+{
+	int i = content_of(f, sha256);
+	if (i >= 0 && scn >= 0 && scn < SCN_MAX_CONTENTS) {
+		f->c[i].scn = scn;
+		f->scn_to_c[scn] = i;
+	}
+}
+
+/* ---- agent behaviour ---------------------------------------------------- */
+
+static void push_event(struct fleet *f, struct fl_agent *a, int kind, int content, int content2)
+{
+	if (a->n_ev >= FL_MAX_EVENTS) /* the oldest is dropped: a bounded disk queue */
+		memmove(&a->ev[0], &a->ev[1], sizeof a->ev[0] * (FL_MAX_EVENTS - 1)), a->n_ev--;
+	struct fl_event *e = &a->ev[a->n_ev++];
+	e->kind = (uint8_t)kind;
+	e->content = (int8_t)content;
+	e->content2 = (int8_t)content2;
+	e->boot = a->boot_no;
+	e->unclean = a->unclean;
+	e->id = ++a->ev_next;
+	e->at = fb_now_ms() / 1000;
+	a->ev_retry = 0;
+	(void)f;
+}
+
+/* The scenario behaviour of fleet content c, or NULL for a well-behaved one. */
+static const struct scn_content *behaviour(const struct fleet *f, int c)
+{
+	if (!f->test_on || c < 0 || f->c[c].scn < 0 || f->c[c].scn == f->s->baseline)
+		return NULL;
+	const struct scn_content *b = &f->s->contents[f->c[c].scn];
+	return b->crash_probability > 0 ? b : NULL;
+}
+
+/* Whether agent i is one of content c's victims (a fixed draw per pair). */
+static int victim(const struct fleet *f, int64_t i, int c)
+{
+	const struct scn_content *b = behaviour(f, c);
+	return b && draw(f, i, 100 + (uint64_t)c) < b->crash_probability;
+}
+
+static void arm_content_crash(struct fleet *f, int64_t i, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	if (a->active < 0 || !victim(f, i, a->active))
+		return;
+	const struct scn_content *b = behaviour(f, a->active);
+	int64_t t = now + (int64_t)(b->crash_delay_s * 1000);
+	if (!a->crash_at || t < a->crash_at) {
+		a->crash_at = t;
+		a->crash_kind = CR_CONTENT;
+	}
+}
+
+static void apply(struct fleet *f, int64_t i, int c, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	a->lkg = a->active;
+	a->active = (int8_t)c;
+	a->unclean = 0;
+	if (!(a->applied_mask & (1u << c))) {
+		a->applied_mask |= 1u << c;
+		f->c[c].exposure++;
+		if (!f->c[c].first_apply_ms)
+			f->c[c].first_apply_ms = fb_now_ms();
+	}
+	push_event(f, a, EV_APPLIED, c, -1);
+	if (a->crash_kind == CR_CONTENT)
+		a->crash_at = 0, a->crash_kind = CR_NONE;
+	arm_content_crash(f, i, now);
+}
+
+static void crash(struct fleet *f, int64_t i, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	const struct scn_content *b = a->crash_kind == CR_CONTENT ? behaviour(f, a->active) : NULL;
+	f->crashes++;
+	if (a->crash_kind == CR_CONTENT)
+		f->content_crashes++;
+	else
+		f->bg_crashes++;
+	a->crashed_ever = 1;
+	a->crash_at = 0;
+	a->crash_kind = CR_NONE;
+	if (b && b->after_crash == SCN_SILENT) {
+		a->state = FL_DEAD; /* dies without a word, never comes back */
+		f->deaths++;
+		return;
+	}
+	a->state = FL_DOWN;
+	a->crash_content = a->active;
+	a->crash_boot = a->boot_no;
+	a->up_at = now + f->reboot_ms;
+}
+
+/* A start after a crash: report it, count the unclean start, and run the
+ * boot-loop guard exactly as fb-agent does. */
+static void boot(struct fleet *f, int64_t i, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	if (a->crash_content >= 0) {
+		push_event(f, a, EV_CRASH, a->crash_content, -1);
+		a->ev[a->n_ev - 1].boot = a->crash_boot;
+	}
+	a->boot_no++;
+	a->boot_ms = now;
+	a->unclean++;
+	a->state = FL_UP;
+	if (a->unclean >= f->s->boot_loop_starts && a->active >= 0 && a->active != a->lkg) {
+		int from = a->active;
+		a->refused = a->active;
+		a->active = a->lkg;
+		push_event(f, a, EV_BOOT_LOOP, from, a->lkg);
+		a->unclean = 0;
+		a->reverted = 1;
+		f->boot_loop_reverts++;
+	}
+	const struct scn_content *b = behaviour(f, a->active);
+	if (b && b->boot_loop)
+		arm_content_crash(f, i, now);
+	a->next_hb = now;
+	a->next_poll = now;
+}
+
+/* ---- requests ------------------------------------------------------------ */
+
+static enum fb_rc body_heartbeat(struct fleet *f, struct fl_agent *a, struct fb_buf *b)
+{
+	enum fb_rc rc =
+	        fb_buf_printf(b,
+	                      "{\"agent_id\":%lld,\"boot_id\":\"b%lld-%u\",\"uptime_s\":%lld,"
+	                      "\"agent_version\":\"" FL_VERSION "\",\"active\":{",
+	                      (long long)a->id, (long long)a->id, a->boot_no,
+	                      (long long)((mono_ms() - a->boot_ms) / 1000));
+	if (!rc && a->active >= 0)
+		rc = fb_buf_printf(b, "\"%u\":\"%s\"", f->s->channel_id, f->c[a->active].sha);
+	if (!rc)
+		rc = fb_buf_printf(b, "},\"capabilities\":%s}", f->caps);
+	return rc;
+}
+
+static enum fb_rc body_events(struct fleet *f, struct fl_agent *a, struct fb_buf *b)
+{
+	enum fb_rc rc = fb_buf_printf(b, "{\"agent_id\":%lld,\"events\":[", (long long)a->id);
+	for (int k = 0; !rc && k < a->n_ev; k++) {
+		const struct fl_event *e = &a->ev[k];
+		static const char *const kinds[] = {"applied", "crash", "boot_loop"};
+		rc = fb_buf_printf(
+		        b,
+		        "%s{\"id\":\"e%u\",\"kind\":\"%s\",\"at\":%lld,\"boot_id\":\"b%lld-%u\","
+		        "\"channel\":%u,",
+		        k ? "," : "", e->id, kinds[e->kind], (long long)e->at, (long long)a->id,
+		        e->boot, f->s->channel_id);
+		if (rc)
+			break;
+		if (e->kind == EV_BOOT_LOOP)
+			rc = fb_buf_printf(b,
+			                   "\"reverted_from\":\"%s\",\"reverted_to\":\"%s\","
+			                   "\"unclean_starts\":%u}",
+			                   f->c[e->content].sha,
+			                   e->content2 >= 0 ? f->c[e->content2].sha : "",
+			                   e->unclean ? e->unclean : 1);
+		else if (e->kind == EV_CRASH)
+			rc = fb_buf_printf(b,
+			                   "\"content\":\"%s\",\"code\":\"0xC0000005\",\"module\":"
+			                   "\"csagent.sys\"}",
+			                   f->c[e->content].sha);
+		else
+			rc = fb_buf_printf(b, "\"content\":\"%s\"}", f->c[e->content].sha);
+	}
+	if (!rc)
+		rc = fb_buf_addstr(b, "]}");
+	return rc;
+}
+
+static enum fb_rc body_enroll(struct fleet *f, int64_t i, struct fb_buf *b)
+{
+	struct fl_agent *a = &f->a[i];
+	char pk64[sodium_base64_ENCODED_LEN(crypto_sign_PUBLICKEYBYTES,
+	                                    sodium_base64_VARIANT_ORIGINAL)];
+	if (sodium_is_zero(a->pk, sizeof a->pk)) {
+		/* a real Ed25519 key per agent, made once (a retry reuses it, so a
+		 * retried enrollment is idempotent); nothing here signs with it */
+		unsigned char sk[crypto_sign_SECRETKEYBYTES];
+		crypto_sign_keypair(a->pk, sk);
+		sodium_memzero(sk, sizeof sk);
+	}
+	sodium_bin2base64(pk64, sizeof pk64, a->pk, sizeof a->pk, sodium_base64_VARIANT_ORIGINAL);
+	return fb_buf_printf(
+	        b,
+	        "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"sim-%s-%lld\","
+	        "\"agent_version\":\"" FL_VERSION "\",\"capabilities\":%s}",
+	        f->ring_token[a->ring], pk64, f->s->rings[a->ring].name, (long long)i, f->caps);
+}
+
+/* Start request kind for agent i on a free slot (the caller checked one is free). */
+static void start(struct fleet *f, int32_t i, int kind)
+{
+	struct fl_agent *a = &f->a[i];
+	int si = f->free_slots[--f->n_free];
+	struct fl_slot *s = &f->slots[si];
+	char url[1024];
+	enum fb_rc rc = FB_OK;
+	fb_buf_reset(&s->resp);
+	fb_buf_reset(&s->req);
+	s->resp.max = kind == RQ_POLL ? FL_MAX_POLL : kind == RQ_BLOB ? CF_MAX_FILE : FL_MAX_SMALL;
+	s->etag[0] = 0;
+	s->agent = i;
+	s->kind = kind;
+	curl_slist_free_all(s->hdrs);
+	s->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
+	if (a->id && kind != RQ_BLOB && kind != RQ_ENROLL) {
+		char h[FL_TOKEN + 32];
+		snprintf(h, sizeof h, "Authorization: Bearer %s", a->token);
+		s->hdrs = curl_slist_append(s->hdrs, h);
+	}
+	const char *method = "POST";
+	switch (kind) {
+	case RQ_ENROLL:
+		snprintf(url, sizeof url, "%s/v1/enroll", f->o.base_url);
+		rc = body_enroll(f, i, &s->req);
+		break;
+	case RQ_POLL:
+		method = "GET";
+		snprintf(url, sizeof url, "%s/v1/poll", f->o.base_url);
+		if (a->etag >= 0 && f->asg[a->etag].etag[0]) {
+			char h[128];
+			snprintf(h, sizeof h, "If-None-Match: %s", f->asg[a->etag].etag);
+			s->hdrs = curl_slist_append(s->hdrs, h);
+		}
+		break;
+	case RQ_BLOB:
+		method = "GET";
+		snprintf(url, sizeof url, "%s/v1/blobs/%s", f->o.base_url, f->c[a->want].sha);
+		break;
+	case RQ_HB:
+		snprintf(url, sizeof url, "%s/v1/heartbeat", f->o.base_url);
+		rc = body_heartbeat(f, a, &s->req);
+		break;
+	default:
+		snprintf(url, sizeof url, "%s/v1/events", f->o.base_url);
+		rc = body_events(f, a, &s->req);
+		break;
+	}
+	CURL *e = s->e;
+	curl_easy_setopt(e, CURLOPT_URL, url);
+	curl_easy_setopt(e, CURLOPT_HTTPHEADER, s->hdrs);
+	curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
+	curl_easy_setopt(e, CURLOPT_WRITEDATA, s);
+	curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header);
+	curl_easy_setopt(e, CURLOPT_HEADERDATA, s);
+	curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, 3000L);
+	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
+	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+	curl_easy_setopt(e, CURLOPT_USERAGENT, "fb-fleet");
+	if (strcmp(method, "GET") == 0) {
+		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);
+	} else {
+		curl_easy_setopt(e, CURLOPT_POST, 1L);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDS, rc ? "{}" : s->req.data);
+		curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(rc ? 2 : s->req.len));
+	}
+	a->busy = 1;
+	f->req_count[kind]++;
+	curl_multi_add_handle(f->multi, e);
+}
+
+static struct fl_asg *asg_lookup(struct fleet *f, const char *etag, int *idx)
+{
+	for (int k = 0; k < f->n_asg; k++)
+		if (strcmp(f->asg[k].etag, etag) == 0) {
+			*idx = k;
+			return &f->asg[k];
+		}
+	return NULL;
+}
+
+/* Verify an assignment body once per ETag, as fb-agent does for each poll. */
+static struct fl_asg *asg_verify(struct fleet *f, const char *etag, const struct fb_buf *body,
+                                 int *idx)
+{
+	struct fl_asg *g = asg_lookup(f, etag, idx);
+	if (g)
+		return g;
+	*idx = f->asg_next;
+	g = &f->asg[f->asg_next];
+	f->asg_next = (f->asg_next + 1) % FL_MAX_ASG;
+	if (f->n_asg < FL_MAX_ASG)
+		f->n_asg++;
+	/* agents pointing at the evicted entry just refetch */
+	for (int64_t k = 0; k < f->n; k++)
+		if (f->a[k].etag == *idx)
+			f->a[k].etag = -1;
+	memset(g, 0, sizeof *g);
+	snprintf(g->etag, sizeof g->etag, "%s", etag);
+	g->content = -1;
+	struct fbsig_assignment *as = NULL;
+	struct fb_err err;
+	if (fbsig_assignment_verify(f->o.root, body->data, body->len, fb_now_ms() / 1000, 0, &as,
+	                            &err)) {
+		snprintf(f->last_err, sizeof f->last_err, "assignment refused: %s", err.msg);
+		return g;
+	}
+	g->ok = 1;
+	g->sequence = as->sequence;
+	for (size_t k = 0; k < as->n_channels; k++) {
+		if (as->channels[k].channel != f->s->channel_id)
+			continue;
+		int c = content_of(f, as->channels[k].sha256);
+		if (c < 0) {
+			g->ok = 0;
+			snprintf(f->last_err, sizeof f->last_err, "more than %d contents",
+			         FLEET_MAX_CONTENTS);
+			break;
+		}
+		g->content = c;
+		if (!f->c[c].has_manifest) {
+			f->c[c].m = as->channels[k].manifest;
+			f->c[c].has_manifest = 1;
+		}
+	}
+	fbsig_assignment_free(as);
+	return g;
+}
+
+static void on_poll(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	a->next_poll = now + f->poll_ms;
+	if (s->resp.len == 0 && s->etag[0] && a->etag >= 0)
+		return; /* 304 */
+	int idx;
+	struct fl_asg *g = asg_verify(f, s->etag, &s->resp, &idx);
+	if (!g->ok || g->sequence < a->last_seq) {
+		f->rejected_assignments++;
+		a->etag = idx; /* refused: not fetched again */
+		return;
+	}
+	a->last_seq = g->sequence;
+	if (g->content < 0) {
+		a->active = -1; /* channel absent: deactivate */
+		a->etag = idx;
+		return;
+	}
+	if (a->refused >= 0 && g->content != a->refused)
+		a->refused = -1;
+	if (g->content == a->active || g->content == a->refused) {
+		a->etag = idx;
+		return;
+	}
+	a->want = (int8_t)g->content;
+	a->etag = -1; /* recorded once the blob is applied */
+	f->a[i].next_poll = now + f->poll_ms;
+	(void)idx;
+}
+
+static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	int c = a->want;
+	a->want = -1;
+	struct fl_content *k = &f->c[c];
+	struct fb_err err;
+	if (!k->has_manifest ||
+	    fbsig_manifest_check_blob(&k->m, s->resp.data, s->resp.len, f->s->channel_id, &err)) {
+		f->rejected_blobs++;
+		return;
+	}
+	if (!k->parsed) {
+		struct cf_file *cf = NULL;
+		k->parsed = cf_parse(f->o.reg, s->resp.data, s->resp.len, &cf, &err) == FB_OK &&
+		                            cf_file_channel(cf) == f->s->channel_id
+		                    ? 1
+		                    : -1;
+		if (k->parsed < 0)
+			snprintf(f->last_err, sizeof f->last_err, "blob %.12s refused: %s", k->sha,
+			         err.msg);
+		cf_file_free(cf);
+	}
+	if (k->parsed < 0) {
+		f->rejected_blobs++;
+		return;
+	}
+	apply(f, i, c, now);
+}
+
+static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
+{
+	int32_t i = s->agent;
+	struct fl_agent *a = &f->a[i];
+	int kind = s->kind;
+	long status = 0;
+	curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
+	curl_multi_remove_handle(f->multi, s->e);
+	s->agent = -1;
+	f->free_slots[f->n_free++] = (int32_t)(s - f->slots);
+	a->busy = 0;
+	int64_t now = mono_ms();
+	int ok = cc == CURLE_OK && status >= 200 && status < 300;
+	if (kind == RQ_POLL && cc == CURLE_OK && status == 304)
+		ok = 1, s->resp.len = 0;
+	if (!ok) {
+		f->req_err[kind]++;
+		if (cc != CURLE_OK)
+			snprintf(f->last_err, sizeof f->last_err, "%s: %s", rq_names[kind],
+			         curl_easy_strerror(cc));
+		else
+			snprintf(f->last_err, sizeof f->last_err, "%s: HTTP %ld: %.160s",
+			         rq_names[kind], status, s->resp.data ? s->resp.data : "");
+	}
+	if (a->state == FL_DEAD)
+		return;
+	switch (kind) {
+	case RQ_ENROLL:
+		if (ok) {
+			json_t *j = json_loadb(s->resp.data, s->resp.len, 0, NULL);
+			json_t *id = json_object_get(j, "agent_id");
+			const char *tok = json_string_value(json_object_get(j, "agent_token"));
+			if (json_is_integer(id) && tok && strlen(tok) < sizeof a->token) {
+				a->id = json_integer_value(id);
+				snprintf(a->token, sizeof a->token, "%s", tok);
+			}
+			json_decref(j);
+		}
+		if (!a->id)
+			a->next_poll = now + 1000; /* retry enrollment after a second */
+		break;
+	case RQ_POLL:
+		if (ok && a->state == FL_UP)
+			on_poll(f, i, s, now);
+		else
+			a->next_poll = now + f->poll_ms;
+		break;
+	case RQ_BLOB:
+		if (ok && a->state == FL_UP)
+			on_blob(f, i, s, now);
+		else
+			a->want = -1;
+		break;
+	case RQ_HB: a->next_hb = now + f->hb_ms; break;
+	default:
+		if (ok || status == 400) {
+			/* accepted (duplicates included); a 400 would repeat forever */
+			a->n_ev = 0;
+		} else
+			a->ev_retry = now + 1000;
+		break;
+	}
+	schedule(f, i, now);
+}
+
+/* Decide what agent i does now: local events (crash, boot) first, then at
+ * most one request. Returns the request kind to start, or -1 (rescheduled,
+ * dead or waiting). */
+static int next_action(struct fleet *f, int32_t i, int64_t now)
+{
+	struct fl_agent *a = &f->a[i];
+	if (a->state == FL_DEAD || a->busy)
+		return -1;
+	if (a->state == FL_DOWN) {
+		if (now < a->up_at) {
+			schedule(f, i, a->up_at);
+			return -1;
+		}
+		boot(f, i, now);
+	}
+	if (a->crash_at && now >= a->crash_at) {
+		crash(f, i, now);
+		if (a->state == FL_DOWN)
+			schedule(f, i, a->up_at);
+		return -1;
+	}
+	int64_t next = a->crash_at ? a->crash_at : INT64_MAX;
+	if (now >= a->offline_from && now < a->offline_until) {
+		schedule(f, i, a->offline_until < next ? a->offline_until : next);
+		return -1;
+	}
+	if (!a->id) {
+		if (now >= a->next_poll)
+			return RQ_ENROLL;
+		schedule(f, i, a->next_poll < next ? a->next_poll : next);
+		return -1;
+	}
+	if (a->want >= 0)
+		return RQ_BLOB;
+	if (a->n_ev && now >= a->ev_retry)
+		return RQ_EVENTS;
+	if (now >= a->next_poll)
+		return RQ_POLL;
+	if (now >= a->next_hb)
+		return RQ_HB;
+	if (a->next_poll < next)
+		next = a->next_poll;
+	if (a->next_hb < next)
+		next = a->next_hb;
+	if (a->n_ev && a->ev_retry < next)
+		next = a->ev_retry;
+	schedule(f, i, next);
+	return -1;
+}
+
+static void run_agent(struct fleet *f, int32_t i, int64_t now)
+{
+	int kind = next_action(f, i, now);
+	if (kind < 0)
+		return;
+	if (f->n_free == 0) {
+		if (!f->a[i].queued) {
+			f->a[i].queued = 1;
+			f->fifo[(f->fifo_head + f->fifo_n++) % f->n] = i;
+		}
+		return;
+	}
+	start(f, i, kind);
+}
+
+enum fb_rc fleet_run(struct fleet *f, int64_t max_ms, fleet_tick_cb cb, void *ctx,
+                     struct fb_err *err)
+{
+	int64_t t0 = mono_ms(), last_tick = 0, last_report = t0;
+	for (;;) {
+		int64_t now = mono_ms();
+		if (now - last_tick >= 250) {
+			last_tick = now;
+			if (cb && cb(ctx, f))
+				return FB_OK;
+			now = mono_ms();
+		}
+		if (now - t0 > max_ms) {
+			fb_err_set(err, "did not finish within %llds (last error: %s)",
+			           (long long)(max_ms / 1000),
+			           f->last_err[0] ? f->last_err : "none");
+			return FB_ETIMEOUT;
+		}
+		if (f->o.verbose && now - last_report >= 5000) {
+			last_report = now;
+			fprintf(stderr,
+			        "fb-fleet: %llds: %lld enrolled, %lld crashes, %lld reverts, "
+			        "requests %lld/%lld/%lld/%lld/%lld (errors %lld), last error: %s\n",
+			        (long long)((now - t0) / 1000), (long long)fleet_enrolled(f),
+			        (long long)f->crashes, (long long)f->boot_loop_reverts,
+			        (long long)f->req_count[0], (long long)f->req_count[1],
+			        (long long)f->req_count[2], (long long)f->req_count[3],
+			        (long long)f->req_count[4],
+			        (long long)(f->req_err[0] + f->req_err[1] + f->req_err[2] +
+			                    f->req_err[3] + f->req_err[4]),
+			        f->last_err[0] ? f->last_err : "none");
+		}
+		/* waiting agents first (they were due earlier), then the heap */
+		while (f->n_free > 0 && f->fifo_n > 0) {
+			int32_t i = f->fifo[f->fifo_head];
+			f->fifo_head = (f->fifo_head + 1) % f->n;
+			f->fifo_n--;
+			f->a[i].queued = 0;
+			run_agent(f, i, now);
+		}
+		int budget = 4 * f->n_slots; /* bounded work between network turns */
+		while (f->heap_n > 0 && f->a[f->heap[0]].wake <= now && budget-- > 0) {
+			if (f->n_free == 0)
+				break;
+			run_agent(f, heap_pop(f), now);
+		}
+		int running = 0;
+		curl_multi_perform(f->multi, &running);
+		CURLMsg *m;
+		int left;
+		while ((m = curl_multi_info_read(f->multi, &left))) {
+			if (m->msg != CURLMSG_DONE)
+				continue;
+			for (int k = 0; k < f->n_slots; k++)
+				if (f->slots[k].e == m->easy_handle && f->slots[k].agent >= 0) {
+					complete(f, &f->slots[k], m->data.result);
+					break;
+				}
+		}
+		now = mono_ms();
+		int64_t wait = 50;
+		if (f->n_free > 0 && f->heap_n > 0) {
+			int64_t d = f->a[f->heap[0]].wake - now;
+			wait = d < 0 ? 0 : d < wait ? d : wait;
+		}
+		if (f->n_free > 0 && f->fifo_n > 0)
+			wait = 0;
+		curl_multi_poll(f->multi, NULL, 0, (int)wait, NULL);
+	}
+}
+
+/* ---- test phase ------------------------------------------------------------- */
+
+void fleet_test_start(struct fleet *f)
+{
+	int64_t now = mono_ms();
+	f->test_on = 1;
+	f->test_start_ms = now;
+	for (int64_t i = 0; i < f->n; i++) {
+		struct fl_agent *a = &f->a[i];
+		if (draw(f, i, 7) >= f->s->background_crash_rate)
+			continue;
+		int64_t t = now + (int64_t)(draw(f, i, 8) * f->s->background_window_s * 1000);
+		if (!a->crash_at || t < a->crash_at) {
+			a->crash_at = t;
+			a->crash_kind = CR_BACKGROUND;
+			if (!a->busy && !a->queued && a->state != FL_DEAD)
+				schedule(f, (int32_t)i, a->wake < t ? a->wake : t);
+		}
+	}
+}
+
+void fleet_ring_entered(struct fleet *f, int ring)
+{
+	int64_t now = mono_ms();
+	for (int b = 0; b < f->s->n_blips; b++) {
+		const struct scn_blip *p = &f->s->blips[b];
+		if (p->ring != ring)
+			continue;
+		int64_t from = now + (int64_t)(p->after_s * 1000),
+		        to = from + (int64_t)(p->duration_s * 1000);
+		for (int64_t i = 0; i < f->n; i++) {
+			struct fl_agent *a = &f->a[i];
+			if (a->ring != ring || draw(f, i, 200 + (uint64_t)b) >= p->fraction)
+				continue;
+			/* offline from 'from' to 'to': requests due in between wait */
+			a->offline_from = from;
+			a->offline_until = to;
+		}
+	}
+}
+
+/* ---- counts ---------------------------------------------------------------- */
+
+int64_t fleet_enrolled(const struct fleet *f)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; i < f->n; i++)
+		n += f->a[i].id != 0;
+	return n;
+}
+
+int64_t fleet_running(const struct fleet *f, int scn, int alive_only)
+{
+	int c = scn >= 0 && scn < SCN_MAX_CONTENTS ? f->scn_to_c[scn] : -1;
+	int64_t n = 0;
+	for (int64_t i = 0; c >= 0 && i < f->n; i++)
+		n += f->a[i].active == c && (!alive_only || f->a[i].state != FL_DEAD);
+	return n;
+}
+
+int64_t fleet_exposure(const struct fleet *f, int scn)
+{
+	int c = scn >= 0 && scn < SCN_MAX_CONTENTS ? f->scn_to_c[scn] : -1;
+	return c >= 0 ? f->c[c].exposure : 0;
+}
+
+int64_t fleet_exposed_not_on(const struct fleet *f, int exposed_scn, int lkg_scn)
+{
+	int c = f->scn_to_c[exposed_scn], l = f->scn_to_c[lkg_scn];
+	int64_t n = 0;
+	for (int64_t i = 0; c >= 0 && i < f->n; i++) {
+		const struct fl_agent *a = &f->a[i];
+		n += (a->applied_mask & (1u << c)) && a->state != FL_DEAD && a->active != l;
+	}
+	return n;
+}
+
+int64_t fleet_first_apply_ms(const struct fleet *f, int scn)
+{
+	int c = f->scn_to_c[scn];
+	return c >= 0 ? f->c[c].first_apply_ms : 0;
+}
+
+json_t *fleet_stats_json(const struct fleet *f)
+{
+	int64_t up = 0, down = 0, dead = 0, crashed = 0, offline = 0, now = mono_ms();
+	for (int64_t i = 0; i < f->n; i++) {
+		const struct fl_agent *a = &f->a[i];
+		up += a->state == FL_UP;
+		down += a->state == FL_DOWN;
+		dead += a->state == FL_DEAD;
+		crashed += a->crashed_ever;
+		offline += a->offline_from <= now && a->offline_until > now;
+	}
+	json_t *req = json_object(), *errs = json_object();
+	for (int k = 0; k < RQ_N; k++) {
+		json_object_set_new(req, rq_names[k], json_integer(f->req_count[k]));
+		json_object_set_new(errs, rq_names[k], json_integer(f->req_err[k]));
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:s}", "agents",
+	                 (json_int_t)f->n, "up", (json_int_t)up, "rebooting", (json_int_t)down,
+	                 "dead", (json_int_t)dead, "offline", (json_int_t)offline, "crashed_agents",
+	                 (json_int_t)crashed, "crashes", (json_int_t)f->crashes, "content_crashes",
+	                 (json_int_t)f->content_crashes, "background_crashes",
+	                 (json_int_t)f->bg_crashes, "boot_loop_reverts",
+	                 (json_int_t)f->boot_loop_reverts, "rejected_assignments",
+	                 (json_int_t)f->rejected_assignments, "rejected_blobs",
+	                 (json_int_t)f->rejected_blobs, "requests", req, "request_errors", errs,
+	                 "last_error", f->last_err);
+}

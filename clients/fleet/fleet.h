@@ -1,0 +1,68 @@
+/* fb-fleet's engine: N simulated agents in one process on libcurl's multi
+ * interface. Each agent enrolls with its own Ed25519 key, polls its signed
+ * assignment with If-None-Match, verifies it with libfbsign (once per ETag),
+ * downloads and checks blobs (libfbsign + libfbschema, parse once per
+ * digest), applies, heartbeats and reports events, and crashes, reboots,
+ * boot-loops, reverts or dies as the scenario says. */
+#ifndef FLEET_H
+#define FLEET_H
+
+#include <jansson.h>
+#include <stdint.h>
+
+#include "fb.h"
+#include "fbschema.h"
+#include "fbsign.h"
+#include "scenario.h"
+
+#define FLEET_MAX_CONTENTS 32 /* distinct content digests one run tracks */
+
+struct fleet;
+
+struct fleet_opts {
+	const char *base_url;          /* "http://127.0.0.1:PORT" */
+	const struct scenario *scn;    /* borrowed, outlives the fleet */
+	const struct fbsig_root *root; /* borrowed: the agents' pinned root */
+	const struct cf_registry *reg; /* borrowed: the agents' template registry */
+	uint64_t seed;                 /* every random draw derives from it */
+	int max_inflight;              /* concurrent requests (<= 0: 64) */
+	int verbose;                   /* progress lines on stderr */
+};
+
+/* Called about every 250 ms of fleet_run; return 1 to stop the run. */
+typedef int (*fleet_tick_cb)(void *ctx, struct fleet *f);
+
+/* New fleet of scn->agents agents (not enrolled yet). *out: caller frees with
+ * fleet_free(). */
+enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out,
+                     struct fb_err *err) FB_MUSTCHECK;
+void fleet_free(struct fleet *f);
+
+/* The enrollment token of ring r (copied). Set one per ring before running. */
+enum fb_rc fleet_set_ring_token(struct fleet *f, int ring, const char *token) FB_MUSTCHECK;
+/* Tie scenario content index scn to its digest (learnt from the upload). */
+void fleet_set_content(struct fleet *f, int scn, const char *sha256);
+
+/* Run the event loop until cb returns 1 or max_ms pass (FB_ETIMEOUT). */
+enum fb_rc fleet_run(struct fleet *f, int64_t max_ms, fleet_tick_cb cb, void *ctx,
+                     struct fb_err *err) FB_MUSTCHECK;
+
+/* Start the test phase now: content behaviours and background crashes are
+ * armed from here on (the baseline rollout runs without them). */
+void fleet_test_start(struct fleet *f);
+/* The rollout under test entered ring r: start the blips of that ring. */
+void fleet_ring_entered(struct fleet *f, int ring);
+
+/* Counts over the fleet. scn is a scenario content index. */
+int64_t fleet_enrolled(const struct fleet *f);
+int64_t fleet_running(const struct fleet *f, int scn, int alive_only);
+int64_t fleet_exposure(const struct fleet *f, int scn);
+/* Agents that applied exposed_scn, are alive, and do not run lkg_scn. */
+int64_t fleet_exposed_not_on(const struct fleet *f, int exposed_scn, int lkg_scn);
+/* Wall-clock ms of the first apply of scn (0: never). */
+int64_t fleet_first_apply_ms(const struct fleet *f, int scn);
+/* Every other figure (agents up/down/dead/offline, crashes, reverts,
+ * requests and errors by kind). New reference. */
+json_t *fleet_stats_json(const struct fleet *f);
+
+#endif
