@@ -7,27 +7,27 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#define FB_MUSTCHECK __attribute__((warn_unused_result))
+#define FB_MUSTCHECK    __attribute__((warn_unused_result))
 #define FB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
 /* The one result enum shared by firebreak's libraries. */
 enum fb_rc {
 	FB_OK = 0,
-	FB_ENOMEM,	/* allocation failed */
-	FB_EINVAL,	/* malformed or out-of-range input */
-	FB_EIO,		/* file or network I/O failed */
-	FB_ETOOBIG,	/* input over its hard cap */
-	FB_ENOTFOUND,	/* no such object */
-	FB_EPERM,	/* not allowed (permissions, role, loose key file) */
-	FB_ESIG,	/* signature missing, malformed or wrong */
-	FB_EEXPIRED,	/* document past its expiry */
-	FB_EROLLBACK,	/* version/sequence not newer than the one accepted */
-	FB_ETHRESHOLD,	/* fewer distinct authorised signers than required */
-	FB_EFORMAT,	/* binary/text format violated */
-	FB_EDB,		/* database error */
-	FB_ECONFLICT,	/* state does not allow the operation */
-	FB_ETIMEOUT,	/* took too long */
-	FB_EINTERNAL,	/* bug or unexpected condition */
+	FB_ENOMEM,     /* allocation failed */
+	FB_EINVAL,     /* malformed or out-of-range input */
+	FB_EIO,        /* file or network I/O failed */
+	FB_ETOOBIG,    /* input over its hard cap */
+	FB_ENOTFOUND,  /* no such object */
+	FB_EPERM,      /* not allowed (permissions, role, loose key file) */
+	FB_ESIG,       /* signature missing, malformed or wrong */
+	FB_EEXPIRED,   /* document past its expiry */
+	FB_EROLLBACK,  /* version/sequence not newer than the one accepted */
+	FB_ETHRESHOLD, /* fewer distinct authorised signers than required */
+	FB_EFORMAT,    /* binary/text format violated */
+	FB_EDB,        /* database error */
+	FB_ECONFLICT,  /* state does not allow the operation */
+	FB_ETIMEOUT,   /* took too long */
+	FB_EINTERNAL,  /* bug or unexpected condition */
 };
 
 /* Static English name of a result code ("ok", "out of memory", ...). */
@@ -63,16 +63,18 @@ char *fb_buf_steal(struct fb_buf *b, size_t *len);
 
 /* Read a whole file of at most max bytes. On success *out (caller frees with
  * free(), NUL-terminated) and *len are set; FB_ETOOBIG past max. */
-enum fb_rc fb_file_read(const char *path, size_t max, unsigned char **out, size_t *len) FB_MUSTCHECK;
+enum fb_rc fb_file_read(const char *path, size_t max, unsigned char **out,
+                        size_t *len) FB_MUSTCHECK;
 /* Write durably: temp file in the same directory, fsync, rename, fsync dir. */
-enum fb_rc fb_file_write_atomic(const char *path, const void *p, size_t n, mode_t mode) FB_MUSTCHECK;
+enum fb_rc fb_file_write_atomic(const char *path, const void *p, size_t n,
+                                mode_t mode) FB_MUSTCHECK;
 
 /* Lower-case hex; out must hold 2*n+1 bytes. */
 void fb_hex_encode(const unsigned char *in, size_t n, char *out);
 /* Exactly 2*outlen hex digits expected; FB_EINVAL otherwise. */
 enum fb_rc fb_hex_decode(const char *hex, unsigned char *out, size_t outlen) FB_MUSTCHECK;
 
-#define FB_SHA256_LEN 32
+#define FB_SHA256_LEN     32
 #define FB_SHA256_HEX_LEN 64
 void fb_sha256(const void *p, size_t n, unsigned char out[FB_SHA256_LEN]);
 void fb_sha256_hex(const void *p, size_t n, char out[FB_SHA256_HEX_LEN + 1]);

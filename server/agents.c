@@ -27,16 +27,17 @@ enum fb_rc agents_init(PGconn *c, struct fb_err *err)
 	sodium_memzero(fresh, sizeof fresh);
 	const char *p[] = {hex};
 	PGresult *r = db_exec(c, err,
-			      "INSERT INTO server_secrets (name, value) VALUES ('agent_token_key', "
-			      "decode($1, 'hex')) ON CONFLICT (name) DO NOTHING",
-			      1, p);
+	                      "INSERT INTO server_secrets (name, value) VALUES ('agent_token_key', "
+	                      "decode($1, 'hex')) ON CONFLICT (name) DO NOTHING",
+	                      1, p);
 	sodium_memzero(hex, sizeof hex);
 	if (!r)
 		return FB_EDB;
 	PQclear(r);
-	r = db_exec(c, err,
-		    "SELECT encode(value, 'hex') FROM server_secrets WHERE name = 'agent_token_key'", 0,
-		    NULL);
+	r = db_exec(
+	        c, err,
+	        "SELECT encode(value, 'hex') FROM server_secrets WHERE name = 'agent_token_key'", 0,
+	        NULL);
 	if (!r || PQntuples(r) != 1) {
 		PQclear(r);
 		return FB_EDB;
@@ -63,7 +64,7 @@ static void token_for(int64_t id, char out[96])
 	int n = snprintf(msg, sizeof msg, "agent:%lld", (long long)id);
 	unsigned char mac[MAC_LEN];
 	crypto_generichash(mac, sizeof mac, (const unsigned char *)msg, (size_t)n, g_key,
-			   sizeof g_key);
+	                   sizeof g_key);
 	char hex[2 * MAC_LEN + 1];
 	fb_hex_encode(mac, sizeof mac, hex);
 	snprintf(out, 96, "fa_%lld_%s", (long long)id, hex);
@@ -136,12 +137,13 @@ void agents_enrollment_token_create(struct http_req *req)
 	const char *p[] = {name, hash, tags_s, expires_in ? exp : NULL, max_uses ? uses : NULL};
 	struct fb_err err;
 	PGresult *r = NULL;
-	if (db_cmd(c, &err, "BEGIN") ||
-	    !(r = db_exec(c, &err,
-			  "INSERT INTO enrollment_tokens (name, token_hash, tags, expires_at, max_uses) "
-			  "VALUES ($1, decode($2, 'hex'), $3::jsonb, now() + make_interval(secs => $4::int), $5) "
-			  "RETURNING id",
-			  5, p))) {
+	if (db_cmd(c, &err, "BEGIN") || !(r = db_exec(c, &err,
+	                                              "INSERT INTO enrollment_tokens (name, "
+	                                              "token_hash, tags, expires_at, max_uses) "
+	                                              "VALUES ($1, decode($2, 'hex'), $3::jsonb, "
+	                                              "now() + make_interval(secs => $4::int), $5) "
+	                                              "RETURNING id",
+	                                              5, p))) {
 		free(tags_s);
 		json_decref(tags_obj);
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -154,13 +156,14 @@ void agents_enrollment_token_create(struct http_req *req)
 	snprintf(obj, sizeof obj, "enrollment_token/%lld", (long long)id);
 	json_t *after = json_pack("{s:s,s:o}", "name", name, "tags", tags_obj);
 	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req),
-				    "enrollment_token.create", obj, NULL, after, NULL, &err);
+	                            "enrollment_token.create", obj, NULL, after, NULL, &err);
 	json_decref(after);
 	if (rc || db_cmd(c, &err, "COMMIT")) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
 	}
-	http_reply_json(req, 201, json_pack("{s:I,s:s,s:s}", "id", id, "name", name, "token", token));
+	http_reply_json(req, 201,
+	                json_pack("{s:I,s:s,s:s}", "id", id, "name", name, "token", token));
 	sodium_memzero(token, sizeof token);
 out:
 	if (c)
@@ -175,8 +178,8 @@ void agents_enroll(struct http_req *req)
 		return;
 	PGconn *c = NULL;
 	PGresult *r = NULL;
-	static const char *const allowed[] = {"enrollment_token", "public_key", "hostname",
-					      "agent_version", "capabilities", NULL};
+	static const char *const allowed[] = {"enrollment_token", "public_key",   "hostname",
+	                                      "agent_version",    "capabilities", NULL};
 	if (!val_fields_or_reply(req, body, allowed))
 		goto out;
 	const char *etok = val_string_or_reply(req, body, "enrollment_token", 67, 67, 1);
@@ -186,9 +189,10 @@ void agents_enroll(struct http_req *req)
 	unsigned char pk[32];
 	size_t pklen;
 	if (sodium_base642bin(pk, sizeof pk, pk64, strlen(pk64), NULL, &pklen, NULL,
-			      sodium_base64_VARIANT_ORIGINAL) != 0 ||
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    pklen != sizeof pk) {
-		http_error(req, 400, "invalid", "field 'public_key' must be the base64 of a 32-byte Ed25519 key");
+		http_error(req, 400, "invalid",
+		           "field 'public_key' must be the base64 of a 32-byte Ed25519 key");
 		goto out;
 	}
 	const char *hostname = val_string_or_reply(req, body, "hostname", 0, 255, 0);
@@ -211,10 +215,10 @@ void agents_enroll(struct http_req *req)
 	}
 	const char *p1[] = {hash};
 	r = db_exec(c, &err,
-		    "SELECT id, tags::text, (expires_at IS NOT NULL AND expires_at < now()), "
-		    "(max_uses IS NOT NULL AND uses >= max_uses), revoked_at IS NOT NULL "
-		    "FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR UPDATE",
-		    1, p1);
+	            "SELECT id, tags::text, (expires_at IS NOT NULL AND expires_at < now()), "
+	            "(max_uses IS NOT NULL AND uses >= max_uses), revoked_at IS NOT NULL "
+	            "FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR UPDATE",
+	            1, p1);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
@@ -234,7 +238,8 @@ void agents_enroll(struct http_req *req)
 	/* Re-enrolling the same key is idempotent and needs no further use. */
 	const char *p2[] = {pkhex};
 	r = db_exec(c, &err,
-		    "SELECT id, tags::text FROM agents WHERE public_key = decode($1, 'hex')", 1, p2);
+	            "SELECT id, tags::text FROM agents WHERE public_key = decode($1, 'hex')", 1,
+	            p2);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
@@ -247,23 +252,29 @@ void agents_enroll(struct http_req *req)
 	r = NULL;
 	if (!existing && (expired || used_up || revoked)) {
 		http_error(req, 401, "unauthenticated", "enrollment token is %s",
-			   revoked ? "revoked" : expired ? "expired" : "used up");
+		           revoked   ? "revoked"
+		           : expired ? "expired"
+		                     : "used up");
 		goto out;
 	}
 	char *caps_s = json_dumps(caps, JSON_COMPACT);
 	if (!existing) {
 		const char *p3[] = {pkhex, tags_s, etid, hostname, version, caps_s};
 		r = db_exec(c, &err,
-			    "INSERT INTO agents (public_key, tags, enrolled_with, hostname, agent_version, "
-			    "capabilities) VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, $6::jsonb) "
-			    "RETURNING id",
-			    6, p3);
+		            "INSERT INTO agents (public_key, tags, enrolled_with, hostname, "
+		            "agent_version, "
+		            "capabilities) VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, "
+		            "$6::jsonb) "
+		            "RETURNING id",
+		            6, p3);
 		if (r)
 			id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
 		r = NULL;
-		if (id && !(r = db_exec(c, &err, "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1",
-					1, (const char *[]){etid})))
+		if (id &&
+		    !(r = db_exec(c, &err,
+		                  "UPDATE enrollment_tokens SET uses = uses + 1 WHERE id = $1", 1,
+		                  (const char *[]){etid})))
 			id = 0;
 		PQclear(r);
 		r = NULL;
@@ -271,7 +282,8 @@ void agents_enroll(struct http_req *req)
 		char ids[24];
 		snprintf(ids, sizeof ids, "%lld", (long long)id);
 		const char *p4[] = {ids, caps_s};
-		r = db_exec(c, &err, "UPDATE agents SET capabilities = $2::jsonb WHERE id = $1", 2, p4);
+		r = db_exec(c, &err, "UPDATE agents SET capabilities = $2::jsonb WHERE id = $1", 2,
+		            p4);
 		if (!r)
 			id = 0;
 		PQclear(r);
@@ -285,7 +297,8 @@ void agents_enroll(struct http_req *req)
 	json_t *tags = json_loads(tags_s, 0, NULL);
 	if (snapshot_agent_put(id, tags, caps, 0)) {
 		json_decref(tags);
-		http_error(req, 503, "unavailable", "cannot register agent %lld in memory", (long long)id);
+		http_error(req, 503, "unavailable", "cannot register agent %lld in memory",
+		           (long long)id);
 		goto out;
 	}
 	char tok[96];
@@ -293,8 +306,8 @@ void agents_enroll(struct http_req *req)
 	char ring[64];
 	const char *rn = snapshot_agent_ring(id, ring, sizeof ring);
 	http_reply_json(req, existing ? 200 : 201,
-			json_pack("{s:I,s:s,s:o,s:s}", "agent_id", (json_int_t)id, "agent_token", tok,
-				  "tags", tags ? tags : json_object(), "ring", rn ? rn : ""));
+	                json_pack("{s:I,s:s,s:o,s:s}", "agent_id", (json_int_t)id, "agent_token",
+	                          tok, "tags", tags ? tags : json_object(), "ring", rn ? rn : ""));
 	sodium_memzero(tok, sizeof tok);
 out:
 	PQclear(r);
@@ -319,12 +332,14 @@ void agents_list(struct http_req *req)
 	char ls[24];
 	snprintf(ls, sizeof ls, "%lld", (long long)limit);
 	const char *p[] = {ls};
-	PGresult *r = db_exec(c, &err,
-			      "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
-			      "'agent_version', agent_version, 'active', active, 'last_seen', "
-			      "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT NULL)::text "
-			      "FROM agents ORDER BY id LIMIT $1",
-			      1, p);
+	PGresult *r =
+	        db_exec(c, &err,
+	                "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
+	                "'agent_version', agent_version, 'active', active, 'last_seen', "
+	                "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
+	                "NULL)::text "
+	                "FROM agents ORDER BY id LIMIT $1",
+	                1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -334,8 +349,8 @@ void agents_list(struct http_req *req)
 	for (int i = 0; i < PQntuples(r); i++) {
 		json_t *a = json_loads(PQgetvalue(r, i, 0), 0, NULL);
 		char ring[64];
-		const char *rn = snapshot_agent_ring(json_integer_value(json_object_get(a, "id")), ring,
-						     sizeof ring);
+		const char *rn = snapshot_agent_ring(json_integer_value(json_object_get(a, "id")),
+		                                     ring, sizeof ring);
 		json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
 		json_array_append_new(arr, a);
 	}
@@ -348,7 +363,8 @@ void agents_show(struct http_req *req)
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'",
+		           ids);
 		return;
 	}
 	PGconn *c = db_or_reply(req);
@@ -356,13 +372,15 @@ void agents_show(struct http_req *req)
 		return;
 	struct fb_err err;
 	const char *p[] = {ids};
-	PGresult *r = db_exec(c, &err,
-			      "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
-			      "'agent_version', agent_version, 'active', active, 'capabilities', capabilities, "
-			      "'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
-			      "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT NULL)::text "
-			      "FROM agents WHERE id = $1",
-			      1, p);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
+	        "'agent_version', agent_version, 'active', active, 'capabilities', capabilities, "
+	        "'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
+	        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
+	        "NULL)::text "
+	        "FROM agents WHERE id = $1",
+	        1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -386,7 +404,8 @@ void agents_revoke(struct http_req *req)
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'",
+		           ids);
 		return;
 	}
 	PGconn *c = db_or_reply(req);
@@ -396,10 +415,11 @@ void agents_revoke(struct http_req *req)
 	const char *p[] = {ids};
 	PGresult *r = NULL;
 	if (db_cmd(c, &err, "BEGIN") ||
-	    !(r = db_exec(c, &err,
-			  "UPDATE agents SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
-			  "RETURNING tags::text",
-			  1, p))) {
+	    !(r = db_exec(
+	              c, &err,
+	              "UPDATE agents SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
+	              "RETURNING tags::text",
+	              1, p))) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
 	}
@@ -411,7 +431,7 @@ void agents_revoke(struct http_req *req)
 	snprintf(obj, sizeof obj, "agent/%lld", (long long)id);
 	json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "agent.revoke", obj, NULL, NULL,
-			NULL, &err) ||
+	                NULL, &err) ||
 	    snapshot_publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
 		json_decref(tags);
 		http_error(req, 503, "unavailable", "%s", err.msg);

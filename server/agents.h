@@ -16,10 +16,10 @@ void agents_cleanup(void);
 /* Check an "fa_<id>_<mac>" token: 1 with *agent_id set, 0 if forged. */
 int agents_token_verify(const char *token, int64_t *agent_id);
 
-void agents_enroll(struct http_req *req);		 /* POST /v1/enroll */
+void agents_enroll(struct http_req *req);                  /* POST /v1/enroll */
 void agents_enrollment_token_create(struct http_req *req); /* POST /v1/enrollment-tokens */
-void agents_list(struct http_req *req);		 /* GET /v1/agents */
-void agents_show(struct http_req *req);		 /* GET /v1/agents/{id} */
-void agents_revoke(struct http_req *req);		 /* POST /v1/agents/{id}/revoke */
+void agents_list(struct http_req *req);                    /* GET /v1/agents */
+void agents_show(struct http_req *req);                    /* GET /v1/agents/{id} */
+void agents_revoke(struct http_req *req);                  /* POST /v1/agents/{id}/revoke */
 
 #endif

@@ -8,8 +8,8 @@
 #include "db.h"
 
 enum fb_rc audit_write(PGconn *c, const struct auth *who, const char *request_id,
-		       const char *action, const char *object, json_t *before, json_t *after,
-		       const char *reason, struct fb_err *err)
+                       const char *action, const char *object, json_t *before, json_t *after,
+                       const char *reason, struct fb_err *err)
 {
 	char actor[160], tid[24];
 	if (who && who->authenticated)
@@ -19,12 +19,14 @@ enum fb_rc audit_write(PGconn *c, const struct auth *who, const char *request_id
 	snprintf(tid, sizeof tid, "%lld", who ? (long long)who->token_id : 0LL);
 	char *b = before ? json_dumps(before, JSON_COMPACT) : NULL;
 	char *a = after ? json_dumps(after, JSON_COMPACT) : NULL;
-	const char *p[] = {actor, (who && who->token_id) ? tid : NULL, action, object, b, a, reason,
-			   request_id};
-	PGresult *r = db_exec(c, err,
-			      "INSERT INTO audit_log (actor, token_id, action, object, before, after, "
-			      "reason, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-			      8, p);
+	const char *p[] = {
+	        actor,     (who && who->token_id) ? tid : NULL, action, object, b, a, reason,
+	        request_id};
+	PGresult *r =
+	        db_exec(c, err,
+	                "INSERT INTO audit_log (actor, token_id, action, object, before, after, "
+	                "reason, request_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+	                8, p);
 	free(b);
 	free(a);
 	if (!r)

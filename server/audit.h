@@ -12,7 +12,7 @@
 /* Write one record on connection c (normally inside the transaction that
  * makes the change). before/after are borrowed and may be NULL. */
 enum fb_rc audit_write(PGconn *c, const struct auth *who, const char *request_id,
-		       const char *action, const char *object, json_t *before, json_t *after,
-		       const char *reason, struct fb_err *err) FB_MUSTCHECK;
+                       const char *action, const char *object, json_t *before, json_t *after,
+                       const char *reason, struct fb_err *err) FB_MUSTCHECK;
 
 #endif

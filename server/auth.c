@@ -37,7 +37,7 @@ static void token_hash_hex(const char *token, char out[FB_SHA256_HEX_LEN + 1])
 }
 
 enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
-			     char token[AUTH_TOKEN_LEN + 1], int64_t *id, struct fb_err *err)
+                             char token[AUTH_TOKEN_LEN + 1], int64_t *id, struct fb_err *err)
 {
 	*id = 0;
 	token[0] = '\0';
@@ -60,9 +60,9 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
 	token_hash_hex(secret, hash);
 	const char *p[] = {name, rname, hash};
 	PGresult *r = db_exec(c, err,
-			      "INSERT INTO api_tokens (name, role, token_hash) "
-			      "VALUES ($1, $2, decode($3, 'hex')) RETURNING id",
-			      3, p);
+	                      "INSERT INTO api_tokens (name, role, token_hash) "
+	                      "VALUES ($1, $2, decode($3, 'hex')) RETURNING id",
+	                      3, p);
 	if (!r) {
 		sodium_memzero(secret, sizeof secret);
 		return FB_EDB;
@@ -75,17 +75,17 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
 }
 
 int auth_request_or_reply(struct http_req *req, const char *authorization, unsigned roles,
-			  struct auth *out)
+                          struct auth *out)
 {
 	memset(out, 0, sizeof *out);
 	if (!authorization) {
 		http_error(req, 401, "unauthenticated",
-			   "missing Authorization header (expected 'Bearer <token>')");
+		           "missing Authorization header (expected 'Bearer <token>')");
 		return 0;
 	}
 	if (strncasecmp(authorization, "Bearer ", 7) != 0) {
 		http_error(req, 401, "unauthenticated",
-			   "Authorization header must be 'Bearer <token>'");
+		           "Authorization header must be 'Bearer <token>'");
 		return 0;
 	}
 	const char *token = authorization + 7;
@@ -123,9 +123,9 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	struct fb_err err;
 	const char *p[] = {hash};
 	PGresult *r = db_exec(c, &err,
-			      "SELECT id, role, name FROM api_tokens "
-			      "WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
-			      1, p);
+	                      "SELECT id, role, name FROM api_tokens "
+	                      "WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
+	                      1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "cannot check the token: %s", err.msg);
@@ -142,7 +142,7 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	PQclear(r);
 	if (!(roles & out->role)) {
 		http_error(req, 403, "forbidden", "role '%s' may not do this",
-			   auth_role_name(out->role));
+		           auth_role_name(out->role));
 		return 0;
 	}
 	out->authenticated = 1;

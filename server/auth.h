@@ -10,7 +10,7 @@
 #include "http.h"
 
 #define AUTH_TOKEN_PREFIX "fb_"
-#define AUTH_TOKEN_LEN (3 + 64) /* "fb_" + 64 hex digits */
+#define AUTH_TOKEN_LEN    (3 + 64) /* "fb_" + 64 hex digits */
 
 /* "agent", "release", "soc", "admin" <-> enum role; 0 / NULL when unknown. */
 enum role auth_role_parse(const char *s);
@@ -20,11 +20,12 @@ const char *auth_role_name(enum role r);
  * filled, or replies 401 (missing, malformed, unknown or revoked token) or
  * 403 (role not admitted), 503 (database unavailable) and returns 0. */
 int auth_request_or_reply(struct http_req *req, const char *authorization, unsigned roles,
-			  struct auth *out);
+                          struct auth *out);
 
 /* Create a token: writes the secret (NUL-terminated, AUTH_TOKEN_LEN chars)
  * into token and its row id into *id. Only the hash is stored. */
 enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
-			     char token[AUTH_TOKEN_LEN + 1], int64_t *id, struct fb_err *err) FB_MUSTCHECK;
+                             char token[AUTH_TOKEN_LEN + 1], int64_t *id,
+                             struct fb_err *err) FB_MUSTCHECK;
 
 #endif

@@ -21,52 +21,52 @@ struct param {
 
 /* The one place defaults live (PgBouncer bouncer_params style). */
 static const struct param params[] = {
-	{"listen", P_STR, &cfg.listen, "127.0.0.1", 0, 0, "address to listen on"},
-	{"port", P_INT, &cfg.port, "8080", 0, 65535, "TCP port (0 = any free port)"},
-	{"threads", P_INT, &cfg.threads, "2", 1, 256, "HTTP worker threads (epoll thread pool)"},
-	{"connection_limit", P_INT, &cfg.connection_limit, "10000", 1, 1000000,
-	 "maximum concurrent client connections"},
-	{"request_timeout", P_INT, &cfg.request_timeout, "30", 1, 3600,
-	 "seconds of client inactivity before a connection is closed"},
-	{"shutdown_grace", P_INT, &cfg.shutdown_grace, "10", 0, 600,
-	 "seconds in-flight requests get to finish on SIGTERM/SIGINT"},
-	{"db", P_STR, &cfg.db, "dbname=firebreak", 0, 0, "PostgreSQL connection string (libpq)"},
-	{"db_pool", P_INT, &cfg.db_pool, "4", 1, 256, "database connections in the pool"},
-	{"db_wait_ms", P_INT, &cfg.db_wait_ms, "2000", 1, 60000,
-	 "milliseconds a request waits for a free database connection (then 503)"},
-	{"max_body", P_INT, &cfg.max_body, "1048576", 1024, 1073741824,
-	 "largest request body in bytes (413 beyond)"},
-	{"max_upload", P_INT, &cfg.max_upload, "1048576", 1024, 1073741824,
-	 "largest channel file accepted for upload, in bytes (the format caps files at 1 MiB)"},
-	{"log_level", P_STR, &cfg.log_level, "info", 0, 0, "debug, info, warn or error"},
-	{"tls_cert", P_STR, &cfg.tls_cert, "", 0, 0, "PEM certificate; with tls_key, serve HTTPS"},
-	{"tls_key", P_STR, &cfg.tls_key, "", 0, 0, "PEM private key for tls_cert"},
-	{"online_key", P_STR, &cfg.online_key, "/etc/firebreak/online.key", 0, 0,
-	 "online key file (fb-sign keygen) that signs assignments"},
-	{"online_key_passphrase_file", P_STR, &cfg.online_key_passphrase_file, "", 0, 0,
-	 "file holding the online key's passphrase (empty: key is not encrypted)"},
-	{"root", P_STR, &cfg.root, "/etc/firebreak/root.json", 0, 0,
-	 "signed root of trust (fb-sign root init) served to agents"},
-	{"templates", P_STR, &cfg.templates, "/usr/local/share/firebreak/templates", 0, 0,
-	 "template registry directory (*.json)"},
-	{"corpus", P_STR, &cfg.corpus, "/usr/local/share/firebreak/corpus", 0, 0,
-	 "preflight event corpus directory"},
-	{"preflight_wall_ms", P_INT, &cfg.preflight_wall_ms, "10000", 100, 600000,
-	 "time limit of the preflight run of an uploaded file"},
-	{"assignment_ttl", P_INT, &cfg.assignment_ttl, "3600", 10, 604800,
-	 "seconds a signed assignment stays valid (re-signed at half-life)"},
-	{"heartbeat_flush_ms", P_INT, &cfg.heartbeat_flush_ms, "2000", 50, 60000,
-	 "interval of the batched heartbeat writes"},
-	{"snapshot_check_ms", P_INT, &cfg.snapshot_check_ms, "5000", 50, 600000,
-	 "periodic check of the serving snapshot besides LISTEN/NOTIFY"},
-	{"controller_interval_ms", P_INT, &cfg.controller_interval_ms, "2000", 50, 600000,
-	 "interval of the rollout controller's gate evaluations"},
-	{"restart_grace_s", P_INT, &cfg.restart_grace_s, "-1", -1, 86400,
-	 "silence is not counted this long after start-up (-1: the policy's silence timeout)"},
-	{"webhook_url", P_STR, &cfg.webhook_url, "", 0, 0,
-	 "URL POSTed (JSON) on halts and reverts; retried with backoff"},
-	{"controller", P_INT, &cfg.controller, "1", 0, 1,
-	 "1: this replica may run the controller (one is elected by advisory lock)"},
+        {"listen", P_STR, &cfg.listen, "127.0.0.1", 0, 0, "address to listen on"},
+        {"port", P_INT, &cfg.port, "8080", 0, 65535, "TCP port (0 = any free port)"},
+        {"threads", P_INT, &cfg.threads, "2", 1, 256, "HTTP worker threads (epoll thread pool)"},
+        {"connection_limit", P_INT, &cfg.connection_limit, "10000", 1, 1000000,
+         "maximum concurrent client connections"},
+        {"request_timeout", P_INT, &cfg.request_timeout, "30", 1, 3600,
+         "seconds of client inactivity before a connection is closed"},
+        {"shutdown_grace", P_INT, &cfg.shutdown_grace, "10", 0, 600,
+         "seconds in-flight requests get to finish on SIGTERM/SIGINT"},
+        {"db", P_STR, &cfg.db, "dbname=firebreak", 0, 0, "PostgreSQL connection string (libpq)"},
+        {"db_pool", P_INT, &cfg.db_pool, "4", 1, 256, "database connections in the pool"},
+        {"db_wait_ms", P_INT, &cfg.db_wait_ms, "2000", 1, 60000,
+         "milliseconds a request waits for a free database connection (then 503)"},
+        {"max_body", P_INT, &cfg.max_body, "1048576", 1024, 1073741824,
+         "largest request body in bytes (413 beyond)"},
+        {"max_upload", P_INT, &cfg.max_upload, "1048576", 1024, 1073741824,
+         "largest channel file accepted for upload, in bytes (the format caps files at 1 MiB)"},
+        {"log_level", P_STR, &cfg.log_level, "info", 0, 0, "debug, info, warn or error"},
+        {"tls_cert", P_STR, &cfg.tls_cert, "", 0, 0, "PEM certificate; with tls_key, serve HTTPS"},
+        {"tls_key", P_STR, &cfg.tls_key, "", 0, 0, "PEM private key for tls_cert"},
+        {"online_key", P_STR, &cfg.online_key, "/etc/firebreak/online.key", 0, 0,
+         "online key file (fb-sign keygen) that signs assignments"},
+        {"online_key_passphrase_file", P_STR, &cfg.online_key_passphrase_file, "", 0, 0,
+         "file holding the online key's passphrase (empty: key is not encrypted)"},
+        {"root", P_STR, &cfg.root, "/etc/firebreak/root.json", 0, 0,
+         "signed root of trust (fb-sign root init) served to agents"},
+        {"templates", P_STR, &cfg.templates, "/usr/local/share/firebreak/templates", 0, 0,
+         "template registry directory (*.json)"},
+        {"corpus", P_STR, &cfg.corpus, "/usr/local/share/firebreak/corpus", 0, 0,
+         "preflight event corpus directory"},
+        {"preflight_wall_ms", P_INT, &cfg.preflight_wall_ms, "10000", 100, 600000,
+         "time limit of the preflight run of an uploaded file"},
+        {"assignment_ttl", P_INT, &cfg.assignment_ttl, "3600", 10, 604800,
+         "seconds a signed assignment stays valid (re-signed at half-life)"},
+        {"heartbeat_flush_ms", P_INT, &cfg.heartbeat_flush_ms, "2000", 50, 60000,
+         "interval of the batched heartbeat writes"},
+        {"snapshot_check_ms", P_INT, &cfg.snapshot_check_ms, "5000", 50, 600000,
+         "periodic check of the serving snapshot besides LISTEN/NOTIFY"},
+        {"controller_interval_ms", P_INT, &cfg.controller_interval_ms, "2000", 50, 600000,
+         "interval of the rollout controller's gate evaluations"},
+        {"restart_grace_s", P_INT, &cfg.restart_grace_s, "-1", -1, 86400,
+         "silence is not counted this long after start-up (-1: the policy's silence timeout)"},
+        {"webhook_url", P_STR, &cfg.webhook_url, "", 0, 0,
+         "URL POSTed (JSON) on halts and reverts; retried with backoff"},
+        {"controller", P_INT, &cfg.controller, "1", 0, 1,
+         "1: this replica may run the controller (one is elected by advisory lock)"},
 };
 #define NPARAMS (sizeof params / sizeof params[0])
 
@@ -79,13 +79,13 @@ static const struct param *param_find(const char *name, size_t len)
 }
 
 static enum fb_rc param_set(const struct param *p, const char *value, const char *source,
-			    struct fb_err *err)
+                            struct fb_err *err)
 {
 	if (p->type == P_INT) {
 		int64_t v;
 		if (fb_parse_i64(value, p->min, p->max, &v)) {
 			fb_err_set(err, "%s: %s: expected an integer in [%lld, %lld], found '%s'",
-				   source, p->name, (long long)p->min, (long long)p->max, value);
+			           source, p->name, (long long)p->min, (long long)p->max, value);
 			return FB_EINVAL;
 		}
 		*(int64_t *)p->var = v;
@@ -233,11 +233,13 @@ enum fb_rc config_load(int argc, char **argv, int *nargs, struct fb_err *err)
 
 void config_usage(FILE *f)
 {
-	fprintf(f, "Parameters (file: name = value; environment: FIREBREAK_NAME; flag: --name=value):\n");
+	fprintf(f, "Parameters (file: name = value; environment: FIREBREAK_NAME; flag: "
+	           "--name=value):\n");
 	for (size_t i = 0; i < NPARAMS; i++)
 		fprintf(f, "  --%-18s %s (default: %s)\n", params[i].name, params[i].help,
-			*params[i].def ? params[i].def : "none");
-	fprintf(f, "  --%-18s %s\n", "config", "config file (default /etc/firebreak/firebreakd.conf)");
+		        *params[i].def ? params[i].def : "none");
+	fprintf(f, "  --%-18s %s\n", "config",
+	        "config file (default /etc/firebreak/firebreakd.conf)");
 }
 
 void config_cleanup(void)

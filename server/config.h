@@ -9,33 +9,33 @@
 #include "fb.h"
 
 struct fb_config {
-	char *listen;		 /* address to bind */
-	int64_t port;		 /* TCP port */
-	int64_t threads;	 /* HTTP worker threads */
+	char *listen;    /* address to bind */
+	int64_t port;    /* TCP port */
+	int64_t threads; /* HTTP worker threads */
 	int64_t connection_limit;
 	int64_t request_timeout; /* seconds of inactivity before a connection is dropped */
-	int64_t shutdown_grace;	 /* seconds to let in-flight requests finish */
-	char *db;		 /* libpq connection string */
-	int64_t db_pool;	 /* connections in the pool */
-	int64_t db_wait_ms;	 /* how long a request waits for a free connection */
-	int64_t max_body;	 /* bytes; larger request bodies get 413 */
-	int64_t max_upload;	 /* bytes; cap for content uploads */
+	int64_t shutdown_grace;  /* seconds to let in-flight requests finish */
+	char *db;                /* libpq connection string */
+	int64_t db_pool;         /* connections in the pool */
+	int64_t db_wait_ms;      /* how long a request waits for a free connection */
+	int64_t max_body;        /* bytes; larger request bodies get 413 */
+	int64_t max_upload;      /* bytes; cap for content uploads */
 	char *log_level;
 	char *tls_cert; /* PEM file; with tls_key, serve HTTPS */
 	char *tls_key;
-	char *online_key;	     /* secret key file signing assignments */
+	char *online_key; /* secret key file signing assignments */
 	char *online_key_passphrase_file;
-	char *root;		     /* the signed root envelope agents pin */
-	char *templates;	     /* template registry directory */
-	char *corpus;		     /* preflight event corpus directory */
-	int64_t preflight_wall_ms;   /* preflight time limit */
-	int64_t assignment_ttl;	     /* seconds an assignment stays valid */
-	int64_t heartbeat_flush_ms;  /* batch interval of the heartbeat flusher */
-	int64_t snapshot_check_ms;   /* periodic snapshot freshness check */
+	char *root;                     /* the signed root envelope agents pin */
+	char *templates;                /* template registry directory */
+	char *corpus;                   /* preflight event corpus directory */
+	int64_t preflight_wall_ms;      /* preflight time limit */
+	int64_t assignment_ttl;         /* seconds an assignment stays valid */
+	int64_t heartbeat_flush_ms;     /* batch interval of the heartbeat flusher */
+	int64_t snapshot_check_ms;      /* periodic snapshot freshness check */
 	int64_t controller_interval_ms; /* gate evaluation interval */
-	int64_t restart_grace_s;     /* silence not counted this long after start-up */
-	char *webhook_url;	     /* POSTed on halts and reverts; empty = off */
-	int64_t controller;	     /* 1 = take part in controller election */
+	int64_t restart_grace_s;        /* silence not counted this long after start-up */
+	char *webhook_url;              /* POSTed on halts and reverts; empty = off */
+	int64_t controller;             /* 1 = take part in controller election */
 };
 
 extern struct fb_config cfg;

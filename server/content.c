@@ -53,18 +53,22 @@ void content_channel_create(struct http_req *req)
 	const char *p[] = {ids, name, desc ? desc : ""};
 	if (db_cmd(c, &err, "BEGIN"))
 		goto dberr;
-	r = db_exec_state(c, &err, state, "INSERT INTO channels (id, name, description) VALUES ($1, $2, $3)",
-			  3, p);
+	r = db_exec_state(c, &err, state,
+	                  "INSERT INTO channels (id, name, description) VALUES ($1, $2, $3)", 3, p);
 	if (!r) {
 		if (strcmp(state, "23505") == 0) {
 			/* Idempotent when identical. */
 			PQclear(PQexec(c, "ROLLBACK"));
-			r = db_exec(c, &err, "SELECT 1 FROM channels WHERE id = $1 AND name = $2", 2, p);
+			r = db_exec(c, &err, "SELECT 1 FROM channels WHERE id = $1 AND name = $2",
+			            2, p);
 			if (r && PQntuples(r) == 1)
-				http_reply_json(req, 200, json_pack("{s:I,s:s}", "id", (json_int_t)id, "name", name));
+				http_reply_json(
+				        req, 200,
+				        json_pack("{s:I,s:s}", "id", (json_int_t)id, "name", name));
 			else
-				http_error(req, 409, "conflict", "channel id %lld or name '%s' is taken",
-					   (long long)id, name);
+				http_error(req, 409, "conflict",
+				           "channel id %lld or name '%s' is taken", (long long)id,
+				           name);
 			goto out;
 		}
 		goto dberr;
@@ -75,7 +79,7 @@ void content_channel_create(struct http_req *req)
 	snprintf(obj, sizeof obj, "channel/%lld", (long long)id);
 	json_t *after = json_pack("{s:I,s:s}", "id", (json_int_t)id, "name", name);
 	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req), "channel.create", obj,
-				    NULL, after, NULL, &err);
+	                            NULL, after, NULL, &err);
 	json_decref(after);
 	if (rc || snapshot_publish(c, "channel created", &err) || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
@@ -96,11 +100,12 @@ void content_channel_list(struct http_req *req)
 	if (!c)
 		return;
 	struct fb_err err;
-	PGresult *r = db_exec(c, &err,
-			      "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, "
-			      "'description', description, 'ga', ga_sha256, 'previous_ga', prev_ga_sha256) "
-			      "ORDER BY id), '[]')::text FROM channels",
-			      0, NULL);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT coalesce(json_agg(json_build_object('id', id, 'name', name, "
+	        "'description', description, 'ga', ga_sha256, 'previous_ga', prev_ga_sha256) "
+	        "ORDER BY id), '[]')::text FROM channels",
+	        0, NULL);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -122,7 +127,8 @@ static int same_templates(const struct fbsig_manifest *m, const struct cf_file *
 	for (size_t i = 0; i < n; i++) {
 		int found = 0;
 		for (size_t j = 0; j < m->n_templates; j++)
-			if (m->templates[j].id == t[i].id && m->templates[j].version == t[i].version)
+			if (m->templates[j].id == t[i].id &&
+			    m->templates[j].version == t[i].version)
 				found = 1;
 		if (!found)
 			return 0;
@@ -148,7 +154,8 @@ void content_upload(struct http_req *req)
 	json_t *menv = json_object_get(body, "manifest");
 	json_t *b64 = json_object_get(body, "blob");
 	if (!json_is_object(menv)) {
-		http_error(req, 400, "invalid", "field 'manifest' must be the signed manifest envelope (an object)");
+		http_error(req, 400, "invalid",
+		           "field 'manifest' must be the signed manifest envelope (an object)");
 		goto out;
 	}
 	if (!json_is_string(b64)) {
@@ -162,10 +169,10 @@ void content_upload(struct http_req *req)
 		goto out;
 	}
 	if (sodium_base642bin(blob, cap, json_string_value(b64), json_string_length(b64), "\r\n",
-			      &blen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
+	                      &blen, NULL, sodium_base64_VARIANT_ORIGINAL) != 0) {
 		http_error(req, json_string_length(b64) / 4 * 3 > cap ? 413 : 400,
-			   json_string_length(b64) / 4 * 3 > cap ? "body_too_large" : "invalid",
-			   "field 'blob' is not base64 or decodes to more than %zu bytes", cap);
+		           json_string_length(b64) / 4 * 3 > cap ? "body_too_large" : "invalid",
+		           "field 'blob' is not base64 or decodes to more than %zu bytes", cap);
 		goto out;
 	}
 	manifest = json_dumps(menv, JSON_COMPACT | JSON_SORT_KEYS);
@@ -175,14 +182,15 @@ void content_upload(struct http_req *req)
 	}
 	struct fbsig_manifest m;
 	enum fb_rc rc = fbsig_manifest_verify(app.root, manifest, strlen(manifest),
-					      fb_now_ms() / 1000, &m, &err);
+	                                      fb_now_ms() / 1000, &m, &err);
 	if (rc) {
 		http_error(req, 422, "bad_manifest", "manifest refused: %s", err.msg);
 		goto out;
 	}
 	rc = fbsig_manifest_check_blob(&m, blob, blen, m.channel, &err);
 	if (rc) {
-		http_error(req, 422, "blob_mismatch", "blob does not match its manifest: %s", err.msg);
+		http_error(req, 422, "blob_mismatch", "blob does not match its manifest: %s",
+		           err.msg);
 		goto out;
 	}
 	rc = cf_parse(app.registry, blob, blen, &file, &err);
@@ -192,14 +200,16 @@ void content_upload(struct http_req *req)
 	}
 	if (cf_file_channel(file) != m.channel || cf_file_content_version(file) != m.version) {
 		http_error(req, 422, "invalid_content",
-			   "the file says channel %u version %lld but its manifest says channel %u version %lld",
-			   cf_file_channel(file), (long long)cf_file_content_version(file), m.channel,
-			   (long long)m.version);
+		           "the file says channel %u version %lld but its manifest says channel %u "
+		           "version %lld",
+		           cf_file_channel(file), (long long)cf_file_content_version(file),
+		           m.channel, (long long)m.version);
 		goto out;
 	}
 	if (!same_templates(&m, file)) {
 		http_error(req, 422, "invalid_content",
-			   "the manifest's template list differs from the template types the file uses");
+		           "the manifest's template list differs from the template types the file "
+		           "uses");
 		goto out;
 	}
 	c = db_or_reply(req);
@@ -212,10 +222,11 @@ void content_upload(struct http_req *req)
 	/* Idempotent re-upload; a different file under a taken version is a conflict. */
 	const char *pq[] = {m.sha256, chs, vers};
 	r = db_exec(c, &err,
-		    "SELECT sha256 = $1, (SELECT count(*) FROM channels WHERE id = $2) "
-		    "FROM (SELECT sha256 FROM content WHERE sha256 = $1 OR (channel_id = $2 AND version = $3)) x "
-		    "UNION ALL SELECT NULL, (SELECT count(*) FROM channels WHERE id = $2) LIMIT 1",
-		    3, pq);
+	            "SELECT sha256 = $1, (SELECT count(*) FROM channels WHERE id = $2) "
+	            "FROM (SELECT sha256 FROM content WHERE sha256 = $1 OR (channel_id = $2 AND "
+	            "version = $3)) x "
+	            "UNION ALL SELECT NULL, (SELECT count(*) FROM channels WHERE id = $2) LIMIT 1",
+	            3, pq);
 	if (!r)
 		goto dberr;
 	int known_channel = strcmp(PQgetvalue(r, 0, 1), "1") == 0;
@@ -224,20 +235,22 @@ void content_upload(struct http_req *req)
 	PQclear(r);
 	r = NULL;
 	if (!known_channel) {
-		http_error(req, 422, "unknown_channel", "channel %u does not exist (create it first)", m.channel);
+		http_error(req, 422, "unknown_channel",
+		           "channel %u does not exist (create it first)", m.channel);
 		goto out;
 	}
 	tpl = cf_file_templates_json(file);
 	if (exists_same) {
 		http_reply_json(req, 200,
-				json_pack("{s:s,s:I,s:I,s:I,s:O,s:b}", "sha256", m.sha256, "channel",
-					  (json_int_t)m.channel, "version", (json_int_t)m.version, "size",
-					  (json_int_t)blen, "templates", tpl, "duplicate", 1));
+		                json_pack("{s:s,s:I,s:I,s:I,s:O,s:b}", "sha256", m.sha256,
+		                          "channel", (json_int_t)m.channel, "version",
+		                          (json_int_t)m.version, "size", (json_int_t)blen,
+		                          "templates", tpl, "duplicate", 1));
 		goto out;
 	}
 	if (exists_other) {
 		http_error(req, 409, "conflict", "channel %u already has a different version %lld",
-			   m.channel, (long long)m.version);
+		           m.channel, (long long)m.version);
 		goto out;
 	}
 	/* The preflight: the same interpreter the agent runs, in a child. */
@@ -250,13 +263,13 @@ void content_upload(struct http_req *req)
 		http_error(req, 500, "internal", "preflight could not run: %s", fb_rc_str(rc));
 		goto out;
 	}
-	pf = json_pack("{s:s,s:I,s:I,s:I,s:s,s:b}", "outcome", cf_preflight_outcome_str(rep.outcome),
-		       "events", (json_int_t)rep.events, "matches", (json_int_t)rep.matches,
-		       "elapsed_ms", (json_int_t)rep.elapsed_ms, "reason", rep.reason, "net_isolated",
-		       rep.net_isolated);
+	pf = json_pack("{s:s,s:I,s:I,s:I,s:s,s:b}", "outcome",
+	               cf_preflight_outcome_str(rep.outcome), "events", (json_int_t)rep.events,
+	               "matches", (json_int_t)rep.matches, "elapsed_ms", (json_int_t)rep.elapsed_ms,
+	               "reason", rep.reason, "net_isolated", rep.net_isolated);
 	if (rep.outcome != CF_PF_OK) {
 		http_error(req, 422, "preflight_failed", "preflight %s: %s",
-			   cf_preflight_outcome_str(rep.outcome), rep.reason);
+		           cf_preflight_outcome_str(rep.outcome), rep.reason);
 		goto out;
 	}
 	c = db_or_reply(req);
@@ -266,8 +279,8 @@ void content_upload(struct http_req *req)
 	char *pf_s = json_dumps(pf, JSON_COMPACT);
 	char tid[24];
 	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(req)->token_id);
-	const char *pins[] = {m.sha256, chs, vers, sizes, manifest, tpl_s, pf_s,
-			      http_req_auth(req)->token_id ? tid : NULL};
+	const char *pins[] = {m.sha256, chs,   vers, sizes,
+	                      manifest, tpl_s, pf_s, http_req_auth(req)->token_id ? tid : NULL};
 	/* The blob goes as a binary parameter; the rest as text. */
 	const char *vals[9];
 	int lens[9], fmts[9];
@@ -285,10 +298,12 @@ void content_upload(struct http_req *req)
 		free(pf_s);
 		goto dberr;
 	}
-	r = PQexecParams(c,
-			 "INSERT INTO content (sha256, channel_id, version, size, manifest, templates, "
-			 "preflight, uploaded_by, blob) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9)",
-			 9, NULL, vals, lens, fmts, 0);
+	r = PQexecParams(
+	        c,
+	        "INSERT INTO content (sha256, channel_id, version, size, manifest, templates, "
+	        "preflight, uploaded_by, blob) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, "
+	        "$8, $9)",
+	        9, NULL, vals, lens, fmts, 0);
 	free(tpl_s);
 	free(pf_s);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
@@ -298,8 +313,9 @@ void content_upload(struct http_req *req)
 		PQclear(r);
 		r = NULL;
 		if (strcmp(state, "23505") == 0) {
-			http_error(req, 409, "conflict", "content for channel %u version %lld was uploaded concurrently",
-				   m.channel, (long long)m.version);
+			http_error(req, 409, "conflict",
+			           "content for channel %u version %lld was uploaded concurrently",
+			           m.channel, (long long)m.version);
 			goto out;
 		}
 		goto dberr;
@@ -309,18 +325,18 @@ void content_upload(struct http_req *req)
 	char obj[80];
 	snprintf(obj, sizeof obj, "content/%s", m.sha256);
 	json_t *after = json_pack("{s:I,s:I,s:I,s:O}", "channel", (json_int_t)m.channel, "version",
-				  (json_int_t)m.version, "size", (json_int_t)blen, "preflight", pf);
-	rc = audit_write(c, http_req_auth(req), http_req_id(req), "content.upload", obj, NULL, after,
-			 NULL, &err);
+	                          (json_int_t)m.version, "size", (json_int_t)blen, "preflight", pf);
+	rc = audit_write(c, http_req_auth(req), http_req_id(req), "content.upload", obj, NULL,
+	                 after, NULL, &err);
 	json_decref(after);
 	if (rc || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
 	log_info("content %s uploaded: channel %u version %lld, %zu bytes", m.sha256, m.channel,
-		 (long long)m.version, blen);
+	         (long long)m.version, blen);
 	http_reply_json(req, 201,
-			json_pack("{s:s,s:I,s:I,s:I,s:O,s:O}", "sha256", m.sha256, "channel",
-				  (json_int_t)m.channel, "version", (json_int_t)m.version, "size",
-				  (json_int_t)blen, "templates", tpl, "preflight", pf));
+	                json_pack("{s:s,s:I,s:I,s:I,s:O,s:O}", "sha256", m.sha256, "channel",
+	                          (json_int_t)m.channel, "version", (json_int_t)m.version, "size",
+	                          (json_int_t)blen, "templates", tpl, "preflight", pf));
 	goto out;
 dberr:
 	http_error(req, 503, "unavailable", "content not stored: %s", err.msg);
@@ -337,9 +353,10 @@ out:
 }
 
 static const char *CONTENT_JSON =
-	"json_build_object('sha256', sha256, 'channel', channel_id, 'version', version, 'size', size, "
-	"'templates', templates, 'preflight', preflight, 'bad', bad, 'bad_reason', bad_reason, "
-	"'created', extract(epoch FROM created_at)::bigint)";
+        "json_build_object('sha256', sha256, 'channel', channel_id, 'version', version, 'size', "
+        "size, "
+        "'templates', templates, 'preflight', preflight, 'bad', bad, 'bad_reason', bad_reason, "
+        "'created', extract(epoch FROM created_at)::bigint)";
 
 void content_list(struct http_req *req)
 {
@@ -355,9 +372,10 @@ void content_list(struct http_req *req)
 	struct fb_err err;
 	char sql[1024];
 	snprintf(sql, sizeof sql,
-		 "SELECT coalesce(json_agg(%s ORDER BY channel_id, version DESC), '[]')::text FROM content "
-		 "WHERE $1::int IS NULL OR channel_id = $1",
-		 CONTENT_JSON);
+	         "SELECT coalesce(json_agg(%s ORDER BY channel_id, version DESC), '[]')::text FROM "
+	         "content "
+	         "WHERE $1::int IS NULL OR channel_id = $1",
+	         CONTENT_JSON);
 	const char *p[] = {ch};
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	db_release(app.db, c);
@@ -374,7 +392,8 @@ void content_show(struct http_req *req)
 {
 	const char *sha = http_req_param(req, "sha256");
 	if (!fb_is_sha256_hex(sha)) {
-		http_error(req, 400, "invalid", "content is named by its sha256 (64 lower-case hex)");
+		http_error(req, 400, "invalid",
+		           "content is named by its sha256 (64 lower-case hex)");
 		return;
 	}
 	PGconn *c = db_or_reply(req);
@@ -382,7 +401,8 @@ void content_show(struct http_req *req)
 		return;
 	struct fb_err err;
 	char sql[1024];
-	snprintf(sql, sizeof sql, "SELECT %s::text, manifest FROM content WHERE sha256 = $1", CONTENT_JSON);
+	snprintf(sql, sizeof sql, "SELECT %s::text, manifest FROM content WHERE sha256 = $1",
+	         CONTENT_JSON);
 	const char *p[] = {sha};
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	db_release(app.db, c);
@@ -511,15 +531,16 @@ void content_blob(struct http_req *req)
 {
 	const char *sha = http_req_param(req, "sha256");
 	if (!fb_is_sha256_hex(sha)) {
-		http_error(req, 400, "invalid", "blobs are named by their sha256 (64 lower-case hex)");
+		http_error(req, 400, "invalid",
+		           "blobs are named by their sha256 (64 lower-case hex)");
 		return;
 	}
 	char etag[FB_SHA256_HEX_LEN + 3];
 	snprintf(etag, sizeof etag, "\"%s\"", sha);
 	const char *inm = http_req_header(req, "If-None-Match");
 	struct http_hdr hdrs[4] = {{"ETag", etag},
-				   {"Cache-Control", "public, max-age=31536000, immutable"},
-				   {"Accept-Ranges", "bytes"}};
+	                           {"Cache-Control", "public, max-age=31536000, immutable"},
+	                           {"Accept-Ranges", "bytes"}};
 	if (inm && strcmp(inm, etag) == 0) {
 		/* Immutable: the same name is the same bytes, known or not here. */
 		http_reply(req, 304, NULL, "", 0, hdrs, 3);
@@ -534,8 +555,8 @@ void content_blob(struct http_req *req)
 			return;
 		struct fb_err err;
 		const char *p[] = {sha};
-		PGresult *r = PQexecParams(c, "SELECT blob FROM content WHERE sha256 = $1", 1, NULL, p,
-					   NULL, NULL, 1);
+		PGresult *r = PQexecParams(c, "SELECT blob FROM content WHERE sha256 = $1", 1, NULL,
+		                           p, NULL, NULL, 1);
 		db_release(app.db, c);
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			fb_err_set(&err, "%s", PQresultErrorMessage(r));
@@ -576,8 +597,8 @@ void content_blob(struct http_req *req)
 		snprintf(cr, sizeof cr, "bytes */%zu", e->len);
 		hdrs[3] = (struct http_hdr){"Content-Range", cr};
 		pthread_mutex_unlock(&g_blob_mu);
-		static const char body416[] =
-			"{\"error\":{\"code\":\"range_not_satisfiable\",\"message\":\"range outside the blob\"}}";
+		static const char body416[] = "{\"error\":{\"code\":\"range_not_satisfiable\","
+		                              "\"message\":\"range outside the blob\"}}";
 		http_reply(req, 416, "application/json", body416, sizeof body416 - 1, hdrs, 4);
 		return;
 	}
@@ -585,7 +606,8 @@ void content_blob(struct http_req *req)
 		char cr[96];
 		snprintf(cr, sizeof cr, "bytes %zu-%zu/%zu", from, to, e->len);
 		hdrs[3] = (struct http_hdr){"Content-Range", cr};
-		http_reply(req, 206, "application/octet-stream", e->data + from, to - from + 1, hdrs, 4);
+		http_reply(req, 206, "application/octet-stream", e->data + from, to - from + 1,
+		           hdrs, 4);
 	} else {
 		http_reply(req, 200, "application/octet-stream", e->data, e->len, hdrs, 3);
 	}

@@ -19,16 +19,17 @@ int controller_is_leader(void);
 /* Gather the gate inputs of rollout id at its current ring on c (inside the
  * caller's transaction) and decide. *policy_out and *in are filled too. */
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy_out,
-			       struct gate_inputs *in, struct gate_result *res,
-			       struct fb_err *err) FB_MUSTCHECK;
+                               struct gate_inputs *in, struct gate_result *res,
+                               struct fb_err *err) FB_MUSTCHECK;
 
 /* Within the caller's transaction: halt rollout id (rolling or paused),
  * mark its content bad, publish the revert. actor for the audit record. */
-enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
-			      const char *request_id, const char *reason, struct fb_err *err) FB_MUSTCHECK;
+enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who, const char *request_id,
+                              const char *reason, struct fb_err *err) FB_MUSTCHECK;
 /* Within the caller's transaction: move rollout id to its next ring, or
  * complete it after the last (the content becomes GA). */
 enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
-				 const char *request_id, const char *reason, struct fb_err *err) FB_MUSTCHECK;
+                                 const char *request_id, const char *reason,
+                                 struct fb_err *err) FB_MUSTCHECK;
 
 #endif

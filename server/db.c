@@ -2,8 +2,8 @@
 #include "db.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -77,8 +77,8 @@ static void notice_quiet(void *arg, const char *msg)
 static int slot_ready(struct db_pool *p, int i)
 {
 	PGconn *c = p->conns[i];
-	if (c && PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) && PQstatus(c) == CONNECTION_OK &&
-	    PQtransactionStatus(c) == PQTRANS_IDLE)
+	if (c && PQstatus(c) == CONNECTION_OK && PQconsumeInput(c) &&
+	    PQstatus(c) == CONNECTION_OK && PQtransactionStatus(c) == PQTRANS_IDLE)
 		return 1;
 	if (c) {
 		PQfinish(c);
@@ -176,7 +176,7 @@ void db_pool_get_stats(struct db_pool *p, struct db_pool_stats *out)
 }
 
 PGresult *db_exec_state(PGconn *c, struct fb_err *err, char sqlstate[6], const char *sql,
-			int nparams, const char *const *params)
+                        int nparams, const char *const *params)
 {
 	if (sqlstate)
 		sqlstate[0] = '\0';
@@ -202,7 +202,7 @@ PGresult *db_exec_state(PGconn *c, struct fb_err *err, char sqlstate[6], const c
 }
 
 PGresult *db_exec(PGconn *c, struct fb_err *err, const char *sql, int nparams,
-		  const char *const *params)
+                  const char *const *params)
 {
 	return db_exec_state(c, err, NULL, sql, nparams, params);
 }
@@ -215,4 +215,3 @@ enum fb_rc db_cmd(PGconn *c, struct fb_err *err, const char *sql)
 	PQclear(r);
 	return FB_OK;
 }
-

@@ -13,7 +13,7 @@ struct db_pool;
 struct db_pool_stats {
 	int size;
 	int busy;
-	uint64_t waits;	     /* acquisitions that had to wait */
+	uint64_t waits;      /* acquisitions that had to wait */
 	uint64_t timeouts;   /* acquisitions that gave up */
 	uint64_t reconnects; /* connections re-established */
 	uint64_t errors;     /* failed statements */
@@ -37,11 +37,11 @@ void db_pool_get_stats(struct db_pool *p, struct db_pool_stats *out);
  * Returns the result when it is PGRES_COMMAND_OK or PGRES_TUPLES_OK (caller
  * PQclear()s it), NULL otherwise with the server's message in err. */
 PGresult *db_exec(PGconn *c, struct fb_err *err, const char *sql, int nparams,
-		  const char *const *params);
+                  const char *const *params);
 /* Same, and on failure copies the SQLSTATE (e.g. "23505") into sqlstate
  * (6 bytes) when it is not NULL. */
 PGresult *db_exec_state(PGconn *c, struct fb_err *err, char sqlstate[6], const char *sql,
-			int nparams, const char *const *params);
+                        int nparams, const char *const *params);
 /* Run statements that return nothing (BEGIN, COMMIT, ...). */
 enum fb_rc db_cmd(PGconn *c, struct fb_err *err, const char *sql) FB_MUSTCHECK;
 

@@ -11,27 +11,27 @@
 #include "fb.h"
 
 struct gate_policy {
-	int64_t min_bake_s;	   /* time in the ring before a promotion is possible */
-	int64_t min_healthy;	   /* treated agents that applied and stayed healthy */
-	double max_failure_rate;   /* the treated failure rate's upper bound must stay below */
-	double tolerance;	   /* allowed excess of treated over control failure rate */
-	double confidence;	   /* e.g. 0.95, for the bounds and the sequential test */
-	int64_t hard_cap;	   /* crashed + boot-looped treated agents that halt at once; 0 = off */
+	int64_t min_bake_s;      /* time in the ring before a promotion is possible */
+	int64_t min_healthy;     /* treated agents that applied and stayed healthy */
+	double max_failure_rate; /* the treated failure rate's upper bound must stay below */
+	double tolerance;        /* allowed excess of treated over control failure rate */
+	double confidence;       /* e.g. 0.95, for the bounds and the sequential test */
+	int64_t hard_cap; /* crashed + boot-looped treated agents that halt at once; 0 = off */
 	int64_t silence_timeout_s; /* heartbeat silence after applying that counts as failure */
 };
 
 /* Telemetry of one ring at one evaluation. */
 struct gate_inputs {
-	int64_t treated;     /* applied the new content */
-	int64_t healthy;     /* treated, not failed, heartbeating after applying */
-	int64_t crashed;     /* treated agents with a crash report naming the new content */
-	int64_t boot_looped; /* treated agents that reported a boot loop off it */
-	int64_t silent;	     /* treated agents silent past the timeout */
-	int64_t control;     /* agents of this and later rings still on the previous content */
+	int64_t treated;        /* applied the new content */
+	int64_t healthy;        /* treated, not failed, heartbeating after applying */
+	int64_t crashed;        /* treated agents with a crash report naming the new content */
+	int64_t boot_looped;    /* treated agents that reported a boot loop off it */
+	int64_t silent;         /* treated agents silent past the timeout */
+	int64_t control;        /* agents of this and later rings still on the previous content */
 	int64_t control_failed; /* of those: crashed, boot-looped or silent in the same window */
 	int64_t bake_elapsed_s; /* time since the ring started receiving the content */
-	int silence_counted; /* 0 during the grace period after a server restart */
-	int looks;	     /* how many evaluations of this ring came before (for alpha spending) */
+	int silence_counted;    /* 0 during the grace period after a server restart */
+	int looks; /* how many evaluations of this ring came before (for alpha spending) */
 };
 
 enum gate_decision {
@@ -42,8 +42,9 @@ enum gate_decision {
 
 struct gate_result {
 	enum gate_decision decision;
-	char reason[512];    /* the reason in words, e.g. "HALT: 3 treated agents crashed (hard cap 3)" */
-	double treated_rate; /* failures / outcomes (agents with a known outcome) */
+	char reason[512]; /* the reason in words, e.g. "HALT: 3 treated agents crashed (hard cap 3)"
+	                   */
+	double treated_rate;                 /* failures / outcomes (agents with a known outcome) */
 	double treated_lower, treated_upper; /* confidence bounds on it */
 	double control_rate;
 	double control_upper;
@@ -62,7 +63,8 @@ struct gate_result {
  *  - no promotion before min_bake_s, nor with fewer than min_healthy healthy;
  *  - treated agents that all went silent past the timeout -> HALT (telemetry
  *    loss is failure, never success); zero treated is WAIT, never PROMOTE. */
-void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, struct gate_result *out);
+void gate_decide(const struct gate_policy *p, const struct gate_inputs *in,
+                 struct gate_result *out);
 
 const char *gate_decision_name(enum gate_decision d); /* "PROMOTE", "WAIT", "HALT" */
 
@@ -74,7 +76,7 @@ void gate_policy_default(int ring_index, int nrings, struct gate_policy *out);
  * (e.g. confidence in [0.8, 0.999], max_failure_rate in (0, 0.5], hard_cap
  * >= 0, min_bake_s >= 0). err names the key. */
 enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides,
-				  struct fb_err *err) FB_MUSTCHECK;
+                                  struct fb_err *err) FB_MUSTCHECK;
 /* New references. */
 json_t *gate_policy_to_json(const struct gate_policy *p);
 json_t *gate_inputs_to_json(const struct gate_inputs *in);

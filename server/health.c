@@ -35,8 +35,9 @@ void health_ready(struct http_req *req)
 		http_error(req, 503, "not_ready", "%s", starting);
 		return;
 	}
-	http_reply_json(req, 200,
-			json_pack("{s:s,s:I}", "status", "ready", "schema", (json_int_t)migrate_latest()));
+	http_reply_json(
+	        req, 200,
+	        json_pack("{s:s,s:I}", "status", "ready", "schema", (json_int_t)migrate_latest()));
 }
 
 void health_metrics(struct http_req *req)

@@ -4,8 +4,8 @@
 
 #include "http.h"
 
-void health_live(struct http_req *req);	 /* GET /healthz */
-void health_ready(struct http_req *req); /* GET /readyz */
+void health_live(struct http_req *req);    /* GET /healthz */
+void health_ready(struct http_req *req);   /* GET /readyz */
 void health_metrics(struct http_req *req); /* GET /metrics */
 
 #endif

@@ -20,7 +20,7 @@
 #include "metrics.h"
 
 #define MAX_PARAMS 4
-#define MAX_URL 2048
+#define MAX_URL    2048
 
 struct http_req {
 	struct MHD_Connection *conn;
@@ -178,18 +178,19 @@ json_t *http_req_json_or_reply(struct http_req *req)
 	const char *ct = http_req_header(req, MHD_HTTP_HEADER_CONTENT_TYPE);
 	if (ct && strncasecmp(ct, "application/json", 16) != 0) {
 		http_error(req, 415, "unsupported_media_type",
-			   "request body must be application/json, found '%s'", ct);
+		           "request body must be application/json, found '%s'", ct);
 		return NULL;
 	}
 	if (req->body.len == 0) {
-		http_error(req, 400, "bad_json", "request body is empty; a JSON object is required");
+		http_error(req, 400, "bad_json",
+		           "request body is empty; a JSON object is required");
 		return NULL;
 	}
 	json_error_t jerr;
 	json_t *j = json_loadb(req->body.data, req->body.len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!j) {
 		http_error(req, 400, "bad_json", "malformed JSON at line %d, column %d: %s",
-			   jerr.line, jerr.column, jerr.text);
+		           jerr.line, jerr.column, jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(j)) {
@@ -201,14 +202,14 @@ json_t *http_req_json_or_reply(struct http_req *req)
 }
 
 void http_reply(struct http_req *req, unsigned status, const char *content_type, const void *body,
-		size_t len, const struct http_hdr *hdrs, size_t nhdrs)
+                size_t len, const struct http_hdr *hdrs, size_t nhdrs)
 {
 	if (req->replied) {
 		log_error("BUG: second reply to one request (status %u)", status);
 		return;
 	}
 	struct MHD_Response *r =
-		MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
+	        MHD_create_response_from_buffer(len, (void *)body, MHD_RESPMEM_MUST_COPY);
 	if (!r) {
 		req->queued = MHD_NO;
 		req->replied = 1;
@@ -250,7 +251,7 @@ static void stream_free(void *cls)
 }
 
 void http_reply_stream(struct http_req *req, const char *content_type, http_stream_reader reader,
-		       void *cls, void (*free_cb)(void *cls))
+                       void *cls, void (*free_cb)(void *cls))
 {
 	struct stream_ctx *s = calloc(1, sizeof *s);
 	struct MHD_Response *r = NULL;
@@ -259,7 +260,7 @@ void http_reply_stream(struct http_req *req, const char *content_type, http_stre
 		s->cls = cls;
 		s->free_cb = free_cb;
 		r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16384, stream_read, s,
-						      stream_free);
+		                                      stream_free);
 	}
 	if (!r) {
 		if (free_cb)
@@ -299,8 +300,9 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body)
 	json_decref(body);
 	if (!s) {
 		http_reply(req, 500, "application/json",
-			   "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode response\"}}",
-			   72, NULL, 0);
+		           "{\"error\":{\"code\":\"internal\",\"message\":\"could not encode "
+		           "response\"}}",
+		           72, NULL, 0);
 		return;
 	}
 	http_reply(req, status, "application/json", s, strlen(s), NULL, 0);
@@ -328,30 +330,32 @@ void http_error(struct http_req *req, unsigned status, const char *code, const c
 static void dispatch(struct http_req *req)
 {
 	if (req->too_big) {
-		http_error(req, 413, "body_too_large", "request body exceeds %zu bytes", req->body_cap);
+		http_error(req, 413, "body_too_large", "request body exceeds %zu bytes",
+		           req->body_cap);
 		return;
 	}
 	if (!req->route) {
 		if (req->path_matched)
-			http_error(req, 405, "method_not_allowed", "method not allowed on %s", req->path);
+			http_error(req, 405, "method_not_allowed", "method not allowed on %s",
+			           req->path);
 		else
 			http_error(req, 404, "not_found", "no route for %s", req->path);
 		return;
 	}
 	if (req->route->roles) {
 		if (!auth_request_or_reply(req, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
-					   req->route->roles, &req->auth))
+		                           req->route->roles, &req->auth))
 			return;
 	}
 	req->route->handler(req);
 	if (!req->replied)
-		http_error(req, 500, "internal", "handler for %s did not reply", req->route->pattern);
+		http_error(req, 500, "internal", "handler for %s did not reply",
+		           req->route->pattern);
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-				  const char *method, const char *version,
-				  const char *upload_data, size_t *upload_data_size,
-				  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
 	(void)cls;
 	(void)version;
@@ -371,12 +375,12 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 		snprintf(req->path, sizeof req->path, "%s", url);
 		route_request(req); /* unknown methods still learn 405 vs 404 */
 		req->body_cap = req->route && req->route->max_body ? req->route->max_body
-								   : (size_t)cfg.max_body;
+		                                                   : (size_t)cfg.max_body;
 		if (req->body_cap == ROUTE_UPLOAD) /* base64 of max_upload plus the manifest */
 			req->body_cap = (size_t)cfg.max_upload / 3 * 4 + 4 + ((size_t)1 << 20);
 		fb_buf_init(&req->body, req->body_cap);
 		const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-							     MHD_HTTP_HEADER_CONTENT_LENGTH);
+		                                             MHD_HTTP_HEADER_CONTENT_LENGTH);
 		int64_t clen;
 		if (cl && fb_parse_i64(cl, 0, INT64_MAX, &clen) == FB_OK &&
 		    (uint64_t)clen > req->body_cap) {
@@ -416,7 +420,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
-			 enum MHD_RequestTerminationCode toe)
+                         enum MHD_RequestTerminationCode toe)
 {
 	(void)cls;
 	(void)conn;
@@ -428,7 +432,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 	if (log_min_level <= LOG_DEBUG) {
 		log_set_request_id(req->id);
 		log_debug("%s %u %.3fms%s", req->path, req->status, (double)us / 1000.0,
-			  toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated early)");
+		          toe == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (terminated early)");
 		log_set_request_id(NULL);
 	}
 	for (int i = 0; i < MAX_PARAMS; i++)
@@ -455,7 +459,7 @@ enum fb_rc http_start(const struct route *rt, size_t nroutes, struct fb_err *err
 	g_routes = rt;
 	g_nroutes = nroutes;
 	unsigned flags = MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_ITC | MHD_USE_ERROR_LOG |
-			 MHD_ALLOW_SUSPEND_RESUME;
+	                 MHD_ALLOW_SUSPEND_RESUME;
 	struct sockaddr_in sa;
 	memset(&sa, 0, sizeof sa);
 	sa.sin_family = AF_INET;
@@ -474,23 +478,22 @@ enum fb_rc http_start(const struct route *rt, size_t nroutes, struct fb_err *err
 		if (fb_file_read(cfg.tls_cert, 1 << 20, (unsigned char **)&g_tls_cert, &len) ||
 		    fb_file_read(cfg.tls_key, 1 << 20, (unsigned char **)&g_tls_key, &len)) {
 			fb_err_set(err, "cannot read tls_cert %s or tls_key %s", cfg.tls_cert,
-				   cfg.tls_key);
+			           cfg.tls_key);
 			return FB_EIO;
 		}
 		flags |= MHD_USE_TLS;
 	}
 	g_daemon = MHD_start_daemon(
-		flags, (uint16_t)cfg.port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
-		mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sa,
-		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)cfg.threads, MHD_OPTION_CONNECTION_LIMIT,
-		(unsigned)cfg.connection_limit, MHD_OPTION_CONNECTION_TIMEOUT,
-		(unsigned)cfg.request_timeout, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-		MHD_OPTION_LISTENING_ADDRESS_REUSE, 1,
-		tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, g_tls_cert,
-		MHD_OPTION_HTTPS_MEM_KEY, g_tls_key, MHD_OPTION_END);
+	        flags, (uint16_t)cfg.port, NULL, NULL, on_request, NULL, MHD_OPTION_EXTERNAL_LOGGER,
+	        mhd_log, NULL, MHD_OPTION_SOCK_ADDR, &sa, MHD_OPTION_THREAD_POOL_SIZE,
+	        (unsigned)cfg.threads, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg.connection_limit,
+	        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg.request_timeout,
+	        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_LISTENING_ADDRESS_REUSE,
+	        1, tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, g_tls_cert,
+	        MHD_OPTION_HTTPS_MEM_KEY, g_tls_key, MHD_OPTION_END);
 	if (!g_daemon) {
 		fb_err_set(err, "cannot listen on %s:%lld (in use, or bad TLS files?)", cfg.listen,
-			   (long long)cfg.port);
+		           (long long)cfg.port);
 		return FB_EIO;
 	}
 	return FB_OK;

@@ -32,7 +32,7 @@ struct auth {
 	enum role role;
 	int64_t token_id; /* api_tokens.id, or 0 */
 	int64_t agent_id; /* for agent credentials, or 0 */
-	char name[129];	  /* token name, for audit records */
+	char name[129];   /* token name, for audit records */
 };
 
 struct http_req;
@@ -41,7 +41,7 @@ typedef void (*http_handler)(struct http_req *req);
 struct route {
 	enum http_method method;
 	const char *pattern; /* "/v1/rollouts/{id}/halt": {x} matches one segment */
-	unsigned roles;	     /* enum role mask; 0 = public */
+	unsigned roles;      /* enum role mask; 0 = public */
 	size_t max_body;     /* 0 = the max_body setting; ROUTE_UPLOAD = sized for max_upload */
 	http_handler handler;
 };
@@ -77,13 +77,13 @@ json_t *http_req_json_or_reply(struct http_req *req);
 
 /* Reply with a copy of body. hdrs may be NULL. */
 void http_reply(struct http_req *req, unsigned status, const char *content_type, const void *body,
-		size_t len, const struct http_hdr *hdrs, size_t nhdrs);
+                size_t len, const struct http_hdr *hdrs, size_t nhdrs);
 /* Reply with a JSON document; steals body. */
 void http_reply_json(struct http_req *req, unsigned status, json_t *body);
 /* Reply {"error":{"code":code,"message":...}} with status and log it (warn
  * for 5xx, debug otherwise). */
 void http_error(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
-	FB_PRINTF(4, 5);
+        FB_PRINTF(4, 5);
 
 /* Streaming replies (server-sent events). The reader is called when the
  * socket can take more; it returns bytes written, 0 after suspending the
@@ -91,7 +91,7 @@ void http_error(struct http_req *req, unsigned status, const char *code, const c
  * free_cb(cls) runs when the response is done. */
 typedef long (*http_stream_reader)(void *cls, char *buf, size_t max);
 void http_reply_stream(struct http_req *req, const char *content_type, http_stream_reader reader,
-		       void *cls, void (*free_cb)(void *cls));
+                       void *cls, void (*free_cb)(void *cls));
 /* Opaque connection handle for suspend/resume. */
 void *http_req_connection(struct http_req *req);
 void http_stream_suspend(void *connection);

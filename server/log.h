@@ -16,9 +16,25 @@ void log_set_request_id(const char *id);
 void log_write(enum log_level lvl, const char *fmt, ...) FB_PRINTF(2, 3);
 
 /* The macros check the level before anything is formatted. */
-#define log_debug(...) do { if (log_min_level <= LOG_DEBUG) log_write(LOG_DEBUG, __VA_ARGS__); } while (0)
-#define log_info(...)  do { if (log_min_level <= LOG_INFO) log_write(LOG_INFO, __VA_ARGS__); } while (0)
-#define log_warn(...)  do { if (log_min_level <= LOG_WARN) log_write(LOG_WARN, __VA_ARGS__); } while (0)
-#define log_error(...) do { if (log_min_level <= LOG_ERROR) log_write(LOG_ERROR, __VA_ARGS__); } while (0)
+#define log_debug(...)                                                                             \
+	do {                                                                                       \
+		if (log_min_level <= LOG_DEBUG)                                                    \
+			log_write(LOG_DEBUG, __VA_ARGS__);                                         \
+	} while (0)
+#define log_info(...)                                                                              \
+	do {                                                                                       \
+		if (log_min_level <= LOG_INFO)                                                     \
+			log_write(LOG_INFO, __VA_ARGS__);                                          \
+	} while (0)
+#define log_warn(...)                                                                              \
+	do {                                                                                       \
+		if (log_min_level <= LOG_WARN)                                                     \
+			log_write(LOG_WARN, __VA_ARGS__);                                          \
+	} while (0)
+#define log_error(...)                                                                             \
+	do {                                                                                       \
+		if (log_min_level <= LOG_ERROR)                                                    \
+			log_write(LOG_ERROR, __VA_ARGS__);                                         \
+	} while (0)
 
 #endif

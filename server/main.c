@@ -9,16 +9,16 @@
 
 #include "agents.h"
 #include "app.h"
+#include "config.h"
 #include "content.h"
 #include "controller.h"
-#include "snapshot.h"
-#include "stream.h"
-#include "telemetry.h"
-#include "config.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "snapshot.h"
+#include "stream.h"
+#include "telemetry.h"
 #include "tokens.h"
 
 #ifndef FB_VERSION
@@ -30,10 +30,11 @@ struct app app;
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: firebreakd [serve] [--name=value ...]   run the server (default)\n"
-		   "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
-		   "       firebreakd token create|list|revoke ...  manage API tokens\n"
-		   "       firebreakd routes                        print the route table (JSON lines)\n"
-		   "       firebreakd version | --help\n\n");
+	           "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
+	           "       firebreakd token create|list|revoke ...  manage API tokens\n"
+	           "       firebreakd routes                        print the route table (JSON "
+	           "lines)\n"
+	           "       firebreakd version | --help\n\n");
 	config_usage(f);
 }
 
@@ -42,7 +43,7 @@ static int cmd_migrate(void)
 	PGconn *c = PQconnectdb(cfg.db);
 	if (PQstatus(c) != CONNECTION_OK) {
 		fprintf(stderr, "firebreakd migrate: cannot connect to the database: %s",
-			PQerrorMessage(c));
+		        PQerrorMessage(c));
 		PQfinish(c);
 		return 1;
 	}
@@ -76,7 +77,7 @@ static int cmd_routes(void)
 			if (routes[i].roles & (1u << k))
 				json_array_append_new(roles, json_string(rn[k]));
 		json_t *o = json_pack("{s:s,s:s,s:o}", "method", method, "path", routes[i].pattern,
-				      "roles", roles);
+		                      "roles", roles);
 		char *line = json_dumps(o, JSON_COMPACT);
 		printf("%s\n", line);
 		free(line);
@@ -121,8 +122,8 @@ static int cmd_serve(void)
 		goto out;
 	}
 	log_info("firebreakd %s listening on %s://%s:%d (threads %lld, db pool %lld)", FB_VERSION,
-		 *cfg.tls_cert ? "https" : "http", cfg.listen, http_port(), (long long)cfg.threads,
-		 (long long)cfg.db_pool);
+	         *cfg.tls_cert ? "https" : "http", cfg.listen, http_port(), (long long)cfg.threads,
+	         (long long)cfg.db_pool);
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig) != 0)

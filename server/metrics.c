@@ -9,9 +9,9 @@
 #include "http.h"
 
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
-				   0.05,   0.1,	  0.25,	  0.5,	 1.0,  2.5};
+                                   0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
 #define NBUCKETS (sizeof bucket_le / sizeof bucket_le[0])
-#define NSTATUS 600
+#define NSTATUS  600
 
 struct route_metrics {
 	uint64_t by_status[NSTATUS];
@@ -73,21 +73,24 @@ enum fb_rc metrics_render(struct fb_buf *b)
 {
 	enum fb_rc rc = FB_OK;
 	char lb[256];
-	rc = fb_buf_addstr(b, "# HELP firebreak_http_requests_total HTTP requests by route and status.\n"
-			      "# TYPE firebreak_http_requests_total counter\n");
+	rc = fb_buf_addstr(
+	        b, "# HELP firebreak_http_requests_total HTTP requests by route and status.\n"
+	           "# TYPE firebreak_http_requests_total counter\n");
 	for (size_t i = 0; !rc && i < g_n; i++) {
 		const char *label = route_label(i, lb, sizeof lb);
 		for (unsigned s = 0; !rc && s < NSTATUS; s++) {
 			uint64_t v = __atomic_load_n(&g_m[i].by_status[s], __ATOMIC_RELAXED);
 			if (v)
 				rc = fb_buf_printf(b,
-						   "firebreak_http_requests_total{route=\"%s\",status=\"%u\"} %llu\n",
-						   label, s, (unsigned long long)v);
+				                   "firebreak_http_requests_total{route=\"%s\","
+				                   "status=\"%u\"} %llu\n",
+				                   label, s, (unsigned long long)v);
 		}
 	}
 	if (!rc)
-		rc = fb_buf_addstr(b, "# HELP firebreak_http_request_duration_seconds Request latency.\n"
-				      "# TYPE firebreak_http_request_duration_seconds histogram\n");
+		rc = fb_buf_addstr(
+		        b, "# HELP firebreak_http_request_duration_seconds Request latency.\n"
+		           "# TYPE firebreak_http_request_duration_seconds histogram\n");
 	for (size_t i = 0; !rc && i < g_n; i++) {
 		uint64_t count = __atomic_load_n(&g_m[i].count, __ATOMIC_RELAXED);
 		if (!count)
@@ -98,39 +101,44 @@ enum fb_rc metrics_render(struct fb_buf *b)
 			cum += __atomic_load_n(&g_m[i].buckets[k], __ATOMIC_RELAXED);
 			if (k < NBUCKETS)
 				rc = fb_buf_printf(b,
-						   "firebreak_http_request_duration_seconds_bucket{route=\"%s\",le=\"%g\"} %llu\n",
-						   label, bucket_le[k], (unsigned long long)cum);
+				                   "firebreak_http_request_duration_seconds_bucket{"
+				                   "route=\"%s\",le=\"%g\"} %llu\n",
+				                   label, bucket_le[k], (unsigned long long)cum);
 			else
 				rc = fb_buf_printf(b,
-						   "firebreak_http_request_duration_seconds_bucket{route=\"%s\",le=\"+Inf\"} %llu\n",
-						   label, (unsigned long long)cum);
+				                   "firebreak_http_request_duration_seconds_bucket{"
+				                   "route=\"%s\",le=\"+Inf\"} %llu\n",
+				                   label, (unsigned long long)cum);
 		}
 		if (!rc)
-			rc = fb_buf_printf(b,
-					   "firebreak_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
-					   "firebreak_http_request_duration_seconds_count{route=\"%s\"} %llu\n",
-					   label,
-					   (double)__atomic_load_n(&g_m[i].sum_us, __ATOMIC_RELAXED) / 1e6,
-					   label, (unsigned long long)count);
+			rc = fb_buf_printf(
+			        b,
+			        "firebreak_http_request_duration_seconds_sum{route=\"%s\"} %.6f\n"
+			        "firebreak_http_request_duration_seconds_count{route=\"%s\"} "
+			        "%llu\n",
+			        label,
+			        (double)__atomic_load_n(&g_m[i].sum_us, __ATOMIC_RELAXED) / 1e6,
+			        label, (unsigned long long)count);
 	}
 	if (rc)
 		return rc;
 	struct db_pool_stats st;
 	db_pool_get_stats(app.db, &st);
-	return fb_buf_printf(b,
-			     "# HELP firebreak_db_pool_connections Connections in the database pool.\n"
-			     "# TYPE firebreak_db_pool_connections gauge\n"
-			     "firebreak_db_pool_connections{state=\"busy\"} %d\n"
-			     "firebreak_db_pool_connections{state=\"idle\"} %d\n"
-			     "# TYPE firebreak_db_pool_waits_total counter\n"
-			     "firebreak_db_pool_waits_total %llu\n"
-			     "# TYPE firebreak_db_pool_timeouts_total counter\n"
-			     "firebreak_db_pool_timeouts_total %llu\n"
-			     "# TYPE firebreak_db_reconnects_total counter\n"
-			     "firebreak_db_reconnects_total %llu\n"
-			     "# TYPE firebreak_db_errors_total counter\n"
-			     "firebreak_db_errors_total %llu\n",
-			     st.busy, st.size - st.busy, (unsigned long long)st.waits,
-			     (unsigned long long)st.timeouts, (unsigned long long)st.reconnects,
-			     (unsigned long long)st.errors);
+	return fb_buf_printf(
+	        b,
+	        "# HELP firebreak_db_pool_connections Connections in the database pool.\n"
+	        "# TYPE firebreak_db_pool_connections gauge\n"
+	        "firebreak_db_pool_connections{state=\"busy\"} %d\n"
+	        "firebreak_db_pool_connections{state=\"idle\"} %d\n"
+	        "# TYPE firebreak_db_pool_waits_total counter\n"
+	        "firebreak_db_pool_waits_total %llu\n"
+	        "# TYPE firebreak_db_pool_timeouts_total counter\n"
+	        "firebreak_db_pool_timeouts_total %llu\n"
+	        "# TYPE firebreak_db_reconnects_total counter\n"
+	        "firebreak_db_reconnects_total %llu\n"
+	        "# TYPE firebreak_db_errors_total counter\n"
+	        "firebreak_db_errors_total %llu\n",
+	        st.busy, st.size - st.busy, (unsigned long long)st.waits,
+	        (unsigned long long)st.timeouts, (unsigned long long)st.reconnects,
+	        (unsigned long long)st.errors);
 }

@@ -29,14 +29,16 @@ static const struct migration *find(long version)
 static enum fb_rc inspect(PGconn *c, long *current, struct fb_err *err)
 {
 	*current = 0;
-	PGresult *r = db_exec(c, err, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL);
+	PGresult *r =
+	        db_exec(c, err, "SELECT to_regclass('schema_migrations') IS NOT NULL", 0, NULL);
 	if (!r)
 		return FB_EDB;
 	int exists = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 	PQclear(r);
 	if (!exists)
 		return FB_OK;
-	r = db_exec(c, err, "SELECT version, name FROM schema_migrations ORDER BY version", 0, NULL);
+	r = db_exec(c, err, "SELECT version, name FROM schema_migrations ORDER BY version", 0,
+	            NULL);
 	if (!r)
 		return FB_EDB;
 	enum fb_rc rc = FB_OK;
@@ -46,15 +48,18 @@ static enum fb_rc inspect(PGconn *c, long *current, struct fb_err *err)
 		const struct migration *m = find(v);
 		if (!m) {
 			fb_err_set(err,
-				   "database has migration %04ld_%s, which this firebreakd does not know "
-				   "(it carries up to %04ld); upgrade firebreakd",
-				   v, name, migrate_latest());
+			           "database has migration %04ld_%s, which this firebreakd does "
+			           "not know "
+			           "(it carries up to %04ld); upgrade firebreakd",
+			           v, name, migrate_latest());
 			rc = FB_ECONFLICT;
 			goto out;
 		}
 		if (strcmp(m->name, name) != 0) {
-			fb_err_set(err, "database records migration %04ld as '%s' but this firebreakd has '%s'",
-				   v, name, m->name);
+			fb_err_set(err,
+			           "database records migration %04ld as '%s' but this firebreakd "
+			           "has '%s'",
+			           v, name, m->name);
 			rc = FB_ECONFLICT;
 			goto out;
 		}
@@ -70,9 +75,9 @@ enum fb_rc migrate_apply(PGconn *c, int *applied, struct fb_err *err)
 	*applied = 0;
 	PQclear(PQexec(c, "SET client_min_messages = warning"));
 	enum fb_rc rc = db_cmd(c, err,
-			       "CREATE TABLE IF NOT EXISTS schema_migrations ("
-			       " version integer PRIMARY KEY, name text NOT NULL,"
-			       " applied_at timestamptz NOT NULL DEFAULT now())");
+	                       "CREATE TABLE IF NOT EXISTS schema_migrations ("
+	                       " version integer PRIMARY KEY, name text NOT NULL,"
+	                       " applied_at timestamptz NOT NULL DEFAULT now())");
 	if (rc)
 		return rc;
 	const char *key[] = {MIGRATE_LOCK_KEY};
@@ -96,7 +101,7 @@ enum fb_rc migrate_apply(PGconn *c, int *applied, struct fb_err *err)
 		ExecStatusType st = PQresultStatus(mr);
 		if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
 			fb_err_set(err, "migration %04ld_%s failed: %s", m->version, m->name,
-				   PQresultErrorMessage(mr));
+			           PQresultErrorMessage(mr));
 			PQclear(mr);
 			PQclear(PQexec(c, "ROLLBACK"));
 			rc = FB_EDB;
@@ -106,7 +111,8 @@ enum fb_rc migrate_apply(PGconn *c, int *applied, struct fb_err *err)
 		char vbuf[24];
 		snprintf(vbuf, sizeof vbuf, "%ld", m->version);
 		const char *p[] = {vbuf, m->name};
-		r = db_exec(c, err, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", 2, p);
+		r = db_exec(c, err, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)",
+		            2, p);
 		if (!r) {
 			PQclear(PQexec(c, "ROLLBACK"));
 			rc = FB_EDB;
@@ -132,8 +138,10 @@ enum fb_rc migrate_check(PGconn *c, struct fb_err *err)
 	if (rc)
 		return rc;
 	if (current != migrate_latest()) {
-		fb_err_set(err, "database schema is at migration %ld, this firebreakd needs %ld; run 'firebreakd migrate'",
-			   current, migrate_latest());
+		fb_err_set(err,
+		           "database schema is at migration %ld, this firebreakd needs %ld; run "
+		           "'firebreakd migrate'",
+		           current, migrate_latest());
 		return FB_ECONFLICT;
 	}
 	return FB_OK;

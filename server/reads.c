@@ -25,7 +25,8 @@ static int rollout_id_or_reply(struct http_req *req, char ids[24])
 	int64_t id;
 	const char *s = http_req_param(req, "id");
 	if (fb_parse_i64(s, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'", s);
+		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
+		           s);
 		return 0;
 	}
 	snprintf(ids, 24, "%lld", (long long)id);
@@ -43,19 +44,22 @@ void reads_rollout_series(struct http_req *req)
 		return;
 	struct fb_err err;
 	const char *p[] = {ids};
-	PGresult *r = db_exec(c, &err,
-			      "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
-			      "coalesce(json_agg(json_build_object('at', extract(epoch FROM created_at)::bigint, "
-			      "'ring', ring_name, 'ring_index', ring_index, 'decision', decision, "
-			      "'treated', (inputs->'inputs'->>'treated')::bigint, "
-			      "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
-			      "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
-			      "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
-			      "'silent', (inputs->'inputs'->>'silent')::bigint, "
-			      "'control', (inputs->'inputs'->>'control')::bigint, "
-			      "'control_failed', (inputs->'inputs'->>'control_failed')::bigint) ORDER BY id), '[]')::text "
-			      "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 ORDER BY id DESC LIMIT 5000) g",
-			      1, p);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
+	        "coalesce(json_agg(json_build_object('at', extract(epoch FROM created_at)::bigint, "
+	        "'ring', ring_name, 'ring_index', ring_index, 'decision', decision, "
+	        "'treated', (inputs->'inputs'->>'treated')::bigint, "
+	        "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
+	        "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
+	        "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
+	        "'silent', (inputs->'inputs'->>'silent')::bigint, "
+	        "'control', (inputs->'inputs'->>'control')::bigint, "
+	        "'control_failed', (inputs->'inputs'->>'control_failed')::bigint) ORDER BY id), "
+	        "'[]')::text "
+	        "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 ORDER BY id DESC LIMIT "
+	        "5000) g",
+	        1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -83,25 +87,30 @@ void reads_rollout_exposure(struct http_req *req)
 		return;
 	struct fb_err err;
 	const char *p[] = {ids};
-	PGresult *r = db_exec(c, &err,
-			      "WITH ro AS (SELECT content_sha256 AS sha, started_at, "
-			      " coalesce((policy -> ring_index ->> 'silence_timeout_s')::int, 300) AS t "
-			      " FROM rollouts WHERE id = $1), "
-			      "ap AS (SELECT e.agent_id, min(e.received_at) AS at FROM events e, ro "
-			      " WHERE e.kind = 'applied' AND e.content_sha256 = ro.sha AND e.received_at >= ro.started_at "
-			      " GROUP BY e.agent_id), "
-			      "bad AS (SELECT e.agent_id, bool_or(e.kind = 'crash') AS crashed, "
-			      " bool_or(e.kind = 'boot_loop') AS looped FROM events e, ro "
-			      " WHERE e.kind IN ('crash', 'boot_loop') AND e.content_sha256 = ro.sha "
-			      " AND e.received_at >= ro.started_at GROUP BY e.agent_id) "
-			      "SELECT ap.agent_id, CASE WHEN b.crashed THEN 'crashed' WHEN b.looped THEN 'boot_looped' "
-			      " WHEN ag.last_seen_at >= ap.at AND ag.last_seen_at >= now() - make_interval(secs => ro.t) "
-			      " THEN 'healthy' WHEN greatest(coalesce(ag.last_seen_at, ap.at), ap.at) < now() - "
-			      " make_interval(secs => ro.t) THEN 'silent' ELSE 'pending' END, "
-			      " (SELECT count(*) FROM rollouts WHERE id = $1) "
-			      "FROM ro, ap JOIN agents ag ON ag.id = ap.agent_id LEFT JOIN bad b ON b.agent_id = ap.agent_id "
-			      "UNION ALL SELECT 0, '', (SELECT count(*) FROM rollouts WHERE id = $1)",
-			      1, p);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "WITH ro AS (SELECT content_sha256 AS sha, started_at, "
+	        " coalesce((policy -> ring_index ->> 'silence_timeout_s')::int, 300) AS t "
+	        " FROM rollouts WHERE id = $1), "
+	        "ap AS (SELECT e.agent_id, min(e.received_at) AS at FROM events e, ro "
+	        " WHERE e.kind = 'applied' AND e.content_sha256 = ro.sha AND e.received_at >= "
+	        "ro.started_at "
+	        " GROUP BY e.agent_id), "
+	        "bad AS (SELECT e.agent_id, bool_or(e.kind = 'crash') AS crashed, "
+	        " bool_or(e.kind = 'boot_loop') AS looped FROM events e, ro "
+	        " WHERE e.kind IN ('crash', 'boot_loop') AND e.content_sha256 = ro.sha "
+	        " AND e.received_at >= ro.started_at GROUP BY e.agent_id) "
+	        "SELECT ap.agent_id, CASE WHEN b.crashed THEN 'crashed' WHEN b.looped THEN "
+	        "'boot_looped' "
+	        " WHEN ag.last_seen_at >= ap.at AND ag.last_seen_at >= now() - make_interval(secs "
+	        "=> ro.t) "
+	        " THEN 'healthy' WHEN greatest(coalesce(ag.last_seen_at, ap.at), ap.at) < now() - "
+	        " make_interval(secs => ro.t) THEN 'silent' ELSE 'pending' END, "
+	        " (SELECT count(*) FROM rollouts WHERE id = $1) "
+	        "FROM ro, ap JOIN agents ag ON ag.id = ap.agent_id LEFT JOIN bad b ON b.agent_id = "
+	        "ap.agent_id "
+	        "UNION ALL SELECT 0, '', (SELECT count(*) FROM rollouts WHERE id = $1)",
+	        1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -119,18 +128,24 @@ void reads_rollout_exposure(struct http_req *req)
 	int nr = snapshot_ring_sizes(sizes, names, SNAP_MAX_RINGS);
 	for (int i = 0; i < nr; i++)
 		json_object_set_new(rings, names[i],
-				    json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i}", "agents", (json_int_t)sizes[i],
-					      "treated", 0, "healthy", 0, "crashed", 0, "boot_looped", 0,
-					      "silent", 0, "pending", 0));
+		                    json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i}", "agents",
+		                              (json_int_t)sizes[i], "treated", 0, "healthy", 0,
+		                              "crashed", 0, "boot_looped", 0, "silent", 0,
+		                              "pending", 0));
 	for (int i = 0; i < n - 1; i++) {
 		char rb[64];
-		const char *ring = snapshot_agent_ring(strtoll(PQgetvalue(r, i, 0), NULL, 10), rb, sizeof rb);
+		const char *ring =
+		        snapshot_agent_ring(strtoll(PQgetvalue(r, i, 0), NULL, 10), rb, sizeof rb);
 		json_t *o = ring ? json_object_get(rings, ring) : NULL;
 		if (!o)
 			continue;
 		const char *health = PQgetvalue(r, i, 1);
-		json_object_set_new(o, "treated", json_integer(json_integer_value(json_object_get(o, "treated")) + 1));
-		json_object_set_new(o, health, json_integer(json_integer_value(json_object_get(o, health)) + 1));
+		json_object_set_new(
+		        o, "treated",
+		        json_integer(json_integer_value(json_object_get(o, "treated")) + 1));
+		json_object_set_new(
+		        o, health,
+		        json_integer(json_integer_value(json_object_get(o, health)) + 1));
 	}
 	PQclear(r);
 	http_reply_json(req, 200, json_pack("{s:s,s:o}", "rollout", ids, "rings", rings));
@@ -142,7 +157,8 @@ void reads_audit(struct http_req *req)
 	const char *actor = http_req_query(req, "actor"), *before = http_req_query(req, "before");
 	const char *lim = http_req_query(req, "limit");
 	int64_t limit = 100, b;
-	if ((lim && fb_parse_i64(lim, 1, 1000, &limit)) || (before && fb_parse_i64(before, 1, INT64_MAX, &b))) {
+	if ((lim && fb_parse_i64(lim, 1, 1000, &limit)) ||
+	    (before && fb_parse_i64(before, 1, INT64_MAX, &b))) {
 		http_error(req, 400, "invalid", "limit must be 1..1000 and before an audit id");
 		return;
 	}
@@ -153,14 +169,18 @@ void reads_audit(struct http_req *req)
 	snprintf(ls, sizeof ls, "%lld", (long long)limit);
 	struct fb_err err;
 	const char *p[] = {action, object, actor, before, ls};
-	PGresult *r = db_exec(c, &err,
-			      "SELECT coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM at)::bigint, "
-			      "'actor', actor, 'action', action, 'object', object, 'before', before, 'after', after, "
-			      "'reason', reason, 'request_id', request_id) ORDER BY id DESC), '[]')::text, min(id) "
-			      "FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR action = $1) "
-			      "AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR actor = $3) "
-			      "AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5) a",
-			      5, p);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM "
+	        "at)::bigint, "
+	        "'actor', actor, 'action', action, 'object', object, 'before', before, 'after', "
+	        "after, "
+	        "'reason', reason, 'request_id', request_id) ORDER BY id DESC), '[]')::text, "
+	        "min(id) "
+	        "FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR action = $1) "
+	        "AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR actor = $3) "
+	        "AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5) a",
+	        5, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -169,7 +189,8 @@ void reads_audit(struct http_req *req)
 	json_t *items = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	json_t *out = json_pack("{s:o}", "audit", items);
 	if (!PQgetisnull(r, 0, 1) && json_array_size(items) == (size_t)limit)
-		json_object_set_new(out, "next_before", json_integer(strtoll(PQgetvalue(r, 0, 1), NULL, 10)));
+		json_object_set_new(out, "next_before",
+		                    json_integer(strtoll(PQgetvalue(r, 0, 1), NULL, 10)));
 	PQclear(r);
 	http_reply_json(req, 200, out);
 }

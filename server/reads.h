@@ -7,6 +7,6 @@
 
 void reads_rollout_series(struct http_req *req);   /* GET /v1/rollouts/{id}/series */
 void reads_rollout_exposure(struct http_req *req); /* GET /v1/rollouts/{id}/exposure */
-void reads_audit(struct http_req *req);		   /* GET /v1/audit */
+void reads_audit(struct http_req *req);            /* GET /v1/audit */
 
 #endif

@@ -6,19 +6,19 @@
 
 #include "http.h"
 
-void rollouts_create(struct http_req *req);  /* POST /v1/rollouts */
-void rollouts_list(struct http_req *req);    /* GET /v1/rollouts */
-void rollouts_show(struct http_req *req);    /* GET /v1/rollouts/{id} */
-void rollouts_halt(struct http_req *req);    /* POST /v1/rollouts/{id}/halt */
-void rollouts_pause(struct http_req *req);   /* POST /v1/rollouts/{id}/pause */
-void rollouts_resume(struct http_req *req);  /* POST /v1/rollouts/{id}/resume */
-void rollouts_promote(struct http_req *req); /* POST /v1/rollouts/{id}/promote */
-void rollouts_revert(struct http_req *req);  /* POST /v1/rollouts/{id}/revert */
+void rollouts_create(struct http_req *req);    /* POST /v1/rollouts */
+void rollouts_list(struct http_req *req);      /* GET /v1/rollouts */
+void rollouts_show(struct http_req *req);      /* GET /v1/rollouts/{id} */
+void rollouts_halt(struct http_req *req);      /* POST /v1/rollouts/{id}/halt */
+void rollouts_pause(struct http_req *req);     /* POST /v1/rollouts/{id}/pause */
+void rollouts_resume(struct http_req *req);    /* POST /v1/rollouts/{id}/resume */
+void rollouts_promote(struct http_req *req);   /* POST /v1/rollouts/{id}/promote */
+void rollouts_revert(struct http_req *req);    /* POST /v1/rollouts/{id}/revert */
 void rollouts_clear_bad(struct http_req *req); /* POST /v1/content/{sha256}/clear-bad */
 
-void rings_get(struct http_req *req); /* GET /v1/rings */
-void rings_put(struct http_req *req); /* PUT /v1/rings */
-void pins_list(struct http_req *req);	/* GET /v1/pins */
+void rings_get(struct http_req *req);   /* GET /v1/rings */
+void rings_put(struct http_req *req);   /* PUT /v1/rings */
+void pins_list(struct http_req *req);   /* GET /v1/pins */
 void pins_create(struct http_req *req); /* POST /v1/pins */
 void pins_delete(struct http_req *req); /* DELETE /v1/pins/{id} */
 

@@ -10,10 +10,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "app.h"
 #include "config.h"
 #include "db.h"
-#include "agents.h"
 #include "log.h"
 #include "migrate.h"
 
@@ -24,7 +24,7 @@ struct ring_def {
 	enum ring_kind kind;
 	int64_t *ids; /* RK_LIST, sorted */
 	size_t nids;
-	char tag[200]; /* RK_TAG: key=value */
+	char tag[200];   /* RK_TAG: key=value */
 	uint32_t lo, hi; /* RK_PERCENT: bucket range [lo, hi) of 10000 */
 };
 
@@ -83,7 +83,7 @@ struct snap_agent {
 	uint16_t cls;
 	uint16_t pad;
 };
-#define AG_KNOWN 1
+#define AG_KNOWN   1
 #define AG_REVOKED 2
 
 static pthread_rwlock_t g_state_lock = PTHREAD_RWLOCK_INITIALIZER;
@@ -140,9 +140,9 @@ static char *caps_key(const json_t *caps)
 		for (size_t j = i; j > 0; j--) {
 			json_t *a = json_array_get(copy, j - 1), *b = json_array_get(copy, j);
 			json_int_t ai = json_integer_value(json_object_get(a, "id")),
-				   bi = json_integer_value(json_object_get(b, "id"));
+			           bi = json_integer_value(json_object_get(b, "id"));
 			json_int_t av = json_integer_value(json_object_get(a, "version")),
-				   bv = json_integer_value(json_object_get(b, "version"));
+			           bv = json_integer_value(json_object_get(b, "version"));
 			if (ai < bi || (ai == bi && av <= bv))
 				break;
 			json_incref(a);
@@ -271,7 +271,7 @@ static enum fb_rc agents_reserve(int64_t id)
 
 /* Caller holds g_state_lock (read) so s is stable. */
 static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, const json_t *tags,
-					 const json_t *caps, int revoked)
+                                         const json_t *caps, int revoked)
 {
 	if (id <= 0 || id > (int64_t)1 << 31)
 		return FB_EINVAL;
@@ -294,8 +294,8 @@ static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, cons
 enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
-	enum fb_rc rc = g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked)
-				: FB_EINTERNAL;
+	enum fb_rc rc =
+	        g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked) : FB_EINTERNAL;
 	pthread_rwlock_unlock(&g_state_lock);
 	return rc;
 }
@@ -331,16 +331,18 @@ static int agent_load(int64_t id)
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
-	PGresult *r = db_exec(c, NULL,
-			      "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
-			      "FROM agents WHERE id = $1",
-			      1, p);
+	PGresult *r = db_exec(
+	        c, NULL,
+	        "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+	        "FROM agents WHERE id = $1",
+	        1, p);
 	db_release(app.db, c);
 	int ok = 0;
 	if (r && PQntuples(r) == 1) {
 		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-		ok = snapshot_agent_put(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
+		ok = snapshot_agent_put(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) ==
+		     FB_OK;
 		json_decref(tags);
 		json_decref(caps);
 	}
@@ -423,7 +425,7 @@ static void state_free(struct state *s)
 }
 
 static enum fb_rc parse_ring(struct ring_def *rd, const char *name, const char *selector,
-			     uint32_t *acc, struct fb_err *err)
+                             uint32_t *acc, struct fb_err *err)
 {
 	snprintf(rd->name, sizeof rd->name, "%s", name);
 	json_t *sel = json_loads(selector, 0, NULL);
@@ -442,7 +444,8 @@ static enum fb_rc parse_ring(struct ring_def *rd, const char *name, const char *
 		qsort(rd->ids, rd->nids, sizeof(int64_t), cmp_i64);
 	} else if ((v = json_object_get(sel, "tag"))) {
 		rd->kind = RK_TAG;
-		snprintf(rd->tag, sizeof rd->tag, "%s", json_string_value(v) ? json_string_value(v) : "");
+		snprintf(rd->tag, sizeof rd->tag, "%s",
+		         json_string_value(v) ? json_string_value(v) : "");
 	} else if ((v = json_object_get(sel, "percent"))) {
 		rd->kind = RK_PERCENT;
 		double pct = json_number_value(v);
@@ -470,7 +473,7 @@ static struct content_info *content_find(const struct state *s, const char *sha)
 }
 
 static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **out,
-			     struct fb_err *err)
+                             struct fb_err *err)
 {
 	*out = NULL;
 	enum fb_rc rc = FB_EDB;
@@ -484,8 +487,8 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 
 	if (db_cmd(c, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
 		goto out;
-	r = db_exec(c, err, "SELECT seq, extract(epoch FROM published_at)::bigint FROM publication", 0,
-		    NULL);
+	r = db_exec(c, err, "SELECT seq, extract(epoch FROM published_at)::bigint FROM publication",
+	            0, NULL);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	s->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -513,10 +516,10 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	}
 
 	r = db_exec(c, err,
-		    "SELECT p.id, p.tag, p.channel_id, p.mode, coalesce(c.sha256, '') FROM pins p "
-		    "LEFT JOIN content c ON c.channel_id = p.channel_id AND c.version = p.version "
-		    "ORDER BY p.id",
-		    0, NULL);
+	            "SELECT p.id, p.tag, p.channel_id, p.mode, coalesce(c.sha256, '') FROM pins p "
+	            "LEFT JOIN content c ON c.channel_id = p.channel_id AND c.version = p.version "
+	            "ORDER BY p.id",
+	            0, NULL);
 	if (!r)
 		goto out;
 	for (int i = 0; i < PQntuples(r) && i < SNAP_MAX_PINS; i++) {
@@ -533,11 +536,11 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	PQclear(r);
 
 	r = db_exec(c, err,
-		    "SELECT ch.id, coalesce(ch.ga_sha256, ''), coalesce(ch.prev_ga_sha256, ''), "
-		    "coalesce(ro.content_sha256, ''), coalesce(ro.ring_index, -1), "
-		    "coalesce(ro.ring_plan::text, '[]') FROM channels ch LEFT JOIN rollouts ro "
-		    "ON ro.channel_id = ch.id AND ro.state IN ('rolling', 'paused') ORDER BY ch.id",
-		    0, NULL);
+	            "SELECT ch.id, coalesce(ch.ga_sha256, ''), coalesce(ch.prev_ga_sha256, ''), "
+	            "coalesce(ro.content_sha256, ''), coalesce(ro.ring_index, -1), "
+	            "coalesce(ro.ring_plan::text, '[]') FROM channels ch LEFT JOIN rollouts ro "
+	            "ON ro.channel_id = ch.id AND ro.state IN ('rolling', 'paused') ORDER BY ch.id",
+	            0, NULL);
 	if (!r)
 		goto out;
 	s->nchans = PQntuples(r);
@@ -553,7 +556,8 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		ch->rollout = ch->rollout_sha[0] != '\0';
 		long ring_index = strtol(PQgetvalue(r, i, 4), NULL, 10);
 		json_t *plan = json_loads(PQgetvalue(r, i, 5), 0, NULL);
-		for (long k = 0; ch->rollout && k <= ring_index && k < (long)json_array_size(plan); k++) {
+		for (long k = 0; ch->rollout && k <= ring_index && k < (long)json_array_size(plan);
+		     k++) {
 			const char *rn = json_string_value(json_array_get(plan, (size_t)k));
 			for (int j = 0; rn && j < s->nrings; j++)
 				if (strcmp(s->rings[j].name, rn) == 0)
@@ -563,13 +567,14 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	}
 	PQclear(r);
 
-	r = db_exec(c, err,
-		    "SELECT sha256, channel_id, manifest, templates::text FROM content WHERE sha256 IN "
-		    "(SELECT ga_sha256 FROM channels UNION SELECT prev_ga_sha256 FROM channels "
-		    " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused') "
-		    " UNION SELECT c.sha256 FROM pins p JOIN content c ON c.channel_id = p.channel_id "
-		    " AND c.version = p.version)",
-		    0, NULL);
+	r = db_exec(
+	        c, err,
+	        "SELECT sha256, channel_id, manifest, templates::text FROM content WHERE sha256 IN "
+	        "(SELECT ga_sha256 FROM channels UNION SELECT prev_ga_sha256 FROM channels "
+	        " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused') "
+	        " UNION SELECT c.sha256 FROM pins p JOIN content c ON c.channel_id = p.channel_id "
+	        " AND c.version = p.version)",
+	        0, NULL);
 	if (!r)
 		goto out;
 	s->ncontent = PQntuples(r);
@@ -595,17 +600,19 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	char since[24];
 	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)g_agents_max);
 	const char *p[] = {since};
-	r = db_exec(c, err,
-		    "SELECT id, tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
-		    "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
-		    1, p);
+	r = db_exec(
+	        c, err,
+	        "SELECT id, tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+	        "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
+	        1, p);
 	if (!r)
 		goto out;
 	for (int i = 0; i < PQntuples(r); i++) {
 		int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 		json_t *tags = json_loads(PQgetvalue(r, i, 1), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, i, 2), 0, NULL);
-		rc = agent_put_locked_state(s, id, tags, caps, strcmp(PQgetvalue(r, i, 3), "t") == 0);
+		rc = agent_put_locked_state(s, id, tags, caps,
+		                            strcmp(PQgetvalue(r, i, 3), "t") == 0);
 		json_decref(tags);
 		json_decref(caps);
 		if (rc)
@@ -646,7 +653,7 @@ static enum fb_rc reload(PGconn *c, struct fb_err *err)
 	pthread_rwlock_unlock(&g_state_lock);
 	if (!old || old->seq != s->seq)
 		log_info("snapshot: publication %lld, %d ring(s), %d channel(s), %d pin(s)",
-			 (long long)s->seq, s->nrings, s->nchans, s->npins);
+		         (long long)s->seq, s->nrings, s->nchans, s->npins);
 	state_free(old);
 	return FB_OK;
 }
@@ -654,10 +661,11 @@ static enum fb_rc reload(PGconn *c, struct fb_err *err)
 enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err)
 {
 	const char *p[] = {reason};
-	PGresult *r = db_exec(c, err,
-			      "UPDATE publication SET seq = nextval('assignment_seq'), reason = $1, "
-			      "published_at = now()",
-			      1, p);
+	PGresult *r =
+	        db_exec(c, err,
+	                "UPDATE publication SET seq = nextval('assignment_seq'), reason = $1, "
+	                "published_at = now()",
+	                1, p);
 	if (!r)
 		return FB_EDB;
 	PQclear(r);
@@ -674,7 +682,7 @@ static int covered(uint16_t cls, const struct content_info *ci)
 
 /* What one channel offers to (ring, pins, class). */
 static const struct content_info *desired(const struct state *s, const struct chan_state *ch,
-					  int ring, uint64_t pins, uint16_t cls)
+                                          int ring, uint64_t pins, uint16_t cls)
 {
 	const char *want = ch->ga;
 	int pinned = 0;
@@ -696,8 +704,8 @@ static const struct content_info *desired(const struct state *s, const struct ch
 	return NULL;
 }
 
-static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls,
-			    struct doc *d, struct fb_err *err)
+static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls, struct doc *d,
+                            struct fb_err *err)
 {
 	uint64_t pins = pinset < MAX_PINSETS ? g_pinset_mask[pinset] : 0;
 	char audience[FBSIG_MAX_AUDIENCE + 1];
@@ -705,11 +713,12 @@ static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t
 	for (int i = 0; i < s->npins && n < (int)sizeof audience - 12; i++)
 		if (pins & (1ull << i))
 			n += snprintf(audience + n, sizeof audience - (size_t)n, "%spin%d",
-				      n == (int)strlen(s->rings[ring].name) ? "+" : ",", s->pins[i].id);
+			              n == (int)strlen(s->rings[ring].name) ? "+" : ",",
+			              s->pins[i].id);
 	json_t *obj = NULL;
-	enum fb_rc rc = fbsig_assignment_build(audience, s->seq, s->issued,
-					       s->issued + cfg.assignment_ttl,
-					       fbsig_root_version(app.root), &obj, err);
+	enum fb_rc rc =
+	        fbsig_assignment_build(audience, s->seq, s->issued, s->issued + cfg.assignment_ttl,
+	                               fbsig_root_version(app.root), &obj, err);
 	if (rc)
 		return rc;
 	for (int i = 0; i < s->nchans; i++) {
@@ -747,7 +756,8 @@ void snapshot_poll(struct http_req *req)
 	struct state *s = g_state;
 	if (!s) {
 		pthread_rwlock_unlock(&g_state_lock);
-		http_error(req, 503, "unavailable", "the server is starting (no snapshot loaded yet)");
+		http_error(req, 503, "unavailable",
+		           "the server is starting (no snapshot loaded yet)");
 		return;
 	}
 	int ring = a.ring < s->nrings ? a.ring : s->nrings - 1;
@@ -775,7 +785,8 @@ void snapshot_poll(struct http_req *req)
 		if (doc_build(s, ring, a.pinset, a.cls, &nd, &err)) {
 			pthread_mutex_unlock(&s->doc_mu);
 			pthread_rwlock_unlock(&g_state_lock);
-			http_error(req, 500, "internal", "cannot build the assignment: %s", err.msg);
+			http_error(req, 500, "internal", "cannot build the assignment: %s",
+			           err.msg);
 			return;
 		}
 		s->docs[s->ndocs] = nd;
@@ -807,7 +818,7 @@ void snapshot_root_version(struct http_req *req)
 	}
 	if (v != fbsig_root_version(app.root)) {
 		http_error(req, 404, "not_found", "this server holds root version %lld only",
-			   (long long)fbsig_root_version(app.root));
+		           (long long)fbsig_root_version(app.root));
 		return;
 	}
 	snapshot_root_current(req);
@@ -835,11 +846,13 @@ static void *listener(void *arg)
 			if (c)
 				PQfinish(c);
 			c = PQconnectdb(cfg.db);
-			if (PQstatus(c) != CONNECTION_OK || db_cmd(c, &err, "LISTEN firebreak_publication") ||
+			if (PQstatus(c) != CONNECTION_OK ||
+			    db_cmd(c, &err, "LISTEN firebreak_publication") ||
 			    (!g_ready && (migrate_check(c, &err) || agents_init(c, &err)))) {
 				char msg[600];
 				snprintf(msg, sizeof msg, "database: %s",
-					 PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c) : err.msg);
+				         PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c)
+				                                      : err.msg);
 				for (size_t k = strlen(msg); k && msg[k - 1] == '\n'; k--)
 					msg[k - 1] = '\0';
 				set_why(msg);

@@ -14,7 +14,7 @@
 #include "http.h"
 
 #define SNAP_MAX_RINGS 16
-#define SNAP_MAX_PINS 64
+#define SNAP_MAX_PINS  64
 
 /* Start the listener thread. It connects (retrying with backoff), checks
  * the schema, loads the agent-token key and the snapshot; until it has,
@@ -30,7 +30,8 @@ enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err) F
 
 /* Agents in memory. Tags (borrowed) decide ring and pins; caps (borrowed)
  * the capability class. Safe from any thread. */
-enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked) FB_MUSTCHECK;
+enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps,
+                              int revoked) FB_MUSTCHECK;
 /* Update the capability class from a heartbeat's capabilities. */
 void snapshot_agent_caps(int64_t id, const json_t *caps);
 /* 1 when the agent is known here and not revoked (loads it from the
@@ -45,7 +46,7 @@ int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n);
 int snapshot_channel_known(uint32_t channel);
 
 /* Handlers. */
-void snapshot_poll(struct http_req *req);	 /* GET /v1/poll */
+void snapshot_poll(struct http_req *req);         /* GET /v1/poll */
 void snapshot_root_current(struct http_req *req); /* GET /v1/root */
 void snapshot_root_version(struct http_req *req); /* GET /v1/roots/{version} */
 

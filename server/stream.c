@@ -16,14 +16,14 @@
 #include "log.h"
 
 #define CLIENT_BUF_MAX ((size_t)1 << 20) /* a slower client is disconnected */
-#define KEEPALIVE_MS 15000
-#define BACKLOG_MAX 1000
+#define KEEPALIVE_MS   15000
+#define BACKLOG_MAX    1000
 
 struct client {
 	struct client *next;
 	void *conn;
 	struct fb_buf buf; /* bytes not yet sent */
-	size_t sent;	   /* of buf */
+	size_t sent;       /* of buf */
 	int suspended;
 	int closing;
 };
@@ -45,7 +45,7 @@ static enum fb_rc frames(PGresult *r, struct fb_buf *b, int64_t *last)
 		char *data = j ? json_dumps(j, JSON_COMPACT) : NULL;
 		json_decref(j);
 		rc = fb_buf_printf(b, "id: %s\nevent: %s\ndata: %s\n\n", PQgetvalue(r, i, 0),
-				   PQgetvalue(r, i, 1), data ? data : "{}");
+		                   PQgetvalue(r, i, 1), data ? data : "{}");
 		free(data);
 		*last = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 	}
@@ -59,10 +59,11 @@ static PGresult *fetch_after(PGconn *c, int64_t after, struct fb_err *err)
 	snprintf(lim, sizeof lim, "%d", BACKLOG_MAX);
 	const char *p[] = {a, lim};
 	return db_exec(c, err,
-		       "SELECT id, type, json_build_object('id', id, 'type', type, 'rollout_id', rollout_id, "
-		       "'data', data, 'at', extract(epoch FROM created_at)::bigint)::text "
-		       "FROM notifications WHERE id > $1 ORDER BY id LIMIT $2",
-		       2, p);
+	               "SELECT id, type, json_build_object('id', id, 'type', type, 'rollout_id', "
+	               "rollout_id, "
+	               "'data', data, 'at', extract(epoch FROM created_at)::bigint)::text "
+	               "FROM notifications WHERE id > $1 ORDER BY id LIMIT $2",
+	               2, p);
 }
 
 /* Caller holds g_mu. Append bytes to every client and wake the waiting. */
@@ -73,7 +74,8 @@ static void broadcast_locked(const char *data, size_t len)
 			continue;
 		if (fb_buf_add(&cl->buf, data, len) != FB_OK) {
 			cl->closing = 1; /* too far behind: it reconnects with Last-Event-ID */
-			log_info("event stream: dropping a client %zu bytes behind", cl->buf.len - cl->sent);
+			log_info("event stream: dropping a client %zu bytes behind",
+			         cl->buf.len - cl->sent);
 		}
 		if (cl->suspended) {
 			cl->suspended = 0;
@@ -130,7 +132,8 @@ void stream_events(struct http_req *req)
 		last = http_req_query(req, "after");
 	int64_t after = -1;
 	if (last && fb_parse_i64(last, 0, INT64_MAX, &after)) {
-		http_error(req, 400, "invalid", "Last-Event-ID must be an event id (a non-negative integer)");
+		http_error(req, 400, "invalid",
+		           "Last-Event-ID must be an event id (a non-negative integer)");
 		return;
 	}
 	struct client *cl = calloc(1, sizeof *cl);
@@ -152,7 +155,8 @@ void stream_events(struct http_req *req)
 		if (!r) {
 			fb_buf_cleanup(&cl->buf);
 			free(cl);
-			http_error(req, 503, "unavailable", "cannot read past events: %s", c ? err.msg : why);
+			http_error(req, 503, "unavailable", "cannot read past events: %s",
+			           c ? err.msg : why);
 			return;
 		}
 		int64_t upto = after;
@@ -184,7 +188,8 @@ static void *pump(void *arg)
 			if (c)
 				PQfinish(c);
 			c = PQconnectdb(cfg.db);
-			if (PQstatus(c) != CONNECTION_OK || db_cmd(c, &err, "LISTEN firebreak_events")) {
+			if (PQstatus(c) != CONNECTION_OK ||
+			    db_cmd(c, &err, "LISTEN firebreak_events")) {
 				PQfinish(c);
 				c = NULL;
 				for (int t = 0; t < 20 && !g_stop; t++)
@@ -192,7 +197,9 @@ static void *pump(void *arg)
 				continue;
 			}
 			if (g_last_id == 0) {
-				PGresult *r = db_exec(c, &err, "SELECT coalesce(max(id), 0) FROM notifications", 0, NULL);
+				PGresult *r = db_exec(
+				        c, &err, "SELECT coalesce(max(id), 0) FROM notifications",
+				        0, NULL);
 				if (r)
 					g_last_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 				PQclear(r);

@@ -15,7 +15,7 @@
 #include "validate.h"
 
 #define MAX_EVENTS_PER_REQUEST 100
-#define MAX_PENDING 4000000 /* heartbeats waiting for the flusher */
+#define MAX_PENDING            4000000 /* heartbeats waiting for the flusher */
 
 struct hb {
 	int64_t agent_id;
@@ -143,10 +143,11 @@ static enum fb_rc flush_batch(PGconn *c, struct hb_map *m, struct fb_err *err)
 	}
 	rc = db_cmd(c, err, "BEGIN");
 	if (!rc)
-		rc = db_cmd(c, err,
-			    "CREATE TEMP TABLE IF NOT EXISTS hb_batch (id bigint, boot_id text, "
-			    "uptime_s bigint, agent_version text, active jsonb, capabilities jsonb, "
-			    "seen double precision) ON COMMIT DELETE ROWS");
+		rc = db_cmd(
+		        c, err,
+		        "CREATE TEMP TABLE IF NOT EXISTS hb_batch (id bigint, boot_id text, "
+		        "uptime_s bigint, agent_version text, active jsonb, capabilities jsonb, "
+		        "seen double precision) ON COMMIT DELETE ROWS");
 	if (rc)
 		goto out;
 	PGresult *r = PQexec(c, "COPY hb_batch FROM STDIN");
@@ -175,12 +176,12 @@ static enum fb_rc flush_batch(PGconn *c, struct hb_map *m, struct fb_err *err)
 	while ((r = PQgetResult(c)))
 		PQclear(r);
 	rc = db_cmd(c, err,
-		    "UPDATE agents a SET boot_id = h.boot_id, uptime_s = h.uptime_s, "
-		    "agent_version = coalesce(h.agent_version, a.agent_version), "
-		    "active = coalesce(h.active, a.active), "
-		    "capabilities = coalesce(h.capabilities, a.capabilities), "
-		    "last_seen_at = to_timestamp(h.seen) FROM hb_batch h WHERE a.id = h.id "
-		    "AND (a.last_seen_at IS NULL OR a.last_seen_at <= to_timestamp(h.seen))");
+	            "UPDATE agents a SET boot_id = h.boot_id, uptime_s = h.uptime_s, "
+	            "agent_version = coalesce(h.agent_version, a.agent_version), "
+	            "active = coalesce(h.active, a.active), "
+	            "capabilities = coalesce(h.capabilities, a.capabilities), "
+	            "last_seen_at = to_timestamp(h.seen) FROM hb_batch h WHERE a.id = h.id "
+	            "AND (a.last_seen_at IS NULL OR a.last_seen_at <= to_timestamp(h.seen))");
 	if (!rc)
 		rc = db_cmd(c, err, "COMMIT");
 out:
@@ -219,7 +220,7 @@ static void *flusher(void *arg)
 			db_release(app.db, c);
 		if (rc) {
 			log_warn("heartbeat flush of %zu failed (%s); retrying with the next batch",
-				 batch.n, c ? err.msg : why);
+			         batch.n, c ? err.msg : why);
 			/* Put them back unless newer ones arrived meanwhile. */
 			pthread_mutex_lock(&g_mu);
 			for (size_t i = 0; i < batch.cap; i++) {
@@ -227,7 +228,8 @@ static void *flusher(void *arg)
 				if (!h->agent_id)
 					continue;
 				if (g_stop || g_pending.n >= MAX_PENDING ||
-				    (g_pending.cap && map_slot(&g_pending, h->agent_id)->agent_id) ||
+				    (g_pending.cap &&
+				     map_slot(&g_pending, h->agent_id)->agent_id) ||
 				    map_put(&g_pending, h))
 					hb_clear(h);
 				else
@@ -284,12 +286,12 @@ static int self_or_reply(struct http_req *req, const json_t *body)
 		return 0;
 	if (id != http_req_auth(req)->agent_id) {
 		http_error(req, 403, "forbidden", "agent %lld may not report for agent %lld",
-			   (long long)http_req_auth(req)->agent_id, (long long)id);
+		           (long long)http_req_auth(req)->agent_id, (long long)id);
 		return 0;
 	}
 	if (!snapshot_agent_ok(id)) {
 		http_error(req, 403, "forbidden", "agent %lld is not enrolled or is revoked",
-			   (long long)id);
+		           (long long)id);
 		return 0;
 	}
 	return 1;
@@ -310,8 +312,8 @@ void telemetry_heartbeat(struct http_req *req)
 	json_t *body = http_req_json_or_reply(req);
 	if (!body)
 		return;
-	static const char *const allowed[] = {"agent_id", "boot_id", "uptime_s", "agent_version",
-					      "active", "capabilities", NULL};
+	static const char *const allowed[] = {
+	        "agent_id", "boot_id", "uptime_s", "agent_version", "active", "capabilities", NULL};
 	struct hb h = {0};
 	if (!val_fields_or_reply(req, body, allowed) || !self_or_reply(req, body))
 		goto out;
@@ -323,7 +325,8 @@ void telemetry_heartbeat(struct http_req *req)
 		goto out;
 	json_t *active = json_object_get(body, "active");
 	if (!json_is_object(active) || json_object_size(active) > 256) {
-		http_error(req, 400, "invalid", "field 'active' must be an object of channel -> sha256");
+		http_error(req, 400, "invalid",
+		           "field 'active' must be an object of channel -> sha256");
 		goto out;
 	}
 	const char *k;
@@ -333,7 +336,8 @@ void telemetry_heartbeat(struct http_req *req)
 		if (!channel_key_or_reply(req, k, "active"))
 			goto out;
 		if (!fb_is_sha256_hex(json_string_value(v))) {
-			http_error(req, 400, "invalid", "active['%s'] must be a sha256 (64 lower-case hex)", k);
+			http_error(req, 400, "invalid",
+			           "active['%s'] must be a sha256 (64 lower-case hex)", k);
 			goto out;
 		}
 	}
@@ -379,7 +383,8 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 	}
 	json_t *idj = json_object_get(e, "id"), *kind = json_object_get(e, "kind");
 	if (!json_is_string(idj) || json_string_length(idj) < 1 || json_string_length(idj) > 64) {
-		http_error(req, 400, "invalid", "%s.id must be a string of 1 to 64 characters", where);
+		http_error(req, 400, "invalid", "%s.id must be a string of 1 to 64 characters",
+		           where);
 		return 0;
 	}
 	const char *kinds[] = {"applied", "crash", "boot_loop", "rejected"};
@@ -388,15 +393,16 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 		if (json_is_string(kind) && strcmp(json_string_value(kind), kinds[k]) == 0)
 			kidx = k;
 	if (kidx < 0) {
-		http_error(req, 400, "invalid", "%s.kind must be applied, crash, boot_loop or rejected", where);
+		http_error(req, 400, "invalid",
+		           "%s.kind must be applied, crash, boot_loop or rejected", where);
 		return 0;
 	}
 	static const char *const allowed[4][10] = {
-		{"id", "kind", "at", "boot_id", "channel", "content", NULL},
-		{"id", "kind", "at", "boot_id", "channel", "content", "code", "module", NULL},
-		{"id", "kind", "at", "boot_id", "channel", "reverted_from", "reverted_to",
-		 "unclean_starts", NULL},
-		{"id", "kind", "at", "boot_id", "channel", "content", "reason", NULL},
+	        {"id", "kind", "at", "boot_id", "channel", "content", NULL},
+	        {"id", "kind", "at", "boot_id", "channel", "content", "code", "module", NULL},
+	        {"id", "kind", "at", "boot_id", "channel", "reverted_from", "reverted_to",
+	         "unclean_starts", NULL},
+	        {"id", "kind", "at", "boot_id", "channel", "content", "reason", NULL},
 	};
 	const char *key;
 	json_t *v;
@@ -407,8 +413,8 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 			if (strcmp(key, allowed[kidx][k]) == 0)
 				ok = 1;
 		if (!ok) {
-			http_error(req, 400, "invalid", "%s: unknown field '%s' for kind %s", where, key,
-				   kinds[kidx]);
+			http_error(req, 400, "invalid", "%s: unknown field '%s' for kind %s", where,
+			           key, kinds[kidx]);
 			return 0;
 		}
 	}
@@ -416,25 +422,28 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 	int64_t now = fb_now_ms() / 1000;
 	if (!json_is_integer(at) || json_integer_value(at) < now - 7 * 86400 ||
 	    json_integer_value(at) > now + 300) {
-		http_error(req, 400, "invalid", "%s.at must be a Unix time within the last 7 days", where);
+		http_error(req, 400, "invalid", "%s.at must be a Unix time within the last 7 days",
+		           where);
 		return 0;
 	}
 	json_t *ch = json_object_get(e, "channel");
-	if (!json_is_integer(ch) || json_integer_value(ch) < 1 || json_integer_value(ch) > 0xffffffffLL ||
+	if (!json_is_integer(ch) || json_integer_value(ch) < 1 ||
+	    json_integer_value(ch) > 0xffffffffLL ||
 	    !snapshot_channel_known((uint32_t)json_integer_value(ch))) {
 		http_error(req, 400, "invalid", "%s.channel must be a known channel id", where);
 		return 0;
 	}
 	json_t *boot = json_object_get(e, "boot_id");
 	if (boot && (!json_is_string(boot) || json_string_length(boot) > 64)) {
-		http_error(req, 400, "invalid", "%s.boot_id must be a string of at most 64 characters", where);
+		http_error(req, 400, "invalid",
+		           "%s.boot_id must be a string of at most 64 characters", where);
 		return 0;
 	}
 	const char *content_key = kidx == 2 ? "reverted_from" : "content";
 	json_t *content = json_object_get(e, content_key);
 	if (!fb_is_sha256_hex(json_string_value(content))) {
 		http_error(req, 400, "invalid", "%s.%s must be a sha256 (64 lower-case hex)", where,
-			   content_key);
+		           content_key);
 		return 0;
 	}
 	json_t *details = json_object();
@@ -443,7 +452,8 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 		if ((code && (!json_is_string(code) || json_string_length(code) > 64)) ||
 		    (mod && (!json_is_string(mod) || json_string_length(mod) > 128))) {
 			json_decref(details);
-			http_error(req, 400, "invalid", "%s: code (<= 64) and module (<= 128) must be strings", where);
+			http_error(req, 400, "invalid",
+			           "%s: code (<= 64) and module (<= 128) must be strings", where);
 			return 0;
 		}
 		if (code)
@@ -451,23 +461,29 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 		if (mod)
 			json_object_set(details, "module", mod);
 	} else if (kidx == 2) {
-		json_t *to = json_object_get(e, "reverted_to"), *n = json_object_get(e, "unclean_starts");
+		json_t *to = json_object_get(e, "reverted_to"),
+		       *n = json_object_get(e, "unclean_starts");
 		if ((to && !(json_is_string(to) && (json_string_length(to) == 0 ||
-						    fb_is_sha256_hex(json_string_value(to))))) ||
-		    !json_is_integer(n) || json_integer_value(n) < 1 || json_integer_value(n) > 100000) {
+		                                    fb_is_sha256_hex(json_string_value(to))))) ||
+		    !json_is_integer(n) || json_integer_value(n) < 1 ||
+		    json_integer_value(n) > 100000) {
 			json_decref(details);
 			http_error(req, 400, "invalid",
-				   "%s: reverted_to must be a sha256 or empty and unclean_starts an integer >= 1", where);
+			           "%s: reverted_to must be a sha256 or empty and unclean_starts "
+			           "an integer >= 1",
+			           where);
 			return 0;
 		}
 		json_object_set(details, "reverted_from", content);
-		json_object_set_new(details, "reverted_to", json_string(to ? json_string_value(to) : ""));
+		json_object_set_new(details, "reverted_to",
+		                    json_string(to ? json_string_value(to) : ""));
 		json_object_set(details, "unclean_starts", n);
 	} else if (kidx == 3) {
 		json_t *reason = json_object_get(e, "reason");
 		if (!json_is_string(reason) || json_string_length(reason) > 512) {
 			json_decref(details);
-			http_error(req, 400, "invalid", "%s.reason must be a string of at most 512 characters", where);
+			http_error(req, 400, "invalid",
+			           "%s.reason must be a string of at most 512 characters", where);
 			return 0;
 		}
 		json_object_set(details, "reason", reason);
@@ -498,7 +514,7 @@ void telemetry_events(struct http_req *req)
 	if (!json_is_array(events) || json_array_size(events) < 1 ||
 	    json_array_size(events) > MAX_EVENTS_PER_REQUEST) {
 		http_error(req, 400, "invalid", "field 'events' must be an array of 1 to %d events",
-			   MAX_EVENTS_PER_REQUEST);
+		           MAX_EVENTS_PER_REQUEST);
 		goto out;
 	}
 	for (size_t i = 0; i < json_array_size(events); i++) {
@@ -519,13 +535,16 @@ void telemetry_events(struct http_req *req)
 	if (db_cmd(c, &err, "BEGIN"))
 		goto dberr;
 	for (size_t i = 0; i < n; i++) {
-		const char *p[] = {agent, rows[i].id, rows[i].kind, rows[i].channel, rows[i].content,
-				   rows[i].boot[0] ? rows[i].boot : NULL, rows[i].details, rows[i].at};
-		PGresult *r = db_exec(c, &err,
-				      "INSERT INTO events (agent_id, event_id, kind, channel_id, content_sha256, "
-				      "boot_id, details, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, "
-				      "to_timestamp($8)) ON CONFLICT (agent_id, event_id) DO NOTHING RETURNING 1",
-				      8, p);
+		const char *p[] = {agent,           rows[i].id,
+		                   rows[i].kind,    rows[i].channel,
+		                   rows[i].content, rows[i].boot[0] ? rows[i].boot : NULL,
+		                   rows[i].details, rows[i].at};
+		PGresult *r = db_exec(
+		        c, &err,
+		        "INSERT INTO events (agent_id, event_id, kind, channel_id, content_sha256, "
+		        "boot_id, details, occurred_at) VALUES ($1, $2, $3, $4, $5, $6, $7::jsonb, "
+		        "to_timestamp($8)) ON CONFLICT (agent_id, event_id) DO NOTHING RETURNING 1",
+		        8, p);
 		if (!r)
 			goto dberr;
 		accepted += PQntuples(r);
@@ -533,8 +552,9 @@ void telemetry_events(struct http_req *req)
 	}
 	if (db_cmd(c, &err, "COMMIT"))
 		goto dberr;
-	http_reply_json(req, 200, json_pack("{s:i,s:i}", "accepted", accepted, "duplicates",
-					    (int)n - accepted));
+	http_reply_json(
+	        req, 200,
+	        json_pack("{s:i,s:i}", "accepted", accepted, "duplicates", (int)n - accepted));
 	goto out;
 dberr:
 	http_error(req, 503, "unavailable", "events not stored: %s", err.msg);

@@ -11,6 +11,6 @@ enum fb_rc telemetry_start(struct fb_err *err) FB_MUSTCHECK;
 void telemetry_stop(void);
 
 void telemetry_heartbeat(struct http_req *req); /* POST /v1/heartbeat */
-void telemetry_events(struct http_req *req);	/* POST /v1/events */
+void telemetry_events(struct http_req *req);    /* POST /v1/events */
 
 #endif

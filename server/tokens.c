@@ -37,7 +37,8 @@ int tokens_cli(int argc, char **argv)
 {
 	/* argv[0] = "token", argv[1] = verb */
 	if (argc < 2 || strcmp(argv[1], "--help") == 0) {
-		printf("usage: firebreakd token create --role agent|release|soc|admin --name NAME [--db CONNINFO]\n"
+		printf("usage: firebreakd token create --role agent|release|soc|admin --name NAME "
+		       "[--db CONNINFO]\n"
 		       "       firebreakd token list [--db CONNINFO]\n"
 		       "       firebreakd token revoke ID [--db CONNINFO]\n"
 		       "create prints the new token once; only its SHA-256 is stored.\n");
@@ -60,8 +61,9 @@ int tokens_cli(int argc, char **argv)
 		const char *name = opt_value(argc, argv, "--name");
 		enum role r = auth_role_parse(role);
 		if (!r) {
-			status = cli_fail("--role must be agent, release, soc or admin (found '%s')",
-					  role ? role : "");
+			status =
+			        cli_fail("--role must be agent, release, soc or admin (found '%s')",
+			                 role ? role : "");
 			goto out;
 		}
 		if (!name || !*name) {
@@ -75,10 +77,11 @@ int tokens_cli(int argc, char **argv)
 			goto out;
 		}
 		json_t *after = json_pack("{s:I,s:s,s:s}", "id", (json_int_t)id, "name", name,
-					  "role", role);
+		                          "role", role);
 		char obj[40];
 		snprintf(obj, sizeof obj, "token/%lld", (long long)id);
-		enum fb_rc rc = audit_write(c, &cli, NULL, "token.create", obj, NULL, after, NULL, &err);
+		enum fb_rc rc =
+		        audit_write(c, &cli, NULL, "token.create", obj, NULL, after, NULL, &err);
 		json_decref(after);
 		if (rc || db_cmd(c, &err, "COMMIT")) {
 			sodium_memzero(token, sizeof token);
@@ -88,12 +91,12 @@ int tokens_cli(int argc, char **argv)
 		printf("%s\n", token);
 		sodium_memzero(token, sizeof token);
 		fprintf(stderr, "created %s token %lld '%s'; it is shown only this once\n", role,
-			(long long)id, name);
+		        (long long)id, name);
 	} else if (strcmp(argv[1], "list") == 0) {
 		PGresult *res = db_exec(c, &err,
-					"SELECT id, role, name, created_at, revoked_at IS NOT NULL "
-					"FROM api_tokens ORDER BY id",
-					0, NULL);
+		                        "SELECT id, role, name, created_at, revoked_at IS NOT NULL "
+		                        "FROM api_tokens ORDER BY id",
+		                        0, NULL);
 		if (!res) {
 			status = cli_fail("%s", err.msg);
 			goto out;
@@ -106,14 +109,15 @@ int tokens_cli(int argc, char **argv)
 	} else if (strcmp(argv[1], "revoke") == 0) {
 		int64_t id;
 		if (argc < 3 || fb_parse_i64(argv[2], 1, INT64_MAX, &id)) {
-			status = cli_fail("revoke needs a token id (found '%s')", argc > 2 ? argv[2] : "");
+			status = cli_fail("revoke needs a token id (found '%s')",
+			                  argc > 2 ? argv[2] : "");
 			goto out;
 		}
 		const char *p[] = {argv[2]};
 		PGresult *res = db_exec(c, &err,
-					"UPDATE api_tokens SET revoked_at = now() "
-					"WHERE id = $1 AND revoked_at IS NULL RETURNING id",
-					1, p);
+		                        "UPDATE api_tokens SET revoked_at = now() "
+		                        "WHERE id = $1 AND revoked_at IS NULL RETURNING id",
+		                        1, p);
 		if (!res || PQntuples(res) != 1) {
 			PQclear(res);
 			status = cli_fail("no active token with id %s", argv[2]);
@@ -151,12 +155,14 @@ void tokens_create(struct http_req *req)
 	PGconn *c = NULL;
 	json_t *role_j = json_object_get(body, "role"), *name_j = json_object_get(body, "name");
 	if (!json_is_string(role_j) || !auth_role_parse(json_string_value(role_j))) {
-		http_error(req, 400, "invalid", "field 'role' must be one of agent, release, soc, admin");
+		http_error(req, 400, "invalid",
+		           "field 'role' must be one of agent, release, soc, admin");
 		goto out;
 	}
 	if (!json_is_string(name_j) || json_string_length(name_j) < 1 ||
 	    json_string_length(name_j) > 128) {
-		http_error(req, 400, "invalid", "field 'name' must be a string of 1 to 128 characters");
+		http_error(req, 400, "invalid",
+		           "field 'name' must be a string of 1 to 128 characters");
 		goto out;
 	}
 	const char *unknown;
@@ -176,16 +182,16 @@ void tokens_create(struct http_req *req)
 	int64_t id;
 	if (db_cmd(c, &err, "BEGIN") ||
 	    auth_token_create(c, auth_role_parse(json_string_value(role_j)),
-			      json_string_value(name_j), token, &id, &err)) {
+	                      json_string_value(name_j), token, &id, &err)) {
 		http_error(req, 500, "internal", "could not create the token: %s", err.msg);
 		goto out;
 	}
 	char obj[40];
 	snprintf(obj, sizeof obj, "token/%lld", (long long)id);
-	json_t *after = json_pack("{s:I,s:O,s:O}", "id", (json_int_t)id, "name", name_j, "role",
-				  role_j);
+	json_t *after =
+	        json_pack("{s:I,s:O,s:O}", "id", (json_int_t)id, "name", name_j, "role", role_j);
 	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req), "token.create", obj,
-				    NULL, after, NULL, &err);
+	                            NULL, after, NULL, &err);
 	json_decref(after);
 	if (rc || db_cmd(c, &err, "COMMIT")) {
 		sodium_memzero(token, sizeof token);
@@ -193,8 +199,8 @@ void tokens_create(struct http_req *req)
 		goto out;
 	}
 	http_reply_json(req, 201,
-			json_pack("{s:I,s:O,s:O,s:s}", "id", (json_int_t)id, "name", name_j, "role",
-				  role_j, "token", token));
+	                json_pack("{s:I,s:O,s:O,s:s}", "id", (json_int_t)id, "name", name_j, "role",
+	                          role_j, "token", token));
 	sodium_memzero(token, sizeof token);
 out:
 	if (c)
@@ -209,9 +215,9 @@ void tokens_list(struct http_req *req)
 		return;
 	struct fb_err err;
 	PGresult *r = db_exec(c, &err,
-			      "SELECT id, role, name, extract(epoch FROM created_at)::bigint, "
-			      "revoked_at IS NOT NULL FROM api_tokens ORDER BY id",
-			      0, NULL);
+	                      "SELECT id, role, name, extract(epoch FROM created_at)::bigint, "
+	                      "revoked_at IS NOT NULL FROM api_tokens ORDER BY id",
+	                      0, NULL);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -220,11 +226,11 @@ void tokens_list(struct http_req *req)
 	json_t *arr = json_array();
 	for (int i = 0; i < PQntuples(r); i++)
 		json_array_append_new(
-			arr, json_pack("{s:I,s:s,s:s,s:I,s:b}", "id",
-				       (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10), "role",
-				       PQgetvalue(r, i, 1), "name", PQgetvalue(r, i, 2), "created",
-				       (json_int_t)strtoll(PQgetvalue(r, i, 3), NULL, 10), "revoked",
-				       strcmp(PQgetvalue(r, i, 4), "t") == 0));
+		        arr, json_pack("{s:I,s:s,s:s,s:I,s:b}", "id",
+		                       (json_int_t)strtoll(PQgetvalue(r, i, 0), NULL, 10), "role",
+		                       PQgetvalue(r, i, 1), "name", PQgetvalue(r, i, 2), "created",
+		                       (json_int_t)strtoll(PQgetvalue(r, i, 3), NULL, 10),
+		                       "revoked", strcmp(PQgetvalue(r, i, 4), "t") == 0));
 	PQclear(r);
 	http_reply_json(req, 200, json_pack("{s:o}", "tokens", arr));
 }
@@ -234,7 +240,8 @@ void tokens_revoke(struct http_req *req)
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "token id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "token id must be a positive integer, found '%s'",
+		           ids);
 		return;
 	}
 	PGconn *c = db_or_reply(req);
@@ -248,9 +255,9 @@ void tokens_revoke(struct http_req *req)
 		goto out;
 	}
 	r = db_exec(c, &err,
-		    "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
-		    "RETURNING id",
-		    1, p);
+	            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL "
+	            "RETURNING id",
+	            1, p);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
@@ -261,7 +268,8 @@ void tokens_revoke(struct http_req *req)
 		r = db_exec(c, &err, "SELECT 1 FROM api_tokens WHERE id = $1", 1, p);
 		int exists = r && PQntuples(r) == 1;
 		if (exists)
-			http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));
+			http_reply_json(req, 200,
+			                json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));
 		else
 			http_error(req, 404, "not_found", "no token with id %lld", (long long)id);
 		goto out;
@@ -269,7 +277,7 @@ void tokens_revoke(struct http_req *req)
 	char obj[40];
 	snprintf(obj, sizeof obj, "token/%lld", (long long)id);
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "token.revoke", obj, NULL, NULL,
-			NULL, &err) ||
+	                NULL, &err) ||
 	    db_cmd(c, &err, "COMMIT")) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
@@ -284,6 +292,6 @@ void tokens_whoami(struct http_req *req)
 {
 	const struct auth *a = http_req_auth(req);
 	http_reply_json(req, 200,
-			json_pack("{s:s,s:s,s:I}", "role", auth_role_name(a->role), "name", a->name,
-				  "token_id", (json_int_t)a->token_id));
+	                json_pack("{s:s,s:s,s:I}", "role", auth_role_name(a->role), "name", a->name,
+	                          "token_id", (json_int_t)a->token_id));
 }

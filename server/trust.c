@@ -59,8 +59,10 @@ enum fb_rc app_load_trust(struct fb_err *err)
 			listed = 1;
 	}
 	if (!listed) {
-		fb_err_set(err, "online key %s is not an online key of root version %lld; agents would refuse every assignment",
-			   pub.keyid, (long long)fbsig_root_version(app.root));
+		fb_err_set(err,
+		           "online key %s is not an online key of root version %lld; agents would "
+		           "refuse every assignment",
+		           pub.keyid, (long long)fbsig_root_version(app.root));
 		rc = FB_ECONFLICT;
 		goto out;
 	}
@@ -70,7 +72,8 @@ enum fb_rc app_load_trust(struct fb_err *err)
 		goto out;
 	}
 	log_info("trust: root version %lld, online key %s, %zu template type(s)",
-		 (long long)fbsig_root_version(app.root), pub.keyid, cf_registry_count(app.registry));
+	         (long long)fbsig_root_version(app.root), pub.keyid,
+	         cf_registry_count(app.registry));
 out:
 	if (pass) {
 		sodium_memzero(pass, strlen(pass));

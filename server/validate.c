@@ -22,7 +22,7 @@ int val_fields_or_reply(struct http_req *req, const json_t *obj, const char *con
 }
 
 const char *val_string_or_reply(struct http_req *req, const json_t *obj, const char *key,
-				size_t minlen, size_t maxlen, int required)
+                                size_t minlen, size_t maxlen, int required)
 {
 	json_t *v = json_object_get(obj, key);
 	if (!v) {
@@ -30,17 +30,19 @@ const char *val_string_or_reply(struct http_req *req, const json_t *obj, const c
 			http_error(req, 400, "invalid", "field '%s' is required", key);
 		return NULL;
 	}
-	if (!json_is_string(v) || json_string_length(v) < minlen || json_string_length(v) > maxlen ||
+	if (!json_is_string(v) || json_string_length(v) < minlen ||
+	    json_string_length(v) > maxlen ||
 	    strlen(json_string_value(v)) != json_string_length(v)) {
-		http_error(req, 400, "invalid", "field '%s' must be a string of %zu to %zu characters",
-			   key, minlen, maxlen);
+		http_error(req, 400, "invalid",
+		           "field '%s' must be a string of %zu to %zu characters", key, minlen,
+		           maxlen);
 		return NULL;
 	}
 	return json_string_value(v);
 }
 
 int val_int_or_reply(struct http_req *req, const json_t *obj, const char *key, int64_t min,
-		     int64_t max, int required, int64_t *out)
+                     int64_t max, int required, int64_t *out)
 {
 	json_t *v = json_object_get(obj, key);
 	if (!v) {
@@ -49,8 +51,8 @@ int val_int_or_reply(struct http_req *req, const json_t *obj, const char *key, i
 		return !required;
 	}
 	if (!json_is_integer(v) || json_integer_value(v) < min || json_integer_value(v) > max) {
-		http_error(req, 400, "invalid", "field '%s' must be an integer in [%lld, %lld]", key,
-			   (long long)min, (long long)max);
+		http_error(req, 400, "invalid", "field '%s' must be an integer in [%lld, %lld]",
+		           key, (long long)min, (long long)max);
 		return 0;
 	}
 	*out = json_integer_value(v);
@@ -58,7 +60,7 @@ int val_int_or_reply(struct http_req *req, const json_t *obj, const char *key, i
 }
 
 const char *val_sha256_or_reply(struct http_req *req, const json_t *obj, const char *key,
-				int required)
+                                int required)
 {
 	json_t *v = json_object_get(obj, key);
 	if (!v) {
@@ -67,7 +69,8 @@ const char *val_sha256_or_reply(struct http_req *req, const json_t *obj, const c
 		return NULL;
 	}
 	if (!fb_is_sha256_hex(json_string_value(v))) {
-		http_error(req, 400, "invalid", "field '%s' must be 64 lower-case hex digits (sha256)", key);
+		http_error(req, 400, "invalid",
+		           "field '%s' must be 64 lower-case hex digits (sha256)", key);
 		return NULL;
 	}
 	return json_string_value(v);
@@ -90,7 +93,8 @@ static int charset_ok(const char *s, size_t min, size_t max, const char *extra)
 int val_tags_or_reply(struct http_req *req, const json_t *tags)
 {
 	if (!json_is_object(tags) || json_object_size(tags) > 32) {
-		http_error(req, 400, "invalid", "field 'tags' must be an object of at most 32 tags");
+		http_error(req, 400, "invalid",
+		           "field 'tags' must be an object of at most 32 tags");
 		return 0;
 	}
 	const char *k;
@@ -100,8 +104,9 @@ int val_tags_or_reply(struct http_req *req, const json_t *tags)
 		if (!charset_ok(k, 1, 64, "_.-") || !json_is_string(v) ||
 		    !charset_ok(json_string_value(v), 1, 128, "_.:-")) {
 			http_error(req, 400, "invalid",
-				   "tag '%.64s' must have a key of [A-Za-z0-9_.-]{1,64} and a string value of [A-Za-z0-9_.:-]{1,128}",
-				   k);
+			           "tag '%.64s' must have a key of [A-Za-z0-9_.-]{1,64} and a "
+			           "string value of [A-Za-z0-9_.:-]{1,128}",
+			           k);
 			return 0;
 		}
 	}
@@ -116,7 +121,8 @@ int val_capabilities_or_reply(struct http_req *req, const json_t *caps, int requ
 		return !required;
 	}
 	if (!json_is_array(caps) || json_array_size(caps) > 256) {
-		http_error(req, 400, "invalid", "field 'capabilities' must be an array of at most 256 entries");
+		http_error(req, 400, "invalid",
+		           "field 'capabilities' must be an array of at most 256 entries");
 		return 0;
 	}
 	for (size_t i = 0; i < json_array_size(caps); i++) {
@@ -127,7 +133,9 @@ int val_capabilities_or_reply(struct http_req *req, const json_t *caps, int requ
 		    json_integer_value(id) > 0xffffffffLL || json_integer_value(ver) < 0 ||
 		    json_integer_value(ver) > 0xffff) {
 			http_error(req, 400, "invalid",
-				   "capabilities[%zu] must be {\"id\": 0..4294967295, \"version\": 0..65535}", i);
+			           "capabilities[%zu] must be {\"id\": 0..4294967295, \"version\": "
+			           "0..65535}",
+			           i);
 			return 0;
 		}
 	}

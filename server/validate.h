@@ -15,14 +15,14 @@ int val_fields_or_reply(struct http_req *req, const json_t *obj, const char *con
  * Absent and !required: NULL without a reply (check json_object_get to tell
  * the two apart). */
 const char *val_string_or_reply(struct http_req *req, const json_t *obj, const char *key,
-				size_t minlen, size_t maxlen, int required);
+                                size_t minlen, size_t maxlen, int required);
 /* Integer at key in [min, max] into *out. Absent and !required: 1, *out
  * unchanged. */
 int val_int_or_reply(struct http_req *req, const json_t *obj, const char *key, int64_t min,
-		     int64_t max, int required, int64_t *out);
+                     int64_t max, int required, int64_t *out);
 /* A 64-hex sha256 at key. */
 const char *val_sha256_or_reply(struct http_req *req, const json_t *obj, const char *key,
-				int required);
+                                int required);
 /* Tags: an object of at most 32 string values, keys [A-Za-z0-9_.-]{1,64},
  * values [A-Za-z0-9_.:-]{1,128}. */
 int val_tags_or_reply(struct http_req *req, const json_t *tags);

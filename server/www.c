@@ -11,15 +11,15 @@ static void serve(struct http_req *req, const char *name)
 		if (strcmp(www_files[i].name, name) != 0)
 			continue;
 		struct http_hdr hdrs[] = {
-			{"Cache-Control", "no-cache"},
-			{"Content-Security-Policy",
-			 "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-			 "connect-src 'self'; frame-ancestors 'none'"},
-			{"X-Content-Type-Options", "nosniff"},
-			{"Referrer-Policy", "no-referrer"},
+		        {"Cache-Control", "no-cache"},
+		        {"Content-Security-Policy", "default-src 'self'; img-src 'self' data:; "
+		                                    "style-src 'self'; script-src 'self'; "
+		                                    "connect-src 'self'; frame-ancestors 'none'"},
+		        {"X-Content-Type-Options", "nosniff"},
+		        {"Referrer-Policy", "no-referrer"},
 		};
-		http_reply(req, 200, www_files[i].content_type, www_files[i].data, www_files[i].len, hdrs,
-			   4);
+		http_reply(req, 200, www_files[i].content_type, www_files[i].data, www_files[i].len,
+		           hdrs, 4);
 		return;
 	}
 	http_error(req, 404, "not_found", "no dashboard file '%s'", name);

@@ -49,6 +49,7 @@ int main(int argc, char **argv)
 		fclose(in);
 		fputs("\"},\n", out);
 	}
-	fprintf(out, "};\nconst size_t migrations_count = sizeof migrations / sizeof migrations[0];\n");
+	fprintf(out,
+	        "};\nconst size_t migrations_count = sizeof migrations / sizeof migrations[0];\n");
 	return fclose(out) ? 1 : 0;
 }

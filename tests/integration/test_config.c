@@ -1,9 +1,9 @@
 /* firebreakd configuration: file, environment and flags in that order of
  * precedence; --help lists every parameter; bad values are refused. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -18,9 +18,10 @@ static void test_help_lists_every_parameter(void **state)
 	const char *argv[] = {fbt_bin("firebreakd"), "--help", NULL};
 	char *out, *err;
 	assert_int_equal(fbt_run(argv, NULL, &out, &err), 0);
-	const char *names[] = {"--listen", "--port", "--threads", "--db", "--db_pool",
-			       "--max_body", "--max_upload", "--log_level", "--tls_cert",
-			       "--tls_key", "--shutdown_grace", "--config", "migrate", "token"};
+	const char *names[] = {"--listen",   "--port",     "--threads",        "--db",
+	                       "--db_pool",  "--max_body", "--max_upload",     "--log_level",
+	                       "--tls_cert", "--tls_key",  "--shutdown_grace", "--config",
+	                       "migrate",    "token"};
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
 		if (!strstr(out, names[i]))
 			fail_msg("--help does not mention %s", names[i]);
@@ -106,9 +107,9 @@ static void test_precedence_file_env_flag(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_help_lists_every_parameter),
-		cmocka_unit_test(test_bad_values_are_refused),
-		cmocka_unit_test(test_precedence_file_env_flag),
+	        cmocka_unit_test(test_help_lists_every_parameter),
+	        cmocka_unit_test(test_bad_values_are_refused),
+	        cmocka_unit_test(test_precedence_file_env_flag),
 	};
 	return cmocka_run_group_tests_name("config", tests, NULL, NULL);
 }

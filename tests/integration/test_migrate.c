@@ -1,9 +1,9 @@
 /* firebreakd migrate against a real PostgreSQL: a fresh database, a re-run,
  * and a database that is ahead of the binary. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>
@@ -45,9 +45,9 @@ static void test_fresh_then_rerun_is_noop(void **state)
 	assert_true(n >= 1);
 	/* the core tables exist; the default rings are seeded */
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM rings"), 4);
-	const char *tables[] = {"channels", "content", "agents", "rollouts",
-				"gate_policies", "gate_evaluations", "telemetry_rollups", "events",
-				"audit_log", "api_tokens"};
+	const char *tables[] = {
+	        "channels",         "content",           "agents", "rollouts",  "gate_policies",
+	        "gate_evaluations", "telemetry_rollups", "events", "audit_log", "api_tokens"};
 	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
 		char sql[128];
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
@@ -55,12 +55,14 @@ static void test_fresh_then_rerun_is_noop(void **state)
 	}
 	free(out);
 	free(err);
-	long applied_at = fbt_db_long(db, "SELECT extract(epoch FROM max(applied_at))*1000000 FROM schema_migrations");
+	long applied_at = fbt_db_long(
+	        db, "SELECT extract(epoch FROM max(applied_at))*1000000 FROM schema_migrations");
 	assert_int_equal(migrate(db, &out, &err), 0);
 	assert_non_null(strstr(out, "nothing to do"));
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM schema_migrations"), n);
-	assert_int_equal(fbt_db_long(db, "SELECT extract(epoch FROM max(applied_at))*1000000 FROM schema_migrations"),
-			 applied_at);
+	assert_int_equal(fbt_db_long(db, "SELECT extract(epoch FROM max(applied_at))*1000000 FROM "
+	                                 "schema_migrations"),
+	                 applied_at);
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM rings"), 4);
 	free(out);
 	free(err);
@@ -72,11 +74,15 @@ static void test_unknown_migration_is_refused(void **state)
 	(void)state;
 	char *db = fbt_db_new(), *out, *err;
 	long tables = fbt_db_long(db, "SELECT count(*) FROM pg_tables WHERE schemaname='public'");
-	assert_int_equal(fbt_db_exec(db, "INSERT INTO schema_migrations (version, name) VALUES (9999, 'from_the_future')"), 0);
+	assert_int_equal(fbt_db_exec(db, "INSERT INTO schema_migrations (version, name) VALUES "
+	                                 "(9999, 'from_the_future')"),
+	                 0);
 	assert_int_not_equal(migrate(db, &out, &err), 0);
 	assert_non_null(strstr(err, "9999_from_the_future"));
 	assert_non_null(strstr(err, "does not know"));
-	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM pg_tables WHERE schemaname='public'"), tables);
+	assert_int_equal(
+	        fbt_db_long(db, "SELECT count(*) FROM pg_tables WHERE schemaname='public'"),
+	        tables);
 	free(out);
 	free(err);
 	/* and a running server says it is not ready, with the reason */
@@ -95,7 +101,11 @@ static void test_renamed_migration_is_refused(void **state)
 {
 	(void)state;
 	char *db = fbt_db_new(), *out, *err;
-	assert_int_equal(fbt_db_exec(db, "UPDATE schema_migrations SET name = 'something_else' WHERE version = 1"), 0);
+	assert_int_equal(
+	        fbt_db_exec(
+	                db,
+	                "UPDATE schema_migrations SET name = 'something_else' WHERE version = 1"),
+	        0);
 	assert_int_not_equal(migrate(db, &out, &err), 0);
 	assert_non_null(strstr(err, "something_else"));
 	free(out);
@@ -116,10 +126,10 @@ static void test_unreachable_database(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_fresh_then_rerun_is_noop),
-		cmocka_unit_test(test_unknown_migration_is_refused),
-		cmocka_unit_test(test_renamed_migration_is_refused),
-		cmocka_unit_test(test_unreachable_database),
+	        cmocka_unit_test(test_fresh_then_rerun_is_noop),
+	        cmocka_unit_test(test_unknown_migration_is_refused),
+	        cmocka_unit_test(test_renamed_migration_is_refused),
+	        cmocka_unit_test(test_unreachable_database),
 	};
 	return cmocka_run_group_tests_name("migrate", tests, NULL, NULL);
 }

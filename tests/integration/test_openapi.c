@@ -2,10 +2,10 @@
  * printed by `firebreakd routes`) is described in schema/openapi.json with
  * its method, path parameters, and the roles it admits; nothing described
  * is missing from the server. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <jansson.h>
 #include <stdio.h>
@@ -18,7 +18,8 @@
 static json_t *load_openapi(void)
 {
 	char path[1100];
-	snprintf(path, sizeof path, "%s/schema/openapi.json", getenv("FB_SRC") ? getenv("FB_SRC") : ".");
+	snprintf(path, sizeof path, "%s/schema/openapi.json",
+	         getenv("FB_SRC") ? getenv("FB_SRC") : ".");
 	json_error_t e;
 	json_t *doc = json_load_file(path, JSON_REJECT_DUPLICATES, &e);
 	if (!doc)
@@ -66,20 +67,24 @@ static void test_every_route_is_described(void **state)
 	{
 		const char *path = json_string_value(json_object_get(r, "path"));
 		char method[16];
-		snprintf(method, sizeof method, "%s", json_string_value(json_object_get(r, "method")));
+		snprintf(method, sizeof method, "%s",
+		         json_string_value(json_object_get(r, "method")));
 		lower(method);
 		json_t *op = json_object_get(json_object_get(paths, path), method);
 		if (!op)
-			fail_msg("route %s %s is not described in schema/openapi.json", method, path);
+			fail_msg("route %s %s is not described in schema/openapi.json", method,
+			         path);
 		assert_true(json_string_length(json_object_get(op, "summary")) > 10);
 		/* roles: the description matches what the server admits */
-		json_t *roles = json_object_get(r, "roles"), *xroles = json_object_get(op, "x-roles");
+		json_t *roles = json_object_get(r, "roles"),
+		       *xroles = json_object_get(op, "x-roles");
 		if (json_array_size(roles) == 0) {
 			assert_string_equal(json_string_value(json_array_get(xroles, 0)), "public");
 		} else {
 			if (!json_equal(roles, xroles))
 				fail_msg("%s %s admits %s but is described as %s", method, path,
-					 json_dumps(roles, JSON_COMPACT), json_dumps(xroles, JSON_COMPACT));
+				         json_dumps(roles, JSON_COMPACT),
+				         json_dumps(xroles, JSON_COMPACT));
 			assert_non_null(json_object_get(json_object_get(op, "responses"), "401"));
 			assert_non_null(json_object_get(json_object_get(op, "responses"), "403"));
 		}
@@ -92,12 +97,15 @@ static void test_every_route_is_described(void **state)
 			json_t *prm;
 			json_array_foreach(json_object_get(op, "parameters"), k, prm)
 			{
-				if (strcmp(json_string_value(json_object_get(prm, "name")), name) == 0 &&
-				    strcmp(json_string_value(json_object_get(prm, "in")), "path") == 0)
+				if (strcmp(json_string_value(json_object_get(prm, "name")), name) ==
+				            0 &&
+				    strcmp(json_string_value(json_object_get(prm, "in")), "path") ==
+				            0)
 					found = 1;
 			}
 			if (!found)
-				fail_msg("%s %s: path parameter %s not declared", method, path, name);
+				fail_msg("%s %s: path parameter %s not declared", method, path,
+				         name);
 		}
 	}
 	/* and nothing is described that the server does not have */
@@ -113,14 +121,18 @@ static void test_every_route_is_described(void **state)
 			json_array_foreach(routes, i, r)
 			{
 				char mm[16];
-				snprintf(mm, sizeof mm, "%s", json_string_value(json_object_get(r, "method")));
+				snprintf(mm, sizeof mm, "%s",
+				         json_string_value(json_object_get(r, "method")));
 				lower(mm);
-				if (strcmp(json_string_value(json_object_get(r, "path")), path) == 0 &&
+				if (strcmp(json_string_value(json_object_get(r, "path")), path) ==
+				            0 &&
 				    strcmp(mm, m) == 0)
 					found = 1;
 			}
 			if (!found)
-				fail_msg("schema/openapi.json describes %s %s, which firebreakd does not serve", m, path);
+				fail_msg("schema/openapi.json describes %s %s, which firebreakd "
+				         "does not serve",
+				         m, path);
 		}
 	}
 	json_decref(doc);
@@ -130,7 +142,7 @@ static void test_every_route_is_described(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_every_route_is_described),
+	        cmocka_unit_test(test_every_route_is_described),
 	};
 	return cmocka_run_group_tests_name("openapi", tests, NULL, NULL);
 }

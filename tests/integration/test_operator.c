@@ -1,10 +1,10 @@
 /* Operators' read side against the real server: the server-sent event stream
  * (live delivery, Last-Event-ID resume, roles, shutdown with streams open),
  * a rollout's series and exposure, and the audit log. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <curl/curl.h>
 #include <pthread.h>
@@ -137,7 +137,7 @@ static int setup(void **state)
 	C->soc = fbt_token(C->db, "soc", "sam");
 	C->agentrole = fbt_token(C->db, "agent", "agt");
 	const char *extra[] = {"--snapshot_check_ms=200", "--controller_interval_ms=300",
-			       "--shutdown_grace=5", NULL};
+	                       "--shutdown_grace=5", NULL};
 	if (fbt_server_start(&C->srv, C->db, extra))
 		return -1;
 	for (int i = 0; i < 100; i++) {
@@ -195,8 +195,9 @@ static void test_stream_live_resume_series_exposure_audit(void **state)
 	assert_true(stream_wait_for(&live, "firebreak event stream", 3000));
 	char body[512];
 	snprintf(body, sizeof body,
-		 "{\"channel\":7,\"content\":\"%s\",\"policy\":{\"min_bake_s\":600},\"reason\":\"ship it\"}",
-		 C->sha);
+	         "{\"channel\":7,\"content\":\"%s\",\"policy\":{\"min_bake_s\":600},\"reason\":"
+	         "\"ship it\"}",
+	         C->sha);
 	json_t *ro;
 	assert_int_equal(post("/v1/rollouts", C->release, body, &ro), 201);
 	json_int_t id = json_integer_value(json_object_get(ro, "id"));
@@ -261,7 +262,9 @@ static void test_stream_live_resume_series_exposure_audit(void **state)
 	assert_int_equal(st, 200);
 	json_t *rings = json_object_get(e, "rings");
 	assert_int_equal(json_object_size(rings), 4);
-	assert_int_equal(json_integer_value(json_object_get(json_object_get(rings, "canary"), "treated")), 0);
+	assert_int_equal(
+	        json_integer_value(json_object_get(json_object_get(rings, "canary"), "treated")),
+	        0);
 	json_decref(e);
 	e = get(path, C->agentrole, &st);
 	assert_int_equal(st, 403);
@@ -320,9 +323,9 @@ int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_stream_roles),
-		cmocka_unit_test(test_stream_live_resume_series_exposure_audit),
-		cmocka_unit_test(test_shutdown_with_open_stream),
+	        cmocka_unit_test(test_stream_roles),
+	        cmocka_unit_test(test_stream_live_resume_series_exposure_audit),
+	        cmocka_unit_test(test_shutdown_with_open_stream),
 	};
 	int rc = cmocka_run_group_tests_name("operator", tests, setup, teardown);
 	curl_global_cleanup();

@@ -1,10 +1,10 @@
 /* The agent protocol against the real firebreakd and PostgreSQL, with real
  * signatures: enrollment, content upload, poll (200/304) verified with
  * libfbsign as an agent would, blobs, heartbeats and events. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <signal.h>
 #include <sodium.h>
@@ -59,9 +59,9 @@ static long enroll(const char *etoken, const char *pk64, int64_t *id, char **tok
 {
 	char body[2048];
 	snprintf(body, sizeof body,
-		 "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
-		 "\"agent_version\":\"test\",\"capabilities\":%s}",
-		 etoken, pk64, C->caps);
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
+	         "\"agent_version\":\"test\",\"capabilities\":%s}",
+	         etoken, pk64, C->caps);
 	long st;
 	json_t *j = post("/v1/enroll", NULL, body, &st);
 	if (st == 200 || st == 201) {
@@ -135,7 +135,9 @@ static void test_upload_valid_duplicate_and_refusals(void **state)
 	json_t *j = post("/v1/content", C->release, body, &st);
 	assert_int_equal(st, 201);
 	assert_string_equal(json_string_value(json_object_get(j, "sha256")), C->sha_v1);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "preflight"), "outcome")), "ok");
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(j, "preflight"), "outcome")),
+	        "ok");
 	json_decref(j);
 	j = post("/v1/content", C->release, body, &st); /* idempotent */
 	assert_int_equal(st, 200);
@@ -160,9 +162,10 @@ static void test_upload_valid_duplicate_and_refusals(void **state)
 	char *b2 = fbt_world_upload_body(m2, blob, len);
 	j = post("/v1/content", C->release, b2, &st);
 	assert_int_equal(st, 422);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "blob_mismatch");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+	                    "blob_mismatch");
 	json_decref(j);
-	blob[len - 40] ^= 1; /* restore */
+	blob[len - 40] ^= 1;                                         /* restore */
 	char *m3 = fbt_world_manifest(w, blob, len, 291, 2, 2, -10); /* expired */
 	assert_non_null(m3);
 	char *b3 = fbt_world_upload_body(m3, blob, len);
@@ -216,8 +219,10 @@ static void test_upload_valid_duplicate_and_refusals(void **state)
 	j = post("/v1/content", C->release, b4, &st);
 	if (st != 422)
 		fail_msg("cf291 upload: %ld %s", st, json_string_value(json_object_get(j, "_raw")));
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "invalid_content");
-	assert_non_null(strstr(json_string_value(json_object_get(j, "_raw")), "expected 20, found 21"));
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+	                    "invalid_content");
+	assert_non_null(
+	        strstr(json_string_value(json_object_get(j, "_raw")), "expected 20, found 21"));
 	json_decref(j);
 	free(m4);
 	free(b4);
@@ -228,7 +233,8 @@ static void test_upload_valid_duplicate_and_refusals(void **state)
 	char *b5 = fbt_world_content(w, 999, 1, sha);
 	j = post("/v1/content", C->release, b5, &st);
 	assert_int_equal(st, 422);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")), "unknown_channel");
+	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "error"), "code")),
+	                    "unknown_channel");
 	json_decref(j);
 	free(b5);
 	/* malformed bodies */
@@ -239,7 +245,10 @@ static void test_upload_valid_duplicate_and_refusals(void **state)
 	assert_int_equal(st, 400);
 	json_decref(j);
 	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM content"), 1);
-	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM audit_log WHERE action = 'content.upload'"), 1);
+	assert_int_equal(
+	        fbt_db_long(C->db,
+	                    "SELECT count(*) FROM audit_log WHERE action = 'content.upload'"),
+	        1);
 }
 
 static void test_enroll(void **state)
@@ -255,8 +264,9 @@ static void test_enroll(void **state)
 	assert_int_equal(id1, id2);
 	assert_string_equal(t1, t2);
 	char sql[256];
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM agents WHERE id = %lld AND tags->>'site' = 'fra1'",
-		 (long long)id1);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM agents WHERE id = %lld AND tags->>'site' = 'fra1'",
+	         (long long)id1);
 	assert_int_equal(fbt_db_long(C->db, sql), 1);
 	/* refusals store nothing */
 	long agents = fbt_db_long(C->db, "SELECT count(*) FROM agents");
@@ -314,10 +324,12 @@ static void test_poll_verify_etag_and_blobs(void **state)
 	/* verify exactly as an agent does */
 	unsigned char *rootb;
 	size_t rootlen;
-	assert_int_equal(fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen), FB_OK);
+	assert_int_equal(fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen),
+	                 FB_OK);
 	struct fbsig_root *root;
 	struct fb_err err;
-	assert_int_equal(fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &root, &err), FB_OK);
+	assert_int_equal(
+	        fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &root, &err), FB_OK);
 	free(rootb);
 	struct fbsig_assignment *a;
 	if (fbsig_assignment_verify(root, r.body, r.len, fb_now_ms() / 1000, 0, &a, &err))
@@ -334,8 +346,10 @@ static void test_poll_verify_etag_and_blobs(void **state)
 
 	/* start a rollout: the canary assignment changes (new sequence) */
 	char body[256];
-	snprintf(body, sizeof body, "{\"channel\":291,\"content\":\"%s\",\"rings\":[\"canary\",\"early\",\"broad\",\"ga\"]}",
-		 C->sha_v1);
+	snprintf(body, sizeof body,
+	         "{\"channel\":291,\"content\":\"%s\",\"rings\":[\"canary\",\"early\",\"broad\","
+	         "\"ga\"]}",
+	         C->sha_v1);
 	long st;
 	json_t *j = post("/v1/rollouts", C->release, body, &st);
 	assert_int_equal(st, 201);
@@ -343,10 +357,11 @@ static void test_poll_verify_etag_and_blobs(void **state)
 	/* every agent's ring: put this one in canary explicitly */
 	char rings[512];
 	snprintf(rings, sizeof rings,
-		 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[%lld]}},"
-		 "{\"name\":\"early\",\"selector\":{\"percent\":10}},{\"name\":\"broad\",\"selector\":{\"percent\":40}},"
-		 "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}",
-		 (long long)id);
+	         "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[%lld]}},"
+	         "{\"name\":\"early\",\"selector\":{\"percent\":10}},{\"name\":\"broad\","
+	         "\"selector\":{\"percent\":40}},"
+	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}",
+	         (long long)id);
 	fbt_http(&C->srv, "PUT", "/v1/rings", C->admin, rings, strlen(rings), NULL, &r);
 	assert_int_equal(r.status, 200);
 	fbt_resp_free(&r);
@@ -354,9 +369,10 @@ static void test_poll_verify_etag_and_blobs(void **state)
 	for (int i = 0; i < 50 && !got; i++) {
 		fbt_http(&C->srv, "GET", "/v1/poll", tok, NULL, 0, h, &r);
 		if (r.status == 200) {
-			assert_int_equal(fbsig_assignment_verify(root, r.body, r.len, fb_now_ms() / 1000, seq1,
-								  &a, &err),
-					 FB_OK);
+			assert_int_equal(fbsig_assignment_verify(root, r.body, r.len,
+			                                         fb_now_ms() / 1000, seq1, &a,
+			                                         &err),
+			                 FB_OK);
 			if (a->n_channels == 1 && strcmp(a->channels[0].sha256, C->sha_v1) == 0) {
 				got = 1;
 				assert_string_equal(a->audience, "canary");
@@ -425,19 +441,21 @@ static void test_heartbeat_and_events(void **state)
 	assert_int_equal(enroll(et, pk, &id, &tok), 201);
 	assert_int_equal(enroll(et, pk2, &other, &tok2), 201);
 	char body[1024];
-	snprintf(body, sizeof body,
-		 "{\"agent_id\":%lld,\"boot_id\":\"boot-1\",\"uptime_s\":42,\"agent_version\":\"t\","
-		 "\"active\":{\"291\":\"%s\"},\"capabilities\":%s}",
-		 (long long)id, C->sha_v1, C->caps);
+	snprintf(
+	        body, sizeof body,
+	        "{\"agent_id\":%lld,\"boot_id\":\"boot-1\",\"uptime_s\":42,\"agent_version\":\"t\","
+	        "\"active\":{\"291\":\"%s\"},\"capabilities\":%s}",
+	        (long long)id, C->sha_v1, C->caps);
 	long st;
 	json_t *j = post("/v1/heartbeat", tok, body, &st);
 	assert_int_equal(st, 202);
 	json_decref(j);
 	char sql[256];
 	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM agents WHERE id = %lld AND boot_id = 'boot-1' AND uptime_s = 42 "
-		 "AND active->>'291' = '%s' AND last_seen_at IS NOT NULL",
-		 (long long)id, C->sha_v1);
+	         "SELECT count(*) FROM agents WHERE id = %lld AND boot_id = 'boot-1' AND uptime_s "
+	         "= 42 "
+	         "AND active->>'291' = '%s' AND last_seen_at IS NOT NULL",
+	         (long long)id, C->sha_v1);
 	int seen = 0;
 	for (int i = 0; i < 30 && !seen; i++) { /* flush interval is 200 ms */
 		seen = fbt_db_long(C->db, sql) == 1;
@@ -450,33 +468,36 @@ static void test_heartbeat_and_events(void **state)
 	assert_int_equal(st, 403);
 	json_decref(j);
 	const char *bad[] = {
-		"{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":-1,\"active\":{}}",
-		"{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{\"7\":\"%s\"}}",
-		"{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{\"291\":\"nothex\"}}",
-		"{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{},\"extra\":1}",
-		"{\"agent_id\":\"%lld\",\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{}}",
+	        "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":-1,\"active\":{}}",
+	        "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{\"7\":\"%s\"}}",
+	        "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{\"291\":"
+	        "\"nothex\"}}",
+	        "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{},\"extra\":1}",
+	        "{\"agent_id\":\"%lld\",\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{}}",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		snprintf(body, sizeof body, bad[i], (long long)other, C->sha_v1);
 		j = post("/v1/heartbeat", tok2, body, &st);
 		if (st != 400)
 			fail_msg("heartbeat case %zu: status %ld: %s", i, st,
-				 json_string_value(json_object_get(j, "_raw")));
+			         json_string_value(json_object_get(j, "_raw")));
 		json_decref(j);
 	}
 	usleep(500000);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM agents WHERE id = %lld AND last_seen_at IS NOT NULL",
-		 (long long)other);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM agents WHERE id = %lld AND last_seen_at IS NOT NULL",
+	         (long long)other);
 	assert_int_equal(fbt_db_long(C->db, sql), 0);
 
 	/* events: durable, idempotent, all-or-nothing */
 	int64_t now = fb_now_ms() / 1000;
 	snprintf(body, sizeof body,
-		 "{\"agent_id\":%lld,\"events\":[{\"id\":\"e1\",\"kind\":\"applied\",\"at\":%lld,"
-		 "\"boot_id\":\"boot-1\",\"channel\":291,\"content\":\"%s\"},"
-		 "{\"id\":\"e2\",\"kind\":\"crash\",\"at\":%lld,\"boot_id\":\"boot-0\",\"channel\":291,"
-		 "\"content\":\"%s\",\"code\":\"0xC0000005\",\"module\":\"drv.sys\"}]}",
-		 (long long)id, (long long)now, C->sha_v1, (long long)now, C->sha_v1);
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"e1\",\"kind\":\"applied\",\"at\":%lld,"
+	         "\"boot_id\":\"boot-1\",\"channel\":291,\"content\":\"%s\"},"
+	         "{\"id\":\"e2\",\"kind\":\"crash\",\"at\":%lld,\"boot_id\":\"boot-0\",\"channel\":"
+	         "291,"
+	         "\"content\":\"%s\",\"code\":\"0xC0000005\",\"module\":\"drv.sys\"}]}",
+	         (long long)id, (long long)now, C->sha_v1, (long long)now, C->sha_v1);
 	j = post("/v1/events", tok, body, &st);
 	assert_int_equal(st, 200);
 	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 2);
@@ -486,29 +507,37 @@ static void test_heartbeat_and_events(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 0);
 	assert_int_equal(json_integer_value(json_object_get(j, "duplicates")), 2);
 	json_decref(j);
-	snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE agent_id = %lld", (long long)id);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE agent_id = %lld",
+	         (long long)id);
 	assert_int_equal(fbt_db_long(C->db, sql), 2);
 	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = 'crash' AND details->>'module' = 'drv.sys'",
-		 (long long)id);
+	         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = 'crash' AND "
+	         "details->>'module' = 'drv.sys'",
+	         (long long)id);
 	assert_int_equal(fbt_db_long(C->db, sql), 1);
 	j = post("/v1/events", tok2, body, &st); /* for another agent */
 	assert_int_equal(st, 403);
 	json_decref(j);
 	long before = fbt_db_long(C->db, "SELECT count(*) FROM events");
 	const char *badev[] = {
-		/* second event bad: the first must not be stored either */
-		"{\"agent_id\":%lld,\"events\":[{\"id\":\"ok1\",\"kind\":\"applied\",\"at\":%lld,\"channel\":291,\"content\":\"%s\"},"
-		"{\"id\":\"bad\",\"kind\":\"applied\",\"at\":%lld,\"channel\":291,\"content\":\"xyz\"}]}",
-		"{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"exploded\",\"at\":%lld,\"channel\":291,\"content\":\"%s\"}]}",
-		"{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"applied\",\"at\":1,\"channel\":291,\"content\":\"%s\"}]}",
-		"{\"agent_id\":%lld,\"events\":[]}",
-		"{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"boot_loop\",\"at\":%lld,\"channel\":291,\"reverted_from\":\"%s\"}]}",
+	        /* second event bad: the first must not be stored either */
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"ok1\",\"kind\":\"applied\",\"at\":%lld,"
+	        "\"channel\":291,\"content\":\"%s\"},"
+	        "{\"id\":\"bad\",\"kind\":\"applied\",\"at\":%lld,\"channel\":291,\"content\":"
+	        "\"xyz\"}]}",
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"exploded\",\"at\":%lld,"
+	        "\"channel\":291,\"content\":\"%s\"}]}",
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"applied\",\"at\":1,"
+	        "\"channel\":291,\"content\":\"%s\"}]}",
+	        "{\"agent_id\":%lld,\"events\":[]}",
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"x\",\"kind\":\"boot_loop\",\"at\":%lld,"
+	        "\"channel\":291,\"reverted_from\":\"%s\"}]}",
 	};
 	for (size_t i = 0; i < sizeof badev / sizeof badev[0]; i++) {
 		char b[2048];
 		if (i == 0)
-			snprintf(b, sizeof b, badev[i], (long long)id, (long long)now, C->sha_v1, (long long)now);
+			snprintf(b, sizeof b, badev[i], (long long)id, (long long)now, C->sha_v1,
+			         (long long)now);
 		else if (i == 2)
 			snprintf(b, sizeof b, badev[i], (long long)id, C->sha_v1);
 		else if (i == 3)
@@ -519,7 +548,8 @@ static void test_heartbeat_and_events(void **state)
 		if (st != 400)
 			fail_msg("events case %zu: status %ld", i, st);
 		if (i == 0)
-			assert_non_null(strstr(json_string_value(json_object_get(j, "_raw")), "events[1]"));
+			assert_non_null(
+			        strstr(json_string_value(json_object_get(j, "_raw")), "events[1]"));
 		json_decref(j);
 	}
 	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM events"), before);
@@ -542,10 +572,10 @@ static void test_heartbeat_and_events(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_upload_valid_duplicate_and_refusals),
-		cmocka_unit_test(test_enroll),
-		cmocka_unit_test(test_poll_verify_etag_and_blobs),
-		cmocka_unit_test(test_heartbeat_and_events),
+	        cmocka_unit_test(test_upload_valid_duplicate_and_refusals),
+	        cmocka_unit_test(test_enroll),
+	        cmocka_unit_test(test_poll_verify_etag_and_blobs),
+	        cmocka_unit_test(test_heartbeat_and_events),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, setup, teardown);
 }

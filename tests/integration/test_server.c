@@ -1,10 +1,10 @@
 /* firebreakd skeleton against a real PostgreSQL over real HTTP: routing,
  * JSON errors, body caps, tokens and roles, metrics, logs, database restart,
  * graceful shutdown. */
+#include <cmocka.h>
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -58,7 +58,8 @@ static void expect_error(struct fbt_resp *r, long status, const char *code)
 	json_t *j = fbt_resp_json(r);
 	assert_non_null(j);
 	assert_true(json_is_string(json_object_get(json_object_get(j, "error"), "message")));
-	assert_true(json_string_length(json_object_get(json_object_get(j, "error"), "message")) > 0);
+	assert_true(json_string_length(json_object_get(json_object_get(j, "error"), "message")) >
+	            0);
 	json_decref(j);
 	char ct[128];
 	assert_non_null(fbt_header(r, "Content-Type", ct, sizeof ct));
@@ -155,20 +156,22 @@ static void test_token_api_create_use_revoke(void **state)
 	/* Only the hash is stored: no column anywhere holds the secret. */
 	char sql[512];
 	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM api_tokens WHERE encode(token_hash,'hex') = encode(sha256('%s'),'hex')",
-		 tok);
+	         "SELECT count(*) FROM api_tokens WHERE encode(token_hash,'hex') = "
+	         "encode(sha256('%s'),'hex')",
+	         tok);
 	assert_int_equal(fbt_db_long(c->db, sql), 1);
-	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM api_tokens t WHERE t::text LIKE '%%%s%%'", tok + 3);
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM api_tokens t WHERE t::text LIKE '%%%s%%'",
+	         tok + 3);
 	assert_int_equal(fbt_db_long(c->db, sql), 0);
 	snprintf(sql, sizeof sql, "SELECT count(*) FROM audit_log a WHERE a::text LIKE '%%%s%%'",
-		 tok + 3);
+	         tok + 3);
 	assert_int_equal(fbt_db_long(c->db, sql), 0);
 	/* audited with who did it */
 	snprintf(sql, sizeof sql,
-		 "SELECT count(*) FROM audit_log WHERE action='token.create' AND object='token/%lld' "
-		 "AND actor='admin:alice' AND after->>'role'='release' AND request_id IS NOT NULL",
-		 (long long)id);
+	         "SELECT count(*) FROM audit_log WHERE action='token.create' AND "
+	         "object='token/%lld' "
+	         "AND actor='admin:alice' AND after->>'role'='release' AND request_id IS NOT NULL",
+	         (long long)id);
 	assert_int_equal(fbt_db_long(c->db, sql), 1);
 
 	fbt_http(&c->srv, "GET", "/v1/whoami", tok, NULL, 0, NULL, &r);
@@ -207,19 +210,21 @@ static void test_bad_bodies_store_nothing(void **state)
 		const char *code;
 		const char *needle;
 	} cases[] = {
-		{"{\"role\": \"soc\", \"name\": ", 400, "bad_json", "line 1"},
-		{"[1,2,3]", 400, "bad_json", "object"},
-		{"", 400, "bad_json", "empty"},
-		{"{\"role\": 5, \"name\": \"x\"}", 400, "invalid", "'role'"},
-		{"{\"role\": \"root\", \"name\": \"x\"}", 400, "invalid", "'role'"},
-		{"{\"role\": \"soc\", \"name\": 7}", 400, "invalid", "'name'"},
-		{"{\"role\": \"soc\", \"name\": \"\"}", 400, "invalid", "'name'"},
-		{"{\"role\": \"soc\", \"name\": \"x\", \"admin\": true}", 400, "invalid", "'admin'"},
-		{"{\"role\": \"soc\", \"role\": \"admin\", \"name\": \"x\"}", 400, "bad_json", "duplicate"},
+	        {"{\"role\": \"soc\", \"name\": ", 400, "bad_json", "line 1"},
+	        {"[1,2,3]", 400, "bad_json", "object"},
+	        {"", 400, "bad_json", "empty"},
+	        {"{\"role\": 5, \"name\": \"x\"}", 400, "invalid", "'role'"},
+	        {"{\"role\": \"root\", \"name\": \"x\"}", 400, "invalid", "'role'"},
+	        {"{\"role\": \"soc\", \"name\": 7}", 400, "invalid", "'name'"},
+	        {"{\"role\": \"soc\", \"name\": \"\"}", 400, "invalid", "'name'"},
+	        {"{\"role\": \"soc\", \"name\": \"x\", \"admin\": true}", 400, "invalid",
+	         "'admin'"},
+	        {"{\"role\": \"soc\", \"role\": \"admin\", \"name\": \"x\"}", 400, "bad_json",
+	         "duplicate"},
 	};
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		fbt_http(&c->srv, "POST", "/v1/tokens", c->admin, cases[i].body,
-			 strlen(cases[i].body), NULL, &r);
+		         strlen(cases[i].body), NULL, &r);
 		expect_error(&r, cases[i].status, cases[i].code);
 		if (!strstr(r.body, cases[i].needle))
 			fail_msg("case %zu: '%s' not in %s", i, cases[i].needle, r.body);
@@ -263,14 +268,19 @@ static void test_metrics(void **state)
 	fbt_http(&c->srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
 	assert_int_equal(r.status, 200);
 	const char *m = r.body;
-	assert_non_null(strstr(m, "firebreak_http_requests_total{route=\"GET /healthz\",status=\"200\"}"));
-	assert_non_null(strstr(m, "firebreak_http_requests_total{route=\"unmatched\",status=\"404\"}"));
-	assert_non_null(strstr(m, "firebreak_http_request_duration_seconds_bucket{route=\"GET /healthz\",le=\"+Inf\"}"));
-	assert_non_null(strstr(m, "firebreak_http_request_duration_seconds_count{route=\"GET /healthz\"}"));
+	assert_non_null(
+	        strstr(m, "firebreak_http_requests_total{route=\"GET /healthz\",status=\"200\"}"));
+	assert_non_null(
+	        strstr(m, "firebreak_http_requests_total{route=\"unmatched\",status=\"404\"}"));
+	assert_non_null(strstr(m, "firebreak_http_request_duration_seconds_bucket{route=\"GET "
+	                          "/healthz\",le=\"+Inf\"}"));
+	assert_non_null(
+	        strstr(m, "firebreak_http_request_duration_seconds_count{route=\"GET /healthz\"}"));
 	assert_non_null(strstr(m, "firebreak_db_pool_connections{state=\"busy\"}"));
 	assert_non_null(strstr(m, "firebreak_db_pool_connections{state=\"idle\"}"));
 	/* the counter counts: at least the 3 requests above */
-	const char *line = strstr(m, "firebreak_http_requests_total{route=\"GET /healthz\",status=\"200\"} ");
+	const char *line =
+	        strstr(m, "firebreak_http_requests_total{route=\"GET /healthz\",status=\"200\"} ");
 	long n = strtol(strchr(line, '}') + 2, NULL, 10);
 	assert_true(n >= 3);
 	fbt_resp_free(&r);
@@ -361,9 +371,9 @@ static void test_graceful_shutdown_finishes_inflight_request(void **state)
 	const char *body = "{\"role\":\"soc\",\"name\":\"late\"}";
 	char head[512];
 	int hl = snprintf(head, sizeof head,
-			  "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-			  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
-			  c->admin, strlen(body));
+	                  "POST /v1/tokens HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
+	                  "Content-Type: application/json\r\nContent-Length: %zu\r\n\r\n",
+	                  c->admin, strlen(body));
 	assert_int_equal(write(fd, head, (size_t)hl), hl);
 	assert_int_equal(write(fd, body, 5), 5); /* half a body: the request is in flight */
 	usleep(200000);
@@ -381,22 +391,23 @@ static void test_graceful_shutdown_finishes_inflight_request(void **state)
 	assert_non_null(strstr(resp, "\"token\""));
 	/* new connections are refused while it stops, and it exits cleanly */
 	assert_int_equal(fbt_server_stop(&s, SIGTERM), 0);
-	assert_int_equal(fbt_db_long(c->db, "SELECT count(*) FROM api_tokens WHERE name='late'"), 1);
+	assert_int_equal(fbt_db_long(c->db, "SELECT count(*) FROM api_tokens WHERE name='late'"),
+	                 1);
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_health_and_ready),
-		cmocka_unit_test(test_unknown_route_and_method),
-		cmocka_unit_test(test_auth_missing_wrong_revoked_and_role),
-		cmocka_unit_test(test_token_api_create_use_revoke),
-		cmocka_unit_test(test_bad_bodies_store_nothing),
-		cmocka_unit_test(test_metrics),
-		cmocka_unit_test(test_logs_are_json_lines_with_request_id),
-		cmocka_unit_test(test_readyz_reports_database_down),
-		cmocka_unit_test(test_graceful_shutdown_finishes_inflight_request),
-		cmocka_unit_test(test_database_restart_under_running_server),
+	        cmocka_unit_test(test_health_and_ready),
+	        cmocka_unit_test(test_unknown_route_and_method),
+	        cmocka_unit_test(test_auth_missing_wrong_revoked_and_role),
+	        cmocka_unit_test(test_token_api_create_use_revoke),
+	        cmocka_unit_test(test_bad_bodies_store_nothing),
+	        cmocka_unit_test(test_metrics),
+	        cmocka_unit_test(test_logs_are_json_lines_with_request_id),
+	        cmocka_unit_test(test_readyz_reports_database_down),
+	        cmocka_unit_test(test_graceful_shutdown_finishes_inflight_request),
+	        cmocka_unit_test(test_database_restart_under_running_server),
 	};
 	return cmocka_run_group_tests_name("server", tests, setup, teardown);
 }

@@ -76,7 +76,8 @@ long fbt_db_long(const char *db, const char *sql)
 	long v = -1;
 	if (PQstatus(c) == CONNECTION_OK) {
 		PGresult *r = PQexec(c, sql);
-		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 && !PQgetisnull(r, 0, 0))
+		if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0 &&
+		    !PQgetisnull(r, 0, 0))
 			v = strtol(PQgetvalue(r, 0, 0), NULL, 10);
 		else if (PQresultStatus(r) != PGRES_TUPLES_OK)
 			fprintf(stderr, "fbt: %s: %s", sql, PQresultErrorMessage(r));
@@ -154,7 +155,7 @@ int fbt_server_start(struct fbt_server *s, const char *db, const char *const *ex
 	snprintf(s->db, sizeof s->db, "%s", db);
 	static int counter;
 	snprintf(s->log, sizeof s->log, "%s/firebreakd.%ld.%d.log", env_or_die("FBT_WORK"),
-		 (long)getpid(), ++counter);
+	         (long)getpid(), ++counter);
 	const char *argv[FBT_MAX_ARGS + 8];
 	char portarg[32], dbarg[600];
 	snprintf(portarg, sizeof portarg, "--port=%d", s->port);
@@ -196,7 +197,8 @@ int fbt_server_start(struct fbt_server *s, const char *db, const char *const *ex
 	s->pid = pid;
 	for (int i = 0; i < 300; i++) {
 		struct fbt_resp r;
-		if (fbt_http(s, "GET", "/healthz", NULL, NULL, 0, NULL, &r) == 0 && r.status == 200) {
+		if (fbt_http(s, "GET", "/healthz", NULL, NULL, 0, NULL, &r) == 0 &&
+		    r.status == 200) {
 			fbt_resp_free(&r);
 			return 0;
 		}
@@ -255,7 +257,7 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
 }
 
 int fbt_http(const struct fbt_server *s, const char *method, const char *path, const char *token,
-	     const char *body, size_t len, const char *const *headers, struct fbt_resp *out)
+             const char *body, size_t len, const char *const *headers, struct fbt_resp *out)
 {
 	memset(out, 0, sizeof *out);
 	CURL *c = curl_easy_init();
@@ -404,8 +406,15 @@ char *fbt_token(const char *db, const char *role, const char *name)
 {
 	char dbarg[600];
 	snprintf(dbarg, sizeof dbarg, "--db=%s", db);
-	const char *argv[] = {fbt_bin("firebreakd"), "token", "create", "--role", role,
-			      "--name", name, dbarg, NULL};
+	const char *argv[] = {fbt_bin("firebreakd"),
+	                      "token",
+	                      "create",
+	                      "--role",
+	                      role,
+	                      "--name",
+	                      name,
+	                      dbarg,
+	                      NULL};
 	char *out = NULL, *err = NULL;
 	int rc = fbt_run(argv, NULL, &out, &err);
 	if (rc != 0) {

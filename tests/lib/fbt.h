@@ -21,7 +21,7 @@ struct fbt_server {
 
 struct fbt_resp {
 	long status;
-	char *body;    /* NUL-terminated; free with fbt_resp_free */
+	char *body; /* NUL-terminated; free with fbt_resp_free */
 	size_t len;
 	char *headers; /* raw response headers */
 };
@@ -46,7 +46,7 @@ int fbt_server_stop(struct fbt_server *s, int sig);
  * "Name: value" strings, NULL-terminated (may be NULL). 0 on transport
  * success (any status). */
 int fbt_http(const struct fbt_server *s, const char *method, const char *path, const char *token,
-	     const char *body, size_t len, const char *const *headers, struct fbt_resp *out);
+             const char *body, size_t len, const char *const *headers, struct fbt_resp *out);
 void fbt_resp_free(struct fbt_resp *r);
 /* Parse r->body as JSON (NULL if it is not). Caller decrefs. */
 json_t *fbt_resp_json(const struct fbt_resp *r);

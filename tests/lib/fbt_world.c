@@ -114,7 +114,7 @@ int fbt_world_blob(uint32_t channel, int64_t version, unsigned char **blob, size
 	*blob = NULL;
 	char path[1100];
 	snprintf(path, sizeof path, "%s/tests/data/schema/valid/basic.json",
-		 getenv("FB_SRC") ? getenv("FB_SRC") : ".");
+	         getenv("FB_SRC") ? getenv("FB_SRC") : ".");
 	json_t *t = json_load_file(path, 0, NULL);
 	if (!t)
 		return -1;
@@ -131,8 +131,8 @@ int fbt_world_blob(uint32_t channel, int64_t version, unsigned char **blob, size
 }
 
 char *fbt_world_manifest_tpl(struct fbt_world *w, const unsigned char *blob, size_t len,
-			     uint32_t channel, int64_t version, const struct fbsig_template_ref *t,
-			     size_t n, int nsign, int64_t expires)
+                             uint32_t channel, int64_t version, const struct fbsig_template_ref *t,
+                             size_t n, int nsign, int64_t expires)
 {
 	struct fb_err err;
 	char *env = NULL;
@@ -160,7 +160,8 @@ char *fbt_world_manifest_tpl(struct fbt_world *w, const unsigned char *blob, siz
 	for (int i = 0; i < nsign && i < 3; i++) {
 		char *next;
 		size_t nlen;
-		if (fbsig_envelope_sign(w->release_keys[i], FBSIG_MANIFEST, env, elen, &next, &nlen, &err)) {
+		if (fbsig_envelope_sign(w->release_keys[i], FBSIG_MANIFEST, env, elen, &next, &nlen,
+		                        &err)) {
 			fprintf(stderr, "fbt_world: sign: %s\n", err.msg);
 			free(env);
 			env = NULL;
@@ -176,7 +177,7 @@ out:
 }
 
 char *fbt_world_manifest(struct fbt_world *w, const unsigned char *blob, size_t len,
-			 uint32_t channel, int64_t version, int nsign, int64_t expires)
+                         uint32_t channel, int64_t version, int nsign, int64_t expires)
 {
 	struct cf_registry *reg = NULL;
 	struct cf_file *f = NULL;

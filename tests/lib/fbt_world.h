@@ -38,13 +38,13 @@ int fbt_world_blob(uint32_t channel, int64_t version, unsigned char **blob, size
 /* A manifest for blob signed by the first nsign release keys (0..3), with
  * expires seconds from now (negative = already expired). Caller frees. */
 char *fbt_world_manifest(struct fbt_world *w, const unsigned char *blob, size_t len,
-			 uint32_t channel, int64_t version, int nsign, int64_t expires);
+                         uint32_t channel, int64_t version, int nsign, int64_t expires);
 
 /* The same without parsing the blob: the manifest lists templates t[0..n)
  * (for files the parser refuses). */
 char *fbt_world_manifest_tpl(struct fbt_world *w, const unsigned char *blob, size_t len,
-			     uint32_t channel, int64_t version, const struct fbsig_template_ref *t,
-			     size_t n, int nsign, int64_t expires);
+                             uint32_t channel, int64_t version, const struct fbsig_template_ref *t,
+                             size_t n, int nsign, int64_t expires);
 
 /* The JSON body of POST /v1/content for blob + manifest. Caller frees. */
 char *fbt_world_upload_body(const char *manifest, const unsigned char *blob, size_t len);
