@@ -605,21 +605,23 @@ void rollouts_resume(struct http_req *req)
 		reply_pending(&a, "resume", have);
 		goto out;
 	}
-	const char *p[] = {a.ids, a.content, a.channel};
+	const char *p[] = {a.ids, a.channel};
 	PGresult *r = db_exec(a.c, &a.err,
-			      "SELECT 1 FROM rollouts WHERE channel_id = $3 AND id <> $1 "
+			      "SELECT 1 FROM rollouts WHERE channel_id = $2 AND id <> $1 "
 			      "AND state IN ('staged', 'rolling', 'paused')",
-			      3, p);
-	int busy = r && PQntuples(r) > 0;
+			      2, p);
+	if (!r)
+		goto dberr;
+	int busy = PQntuples(r) > 0;
 	PQclear(r);
 	if (busy) {
 		http_error(req, 409, "active_rollout", "another rollout is active on channel %s", a.channel);
 		goto out;
 	}
+	const char *pc[] = {a.content};
 	r = db_exec(a.c, &a.err,
-		    "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 = $2 "
-		    "AND $1::bigint > 0 AND $3::int > 0",
-		    3, p);
+		    "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 = $1",
+		    1, pc);
 	if (!r)
 		goto dberr;
 	PQclear(r);
