@@ -3,10 +3,11 @@
  * assignments with libfbsign exactly as an agent does, apply, report
  * applied/crash events and heartbeat; the gate moves (or halts) the rollout
  * from that telemetry alone. Each test has its own database and server. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h> /* after the three above, which it needs */
 
 #include <signal.h>
 #include <sodium.h>
@@ -243,11 +244,13 @@ static const char *jstr(json_t *o, const char *k)
 	return s ? s : "";
 }
 
-/* Check state (and ring index unless -1) of a rollout. */
+static int state_in(const char *state, const char *list);
+
+/* Check the state (one of "a|b") and ring index (unless -1) of a rollout. */
 static void expect_rollout(int64_t id, const char *state, int ring)
 {
 	json_t *r = rollout_get(id);
-	if (strcmp(jstr(r, "state"), state) ||
+	if (!state_in(jstr(r, "state"), state) ||
 	    (ring >= 0 && json_integer_value(json_object_get(r, "ring_index")) != ring))
 		fail_msg("rollout %lld: expected %s ring %d: %s", (long long)id, state, ring,
 		         raw(r));
@@ -715,10 +718,181 @@ static void test_halt_by_silence(void **state)
 	agents_free(ags, 4);
 }
 
+/* ---- manual actions, roles, two-person rule ------------------------------------ */
+
+#define R(text) "{\"reason\":\"" text "\"}"
+#define FORCE   "{\"reason\":\"the gate is too slow today\",\"force\":true}"
+
+static long audits(const char *act)
+{
+	return q("SELECT count(*) FROM audit_log WHERE action = '%s'", act);
+}
+
+static void test_manual_actions_and_roles(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	struct agent ag;
+	agent_new(&ag, 3, GOOD, NULL, NULL);
+	char v1[65], v2[65];
+	upload(1, v1);
+	upload(2, v2);
+	make_ga(v1);
+	settle(&ag, 1, v1);
+	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600}");
+	long n_eval = q("SELECT count(*) FROM gate_evaluations");
+	long n_appr = q("SELECT count(*) FROM approvals");
+
+	/* promote: refused by the gate with its reason; force needs two distinct
+	 * release users, and only release users */
+	json_t *j = action(409, id, "promote", E.rel1, R("looks fine"));
+	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "gate_refuses");
+	assert_non_null(strstr(jstr(json_object_get(j, "error"), "message"),
+	                       "WAIT: no treated agent has applied the new content yet"));
+	json_decref(j);
+	json_decref(action(403, id, "promote", E.soc, FORCE));
+	json_decref(action(403, id, "promote", E.admin, FORCE));
+	json_decref(action(403, id, "promote", ag.token, FORCE));
+	json_decref(action(400, id, "promote", E.rel1, "{\"force\":true}"));
+	json_decref(action(400, id, "promote", E.rel1, "{\"reason\":\"x\",\"force\":\"yes\"}"));
+	assert_int_equal(q("SELECT count(*) FROM approvals"), n_appr);
+	j = action(202, id, "promote", E.rel1, FORCE);
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	j = action(202, id, "promote", E.rel1, FORCE); /* the same approver twice */
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	expect_rollout(id, "rolling", 0);
+	j = action(200, id, "promote", E.rel2, FORCE);
+	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 1);
+	json_decref(j);
+	assert_int_equal(
+	        q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
+	          "actor = 'release:rel-two' AND reason LIKE 'forced promotion by rel-two: %%'"),
+	        1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM approvals WHERE rollout_id = %lld AND NOT consumed",
+	          (long long)id),
+	        0);
+
+	/* pause and resume: release users; soc and agents may not */
+	json_decref(action(403, id, "pause", E.soc, R("wait")));
+	json_decref(action(403, id, "pause", ag.token, R("wait")));
+	json_decref(action(400, id, "pause", E.rel1, "{}"));
+	json_decref(action(400, id, "pause", E.rel1, "{\"reason\":\"x\",\"extra\":1}"));
+	assert_int_equal(audits("rollout.pause"), 0);
+	j = action(200, id, "pause", E.rel1, R("change freeze"));
+	assert_string_equal(jstr(j, "state"), "paused");
+	json_decref(j);
+	j = action(200, id, "pause", E.rel2, R("change freeze")); /* idempotent */
+	assert_string_equal(jstr(j, "state"), "paused");
+	json_decref(j);
+	assert_int_equal(audits("rollout.pause"), 1);
+	/* a paused rollout is not evaluated */
+	long before =
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id);
+	usleep(1500000);
+	assert_int_equal(
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
+	        before);
+	json_decref(action(403, id, "resume", E.soc, R("go")));
+	json_decref(action(400, id, "resume", E.rel1, "{\"reason\":\"\"}"));
+	j = action(200, id, "resume", E.rel1, R("freeze over"));
+	assert_string_equal(jstr(j, "state"), "rolling");
+	json_decref(j);
+	json_decref(action(200, id, "resume", E.rel1, R("freeze over")));
+	assert_int_equal(audits("rollout.resume"), 1);
+	expect_rollout(id, "rolling", 1);
+
+	/* halt: one soc user is enough; agents may not; bad bodies store nothing */
+	json_decref(action(403, id, "halt", ag.token, R("stop")));
+	json_decref(action(400, id, "halt", E.soc, "{}"));
+	json_decref(action(400, id, "halt", E.soc, "not json"));
+	json_decref(action(400, id, "halt", E.soc, "{\"reason\":7}"));
+	json_decref(action(404, 999, "halt", E.soc, R("stop")));
+	expect_rollout(id, "rolling", 1);
+	assert_int_equal(audits("rollout.halt"), 0);
+	assert_int_equal(q("SELECT count(*) FROM content WHERE bad"), 0);
+	j = action(200, id, "halt", E.soc, R("customer reports"));
+	assert_string_equal(jstr(j, "state"), "halted");
+	assert_true(json_is_true(json_object_get(j, "content_bad")));
+	assert_non_null(
+	        strstr(jstr(j, "state_reason"), "manual halt by soc-one: customer reports"));
+	json_decref(j);
+	j = action(200, id, "halt", E.rel1, R("again")); /* idempotent, release may too */
+	assert_string_equal(jstr(j, "state"), "halted");
+	json_decref(j);
+	assert_int_equal(audits("rollout.halt"), 1);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted'"), 1);
+	json_decref(action(409, id, "pause", E.rel1, R("too late")));
+	json_decref(action(409, id, "promote", E.rel1, FORCE));
+
+	/* resuming a halted rollout: two distinct approvers, back to ring 0, the
+	 * bad mark cleared */
+	json_decref(action(403, id, "resume", E.soc, R("fixed")));
+	j = action(202, id, "resume", E.rel1, R("root cause found"));
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	j = action(202, id, "resume", E.rel1, R("root cause found"));
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	expect_rollout(id, "halted|reverted", 1); /* reverted: nobody ran it */
+	j = action(200, id, "resume", E.rel2, R("agreed"));
+	assert_string_equal(jstr(j, "state"), "rolling");
+	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
+	assert_true(json_is_false(json_object_get(j, "content_bad")));
+	json_decref(j);
+	assert_int_equal(audits("rollout.resume"), 2);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
+	                   "'rollout/%lld'",
+	                   (long long)id),
+	                 4); /* 2 for the forced promotion, 2 for the resume */
+
+	/* revert of a completed rollout: GA back to the previous file, marked bad */
+	force_complete(id);
+	assert_int_equal(q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s' AND "
+	                   "prev_ga_sha256 = '%s'",
+	                   v2, v1),
+	                 1);
+	settle(&ag, 1, v2);
+	int64_t seq_v2 = ag.seq;
+	json_decref(action(403, id, "revert", ag.token, R("bad")));
+	json_decref(action(400, id, "revert", E.soc, "{\"why\":\"bad\"}"));
+	assert_int_equal(audits("rollout.reverted"), 0);
+	j = action(200, id, "revert", E.soc, R("field reports"));
+	assert_string_equal(jstr(j, "state"), "reverted");
+	assert_true(json_is_true(json_object_get(j, "content_bad")));
+	json_decref(j);
+	json_decref(action(200, id, "revert", E.soc, R("field reports"))); /* idempotent */
+	assert_int_equal(audits("rollout.reverted"), 1);
+	assert_int_equal(q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s'", v1), 1);
+	settle(&ag, 1, v1);
+	assert_true(ag.seq > seq_v2);
+
+	/* clearing the bad mark: two distinct release approvers */
+	char path[128];
+	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", v2);
+	expect(403, "POST", path, E.soc, R("fixed"));
+	expect(400, "POST", path, E.rel1, "{}");
+	j = call_want(202, "POST", path, E.rel1, R("false alarm"));
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	j = call_want(202, "POST", path, E.rel1, R("false alarm"));
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	j = call_want(200, "POST", path, E.rel2, R("agreed"));
+	assert_true(json_is_false(json_object_get(j, "bad")));
+	json_decref(j);
+	expect(200, "POST", path, E.rel2, R("agreed")); /* idempotent */
+	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 0);
+	assert_int_equal(audits("content.clear_bad"), 1);
+	(void)n_eval;
+	agents_free(&ag, 1);
+}
+
 int main(void)
 {
-	(void)action;
-	(void)expect_rollout;
 	(void)upload_file;
 	if (sodium_init() < 0)
 		return 2;
@@ -733,6 +907,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_good_file_through_every_ring, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_crashes_and_revert, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_silence, env_down),
+	        cmocka_unit_test_teardown(test_manual_actions_and_roles, env_down),
 	};
 	int rc = cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
 	fbsig_root_free(g_root);
