@@ -292,6 +292,9 @@ enum fb_rc fbc_do(struct fbc *c, const struct fbc_req *req, struct fbc_resp *res
 	}
 	parse_error_body(resp);
 out:
+	/* The list holds a copy of the bearer token: wipe it before freeing. */
+	for (struct curl_slist *n = h; n; n = n->next)
+		sodium_memzero(n->data, strlen(n->data));
 	curl_slist_free_all(h);
 	return rc;
 }
