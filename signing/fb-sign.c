@@ -1,5 +1,6 @@
 /* fb-sign: the release engineer's signing tool — keys, roots, manifests,
  * signatures and verification, all through libfbsign. */
+#include "fbschema.h"
 #include "fbsign.h"
 
 #include <errno.h>
@@ -481,14 +482,20 @@ out:
 /* ---- manifest create -------------------------------------------------- */
 
 static const char manifest_help[] =
-        "usage: fb-sign manifest create --channel N --version V --content FILE\n"
-        "                               [--template ID:VER]... [--expires-days D]\n"
-        "                               [--created T] --out MANIFEST.json\n"
+        "usage: fb-sign manifest create --content FILE --templates DIR --out MANIFEST.json\n"
+        "                               [--channel N] [--version V] [--expires-days D]\n"
+        "                               [--created T]\n"
+        "       fb-sign manifest create --channel N --version V --content FILE\n"
+        "                               --template ID:VER... --out MANIFEST.json\n"
         "\n"
         "Write an unsigned content manifest for FILE: channel, content version, sha256,\n"
         "size, the template types (id:version) the file uses, created (Unix seconds,\n"
-        "default now) and expires (default created + 365 days). Sign it with\n"
-        "`fb-sign sign --type manifest` by as many release keys as the root requires.\n";
+        "default now) and expires (default created + 365 days). With --templates the\n"
+        "file is parsed and validated by libfbschema against that template registry\n"
+        "(the parser the server and the agents run), which supplies the template list,\n"
+        "channel and version; a file it refuses gets no manifest. Without it, give\n"
+        "them by hand. Sign the result with `fb-sign sign --type manifest` by as many\n"
+        "release keys as the root requires.\n";
 
 static int cmd_manifest(int argc, char **argv)
 {
@@ -496,6 +503,7 @@ static int cmd_manifest(int argc, char **argv)
 	                                     {"version", required_argument, NULL, 'v'},
 	                                     {"content", required_argument, NULL, 'f'},
 	                                     {"template", required_argument, NULL, 't'},
+	                                     {"templates", required_argument, NULL, 'T'},
 	                                     {"expires-days", required_argument, NULL, 'e'},
 	                                     {"created", required_argument, NULL, 'C'},
 	                                     {"out", required_argument, NULL, 'o'},
@@ -503,7 +511,9 @@ static int cmd_manifest(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	struct fbsig_manifest *m = calloc(1, sizeof *m);
 	int64_t ch = -1, ver = 0, days = 365, created = now_s();
-	const char *content = NULL, *out = NULL, *sub = argc > 1 ? argv[1] : "";
+	const char *content = NULL, *out = NULL, *tdir = NULL, *sub = argc > 1 ? argv[1] : "";
+	struct cf_registry *reg = NULL;
+	struct cf_file *file = NULL;
 	unsigned char *data = NULL;
 	size_t len = 0, rlen = 0;
 	json_t *doc = NULL;
@@ -545,6 +555,7 @@ static int cmd_manifest(int argc, char **argv)
 			break;
 		case 'f': content = optarg; break;
 		case 'o': out = optarg; break;
+		case 'T': tdir = optarg; break;
 		case 't': {
 			char idbuf[32];
 			const char *colon = strchr(optarg, ':');
@@ -573,15 +584,52 @@ static int cmd_manifest(int argc, char **argv)
 		default: ret = usage_err("manifest", "unknown option"); goto out;
 		}
 	}
-	if (ch < 0 || !ver || !content || !out || optind != argc) {
-		ret = usage_err("manifest",
-		                "--channel, --version, --content and --out are required");
+	if (!content || !out || optind != argc || (!tdir && (ch < 0 || !ver))) {
+		ret = usage_err("manifest", "--content and --out are required, and --templates DIR "
+		                            "(or --channel and --version)");
+		goto out;
+	}
+	if (tdir && m->n_templates) {
+		ret = usage_err("manifest", "--template and --templates exclude each other");
 		goto out;
 	}
 	ret = EXIT_FAIL;
 	data = read_doc(content, MAX_CONTENT, &len);
 	if (!data)
 		goto out;
+	if (tdir) {
+		/* The one parser decides what the file is. */
+		if (cf_registry_load_dir(tdir, &reg, &err)) {
+			msg("manifest create: templates %s: %s", tdir, err.msg);
+			goto out;
+		}
+		if (cf_parse(reg, data, len, &file, &err)) {
+			msg("manifest create: %s is not a valid channel file: %s", content,
+			    err.msg);
+			goto out;
+		}
+		if ((ch >= 0 && (uint32_t)ch != cf_file_channel(file)) ||
+		    (ver && ver != cf_file_content_version(file))) {
+			msg("manifest create: %s is channel %" PRIu32 " version %" PRId64
+			    ", not what --channel/--version say",
+			    content, cf_file_channel(file), cf_file_content_version(file));
+			goto out;
+		}
+		ch = cf_file_channel(file);
+		ver = cf_file_content_version(file);
+		size_t n;
+		const struct cf_tpl_ref *t = cf_file_templates(file, &n);
+		if (n > FBSIG_MAX_TEMPLATES) {
+			msg("manifest create: the file uses %zu template types (at most %d)", n,
+			    FBSIG_MAX_TEMPLATES);
+			goto out;
+		}
+		for (size_t i = 0; i < n; i++) {
+			m->templates[i].id = t[i].id;
+			m->templates[i].version = t[i].version;
+		}
+		m->n_templates = n;
+	}
 	m->channel = (uint32_t)ch;
 	m->version = ver;
 	m->size = (int64_t)len;
@@ -600,6 +648,8 @@ static int cmd_manifest(int argc, char **argv)
 	    m->channel, m->version, len, m->sha256, out);
 	ret = 0;
 out:
+	cf_file_free(file);
+	cf_registry_free(reg);
 	json_decref(doc);
 	free(res);
 	free(data);

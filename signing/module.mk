@@ -5,7 +5,7 @@ fbsign_SRCS := signing/canon.c signing/keys.c signing/envelope.c signing/root.c 
 
 BINS += fb-sign
 fb-sign_SRCS := signing/fb-sign.c
-fb-sign_LIBS := fbsign fbcommon
+fb-sign_LIBS := fbsign fbschema fbcommon
 
 ifneq ($(wildcard tests/unit/test_sign.c),)
 UNIT_TESTS += test_sign

@@ -135,5 +135,24 @@ run "rotation verifies" 0 "valid: root" $S verify --root root.json root2.json
 run "rotation replayed backwards" 1 "not newer" $S verify --root root2.json root.json
 run "old manifest still valid under the new root" 0 "valid" $S verify --root root2.json m.json
 
+# manifest create --templates: the one parser decides what a file is.
+SRC=${FB_SRC:-$OLDPWD}
+TPL="$SRC/schema/templates"
+run "compile a valid channel file" 0 "" "$FB_BIN/fbctl" compile --templates "$TPL" \
+	"$SRC/tests/data/schema/valid/basic.json" basic.cf
+run "manifest from the parsed file" 0 "channel 10, version 1" $S manifest create \
+	--content basic.cf --templates "$TPL" --out parsed.json
+run "manifest lists the file's template types" 0 "" \
+	grep -q '"templates":\[{"id":1,"version":1},{"id":2,"version":1},{"id":3,"version":1}\]' parsed.json
+run "compile the Channel File 291 shape (unchecked)" 0 "" "$FB_BIN/fbctl" compile --unchecked \
+	--templates "$TPL" "$SRC/tests/data/schema/invalid/cf291.json" cf291.cf
+run "no manifest for a file the parser refuses" 1 "expected 20, found 21" $S manifest create \
+	--content cf291.cf --templates "$TPL" --out cf291.json
+run "nothing written for it" 1 "" test -e cf291.json
+run "--channel must agree with the file" 1 "is channel 10 version 1" $S manifest create \
+	--content basic.cf --templates "$TPL" --channel 11 --out wrong.json
+run "--template and --templates exclude each other" 2 "exclude each other" $S manifest create \
+	--content basic.cf --templates "$TPL" --template 1:1 --out both.json
+
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]
