@@ -19,6 +19,7 @@ PREFIX ?= /usr/local
 DESTDIR ?=
 FUZZ_SECONDS ?= 60
 FLEET ?= 1000
+NPROC := $(shell nproc 2>/dev/null || echo 2)
 
 PKGS := libmicrohttpd jansson libsodium libpq libcrypto libcurl cmocka
 NOCONFIG_GOALS := deps clean lint format-check format help
@@ -110,7 +111,7 @@ tests-bin: $(ALL_TESTS)
 # make test: sanitizer build (ASan+UBSan) of everything, then unit,
 # integration, fuzz-replay and CLI tests against a throwaway PostgreSQL.
 test:
-	$(MAKE) BUILD=build/san SANITIZER=address,undefined OPT='-O1 -g' all tests-bin
+	$(MAKE) -j$(NPROC) BUILD=build/san SANITIZER=address,undefined OPT='-O1 -g' all tests-bin
 	tests/run.sh build/san
 
 demo: all
@@ -120,7 +121,7 @@ rehearse: all
 	tests/e2e/rehearse.sh $(BUILD) 10000
 
 bench:
-	$(MAKE) BUILD=build/bench OPT='-O2 -g' all
+	$(MAKE) -j$(NPROC) BUILD=build/bench OPT='-O2 -g' all
 	bench/run.sh build/bench
 
 fuzz:
