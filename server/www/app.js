@@ -1,2 +1,740 @@
-/* firebreak dashboard (placeholder until the dashboard lands) */
-document.getElementById("app").textContent = "firebreak";
+/* firebreak dashboard: one page a SOC operator can leave open.
+ *
+ * Everything here talks to the firebreakd that served it (same origin, no
+ * external resources; the CSP forbids inline scripts and styles). The API
+ * token lives in sessionStorage only and goes out as a bearer header; the
+ * event stream is read with fetch() and a small SSE parser because
+ * EventSource cannot send headers. The DOM is built with createElement and
+ * textContent only, never from HTML strings. */
+(function () {
+  "use strict";
+
+  var TOKEN_KEY = "firebreak.token";
+  var REFRESH_MS = 5000; /* gate WAIT evaluations are not streamed: poll counts */
+  var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
+  var OPERATORS = { soc: 1, release: 1, admin: 1 };
+  var SVGNS = "http://www.w3.org/2000/svg";
+  var SERIES = [
+    { k: "healthy", label: "healthy" },
+    { k: "crashed", label: "crashed" },
+    { k: "boot_looped", label: "boot-looping" },
+    { k: "silent", label: "silent" },
+    { k: "treated", label: "treated" }, /* last: the reference line on top */
+  ];
+
+  var S = {
+    me: null, /* {role, name} */
+    channels: {}, /* id -> name */
+    view: null, /* "board" | "rollout" */
+    viewId: 0,
+    data: {}, /* rollout id -> {r, series, exposure, at} */
+    recent: [], /* last stream events, newest first */
+    lastEventId: null,
+    stream: null, /* AbortController of the running stream */
+    timer: 0,
+    pending: {}, /* rollout ids to refresh soon */
+    pendingTimer: 0,
+    renderGen: 0,
+    haltedHere: {}, /* rollouts halted from this page: no second flash */
+  };
+
+  /* ---- small DOM helpers -------------------------------------------------- */
+
+  function h(tag, attrs) {
+    var el = document.createElement(tag);
+    setAttrs(el, attrs);
+    for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+  function s(tag, attrs) {
+    var el = document.createElementNS(SVGNS, tag);
+    setAttrs(el, attrs);
+    for (var i = 2; i < arguments.length; i++) append(el, arguments[i]);
+    return el;
+  }
+  function setAttrs(el, attrs) {
+    if (!attrs) return;
+    Object.keys(attrs).forEach(function (k) {
+      var v = attrs[k];
+      if (v === null || v === undefined || v === false) return;
+      if (k === "text") el.textContent = String(v);
+      else if (k.slice(0, 2) === "on") el.addEventListener(k.slice(2), v);
+      else el.setAttribute(k, v === true ? "" : String(v));
+    });
+  }
+  function append(el, c) {
+    if (c === null || c === undefined || c === false) return;
+    if (Array.isArray(c)) c.forEach(function (x) { append(el, x); });
+    else if (typeof c === "string" || typeof c === "number") el.appendChild(document.createTextNode(String(c)));
+    else el.appendChild(c);
+  }
+  function $(id) { return document.getElementById(id); }
+  function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); }
+
+  /* ---- formatting ---------------------------------------------------------- */
+
+  function pad(n) { return (n < 10 ? "0" : "") + n; }
+  function clock(t) {
+    if (!t) return "—";
+    var d = new Date(t * 1000);
+    return pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) + ":" + pad(d.getUTCSeconds());
+  }
+  function stamp(t) {
+    if (!t) return "—";
+    var d = new Date(t * 1000);
+    return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate()) + " " + clock(t) + " UTC";
+  }
+  function ago(t) {
+    if (!t) return "";
+    var s = Math.max(0, Math.round(Date.now() / 1000 - t));
+    if (s < 60) return s + " s ago";
+    if (s < 3600) return Math.floor(s / 60) + " min ago";
+    if (s < 86400) return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min ago";
+    return Math.floor(s / 86400) + " d ago";
+  }
+  function dur(s) {
+    if (s < 60) return s + " s";
+    if (s < 3600) return Math.floor(s / 60) + " min";
+    return Math.floor(s / 3600) + " h " + Math.floor((s % 3600) / 60) + " min";
+  }
+  function short(sha) { return sha ? sha.slice(0, 12) : "—"; }
+  function channelName(id) { return S.channels[id] ? S.channels[id] + " (" + id + ")" : "channel " + id; }
+  function isActive(st) { return st === "rolling" || st === "paused" || st === "staged"; }
+  function decisionWord(d) {
+    d = String(d || "").toUpperCase();
+    return { WAIT: "waiting", PROMOTE: "promoted", HALT: "halt", COMPLETE: "completed" }[d] || d.toLowerCase();
+  }
+
+  /* ---- API ------------------------------------------------------------------ */
+
+  function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
+
+  function ApiError(status, code, message) {
+    this.status = status;
+    this.code = code;
+    this.message = message;
+  }
+  ApiError.prototype.toString = function () {
+    return this.message + " (HTTP " + this.status + (this.code ? ", " + this.code : "") + ")";
+  };
+
+  function api(method, path, body) {
+    var opts = { method: method, headers: { Authorization: "Bearer " + token() }, cache: "no-store" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(path, opts).then(
+      function (res) {
+        return res.text().then(function (text) {
+          var j = null;
+          try { j = text ? JSON.parse(text) : null; } catch (e) { j = null; }
+          if (!res.ok) {
+            var e = j && j.error ? j.error : {};
+            if (res.status === 401 && path !== "/v1/whoami") loggedOut("Your token was refused: " + (e.message || "unauthenticated") + ". Log in again.");
+            throw new ApiError(res.status, e.code || "", e.message || res.statusText || "request failed");
+          }
+          return j;
+        });
+      },
+      function (err) { throw new ApiError(0, "network", "cannot reach the server (" + err.message + ")"); }
+    );
+  }
+
+  /* ---- the event stream: fetch + SSE parser, resumable ---------------------- */
+
+  function setLive(state, text) {
+    var el = $("live");
+    el.hidden = false;
+    el.setAttribute("data-state", state);
+    $("live-text").textContent = text;
+  }
+
+  function streamStart() {
+    if (S.stream) return;
+    var ctl = new AbortController();
+    S.stream = ctl;
+    var headers = { Authorization: "Bearer " + token(), Accept: "text/event-stream" };
+    if (S.lastEventId !== null) headers["Last-Event-ID"] = S.lastEventId;
+    var retry = 2000;
+    setLive("connecting", S.lastEventId === null ? "connecting…" : "reconnecting…");
+    fetch("/v1/events", { headers: headers, signal: ctl.signal, cache: "no-store" })
+      .then(function (res) {
+        if (!res.ok || !res.body) throw new Error("event stream: HTTP " + res.status);
+        setLive("live", "live");
+        if (S.lastEventId !== null) refreshAll(); /* whatever was missed while away */
+        var reader = res.body.getReader();
+        var dec = new TextDecoder();
+        var buf = "";
+        var ev = { id: null, type: "message", data: [] };
+        function line(l) {
+          if (l === "") {
+            if (ev.data.length) dispatch(ev.id, ev.type, ev.data.join("\n"));
+            ev = { id: null, type: "message", data: [] };
+            return;
+          }
+          if (l.charAt(0) === ":") return;
+          var i = l.indexOf(":");
+          var f = i < 0 ? l : l.slice(0, i);
+          var v = i < 0 ? "" : l.slice(i + 1);
+          if (v.charAt(0) === " ") v = v.slice(1);
+          if (f === "id") { ev.id = v; S.lastEventId = v; }
+          else if (f === "event") ev.type = v;
+          else if (f === "data") ev.data.push(v);
+          else if (f === "retry" && /^\d+$/.test(v)) retry = parseInt(v, 10);
+        }
+        function pump() {
+          return reader.read().then(function (r) {
+            if (r.done) return;
+            buf += dec.decode(r.value, { stream: true });
+            var m;
+            while ((m = /\r\n|\r|\n/.exec(buf))) {
+              line(buf.slice(0, m.index));
+              buf = buf.slice(m.index + m[0].length);
+            }
+            return pump();
+          });
+        }
+        return pump();
+      })
+      .catch(function () { /* reconnect below */ })
+      .then(function () {
+        if (S.stream !== ctl || ctl.signal.aborted) return;
+        S.stream = null;
+        setLive("down", "reconnecting…");
+        setTimeout(function () { if (S.me && !S.stream) streamStart(); }, retry);
+      });
+  }
+
+  function streamStop() {
+    if (S.stream) S.stream.abort();
+    S.stream = null;
+    $("live").hidden = true;
+  }
+
+  function dispatch(id, type, data) {
+    var j = null;
+    try { j = JSON.parse(data); } catch (e) { return; }
+    var rid = j && j.rollout_id;
+    /* A gate that only waits is noise here (the periodic refresh shows its
+     * counts); servers at debug log level stream every evaluation. */
+    if (type === "gate.evaluation" && j.data && j.data.decision === "WAIT") return;
+    S.recent.unshift({ id: id, type: type, rollout: rid, at: j.at || Math.floor(Date.now() / 1000), data: j.data || {} });
+    S.recent.length = Math.min(S.recent.length, 12);
+    if (rid) {
+      if (type === "rollout.halted" && !S.haltedHere[rid]) flash("Rollout #" + rid + " HALTED", "halt");
+      if (type === "rollout.started") S.pending.list = 1;
+      S.pending[rid] = 1;
+      if (!S.pendingTimer) S.pendingTimer = setTimeout(flushPending, 250);
+    }
+    renderEvents();
+  }
+
+  function flushPending() {
+    var ids = Object.keys(S.pending);
+    S.pending = {};
+    S.pendingTimer = 0;
+    if (ids.indexOf("list") >= 0 && S.view === "board") { refreshAll(); return; }
+    ids = ids.filter(function (id) { return id !== "list"; });
+    Promise.all(ids.map(function (id) { return load(Number(id)); })).then(render, render);
+  }
+
+  /* ---- data ------------------------------------------------------------------ */
+
+  function load(id) {
+    var p = "/v1/rollouts/" + id;
+    return Promise.all([api("GET", p), api("GET", p + "/series"), api("GET", p + "/exposure")]).then(function (x) {
+      var old = S.data[id] || {};
+      S.data[id] = { r: x[0], series: x[1].points || [], exposure: x[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content };
+    }, function (e) {
+      if (S.data[id]) S.data[id].err = e;
+      else S.data[id] = { r: null, err: e };
+    });
+  }
+
+  function loadChannels() {
+    return api("GET", "/v1/channels").then(function (j) {
+      (j.channels || []).forEach(function (c) { S.channels[c.id] = c.name; });
+    }, function () {});
+  }
+
+  function refreshAll() {
+    var gen = ++S.renderGen;
+    if (S.view === "rollout") {
+      return load(S.viewId).then(function () { if (gen === S.renderGen) render(); });
+    }
+    return api("GET", "/v1/rollouts").then(function (j) {
+      var now = Date.now() / 1000;
+      var keep = (j.rollouts || []).filter(function (r) {
+        return isActive(r.state) || (r.finished && now - r.finished < ENDED_WINDOW_S);
+      });
+      S.board = keep.map(function (r) { return r.id; });
+      S.boardErr = null;
+      var unknown = keep.some(function (r) { return !S.channels[r.channel]; });
+      return Promise.all([unknown ? loadChannels() : null].concat(keep.map(function (r) { return load(r.id); })));
+    }, function (e) { S.boardErr = e; }).then(function () { if (gen === S.renderGen) render(); });
+  }
+
+  /* ---- login ------------------------------------------------------------------ */
+
+  function showLogin(msg) {
+    streamStop();
+    $("who").hidden = true;
+    $("logout").hidden = true;
+    var app = $("app");
+    clear(app);
+    var err = h("p", { id: "login-error", class: "login-error", role: "alert", text: msg || "" });
+    err.hidden = !msg;
+    var input = h("input", { id: "token", type: "password", autocomplete: "off", spellcheck: "false", placeholder: "fb_…", required: true });
+    var form = h("form", { id: "login", class: "login", method: "post", action: "#" },
+      h("h1", { text: "Sign in" }),
+      h("p", { class: "muted", text: "Paste your firebreak API token. It is kept for this browser tab only (session storage) and never put in a URL." }),
+      h("label", { for: "token", text: "API token" }),
+      input,
+      err,
+      h("button", { class: "btn btn-primary", type: "submit", id: "login-submit", text: "Sign in" }));
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var t = input.value.trim();
+      if (!t) return;
+      sessionStorage.setItem(TOKEN_KEY, t);
+      input.value = "";
+      start().catch(function (ex) {
+        sessionStorage.removeItem(TOKEN_KEY);
+        showLogin("Sign-in refused: " + ex);
+      });
+    });
+    app.appendChild(form);
+    input.focus();
+  }
+
+  function loggedOut(msg) {
+    sessionStorage.removeItem(TOKEN_KEY);
+    S.me = null;
+    S.data = {};
+    S.recent = [];
+    S.lastEventId = null;
+    clearInterval(S.timer);
+    S.timer = 0;
+    showLogin(msg);
+  }
+
+  function start() {
+    return api("GET", "/v1/whoami").then(function (me) {
+      S.me = me;
+      var who = $("who");
+      clear(who);
+      append(who, [h("span", { class: "who-name", text: me.name }), " ", h("span", { class: "role role-" + me.role, text: me.role })]);
+      who.hidden = false;
+      $("logout").hidden = false;
+      if (!OPERATORS[me.role]) {
+        route();
+        return;
+      }
+      return loadChannels().then(function () {
+        streamStart();
+        clearInterval(S.timer);
+        S.timer = setInterval(function () { if (!document.hidden) refreshAll(); }, REFRESH_MS);
+        route();
+      });
+    });
+  }
+
+  /* ---- routing ------------------------------------------------------------------ */
+
+  function route() {
+    var m = /^#\/rollouts\/(\d+)$/.exec(location.hash);
+    S.view = m ? "rollout" : "board";
+    S.viewId = m ? Number(m[1]) : 0;
+    var app = $("app");
+    if (!S.me) return;
+    if (!OPERATORS[S.me.role]) {
+      /* Ask anyway and show the server's answer: the role check is the server's. */
+      api("GET", "/v1/rollouts?state=active").then(function () { refreshAll(); }, function (e) {
+        clear(app);
+        app.appendChild(h("section", { class: "panel refused", id: "refused" },
+          h("h1", { text: "This token cannot watch rollouts" }),
+          h("p", { class: "big-error", text: "The server refused: " + e }),
+          h("p", { class: "muted", text: "Signed in as " + S.me.name + " with role '" + S.me.role + "'. The dashboard needs a soc, release or admin token." })));
+      });
+      return;
+    }
+    clear(app);
+    app.appendChild(h("p", { class: "muted", text: "Loading…" }));
+    refreshAll();
+  }
+
+  /* ---- rendering ------------------------------------------------------------------ */
+
+  function render() {
+    if (!S.me || !OPERATORS[S.me.role]) return;
+    var app = $("app");
+    var y = window.scrollY;
+    clear(app);
+    if (S.view === "rollout") renderRollout(app, S.viewId);
+    else renderBoard(app);
+    window.scrollTo(0, y);
+  }
+
+  function renderBoard(app) {
+    if (S.boardErr) {
+      app.appendChild(h("p", { class: "big-error", text: "Cannot list rollouts: " + S.boardErr }));
+      return;
+    }
+    var ids = S.board || [];
+    var rs = ids.map(function (id) { return S.data[id]; }).filter(function (d) { return d && d.r; });
+    var active = rs.filter(function (d) { return isActive(d.r.state); });
+    var ended = rs.filter(function (d) { return !isActive(d.r.state); });
+    var halted = ended.filter(function (d) { return d.r.state === "halted" || d.r.state === "reverted"; });
+
+    app.appendChild(h("section", { class: "summary" },
+      stat(active.length, "active", active.length ? "ok" : "idle"),
+      stat(halted.length, "halted in 24 h", halted.length ? "bad" : "idle"),
+      stat(ended.length - halted.length, "completed in 24 h", "idle"),
+      h("div", { class: "summary-clock" }, h("span", { class: "muted", text: "updated " }), h("span", { id: "updated", text: clock(Date.now() / 1000) + " UTC" }))));
+
+    var events = h("aside", { class: "events panel", id: "events" });
+    var main = h("div", { class: "board" });
+    if (halted.length) {
+      main.appendChild(h("h2", { class: "section-title section-bad", text: "Halted" }));
+      halted.forEach(function (d) { main.appendChild(card(d, false)); });
+    }
+    main.appendChild(h("h2", { class: "section-title", text: "Active rollouts" }));
+    if (!active.length) main.appendChild(h("p", { class: "empty", text: "No rollout is active. Nothing is being shipped right now." }));
+    active.forEach(function (d) { main.appendChild(card(d, false)); });
+    var done = ended.filter(function (d) { return halted.indexOf(d) < 0; });
+    if (done.length) {
+      main.appendChild(h("h2", { class: "section-title", text: "Ended in the last 24 hours" }));
+      done.forEach(function (d) { main.appendChild(card(d, false)); });
+    }
+    app.appendChild(h("div", { class: "layout" }, main, events));
+    renderEvents();
+  }
+
+  function stat(n, label, tone) {
+    return h("div", { class: "stat stat-" + tone }, h("span", { class: "stat-n", text: n }), h("span", { class: "stat-l", text: label }));
+  }
+
+  function renderEvents() {
+    var el = $("events");
+    if (!el) return;
+    clear(el);
+    el.appendChild(h("h2", { text: "Live events" }));
+    if (!S.recent.length) {
+      el.appendChild(h("p", { class: "muted", text: "Waiting for rollout events… (gate evaluations that only wait are not streamed)" }));
+      return;
+    }
+    var ul = h("ul", { class: "event-list" });
+    S.recent.forEach(function (e) {
+      var kind = e.type.replace("rollout.", "").replace("gate.evaluation", "gate");
+      var tone = /halt|revert/.test(e.type) ? "bad" : /promot|complet/.test(e.type) ? "good" : "";
+      var what = e.data && e.data.decision ? e.data.decision + (e.data.reason ? ": " + e.data.reason : "") : "";
+      ul.appendChild(h("li", { class: "ev ev-" + tone },
+        h("span", { class: "ev-time", text: clock(e.at) }),
+        h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }),
+        what ? h("span", { class: "ev-what", text: what }) : null));
+    });
+    el.appendChild(ul);
+  }
+
+  function badge(state) {
+    return h("span", { class: "badge badge-" + state, "data-state": state, text: state.toUpperCase() });
+  }
+
+  function lastEval(d) {
+    var ev = d.r.evaluations && d.r.evaluations[0];
+    if (ev) return ev;
+    var p = d.series && d.series[d.series.length - 1];
+    return p ? { decision: p.decision, reason: "", at: p.at } : null;
+  }
+
+  function card(d, detail) {
+    var r = d.r;
+    var canHalt = OPERATORS[S.me.role] && isActive(r.state);
+    var head = h("div", { class: "card-head" },
+      badge(r.state),
+      h("div", { class: "card-title" },
+        h("a", { class: "rollout-link", href: "#/rollouts/" + r.id, text: "Rollout #" + r.id }),
+        h("span", { class: "card-sub" },
+          h("span", { class: "channel", text: channelName(r.channel) }),
+          " · content v" + r.version + " ",
+          h("code", { title: r.content, text: short(r.content) }),
+          " · started " + ago(r.started))),
+      h("span", { class: "spacer" }),
+      canHalt ? h("button", { class: "btn btn-danger halt", type: "button", "data-rollout": r.id, onclick: function () { openHalt(r); }, text: "Halt…" }) : null,
+      detail ? null : h("a", { class: "btn btn-quiet", href: "#/rollouts/" + r.id, text: "Details" }));
+
+    var el = h("article", { class: "card card-" + r.state, "data-rollout": r.id, "data-state": r.state }, head);
+    if (r.state === "halted" || r.state === "reverted") {
+      el.appendChild(h("div", { class: "halt-reason" },
+        h("strong", { text: (r.state === "halted" ? "Halted " : "Halted, then reverted ") + (r.finished ? "at " + clock(r.finished) + " UTC (" + ago(r.finished) + ")" : "") + ": " }),
+        h("span", { text: r.state_reason || "no reason recorded" })));
+    }
+    el.appendChild(rings(r));
+    var ev = lastEval(d);
+    var stopped = r.state === "halted" || r.state === "reverted";
+    if (ev && stopped && ev.decision === "HALT" && ev.reason === r.state_reason) {
+      /* the halt box above already says it */
+    } else if (ev) {
+      el.appendChild(h("div", { class: "gate" },
+        h("span", { class: "gate-label", text: "Gate" }),
+        h("span", { class: "decision decision-" + String(ev.decision).toLowerCase(), text: decisionWord(ev.decision) }),
+        h("span", { class: "gate-reason", text: ev.reason || "" }),
+        h("span", { class: "gate-time", text: (ev.ring ? "in " + ev.ring + ", " : "") + clock(ev.at) + " UTC" })));
+    } else if (isActive(r.state)) {
+      el.appendChild(h("div", { class: "gate" }, h("span", { class: "gate-label", text: "Gate" }), h("span", { class: "gate-reason", text: "no evaluation yet" })));
+    }
+    el.appendChild(health(d, detail));
+    if (d.err) el.appendChild(h("p", { class: "stale", text: "Could not refresh: " + d.err + " (showing data from " + clock(d.at / 1000) + ")" }));
+    return el;
+  }
+
+  function rings(r) {
+    var plan = r.rings || [];
+    var ol = h("ol", { class: "rings", "aria-label": "ring progress" });
+    plan.forEach(function (name, i) {
+      var st = i < r.ring_index || r.state === "completed" ? "done" : i === r.ring_index ? (r.state === "halted" || r.state === "reverted" ? "stopped" : "now") : "todo";
+      ol.appendChild(h("li", { class: "ring ring-" + st, "data-ring": name },
+        h("span", { class: "ring-i", text: String(i + 1) }),
+        h("span", { class: "ring-name", text: name }),
+        h("span", { class: "ring-st", text: { done: "passed", now: "in progress", stopped: "stopped here", todo: "" }[st] })));
+    });
+    var since = r.ring_started ? " for " + dur(Math.max(0, Math.round(Date.now() / 1000 - r.ring_started))) : "";
+    var now = r.state === "completed" ? "Completed: every ring has it" :
+      "Ring " + (r.ring_index + 1) + " of " + plan.length + ": " + (r.ring || plan[r.ring_index] || "?") + (isActive(r.state) ? since : "");
+    return h("div", { class: "progress" }, h("div", { class: "ring-where", text: now }), ol);
+  }
+
+  function health(d, detail) {
+    var r = d.r;
+    var wrap = h("div", { class: "health" });
+    var plan = r.rings || [];
+    plan.forEach(function (name, i) {
+      if (!detail && i > r.ring_index) return;
+      var x = d.exposure[name] || {};
+      var pts = (d.series || []).filter(function (p) { return p.ring === name; });
+      var counts = h("dl", { class: "counts", "data-ring": name },
+        cnt("agents", x.agents, "in ring"),
+        cnt("treated", x.treated, "treated"),
+        cnt("healthy", x.healthy, "healthy"),
+        cnt("crashed", x.crashed, "crashed"),
+        cnt("boot_looped", x.boot_looped, "boot-looping"),
+        cnt("silent", x.silent, "silent"),
+        cnt("pending", x.pending, "pending"));
+      wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") },
+        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name }), h("span", { class: "muted", text: pts.length ? " gate inputs while in this ring, " + pts.length + " evaluations" : " no evaluations in this ring" })),
+        counts,
+        pts.length ? plot(pts, detail) : null));
+    });
+    wrap.appendChild(legend());
+    return wrap;
+  }
+
+  function cnt(k, v, label) {
+    var n = v === undefined || v === null ? 0 : v;
+    return h("div", { class: "cnt cnt-" + k + (n > 0 ? " cnt-nz" : ""), "data-k": k },
+      h("dt", { text: label }), h("dd", { text: String(n) }));
+  }
+
+  function legend() {
+    return h("div", { class: "legend", "aria-hidden": "true" }, SERIES.map(function (x) {
+      return h("span", { class: "lg lg-" + x.k }, h("span", { class: "lg-sw" }), x.label);
+    }));
+  }
+
+  /* An inline SVG of the gate's counts over time within one ring. */
+  function plot(pts, big) {
+    var W = 640, H = big ? 200 : 150, L = 38, R = 12, T = 12, B = 24;
+    var t0 = pts[0].at, t1 = pts[pts.length - 1].at;
+    if (t1 <= t0) t1 = t0 + 1;
+    var ymax = 1;
+    pts.forEach(function (p) { SERIES.forEach(function (x) { ymax = Math.max(ymax, p[x.k] || 0); }); });
+    ymax = niceMax(ymax);
+    function X(t) { return L + (W - L - R) * (t - t0) / (t1 - t0); }
+    function Y(v) { return T + (H - T - B) * (1 - v / ymax); }
+    var svg = s("svg", { class: "plot", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "counts over time" });
+    [0, ymax / 2, ymax].forEach(function (v) {
+      svg.appendChild(s("line", { class: "grid", x1: L, x2: W - R, y1: Y(v), y2: Y(v) }));
+      svg.appendChild(s("text", { class: "axis", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, String(Math.round(v))));
+    });
+    svg.appendChild(s("text", { class: "axis", x: L, y: H - 6 }, clock(t0)));
+    svg.appendChild(s("text", { class: "axis", x: W - R, y: H - 6, "text-anchor": "end" }, clock(pts[pts.length - 1].at)));
+    pts.forEach(function (p) {
+      if (p.decision && p.decision !== "WAIT") {
+        var x = X(p.at);
+        svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: T, y2: H - B }));
+        svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: x - 4, y: T + 10, "text-anchor": "end" }, p.decision));
+      }
+    });
+    SERIES.forEach(function (x) {
+      var d = pts.map(function (p, i) { return (i ? "L" : "M") + X(p.at).toFixed(1) + " " + Y(p[x.k] || 0).toFixed(1); }).join(" ");
+      if (pts.length === 1) d += " L" + (X(pts[0].at) + 4) + " " + Y(pts[0][x.k] || 0).toFixed(1);
+      svg.appendChild(s("path", { class: "line line-" + x.k, d: d }));
+      var last = pts[pts.length - 1];
+      svg.appendChild(s("circle", { class: "dot dot-" + x.k, cx: X(last.at), cy: Y(last[x.k] || 0), r: 3 }));
+    });
+    return svg;
+  }
+
+  function niceMax(v) {
+    var steps = [1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000];
+    for (var i = 0; i < steps.length; i++) if (steps[i] >= v) return steps[i];
+    var p = Math.pow(10, Math.ceil(Math.log10(v)));
+    return p / 2 >= v ? p / 2 : p;
+  }
+
+  /* ---- one rollout's page ---------------------------------------------------------- */
+
+  function renderRollout(app, id) {
+    var d = S.data[id];
+    app.appendChild(h("p", { class: "crumbs" }, h("a", { href: "#/", text: "← all rollouts" })));
+    if (!d || !d.r) {
+      app.appendChild(h("p", { class: "big-error", text: d && d.err ? "Cannot show rollout #" + id + ": " + d.err : "Loading…" }));
+      return;
+    }
+    app.appendChild(card(d, true));
+    var cols = h("div", { class: "detail-cols" });
+    var tl = h("section", { class: "panel timeline", id: "timeline" }, h("h2", { text: "Timeline" }), h("p", { class: "muted", text: "Loading the audit log…" }));
+    var ct = h("section", { class: "panel content", id: "content" }, h("h2", { text: "Content" }), h("p", { class: "muted", text: "Loading the manifest…" }));
+    if (d.audit) fillTimeline(tl, d, d.audit);
+    if (d.content) fillContent(ct, d.content);
+    cols.appendChild(tl);
+    cols.appendChild(ct);
+    app.appendChild(cols);
+    var gen = S.renderGen;
+    Promise.all([api("GET", "/v1/audit?object=rollout/" + id).catch(function (e) { return { err: e }; }),
+ api("GET", "/v1/content/" + d.r.content).catch(function (e) { return { err: e }; })])
+      .then(function (x) {
+        if (gen !== S.renderGen || !tl.isConnected) return;
+        if (!x[1].err) d.content = x[1];
+        if (!x[0].err) d.audit = x[0];
+        fillTimeline(tl, d, x[0]);
+        fillContent(ct, x[1]);
+      });
+  }
+
+  function fillTimeline(el, d, audit) {
+    clear(el);
+    el.appendChild(h("h2", { text: "Timeline" }));
+    if (audit.err) el.appendChild(h("p", { class: "big-error", text: "Audit log: " + audit.err }));
+    var items = [];
+    (audit.audit || []).forEach(function (a) {
+      items.push({ at: a.at, id: a.id, kind: "action", what: a.action.replace("rollout.", ""), who: a.actor, text: a.reason || "", tone: /halt|revert/.test(a.action) ? "bad" : /promote|complete/.test(a.action) ? "good" : "" });
+    });
+    /* Evaluations: the last 20, with runs of identical waits folded. */
+    var evs = (d.r.evaluations || []).slice().reverse();
+    var prev = null;
+    evs.forEach(function (e) {
+      if (prev && prev.decision === e.decision && prev.reason === e.reason && prev.ring === e.ring) { prev.n++; prev.at = e.at; return; }
+      prev = { at: e.at, id: 0, kind: "gate", what: decisionWord(e.decision), who: "gate in " + e.ring, text: e.reason, decision: e.decision, ring: e.ring, reason: e.reason, n: 1, tone: e.decision === "HALT" ? "bad" : e.decision === "PROMOTE" ? "good" : "" };
+      items.push(prev);
+    });
+    items.sort(function (a, b) { return b.at - a.at || (b.kind === "action") - (a.kind === "action"); });
+    var ol = h("ol", { class: "tl" });
+    items.forEach(function (it) {
+      ol.appendChild(h("li", { class: "tl-item tl-" + it.kind + (it.tone ? " tl-" + it.tone : "") },
+        h("span", { class: "tl-time", title: stamp(it.at), text: clock(it.at) }),
+        h("span", { class: "tl-what", text: it.what + (it.n > 1 ? " ×" + it.n : "") }),
+        h("span", { class: "tl-who", text: it.who }),
+        it.text ? h("p", { class: "tl-text", text: it.text }) : null));
+    });
+    if (!items.length) ol.appendChild(h("li", { class: "muted", text: "Nothing recorded yet." }));
+    el.appendChild(ol);
+  }
+
+  function fillContent(el, c) {
+    clear(el);
+    el.appendChild(h("h2", { text: "Content" }));
+    if (c.err) {
+      el.appendChild(h("p", { class: "big-error", text: "Content: " + c.err }));
+      return;
+    }
+    var m = c.manifest || {};
+    var sg = m.signed || {};
+    var pf = c.preflight || {};
+    el.appendChild(h("dl", { class: "kv" },
+      kv("sha256", h("code", { class: "sha", text: c.sha256 })),
+      kv("channel", channelName(c.channel)),
+      kv("version", String(c.version)),
+      kv("size", c.size + " bytes"),
+      kv("templates", (c.templates || []).map(function (t) { return t.id + " v" + t.version; }).join(", ") || "—"),
+      kv("uploaded", stamp(c.created)),
+      kv("manifest", "created " + stamp(sg.created) + ", expires " + stamp(sg.expires)),
+      kv("preflight", h("span", { class: "pf pf-" + (pf.outcome || "none") }, pf.reason && pf.reason.indexOf(pf.outcome + ":") === 0 ? pf.reason : (pf.outcome || "none") + (pf.reason ? " — " + pf.reason : ""))),
+      kv("status", c.bad ? h("span", { class: "bad-content", text: "marked BAD: " + (c.bad_reason || "") }) : "good")));
+    var sigs = m.signatures || [];
+    el.appendChild(h("h3", { text: "Signers (" + sigs.length + ")" }));
+    var ul = h("ul", { class: "signers" });
+    sigs.forEach(function (x) { ul.appendChild(h("li", {}, h("span", { class: "muted", text: "release key " }), h("code", { class: "keyid", text: x.keyid }))); });
+    el.appendChild(ul);
+    el.appendChild(h("details", {}, h("summary", { text: "Signed manifest (JSON)" }), h("pre", { class: "json", text: JSON.stringify(sg, null, 2) })));
+  }
+
+  function kv(k, v) { return h("div", { class: "kv-row" }, h("dt", { text: k }), h("dd", {}, v)); }
+
+  /* ---- halt ------------------------------------------------------------------------ */
+
+  var haltTarget = null;
+
+  function openHalt(r) {
+    haltTarget = r;
+    $("halt-title").textContent = "Halt rollout #" + r.id + "?";
+    $("halt-what").textContent = channelName(r.channel) + ", content v" + r.version + " (" + short(r.content) + "), now " + r.state + " in ring " + (r.ring || "?") + ".";
+    $("halt-reason").value = "";
+    $("halt-error").hidden = true;
+    $("halt-confirm").disabled = false;
+    $("halt-dialog").showModal();
+    $("halt-reason").focus();
+  }
+
+  function haltError(msg) {
+    var e = $("halt-error");
+    e.textContent = msg;
+    e.hidden = false;
+  }
+
+  function submitHalt(ev) {
+    ev.preventDefault();
+    var r = haltTarget;
+    if (!r) return;
+    var reason = $("halt-reason").value.trim();
+    if (!reason) {
+      haltError("A reason is required: it goes into the audit log.");
+      $("halt-reason").focus();
+      return;
+    }
+    $("halt-confirm").disabled = true;
+    S.haltedHere[r.id] = 1;
+    api("POST", "/v1/rollouts/" + r.id + "/halt", { reason: reason }).then(function (res) {
+      $("halt-dialog").close();
+      haltTarget = null;
+      flash("Rollout #" + r.id + " is " + ((res && res.state) || "halted") + ": you halted it", "halt");
+      return load(r.id).then(refreshAll);
+    }, function (e) {
+      delete S.haltedHere[r.id];
+      $("halt-confirm").disabled = false;
+      haltError("The server refused the halt: " + e);
+    });
+  }
+
+  /* ---- flash messages ----------------------------------------------------------------- */
+
+  function flash(text, tone) {
+    var box = $("flash") || document.body.appendChild(h("div", { id: "flash", class: "flash-box", role: "status" }));
+    var el = h("div", { class: "flash flash-" + tone, text: text });
+    box.appendChild(el);
+    setTimeout(function () { if (el.parentNode) el.parentNode.removeChild(el); }, 8000);
+  }
+
+  /* ---- start -------------------------------------------------------------------------- */
+
+  document.addEventListener("DOMContentLoaded", function () {
+    $("halt-form").addEventListener("submit", submitHalt);
+    $("halt-cancel").addEventListener("click", function () { $("halt-dialog").close(); haltTarget = null; });
+    $("logout").addEventListener("click", function () { loggedOut("Logged out."); });
+    window.addEventListener("hashchange", function () { if (S.me) route(); });
+    if (location.search || /token/i.test(location.hash)) history.replaceState(null, "", location.pathname + "#/");
+    if (!token()) { showLogin(""); return; }
+    start().catch(function (e) { loggedOut("Sign-in refused: " + e); });
+  });
+})();
