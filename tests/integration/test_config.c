@@ -1,9 +1,10 @@
 /* firebreakd configuration: file, environment and flags in that order of
  * precedence; --help lists every parameter; bad values are refused. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>

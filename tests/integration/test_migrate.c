@@ -1,9 +1,10 @@
 /* firebreakd migrate against a real PostgreSQL: a fresh database, a re-run,
  * and a database that is ahead of the binary. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <signal.h>
 #include <stdio.h>

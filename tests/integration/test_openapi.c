@@ -2,10 +2,11 @@
  * printed by `firebreakd routes`) is described in schema/openapi.json with
  * its method, path parameters, and the roles it admits; nothing described
  * is missing from the server. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <jansson.h>
 #include <stdio.h>

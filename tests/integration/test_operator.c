@@ -1,10 +1,11 @@
 /* Operators' read side against the real server: the server-sent event stream
  * (live delivery, Last-Event-ID resume, roles, shutdown with streams open),
  * a rollout's series and exposure, and the audit log. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <curl/curl.h>
 #include <pthread.h>

@@ -1,10 +1,11 @@
 /* The agent protocol against the real firebreakd and PostgreSQL, with real
  * signatures: enrollment, content upload, poll (200/304) verified with
  * libfbsign as an agent would, blobs, heartbeats and events. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <signal.h>
 #include <sodium.h>

@@ -1,10 +1,11 @@
 /* firebreakd skeleton against a real PostgreSQL over real HTTP: routing,
  * JSON errors, body caps, tokens and roles, metrics, logs, database restart,
  * graceful shutdown. */
-#include <cmocka.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+
+#include <cmocka.h>
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
