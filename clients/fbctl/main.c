@@ -1,6 +1,7 @@
-/* fbctl: the operator and release-engineer CLI. This first version has the
- * offline channel-file commands (validate, compile, decompile, preflight,
- * eval, capabilities); online commands are added as rows of the command table. */
+/* fbctl: the operator and release-engineer CLI. Offline channel-file
+ * commands (validate, compile, decompile, preflight, eval, capabilities) are
+ * here; the online ones, which talk to firebreakd, are in online.c and
+ * watch.c. Every subcommand is one row of the command table below. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,20 +9,8 @@
 #include <sys/stat.h>
 
 #include "fb.h"
+#include "fbctl.h"
 #include "fbschema.h"
-
-/* Exit codes: 0 success/valid, 1 the input is invalid or refused, 2 usage or
- * I/O error. */
-enum { EXIT_VALID = 0, EXIT_INVALID = 1, EXIT_USAGE = 2 };
-
-struct opts {
-	const char *templates; /* --templates DIR */
-	const char *corpus;    /* --corpus DIR (preflight) */
-	int json;              /* --json */
-	int unchecked;         /* --unchecked (compile without registry validation) */
-	int argc;              /* positional arguments after the command */
-	char **argv;
-};
 
 static const char *templates_dir(const struct opts *o)
 {
@@ -323,81 +312,320 @@ static int cmd_capabilities(struct opts *o)
 	return s ? EXIT_VALID : EXIT_USAGE;
 }
 
-struct command {
-	const char *name;
-	int (*run)(struct opts *o);
-	const char *args;
-	const char *help;
+#define OFFLINE (OB(O_TEMPLATES) | OB(O_CORPUS) | OB(O_JSON) | OB(O_UNCHECKED))
+#define J       OB(O_JSON)
+
+/* The command table: one row per subcommand, with the options it takes. */
+static const struct command commands[] = {
+        {"validate", NULL, cmd_validate, OFFLINE, "[--json] FILE",
+         "check a channel file (binary or JSON text form); exit 0 valid, 1 invalid"},
+        {"compile", NULL, cmd_compile, OFFLINE, "[--unchecked] IN.json OUT.cf",
+         "compile the JSON text form to the binary form (validated unless --unchecked)"},
+        {"decompile", NULL, cmd_decompile, OFFLINE, "IN.cf",
+         "print the JSON text form of a binary file"},
+        {"preflight", NULL, cmd_preflight, OFFLINE, "[--corpus DIR] FILE",
+         "run the file through the interpreter in a limited child over the event corpus"},
+        {"eval", NULL, cmd_eval, OFFLINE, "FILE EVENT.json",
+         "evaluate the file's rules against one event; print the verdict as JSON"},
+        {"capabilities", NULL, cmd_capabilities, OFFLINE, "",
+         "print the template types and versions the registry interprets"},
+        {"whoami", NULL, cmd_whoami, J, "[--json]",
+         "the token's name and role, as the server sees it"},
+        {"channel", "create", cmd_channel_create, J | OB(O_DESCRIPTION),
+         "ID NAME [--description D]", "create a channel (admin); the same again is a no-op"},
+        {"channel", "list", cmd_channel_list, J, "[--json]",
+         "channels with their GA and previous GA content"},
+        {"content", "upload", cmd_content_upload, J | OB(O_MANIFEST),
+         "FILE.cf --manifest MANIFEST.json",
+         "upload a binary channel file and its signed manifest (release, admin); the server "
+         "verifies, parses and preflights it"},
+        {"content", "list", cmd_content_list, J | OB(O_CHANNEL), "[--channel N] [--json]",
+         "uploaded content, newest version first per channel"},
+        {"content", "show", cmd_content_show, J, "SHA256 [--json]",
+         "one content: size, templates, preflight, bad mark, manifest signers"},
+        {"rollout", "start", cmd_rollout_start,
+         J | OB(O_CHANNEL) | OB(O_CONTENT) | OB(O_RINGS) | OB(O_POLICY) | OB(O_SUPERSEDE) |
+                 OB(O_REASON),
+         "--channel N --content SHA [--rings a,b] [--policy JSON] [--supersede] [--reason R]",
+         "start a rollout through the rings (release, admin); --policy overrides the gate "
+         "policy of every ring, e.g. '{\"min_bake_s\":600}'"},
+        {"rollout", "status", cmd_rollout_status, J, "ID [--json]",
+         "one rollout: state, ring, and its latest gate evaluations with their reasons"},
+        {"rollout", "list", cmd_rollout_list, J | OB(O_STATE), "[--state S] [--json]",
+         "rollouts, newest first; S: staged, rolling, paused, completed, halted, reverted, "
+         "superseded or active"},
+        {"rollout", "watch", cmd_rollout_watch, OB(O_INTERVAL) | OB(O_TIMEOUT),
+         "ID [--interval MS] [--timeout S]",
+         "live progress per ring until the rollout ends; exit 0 completed, 3 halted, reverted "
+         "or superseded, 1 on errors or at --timeout"},
+        {"rollout", "promote", cmd_rollout_promote, J | OB(O_REASON) | OB(O_FORCE),
+         "ID --reason R [--force]",
+         "promote to the next ring now if the gate allows it; --force overrides the gate "
+         "with two release approvers"},
+        {"rollout", "pause", cmd_rollout_pause, J | OB(O_REASON), "ID --reason R",
+         "stop promotions (assignments stay as they are)"},
+        {"rollout", "resume", cmd_rollout_resume, J | OB(O_REASON), "ID --reason R",
+         "resume a paused rollout; a halted one needs two approvers and restarts at ring 0"},
+        {"rollout", "halt", cmd_rollout_halt, J | OB(O_REASON), "ID --reason R",
+         "halt at once: exposed agents go back to the previous content (soc and up)"},
+        {"rollout", "revert", cmd_rollout_revert, J | OB(O_REASON), "ID --reason R",
+         "halt an active rollout, or take a completed one's GA back to the previous content"},
+        {"ring", "list", cmd_ring_list, J, "[--json]", "the rings in order with their selectors"},
+        {"ring", "set", cmd_ring_set, J | OB(O_REASON), "FILE.json [--reason R]",
+         "replace the rings (admin) with FILE: [{\"name\":..., \"selector\":...}, ...]"},
+        {"pin", "list", cmd_pin_list, J, "[--json]", "tag pins"},
+        {"pin", "add", cmd_pin_add,
+         J | OB(O_TAG) | OB(O_CHANNEL) | OB(O_MODE) | OB(O_VERSION) | OB(O_REASON),
+         "--tag k=v --channel N --mode n-1|version [--version V] [--reason R]",
+         "hold agents with the tag at GA's predecessor or at one version (admin)"},
+        {"pin", "rm", cmd_pin_rm, J, "ID", "delete a pin (admin)"},
+        {"agent", "list", cmd_agent_list, J | OB(O_RING) | OB(O_LIMIT),
+         "[--ring R] [--limit N] [--json]",
+         "agents by id (the first N, default 100), optionally only those in ring R"},
+        {"agent", "show", cmd_agent_show, J, "ID [--json]", "one agent"},
+        {"token", "create", cmd_token_create, J | OB(O_ROLE) | OB(O_NAME),
+         "--role agent|release|soc|admin --name N",
+         "create an API token (admin); printed once on stdout"},
+        {"token", "list", cmd_token_list, J, "[--json]", "API tokens (admin)"},
+        {"token", "revoke", cmd_token_revoke, J, "ID", "revoke an API token (admin)"},
+        {"audit", NULL, cmd_audit,
+         J | OB(O_ACTION) | OB(O_OBJECT) | OB(O_ACTOR) | OB(O_LIMIT) | OB(O_BEFORE),
+         "[--action A] [--object O] [--actor A] [--limit N] [--before ID] [--json]",
+         "the audit log, newest first; page with --before"},
+        {"enroll-token", "create", cmd_enroll_token_create,
+         J | OB(O_NAME) | OB(O_TAGS) | OB(O_MAX_USES) | OB(O_EXPIRES),
+         "--name N [--tags JSON] [--max-uses N] [--expires S]",
+         "create an agent enrollment token (admin); printed once on stdout"},
+};
+#define NCOMMANDS (sizeof commands / sizeof commands[0])
+
+/* Option names, indexed by enum ctl_opt (for messages and getopt). */
+static const struct option optdefs[O_COUNT_] = {
+        [O_TEMPLATES] = {"templates", required_argument, NULL, 256 + O_TEMPLATES},
+        [O_CORPUS] = {"corpus", required_argument, NULL, 256 + O_CORPUS},
+        [O_JSON] = {"json", no_argument, NULL, 256 + O_JSON},
+        [O_UNCHECKED] = {"unchecked", no_argument, NULL, 256 + O_UNCHECKED},
+        [O_CHANNEL] = {"channel", required_argument, NULL, 256 + O_CHANNEL},
+        [O_CONTENT] = {"content", required_argument, NULL, 256 + O_CONTENT},
+        [O_RINGS] = {"rings", required_argument, NULL, 256 + O_RINGS},
+        [O_POLICY] = {"policy", required_argument, NULL, 256 + O_POLICY},
+        [O_SUPERSEDE] = {"supersede", no_argument, NULL, 256 + O_SUPERSEDE},
+        [O_REASON] = {"reason", required_argument, NULL, 256 + O_REASON},
+        [O_FORCE] = {"force", no_argument, NULL, 256 + O_FORCE},
+        [O_RING] = {"ring", required_argument, NULL, 256 + O_RING},
+        [O_LIMIT] = {"limit", required_argument, NULL, 256 + O_LIMIT},
+        [O_TAG] = {"tag", required_argument, NULL, 256 + O_TAG},
+        [O_MODE] = {"mode", required_argument, NULL, 256 + O_MODE},
+        [O_VERSION] = {"version", required_argument, NULL, 256 + O_VERSION},
+        [O_ROLE] = {"role", required_argument, NULL, 256 + O_ROLE},
+        [O_NAME] = {"name", required_argument, NULL, 256 + O_NAME},
+        [O_ACTION] = {"action", required_argument, NULL, 256 + O_ACTION},
+        [O_OBJECT] = {"object", required_argument, NULL, 256 + O_OBJECT},
+        [O_ACTOR] = {"actor", required_argument, NULL, 256 + O_ACTOR},
+        [O_BEFORE] = {"before", required_argument, NULL, 256 + O_BEFORE},
+        [O_TAGS] = {"tags", required_argument, NULL, 256 + O_TAGS},
+        [O_MAX_USES] = {"max-uses", required_argument, NULL, 256 + O_MAX_USES},
+        [O_EXPIRES] = {"expires", required_argument, NULL, 256 + O_EXPIRES},
+        [O_MANIFEST] = {"manifest", required_argument, NULL, 256 + O_MANIFEST},
+        [O_INTERVAL] = {"interval", required_argument, NULL, 256 + O_INTERVAL},
+        [O_TIMEOUT] = {"timeout", required_argument, NULL, 256 + O_TIMEOUT},
+        [O_DESCRIPTION] = {"description", required_argument, NULL, 256 + O_DESCRIPTION},
+        [O_STATE] = {"state", required_argument, NULL, 256 + O_STATE},
 };
 
-/* The command table: one row per subcommand (online ones are added here). */
-static const struct command commands[] = {
-        {"validate", cmd_validate, "FILE",
-         "check a channel file (binary or JSON text form); exit 0 valid, 1 invalid"},
-        {"compile", cmd_compile, "IN.json OUT.cf",
-         "compile the JSON text form to the binary form (validated unless --unchecked)"},
-        {"decompile", cmd_decompile, "IN.cf", "print the JSON text form of a binary file"},
-        {"preflight", cmd_preflight, "FILE",
-         "run the file through the interpreter in a limited child over the event corpus"},
-        {"eval", cmd_eval, "FILE EVENT.json",
-         "evaluate the file's rules against one event; print the verdict as JSON"},
-        {"capabilities", cmd_capabilities, "",
-         "print the template types and versions the registry interprets"},
-};
+/* Store the value of option k. */
+static void opt_set(struct opts *o, int k, const char *v)
+{
+	const char **slot = NULL;
+	switch (k) {
+	case O_JSON: o->json = 1; break;
+	case O_UNCHECKED: o->unchecked = 1; break;
+	case O_SUPERSEDE: o->supersede = 1; break;
+	case O_FORCE: o->force = 1; break;
+	case O_TEMPLATES: slot = &o->templates; break;
+	case O_CORPUS: slot = &o->corpus; break;
+	case O_CHANNEL: slot = &o->channel; break;
+	case O_CONTENT: slot = &o->content; break;
+	case O_RINGS: slot = &o->rings; break;
+	case O_POLICY: slot = &o->policy; break;
+	case O_REASON: slot = &o->reason; break;
+	case O_RING: slot = &o->ring; break;
+	case O_LIMIT: slot = &o->limit; break;
+	case O_TAG: slot = &o->tag; break;
+	case O_MODE: slot = &o->mode; break;
+	case O_VERSION: slot = &o->version; break;
+	case O_ROLE: slot = &o->role; break;
+	case O_NAME: slot = &o->name; break;
+	case O_ACTION: slot = &o->action; break;
+	case O_OBJECT: slot = &o->object; break;
+	case O_ACTOR: slot = &o->actor; break;
+	case O_BEFORE: slot = &o->before; break;
+	case O_TAGS: slot = &o->tags; break;
+	case O_MAX_USES: slot = &o->max_uses; break;
+	case O_EXPIRES: slot = &o->expires; break;
+	case O_MANIFEST: slot = &o->manifest; break;
+	case O_INTERVAL: slot = &o->interval; break;
+	case O_TIMEOUT: slot = &o->timeout; break;
+	case O_DESCRIPTION: slot = &o->description; break;
+	case O_STATE: slot = &o->state; break;
+	default: break;
+	}
+	if (slot)
+		*slot = v;
+	o->seen |= OB(k);
+}
+
+static const char CONNECTION_HELP[] =
+        "connection (online commands; a flag wins over the environment, which wins over the "
+        "file):\n"
+        "  --server URL     firebreakd's base URL            (FIREBREAK_URL, server = URL)\n"
+        "  --token TOKEN    API token                        (FIREBREAK_TOKEN, token = TOKEN)\n"
+        "  --ca FILE        CA bundle (PEM) for https://     (FIREBREAK_CA, ca = FILE)\n"
+        "  --config FILE    key = value file (default ~/.config/firebreak/fbctl.conf)\n";
+
+static void command_name(const struct command *c, char *buf, size_t n)
+{
+	snprintf(buf, n, "%s%s%s", c->group, c->verb ? " " : "", c->verb ? c->verb : "");
+}
+
+static void command_help(const struct command *c, FILE *out)
+{
+	char name[64];
+	command_name(c, name, sizeof name);
+	fprintf(out, "usage: fbctl %s %s\n  %s\n", name, c->args, c->help);
+}
+
+int ctl_usage(const struct opts *o)
+{
+	if (o->cmd) {
+		char name[64];
+		command_name(o->cmd, name, sizeof name);
+		fprintf(stderr, "usage: fbctl %s %s\n(fbctl %s --help for more)\n", name,
+		        o->cmd->args, name);
+	}
+	return EXIT_USAGE;
+}
 
 static void usage(FILE *out)
 {
 	fprintf(out, "usage: fbctl [options] COMMAND [ARGS]\n\ncommands:\n");
-	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++)
-		fprintf(out, "  %-13s %-15s %s\n", commands[k].name, commands[k].args,
+	for (size_t k = 0; k < NCOMMANDS; k++) {
+		char name[64];
+		command_name(&commands[k], name, sizeof name);
+		fprintf(out, "  %-20s %s\n  %-20s   %s\n", name, commands[k].args, "",
 		        commands[k].help);
-	fprintf(out, "\noptions:\n"
+	}
+	fprintf(out, "\noffline options:\n"
 	             "  --templates DIR  template registry (default $FB_TEMPLATES, "
 	             "./schema/templates,\n"
 	             "                   /usr/local/share/firebreak/templates)\n"
 	             "  --corpus DIR     event corpus for preflight (default ./schema/corpus)\n"
-	             "  --json           machine-readable output (validate)\n"
+	             "  --json           machine-readable output (validate, every read command)\n"
 	             "  --unchecked      compile without validating against the registry "
 	             "(test data)\n"
-	             "  --help           this text\n"
-	             "\nexit status: 0 ok/valid, 1 invalid or refused, 2 usage or I/O error\n");
+	             "  --help           this text; after a command, that command's help\n\n");
+	fputs(CONNECTION_HELP, out);
+	fprintf(out, "\nexit status: 0 ok/valid, 1 invalid, refused by the server or no answer "
+	             "from it,\n2 usage, configuration or local I/O error, 3 (rollout watch) the "
+	             "rollout halted\n");
+}
+
+/* The help of every command of group (e.g. "fbctl rollout --help"). */
+static void group_help(const char *group, FILE *out)
+{
+	for (size_t k = 0; k < NCOMMANDS; k++)
+		if (strcmp(commands[k].group, group) == 0)
+			command_help(&commands[k], out);
 }
 
 int main(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	        {"templates", required_argument, NULL, 't'},
-	        {"corpus", required_argument, NULL, 'c'},
-	        {"json", no_argument, NULL, 'j'},
-	        {"unchecked", no_argument, NULL, 'u'},
-	        {"help", no_argument, NULL, 'h'},
-	        {NULL, 0, NULL, 0},
-	};
+	struct option longopts[O_COUNT_ + 6];
+	size_t n = 0;
+	for (int k = 0; k < O_COUNT_; k++)
+		longopts[n++] = optdefs[k];
+	longopts[n++] = (struct option){"server", required_argument, NULL, 'S'};
+	longopts[n++] = (struct option){"token", required_argument, NULL, 'T'};
+	longopts[n++] = (struct option){"config", required_argument, NULL, 'C'};
+	longopts[n++] = (struct option){"ca", required_argument, NULL, 'A'};
+	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
+	longopts[n] = (struct option){NULL, 0, NULL, 0};
 	struct opts o = {0};
-	int c;
+	int c, help = 0;
 	/* options may come before or after the command ("+" is not used) */
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
 		switch (c) {
-		case 't': o.templates = optarg; break;
-		case 'c': o.corpus = optarg; break;
-		case 'j': o.json = 1; break;
-		case 'u': o.unchecked = 1; break;
-		case 'h': usage(stdout); return EXIT_VALID;
-		default: usage(stderr); return EXIT_USAGE;
+		case 'S': o.server = optarg; break;
+		case 'T': o.token = optarg; break;
+		case 'C': o.config = optarg; break;
+		case 'A': o.ca = optarg; break;
+		case 'h': help = 1; break;
+		default:
+			if (c >= 256 && c < 256 + O_COUNT_) {
+				opt_set(&o, c - 256, optarg);
+				break;
+			}
+			usage(stderr);
+			return EXIT_USAGE;
 		}
 	}
 	if (optind >= argc) {
-		usage(stderr);
+		usage(help ? stdout : stderr);
+		return help ? EXIT_VALID : EXIT_USAGE;
+	}
+	const char *group = argv[optind];
+	const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
+	const struct command *cmd = NULL;
+	int group_known = 0;
+	for (size_t k = 0; k < NCOMMANDS && !cmd; k++) {
+		if (strcmp(group, commands[k].group) != 0)
+			continue;
+		group_known = 1;
+		if (!commands[k].verb || (verb && strcmp(verb, commands[k].verb) == 0))
+			cmd = &commands[k];
+	}
+	if (!cmd) {
+		if (!group_known)
+			fprintf(stderr, "fbctl: unknown command \"%s\"\n", group);
+		else if (help && !verb) {
+			group_help(group, stdout);
+			return EXIT_VALID;
+		} else if (verb)
+			fprintf(stderr, "fbctl: unknown command \"%s %s\"\n", group, verb);
+		else
+			fprintf(stderr, "fbctl: \"%s\" needs a subcommand\n", group);
+		if (group_known)
+			group_help(group, stderr);
+		else
+			usage(stderr);
 		return EXIT_USAGE;
 	}
-	for (size_t k = 0; k < sizeof commands / sizeof commands[0]; k++) {
-		if (strcmp(argv[optind], commands[k].name) == 0) {
-			o.argc = argc - optind - 1;
-			o.argv = argv + optind + 1;
-			return commands[k].run(&o);
-		}
+	if (help) {
+		command_help(cmd, stdout);
+		if (cmd->takes != OFFLINE)
+			fputs(CONNECTION_HELP, stdout);
+		return EXIT_VALID;
 	}
-	fprintf(stderr, "fbctl: unknown command \"%s\"\n", argv[optind]);
-	usage(stderr);
-	return EXIT_USAGE;
+	o.cmd = cmd;
+	uint64_t stray = o.seen & ~cmd->takes;
+	for (int k = 0; k < O_COUNT_; k++)
+		if (stray & OB(k)) {
+			char name[64];
+			command_name(cmd, name, sizeof name);
+			fprintf(stderr, "fbctl: option --%s does not apply to \"%s\"\n",
+			        optdefs[k].name, name);
+			return ctl_usage(&o);
+		}
+	int skip = cmd->verb ? 2 : 1;
+	o.argc = argc - optind - skip;
+	o.argv = argv + optind + skip;
+	if (cmd->takes == OFFLINE)
+		return cmd->run(&o);
+	if (fbc_global_init() != FB_OK) {
+		fprintf(stderr, "fbctl: libcurl could not be initialised\n");
+		return EXIT_USAGE;
+	}
+	int code = cmd->run(&o);
+	fbc_global_cleanup();
+	return code;
 }

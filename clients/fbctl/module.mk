@@ -1,5 +1,8 @@
-# fbctl: operator and release-engineer CLI (offline channel-file commands now;
-# the online commands are added to its command table later).
+# fbctl: operator and release-engineer CLI (README.md): offline channel-file
+# commands and every online operator action, through libfbclient (libcurl).
 BINS += fbctl
-fbctl_SRCS := clients/fbctl/main.c
-fbctl_LIBS := fbschema fbcommon
+fbctl_SRCS := clients/fbctl/main.c clients/fbctl/ctl.c clients/fbctl/online.c \
+	clients/fbctl/watch.c
+fbctl_LIBS := fbclient fbschema fbcommon
+
+# End to end: the real fbctl binary against the real firebreakd and database.

@@ -1,0 +1,922 @@
+/* fbctl's online subcommands (all but rollout watch): one request each to
+ * firebreakd's operator API (server/routes.c), the answer printed as a table
+ * or key: value lines, or as the server's JSON with --json. */
+#include <sodium.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fb.h"
+#include "fbctl.h"
+#include "fbschema.h"
+
+#define MAX_MANIFEST   ((size_t)1 << 20) /* bytes of a manifest file */
+#define MAX_RINGS_FILE ((size_t)1 << 20) /* bytes of a rings file (the server's cap) */
+
+/* ---- helpers ------------------------------------------------------------------ */
+
+/* One request on a fresh connection. On success *out is the answer (caller
+ * decrefs) and, with --json, the server's JSON has been printed. */
+static int request(const struct opts *o, const char *method, const char *path, const json_t *body,
+                   long *status, json_t **out)
+{
+	struct ctl c;
+	const char *raw = NULL;
+	*out = NULL;
+	int code = ctl_open(o, &c);
+	if (code)
+		return code;
+	code = ctl_call(&c, method, path, body, status, out, &raw);
+	if (code == EXIT_VALID && o->json)
+		ctl_print_raw(raw);
+	ctl_close(&c);
+	return code;
+}
+
+static int usage_msg(const struct opts *o, const char *msg)
+{
+	fprintf(stderr, "fbctl: %s\n", msg);
+	return ctl_usage(o);
+}
+
+/* Exactly n positional arguments, or a usage error. */
+static int want_args(const struct opts *o, int n)
+{
+	if (o->argc == n)
+		return 0;
+	return usage_msg(o, o->argc < n ? "missing argument" : "too many arguments");
+}
+
+/* Parse s (named what) as an integer in [min, max] into *v, or print a usage
+ * error: EXIT_USAGE. */
+static int int_arg(const struct opts *o, const char *what, const char *s, int64_t min, int64_t max,
+                   int64_t *v)
+{
+	if (s && fb_parse_i64(s, min, max, v) == FB_OK)
+		return 0;
+	fprintf(stderr, "fbctl: %s must be an integer in [%lld, %lld], found \"%s\"\n", what,
+	        (long long)min, (long long)max, s ? s : "");
+	return ctl_usage(o);
+}
+
+/* The one positional argument as a positive id, copied as text into buf. */
+static int id_arg(const struct opts *o, const char *what, char buf[24])
+{
+	int64_t v;
+	int code = want_args(o, 1);
+	if (!code)
+		code = int_arg(o, what, o->argv[0], 1, INT64_MAX, &v);
+	if (!code)
+		snprintf(buf, 24, "%lld", (long long)v);
+	return code;
+}
+
+/* A --reason is required by the server for every rollout action. */
+static int need_reason(const struct opts *o)
+{
+	if (o->reason && *o->reason)
+		return 0;
+	return usage_msg(o, "--reason R is required (the server records it in the audit log)");
+}
+
+/* Parse a JSON option value (an object) or print a usage error. */
+static int json_opt(const struct opts *o, const char *what, const char *text, json_t **out)
+{
+	json_error_t e;
+	*out = json_loads(text, 0, &e);
+	if (json_is_object(*out))
+		return 0;
+	fprintf(stderr, "fbctl: %s must be a JSON object: %s\n", what,
+	        *out ? "not an object" : e.text);
+	json_decref(*out);
+	*out = NULL;
+	return ctl_usage(o);
+}
+
+static void kv(const char *key, const char *value)
+{
+	printf("%-14s %s\n", key, value);
+}
+
+/* ---- whoami ---------------------------------------------------------------------- */
+
+int cmd_whoami(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/whoami", NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	char b1[128], b2[128], b3[32];
+	printf("%s (role %s, token %s)\n", ctl_cell(j, "name", b1, sizeof b1),
+	       ctl_cell(j, "role", b2, sizeof b2), ctl_cell(j, "token_id", b3, sizeof b3));
+out:
+	json_decref(j);
+	return code;
+}
+
+/* ---- channels ------------------------------------------------------------------------ */
+
+int cmd_channel_create(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	int64_t id;
+	long st;
+	int code = want_args(o, 2);
+	if (!code)
+		code = int_arg(o, "channel ID", o->argv[0], 1, 0xffffffffLL, &id);
+	if (code)
+		return code;
+	body = json_pack("{s:I,s:s}", "id", (json_int_t)id, "name", o->argv[1]);
+	if (o->description)
+		json_object_set_new(body, "description", json_string(o->description));
+	code = request(o, "POST", "/v1/channels", body, &st, &j);
+	if (!code && !o->json)
+		printf("channel %lld \"%s\" %s\n", (long long)id, o->argv[1],
+		       st == 201 ? "created" : "already exists (unchanged)");
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_channel_list(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/channels", NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 5);
+	ctl_table_add(&t, (const char *[]){"ID", "NAME", "GA", "PREVIOUS GA", "DESCRIPTION"});
+	size_t i;
+	json_t *ch;
+	json_array_foreach(json_object_get(j, "channels"), i, ch)
+	{
+		char a[32], b[160], c[16], d[16], e[200];
+		ctl_table_add(&t, (const char *[]){ctl_cell(ch, "id", a, sizeof a),
+		                                   ctl_cell(ch, "name", b, sizeof b),
+		                                   ctl_short(ch, "ga", 12, c, sizeof c),
+		                                   ctl_short(ch, "previous_ga", 12, d, sizeof d),
+		                                   ctl_cell(ch, "description", e, sizeof e)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+/* ---- content ---------------------------------------------------------------------------- */
+
+int cmd_content_upload(struct opts *o)
+{
+	unsigned char *blob = NULL, *mtext = NULL;
+	size_t blen = 0, mlen = 0;
+	char *b64 = NULL;
+	json_t *manifest = NULL, *body = NULL, *j = NULL;
+	long st;
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	if (!o->manifest)
+		return usage_msg(o, "--manifest MANIFEST.json is required (the signed manifest, "
+		                    "made with fb-sign)");
+	code = EXIT_USAGE;
+	enum fb_rc rc = fb_file_read(o->argv[0], CF_MAX_FILE, &blob, &blen);
+	if (rc) {
+		fprintf(stderr, "fbctl: %s: cannot read: %s\n", o->argv[0], fb_rc_str(rc));
+		goto out;
+	}
+	if ((rc = fb_file_read(o->manifest, MAX_MANIFEST, &mtext, &mlen))) {
+		fprintf(stderr, "fbctl: %s: cannot read: %s\n", o->manifest, fb_rc_str(rc));
+		goto out;
+	}
+	json_error_t e;
+	manifest = json_loadb((const char *)mtext, mlen, 0, &e);
+	if (!json_is_object(manifest)) {
+		fprintf(stderr, "fbctl: %s: not a signed manifest (a JSON object): %s\n",
+		        o->manifest, manifest ? "not an object" : e.text);
+		goto out;
+	}
+	size_t b64len = sodium_base64_encoded_len(blen, sodium_base64_VARIANT_ORIGINAL);
+	if (!(b64 = malloc(b64len))) {
+		fprintf(stderr, "fbctl: out of memory\n");
+		goto out;
+	}
+	sodium_bin2base64(b64, b64len, blob, blen, sodium_base64_VARIANT_ORIGINAL);
+	body = json_pack("{s:O,s:s}", "manifest", manifest, "blob", b64);
+	if (!body) {
+		fprintf(stderr, "fbctl: out of memory\n");
+		goto out;
+	}
+	code = request(o, "POST", "/v1/content", body, &st, &j);
+	if (code || o->json)
+		goto out;
+	char a[80], b[32], c[32], d[32], f[32], g[400];
+	json_t *pf = json_object_get(j, "preflight");
+	if (st == 200)
+		printf("%s: already uploaded (channel %s, version %s)\n",
+		       ctl_cell(j, "sha256", a, sizeof a), ctl_cell(j, "channel", b, sizeof b),
+		       ctl_cell(j, "version", c, sizeof c));
+	else
+		printf("%s: uploaded: channel %s, version %s, %s bytes, preflight %s (%s)\n",
+		       ctl_cell(j, "sha256", a, sizeof a), ctl_cell(j, "channel", b, sizeof b),
+		       ctl_cell(j, "version", c, sizeof c), ctl_cell(j, "size", d, sizeof d),
+		       ctl_cell(pf, "outcome", f, sizeof f), ctl_cell(pf, "reason", g, sizeof g));
+out:
+	free(blob);
+	free(mtext);
+	free(b64);
+	json_decref(manifest);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_content_list(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[128] = "/v1/content";
+	int64_t ch;
+	int code = want_args(o, 0);
+	if (!code && o->channel)
+		code = int_arg(o, "--channel", o->channel, 1, 0xffffffffLL, &ch);
+	if (code)
+		return code;
+	ctl_query(path, sizeof path, "channel", o->channel);
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 7);
+	ctl_table_add(&t, (const char *[]){"SHA256", "CHANNEL", "VERSION", "SIZE", "PREFLIGHT",
+	                                   "BAD", "UPLOADED"});
+	size_t i;
+	json_t *c;
+	json_array_foreach(json_object_get(j, "content"), i, c)
+	{
+		char a[80], b[32], d[32], e[32], f[32], g[16], h[32];
+		ctl_table_add(&t, (const char *[]){ctl_cell(c, "sha256", a, sizeof a),
+		                                   ctl_cell(c, "channel", b, sizeof b),
+		                                   ctl_cell(c, "version", d, sizeof d),
+		                                   ctl_cell(c, "size", e, sizeof e),
+		                                   ctl_cell(json_object_get(c, "preflight"),
+		                                            "outcome", f, sizeof f),
+		                                   ctl_cell(c, "bad", g, sizeof g),
+		                                   ctl_time(c, "created", h, sizeof h)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_content_show(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[128];
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	if (!fb_is_sha256_hex(o->argv[0]))
+		return usage_msg(o, "content is named by its sha256 (64 lower-case hex digits)");
+	snprintf(path, sizeof path, "/v1/content/%s", o->argv[0]);
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	char b[512];
+	kv("sha256", ctl_cell(j, "sha256", b, sizeof b));
+	kv("channel", ctl_cell(j, "channel", b, sizeof b));
+	kv("version", ctl_cell(j, "version", b, sizeof b));
+	kv("size", ctl_cell(j, "size", b, sizeof b));
+	kv("uploaded", ctl_time(j, "created", b, sizeof b));
+	kv("templates", ctl_cell(j, "templates", b, sizeof b));
+	json_t *pf = json_object_get(j, "preflight");
+	char r[400];
+	snprintf(b, sizeof b, "%s", ctl_cell(pf, "outcome", r, sizeof r));
+	printf("%-14s %s: %s\n", "preflight", b, ctl_cell(pf, "reason", r, sizeof r));
+	kv("bad", ctl_cell(j, "bad", b, sizeof b));
+	if (json_is_true(json_object_get(j, "bad")))
+		kv("bad reason", ctl_cell(j, "bad_reason", b, sizeof b));
+	json_t *m = json_object_get(j, "manifest");
+	json_t *signed_ = json_object_get(m, "signed");
+	kv("manifest", "");
+	printf("  %-12s %s\n", "created", ctl_time(signed_, "created", b, sizeof b));
+	printf("  %-12s %s\n", "expires", ctl_time(signed_, "expires", b, sizeof b));
+	size_t i;
+	json_t *s;
+	json_array_foreach(json_object_get(m, "signatures"), i, s)
+	{
+		printf("  %-12s %s\n", i == 0 ? "signed by" : "",
+		       ctl_cell(s, "keyid", b, sizeof b));
+	}
+out:
+	json_decref(j);
+	return code;
+}
+
+/* ---- rollouts ------------------------------------------------------------------------------ */
+
+static void print_rollout_line(const json_t *r)
+{
+	char a[32], b[32], c[16], d[32], e[32], f[64];
+	printf("rollout %s: %s, channel %s, content %s version %s, ring %s\n",
+	       ctl_cell(r, "id", a, sizeof a), ctl_cell(r, "state", b, sizeof b),
+	       ctl_cell(r, "channel", d, sizeof d), ctl_short(r, "content", 12, c, sizeof c),
+	       ctl_cell(r, "version", e, sizeof e), ctl_cell(r, "ring", f, sizeof f));
+	const char *why = json_string_value(json_object_get(r, "state_reason"));
+	if (why && *why)
+		printf("  reason: %s\n", why);
+}
+
+int cmd_rollout_start(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL, *pol = NULL;
+	int64_t ch;
+	int code = want_args(o, 0);
+	if (code)
+		return code;
+	if (!o->channel || !o->content)
+		return usage_msg(o, "--channel N and --content SHA are required");
+	if ((code = int_arg(o, "--channel", o->channel, 1, 0xffffffffLL, &ch)))
+		return code;
+	if (!fb_is_sha256_hex(o->content))
+		return usage_msg(o, "--content is the content's sha256 (64 lower-case hex digits)");
+	if (o->policy && (code = json_opt(o, "--policy", o->policy, &pol)))
+		return code;
+	body = json_pack("{s:I,s:s}", "channel", (json_int_t)ch, "content", o->content);
+	if (o->rings) {
+		json_t *arr = json_array();
+		const char *p = o->rings;
+		while (*p) {
+			const char *comma = strchr(p, ',');
+			size_t n = comma ? (size_t)(comma - p) : strlen(p);
+			if (n == 0 || n > 64) {
+				json_decref(arr);
+				code = usage_msg(o,
+				                 "--rings is a comma-separated list of ring names");
+				goto out;
+			}
+			json_array_append_new(arr, json_stringn(p, n));
+			p += n + (comma ? 1 : 0);
+		}
+		json_object_set_new(body, "rings", arr);
+	}
+	if (pol)
+		json_object_set(body, "policy", pol);
+	if (o->supersede)
+		json_object_set_new(body, "supersede", json_true());
+	if (o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	code = request(o, "POST", "/v1/rollouts", body, NULL, &j);
+	if (code || o->json)
+		goto out;
+	char a[32], b[512];
+	printf("rollout %s started: channel %lld, content %s, rings %s\n",
+	       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
+	       ctl_cell(j, "rings", b, sizeof b));
+out:
+	json_decref(pol);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_rollout_status(struct opts *o)
+{
+	json_t *j = NULL;
+	char id[24], path[64];
+	int code = id_arg(o, "rollout ID", id);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/rollouts/%s", id);
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	char b[512], c[64];
+	kv("rollout", ctl_cell(j, "id", b, sizeof b));
+	kv("state", ctl_cell(j, "state", b, sizeof b));
+	if (json_string_value(json_object_get(j, "state_reason")))
+		kv("reason", ctl_cell(j, "state_reason", b, sizeof b));
+	kv("channel", ctl_cell(j, "channel", b, sizeof b));
+	snprintf(c, sizeof c, "%s", ctl_cell(j, "version", b, sizeof b));
+	printf("%-14s %s (version %s)%s\n", "content", ctl_cell(j, "content", b, sizeof b), c,
+	       json_is_true(json_object_get(j, "content_bad")) ? " marked bad" : "");
+	kv("previous", ctl_cell(j, "previous", b, sizeof b));
+	json_t *rings = json_object_get(j, "rings");
+	json_int_t k = json_integer_value(json_object_get(j, "ring_index"));
+	printf("%-14s %lld of %zu (%s)\n", "ring", (long long)k + 1, json_array_size(rings),
+	       ctl_cell(j, "ring", b, sizeof b));
+	kv("plan", ctl_cell(j, "rings", b, sizeof b));
+	kv("started", ctl_time(j, "started", b, sizeof b));
+	kv("ring started", ctl_time(j, "ring_started", b, sizeof b));
+	kv("finished", ctl_time(j, "finished", b, sizeof b));
+	json_t *evs = json_object_get(j, "evaluations");
+	printf("evaluations (latest first, %zu shown):\n", json_array_size(evs));
+	size_t i;
+	json_t *e;
+	json_array_foreach(evs, i, e)
+	{
+		char t[32], r[64], d[16];
+		const char *why = json_string_value(json_object_get(e, "reason"));
+		printf("  %s  %-8s %-8s %s\n", ctl_time(e, "at", t, sizeof t),
+		       ctl_cell(e, "ring", r, sizeof r), ctl_cell(e, "decision", d, sizeof d),
+		       why ? why : "");
+		if (i >= 9)
+			break;
+	}
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_rollout_list(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[128] = "/v1/rollouts";
+	int code = want_args(o, 0);
+	if (code)
+		return code;
+	ctl_query(path, sizeof path, "state", o->state);
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 8);
+	ctl_table_add(&t, (const char *[]){"ID", "CHANNEL", "CONTENT", "VERSION", "STATE", "RING",
+	                                   "STARTED", "REASON"});
+	size_t i;
+	json_t *r;
+	json_array_foreach(json_object_get(j, "rollouts"), i, r)
+	{
+		char a[32], b[32], c[16], d[32], e[32], f[96], g[32], h[128];
+		json_int_t k = json_integer_value(json_object_get(r, "ring_index"));
+		snprintf(f, sizeof f, "%lld/%zu %s", (long long)k + 1,
+		         json_array_size(json_object_get(r, "rings")),
+		         json_string_value(json_object_get(r, "ring"))
+		                 ? json_string_value(json_object_get(r, "ring"))
+		                 : "-");
+		ctl_table_add(&t, (const char *[]){ctl_cell(r, "id", a, sizeof a),
+		                                   ctl_cell(r, "channel", b, sizeof b),
+		                                   ctl_short(r, "content", 12, c, sizeof c),
+		                                   ctl_cell(r, "version", d, sizeof d),
+		                                   ctl_cell(r, "state", e, sizeof e), f,
+		                                   ctl_time(r, "started", g, sizeof g),
+		                                   ctl_cell(r, "state_reason", h, sizeof h)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+/* POST /v1/rollouts/{id}/{verb} with the reason (and force); 202 is an
+ * approval recorded and waiting for a second approver. */
+static int rollout_action(struct opts *o, const char *verb)
+{
+	json_t *j = NULL, *body = NULL;
+	char id[24], path[96];
+	long st;
+	int code = id_arg(o, "rollout ID", id);
+	if (!code)
+		code = need_reason(o);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/rollouts/%s/%s", id, verb);
+	body = json_pack("{s:s}", "reason", o->reason);
+	if (o->force)
+		json_object_set_new(body, "force", json_true());
+	code = request(o, "POST", path, body, &st, &j);
+	if (code || o->json)
+		goto out;
+	if (st == 202) {
+		char a[64], b[32], c[32], d[256];
+		printf("rollout %s: %s approval recorded (%s of %s): %s\n", id,
+		       ctl_cell(j, "action", a, sizeof a), ctl_cell(j, "approvals", b, sizeof b),
+		       ctl_cell(j, "needed", c, sizeof c), ctl_cell(j, "message", d, sizeof d));
+	} else {
+		print_rollout_line(j);
+	}
+out:
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_rollout_promote(struct opts *o)
+{
+	return rollout_action(o, "promote");
+}
+int cmd_rollout_pause(struct opts *o)
+{
+	return rollout_action(o, "pause");
+}
+int cmd_rollout_resume(struct opts *o)
+{
+	return rollout_action(o, "resume");
+}
+int cmd_rollout_halt(struct opts *o)
+{
+	return rollout_action(o, "halt");
+}
+int cmd_rollout_revert(struct opts *o)
+{
+	return rollout_action(o, "revert");
+}
+
+/* ---- rings and pins ----------------------------------------------------------------------------
+ */
+
+static void print_rings(const json_t *rings)
+{
+	struct ctl_table t;
+	ctl_table_init(&t, 3);
+	ctl_table_add(&t, (const char *[]){"POSITION", "NAME", "SELECTOR"});
+	size_t i;
+	json_t *r;
+	json_array_foreach(rings, i, r)
+	{
+		char a[16], b[64], c[256];
+		snprintf(a, sizeof a, "%zu", i);
+		ctl_table_add(&t, (const char *[]){a, ctl_cell(r, "name", b, sizeof b),
+		                                   ctl_cell(r, "selector", c, sizeof c)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+}
+
+int cmd_ring_list(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/rings", NULL, NULL, &j);
+	if (!code && !o->json)
+		print_rings(json_object_get(j, "rings"));
+	json_decref(j);
+	return code;
+}
+
+int cmd_ring_set(struct opts *o)
+{
+	unsigned char *text = NULL;
+	size_t len = 0;
+	json_t *doc = NULL, *body = NULL, *j = NULL;
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	code = EXIT_USAGE;
+	enum fb_rc rc = fb_file_read(o->argv[0], MAX_RINGS_FILE, &text, &len);
+	if (rc) {
+		fprintf(stderr, "fbctl: %s: cannot read: %s\n", o->argv[0], fb_rc_str(rc));
+		goto out;
+	}
+	json_error_t e;
+	doc = json_loadb((const char *)text, len, 0, &e);
+	if (json_is_array(doc)) {
+		body = json_pack("{s:O}", "rings", doc);
+	} else if (json_is_object(doc) && json_is_array(json_object_get(doc, "rings"))) {
+		body = json_deep_copy(doc);
+	} else {
+		fprintf(stderr,
+		        "fbctl: %s: expected the rings as a JSON array, or an object with "
+		        "\"rings\": %s\n",
+		        o->argv[0], doc ? "wrong shape" : e.text);
+		goto out;
+	}
+	if (o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	code = request(o, "PUT", "/v1/rings", body, NULL, &j);
+	if (!code && !o->json) {
+		printf("rings replaced:\n");
+		print_rings(json_object_get(j, "rings"));
+	}
+out:
+	free(text);
+	json_decref(doc);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_pin_list(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/pins", NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 5);
+	ctl_table_add(&t, (const char *[]){"ID", "TAG", "CHANNEL", "MODE", "VERSION"});
+	size_t i;
+	json_t *p;
+	json_array_foreach(json_object_get(j, "pins"), i, p)
+	{
+		char a[32], b[256], c[32], d[16], e[32];
+		ctl_table_add(&t, (const char *[]){ctl_cell(p, "id", a, sizeof a),
+		                                   ctl_cell(p, "tag", b, sizeof b),
+		                                   ctl_cell(p, "channel", c, sizeof c),
+		                                   ctl_cell(p, "mode", d, sizeof d),
+		                                   ctl_cell(p, "version", e, sizeof e)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_pin_add(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	int64_t ch, v = 0;
+	int code = want_args(o, 0);
+	if (code)
+		return code;
+	if (!o->tag || !o->channel || !o->mode)
+		return usage_msg(o, "--tag k=v, --channel N and --mode n-1|version are required");
+	if ((code = int_arg(o, "--channel", o->channel, 1, 0xffffffffLL, &ch)))
+		return code;
+	if (strcmp(o->mode, "n-1") && strcmp(o->mode, "version"))
+		return usage_msg(o, "--mode must be n-1 or version");
+	if (strcmp(o->mode, "version") == 0 && !o->version)
+		return usage_msg(o, "--mode version needs --version V");
+	if (o->version && (code = int_arg(o, "--version", o->version, 1, INT64_MAX, &v)))
+		return code;
+	body = json_pack("{s:s,s:I,s:s}", "tag", o->tag, "channel", (json_int_t)ch, "mode",
+	                 o->mode);
+	if (o->version)
+		json_object_set_new(body, "version", json_integer(v));
+	if (o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	code = request(o, "POST", "/v1/pins", body, NULL, &j);
+	if (!code && !o->json) {
+		char a[32];
+		printf("pin %s: %s on channel %lld -> %s%s%s\n", ctl_cell(j, "id", a, sizeof a),
+		       o->tag, (long long)ch, o->mode, o->version ? " " : "",
+		       o->version ? o->version : "");
+	}
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_pin_rm(struct opts *o)
+{
+	json_t *j = NULL;
+	char id[24], path[64];
+	int code = id_arg(o, "pin ID", id);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/pins/%s", id);
+	code = request(o, "DELETE", path, NULL, NULL, &j);
+	if (!code && !o->json)
+		printf("pin %s deleted\n", id);
+	json_decref(j);
+	return code;
+}
+
+/* ---- agents ---------------------------------------------------------------------------------- */
+
+int cmd_agent_list(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[64] = "/v1/agents";
+	int64_t lim;
+	int code = want_args(o, 0);
+	if (!code && o->limit)
+		code = int_arg(o, "--limit", o->limit, 1, 10000, &lim);
+	if (code)
+		return code;
+	ctl_query(path, sizeof path, "limit", o->limit);
+	/* The server lists by id; --ring is applied here, to that list. */
+	struct opts q = *o;
+	q.json = 0;
+	code = request(&q, "GET", path, NULL, NULL, &j);
+	if (code)
+		goto out;
+	json_t *agents = json_object_get(j, "agents");
+	if (o->ring) {
+		for (size_t i = json_array_size(agents); i-- > 0;) {
+			const char *r = json_string_value(
+			        json_object_get(json_array_get(agents, i), "ring"));
+			if (!r || strcmp(r, o->ring) != 0)
+				json_array_remove(agents, i);
+		}
+	}
+	if (o->json) {
+		char *s = json_dumps(j, JSON_COMPACT);
+		ctl_print_raw(s);
+		free(s);
+		goto out;
+	}
+	struct ctl_table t;
+	ctl_table_init(&t, 8);
+	ctl_table_add(&t, (const char *[]){"ID", "HOSTNAME", "RING", "TAGS", "VERSION", "ACTIVE",
+	                                   "LAST SEEN", "REVOKED"});
+	size_t i;
+	json_t *a;
+	json_array_foreach(agents, i, a)
+	{
+		char b1[32], b2[128], b3[64], b4[256], b5[64], b6[256], b7[32], b8[16];
+		ctl_table_add(&t, (const char *[]){ctl_cell(a, "id", b1, sizeof b1),
+		                                   ctl_cell(a, "hostname", b2, sizeof b2),
+		                                   ctl_cell(a, "ring", b3, sizeof b3),
+		                                   ctl_cell(a, "tags", b4, sizeof b4),
+		                                   ctl_cell(a, "agent_version", b5, sizeof b5),
+		                                   ctl_cell(a, "active", b6, sizeof b6),
+		                                   ctl_time(a, "last_seen", b7, sizeof b7),
+		                                   ctl_cell(a, "revoked", b8, sizeof b8)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_agent_show(struct opts *o)
+{
+	json_t *j = NULL;
+	char id[24], path[64];
+	int code = id_arg(o, "agent ID", id);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/agents/%s", id);
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	char b[512];
+	kv("agent", ctl_cell(j, "id", b, sizeof b));
+	kv("hostname", ctl_cell(j, "hostname", b, sizeof b));
+	kv("ring", ctl_cell(j, "ring", b, sizeof b));
+	kv("tags", ctl_cell(j, "tags", b, sizeof b));
+	kv("version", ctl_cell(j, "agent_version", b, sizeof b));
+	kv("active", ctl_cell(j, "active", b, sizeof b));
+	kv("boot", ctl_cell(j, "boot_id", b, sizeof b));
+	kv("uptime (s)", ctl_cell(j, "uptime_s", b, sizeof b));
+	kv("last seen", ctl_time(j, "last_seen", b, sizeof b));
+	kv("revoked", ctl_cell(j, "revoked", b, sizeof b));
+	kv("capabilities", ctl_cell(j, "capabilities", b, sizeof b));
+out:
+	json_decref(j);
+	return code;
+}
+
+/* ---- tokens, enrollment tokens, audit
+ * ------------------------------------------------------------ */
+
+int cmd_token_create(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	int code = want_args(o, 0);
+	if (code)
+		return code;
+	if (!o->role || !o->name)
+		return usage_msg(o, "--role agent|release|soc|admin and --name N are required");
+	body = json_pack("{s:s,s:s}", "role", o->role, "name", o->name);
+	code = request(o, "POST", "/v1/tokens", body, NULL, &j);
+	if (!code && !o->json) {
+		char a[32], b[256];
+		printf("%s\n", ctl_cell(j, "token", b, sizeof b));
+		sodium_memzero(b, sizeof b);
+		fprintf(stderr, "created %s token %s \"%s\"; it is shown only this once\n", o->role,
+		        ctl_cell(j, "id", a, sizeof a), o->name);
+	}
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_token_list(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/tokens", NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 5);
+	ctl_table_add(&t, (const char *[]){"ID", "ROLE", "NAME", "CREATED", "REVOKED"});
+	size_t i;
+	json_t *k;
+	json_array_foreach(json_object_get(j, "tokens"), i, k)
+	{
+		char a[32], b[16], c[160], d[32], e[8];
+		ctl_table_add(&t, (const char *[]){ctl_cell(k, "id", a, sizeof a),
+		                                   ctl_cell(k, "role", b, sizeof b),
+		                                   ctl_cell(k, "name", c, sizeof c),
+		                                   ctl_time(k, "created", d, sizeof d),
+		                                   ctl_cell(k, "revoked", e, sizeof e)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_token_revoke(struct opts *o)
+{
+	json_t *j = NULL;
+	char id[24], path[64];
+	int code = id_arg(o, "token ID", id);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/tokens/%s", id);
+	code = request(o, "DELETE", path, NULL, NULL, &j);
+	if (!code && !o->json)
+		printf("token %s revoked\n", id);
+	json_decref(j);
+	return code;
+}
+
+int cmd_enroll_token_create(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL, *tags = NULL;
+	int64_t uses = 0, exp = 0;
+	int code = want_args(o, 0);
+	if (code)
+		return code;
+	if (!o->name)
+		return usage_msg(o, "--name N is required");
+	if (o->max_uses && (code = int_arg(o, "--max-uses", o->max_uses, 1, 100000000, &uses)))
+		return code;
+	if (o->expires && (code = int_arg(o, "--expires", o->expires, 60, 31536000, &exp)))
+		return code;
+	if (o->tags && (code = json_opt(o, "--tags", o->tags, &tags)))
+		return code;
+	body = json_pack("{s:s}", "name", o->name);
+	if (tags)
+		json_object_set(body, "tags", tags);
+	if (o->max_uses)
+		json_object_set_new(body, "max_uses", json_integer(uses));
+	if (o->expires)
+		json_object_set_new(body, "expires_in_s", json_integer(exp));
+	code = request(o, "POST", "/v1/enrollment-tokens", body, NULL, &j);
+	if (!code && !o->json) {
+		char a[32], b[128];
+		printf("%s\n", ctl_cell(j, "token", b, sizeof b));
+		sodium_memzero(b, sizeof b);
+		fprintf(stderr, "created enrollment token %s \"%s\"; it is shown only this once\n",
+		        ctl_cell(j, "id", a, sizeof a), o->name);
+	}
+	json_decref(tags);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_audit(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[1024] = "/v1/audit";
+	int64_t v;
+	int code = want_args(o, 0);
+	if (!code && o->limit)
+		code = int_arg(o, "--limit", o->limit, 1, 1000, &v);
+	if (!code && o->before)
+		code = int_arg(o, "--before", o->before, 1, INT64_MAX, &v);
+	if (code)
+		return code;
+	if (ctl_query(path, sizeof path, "action", o->action) ||
+	    ctl_query(path, sizeof path, "object", o->object) ||
+	    ctl_query(path, sizeof path, "actor", o->actor) ||
+	    ctl_query(path, sizeof path, "limit", o->limit) ||
+	    ctl_query(path, sizeof path, "before", o->before))
+		return usage_msg(o, "filters too long");
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	struct ctl_table t;
+	ctl_table_init(&t, 6);
+	ctl_table_add(&t, (const char *[]){"ID", "AT", "ACTOR", "ACTION", "OBJECT", "REASON"});
+	size_t i;
+	json_t *a;
+	json_array_foreach(json_object_get(j, "audit"), i, a)
+	{
+		char b1[32], b2[32], b3[160], b4[64], b5[160], b6[256];
+		ctl_table_add(&t, (const char *[]){ctl_cell(a, "id", b1, sizeof b1),
+		                                   ctl_time(a, "at", b2, sizeof b2),
+		                                   ctl_cell(a, "actor", b3, sizeof b3),
+		                                   ctl_cell(a, "action", b4, sizeof b4),
+		                                   ctl_cell(a, "object", b5, sizeof b5),
+		                                   ctl_cell(a, "reason", b6, sizeof b6)});
+	}
+	ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+	json_t *next = json_object_get(j, "next_before");
+	if (json_is_integer(next))
+		fprintf(stderr, "more: fbctl audit --before %lld\n",
+		        (long long)json_integer_value(next));
+out:
+	json_decref(j);
+	return code;
+}

@@ -1,0 +1,239 @@
+/* fbctl rollout watch: live progress of one rollout, one line per ring of its
+ * plan (bar and counts from GET /v1/rollouts/{id}/exposure, the current ring
+ * marked, the ring's last gate decision) and the last decision's reason from
+ * GET /v1/rollouts/{id}, polled until the rollout completes or stops. */
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "fbctl.h"
+
+#define BAR_WIDTH      24
+#define MAX_FRAME      ((size_t)64 << 10) /* bytes of one drawn frame */
+#define MAX_TRANSIENT  5                  /* transport errors in a row before giving up */
+#define DEFAULT_PERIOD 1000               /* ms between refreshes */
+
+static int64_t count(const json_t *o, const char *k)
+{
+	return json_integer_value(json_object_get(o, k));
+}
+
+/* The bar of one ring: '#' healthy, 'x' failed (crashed, boot-looped,
+ * silent), '~' treated and not yet judged, '.' not treated; in proportion
+ * to the ring's agents (or to the treated when the ring size is unknown). */
+static void bar(const json_t *e, char out[BAR_WIDTH + 1])
+{
+	int64_t agents = count(e, "agents"), treated = count(e, "treated");
+	int64_t healthy = count(e, "healthy");
+	int64_t failed = count(e, "crashed") + count(e, "boot_looped") + count(e, "silent");
+	int64_t total = agents > treated ? agents : treated;
+	int nh = 0, nf = 0, nt = 0;
+	if (total > 0) {
+		nt = (int)(treated * BAR_WIDTH / total);
+		nh = (int)(healthy * BAR_WIDTH / total);
+		nf = (int)(failed * BAR_WIDTH / total);
+		if (failed > 0 && nf == 0)
+			nf = 1; /* a failure is always visible */
+		if (nh + nf > nt)
+			nt = nh + nf;
+		if (nt > BAR_WIDTH)
+			nt = BAR_WIDTH;
+	}
+	for (int i = 0; i < BAR_WIDTH; i++)
+		out[i] = i < nf ? 'x' : i < nf + nh ? '#' : i < nt ? '~' : '.';
+	out[BAR_WIDTH] = '\0';
+}
+
+/* The newest evaluation of ring name, or NULL (evaluations are newest first). */
+static const json_t *last_eval(const json_t *rollout, const char *name)
+{
+	size_t i;
+	json_t *e;
+	json_array_foreach(json_object_get(rollout, "evaluations"), i, e)
+	{
+		const char *r = json_string_value(json_object_get(e, "ring"));
+		if (r && strcmp(r, name) == 0)
+			return e;
+	}
+	return NULL;
+}
+
+/* Draw one frame of the rollout into b. */
+static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
+{
+	char c1[16], c2[32], c3[32];
+	const char *state = json_string_value(json_object_get(ro, "state"));
+	json_t *plan = json_object_get(ro, "rings");
+	int64_t k = count(ro, "ring_index");
+	int done_all = state && strcmp(state, "completed") == 0;
+	int active = state && (!strcmp(state, "rolling") || !strcmp(state, "paused") ||
+	                       !strcmp(state, "staged"));
+	enum fb_rc rc = fb_buf_printf(
+	        b, "rollout %lld  channel %lld  content %s v%s  %s, ring %lld of %zu\n",
+	        (long long)count(ro, "id"), (long long)count(ro, "channel"),
+	        ctl_short(ro, "content", 12, c1, sizeof c1), ctl_cell(ro, "version", c2, sizeof c2),
+	        state ? state : "?", (long long)k + 1, json_array_size(plan));
+	size_t i;
+	json_t *rn;
+	json_array_foreach(plan, i, rn)
+	{
+		const char *name = json_string_value(rn);
+		if (!name || rc)
+			continue;
+		const json_t *e = json_object_get(json_object_get(exp, "rings"), name);
+		char b1[BAR_WIDTH + 1];
+		bar(e, b1);
+		const char *mark = done_all || (int64_t)i < k ? "done"
+		                   : (int64_t)i == k          ? (active ? ">>  " : "stop")
+		                                              : "    ";
+		const json_t *ev = last_eval(ro, name);
+		const char *dec = ev ? json_string_value(json_object_get(ev, "decision")) : NULL;
+		rc = fb_buf_printf(b,
+		                   "%s %-10s [%s] %lld/%lld treated  %lld healthy  %lld crashed  "
+		                   "%lld boot-looped  %lld silent  %s\n",
+		                   mark, name, b1, (long long)count(e, "treated"),
+		                   (long long)count(e, "agents"), (long long)count(e, "healthy"),
+		                   (long long)count(e, "crashed"),
+		                   (long long)count(e, "boot_looped"),
+		                   (long long)count(e, "silent"), dec ? dec : "-");
+	}
+	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
+	if (!rc && last) {
+		const char *why = json_string_value(json_object_get(last, "reason"));
+		rc = fb_buf_printf(b, "last gate decision (%s, ring %s): %s\n",
+		                   ctl_time(last, "at", c3, sizeof c3),
+		                   ctl_cell(last, "ring", c2, sizeof c2), why ? why : "-");
+	} else if (!rc) {
+		rc = fb_buf_printf(b, "last gate decision: none yet\n");
+	}
+	const char *sr = json_string_value(json_object_get(ro, "state_reason"));
+	if (!rc && sr && *sr && !active)
+		rc = fb_buf_printf(b, "%s: %s\n", state, sr);
+	return rc;
+}
+
+static int lines_of(const char *s)
+{
+	int n = 0;
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+static void sleep_ms(int64_t ms)
+{
+	struct timespec ts = {(time_t)(ms / 1000), (long)(ms % 1000) * 1000000L};
+	nanosleep(&ts, NULL);
+}
+
+/* GET path; 0 and *out on success; -1 for a transport error (worth a retry);
+ * EXIT_REFUSED for a refusal (already reported). */
+static int fetch(struct ctl *c, const char *path, json_t **out)
+{
+	long st = 0;
+	int code = ctl_call(c, "GET", path, NULL, &st, out, NULL);
+	if (code && st == 0)
+		return -1;
+	return code;
+}
+
+int cmd_rollout_watch(struct opts *o)
+{
+	struct ctl c;
+	struct fb_buf cur, prev;
+	json_t *ro = NULL, *exp = NULL;
+	int64_t id, period = DEFAULT_PERIOD, limit_s = 0;
+	char path[64], epath[80];
+	int code;
+	if (o->argc != 1)
+		return ctl_usage(o);
+	if (fb_parse_i64(o->argv[0], 1, INT64_MAX, &id) ||
+	    (o->interval && fb_parse_i64(o->interval, 100, 60000, &period)) ||
+	    (o->timeout && fb_parse_i64(o->timeout, 1, 7 * 86400, &limit_s))) {
+		fprintf(stderr, "fbctl: rollout ID must be a positive integer, --interval MS in "
+		                "[100, 60000], --timeout S in [1, 604800]\n");
+		return ctl_usage(o);
+	}
+	if ((code = ctl_open(o, &c)))
+		return code;
+	fb_buf_init(&cur, MAX_FRAME);
+	fb_buf_init(&prev, MAX_FRAME);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
+	snprintf(epath, sizeof epath, "/v1/rollouts/%lld/exposure", (long long)id);
+	int tty = isatty(STDOUT_FILENO), drawn = 0, transient = 0;
+	int64_t start = fb_mono_ms();
+	for (;;) {
+		json_decref(ro);
+		json_decref(exp);
+		ro = exp = NULL;
+		int r = fetch(&c, path, &ro);
+		if (r == 0)
+			r = fetch(&c, epath, &exp);
+		if (r > 0) {
+			code = r;
+			break;
+		}
+		if (r < 0) {
+			if (++transient >= MAX_TRANSIENT) {
+				fprintf(stderr,
+				        "fbctl: giving up after %d transport errors in a row\n",
+				        transient);
+				code = EXIT_REFUSED;
+				break;
+			}
+			sleep_ms(period);
+			continue;
+		}
+		transient = 0;
+		fb_buf_reset(&cur);
+		if (frame(ro, exp, &cur) || fb_buf_add(&cur, "", 0)) {
+			fprintf(stderr, "fbctl: the progress display is over %zu bytes\n",
+			        MAX_FRAME);
+			code = EXIT_USAGE;
+			break;
+		}
+		if (tty) {
+			if (drawn)
+				printf("\033[%dA\033[J", drawn);
+			fputs(cur.data, stdout);
+			drawn = lines_of(cur.data);
+		} else if (!prev.data || strcmp(prev.data, cur.data) != 0) {
+			/* Plain output (a pipe, a log): a new frame only when it changed. */
+			char ts[32];
+			json_t *now = json_pack("{s:I}", "t", (json_int_t)time(NULL));
+			printf("-- %s\n%s", ctl_time(now, "t", ts, sizeof ts), cur.data);
+			json_decref(now);
+			fb_buf_reset(&prev);
+			if (fb_buf_add(&prev, cur.data, cur.len)) {
+				code = EXIT_USAGE;
+				break;
+			}
+		}
+		fflush(stdout);
+		const char *state = json_string_value(json_object_get(ro, "state"));
+		if (state && strcmp(state, "completed") == 0) {
+			code = EXIT_VALID;
+			break;
+		}
+		if (state && (!strcmp(state, "halted") || !strcmp(state, "reverted") ||
+		              !strcmp(state, "superseded"))) {
+			code = EXIT_HALTED;
+			break;
+		}
+		if (limit_s && fb_mono_ms() - start >= limit_s * 1000) {
+			fprintf(stderr, "fbctl: rollout %lld is still %s after %llds (--timeout)\n",
+			        (long long)id, state ? state : "?", (long long)limit_s);
+			code = EXIT_REFUSED;
+			break;
+		}
+		sleep_ms(period);
+	}
+	json_decref(ro);
+	json_decref(exp);
+	fb_buf_cleanup(&cur);
+	fb_buf_cleanup(&prev);
+	ctl_close(&c);
+	return code;
+}
