@@ -1,0 +1,226 @@
+// The SOC dashboard in a real browser: Debian's headless chromium driven by
+// playwright-core (never a downloaded browser). Run by
+// tests/integration/test_dashboard.c, which builds the world (agents, three
+// live rollouts) and checks the database afterwards; run from the project
+// root:
+//
+//   node tests/browser/dashboard.mjs --url=URL --soc=TOKEN --agent=TOKEN \
+//        --plan=plan.json --out=DIR [--doc=docs/dashboard.png]
+//
+// plan.json: {"crashing": A, "halt": B, "other": C, "crashes": [{agent_id,
+// token, channel, content, boot_id}]}. A is halted by the controller when
+// this script posts the canary agents' crash reports while the page is open;
+// B is halted with the halt button as soc; C must survive the halt attempted
+// with an agent's token. Exit 0 when every check passed; 1 otherwise (with
+// DIR/failure.png).
+import { mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium } from 'playwright-core';
+
+const args = Object.fromEntries(
+  process.argv.slice(2).map((a) => {
+    const i = a.indexOf('=');
+    return i < 0 ? [a.replace(/^--/, ''), '1'] : [a.slice(2, i), a.slice(i + 1)];
+  }),
+);
+for (const k of ['url', 'soc', 'agent', 'plan', 'out']) {
+  if (!args[k]) {
+    console.error(`dashboard.mjs: --${k}= is required`);
+    process.exit(2);
+  }
+}
+const plan = JSON.parse(readFileSync(args.plan, 'utf8'));
+const A = plan.crashing, B = plan.halt, C = plan.other;
+const origin = new URL(args.url).origin;
+const WAIT = 60000; // generous: the server is a sanitizer build
+
+let step = 'start';
+const log = (msg) => console.log(`dashboard: ${msg}`);
+function check(cond, msg) {
+  if (!cond) throw new Error(`${step}: ${msg}`);
+}
+
+const problems = []; // console errors, CSP violations, foreign requests
+const profile = mkdtempSync(join(tmpdir(), 'fb-chromium-'));
+let ctx, page;
+
+async function text(sel) {
+  return (await page.locator(sel).first().textContent({ timeout: WAIT })).trim();
+}
+const card = (id) => `article.card[data-rollout="${id}"]`;
+
+// Post one crash report as a canary agent (what fb-agent sends after the
+// boot that crashed on the new content).
+async function postCrash(c, n) {
+  const body = {
+    agent_id: c.agent_id,
+    events: [{
+      id: `dash-crash-${n}`, kind: 'crash', at: Math.floor(Date.now() / 1000), channel: c.channel,
+      content: c.content, boot_id: c.boot_id, code: '0xC0000005', module: 'csagent.sys',
+    }],
+  };
+  const res = await fetch(`${args.url}/v1/events`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${c.token}`, 'Content-Type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const j = await res.json();
+  check(res.status === 200 && j.accepted === 1, `crash report of agent ${c.agent_id}: ${res.status} ${JSON.stringify(j)}`);
+}
+
+async function login(token) {
+  await page.locator('#login').waitFor({ timeout: WAIT });
+  await page.fill('#token', token);
+  await page.click('#login-submit');
+}
+
+async function main() {
+  ctx = await chromium.launchPersistentContext(profile, {
+    executablePath: '/usr/bin/chromium',
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    viewport: { width: 1440, height: 1000 },
+  });
+  page = ctx.pages()[0] || (await ctx.newPage());
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 40[13]/.test(m.text())) problems.push(`console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  page.on('request', (r) => {
+    const u = new URL(r.url());
+    if (u.protocol !== 'data:' && u.origin !== origin) problems.push(`request outside the server: ${r.url()}`);
+    if (/fb_|fa_/.test(r.url())) problems.push(`a token in a URL: ${r.url()}`);
+  });
+
+  step = 'the page loads';
+  const res = await page.goto(`${args.url}/`);
+  check(res.status() === 200, `GET / answered ${res.status()}`);
+  check(/default-src 'self'/.test(res.headers()['content-security-policy'] || ''), 'no strict CSP on /');
+  await page.locator('#login').waitFor({ timeout: WAIT });
+  check((await page.title()).includes('firebreak'), 'title');
+  log('the page loads and asks for a token');
+
+  step = 'soc login shows live progress';
+  await login(args.soc);
+  await page.locator('#who').getByText('soc-one').waitFor({ timeout: WAIT });
+  check(!page.url().includes(args.soc), 'the token is in the URL');
+  check((await page.evaluate(() => sessionStorage.getItem('firebreak.token'))) === args.soc, 'token not in sessionStorage');
+  check((await page.evaluate(() => localStorage.length)) === 0, 'something was put in localStorage');
+  await page.locator('#live[data-state="live"]').waitFor({ timeout: WAIT });
+  for (const id of [A, B, C]) await page.locator(`${card(id)}[data-state="rolling"]`).waitFor({ timeout: WAIT });
+  check((await text(`${card(A)} .badge`)) === 'ROLLING', 'A badge');
+  check((await text(`${card(A)} .ring-where`)).startsWith('Ring 1 of 4: canary'), `A ring: ${await text(`${card(A)} .ring-where`)}`);
+  check((await text(`${card(C)} .ring-where`)).startsWith('Ring 2 of 4: early'), `C ring: ${await text(`${card(C)} .ring-where`)}`);
+  check((await text(`${card(A)} .counts[data-ring="canary"] .cnt-treated dd`)) === '3', 'A canary treated');
+  check((await text(`${card(A)} .counts[data-ring="canary"] .cnt-crashed dd`)) === '0', 'A canary crashed');
+  check((await text(`${card(C)} .counts[data-ring="early"] .cnt-treated dd`)) === '2', 'C early treated');
+  check((await page.locator(`${card(A)} svg.plot path.line-healthy`).count()) === 1, 'A has no health plot');
+  check((await text(`${card(A)} .decision`)).toLowerCase() === 'waiting', `A gate decision: ${await text(`${card(A)} .decision`)}`);
+  check((await text(`${card(A)} .gate-reason`)).startsWith('WAIT for:'), 'A gate reason');
+  check((await page.locator('button.halt').count()) === 3, 'soc sees three halt buttons');
+  log(`soc sees rollouts ${A}, ${B}, ${C} rolling with ring, counts, gate reason and plots; stream live`);
+
+  step = 'a halt appears without reload';
+  await page.evaluate(() => { window.__sameDocument = 'yes'; });
+  const navigations = [];
+  page.on('framenavigated', (f) => { if (f === page.mainFrame()) navigations.push(f.url()); });
+  let n = 0;
+  for (const c of plan.crashes) await postCrash(c, ++n);
+  log(`posted ${n} crash reports as the canary agents of rollout ${A}`);
+  await page.locator(`${card(A)}[data-state="halted"], ${card(A)}[data-state="reverted"]`).waitFor({ timeout: WAIT });
+  check(/^(HALTED|REVERTED)$/.test(await text(`${card(A)} .badge`)), 'A badge after the halt');
+  check(/hard cap 3 reached/.test(await text(`${card(A)} .halt-reason`)), `A halt reason: ${await text(`${card(A)} .halt-reason`)}`);
+  await page.locator(`#events .ev-kind`, { hasText: `halted #${A}` }).waitFor({ timeout: WAIT });
+  await page.locator(`${card(A)} .counts[data-ring="canary"] .cnt-crashed dd`, { hasText: '3' }).waitFor({ timeout: WAIT });
+  check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
+  check(navigations.length === 0, `the page navigated: ${navigations.join(', ')}`);
+  check((await page.locator(`${card(A)} button.halt`).count()) === 0, 'a halted rollout still offers the halt button');
+  log(`rollout ${A} shows HALTED (hard cap) from the event stream, same document, no reload`);
+  await page.waitForTimeout(600); // let the flash and plots settle for the picture
+  await page.screenshot({ path: join(args.out, 'dashboard.png') });
+  await page.screenshot({ path: join(args.out, 'dashboard-full.png'), fullPage: true });
+  if (args.doc) {
+    copyFileSync(join(args.out, 'dashboard.png'), args.doc);
+    log(`screenshot copied to ${args.doc}`);
+  }
+  log(`screenshot: ${join(args.out, 'dashboard.png')}`);
+
+  step = 'the halt needs a reason and shows a refusal';
+  await page.click(`${card(C)} button.halt`);
+  await page.locator('#halt-dialog[open]').waitFor({ timeout: WAIT });
+  check((await text('#halt-title')).includes(`#${C}`), 'dialog names the rollout');
+  await page.click('#halt-confirm');
+  check(/reason is required/.test(await text('#halt-error')), 'an empty reason was not refused');
+  check((await page.locator('#halt-dialog[open]').count()) === 1, 'dialog closed without a reason');
+  await page.fill('#halt-reason', 'an agent token tries to halt');
+  // The session's token is replaced by an agent's (as if the tab's token had
+  // been swapped): the button stays, the server must refuse, the UI must say so.
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.agent);
+  await page.click('#halt-confirm');
+  await page.locator('#halt-error', { hasText: 'HTTP 403' }).waitFor({ timeout: WAIT });
+  const refusal = await text('#halt-error');
+  check(refusal.includes("role 'agent' may not do this"), `refusal text: ${refusal}`);
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.soc);
+  await page.click('#halt-cancel');
+  check((await page.locator('#halt-dialog[open]').count()) === 0, 'dialog did not close');
+  await page.screenshot({ path: join(args.out, 'dashboard-refused.png') }).catch(() => {});
+  check((await page.locator(`${card(C)}[data-state="rolling"]`).count()) === 1, 'C is not rolling any more');
+  log(`halt of ${C} with an agent token refused; the dialog shows: ${refusal}`);
+
+  step = 'soc halts B with the button';
+  await page.click(`${card(B)} button.halt`);
+  await page.locator('#halt-dialog[open]').waitFor({ timeout: WAIT });
+  await page.fill('#halt-reason', 'dashboard test: DNS rules look wrong');
+  await page.click('#halt-confirm');
+  await page.locator('#halt-dialog:not([open])').waitFor({ state: 'attached', timeout: WAIT });
+  await page.locator(`${card(B)}[data-state="halted"]`).waitFor({ timeout: WAIT });
+  check(/manual halt by soc-one: dashboard test: DNS rules look wrong/.test(await text(`${card(B)} .halt-reason`)), 'B halt reason');
+  check((await page.locator(`${card(C)}[data-state="rolling"]`).count()) === 1, 'C stopped rolling');
+  log(`soc halted rollout ${B} from the dialog`);
+
+  step = "a rollout's page";
+  await page.evaluate((id) => { location.hash = `#/rollouts/${id}`; }, A);
+  await page.locator('#timeline .tl-item').first().waitFor({ timeout: WAIT });
+  await page.locator('#content .keyid').first().waitFor({ timeout: WAIT });
+  const tl = await text('#timeline');
+  check(/halt/i.test(tl) && /start/i.test(tl) && /hard cap/.test(tl), `timeline: ${tl.slice(0, 300)}`);
+  check((await page.locator('#timeline .tl-gate').count()) >= 1, 'no gate evaluations in the timeline');
+  check((await page.locator('#content .keyid').count()) === 2, 'two signers expected');
+  check(/marked BAD/.test(await text('#content')), 'content not shown as bad');
+  check(/ok/.test(await text('#content .pf')), 'preflight');
+  check((await page.locator(`${card(A)} .counts`).count()) === 4, 'exposure for every ring of the plan');
+  check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
+  await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
+  log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
+
+  step = 'logout';
+  await page.click('#logout');
+  await page.locator('#login').waitFor({ timeout: WAIT });
+  check((await page.evaluate(() => sessionStorage.getItem('firebreak.token'))) === null, 'token kept after logout');
+
+  step = 'agent token';
+  await login(args.agent);
+  await page.locator('#refused').waitFor({ timeout: WAIT });
+  check((await text('#refused')).includes("role 'agent' may not do this"), `agent view: ${await text('#refused')}`);
+  check((await page.locator('button.halt').count()) === 0, 'an agent sees a halt button');
+  log('an agent token gets the server\'s 403 and no halt button');
+
+  check(problems.length === 0, `browser problems:\n  ${problems.join('\n  ')}`);
+}
+
+let rc = 0;
+try {
+  await main();
+  log('all checks passed');
+} catch (e) {
+  rc = 1;
+  console.error(`dashboard: FAILED: ${e.message}`);
+  if (problems.length) console.error(`browser problems:\n  ${problems.join('\n  ')}`);
+  if (page) await page.screenshot({ path: join(args.out, 'failure.png'), fullPage: true }).catch(() => {});
+} finally {
+  if (ctx) await ctx.close().catch(() => {});
+  rmSync(profile, { recursive: true, force: true });
+}
+process.exit(rc);

@@ -1,0 +1,496 @@
+/* The SOC dashboard in a real browser: this test builds a world against the
+ * real firebreakd and PostgreSQL (three channels, six simulated agents that
+ * enroll, poll, verify, apply and heartbeat, three live rollouts), then runs
+ * tests/browser/dashboard.mjs, which drives Debian's headless chromium with
+ * playwright-core: it logs in, watches the rollouts, posts the canary
+ * agents' crash reports (so the controller halts rollout A while the page is
+ * open), halts rollout B with the halt button as soc, and sees the halt
+ * refused (403) for an agent token. Afterwards the database must show
+ * exactly that. */
+/* clang-format off */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <cmocka.h>
+/* clang-format on */
+
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "fbschema.h"
+#include "fbsign.h"
+#include "fbt.h"
+#include "fbt_world.h"
+
+#define NCH      3
+#define NAG      6
+#define DEADLINE 90 /* seconds: generous, for sanitizer builds */
+
+static const int CHANNELS[NCH] = {291, 292, 293};
+static const char *const CHANNEL_NAMES[NCH] = {"named-pipes", "dns-rules", "script-heuristics"};
+
+struct agent {
+	int64_t id;
+	char *token;
+	int ring;
+	char etag[160];
+	int64_t seq;
+	char assigned[NCH][65];
+	char active[NCH][65];
+	int nev;
+};
+
+struct env {
+	char *db;
+	struct fbt_server srv;
+	char *admin, *rel1, *soc;
+	char *caps;
+	struct fbsig_root *root;
+	struct agent ag[NAG];
+	char sha[NCH][65];
+	int64_t ro[NCH]; /* A (291, halted by its crashes), B (292, halted by hand), C (293) */
+	char *dir, *plan, *out, *err; /* freed in env_down, also after a failure */
+};
+
+static struct env E;
+
+/* ---- HTTP ---------------------------------------------------------------------- */
+
+static const char *raw(json_t *j)
+{
+	const char *s = json_string_value(json_object_get(j, "_raw"));
+	return s ? s : "";
+}
+
+static json_t *call(const char *method, const char *path, const char *token, const char *body,
+                    long *status)
+{
+	struct fbt_resp r;
+	if (fbt_http(&E.srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
+		fail_msg("%s %s: transport error", method, path);
+	*status = r.status;
+	json_t *j = fbt_resp_json(&r);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		j = json_object();
+	}
+	json_object_set_new(j, "_raw", json_string(r.body ? r.body : ""));
+	fbt_resp_free(&r);
+	return j;
+}
+
+static json_t *call_want(long want, const char *method, const char *path, const char *token,
+                         const char *body)
+{
+	long st;
+	json_t *j = call(method, path, token, body, &st);
+	if (st != want)
+		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, raw(j));
+	return j;
+}
+
+static void expect(long want, const char *method, const char *path, const char *token,
+                   const char *body)
+{
+	json_decref(call_want(want, method, path, token, body));
+}
+
+static const char *jstr(json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
+}
+
+static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static long q(const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	return fbt_db_long(E.db, sql);
+}
+
+/* ---- the world ------------------------------------------------------------------ */
+
+static void env_up(void)
+{
+	memset(&E, 0, sizeof E);
+	E.db = fbt_db_new();
+	E.admin = fbt_token(E.db, "admin", "ada");
+	E.rel1 = fbt_token(E.db, "release", "rel-one");
+	E.soc = fbt_token(E.db, "soc", "soc-one");
+	assert_non_null(E.admin);
+	assert_non_null(E.rel1);
+	assert_non_null(E.soc);
+	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
+	                       "--controller_interval_ms=1000", NULL};
+	assert_int_equal(fbt_server_start(&E.srv, E.db, extra), 0);
+
+	struct cf_registry *reg;
+	struct fb_err err;
+	assert_int_equal(cf_registry_load_dir(fbt_world_default()->templates, &reg, &err), FB_OK);
+	json_t *caps = cf_registry_capabilities(reg);
+	E.caps = json_dumps(caps, JSON_COMPACT);
+	json_decref(caps);
+	cf_registry_free(reg);
+
+	unsigned char *rootb;
+	size_t rootlen;
+	assert_int_equal(fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen),
+	                 FB_OK);
+	assert_int_equal(
+	        fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &E.root, &err),
+	        FB_OK);
+	free(rootb);
+
+	int ready = 0;
+	for (int i = 0; i < 300 && !ready; i++) {
+		long st;
+		json_decref(call("GET", "/readyz", NULL, NULL, &st));
+		ready = st == 200;
+		if (!ready)
+			usleep(100000);
+	}
+	assert_true(ready);
+	for (int c = 0; c < NCH; c++) {
+		char body[256];
+		snprintf(body, sizeof body, "{\"id\":%d,\"name\":\"%s\"}", CHANNELS[c],
+		         CHANNEL_NAMES[c]);
+		expect(201, "POST", "/v1/channels", E.admin, body);
+	}
+}
+
+static int env_down(void **state)
+{
+	(void)state;
+	if (E.srv.pid > 0)
+		assert_int_equal(fbt_server_stop(&E.srv, SIGTERM), 0); /* clean exit, no leaks */
+	for (int i = 0; i < NAG; i++)
+		free(E.ag[i].token);
+	fbsig_root_free(E.root);
+	free(E.dir);
+	free(E.plan);
+	free(E.out);
+	free(E.err);
+	free(E.db);
+	free(E.admin);
+	free(E.rel1);
+	free(E.soc);
+	free(E.caps);
+	memset(&E, 0, sizeof E);
+	return 0;
+}
+
+/* ---- simulated agents ------------------------------------------------------------ */
+
+static void agent_new(struct agent *a, int ring)
+{
+	memset(a, 0, sizeof *a);
+	a->ring = ring;
+	json_t *j =
+	        call_want(201, "POST", "/v1/enrollment-tokens", E.admin, "{\"name\":\"fleet\"}");
+	char *et = strdup(jstr(j, "token"));
+	json_decref(j);
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	crypto_sign_keypair(pk, sk);
+	sodium_memzero(sk, sizeof sk);
+	char pk64[64], body[8192];
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body,
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"ws-%d\","
+	         "\"agent_version\":\"test\",\"capabilities\":%s}",
+	         et, pk64, ring, E.caps);
+	free(et);
+	j = call_want(201, "POST", "/v1/enroll", NULL, body);
+	a->id = json_integer_value(json_object_get(j, "agent_id"));
+	a->token = strdup(jstr(j, "agent_token"));
+	json_decref(j);
+	assert_true(a->id > 0);
+}
+
+/* Poll and verify as an agent does; note what is assigned per channel. */
+static void agent_poll(struct agent *a)
+{
+	char inm[200];
+	snprintf(inm, sizeof inm, "If-None-Match: %s", a->etag);
+	const char *h[] = {inm, NULL};
+	struct fbt_resp r;
+	if (fbt_http(&E.srv, "GET", "/v1/poll", a->token, NULL, 0, a->etag[0] ? h : NULL, &r))
+		fail_msg("poll: transport error");
+	if (r.status == 304) {
+		fbt_resp_free(&r);
+		return;
+	}
+	if (r.status != 200)
+		fail_msg("agent %lld: poll: %ld %s", (long long)a->id, r.status,
+		         r.body ? r.body : "");
+	struct fbsig_assignment *as;
+	struct fb_err err;
+	if (fbsig_assignment_verify(E.root, r.body, r.len, fb_now_ms() / 1000, a->seq, &as, &err))
+		fail_msg("agent %lld: the assignment does not verify: %s", (long long)a->id,
+		         err.msg);
+	fbt_header(&r, "ETag", a->etag, sizeof a->etag);
+	fbt_resp_free(&r);
+	a->seq = as->sequence;
+	for (int c = 0; c < NCH; c++) {
+		a->assigned[c][0] = '\0';
+		for (size_t i = 0; i < as->n_channels; i++)
+			if ((int)as->channels[i].channel == CHANNELS[c])
+				snprintf(a->assigned[c], sizeof a->assigned[c], "%s",
+				         as->channels[i].sha256);
+	}
+	fbsig_assignment_free(as);
+}
+
+static void agent_applied(struct agent *a, int c)
+{
+	char body[1024];
+	a->nev++;
+	snprintf(
+	        body, sizeof body,
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"ev-%d\",\"kind\":\"applied\",\"at\":%lld,"
+	        "\"channel\":%d,\"content\":\"%s\",\"boot_id\":\"boot-%lld-1\"}]}",
+	        (long long)a->id, a->nev, (long long)(fb_now_ms() / 1000), CHANNELS[c],
+	        a->active[c], (long long)a->id);
+	json_t *j = call_want(200, "POST", "/v1/events", a->token, body);
+	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
+	json_decref(j);
+}
+
+static void agent_heartbeat(struct agent *a)
+{
+	char body[8192], active[512] = "{";
+	size_t len = 1;
+	for (int c = 0; c < NCH; c++)
+		if (a->active[c][0])
+			len += (size_t)snprintf(active + len, sizeof active - len,
+			                        "%s\"%d\":\"%s\"", len > 1 ? "," : "", CHANNELS[c],
+			                        a->active[c]);
+	snprintf(active + len, sizeof active - len, "}");
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld-1\",\"uptime_s\":10,"
+	         "\"agent_version\":\"test\",\"active\":%s,\"capabilities\":%s}",
+	         (long long)a->id, (long long)a->id, active, E.caps);
+	expect(202, "POST", "/v1/heartbeat", a->token, body);
+}
+
+/* Poll, apply what changed (reporting it), heartbeat. */
+static void agent_step(struct agent *a)
+{
+	agent_poll(a);
+	for (int c = 0; c < NCH; c++)
+		if (strcmp(a->assigned[c], a->active[c])) {
+			snprintf(a->active[c], sizeof a->active[c], "%s", a->assigned[c]);
+			if (a->active[c][0])
+				agent_applied(a, c);
+		}
+	agent_heartbeat(a);
+}
+
+static json_t *rollout_get(int64_t id)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
+	return call_want(200, "GET", path, E.soc, NULL);
+}
+
+/* Step every agent until rollout id is in state at ring index ring and every
+ * agent of the rings it has reached runs its content. */
+static void drive_until(int c, const char *state, int ring)
+{
+	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	while (fb_mono_ms() < end) {
+		for (int i = 0; i < NAG; i++)
+			agent_step(&E.ag[i]);
+		json_t *r = rollout_get(E.ro[c]);
+		int done = strcmp(jstr(r, "state"), state) == 0 &&
+		           json_integer_value(json_object_get(r, "ring_index")) == ring;
+		json_decref(r);
+		for (int i = 0; done && i < NAG; i++)
+			if (E.ag[i].ring <= ring && strcmp(E.ag[i].active[c], E.sha[c]))
+				done = 0;
+		if (done)
+			return;
+		usleep(200000);
+	}
+	json_t *r = rollout_get(E.ro[c]);
+	fail_msg("rollout %lld did not reach %s at ring %d: %s", (long long)E.ro[c], state, ring,
+	         raw(r));
+}
+
+static int64_t rollout_start(int c, const char *extra)
+{
+	char body[4096];
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"%s\"%s}",
+	         CHANNELS[c], E.sha[c],
+	         c == 0 ? "named-pipe detections, CF 291 style" : "weekly update", extra);
+	json_t *j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	int64_t id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	assert_true(id > 0);
+	return id;
+}
+
+/* Canary: agents 0-2, early: 3-4, broad: 5, ga: the rest. */
+static void world_up(void)
+{
+	static const int rings[NAG] = {0, 0, 0, 1, 1, 2};
+	for (int i = 0; i < NAG; i++)
+		agent_new(&E.ag[i], rings[i]);
+	char body[2048];
+	snprintf(body, sizeof body,
+	         "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[%lld,%lld,%lld]}},"
+	         "{\"name\":\"early\",\"selector\":{\"agents\":[%lld,%lld]}},"
+	         "{\"name\":\"broad\",\"selector\":{\"agents\":[%lld]}},"
+	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"dashboard test\"}",
+	         (long long)E.ag[0].id, (long long)E.ag[1].id, (long long)E.ag[2].id,
+	         (long long)E.ag[3].id, (long long)E.ag[4].id, (long long)E.ag[5].id);
+	expect(200, "PUT", "/v1/rings", E.admin, body);
+	for (int c = 0; c < NCH; c++) {
+		char *up =
+		        fbt_world_content(fbt_world_default(), (uint32_t)CHANNELS[c], 1, E.sha[c]);
+		assert_non_null(up);
+		expect(201, "POST", "/v1/content", E.rel1, up);
+		free(up);
+	}
+	/* A: fast hard cap, otherwise the canary's normal bar (it waits);
+	 * B: the default policy (it waits in the canary ring);
+	 * C: a fast canary, then it bakes in early for a day. */
+	E.ro[0] = rollout_start(0, ",\"policy\":{\"hard_cap\":3,\"min_bake_s\":1}");
+	E.ro[1] = rollout_start(1, "");
+	E.ro[2] = rollout_start(2, ",\"policy\":{\"min_bake_s\":1,\"min_healthy\":1,"
+	                           "\"max_failure_rate\":0.5,\"confidence\":0.8},"
+	                           "\"ring_policies\":{\"early\":{\"min_bake_s\":86400,"
+	                           "\"min_healthy\":500}}");
+	drive_until(2, "rolling", 1);
+	drive_until(0, "rolling", 0);
+	drive_until(1, "rolling", 0);
+	for (int k = 0; k < 3; k++) { /* a few more evaluations: points for the plots */
+		for (int i = 0; i < NAG; i++)
+			agent_step(&E.ag[i]);
+		usleep(700000);
+	}
+}
+
+/* The crash reports the browser test posts as the canary agents of A:
+ * [{"agent_id", "token", "channel", "content", "boot_id"}]. */
+static char *write_plan(const char *dir)
+{
+	json_t *crashes = json_array();
+	for (int i = 0; i < NAG; i++)
+		if (E.ag[i].ring == 0) {
+			char boot[64];
+			snprintf(boot, sizeof boot, "boot-%lld-1", (long long)E.ag[i].id);
+			json_array_append_new(crashes,
+			                      json_pack("{s:I,s:s,s:i,s:s,s:s}", "agent_id",
+			                                (json_int_t)E.ag[i].id, "token",
+			                                E.ag[i].token, "channel", CHANNELS[0],
+			                                "content", E.sha[0], "boot_id", boot));
+		}
+	json_t *plan =
+	        json_pack("{s:I,s:I,s:I,s:o}", "crashing", (json_int_t)E.ro[0], "halt",
+	                  (json_int_t)E.ro[1], "other", (json_int_t)E.ro[2], "crashes", crashes);
+	char *path = malloc(1200);
+	assert_non_null(path);
+	snprintf(path, 1200, "%s/plan.json", dir);
+	assert_int_equal(json_dump_file(plan, path, JSON_INDENT(2)), 0);
+	json_decref(plan);
+	return path;
+}
+
+/* ---- the test ---------------------------------------------------------------------- */
+
+static void test_dashboard_in_chromium(void **state)
+{
+	(void)state;
+	if (access("/usr/bin/chromium", X_OK) || access("/usr/bin/node", X_OK) ||
+	    access("tests/browser/node_modules/playwright-core/package.json", R_OK))
+		fail_msg("the browser test needs /usr/bin/chromium, /usr/bin/node and "
+		         "tests/browser/node_modules (run make deps)");
+	env_up();
+	world_up();
+
+	E.dir = fbt_tmpdir("dashboard");
+	E.plan = write_plan(E.dir);
+	const char *dir = E.dir, *plan = E.plan;
+	char a_url[300], a_soc[300], a_agent[300], a_plan[1300], a_out[1300], a_doc[300];
+	snprintf(a_url, sizeof a_url, "--url=%s", E.srv.url);
+	snprintf(a_soc, sizeof a_soc, "--soc=%s", E.soc);
+	snprintf(a_agent, sizeof a_agent, "--agent=%s", E.ag[5].token);
+	snprintf(a_plan, sizeof a_plan, "--plan=%s", plan);
+	snprintf(a_out, sizeof a_out, "--out=%s", dir);
+	/* FBT_DASHBOARD_DOC=1 also refreshes the README's screenshot. */
+	const char *doc = getenv("FBT_DASHBOARD_DOC");
+	snprintf(a_doc, sizeof a_doc, "--doc=%s",
+	         doc && strcmp(doc, "1") == 0 ? "docs/dashboard.png" : "");
+	const char *argv[] = {"/usr/bin/node",
+	                      "tests/browser/dashboard.mjs",
+	                      a_url,
+	                      a_soc,
+	                      a_agent,
+	                      a_plan,
+	                      a_out,
+	                      a_doc,
+	                      NULL};
+	int rc = fbt_run(argv, NULL, &E.out, &E.err);
+	printf("%s", E.out ? E.out : "");
+	if (rc != 0)
+		fail_msg("dashboard.mjs exited %d:\n%s\n%s", rc, E.out ? E.out : "",
+		         E.err ? E.err : "");
+
+	/* A: halted by the controller (the canaries' crashes), not by a person. */
+	long a = E.ro[0], b = E.ro[1], c = E.ro[2];
+	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state IN "
+	                   "('halted', 'reverted') AND state_reason LIKE '%%hard cap%%'",
+	                   a),
+	                 1);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
+	                   "object = 'rollout/%ld' AND token_id IS NULL",
+	                   a),
+	                 1);
+	/* B: halted by the soc operator through the halt button, with the reason
+	 * typed into the dialog, exactly once. */
+	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'halted' AND "
+	                   "state_reason LIKE 'manual halt by soc-one: %%'",
+	                   b),
+	                 1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM audit_log l JOIN api_tokens t ON t.id = l.token_id WHERE "
+	          "l.action = 'rollout.halt' AND l.object = 'rollout/%ld' AND t.name = 'soc-one' "
+	          "AND "
+	          "t.role = 'soc' AND l.actor = 'soc:soc-one' AND l.reason LIKE "
+	          "'%%dashboard test: DNS rules look wrong%%'",
+	          b),
+	        1);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
+	                   "object = 'rollout/%ld'",
+	                   b),
+	                 1);
+	/* C: the agent token's halt was refused: still rolling in early, no
+	 * halt in its audit trail, content not marked bad. */
+	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
+	                   "ring_index = 1",
+	                   c),
+	                 1);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	                   "action NOT IN ('rollout.start', 'rollout.promote')",
+	                   c),
+	                 0);
+	assert_int_equal(
+	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", E.sha[2]), 1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test_teardown(test_dashboard_in_chromium, env_down),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
