@@ -47,6 +47,8 @@ static const struct param params[] = {
          "file holding the online key's passphrase (empty: key is not encrypted)"},
         {"root", P_STR, &cfg.root, "/etc/firebreak/root.json", 0, 0,
          "signed root of trust (fb-sign root init) served to agents"},
+        {"root_chain", P_STR, &cfg.root_chain, "", 0, 0,
+         "directory of earlier roots (<version>.json) served for step-by-step rotation"},
         {"templates", P_STR, &cfg.templates, "/usr/local/share/firebreak/templates", 0, 0,
          "template registry directory (*.json)"},
         {"corpus", P_STR, &cfg.corpus, "/usr/local/share/firebreak/corpus", 0, 0,

@@ -26,6 +26,7 @@ struct fb_config {
 	char *online_key; /* secret key file signing assignments */
 	char *online_key_passphrase_file;
 	char *root;                     /* the signed root envelope agents pin */
+	char *root_chain;               /* directory of earlier roots: <version>.json */
 	char *templates;                /* template registry directory */
 	char *corpus;                   /* preflight event corpus directory */
 	int64_t preflight_wall_ms;      /* preflight time limit */

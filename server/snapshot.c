@@ -816,12 +816,14 @@ void snapshot_root_version(struct http_req *req)
 		http_error(req, 400, "invalid", "root version must be a positive integer");
 		return;
 	}
-	if (v != fbsig_root_version(app.root)) {
-		http_error(req, 404, "not_found", "this server holds root version %lld only",
-		           (long long)fbsig_root_version(app.root));
+	size_t len;
+	const char *b = app_root_version(v, &len);
+	if (!b) {
+		http_error(req, 404, "not_found", "no root version %lld here (current is %lld)",
+		           (long long)v, (long long)fbsig_root_version(app.root));
 		return;
 	}
-	snapshot_root_current(req);
+	http_reply(req, 200, "application/json", b, len, NULL, 0);
 }
 
 int64_t snapshot_publication(void)

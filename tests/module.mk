@@ -52,3 +52,7 @@ test_operator_LIBS := fbt fbsign fbschema fbcommon
 INT_TESTS += test_openapi
 test_openapi_SRCS := tests/integration/test_openapi.c
 test_openapi_LIBS := fbt fbsign fbschema fbcommon
+
+INT_TESTS += test_rootchain
+test_rootchain_SRCS := tests/integration/test_rootchain.c
+test_rootchain_LIBS := fbt fbsign fbschema fbcommon
