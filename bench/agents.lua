@@ -1,0 +1,94 @@
+-- wrk script for bench/run.sh: requests on behalf of many distinct agents.
+--   wrk ... -s bench/agents.lua URL -- MODE FILE [LIMIT]
+-- MODE poll:      GET wrk.path, "Authorization: Bearer TOKEN", no If-None-Match
+--      poll304:   the same with "If-None-Match: ETAG" (FILE lines: "TOKEN ETAG")
+--      heartbeat: POST /v1/heartbeat with a heartbeat body for the token's agent
+--      get:       plain GET wrk.path (the blob download)
+-- FILE has one agent a line ("TOKEN" or "TOKEN ETAG"); every thread takes
+-- its own share and goes round it in order, so consecutive requests are from
+-- different agents. With LIMIT, each thread stops after its share of LIMIT
+-- requests (every agent once when LIMIT = number of lines), then creates the
+-- file $FB_BENCH_DONE.<thread> and stops.
+-- done() prints one JSON line: requests, duration, bytes, errors, latency.
+
+local threads = {}
+local counter = 0
+
+function setup(thread)
+	thread:set("tid", counter)
+	counter = counter + 1
+	table.insert(threads, thread)
+end
+
+function init(args)
+	mode = args[1] or "get"
+	local file = args[2]
+	local limit = tonumber(args[3] or "0")
+	local nthreads = tonumber(os.getenv("FB_BENCH_THREADS") or "1")
+	reqs = {}
+	if mode ~= "get" then
+		local i = 0
+		local active = os.getenv("FB_BENCH_ACTIVE") or "{}"
+		local caps = os.getenv("FB_BENCH_CAPS") or "[]"
+		for line in io.lines(file) do
+			if i % nthreads == tid then
+				local tok, etag = line:match("^(%S+)%s*(%S*)")
+				local h = {["Authorization"] = "Bearer " .. tok}
+				if mode == "poll304" then
+					h["If-None-Match"] = etag
+				end
+				if mode == "heartbeat" then
+					local id = tok:match("^fa_(%d+)_")
+					h["Content-Type"] = "application/json"
+					local body = '{"agent_id":' .. id .. ',"boot_id":"bench-' .. id ..
+						'","uptime_s":' .. (3600 + i) .. ',"agent_version":"1.0.0","active":' ..
+						active .. ',"capabilities":' .. caps .. '}'
+					reqs[#reqs + 1] = wrk.format("POST", "/v1/heartbeat", h, body)
+				else
+					reqs[#reqs + 1] = wrk.format("GET", wrk.path, h)
+				end
+			end
+			i = i + 1
+		end
+	else
+		reqs[1] = wrk.format("GET", wrk.path)
+	end
+	n = #reqs
+	pos = 0
+	sent = 0
+	cap = 0
+	if limit > 0 then
+		cap = math.floor(limit / nthreads)
+		if tid < limit % nthreads then
+			cap = cap + 1
+		end
+	end
+end
+
+function request()
+	if cap > 0 and sent >= cap and not finished then
+		-- wrk's main thread sleeps for -d regardless; run.sh sees this
+		-- file and ends wrk with SIGINT
+		finished = true
+		local f = io.open((os.getenv("FB_BENCH_DONE") or "/dev/null") .. "." .. tid, "w")
+		if f then
+			f:close()
+		end
+		wrk.thread:stop()
+	end
+	sent = sent + 1
+	pos = pos + 1
+	if pos > n then
+		pos = 1
+	end
+	return reqs[pos]
+end
+
+function done(summary, latency, requests)
+	local e = summary.errors
+	io.write(string.format(
+		'{"requests":%d,"duration_us":%d,"bytes":%d,"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+		'"latency_us":{"p50":%d,"p99":%d,"max":%d,"mean":%.1f}}\n',
+		summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status,
+		e.timeout, latency:percentile(50), latency:percentile(99), latency.max, latency.mean))
+end
