@@ -106,6 +106,7 @@ struct fleet {
 	int64_t req_count[RQ_N], req_err[RQ_N];
 	int64_t crashes, content_crashes, bg_crashes, deaths, boot_loop_reverts,
 	        rejected_assignments, rejected_blobs;
+	int64_t blip_agents[SCN_MAX_BLIPS];
 	char last_err[256];
 };
 
@@ -974,6 +975,7 @@ void fleet_ring_entered(struct fleet *f, int ring)
 			/* offline from 'from' to 'to': requests due in between wait */
 			a->offline_from = from;
 			a->offline_until = to;
+			f->blip_agents[b]++;
 		}
 	}
 }
@@ -1036,14 +1038,19 @@ json_t *fleet_stats_json(const struct fleet *f)
 		json_object_set_new(req, rq_names[k], json_integer(f->req_count[k]));
 		json_object_set_new(errs, rq_names[k], json_integer(f->req_err[k]));
 	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:s}", "agents",
-	                 (json_int_t)f->n, "up", (json_int_t)up, "rebooting", (json_int_t)down,
-	                 "dead", (json_int_t)dead, "offline", (json_int_t)offline, "crashed_agents",
-	                 (json_int_t)crashed, "crashes", (json_int_t)f->crashes, "content_crashes",
-	                 (json_int_t)f->content_crashes, "background_crashes",
+	json_t *blips = json_array();
+	for (int b = 0; b < f->s->n_blips; b++)
+		json_array_append_new(blips, json_pack("{s:s,s:I}", "ring",
+		                                       f->s->rings[f->s->blips[b].ring].name,
+		                                       "agents", (json_int_t)f->blip_agents[b]));
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}",
+	                 "agents", (json_int_t)f->n, "up", (json_int_t)up, "rebooting",
+	                 (json_int_t)down, "dead", (json_int_t)dead, "offline", (json_int_t)offline,
+	                 "crashed_agents", (json_int_t)crashed, "crashes", (json_int_t)f->crashes,
+	                 "content_crashes", (json_int_t)f->content_crashes, "background_crashes",
 	                 (json_int_t)f->bg_crashes, "boot_loop_reverts",
 	                 (json_int_t)f->boot_loop_reverts, "rejected_assignments",
 	                 (json_int_t)f->rejected_assignments, "rejected_blobs",
 	                 (json_int_t)f->rejected_blobs, "requests", req, "request_errors", errs,
-	                 "last_error", f->last_err);
+	                 "blips", blips, "last_error", f->last_err);
 }

@@ -404,18 +404,22 @@ static json_t *summary(struct app *A)
 	for (int i = 0; i < s->n_rings; i++)
 		json_array_append_new(rings, json_pack("{s:s,s:I}", "name", s->rings[i].name,
 		                                       "agents", (json_int_t)s->rings[i].agents));
-	json_t *j = json_pack("{s:s,s:I,s:f,s:o,s:o,s:O,s:o,s:I,s:o,s:I,s:I,s:I,s:o,s:o,s:f}",
-	                      "scenario", s->name, "agents", (json_int_t)s->agents, "time_scale",
-	                      s->time_scale, "rings", rings, "rollout", ro, "uploads", A->uploads,
-	                      "exposure", exposure, "exposure_under_test",
-	                      (json_int_t)fleet_exposure(A->fleet, s->rollout),
-	                      "first_apply_to_halt_s", to_halt, "on_bad_content",
-	                      (json_int_t)(bad ? fleet_running(A->fleet, s->rollout, 0) : 0),
-	                      "exposed_not_on_last_known_good",
-	                      (json_int_t)fleet_exposed_not_on(A->fleet, s->rollout, s->baseline),
-	                      "false_halts", (json_int_t)(halted && !bad), "halt_inputs",
-	                      halt_inputs(A), "fleet", fleet_stats_json(A->fleet), "duration_s",
-	                      (double)(fb_mono_ms() - A->started_ms) / 1000.0);
+	json_error_t jerr;
+	json_t *j = json_pack_ex(
+	        &jerr, 0, "{s:s,s:I,s:f,s:o,s:o,s:O,s:o,s:I,s:o,s:I,s:o,s:I,s:o,s:o,s:f}",
+	        "scenario", s->name, "agents", (json_int_t)s->agents, "time_scale", s->time_scale,
+	        "rings", rings, "rollout", ro, "uploads", A->uploads, "exposure", exposure,
+	        "exposure_under_test", (json_int_t)fleet_exposure(A->fleet, s->rollout),
+	        "first_apply_to_halt_s", to_halt, "on_bad_content",
+	        (json_int_t)(bad ? fleet_running(A->fleet, s->rollout, 0) : 0),
+	        "exposed_not_on_last_known_good",
+	        halted ? json_integer(fleet_exposed_not_on(A->fleet, s->rollout, s->baseline))
+	               : json_null(),
+	        "false_halts", (json_int_t)(halted && !bad), "halt_inputs", halt_inputs(A), "fleet",
+	        fleet_stats_json(A->fleet), "duration_s",
+	        (double)(fb_mono_ms() - A->started_ms) / 1000.0);
+	if (!j)
+		die("cannot build the summary: %s", jerr.text);
 	json_object_set_new(
 	        j, "crashed_agents",
 	        json_incref(json_object_get(json_object_get(j, "fleet"), "crashed_agents")));
@@ -427,6 +431,8 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 	const json_t *ro = json_object_get(j, "rollout");
 	const json_t *fl = json_object_get(j, "fleet");
 	FILE *o = A->o.json ? stderr : stdout;
+	const char *k;
+	json_t *v;
 	fprintf(o, "== rehearsal %s: %lld agents (", A->s.name, (long long)A->s.agents);
 	for (int i = 0; i < A->s.n_rings; i++)
 		fprintf(o, "%s%s %lld", i ? ", " : "", A->s.rings[i].name,
@@ -445,9 +451,15 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 	if (json_is_string(json_object_get(ro, "state_reason")))
 		fprintf(o, "   reason: %.300s\n",
 		        json_string_value(json_object_get(ro, "state_reason")));
+	json_object_foreach((json_t *)json_object_get(j, "uploads"), k, v)
+	{
+		if (json_is_false(json_object_get(v, "accepted")))
+			fprintf(o, "   upload of %s refused: %lld %s: %.300s\n", k,
+			        (long long)json_integer_value(json_object_get(v, "status")),
+			        json_string_value(json_object_get(v, "error")),
+			        json_string_value(json_object_get(v, "message")));
+	}
 	fprintf(o, "   exposure (agents that ever applied):");
-	const char *k;
-	json_t *v;
 	json_object_foreach((json_t *)json_object_get(j, "exposure"), k, v)
 	        fprintf(o, " %s %lld", k, (long long)json_integer_value(v));
 	fprintf(o,

@@ -143,7 +143,7 @@ FBE_PASS=0
 FBE_FAIL=0
 fbe_expect() {
 	local name=$1 file=$2 filter=$3
-	if jq -e "$filter" "$file" >/dev/null 2>&1; then
+	if jq -e -s "length == 1 and (.[0] | $filter)" "$file" >/dev/null 2>&1; then
 		echo "ok: $name"
 		FBE_PASS=$((FBE_PASS + 1))
 	else

@@ -53,3 +53,105 @@ rehearse_cf291() {
 	fbe_expect "cf291: the crashes were reported" "$f" '.halt_inputs.crashed + .halt_inputs.boot_looped > 0'
 	fbe_server_stop
 }
+
+# 1. A good file under 0.1 % background crash noise.
+rehearse_good() {
+	fbe_setup good --restart_grace_s=0
+	fbe_run good good.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "good: completed" "$f" '.rollout.state == "completed"'
+	fbe_expect "good: reached the last ring" "$f" '.rollout.ring_index == (.rings | length) - 1'
+	fbe_expect "good: no false halt" "$f" '.false_halts == 0'
+	fbe_expect "good: the whole fleet runs it" "$f" '.exposure_under_test == .agents - .fleet.dead'
+	fbe_server_stop
+}
+
+# 3. A file that crashes 2 % of hosts: halted before it leaves the early ring.
+rehearse_subtle() {
+	fbe_setup subtle --restart_grace_s=0
+	fbe_run subtle subtle.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "subtle: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "subtle: before leaving the early ring" "$f" '.rollout.ring_index <= 1'
+	fbe_expect "subtle: exposure within canary + early" "$f" '.exposure_under_test <= .rings[0].agents + .rings[1].agents'
+	fbe_expect "subtle: the halt saw crash reports" "$f" '.halt_inputs.crashed > 0'
+	fbe_expect "subtle: nobody runs it at the end" "$f" '.on_bad_content == 0'
+	fbe_server_stop
+}
+
+# 4. Hosts die without any report: halted through heartbeat silence alone.
+rehearse_silent() {
+	fbe_setup silent --restart_grace_s=0
+	fbe_run silent silent.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "silent: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "silent: in ring 0" "$f" '.rollout.ring_index == 0'
+	fbe_expect "silent: exposure within ring 0" "$f" '.exposure_under_test <= .rings[0].agents'
+	fbe_expect "silent: halted on silence, no crash report at all" "$f" \
+		'.halt_inputs.silent > 0 and .halt_inputs.crashed == 0 and .halt_inputs.boot_looped == 0 and .fleet.crashes == .fleet.dead'
+	fbe_server_stop
+}
+
+# 5. 20 % of the early ring offline for less than the silence timeout.
+rehearse_blip() {
+	fbe_setup blip --restart_grace_s=0
+	fbe_run blip blip.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "blip: completed" "$f" '.rollout.state == "completed"'
+	fbe_expect "blip: no false halt" "$f" '.false_halts == 0'
+	fbe_expect "blip: the blip happened" "$f" '.fleet.blips[0].agents > 0'
+	fbe_server_stop
+}
+
+# 6. The 21-field file: refused at upload, never assigned, zero exposure.
+rehearse_invalid() {
+	fbe_setup invalid --restart_grace_s=0
+	fbe_run invalid invalid.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "invalid: refused at upload (422)" "$f" '.uploads["cf291-21-fields"].accepted == false and .uploads["cf291-21-fields"].status == 422'
+	fbe_expect "invalid: the refusal names the field count" "$f" '.uploads["cf291-21-fields"].message | test("field")'
+	fbe_expect "invalid: no rollout, zero exposure" "$f" '.rollout.state == "rejected" and .exposure_under_test == 0'
+	fbe_expect "invalid: the fleet stayed on the baseline" "$f" '.exposure.base == .agents'
+	local n
+	n=$(curl -fsS -H "Authorization: Bearer $FBE_TOKEN" "http://127.0.0.1:$FBE_PORT/v1/content" |
+		jq '[.content[]? | select(.version == 2)] | length')
+	echo "{\"v2\": ${n:-null}}" >"$FBE_DIR/content.json"
+	fbe_expect "invalid: not stored on the server" "$FBE_DIR/content.json" '.v2 == 0'
+	fbe_server_stop
+}
+
+# 7. firebreakd killed with SIGKILL mid-rollout and restarted.
+rehearse_restart() {
+	fbe_setup restart
+	local status="$FBE_DIR/status.json" f="$FBE_DIR/summary.json" extra=()
+	[ -n "$1" ] && extra+=(--agents "$1")
+	fbe_fleet "$FBE_WORLD" "$FBE_CONTENT" "$FBE_PORT" "$FBE_TOKEN" "$FBE_SCN/restart.json" \
+		--status-file "$status" "${extra[@]}" >"$f" 2>"$FBE_DIR/fleet.log" &
+	local fleet=$! before="" after=""
+	# wait until the rollout under test has left ring 0, then kill -9
+	for _ in $(seq 1200); do
+		if [ -f "$status" ] && jq -e '.phase == "test" and .state == "rolling" and .ring_index >= 1' "$status" >/dev/null 2>&1; then
+			break
+		fi
+		sleep 0.1
+	done
+	local id
+	id=$(jq -r .rollout "$status" 2>/dev/null)
+	before=$(curl -fsS -H "Authorization: Bearer $FBE_TOKEN" "http://127.0.0.1:$FBE_PORT/v1/rollouts/$id" | jq -c '{state, ring_index}')
+	kill -9 "$FBE_SERVER_PID"
+	wait "$FBE_SERVER_PID" 2>/dev/null
+	sleep 2
+	fbe_server_start "$FBE_WORLD" "$FBE_DB" "$FBE_PORT" "$FBE_DIR/firebreakd.log"
+	after=$(curl -fsS -H "Authorization: Bearer $FBE_TOKEN" "http://127.0.0.1:$FBE_PORT/v1/rollouts/$id" | jq -c '{state, ring_index}')
+	echo "{\"before\": ${before:-null}, \"after\": ${after:-null}}" >"$FBE_DIR/restart.json"
+	echo "restart: before kill -9 $before, after restart $after"
+	wait "$fleet"
+	FBE_RC=$?
+	grep -v '^fb-fleet: [0-9]*s:' "$FBE_DIR/fleet.log"
+	fbe_expect "restart: killed mid-rollout (rolling, past ring 0)" "$FBE_DIR/restart.json" '.before.state == "rolling" and .before.ring_index >= 1'
+	fbe_expect "restart: resumed in the same state" "$FBE_DIR/restart.json" '.after.state == "rolling" and .after.ring_index >= .before.ring_index'
+	fbe_expect "restart: fb-fleet expectations held" "$f" '.ok == true'
+	fbe_expect "restart: completed" "$f" '.rollout.state == "completed"'
+	fbe_expect "restart: no false halt" "$f" '.false_halts == 0'
+	fbe_server_stop
+}
