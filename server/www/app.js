@@ -11,6 +11,7 @@
 
   var TOKEN_KEY = "firebreak.token";
   var REFRESH_MS = 5000; /* gate WAIT evaluations are not streamed: poll counts */
+  var SERIES_MS = 30000; /* the plots' points, when nothing happened meanwhile */
   var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
   var OPERATORS = { soc: 1, release: 1, admin: 1 };
   var SVGNS = "http://www.w3.org/2000/svg";
@@ -236,16 +237,31 @@
     S.pendingTimer = 0;
     if (ids.indexOf("list") >= 0 && S.view === "board") { refreshAll(); return; }
     ids = ids.filter(function (id) { return id !== "list"; });
-    Promise.all(ids.map(function (id) { return load(Number(id)); })).then(render, render);
+    Promise.all(ids.map(function (id) { return load(Number(id), true); })).then(render, render);
   }
 
   /* ---- data ------------------------------------------------------------------ */
 
-  function load(id) {
+  /* One rollout, its exposure and (when due or forced) its series: the
+   * series can hold thousands of points, so the periodic refresh takes it
+   * only every SERIES_MS; events and state changes take it at once. */
+  function load(id, force) {
     var p = "/v1/rollouts/" + id;
-    return Promise.all([api("GET", p), api("GET", p + "/series"), api("GET", p + "/exposure")]).then(function (x) {
-      var old = S.data[id] || {};
-      S.data[id] = { r: x[0], series: x[1].points || [], exposure: x[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content };
+    var old = S.data[id] || {};
+    var wantSeries = force || !old.series || Date.now() - (old.seriesAt || 0) >= SERIES_MS;
+    return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure")]).then(function (x) {
+      old = S.data[id] || {};
+      if (!wantSeries && old.r && old.r.state !== x[0].state) {
+        wantSeries = true; /* a state change: draw the final points now */
+        return api("GET", p + "/series").then(function (sr) { x[1] = sr; return store(x); });
+      }
+      return store(x);
+      function store(y) {
+        S.data[id] = {
+          r: y[0], series: y[1] ? y[1].points || [] : old.series, seriesAt: y[1] ? Date.now() : old.seriesAt,
+          exposure: y[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content,
+        };
+      }
     }, function (e) {
       if (S.data[id]) S.data[id].err = e;
       else S.data[id] = { r: null, err: e };
@@ -426,9 +442,11 @@
     }
     var ul = h("ul", { class: "event-list" });
     S.recent.forEach(function (e) {
-      var kind = e.type.replace("rollout.", "").replace("gate.evaluation", "gate");
+      var kind = e.type === "gate.evaluation" ? "gate " + String((e.data && e.data.decision) || "").toLowerCase() : e.type.replace("rollout.", "");
       var tone = /halt|revert/.test(e.type) ? "bad" : /promot|complet/.test(e.type) ? "good" : "";
-      var what = e.data && e.data.decision ? e.data.decision + (e.data.reason ? ": " + e.data.reason : "") : "";
+      var dec = e.data && e.data.decision ? String(e.data.decision) : "";
+      var why = e.data && e.data.reason ? String(e.data.reason) : "";
+      var what = why.indexOf(dec) === 0 ? why : dec + (why ? ": " + why : "");
       ul.appendChild(h("li", { class: "ev ev-" + tone },
         h("span", { class: "ev-time", text: clock(e.at) }),
         h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }),
@@ -522,7 +540,7 @@
         cnt("silent", x.silent, "silent"),
         cnt("pending", x.pending, "pending"));
       wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") },
-        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name }), h("span", { class: "muted", text: pts.length ? " gate inputs while in this ring, " + pts.length + " evaluations" : " no evaluations in this ring" })),
+        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name }), h("span", { class: "muted", text: pts.length ? " gate inputs while in this ring, " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") : " no evaluations in this ring" })),
         counts,
         pts.length ? plot(pts, detail) : null));
     });
@@ -563,7 +581,8 @@
       if (p.decision && p.decision !== "WAIT") {
         var x = X(p.at);
         svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: T, y2: H - B }));
-        svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: x - 4, y: T + 10, "text-anchor": "end" }, p.decision));
+        var left = x - L < 70; /* no room on the left: write it to the right */
+        svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: left ? x + 4 : x - 4, y: T + 10, "text-anchor": left ? "start" : "end" }, p.decision));
       }
     });
     SERIES.forEach(function (x) {
@@ -667,7 +686,9 @@
     var ul = h("ul", { class: "signers" });
     sigs.forEach(function (x) { ul.appendChild(h("li", {}, h("span", { class: "muted", text: "release key " }), h("code", { class: "keyid", text: x.keyid }))); });
     el.appendChild(ul);
-    el.appendChild(h("details", {}, h("summary", { text: "Signed manifest (JSON)" }), h("pre", { class: "json", text: JSON.stringify(sg, null, 2) })));
+    var det = h("details", { open: S.manifestOpen }, h("summary", { text: "Signed manifest (JSON)" }), h("pre", { class: "json", text: JSON.stringify(sg, null, 2) }));
+    det.addEventListener("toggle", function () { S.manifestOpen = det.open; });
+    el.appendChild(det);
   }
 
   function kv(k, v) { return h("div", { class: "kv-row" }, h("dt", { text: k }), h("dd", {}, v)); }
@@ -709,7 +730,7 @@
       $("halt-dialog").close();
       haltTarget = null;
       flash("Rollout #" + r.id + " is " + ((res && res.state) || "halted") + ": you halted it", "halt");
-      return load(r.id).then(refreshAll);
+      return load(r.id, true).then(refreshAll);
     }, function (e) {
       delete S.haltedHere[r.id];
       $("halt-confirm").disabled = false;

@@ -13,9 +13,9 @@
 // B is halted with the halt button as soc; C must survive the halt attempted
 // with an agent's token. Exit 0 when every check passed; 1 otherwise (with
 // DIR/failure.png).
-import { mkdtempSync, readFileSync, rmSync, copyFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 const args = Object.fromEntries(
@@ -141,9 +141,13 @@ async function main() {
   await page.waitForTimeout(600); // let the flash and plots settle for the picture
   await page.screenshot({ path: join(args.out, 'dashboard.png') });
   await page.screenshot({ path: join(args.out, 'dashboard-full.png'), fullPage: true });
-  if (args.doc) {
-    copyFileSync(join(args.out, 'dashboard.png'), args.doc);
-    log(`screenshot copied to ${args.doc}`);
+  if (args.doc) { // the README's picture: a little taller, then back
+    mkdirSync(dirname(args.doc), { recursive: true });
+    await page.setViewportSize({ width: 1440, height: 1240 });
+    await page.waitForTimeout(300);
+    await page.screenshot({ path: args.doc });
+    await page.setViewportSize({ width: 1440, height: 1000 });
+    log(`screenshot for the README: ${args.doc}`);
   }
   log(`screenshot: ${join(args.out, 'dashboard.png')}`);
 
@@ -162,10 +166,10 @@ async function main() {
   await page.locator('#halt-error', { hasText: 'HTTP 403' }).waitFor({ timeout: WAIT });
   const refusal = await text('#halt-error');
   check(refusal.includes("role 'agent' may not do this"), `refusal text: ${refusal}`);
+  await page.screenshot({ path: join(args.out, 'halt-refused.png') });
   await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.soc);
   await page.click('#halt-cancel');
   check((await page.locator('#halt-dialog[open]').count()) === 0, 'dialog did not close');
-  await page.screenshot({ path: join(args.out, 'dashboard-refused.png') }).catch(() => {});
   check((await page.locator(`${card(C)}[data-state="rolling"]`).count()) === 1, 'C is not rolling any more');
   log(`halt of ${C} with an agent token refused; the dialog shows: ${refusal}`);
 
