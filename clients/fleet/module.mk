@@ -4,6 +4,6 @@ fb-fleet_SRCS := clients/fleet/main.c clients/fleet/fleet.c clients/fleet/scenar
 fb-fleet_LIBS := fbclient fbsign fbschema fbcommon
 
 # Scenario parsing, scaling and expectation checks (no network).
-#UNIT_TESTS += test_fleet_scenario
-#test_fleet_scenario_SRCS := tests/unit/test_fleet_scenario.c clients/fleet/scenario.c
-#test_fleet_scenario_LIBS := fbcommon
+UNIT_TESTS += test_fleet_scenario
+test_fleet_scenario_SRCS := tests/unit/test_fleet_scenario.c clients/fleet/scenario.c
+test_fleet_scenario_LIBS := fbcommon

@@ -23,7 +23,7 @@ fbe_setup() {
 	FBE_PORT=$(fbe_free_port)
 	fbe_server_start "$FBE_WORLD" "$FBE_DB" "$FBE_PORT" "$FBE_DIR/firebreakd.log" "$@"
 	FBE_TOKEN=$(fbe_token "$FBE_DB")
-	trap fbe_server_stop EXIT
+	trap "fbe_server_stop; ${FBE_EXIT_TRAP:-}" EXIT
 }
 
 # fbe_run NAME SCENARIO AGENTS [fb-fleet flags...]: run fb-fleet; the summary
