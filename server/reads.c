@@ -77,6 +77,10 @@ void reads_rollout_series(struct http_req *req)
 
 /* Per ring: agents in it now, and of the treated (applied the content)
  * how many are healthy, crashed, boot-looped or silent. */
+/* Per ring: agents in it now; of the treated (applied the content) how many
+ * are healthy, crashed, boot-looped, silent or pending; and how many agents
+ * cannot interpret the content at all (their build lacks a template it uses:
+ * they are never offered it and stay on what they run). */
 void reads_rollout_exposure(struct http_req *req)
 {
 	char ids[24];
@@ -89,9 +93,9 @@ void reads_rollout_exposure(struct http_req *req)
 	const char *p[] = {ids};
 	PGresult *r = db_exec(
 	        c, &err,
-	        "WITH ro AS (SELECT content_sha256 AS sha, started_at, "
-	        " coalesce((policy -> ring_index ->> 'silence_timeout_s')::int, 300) AS t "
-	        " FROM rollouts WHERE id = $1), "
+	        "WITH ro AS (SELECT r.content_sha256 AS sha, r.started_at, c.templates AS tpl, "
+	        " coalesce((r.policy -> r.ring_index ->> 'silence_timeout_s')::int, 300) AS t "
+	        " FROM rollouts r JOIN content c ON c.sha256 = r.content_sha256 WHERE r.id = $1), "
 	        "ap AS (SELECT e.agent_id, min(e.received_at) AS at FROM events e, ro "
 	        " WHERE e.kind = 'applied' AND e.content_sha256 = ro.sha AND e.received_at >= "
 	        "ro.started_at "
@@ -105,11 +109,14 @@ void reads_rollout_exposure(struct http_req *req)
 	        " WHEN ag.last_seen_at >= ap.at AND ag.last_seen_at >= now() - make_interval(secs "
 	        "=> ro.t) "
 	        " THEN 'healthy' WHEN greatest(coalesce(ag.last_seen_at, ap.at), ap.at) < now() - "
-	        " make_interval(secs => ro.t) THEN 'silent' ELSE 'pending' END, "
-	        " (SELECT count(*) FROM rollouts WHERE id = $1) "
+	        " make_interval(secs => ro.t) THEN 'silent' ELSE 'pending' END "
 	        "FROM ro, ap JOIN agents ag ON ag.id = ap.agent_id LEFT JOIN bad b ON b.agent_id = "
 	        "ap.agent_id "
-	        "UNION ALL SELECT 0, '', (SELECT count(*) FROM rollouts WHERE id = $1)",
+	        "UNION ALL SELECT ag.id, 'incompatible' FROM agents ag, ro WHERE ag.revoked_at IS "
+	        "NULL "
+	        " AND EXISTS (SELECT 1 FROM jsonb_array_elements(ro.tpl) t "
+	        " WHERE NOT coalesce(ag.capabilities, '[]'::jsonb) @> jsonb_build_array(t)) "
+	        "UNION ALL SELECT 0, (SELECT count(*) FROM rollouts WHERE id = $1)::text",
 	        1, p);
 	db_release(app.db, c);
 	if (!r) {
@@ -117,7 +124,7 @@ void reads_rollout_exposure(struct http_req *req)
 		return;
 	}
 	int n = PQntuples(r);
-	if (strcmp(PQgetvalue(r, n - 1, 2), "0") == 0) {
+	if (strcmp(PQgetvalue(r, n - 1, 1), "0") == 0) {
 		PQclear(r);
 		http_error(req, 404, "not_found", "no rollout %s", ids);
 		return;
@@ -128,10 +135,10 @@ void reads_rollout_exposure(struct http_req *req)
 	int nr = snapshot_ring_sizes(sizes, names, SNAP_MAX_RINGS);
 	for (int i = 0; i < nr; i++)
 		json_object_set_new(rings, names[i],
-		                    json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i}", "agents",
+		                    json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "agents",
 		                              (json_int_t)sizes[i], "treated", 0, "healthy", 0,
 		                              "crashed", 0, "boot_looped", 0, "silent", 0,
-		                              "pending", 0));
+		                              "pending", 0, "incompatible", 0));
 	for (int i = 0; i < n - 1; i++) {
 		char rb[64];
 		const char *ring =
@@ -139,13 +146,14 @@ void reads_rollout_exposure(struct http_req *req)
 		json_t *o = ring ? json_object_get(rings, ring) : NULL;
 		if (!o)
 			continue;
-		const char *health = PQgetvalue(r, i, 1);
-		json_object_set_new(
-		        o, "treated",
-		        json_integer(json_integer_value(json_object_get(o, "treated")) + 1));
-		json_object_set_new(
-		        o, health,
-		        json_integer(json_integer_value(json_object_get(o, health)) + 1));
+		const char *what = PQgetvalue(r, i, 1);
+		if (strcmp(what, "incompatible") != 0)
+			json_object_set_new(
+			        o, "treated",
+			        json_integer(json_integer_value(json_object_get(o, "treated")) +
+			                     1));
+		json_object_set_new(o, what,
+		                    json_integer(json_integer_value(json_object_get(o, what)) + 1));
 	}
 	PQclear(r);
 	http_reply_json(req, 200, json_pack("{s:s,s:o}", "rollout", ids, "rings", rings));

@@ -305,6 +305,47 @@ static void test_stream_live_resume_series_exposure_audit(void **state)
 	stream_close(&halts);
 }
 
+/* An agent whose build lacks a template the content uses is counted as
+ * incompatible (it is never offered the content). */
+static void test_exposure_counts_incompatible(void **state)
+{
+	(void)state;
+	json_t *et;
+	assert_int_equal(post("/v1/enrollment-tokens", C->admin, "{\"name\":\"old-builds\"}", &et),
+	                 201);
+	char pk64[64], body[1024];
+	unsigned char pk[32], sk[64];
+	crypto_sign_keypair(pk, sk);
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body,
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"capabilities\":[{\"id\":1,"
+	         "\"version\":1}]}",
+	         json_string_value(json_object_get(et, "token")), pk64);
+	json_decref(et);
+	assert_int_equal(post("/v1/enroll", NULL, body, NULL), 201);
+	long st;
+	json_t *list = get("/v1/rollouts", C->soc, &st); /* newest first */
+	json_int_t id = json_integer_value(
+	        json_object_get(json_array_get(json_object_get(list, "rollouts"), 0), "id"));
+	json_decref(list);
+	assert_true(id > 0);
+	char path[96];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/exposure", (long long)id);
+	json_t *e = get(path, C->soc, &st);
+	assert_int_equal(st, 200);
+	json_int_t incompatible = 0, treated = 0;
+	const char *ring;
+	json_t *o;
+	json_object_foreach(json_object_get(e, "rings"), ring, o)
+	{
+		incompatible += json_integer_value(json_object_get(o, "incompatible"));
+		treated += json_integer_value(json_object_get(o, "treated"));
+	}
+	json_decref(e);
+	assert_int_equal(incompatible, 1);
+	assert_int_equal(treated, 0);
+}
+
 /* SIGTERM with an event stream open: the stream ends and the server exits
  * cleanly within the grace period. */
 static void test_shutdown_with_open_stream(void **state)
@@ -326,6 +367,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_stream_roles),
 	        cmocka_unit_test(test_stream_live_resume_series_exposure_audit),
+	        cmocka_unit_test(test_exposure_counts_incompatible),
 	        cmocka_unit_test(test_shutdown_with_open_stream),
 	};
 	int rc = cmocka_run_group_tests_name("operator", tests, setup, teardown);
