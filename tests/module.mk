@@ -56,3 +56,7 @@ test_openapi_LIBS := fbt fbsign fbschema fbcommon
 INT_TESTS += test_rootchain
 test_rootchain_SRCS := tests/integration/test_rootchain.c
 test_rootchain_LIBS := fbt fbsign fbschema fbcommon
+
+INT_TESTS += test_webhook
+test_webhook_SRCS := tests/integration/test_webhook.c
+test_webhook_LIBS := fbt fbsign fbschema fbcommon
