@@ -6,3 +6,6 @@ fbctl_SRCS := clients/fbctl/main.c clients/fbctl/ctl.c clients/fbctl/online.c \
 fbctl_LIBS := fbclient fbschema fbcommon
 
 # End to end: the real fbctl binary against the real firebreakd and database.
+INT_TESTS += test_fbctl
+test_fbctl_SRCS := tests/integration/test_fbctl.c
+test_fbctl_LIBS := fbt fbsign fbschema fbcommon

@@ -1,0 +1,1059 @@
+/* fbctl end to end: the real fbctl binary against the real firebreakd and
+ * PostgreSQL. Every online subcommand's happy path, its --json output
+ * parsed, server URL and token precedence (flag > environment > config
+ * file), refusals (no token, wrong role, conflicts) and usage errors, and
+ * rollout watch following a rollout that completes and one that halts while
+ * simulated agents (real enrollment, events and heartbeats over HTTP) report.
+ * The tests share one server and run in order (later ones use the rings and
+ * channels made by earlier ones). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include <curl/curl.h>
+#include <pthread.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "fb.h"
+#include "fbschema.h"
+#include "fbt.h"
+#include "fbt_world.h"
+
+#define FAST_POLICY                                                                                \
+	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,"             \
+	"\"confidence\":0.8}"
+
+struct ctx {
+	char *db;
+	struct fbt_server srv;
+	char *admin, *release, *soc, *agentrole;
+	char *home;    /* HOME of every fbctl run (its config lives here) */
+	char *dir;     /* files written for fbctl */
+	char *caps;    /* the registry's capabilities, for enrollment */
+	char sha7[65]; /* content of channel 7, version 1 */
+	char env_home[1100];
+};
+static struct ctx *C;
+
+/* ---- running fbctl ------------------------------------------------------------ */
+
+/* Run fbctl with args (NULL-terminated) and extra environment entries
+ * ("K=V", NULL-terminated, may be NULL), after a clean base environment: a
+ * HOME of our own and no FIREBREAK_* variables. Exit status returned,
+ * output in *out and *err (caller frees). */
+static int fbctl_env(const char *const *env, char **out, char **err, const char *const *args)
+{
+	const char *argv[64];
+	int n = 0;
+	argv[n++] = fbt_bin("fbctl");
+	for (int i = 0; args[i] && n < 63; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	const char *envv[16];
+	int k = 0;
+	envv[k++] = C->env_home;
+	envv[k++] = "FIREBREAK_URL=";
+	envv[k++] = "FIREBREAK_TOKEN=";
+	envv[k++] = "FIREBREAK_CA=";
+	for (int i = 0; env && env[i] && k < 15; i++)
+		envv[k++] = env[i];
+	envv[k] = NULL;
+	return fbt_run(argv, envv, out, err);
+}
+
+/* fbctl --server URL --token TOKEN args...; token NULL: no --token. */
+#define CTL(token, out, err, ...)                                                                  \
+	fbctl_tok((token), (out), (err), (const char *const[]){__VA_ARGS__, NULL})
+static int fbctl_tok(const char *token, char **out, char **err, const char *const *args)
+{
+	const char *a[64];
+	int n = 0;
+	a[n++] = "--server";
+	a[n++] = C->srv.url;
+	if (token) {
+		a[n++] = "--token";
+		a[n++] = token;
+	}
+	for (int i = 0; args[i] && n < 63; i++)
+		a[n++] = args[i];
+	a[n] = NULL;
+	return fbctl_env(NULL, out, err, a);
+}
+
+/* Run, expect exit status want; fails the test with the output otherwise.
+ * Returns stdout (caller frees). */
+#define CTL_OK(want, token, ...)                                                                   \
+	fbctl_want((want), (token), (const char *const[]){__VA_ARGS__, NULL}, __LINE__)
+static char *fbctl_want(int want, const char *token, const char *const *args, int line)
+{
+	char *out, *err;
+	int st = fbctl_tok(token, &out, &err, args);
+	if (st != want)
+		fail_msg("line %d: fbctl %s %s: exit %d, expected %d\nstdout: %s\nstderr: %s", line,
+		         args[0], args[1] ? args[1] : "", st, want, out ? out : "", err ? err : "");
+	free(err);
+	return out;
+}
+
+/* stderr of a run expected to exit with want. */
+#define CTL_ERR(want, token, ...)                                                                  \
+	fbctl_err((want), (token), (const char *const[]){__VA_ARGS__, NULL}, __LINE__)
+static char *fbctl_err(int want, const char *token, const char *const *args, int line)
+{
+	char *out, *err;
+	int st = fbctl_tok(token, &out, &err, args);
+	if (st != want)
+		fail_msg("line %d: fbctl %s: exit %d, expected %d\nstdout: %s\nstderr: %s", line,
+		         args[0], st, want, out ? out : "", err ? err : "");
+	free(out);
+	return err;
+}
+
+static json_t *parse(const char *text)
+{
+	json_error_t e;
+	json_t *j = json_loads(text ? text : "", 0, &e);
+	if (!j)
+		fail_msg("not JSON (%s): %s", e.text, text ? text : "");
+	return j;
+}
+
+static void has(const char *hay, const char *needle)
+{
+	if (!hay || !strstr(hay, needle))
+		fail_msg("expected \"%s\" in:\n%s", needle, hay ? hay : "(null)");
+}
+
+static void write_file(const char *path, const void *p, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+	assert_non_null(f);
+	assert_int_equal(fwrite(p, 1, n, f), n);
+	fclose(f);
+}
+
+static char *path_in(const char *dir, const char *name)
+{
+	char *p = malloc(1200);
+	snprintf(p, 1200, "%s/%s", dir, name);
+	return p;
+}
+
+/* A channel file for channel/version and its manifest signed by two release
+ * keys, on disk; paths returned (caller frees), sha filled. */
+static void make_content(uint32_t channel, int64_t version, char **blob_path, char **man_path,
+                         char sha[65])
+{
+	unsigned char *blob;
+	size_t len;
+	assert_int_equal(fbt_world_blob(channel, version, &blob, &len), 0);
+	fb_sha256_hex(blob, len, sha);
+	char *m = fbt_world_manifest(fbt_world_default(), blob, len, channel, version, 2, 86400);
+	assert_non_null(m);
+	char name[64];
+	snprintf(name, sizeof name, "ch%u-v%lld.cf", channel, (long long)version);
+	*blob_path = path_in(C->dir, name);
+	snprintf(name, sizeof name, "ch%u-v%lld.manifest.json", channel, (long long)version);
+	*man_path = path_in(C->dir, name);
+	write_file(*blob_path, blob, len);
+	write_file(*man_path, m, strlen(m));
+	free(m);
+	free(blob);
+}
+
+/* Upload with fbctl; returns nothing, checks the output. */
+static void upload(uint32_t channel, int64_t version, char sha[65])
+{
+	char *b, *m;
+	make_content(channel, version, &b, &m, sha);
+	char *out = CTL_OK(0, C->release, "content", "upload", b, "--manifest", m);
+	has(out, sha);
+	has(out, "uploaded");
+	free(out);
+	free(b);
+	free(m);
+}
+
+/* ---- agents over HTTP ------------------------------------------------------------ */
+
+struct agent {
+	int64_t id;
+	char token[128];
+	int nev;
+};
+
+static json_t *http_json(const char *method, const char *path, const char *token, const char *body,
+                         long want)
+{
+	struct fbt_resp r;
+	if (fbt_http(&C->srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
+		fail_msg("%s %s: transport error", method, path);
+	if (r.status != want)
+		fail_msg("%s %s: %ld, expected %ld: %s", method, path, r.status, want,
+		         r.body ? r.body : "");
+	json_t *j = fbt_resp_json(&r);
+	fbt_resp_free(&r);
+	return j;
+}
+
+/* Enroll one agent with an enrollment token made by fbctl. */
+static void agent_enroll(struct agent *a, const char *etoken)
+{
+	memset(a, 0, sizeof *a);
+	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
+	crypto_sign_keypair(pk, sk);
+	sodium_memzero(sk, sizeof sk);
+	char pk64[64], body[4096];
+	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
+	snprintf(body, sizeof body,
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"host-%s\","
+	         "\"agent_version\":\"test\",\"capabilities\":%s}",
+	         etoken, pk64, pk64 + 30, C->caps);
+	json_t *j = http_json("POST", "/v1/enroll", NULL, body, 201);
+	a->id = json_integer_value(json_object_get(j, "agent_id"));
+	snprintf(a->token, sizeof a->token, "%s",
+	         json_string_value(json_object_get(j, "agent_token")));
+	json_decref(j);
+	assert_true(a->id > 0);
+}
+
+static void agent_event(struct agent *a, const char *kind, int channel, const char *sha)
+{
+	char body[2048];
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"ev-%d\",\"kind\":\"%s\",\"at\":%lld,"
+	         "\"channel\":%d,\"content\":\"%s\",\"boot_id\":\"boot-%lld\"%s}]}",
+	         (long long)a->id, ++a->nev, kind, (long long)(fb_now_ms() / 1000), channel, sha,
+	         (long long)a->id,
+	         strcmp(kind, "crash") == 0 ? ",\"code\":\"0xC0000005\",\"module\":\"csagent.sys\""
+	                                    : "");
+	json_decref(http_json("POST", "/v1/events", a->token, body, 200));
+}
+
+static void agent_heartbeat(struct agent *a, int channel, const char *sha)
+{
+	char body[4096];
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld\",\"uptime_s\":10,"
+	         "\"agent_version\":\"test\",\"active\":{\"%d\":\"%s\"},\"capabilities\":%s}",
+	         (long long)a->id, (long long)a->id, channel, sha, C->caps);
+	json_decref(http_json("POST", "/v1/heartbeat", a->token, body, 202));
+}
+
+/* A thread that plays agents while fbctl watches: each applies sha (or
+ * applies it and crashes), then heartbeats until told to stop. */
+struct driver {
+	pthread_t t;
+	struct agent *agents;
+	int n;
+	int channel;
+	const char *sha;
+	int crash;
+	volatile int stop;
+	int64_t delay_ms; /* before the first event, so watch sees the start */
+};
+
+static void *drive(void *arg)
+{
+	struct driver *d = arg;
+	usleep((useconds_t)(d->delay_ms * 1000));
+	for (int i = 0; i < d->n; i++) {
+		agent_event(&d->agents[i], "applied", d->channel, d->sha);
+		if (d->crash)
+			agent_event(&d->agents[i], "crash", d->channel, d->sha);
+	}
+	while (!d->stop) {
+		for (int i = 0; i < d->n; i++)
+			agent_heartbeat(&d->agents[i], d->channel, d->sha);
+		usleep(250000);
+	}
+	return NULL;
+}
+
+/* ---- fixture --------------------------------------------------------------------- */
+
+static int setup(void **state)
+{
+	C = calloc(1, sizeof *C);
+	C->db = fbt_db_new();
+	C->admin = fbt_token(C->db, "admin", "ada");
+	C->release = fbt_token(C->db, "release", "rel");
+	C->soc = fbt_token(C->db, "soc", "sam");
+	C->agentrole = fbt_token(C->db, "agent", "agt");
+	C->home = fbt_tmpdir("fbctl-home");
+	C->dir = fbt_tmpdir("fbctl-files");
+	snprintf(C->env_home, sizeof C->env_home, "HOME=%s", C->home);
+	struct cf_registry *reg;
+	struct fb_err err;
+	if (cf_registry_load_dir(fbt_world_default()->templates, &reg, &err))
+		return -1;
+	json_t *caps = cf_registry_capabilities(reg);
+	C->caps = json_dumps(caps, JSON_COMPACT);
+	json_decref(caps);
+	cf_registry_free(reg);
+	const char *extra[] = {"--controller_interval_ms=200", "--heartbeat_flush_ms=200",
+	                       "--snapshot_check_ms=200", NULL};
+	if (fbt_server_start(&C->srv, C->db, extra))
+		return -1;
+	for (int i = 0; i < 300; i++) {
+		struct fbt_resp r;
+		fbt_http(&C->srv, "GET", "/readyz", NULL, NULL, 0, NULL, &r);
+		long st = r.status;
+		fbt_resp_free(&r);
+		if (st == 200)
+			break;
+		usleep(100000);
+	}
+	*state = C;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	int rc = fbt_server_stop(&C->srv, SIGTERM);
+	free(C->db);
+	free(C->admin);
+	free(C->release);
+	free(C->soc);
+	free(C->agentrole);
+	free(C->home);
+	free(C->dir);
+	free(C->caps);
+	free(C);
+	return rc == 0 ? 0 : -1;
+}
+
+/* ---- tests ------------------------------------------------------------------------- */
+
+static void test_usage_and_help(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, NULL, "--help");
+	has(out, "rollout watch");
+	has(out, "enroll-token create");
+	has(out, "FIREBREAK_TOKEN");
+	free(out);
+	out = CTL_OK(0, NULL, "rollout", "start", "--help");
+	has(out, "usage: fbctl rollout start --channel N --content SHA");
+	free(out);
+	out = CTL_OK(0, NULL, "pin", "--help");
+	has(out, "fbctl pin add");
+	has(out, "fbctl pin rm");
+	free(out);
+	char *err = CTL_ERR(2, NULL, "rollout", "frobnicate");
+	has(err, "unknown command \"rollout frobnicate\"");
+	free(err);
+	err = CTL_ERR(2, NULL, "frobnicate");
+	has(err, "unknown command \"frobnicate\"");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout");
+	has(err, "needs a subcommand");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "status");
+	has(err, "usage: fbctl rollout status ID");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "status", "x1");
+	has(err, "rollout ID must be an integer");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "status", "1", "--force");
+	has(err, "option --force does not apply to \"rollout status\"");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "halt", "1");
+	has(err, "--reason R is required");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7");
+	has(err, "--channel N and --content SHA are required");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7", "--content",
+	              "0000000000000000000000000000000000000000000000000000000000000000",
+	              "--policy", "[1]");
+	has(err, "--policy must be a JSON object");
+	free(err);
+	/* the offline commands still work without any server */
+	char *o2, *e2;
+	assert_int_equal(fbctl_env(NULL, &o2, &e2, (const char *const[]){"capabilities", NULL}), 0);
+	json_decref(parse(o2));
+	free(o2);
+	free(e2);
+}
+
+static void test_connection_precedence_and_errors(void **state)
+{
+	(void)state;
+	char *out, *err;
+	/* no token: the server's 401 message, a hint, exit 1 */
+	assert_int_equal(CTL(NULL, &out, &err, "whoami"), 1);
+	has(err, "server refused GET /v1/whoami: HTTP 401 unauthenticated");
+	has(err, "missing Authorization header");
+	has(err, "no token configured");
+	free(out);
+	free(err);
+	/* no server anywhere: a configuration error */
+	assert_int_equal(fbctl_env(NULL, &out, &err, (const char *const[]){"whoami", NULL}), 2);
+	has(err, "no server URL");
+	free(out);
+	free(err);
+	/* a server that does not answer: transport error, exit 1 */
+	assert_int_equal(
+	        fbctl_env(NULL, &out, &err,
+	                  (const char *const[]){"--server", "http://127.0.0.1:1", "--token", C->soc,
+	                                        "channel", "list", NULL}),
+	        1);
+	has(err, "transport error");
+	free(out);
+	free(err);
+	/* a CA bundle that cannot be read */
+	assert_int_equal(CTL(C->soc, &out, &err, "--ca", "/nonexistent/ca.pem", "whoami"), 2);
+	has(err, "CA bundle /nonexistent/ca.pem: cannot be read");
+	free(out);
+	free(err);
+
+	/* the default config file (~/.config/firebreak/fbctl.conf): admin */
+	char dir[1200], conf[1300], text[1024];
+	snprintf(dir, sizeof dir, "%s/.config", C->home);
+	mkdir(dir, 0700);
+	snprintf(dir, sizeof dir, "%s/.config/firebreak", C->home);
+	mkdir(dir, 0700);
+	snprintf(conf, sizeof conf, "%s/fbctl.conf", dir);
+	snprintf(text, sizeof text, "# fbctl test\nserver = %s\ntoken = \"%s\"\n", C->srv.url,
+	         C->admin);
+	write_file(conf, text, strlen(text));
+	chmod(conf, 0600);
+	assert_int_equal(fbctl_env(NULL, &out, &err, (const char *const[]){"whoami", NULL}), 0);
+	has(out, "ada (role admin");
+	free(out);
+	free(err);
+	/* the environment beats the file */
+	char envtok[200], envurl[200];
+	snprintf(envtok, sizeof envtok, "FIREBREAK_TOKEN=%s", C->soc);
+	assert_int_equal(fbctl_env((const char *const[]){envtok, NULL}, &out, &err,
+	                           (const char *const[]){"whoami", "--json", NULL}),
+	                 0);
+	json_t *j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "name")), "sam");
+	assert_string_equal(json_string_value(json_object_get(j, "role")), "soc");
+	json_decref(j);
+	free(out);
+	free(err);
+	/* and the flag beats the environment */
+	assert_int_equal(fbctl_env((const char *const[]){envtok, NULL}, &out, &err,
+	                           (const char *const[]){"whoami", "--token", C->release, NULL}),
+	                 0);
+	has(out, "rel (role release");
+	free(out);
+	free(err);
+	/* the same order for the server URL: env (dead) beats the file (alive)... */
+	snprintf(envurl, sizeof envurl, "FIREBREAK_URL=http://127.0.0.1:1");
+	assert_int_equal(fbctl_env((const char *const[]){envurl, NULL}, &out, &err,
+	                           (const char *const[]){"whoami", NULL}),
+	                 1);
+	has(err, "transport error, no answer from http://127.0.0.1:1");
+	free(out);
+	free(err);
+	/* ...and the flag beats the environment */
+	assert_int_equal(fbctl_env((const char *const[]){envurl, NULL}, &out, &err,
+	                           (const char *const[]){"whoami", "--server", C->srv.url, NULL}),
+	                 0);
+	has(out, "ada (role admin");
+	free(out);
+	free(err);
+	/* --config names another file; a missing or malformed one is an error */
+	char other[1300];
+	snprintf(other, sizeof other, "%s/other.conf", C->dir);
+	snprintf(text, sizeof text, "url = %s\ntoken = %s\n", C->srv.url, C->soc);
+	write_file(other, text, strlen(text));
+	chmod(other, 0600);
+	assert_int_equal(fbctl_env(NULL, &out, &err,
+	                           (const char *const[]){"--config", other, "whoami", NULL}),
+	                 0);
+	has(out, "sam (role soc");
+	free(out);
+	free(err);
+	assert_int_equal(
+	        fbctl_env(NULL, &out, &err,
+	                  (const char *const[]){"--config", "/nonexistent.conf", "whoami", NULL}),
+	        2);
+	has(err, "config: /nonexistent.conf: cannot be read");
+	free(out);
+	free(err);
+	snprintf(text, sizeof text, "sever = %s\n", C->srv.url);
+	write_file(other, text, strlen(text));
+	assert_int_equal(fbctl_env(NULL, &out, &err,
+	                           (const char *const[]){"--config", other, "whoami", NULL}),
+	                 2);
+	has(err, "other.conf:1: unknown key \"sever\"");
+	free(out);
+	free(err);
+	unlink(conf);
+	/* a wrong role: the server's 403 message, exit 1 */
+	err = CTL_ERR(1, C->soc, "channel", "create", "7", "seven");
+	has(err, "HTTP 403 forbidden: role 'soc' may not do this");
+	free(err);
+	err = CTL_ERR(1, "fb_not-a-real-token", "channel", "list");
+	has(err, "HTTP 401 unauthenticated");
+	free(err);
+}
+
+static void test_channels_and_content(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, C->admin, "channel", "create", "7", "seven", "--description", "test");
+	has(out, "channel 7 \"seven\" created");
+	free(out);
+	out = CTL_OK(0, C->admin, "channel", "create", "7", "seven");
+	has(out, "already exists (unchanged)");
+	free(out);
+	char *err = CTL_ERR(1, C->admin, "channel", "create", "7", "other-name");
+	has(err, "HTTP 409 conflict: channel id 7 or name 'other-name' is taken");
+	free(err);
+	out = CTL_OK(0, C->admin, "channel", "create", "8", "eight");
+	free(out);
+	out = CTL_OK(0, C->admin, "channel", "create", "9", "nine");
+	free(out);
+	out = CTL_OK(0, C->soc, "channel", "list");
+	has(out, "ID");
+	has(out, "seven");
+	has(out, "eight");
+	free(out);
+	out = CTL_OK(0, C->soc, "channel", "list", "--json");
+	json_t *j = parse(out);
+	json_t *first = json_array_get(json_object_get(j, "channels"), 0);
+	assert_int_equal(json_integer_value(json_object_get(first, "id")), 7);
+	assert_string_equal(json_string_value(json_object_get(first, "description")), "test");
+	json_decref(j);
+	free(out);
+
+	/* upload: refused for soc, stored for release, idempotent */
+	char *b, *m;
+	make_content(7, 1, &b, &m, C->sha7);
+	err = CTL_ERR(1, C->soc, "content", "upload", b, "--manifest", m);
+	has(err, "HTTP 403 forbidden");
+	free(err);
+	err = CTL_ERR(2, C->release, "content", "upload", b);
+	has(err, "--manifest MANIFEST.json is required");
+	free(err);
+	out = CTL_OK(0, C->release, "content", "upload", b, "--manifest", m);
+	has(out, C->sha7);
+	has(out, "uploaded: channel 7, version 1");
+	has(out, "preflight ok");
+	free(out);
+	out = CTL_OK(0, C->release, "content", "upload", b, "--manifest", m, "--json");
+	j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "sha256")), C->sha7);
+	assert_true(json_is_true(json_object_get(j, "duplicate")));
+	json_decref(j);
+	free(out);
+	/* a manifest for another file: the server's refusal */
+	char *b2, *m2, sha2[65];
+	make_content(7, 2, &b2, &m2, sha2);
+	err = CTL_ERR(1, C->release, "content", "upload", b, "--manifest", m2);
+	has(err, "HTTP 422 blob_mismatch");
+	free(err);
+	free(b2);
+	free(m2);
+	free(b);
+	free(m);
+
+	out = CTL_OK(0, C->soc, "content", "list");
+	has(out, "SHA256");
+	has(out, C->sha7);
+	free(out);
+	out = CTL_OK(0, C->soc, "content", "list", "--channel", "7", "--json");
+	j = parse(out);
+	json_t *c = json_array_get(json_object_get(j, "content"), 0);
+	assert_string_equal(json_string_value(json_object_get(c, "sha256")), C->sha7);
+	assert_int_equal(json_array_size(json_object_get(j, "content")), 1);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "content", "list", "--channel", "8", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "content")), 0);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "content", "show", C->sha7);
+	has(out, "preflight      ok");
+	has(out, "signed by");
+	has(out, "version        1");
+	free(out);
+	out = CTL_OK(0, C->soc, "content", "show", C->sha7, "--json");
+	j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(j, "channel")), 7);
+	assert_int_equal(
+	        json_array_size(json_object_get(json_object_get(j, "manifest"), "signatures")), 2);
+	json_decref(j);
+	free(out);
+	char zero[65];
+	memset(zero, '0', 64);
+	zero[64] = '\0';
+	err = CTL_ERR(1, C->soc, "content", "show", zero);
+	has(err, "HTTP 404 not_found: no content 0000");
+	free(err);
+	err = CTL_ERR(2, C->soc, "content", "show", "abc");
+	has(err, "64 lower-case hex");
+	free(err);
+}
+
+static void test_rings_pins_tokens_agents_audit(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, C->soc, "ring", "list");
+	has(out, "canary");
+	has(out, "{\"percent\":1}");
+	free(out);
+	/* canary by tag, so that the watched agents are in it */
+	char *rings = path_in(C->dir, "rings.json");
+	const char *rtext = "[{\"name\":\"canary\",\"selector\":{\"tag\":\"fleet=canary\"}},"
+	                    "{\"name\":\"early\",\"selector\":{\"percent\":10}},"
+	                    "{\"name\":\"broad\",\"selector\":{\"percent\":39}},"
+	                    "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]";
+	write_file(rings, rtext, strlen(rtext));
+	char *err = CTL_ERR(1, C->release, "ring", "set", rings);
+	has(err, "HTTP 403 forbidden: role 'release' may not do this");
+	free(err);
+	out = CTL_OK(0, C->admin, "ring", "set", rings, "--reason", "canary by tag");
+	has(out, "rings replaced");
+	has(out, "fleet=canary");
+	free(out);
+	out = CTL_OK(0, C->soc, "ring", "list", "--json");
+	json_t *j = parse(out);
+	json_t *r0 = json_array_get(json_object_get(j, "rings"), 0);
+	assert_string_equal(json_string_value(json_object_get(r0, "name")), "canary");
+	assert_string_equal(
+	        json_string_value(json_object_get(json_object_get(r0, "selector"), "tag")),
+	        "fleet=canary");
+	json_decref(j);
+	free(out);
+	const char *bad = "{\"rings\":[{\"name\":\"only\",\"selector\":{\"percent\":5}}]}";
+	write_file(rings, bad, strlen(bad));
+	err = CTL_ERR(1, C->admin, "ring", "set", rings);
+	has(err, "the last ring must be {\"rest\": true}");
+	free(err);
+	free(rings);
+
+	/* pins */
+	out = CTL_OK(0, C->admin, "pin", "add", "--tag", "site=fra1", "--channel", "7", "--mode",
+	             "n-1", "--reason", "hold fra1");
+	has(out, "pin 1: site=fra1 on channel 7 -> n-1");
+	free(out);
+	out = CTL_OK(0, C->admin, "pin", "add", "--tag", "site=ams1", "--channel", "7", "--mode",
+	             "version", "--version", "1");
+	has(out, "-> version 1");
+	free(out);
+	err = CTL_ERR(2, C->admin, "pin", "add", "--tag", "a=b", "--channel", "7", "--mode",
+	              "version");
+	has(err, "--mode version needs --version V");
+	free(err);
+	err = CTL_ERR(1, C->admin, "pin", "add", "--tag", "site=fra1", "--channel", "7", "--mode",
+	              "n-1");
+	has(err, "HTTP 409 conflict: tag site=fra1 is already pinned on channel 7");
+	free(err);
+	out = CTL_OK(0, C->soc, "pin", "list");
+	has(out, "site=fra1");
+	has(out, "site=ams1");
+	free(out);
+	out = CTL_OK(0, C->admin, "pin", "rm", "1");
+	has(out, "pin 1 deleted");
+	free(out);
+	out = CTL_OK(0, C->soc, "pin", "list", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "pins")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	                            json_array_get(json_object_get(j, "pins"), 0), "tag")),
+	                    "site=ams1");
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(1, C->admin, "pin", "rm", "1");
+	has(err, "HTTP 404 not_found: no pin 1");
+	free(err);
+
+	/* API tokens: made, used, listed, revoked */
+	char *tok = CTL_OK(0, C->admin, "token", "create", "--role", "soc", "--name", "viewer");
+	tok[strcspn(tok, "\n")] = '\0';
+	out = CTL_OK(0, tok, "whoami");
+	has(out, "viewer (role soc");
+	free(out);
+	err = CTL_ERR(1, C->soc, "token", "list");
+	has(err, "HTTP 403 forbidden");
+	free(err);
+	out = CTL_OK(0, C->admin, "token", "list", "--json");
+	j = parse(out);
+	json_int_t viewer = 0;
+	size_t i;
+	json_t *t;
+	json_array_foreach(json_object_get(j, "tokens"), i, t)
+	{
+		if (strcmp(json_string_value(json_object_get(t, "name")), "viewer") == 0)
+			viewer = json_integer_value(json_object_get(t, "id"));
+	}
+	json_decref(j);
+	free(out);
+	assert_true(viewer > 0);
+	char vid[24];
+	snprintf(vid, sizeof vid, "%lld", (long long)viewer);
+	out = CTL_OK(0, C->admin, "token", "list");
+	has(out, "viewer");
+	free(out);
+	out = CTL_OK(0, C->admin, "token", "revoke", vid);
+	has(out, "revoked");
+	free(out);
+	err = CTL_ERR(1, tok, "whoami");
+	has(err, "unknown or revoked token");
+	free(err);
+	free(tok);
+
+	/* an enrollment token from fbctl enrolls an agent, which fbctl then lists */
+	char *et = CTL_OK(0, C->admin, "enroll-token", "create", "--name", "canaries", "--tags",
+	                  "{\"fleet\":\"canary\"}", "--max-uses", "5", "--expires", "3600");
+	et[strcspn(et, "\n")] = '\0';
+	assert_int_equal(strncmp(et, "fe_", 3), 0);
+	err = CTL_ERR(2, C->admin, "enroll-token", "create", "--name", "x", "--tags", "not json");
+	has(err, "--tags must be a JSON object");
+	free(err);
+	struct agent a;
+	agent_enroll(&a, et);
+	free(et);
+	char aid[24];
+	snprintf(aid, sizeof aid, "%lld", (long long)a.id);
+	out = CTL_OK(0, C->soc, "agent", "list");
+	has(out, "HOSTNAME");
+	has(out, "{\"fleet\":\"canary\"}");
+	free(out);
+	/* the snapshot places it in canary (by tag) within a few checks */
+	int found = 0;
+	for (int k = 0; k < 50 && !found; k++) {
+		out = CTL_OK(0, C->soc, "agent", "list", "--ring", "canary", "--json");
+		j = parse(out);
+		found = json_array_size(json_object_get(j, "agents")) == 1 &&
+		        json_integer_value(json_object_get(
+		                json_array_get(json_object_get(j, "agents"), 0), "id")) == a.id;
+		json_decref(j);
+		free(out);
+		if (!found)
+			usleep(100000);
+	}
+	assert_true(found);
+	out = CTL_OK(0, C->soc, "agent", "list", "--ring", "ga", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "agents")), 0);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "agent", "list", "--limit", "1", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "agents")), 1);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "agent", "show", aid);
+	has(out, "hostname       host-");
+	has(out, "ring           canary");
+	free(out);
+	out = CTL_OK(0, C->soc, "agent", "show", aid, "--json");
+	j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), a.id);
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(1, C->soc, "agent", "show", "99999");
+	has(err, "no agent 99999");
+	free(err);
+	err = CTL_ERR(1, C->agentrole, "agent", "list");
+	has(err, "HTTP 403 forbidden: role 'agent' may not do this");
+	free(err);
+
+	/* the audit log: filtered, paged */
+	out = CTL_OK(0, C->soc, "audit", "--action", "channel.create", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "audit")), 3);
+	json_array_foreach(json_object_get(j, "audit"), i, t)
+	{
+		assert_string_equal(json_string_value(json_object_get(t, "action")),
+		                    "channel.create");
+	}
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "audit", "--object", "rings");
+	has(out, "rings.replace");
+	has(out, "canary by tag");
+	has(out, "admin:ada");
+	free(out);
+	char *o2, *e2;
+	assert_int_equal(CTL(C->soc, &o2, &e2, "audit", "--limit", "1"), 0);
+	has(e2, "more: fbctl audit --before ");
+	long long before = strtoll(strstr(e2, "--before ") + 9, NULL, 10);
+	assert_true(before > 1);
+	free(o2);
+	free(e2);
+	char bs[24];
+	snprintf(bs, sizeof bs, "%lld", before);
+	out = CTL_OK(0, C->soc, "audit", "--limit", "2", "--before", bs, "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "audit")), 2);
+	json_array_foreach(json_object_get(j, "audit"), i, t)
+	{
+		assert_true(json_integer_value(json_object_get(t, "id")) < before);
+	}
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(2, C->soc, "audit", "--limit", "0");
+	has(err, "--limit must be an integer in [1, 1000]");
+	free(err);
+}
+
+static json_int_t start_rollout(const char *sha, const char *channel, const char *const *more)
+{
+	const char *args[24] = {"rollout", "start",    "--channel", channel, "--content",
+	                        sha,       "--reason", "ship it",   "--json"};
+	int n = 9;
+	for (int i = 0; more && more[i]; i++)
+		args[n++] = more[i];
+	args[n] = NULL;
+	char *out, *err;
+	int st = fbctl_tok(C->release, &out, &err, args);
+	if (st != 0)
+		fail_msg("rollout start: exit %d: %s", st, err);
+	json_t *j = parse(out);
+	json_int_t id = json_integer_value(json_object_get(j, "id"));
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "rolling");
+	json_decref(j);
+	free(out);
+	free(err);
+	assert_true(id > 0);
+	return id;
+}
+
+static void test_rollout_actions(void **state)
+{
+	(void)state;
+	json_int_t id = start_rollout(
+	        C->sha7, "7", (const char *const[]){"--policy", "{\"min_bake_s\":600}", NULL});
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	char *out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "state          rolling");
+	has(out, "ring           1 of 4 (canary)");
+	has(out, C->sha7);
+	free(out);
+	/* the controller's evaluations show with their reasons */
+	int seen = 0;
+	for (int k = 0; k < 50 && !seen; k++) {
+		out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
+		json_t *j = parse(out);
+		json_t *ev = json_array_get(json_object_get(j, "evaluations"), 0);
+		seen = ev != NULL;
+		if (seen)
+			assert_string_equal(json_string_value(json_object_get(ev, "decision")),
+			                    "WAIT");
+		json_decref(j);
+		free(out);
+		if (!seen)
+			usleep(100000);
+	}
+	assert_true(seen);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "WAIT: no treated agent has applied the new content yet");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "list");
+	has(out, "1/4 canary");
+	has(out, "rolling");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "list", "--state", "active", "--json");
+	json_t *j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(
+	                         json_array_get(json_object_get(j, "rollouts"), 0), "id")),
+	                 id);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "list", "--state", "completed", "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "rollouts")), 0);
+	json_decref(j);
+	free(out);
+	char *err = CTL_ERR(1, C->soc, "rollout", "list", "--state", "sideways");
+	has(err, "HTTP 400 invalid: state must be one of");
+	free(err);
+
+	/* a second rollout on the channel needs --supersede */
+	char sha2[65];
+	upload(7, 2, sha2);
+	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "7", "--content", sha2,
+	              "--reason", "next");
+	has(err, "HTTP 409 active_rollout");
+	has(err, "pass \"supersede\": true");
+	free(err);
+	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "7", "--content", sha2,
+	              "--rings", "early,ga");
+	has(err, "ring0_required");
+	free(err);
+	json_int_t id2 =
+	        start_rollout(sha2, "7",
+	                      (const char *const[]){"--supersede", "--rings", "canary,early",
+	                                            "--policy", "{\"min_bake_s\":600}", NULL});
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "state          superseded");
+	free(out);
+	snprintf(ids, sizeof ids, "%lld", (long long)id2);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "rings")), 2);
+	json_decref(j);
+	free(out);
+
+	/* pause, resume, promote refused by the gate, halt, resume needs two */
+	err = CTL_ERR(1, C->soc, "rollout", "pause", ids, "--reason", "look");
+	has(err, "HTTP 403 forbidden: role 'soc' may not do this");
+	free(err);
+	out = CTL_OK(0, C->release, "rollout", "pause", ids, "--reason", "look first");
+	has(out, "paused");
+	has(out, "reason: look first");
+	free(out);
+	out = CTL_OK(0, C->release, "rollout", "resume", ids, "--reason", "looked", "--json");
+	j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "state")), "rolling");
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(1, C->release, "rollout", "promote", ids, "--reason", "hurry");
+	has(err, "HTTP 409 gate_refuses: the gate does not allow a promotion now");
+	free(err);
+	out = CTL_OK(0, C->release, "rollout", "promote", ids, "--reason", "hurry", "--force");
+	has(out, "force-promote approval recorded (1 of 2)");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "halt", ids, "--reason", "operator says stop");
+	has(out, "halted");
+	has(out, "manual halt by sam: operator says stop");
+	free(out);
+	/* with no agent exposed the controller soon moves it on to reverted */
+	out = CTL_OK(0, C->soc, "rollout", "revert", ids, "--reason", "again");
+	has(out, "reason: manual halt by sam: operator says stop"); /* idempotent */
+	free(out);
+	out = CTL_OK(0, C->release, "rollout", "resume", ids, "--reason", "fixed");
+	has(out, "resume approval recorded (1 of 2)");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "list");
+	has(out, "manual halt by sam");
+	free(out);
+	/* watch on a rollout that has already halted: at once, exit 3 */
+	out = CTL_OK(3, C->soc, "rollout", "watch", ids, "--interval", "200");
+	has(out, ": manual halt by sam: operator says stop");
+	assert_true(strstr(out, "reverted, ring 1 of 2") || strstr(out, "halted, ring 1 of 2"));
+	free(out);
+	err = CTL_ERR(1, C->soc, "rollout", "watch", "99999");
+	has(err, "HTTP 404 not_found: no rollout 99999");
+	free(err);
+	err = CTL_ERR(1, C->soc, "rollout", "halt", "99999", "--reason", "x");
+	has(err, "no rollout 99999");
+	free(err);
+}
+
+/* Enroll n canary agents with one fresh enrollment token. */
+static void canaries(struct agent *a, int n)
+{
+	char *et = CTL_OK(0, C->admin, "enroll-token", "create", "--name", "watchers", "--tags",
+	                  "{\"fleet\":\"canary\"}");
+	et[strcspn(et, "\n")] = '\0';
+	for (int i = 0; i < n; i++)
+		agent_enroll(&a[i], et);
+	free(et);
+	usleep(600000); /* the snapshot check places them in canary */
+}
+
+static void test_watch_completed(void **state)
+{
+	(void)state;
+	char sha[65];
+	upload(8, 1, sha);
+	struct agent a[2];
+	canaries(a, 2);
+	json_int_t id = start_rollout(
+	        sha, "8",
+	        (const char *const[]){"--rings", "canary,early", "--policy", FAST_POLICY, NULL});
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	struct driver d = {.agents = a, .n = 2, .channel = 8, .sha = sha, .delay_ms = 1000};
+	pthread_create(&d.t, NULL, drive, &d);
+	char *out, *err;
+	int st = CTL(C->soc, &out, &err, "rollout", "watch", ids, "--interval", "200", "--timeout",
+	             "90");
+	d.stop = 1;
+	pthread_join(d.t, NULL);
+	if (st != 0)
+		fail_msg("watch: exit %d\nstdout: %s\nstderr: %s", st, out, err);
+	/* plain output (not a tty): one frame per change, first rolling, last completed */
+	has(out, "-- ");
+	has(out, "rolling, ring 1 of 2");
+	has(out, ">>   canary");
+	has(out, "WAIT: no treated agent has applied the new content yet");
+	has(out, "completed, ring 2 of 2");
+	has(out, "done canary");
+	has(out, "done early");
+	/* canary also holds the agent enrolled earlier, which never applies */
+	has(out, "[################........] 2/3 treated  2 healthy  0 crashed  0 boot-looped  "
+	         "0 silent  PROMOTE");
+	has(out, "PROMOTE: baked");
+	assert_true(strstr(out, "rolling") < strstr(out, "completed"));
+	free(out);
+	free(err);
+	out = CTL_OK(0, C->soc, "channel", "list", "--json");
+	json_t *j = parse(out);
+	json_t *ch8 = json_array_get(json_object_get(j, "channels"), 1);
+	assert_string_equal(json_string_value(json_object_get(ch8, "ga")), sha);
+	json_decref(j);
+	free(out);
+}
+
+static void test_watch_halted(void **state)
+{
+	(void)state;
+	char sha[65];
+	upload(9, 1, sha);
+	struct agent a[1];
+	canaries(a, 1);
+	json_int_t id =
+	        start_rollout(sha, "9", (const char *const[]){"--policy", FAST_POLICY, NULL});
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	struct driver d = {
+	        .agents = a, .n = 1, .channel = 9, .sha = sha, .crash = 1, .delay_ms = 1000};
+	pthread_create(&d.t, NULL, drive, &d);
+	char *out, *err;
+	int st = CTL(C->soc, &out, &err, "rollout", "watch", ids, "--interval", "200", "--timeout",
+	             "90");
+	d.stop = 1;
+	pthread_join(d.t, NULL);
+	if (st != 3)
+		fail_msg("watch: exit %d, expected 3\nstdout: %s\nstderr: %s", st, out, err);
+	has(out, "rolling, ring 1 of 4");
+	has(out, "halted, ring 1 of 4");
+	has(out, "stop canary");
+	has(out, "[xxxxxx..................] 1/4 treated  0 healthy  1 crashed");
+	has(out, "HALT: 1 treated agents crashed or boot-looped on the new content");
+	has(out, "halted: HALT: 1 treated agents crashed");
+	free(out);
+	free(err);
+	out = CTL_OK(0, C->soc, "content", "show", sha);
+	has(out, "bad            yes");
+	free(out);
+}
+
+int main(void)
+{
+	curl_global_init(CURL_GLOBAL_ALL);
+	const struct CMUnitTest tests[] = {
+	        cmocka_unit_test(test_usage_and_help),
+	        cmocka_unit_test(test_connection_precedence_and_errors),
+	        cmocka_unit_test(test_channels_and_content),
+	        cmocka_unit_test(test_rings_pins_tokens_agents_audit),
+	        cmocka_unit_test(test_rollout_actions),
+	        cmocka_unit_test(test_watch_completed),
+	        cmocka_unit_test(test_watch_halted),
+	};
+	int rc = cmocka_run_group_tests_name("fbctl", tests, setup, teardown);
+	curl_global_cleanup();
+	return rc;
+}
