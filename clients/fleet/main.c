@@ -497,8 +497,13 @@ int main(int argc, char **argv)
 		die("cannot initialise libsodium or libcurl");
 	if (scn_load(A.o.scenario, A.o.content_dir, A.o.agents, A.o.time_scale, &A.s, &err))
 		die("%s", err.msg);
-	if (A.o.channel)
+	if (A.o.channel) {
+		/* a channel of its own: the name gets the id so both are new */
+		char name[SCN_MAX_NAME];
+		snprintf(name, sizeof name, "%.40s-%lld", A.s.channel_name, (long long)A.o.channel);
+		snprintf(A.s.channel_name, sizeof A.s.channel_name, "%s", name);
 		A.s.channel_id = (uint32_t)A.o.channel;
+	}
 	char tokbuf[FBC_MAX_TOKEN + 1] = "";
 	if (A.o.token_file) {
 		unsigned char *t = NULL;
