@@ -285,6 +285,10 @@
         return isActive(r.state) || (r.finished && now - r.finished < ENDED_WINDOW_S);
       });
       S.board = keep.map(function (r) { return r.id; });
+      Object.keys(S.data).forEach(function (id) { /* forget what left the board */
+        if (S.board.indexOf(Number(id)) < 0) delete S.data[id];
+      });
+      S.boardAt = Date.now();
       S.boardErr = null;
       var unknown = keep.some(function (r) { return !S.channels[r.channel]; });
       return Promise.all([unknown ? loadChannels() : null].concat(keep.map(function (r) { return load(r.id); })));
@@ -330,6 +334,10 @@
     S.data = {};
     S.recent = [];
     S.lastEventId = null;
+    S.board = null;
+    S.boardErr = null;
+    S.haltedHere = {};
+    if ($("halt-dialog").open) $("halt-dialog").close();
     clearInterval(S.timer);
     S.timer = 0;
     showLogin(msg);
@@ -394,8 +402,9 @@
 
   function renderBoard(app) {
     if (S.boardErr) {
-      app.appendChild(h("p", { class: "big-error", text: "Cannot list rollouts: " + S.boardErr }));
-      return;
+      /* A failed refresh keeps the last board on screen, marked stale. */
+      app.appendChild(h("p", { class: "big-error", id: "board-error", text: "Cannot list rollouts: " + S.boardErr + (S.board ? " — showing what was known at " + clock(S.boardAt / 1000) + " UTC" : "") }));
+      if (!S.board) return;
     }
     var ids = S.board || [];
     var rs = ids.map(function (id) { return S.data[id]; }).filter(function (d) { return d && d.r; });
