@@ -151,6 +151,21 @@ async function main() {
   }
   log(`screenshot: ${join(args.out, 'dashboard.png')}`);
 
+  step = 'the stream resumes with Last-Event-ID';
+  // window.stop() aborts the page's open fetches, the event stream among
+  // them, as a dropped connection would; the page must come back by itself
+  // and say where it left off.
+  const streams = [];
+  page.on('request', (r) => { if (new URL(r.url()).pathname === '/v1/events') streams.push(r.headers()); });
+  await page.evaluate(() => window.stop());
+  await page.locator('#live[data-state="live"]').waitFor({ state: 'detached', timeout: WAIT });
+  await page.locator('#live[data-state="live"]').waitFor({ timeout: WAIT });
+  const resumed = streams.filter((hd) => hd['last-event-id']);
+  check(resumed.length >= 1, `no reconnect carried Last-Event-ID: ${JSON.stringify(streams)}`);
+  check(resumed.every((hd) => /^[0-9]+$/.test(hd['last-event-id']) && hd.authorization === `Bearer ${args.soc}`), `reconnect headers: ${JSON.stringify(resumed)}`);
+  check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
+  log(`the stream was cut and came back by itself with Last-Event-ID ${resumed[resumed.length - 1]['last-event-id']}`);
+
   step = 'the halt needs a reason and shows a refusal';
   await page.click(`${card(C)} button.halt`);
   await page.locator('#halt-dialog[open]').waitFor({ timeout: WAIT });
