@@ -387,13 +387,11 @@ static json_t *summary(struct app *A)
 	for (int i = 0; i < s->n_contents; i++)
 		json_object_set_new(exposure, s->contents[i].name,
 		                    json_integer(fleet_exposure(A->fleet, i)));
-	json_t *ro = json_pack(
-	        "{s:I,s:s,s:s,s:O,s:O,s:O}", "id", (json_int_t)A->rollout_id, "content", t->name,
-	        "state", st, "ring", A->rollout ? json_object_get(A->rollout, "ring") : json_null(),
-	        "ring_index",
-	        A->rollout ? json_object_get(A->rollout, "ring_index") : json_integer(-1),
-	        "state_reason",
-	        A->rollout ? json_object_get(A->rollout, "state_reason") : json_null());
+	json_t *ro = json_pack("{s:I,s:s,s:s,s:O?,s:O?,s:O?}", "id", (json_int_t)A->rollout_id,
+	                       "content", t->name, "state", st, "ring",
+	                       json_object_get(A->rollout, "ring"), "ring_index",
+	                       json_object_get(A->rollout, "ring_index"), "state_reason",
+	                       json_object_get(A->rollout, "state_reason"));
 	json_t *to_halt = json_null();
 	int64_t first = fleet_first_apply_ms(A->fleet, s->rollout);
 	json_t *fin = json_object_get(A->rollout, "finished");
@@ -405,10 +403,12 @@ static json_t *summary(struct app *A)
 		json_array_append_new(rings, json_pack("{s:s,s:I}", "name", s->rings[i].name,
 		                                       "agents", (json_int_t)s->rings[i].agents));
 	json_error_t jerr;
+	json_t *uploads = A->uploads; /* stolen by the summary */
+	A->uploads = NULL;
 	json_t *j = json_pack_ex(
-	        &jerr, 0, "{s:s,s:I,s:f,s:o,s:o,s:O,s:o,s:I,s:o,s:I,s:o,s:I,s:o,s:o,s:f}",
+	        &jerr, 0, "{s:s,s:I,s:f,s:o,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:I,s:o,s:o,s:f}",
 	        "scenario", s->name, "agents", (json_int_t)s->agents, "time_scale", s->time_scale,
-	        "rings", rings, "rollout", ro, "uploads", A->uploads, "exposure", exposure,
+	        "rings", rings, "rollout", ro, "uploads", uploads, "exposure", exposure,
 	        "exposure_under_test", (json_int_t)fleet_exposure(A->fleet, s->rollout),
 	        "first_apply_to_halt_s", to_halt, "on_bad_content",
 	        (json_int_t)(bad ? fleet_running(A->fleet, s->rollout, 0) : 0),
