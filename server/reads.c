@@ -39,27 +39,33 @@ void reads_rollout_series(struct http_req *req)
 	char ids[24];
 	if (!rollout_id_or_reply(req, ids))
 		return;
+	const char *after = http_req_query(req, "after");
+	int64_t av;
+	if (after && fb_parse_i64(after, 0, INT64_MAX, &av)) {
+		http_error(req, 400, "invalid", "after must be an evaluation id (from last_id)");
+		return;
+	}
 	PGconn *c = db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
-	const char *p[] = {ids};
-	PGresult *r = db_exec(
-	        c, &err,
-	        "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
-	        "coalesce(json_agg(json_build_object('at', extract(epoch FROM created_at)::bigint, "
-	        "'ring', ring_name, 'ring_index', ring_index, 'decision', decision, "
-	        "'treated', (inputs->'inputs'->>'treated')::bigint, "
-	        "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
-	        "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
-	        "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
-	        "'silent', (inputs->'inputs'->>'silent')::bigint, "
-	        "'control', (inputs->'inputs'->>'control')::bigint, "
-	        "'control_failed', (inputs->'inputs'->>'control_failed')::bigint) ORDER BY id), "
-	        "'[]')::text "
-	        "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 ORDER BY id DESC LIMIT "
-	        "5000) g",
-	        1, p);
+	const char *p[] = {ids, after};
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
+	                      "coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch "
+	                      "FROM created_at)::bigint, "
+	                      "'ring', ring_name, 'ring_index', ring_index, 'decision', decision, "
+	                      "'treated', (inputs->'inputs'->>'treated')::bigint, "
+	                      "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
+	                      "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
+	                      "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
+	                      "'silent', (inputs->'inputs'->>'silent')::bigint, "
+	                      "'control', (inputs->'inputs'->>'control')::bigint, "
+	                      "'control_failed', (inputs->'inputs'->>'control_failed')::bigint) "
+	                      "ORDER BY id), '[]')::text, "
+	                      "max(id) FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 "
+	                      "AND ($2::bigint IS NULL OR id > $2) ORDER BY id DESC LIMIT 5000) g",
+	                      2, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -71,12 +77,16 @@ void reads_rollout_series(struct http_req *req)
 		return;
 	}
 	json_t *pts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+	json_t *out = json_pack("{s:s,s:o}", "rollout", ids, "points", pts);
+	/* poll again with ?after=last_id for only the new points */
+	json_object_set_new(out, "last_id",
+	                    PQgetisnull(r, 0, 2)
+	                            ? json_integer(after ? av : 0)
+	                            : json_integer(strtoll(PQgetvalue(r, 0, 2), NULL, 10)));
 	PQclear(r);
-	http_reply_json(req, 200, json_pack("{s:s,s:o}", "rollout", ids, "points", pts));
+	http_reply_json(req, 200, out);
 }
 
-/* Per ring: agents in it now, and of the treated (applied the content)
- * how many are healthy, crashed, boot-looped or silent. */
 /* Per ring: agents in it now; of the treated (applied the content) how many
  * are healthy, crashed, boot-looped, silent or pending; and how many agents
  * cannot interpret the content at all (their build lacks a template it uses:

@@ -250,6 +250,23 @@ static void test_stream_live_resume_series_exposure_audit(void **state)
 	assert_string_equal(json_string_value(json_object_get(pt, "decision")), "WAIT");
 	assert_string_equal(json_string_value(json_object_get(pt, "ring")), "canary");
 	assert_true(json_is_integer(json_object_get(pt, "treated")));
+	/* incremental: after=last_id returns only newer points */
+	json_int_t last_pt = json_integer_value(json_object_get(s, "last_id"));
+	assert_true(last_pt >= json_integer_value(json_object_get(pt, "id")));
+	json_decref(s);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/series?after=%lld", (long long)id,
+	         (long long)last_pt);
+	s = get(path, C->soc, &st);
+	assert_int_equal(st, 200);
+	for (size_t k = 0; k < json_array_size(json_object_get(s, "points")); k++)
+		assert_true(json_integer_value(json_object_get(
+		                    json_array_get(json_object_get(s, "points"), k), "id")) >
+		            last_pt);
+	assert_true(json_integer_value(json_object_get(s, "last_id")) >= last_pt);
+	json_decref(s);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/series?after=x", (long long)id);
+	s = get(path, C->soc, &st);
+	assert_int_equal(st, 400);
 	json_decref(s);
 	s = get("/v1/rollouts/99999/series", C->soc, &st);
 	assert_int_equal(st, 404);
