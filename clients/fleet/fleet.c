@@ -103,7 +103,7 @@ struct fleet {
 	int test_on;
 	int64_t test_start_ms;
 	int64_t hb_ms, poll_ms, reboot_ms;
-	int64_t req_count[RQ_N], req_err[RQ_N];
+	int64_t req_count[RQ_N], req_err[RQ_N], not_modified;
 	int64_t crashes, content_crashes, bg_crashes, deaths, boot_loop_reverts,
 	        rejected_assignments, rejected_blobs;
 	int64_t blip_agents[SCN_MAX_BLIPS];
@@ -680,8 +680,6 @@ static void on_poll(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 {
 	struct fl_agent *a = &f->a[i];
 	a->next_poll = now + f->poll_ms;
-	if (s->resp.len == 0 && s->etag[0] && a->etag >= 0)
-		return; /* 304 */
 	int idx;
 	struct fl_asg *g = asg_verify(f, s->etag, &s->resp, &idx);
 	if (!g->ok || g->sequence < a->last_seq) {
@@ -749,9 +747,8 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 	f->free_slots[f->n_free++] = (int32_t)(s - f->slots);
 	a->busy = 0;
 	int64_t now = mono_ms();
-	int ok = cc == CURLE_OK && status >= 200 && status < 300;
-	if (kind == RQ_POLL && cc == CURLE_OK && status == 304)
-		ok = 1, s->resp.len = 0;
+	int not_modified = kind == RQ_POLL && cc == CURLE_OK && status == 304;
+	int ok = (cc == CURLE_OK && status >= 200 && status < 300) || not_modified;
 	if (!ok) {
 		f->req_err[kind]++;
 		if (cc != CURLE_OK)
@@ -779,7 +776,9 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 			a->next_poll = now + 1000; /* retry enrollment after a second */
 		break;
 	case RQ_POLL:
-		if (ok && a->state == FL_UP)
+		if (not_modified)
+			f->not_modified++, a->next_poll = now + f->poll_ms;
+		else if (ok && a->state == FL_UP && s->etag[0])
 			on_poll(f, i, s, now);
 		else
 			a->next_poll = now + f->poll_ms;
@@ -1043,6 +1042,7 @@ json_t *fleet_stats_json(const struct fleet *f)
 		json_array_append_new(blips, json_pack("{s:s,s:I}", "ring",
 		                                       f->s->rings[f->s->blips[b].ring].name,
 		                                       "agents", (json_int_t)f->blip_agents[b]));
+	json_object_set_new(req, "poll_not_modified", json_integer(f->not_modified));
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}",
 	                 "agents", (json_int_t)f->n, "up", (json_int_t)up, "rebooting",
 	                 (json_int_t)down, "dead", (json_int_t)dead, "offline", (json_int_t)offline,
