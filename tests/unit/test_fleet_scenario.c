@@ -127,7 +127,8 @@ static void test_refusals(void **st)
 	refused("\"max_exposure\":\"ring0\"", "\"max_exposure\":-3", "max_exposure");
 	refused("\"id\":291", "\"id\":0", "channel");
 	refused("\"heartbeat_s\":1", "\"heartbeat_s\":0", "timing.heartbeat_s");
-	refused("\"ring_policies\":{\"ga\":{\"min_bake_s\":7}}", "\"ring_policies\":{\"ga\":7}", "ring_policies.ga must be an object");
+	refused("\"ring_policies\":{\"ga\":{\"min_bake_s\":7}}", "\"ring_policies\":{\"ga\":7}",
+	        "ring_policies.ga must be an object");
 	struct scenario s;
 	struct fb_err err = {{0}};
 	assert_int_equal(scn_parse("[1]", 3, NULL, 0, 0, &s, &err), FB_EINVAL);
