@@ -129,10 +129,12 @@ rehearse_restart() {
 		--status-file "$status" "${extra[@]}" >"$f" 2>"$FBE_DIR/fleet.log" &
 	local fleet=$! before="" after=""
 	# wait until the rollout under test has left ring 0, then kill -9
-	for _ in $(seq 1200); do
+	# (enrollment and the baseline come first: minutes at 10,000 agents)
+	for _ in $(seq 9000); do
 		if [ -f "$status" ] && jq -e '.phase == "test" and .state == "rolling" and .ring_index >= 1' "$status" >/dev/null 2>&1; then
 			break
 		fi
+		kill -0 "$fleet" 2>/dev/null || break
 		sleep 0.1
 	done
 	local id
