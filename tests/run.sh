@@ -8,7 +8,8 @@ set -u
 BUILD=${1:-build/san}
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT"
-export FB_BUILD="$ROOT/$BUILD" FB_BIN="$ROOT/$BUILD/bin" FB_SRC="$ROOT"
+case $BUILD in /*) ;; *) BUILD="$ROOT/$BUILD" ;; esac
+export FB_BUILD="$BUILD" FB_BIN="$BUILD/bin" FB_SRC="$ROOT"
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0:strict_string_checks=1}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 
