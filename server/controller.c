@@ -169,6 +169,22 @@ static json_t *rollout_state_json(PGconn *c, const char *ids)
 	return j;
 }
 
+/* Approvals to force a promotion are for the ring the rollout is in now:
+ * once it moves (promoted or halted), outstanding ones lapse, so that a
+ * second approver cannot be added to a first one given for another ring. */
+static enum fb_rc lapse_force_approvals(PGconn *c, const char *ids, struct fb_err *err)
+{
+	const char *p[] = {ids};
+	PGresult *r = db_exec(c, err,
+			      "UPDATE approvals SET consumed = true WHERE rollout_id = $1 "
+			      "AND action = 'force-promote' AND NOT consumed",
+			      1, p);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	return FB_OK;
+}
+
 enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
 			      const char *request_id, const char *reason, struct fb_err *err)
 {
@@ -207,6 +223,8 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
 	json_t *after = json_pack("{s:s,s:s,s:b}", "state", "halted", "content", sha, "content_bad", 1);
 	enum fb_rc rc = audit_write(c, who, request_id, "rollout.halt", obj, before, after, reason, err);
 	json_decref(before);
+	if (!rc)
+		rc = lapse_force_approvals(c, ids, err);
 	if (!rc)
 		rc = snapshot_publish(c, "rollout halted", err);
 	if (!rc)
@@ -267,6 +285,8 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
 	enum fb_rc rc = audit_write(c, who, request_id, action, obj, before, after, reason, err);
 	json_decref(before);
+	if (!rc)
+		rc = lapse_force_approvals(c, ids, err);
 	if (!rc)
 		rc = snapshot_publish(c, moved ? "rollout promoted" : "rollout completed", err);
 	if (!rc)
