@@ -813,6 +813,11 @@ static void test_manual_actions_and_roles(void **state)
 	assert_int_equal(audits("rollout.resume"), 1);
 	expect_rollout(id, "rolling", 1);
 
+	/* an approval to force ring 1 lapses when the rollout moves (here: halted) */
+	j = action(202, id, "promote", E.rel1, FORCE);
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+
 	/* halt: one soc user is enough; agents may not; bad bodies store nothing */
 	json_decref(action(403, id, "halt", ag.token, R("stop")));
 	json_decref(action(400, id, "halt", E.soc, "{}"));
@@ -855,7 +860,12 @@ static void test_manual_actions_and_roles(void **state)
 	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
 	                   "'rollout/%lld'",
 	                   (long long)id),
-	                 4); /* 2 for the forced promotion, 2 for the resume */
+	                 5); /* forced promotion 2, lapsed 1, resume 2 */
+
+	j = action(202, id, "promote", E.rel2, FORCE); /* rel-one's earlier one lapsed */
+	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
+	json_decref(j);
+	expect_rollout(id, "rolling", 0);
 
 	/* revert of a completed rollout: GA back to the previous file, marked bad */
 	force_complete(id);
