@@ -9,15 +9,15 @@ set -euo pipefail
 BUILD=${1:-build/bench}
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BIN=$SRC/$BUILD/bin
-DUR=${FB_BENCH_SECONDS:-8}            # seconds of each wrk run
-ROUNDS=${FB_BENCH_ROUNDS:-3}          # interleaved rounds (firebreak, nginx, ...)
+DUR=${FB_BENCH_SECONDS:-5}            # seconds of each wrk run
+ROUNDS=${FB_BENCH_ROUNDS:-5}          # interleaved rounds (firebreak, nginx, ...)
 CONNS=${FB_BENCH_CONNECTIONS:-64}     # wrk connections
 AGENTS=${FB_BENCH_AGENTS:-100000}     # enrolled agents of the realistic snapshot
 MEM_AGENTS=${FB_BENCH_MEM_AGENTS:-1000000} # agents added for the memory figure
 OUT=${FB_BENCH_OUT:-$SRC/bench/results.json}
 LUA=$SRC/bench/agents.lua
 
-for tool in wrk nginx taskset psql curl jq; do
+for tool in wrk nginx taskset psql curl jq bc; do
 	command -v "$tool" >/dev/null || { echo "bench: '$tool' is missing (run make deps)" >&2; exit 1; }
 done
 [ -x "$BIN/firebreakd" ] && [ -x "$BIN/fb-bench-setup" ] || { echo "bench: build $BUILD first" >&2; exit 1; }
@@ -25,6 +25,7 @@ done
 # --- cores: the server side (firebreakd or nginx, and PostgreSQL) on all
 # cores but the last, the load generator alone on the last one.
 NCPU=$(nproc)
+HZ=$(getconf CLK_TCK)
 if [ "$NCPU" -ge 2 ]; then
 	SRV_CPUS="0-$((NCPU - 2))"
 	LOAD_CPUS="$((NCPU - 1))"
@@ -53,16 +54,27 @@ say() { printf 'bench: %s\n' "$*" >&2; }
 now_ms() { date +%s%3N; }
 free_port() {
 	local p
-	for p in $(shuf -i 20000-60000 -n 50); do
-		if ! ss -Htln "sport = :$p" | grep -q .; then echo "$p"; return; fi
+	# below the ephemeral range, and used by no socket at all
+	for p in $(shuf -i 10000-30000 -n 50); do
+		if ! ss -Htan "sport = :$p" | grep -q .; then echo "$p"; return; fi
 	done
 	echo "bench: no free port" >&2
 	exit 1
 }
 kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
+# CPU time (clock ticks, user + system) of firebreakd, and of PostgreSQL
+# (the postmaster and its children: the pool's backends live through a run).
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+pg_ticks() {
+	local pm t=0 p
+	pm=$(head -n 1 "$tmp/pg/data/postmaster.pid")
+	for p in "$pm" $(pgrep -P "$pm"); do t=$((t + $(ticks "$p"))); done
+	echo "$t"
+}
 
 # --- PostgreSQL, firebreakd -------------------------------------------------
 t_setup=$(now_ms)
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 say "PostgreSQL in $tmp/pg"
 taskset -c "$SRV_CPUS" "$SRC/tests/pg.sh" start "$tmp/pg" >/dev/null
 DB=$("$SRC/tests/pg.sh" env "$tmp/pg")
@@ -234,9 +246,10 @@ run() { # NAME URL MODE FILE [LIMIT [SECONDS]]
 }
 # Heartbeats are visible when every agent that got a 202 in the run has its
 # last_seen_at at or after the run's start in the database.
-hb_visible() { # NAME SINCE EXPECTED FIRST_ID LAST_ID -> ms after the load ended
+# Gives up (-1) after 120 s.
+hb_visible() { # T_END SINCE EXPECTED FIRST_ID LAST_ID -> "ms-after-T_END count"
 	local t_end=$1 since=$2 want=$3 lo=$4 hi=$5 n=0
-	for _ in $(seq 2400); do
+	while [ $(($(now_ms) - t_end)) -lt 120000 ]; do
 		n=$(sql -c "SELECT count(*) FROM agents WHERE id BETWEEN $lo AND $hi AND last_seen_at >= '$since'")
 		[ "$n" -ge "$want" ] && { echo "$(($(now_ms) - t_end)) $n"; return; }
 		sleep 0.05
@@ -259,13 +272,15 @@ for r in $(seq 0 "$ROUNDS"); do
 	run "$tag-fb-blob" "$FB/v1/blobs/$BLOB_SHA" get - 0 "$d"
 	run "$tag-ng-blob" "$NG/blob.bin" get - 0 "$d"
 	since=$(sql -c "SELECT now()")
+	fb0=$(ticks "$FBPID") pg0=$(pg_ticks)
 	run "$tag-fb-heartbeat" "$FB/v1/heartbeat" heartbeat "$tmp/tokens.txt" 0 "$d"
 	t_end=$(now_ms)
 	sent=$(jq '.requests - .errors.status' "$tmp/res/$tag-fb-heartbeat.json")
 	want=$((sent < AGENTS ? sent : AGENTS))
 	read -r lag seen < <(hb_visible "$t_end" "$since" "$want" 1 "$AGENTS")
-	echo "{\"expected\":$want,\"visible\":$seen,\"lag_ms\":$lag}" >"$tmp/res/$tag-fb-hbvis.json"
-	say "  heartbeats: $seen of $want distinct agents visible in the database ${lag} ms after the load ended"
+	fbc=$(($(ticks "$FBPID") - fb0)) pgc=$(($(pg_ticks) - pg0))
+	echo "{\"requests\":$sent,\"expected\":$want,\"visible\":$seen,\"lag_ms\":$lag,\"firebreakd_cpu_s\":$(echo "scale=2; $fbc / $HZ" | bc),\"postgres_cpu_s\":$(echo "scale=2; $pgc / $HZ" | bc)}" >"$tmp/res/$tag-fb-hbvis.json"
+	say "  heartbeats: $seen of $want distinct agents visible in the database ${lag} ms after the load ended (CPU: firebreakd $((fbc / HZ)) s, PostgreSQL $((pgc / HZ)) s)"
 done
 
 # --- gate reaction: crash reports from canary agents -> the halt in their poll
@@ -306,6 +321,11 @@ say "  halt visible in the canary agent's poll $GATE_MS ms after the first crash
 
 # --- memory per tracked agent -------------------------------------------------
 say "memory: $MEM_AGENTS more agents enroll and send a heartbeat"
+# Not a comparison: the server and PostgreSQL may use every core now.
+taskset -a -p -c "0-$((NCPU - 1))" "$FBPID" >/dev/null
+for p in $(head -n 1 "$tmp/pg/data/postmaster.pid") $(pgrep -P "$(head -n 1 "$tmp/pg/data/postmaster.pid")"); do
+	taskset -a -p -c "0-$((NCPU - 1))" "$p" >/dev/null 2>&1 || true
+done
 sleep 3 # the last heartbeat flush
 RSS0=$(kb "$FBPID" VmRSS)
 HWM0=$(kb "$FBPID" VmHWM)
@@ -321,16 +341,19 @@ RSS_LOADED=$(kb "$FBPID" VmRSS)
 "$BIN/fb-bench-setup" tokens "$KEY" "$lo" "$hi" >"$tmp/tokens-mem.txt"
 since=$(sql -c "SELECT now()")
 t0=$(now_ms)
-run mem-fb-heartbeat "$FB/v1/heartbeat" heartbeat "$tmp/tokens-mem.txt" "$MEM_AGENTS" 300
+run mem-fb-heartbeat "$FB/v1/heartbeat" heartbeat "$tmp/tokens-mem.txt" "$MEM_AGENTS" "${FB_BENCH_MEM_SECONDS:-420}"
 t_end=$(now_ms)
 T_HB_MEM=$((t_end - t0))
-read -r MEM_LAG MEM_SEEN < <(hb_visible "$t_end" "$since" "$MEM_AGENTS" "$lo" "$hi")
+MEM_SENT=$(jq '.requests - .errors.status' "$tmp/res/mem-fb-heartbeat.json")
+MEM_SENT=$((MEM_SENT < MEM_AGENTS ? MEM_SENT : MEM_AGENTS))
+read -r MEM_LAG MEM_SEEN < <(hb_visible "$t_end" "$since" "$MEM_SENT" "$lo" "$hi")
 sleep 1
 RSS1=$(kb "$FBPID" VmRSS)
 HWM1=$(kb "$FBPID" VmHWM)
 say "  RSS $RSS0 -> $RSS1 KiB (peak $HWM1 KiB); $MEM_SEEN of $MEM_AGENTS heartbeats in the database ${MEM_LAG} ms after the load"
 
 # --- results --------------------------------------------------------------------
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 cpu_model=$(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2; exit}')
 jq -n \
 	--arg date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" \
@@ -344,7 +367,7 @@ jq -n \
 	--arg postgres "$(sql -c 'SHOW server_version')" \
 	--arg mhd "$(pkg-config --modversion libmicrohttpd 2>/dev/null || echo unknown)" \
 	--arg gcc "$(cc --version | head -n 1)" \
-	--arg split "$CORE_SPLIT" \
+	--arg split "$CORE_SPLIT" --arg load_start "$LOAD_START" --arg load_end "$LOAD_END" \
 	--argjson dur "$DUR" --argjson rounds "$ROUNDS" --argjson conns "$CONNS" \
 	--argjson agents "$AGENTS" --argjson mem_agents "$MEM_AGENTS" \
 	--arg rings "$RING_COUNTS" --argjson poll_size "$POLL_SIZE" --argjson blob_size "$BLOB_SIZE" \
@@ -355,6 +378,7 @@ jq -n \
 	--argjson hwm0 "$HWM0" --argjson hwm1 "$HWM1" \
 	--argjson t_insert_mem "$T_INSERT_MEM" --argjson t_load_mem "$T_LOAD_MEM" \
 	--argjson t_hb_mem "$T_HB_MEM" --argjson mem_lag "$MEM_LAG" --argjson mem_seen "$MEM_SEEN" \
+	--argjson mem_sent "$MEM_SENT" --slurpfile mem_run "$tmp/res/mem-fb-heartbeat.json" \
 	--slurpfile runs <(for f in "$tmp"/res/r*-*.json; do
 		n=$(basename "$f" .json)
 		jq -c --arg n "$n" '{name: $n} + .' "$f"
@@ -377,7 +401,8 @@ def pair($fb; $ng; $target; $what):
 	   target_ratio: $target};
 {
 	date: $date,
-	machine: {cpus: $ncpu, cpu_model: $cpu, memory: $mem, kernel: $kernel, core_split: $split},
+	machine: {cpus: $ncpu, cpu_model: $cpu, memory: $mem, kernel: $kernel, core_split: $split,
+		  loadavg_at_start: $load_start, loadavg_at_end: $load_end},
 	versions: {firebreak: $firebreakd, commit: $commit, compiler: $gcc, libmicrohttpd: $mhd,
 		   nginx: $nginx, wrk: $wrk, postgresql: $postgres},
 	load: {wrk_connections: $conns, seconds_per_run: $dur, rounds: $rounds,
@@ -392,6 +417,9 @@ def pair($fb; $ng; $target; $what):
 	heartbeat: (pair("fb-heartbeat"; "ng-poll200"; 0.5; "POST /v1/heartbeat (distinct agents, agent tokens) vs nginx static GET 200 of the same round")
 		+ {visible: [$runs[] | select(.name | test("-fb-hbvis$"))],
 		   visible_lag_ms_max: ([$runs[] | select(.name | test("-fb-hbvis$")) | .lag_ms] | max),
+		   cpu_us_per_heartbeat: {
+			firebreakd: ([$runs[] | select(.name | test("-fb-hbvis$")) | .firebreakd_cpu_s * 1e6 / .requests] | median | round),
+			postgresql: ([$runs[] | select(.name | test("-fb-hbvis$")) | .postgres_cpu_s * 1e6 / .requests] | median | round)},
 		   target_visible_ms: 5000}),
 	memory: {agents_added: $mem_agents, rss_before_kib: $rss0, rss_after_load_kib: $rss_loaded,
 		 rss_after_kib: $rss1, peak_before_kib: $hwm0, peak_after_kib: $hwm1,
@@ -399,7 +427,10 @@ def pair($fb; $ng; $target; $what):
 		 peak_bytes_per_agent: (($hwm1 - $hwm0) * 1024 / $mem_agents | round),
 		 target_bytes_per_agent: 128,
 		 insert_ms: $t_insert_mem, server_load_ms: $t_load_mem,
-		 heartbeat_ms: $t_hb_mem, heartbeats_visible: $mem_seen, visible_lag_ms: $mem_lag},
+		 heartbeat_ms: $t_hb_mem, heartbeats_acknowledged: $mem_sent,
+		 heartbeat_rps: ($mem_run[0].requests * 1e6 / $mem_run[0].duration_us | floor),
+		 heartbeats_visible: $mem_seen, visible_lag_ms: $mem_lag,
+		 cores: "all (not a comparison)"},
 	gate: {reaction_ms: $gate_ms, hard_cap: $hard_cap, reports_sent_ms: $gate_reported,
 	       controller_interval_ms: $ctl_ms, rollout_state: $gate_state}
 }' >"$tmp/results.json"
