@@ -34,6 +34,7 @@ enum behaviour {
 	GOOD,    /* applies what it is assigned and keeps heartbeating */
 	CRASHER, /* applies the bad file, crashes, reports it on the next boot */
 	SILENT,  /* applies the bad file, heartbeats once, then is never heard again */
+	LOOPER,  /* applies the bad file, boot-loops, reverts locally to what it ran */
 };
 
 struct agent {
@@ -47,6 +48,8 @@ struct agent {
 	char assigned[65]; /* content named for channel CH; "" when none */
 	int64_t assigned_version;
 	char active[65];
+	char previous[65]; /* what it ran before active (its A/B slot) */
+	int looped;        /* refuses the bad file until something newer is assigned */
 	int boot;
 	int nev;
 	int dead;
@@ -398,10 +401,9 @@ static void agent_event(struct agent *a, const char *kind, const char *content)
 		         content, (long long)a->id, a->boot - 1);
 	else if (strcmp(kind, "boot_loop") == 0)
 		snprintf(ev, sizeof ev,
-		         "\"reverted_from\":\"%s\",\"reverted_to\":\"\",\"boot_id\":\"boot-%lld-%"
-		         "d\","
-		         "\"unclean_starts\":3",
-		         content, (long long)a->id, a->boot);
+		         "\"reverted_from\":\"%s\",\"reverted_to\":\"%s\","
+		         "\"boot_id\":\"boot-%lld-%d\",\"unclean_starts\":3",
+		         content, a->previous, (long long)a->id, a->boot);
 	else
 		snprintf(ev, sizeof ev, "\"content\":\"%s\",\"boot_id\":\"boot-%lld-%d\"", content,
 		         (long long)a->id, a->boot);
@@ -420,7 +422,8 @@ static void agent_step(struct agent *a)
 	if (a->dead)
 		return;
 	agent_poll(a);
-	if (strcmp(a->assigned, a->active)) {
+	if (strcmp(a->assigned, a->active) && !(a->looped && strcmp(a->assigned, E.bad) == 0)) {
+		snprintf(a->previous, sizeof a->previous, "%s", a->active);
 		snprintf(a->active, sizeof a->active, "%s", a->assigned);
 		if (a->active[0])
 			agent_event(a, "applied", a->active);
@@ -430,6 +433,11 @@ static void agent_step(struct agent *a)
 				a->boot++; /* crashed; the next boot reports it */
 				a->crashed = 1;
 				agent_event(a, "crash", a->active);
+			} else if (a->how == LOOPER) {
+				a->boot += 3; /* three unclean starts, then the guard */
+				agent_event(a, "boot_loop", a->active);
+				snprintf(a->active, sizeof a->active, "%s", a->previous);
+				a->looped = 1;
 			} else if (a->how == SILENT) {
 				agent_heartbeat(a);
 				a->dead = 1;
@@ -608,7 +616,7 @@ static void test_halt_by_crashes_and_revert(void **state)
 	struct agent ags[5];
 	agent_new(&ags[0], 0, CRASHER, NULL, NULL);
 	agent_new(&ags[1], 0, CRASHER, NULL, NULL);
-	agent_new(&ags[2], 0, CRASHER, NULL, NULL);
+	agent_new(&ags[2], 0, LOOPER, NULL, NULL);
 	agent_new(&ags[3], 1, GOOD, NULL, NULL);
 	agent_new(&ags[4], 3, GOOD, NULL, NULL);
 	rings_by_lists(ags, 5);
@@ -632,12 +640,13 @@ static void test_halt_by_crashes_and_revert(void **state)
 	assert_true(json_is_true(json_object_get(r, "content_bad")));
 	assert_non_null(strstr(jstr(r, "state_reason"), "hard cap 3 reached"));
 	json_decref(r);
-	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
-	          "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed%%' AND "
-	          "(inputs -> 'inputs' ->> 'crashed')::int = 3",
-	          (long long)id),
-	        1);
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed or "
+	                   "boot-looped%%(2 crashed, 1 boot-looped)%%' AND "
+	                   "(inputs -> 'inputs' ->> 'crashed')::int = 2 AND "
+	                   "(inputs -> 'inputs' ->> 'boot_looped')::int = 1",
+	                   (long long)id),
+	                 1);
 	assert_int_equal(
 	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND bad_reason "
 	          "LIKE '%%hard cap%%'",
@@ -661,7 +670,7 @@ static void test_halt_by_crashes_and_revert(void **state)
 			agent_step(&ags[k]);
 			usleep(100000);
 		}
-		assert_true(ags[k].crashed);
+		assert_true(k == 2 ? ags[k].looped : ags[k].crashed);
 		assert_string_equal(ags[k].assigned, v1);
 		assert_true(ags[k].seq > ags[k].bad_seq);
 	}
