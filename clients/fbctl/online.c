@@ -97,6 +97,38 @@ static void kv(const char *key, const char *value)
 	printf("%-14s %s\n", key, value);
 }
 
+/* The preflight's outcome and reason as "ok: 34 events evaluated, ..." (the
+ * server's reason usually starts with the outcome already). */
+static const char *preflight_text(const json_t *pf, char *buf, size_t n)
+{
+	char o[32], r[400];
+	ctl_cell(pf, "outcome", o, sizeof o);
+	ctl_cell(pf, "reason", r, sizeof r);
+	size_t ol = strlen(o);
+	if (strncmp(r, o, ol) == 0 && r[ol] == ':')
+		snprintf(buf, n, "%s", r);
+	else
+		snprintf(buf, n, "%s: %s", o, r);
+	return buf;
+}
+
+/* A JSON array of strings as "a, b, c" into buf. */
+static const char *list_text(const json_t *arr, char *buf, size_t n)
+{
+	size_t i, len = 0;
+	json_t *v;
+	buf[0] = '\0';
+	json_array_foreach(arr, i, v)
+	{
+		int w = snprintf(buf + len, n - len, "%s%s", i ? ", " : "",
+		                 json_is_string(v) ? json_string_value(v) : "?");
+		if (w < 0 || (size_t)w >= n - len)
+			break;
+		len += (size_t)w;
+	}
+	return buf;
+}
+
 /* ---- whoami ---------------------------------------------------------------------- */
 
 int cmd_whoami(struct opts *o)
@@ -214,17 +246,16 @@ int cmd_content_upload(struct opts *o)
 	code = request(o, "POST", "/v1/content", body, &st, &j);
 	if (code || o->json)
 		goto out;
-	char a[80], b[32], c[32], d[32], f[32], g[400];
-	json_t *pf = json_object_get(j, "preflight");
+	char a[80], b[32], c[32], d[32], g[512];
 	if (st == 200)
 		printf("%s: already uploaded (channel %s, version %s)\n",
 		       ctl_cell(j, "sha256", a, sizeof a), ctl_cell(j, "channel", b, sizeof b),
 		       ctl_cell(j, "version", c, sizeof c));
 	else
-		printf("%s: uploaded: channel %s, version %s, %s bytes, preflight %s (%s)\n",
+		printf("%s: uploaded: channel %s, version %s, %s bytes, preflight %s\n",
 		       ctl_cell(j, "sha256", a, sizeof a), ctl_cell(j, "channel", b, sizeof b),
 		       ctl_cell(j, "version", c, sizeof c), ctl_cell(j, "size", d, sizeof d),
-		       ctl_cell(pf, "outcome", f, sizeof f), ctl_cell(pf, "reason", g, sizeof g));
+		       preflight_text(json_object_get(j, "preflight"), g, sizeof g));
 out:
 	free(blob);
 	free(mtext);
@@ -294,16 +325,13 @@ int cmd_content_show(struct opts *o)
 	kv("size", ctl_cell(j, "size", b, sizeof b));
 	kv("uploaded", ctl_time(j, "created", b, sizeof b));
 	kv("templates", ctl_cell(j, "templates", b, sizeof b));
-	json_t *pf = json_object_get(j, "preflight");
-	char r[400];
-	snprintf(b, sizeof b, "%s", ctl_cell(pf, "outcome", r, sizeof r));
-	printf("%-14s %s: %s\n", "preflight", b, ctl_cell(pf, "reason", r, sizeof r));
+	kv("preflight", preflight_text(json_object_get(j, "preflight"), b, sizeof b));
 	kv("bad", ctl_cell(j, "bad", b, sizeof b));
 	if (json_is_true(json_object_get(j, "bad")))
 		kv("bad reason", ctl_cell(j, "bad_reason", b, sizeof b));
 	json_t *m = json_object_get(j, "manifest");
 	json_t *signed_ = json_object_get(m, "signed");
-	kv("manifest", "");
+	printf("manifest\n");
 	printf("  %-12s %s\n", "created", ctl_time(signed_, "created", b, sizeof b));
 	printf("  %-12s %s\n", "expires", ctl_time(signed_, "expires", b, sizeof b));
 	size_t i;
@@ -377,7 +405,7 @@ int cmd_rollout_start(struct opts *o)
 	char a[32], b[512];
 	printf("rollout %s started: channel %lld, content %s, rings %s\n",
 	       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
-	       ctl_cell(j, "rings", b, sizeof b));
+	       list_text(json_object_get(j, "rings"), b, sizeof b));
 out:
 	json_decref(pol);
 	json_decref(body);
@@ -410,7 +438,7 @@ int cmd_rollout_status(struct opts *o)
 	json_int_t k = json_integer_value(json_object_get(j, "ring_index"));
 	printf("%-14s %lld of %zu (%s)\n", "ring", (long long)k + 1, json_array_size(rings),
 	       ctl_cell(j, "ring", b, sizeof b));
-	kv("plan", ctl_cell(j, "rings", b, sizeof b));
+	kv("plan", list_text(rings, b, sizeof b));
 	kv("started", ctl_time(j, "started", b, sizeof b));
 	kv("ring started", ctl_time(j, "ring_started", b, sizeof b));
 	kv("finished", ctl_time(j, "finished", b, sizeof b));
@@ -913,6 +941,7 @@ int cmd_audit(struct opts *o)
 	ctl_table_print(&t, stdout);
 	ctl_table_cleanup(&t);
 	json_t *next = json_object_get(j, "next_before");
+	fflush(stdout); /* the hint follows the table on a terminal */
 	if (json_is_integer(next))
 		fprintf(stderr, "more: fbctl audit --before %lld\n",
 		        (long long)json_integer_value(next));

@@ -4,13 +4,14 @@
  * GET /v1/rollouts/{id}, polled until the rollout completes or stops. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "fb.h"
 #include "fbctl.h"
 
-#define BAR_WIDTH      24
+#define BAR_WIDTH      20
 #define MAX_FRAME      ((size_t)64 << 10) /* bytes of one drawn frame */
 #define MAX_TRANSIENT  5                  /* transport errors in a row before giving up */
 #define DEFAULT_PERIOD 1000               /* ms between refreshes */
@@ -90,14 +91,16 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 		                                              : "    ";
 		const json_t *ev = last_eval(ro, name);
 		const char *dec = ev ? json_string_value(json_object_get(ev, "decision")) : NULL;
-		rc = fb_buf_printf(b,
-		                   "%s %-10s [%s] %lld/%lld treated  %lld healthy  %lld crashed  "
-		                   "%lld boot-looped  %lld silent  %s\n",
-		                   mark, name, b1, (long long)count(e, "treated"),
-		                   (long long)count(e, "agents"), (long long)count(e, "healthy"),
-		                   (long long)count(e, "crashed"),
-		                   (long long)count(e, "boot_looped"),
-		                   (long long)count(e, "silent"), dec ? dec : "-");
+		if (!dec && (done_all || (int64_t)i < k))
+			dec = "passed"; /* its evaluations are older than the ones served */
+		rc = fb_buf_printf(
+		        b,
+		        "%s %-8s %-7s [%s] %lld/%lld treated, %lld healthy, %lld crashed, "
+		        "%lld boot-looped, %lld silent\n",
+		        mark, name, dec ? dec : "-", b1, (long long)count(e, "treated"),
+		        (long long)count(e, "agents"), (long long)count(e, "healthy"),
+		        (long long)count(e, "crashed"), (long long)count(e, "boot_looped"),
+		        (long long)count(e, "silent"));
 	}
 	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
 	if (!rc && last) {
@@ -120,6 +123,35 @@ static int lines_of(const char *s)
 	for (; *s; s++)
 		n += *s == '\n';
 	return n;
+}
+
+/* Columns of the terminal on stdout (80 when unknown). */
+static int term_cols(void)
+{
+	struct winsize ws;
+	if (ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 20)
+		return ws.ws_col;
+	return 80;
+}
+
+/* Print text with every line cut to fit in cols - 1 columns (bytes, so a
+ * line never wraps and the redraw can count lines; a cut never splits a
+ * UTF-8 sequence). */
+static void put_clipped(const char *text, int cols)
+{
+	size_t max = (size_t)cols - 1;
+	while (*text) {
+		size_t len = strcspn(text, "\n");
+		size_t n = len;
+		if (n > max) {
+			n = max;
+			while (n > 0 && ((unsigned char)text[n] & 0xC0) == 0x80)
+				n--;
+		}
+		fwrite(text, 1, n, stdout);
+		fputc('\n', stdout);
+		text += len + (text[len] == '\n');
+	}
 }
 
 static void sleep_ms(int64_t ms)
@@ -195,9 +227,10 @@ int cmd_rollout_watch(struct opts *o)
 			break;
 		}
 		if (tty) {
+			/* ANSI redraw: back up over the last frame, clear, draw */
 			if (drawn)
 				printf("\033[%dA\033[J", drawn);
-			fputs(cur.data, stdout);
+			put_clipped(cur.data, term_cols());
 			drawn = lines_of(cur.data);
 		} else if (!prev.data || strcmp(prev.data, cur.data) != 0) {
 			/* Plain output (a pipe, a log): a new frame only when it changed. */

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
@@ -20,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "fb.h"
@@ -128,8 +130,11 @@ static json_t *parse(const char *text)
 
 static void has(const char *hay, const char *needle)
 {
-	if (!hay || !strstr(hay, needle))
-		fail_msg("expected \"%s\" in:\n%s", needle, hay ? hay : "(null)");
+	if (!hay || !strstr(hay, needle)) {
+		/* cmocka cuts long messages: the whole text goes to stderr first */
+		fprintf(stderr, "expected \"%s\" in:\n%s\n", needle, hay ? hay : "(null)");
+		fail_msg("expected \"%s\" (the text is above)", needle);
+	}
 }
 
 static void write_file(const char *path, const void *p, size_t n)
@@ -258,13 +263,24 @@ struct driver {
 	const char *sha;
 	int crash;
 	volatile int stop;
-	int64_t delay_ms; /* before the first event, so watch sees the start */
+	const char *watch_out; /* the watcher's output file: events start once it shows a WAIT */
 };
 
 static void *drive(void *arg)
 {
 	struct driver *d = arg;
-	usleep((useconds_t)(d->delay_ms * 1000));
+	/* Start once the watcher has drawn the rollout waiting for its first
+	 * agent, so that its output has a before and an after. */
+	for (int i = 0; i < 600; i++) {
+		unsigned char *text = NULL;
+		size_t len = 0;
+		int seen = fb_file_read(d->watch_out, 1 << 20, &text, &len) == FB_OK &&
+		           strstr((char *)text, "WAIT: no treated agent has applied");
+		free(text);
+		if (seen)
+			break;
+		usleep(50000);
+	}
 	for (int i = 0; i < d->n; i++) {
 		agent_event(&d->agents[i], "applied", d->channel, d->sha);
 		if (d->crash)
@@ -276,6 +292,39 @@ static void *drive(void *arg)
 		usleep(250000);
 	}
 	return NULL;
+}
+
+/* Run fbctl rollout watch ID (soc) with its output in a file that the driver
+ * reads, the driver playing the agents meanwhile. Returns the exit status;
+ * *out: everything it printed (caller frees). */
+static int watch_run(const char *ids, struct driver *d, char **out)
+{
+	char path[1300];
+	snprintf(path, sizeof path, "%s/watch-%s.out", C->dir, ids);
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	assert_true(fd >= 0);
+	pid_t pid = fork();
+	if (pid == 0) {
+		dup2(fd, 1);
+		dup2(fd, 2);
+		putenv(C->env_home);
+		const char *argv[] = {
+		        fbt_bin("fbctl"), "--server", C->srv.url, "--token",    C->soc,
+		        "rollout",        "watch",    ids,        "--interval", "200",
+		        "--timeout",      "90",       NULL};
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	close(fd);
+	d->watch_out = path;
+	pthread_create(&d->t, NULL, drive, d);
+	int st = 0;
+	waitpid(pid, &st, 0);
+	d->stop = 1;
+	pthread_join(d->t, NULL);
+	size_t len;
+	assert_int_equal(fb_file_read(path, 1 << 24, (unsigned char **)out, &len), FB_OK);
+	return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }
 
 /* ---- fixture --------------------------------------------------------------------- */
@@ -975,15 +1024,11 @@ static void test_watch_completed(void **state)
 	        (const char *const[]){"--rings", "canary,early", "--policy", FAST_POLICY, NULL});
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
-	struct driver d = {.agents = a, .n = 2, .channel = 8, .sha = sha, .delay_ms = 1000};
-	pthread_create(&d.t, NULL, drive, &d);
-	char *out, *err;
-	int st = CTL(C->soc, &out, &err, "rollout", "watch", ids, "--interval", "200", "--timeout",
-	             "90");
-	d.stop = 1;
-	pthread_join(d.t, NULL);
+	struct driver d = {.agents = a, .n = 2, .channel = 8, .sha = sha};
+	char *out;
+	int st = watch_run(ids, &d, &out);
 	if (st != 0)
-		fail_msg("watch: exit %d\nstdout: %s\nstderr: %s", st, out, err);
+		fail_msg("watch: exit %d\noutput: %s", st, out);
 	/* plain output (not a tty): one frame per change, first rolling, last completed */
 	has(out, "-- ");
 	has(out, "rolling, ring 1 of 2");
@@ -993,12 +1038,11 @@ static void test_watch_completed(void **state)
 	has(out, "done canary");
 	has(out, "done early");
 	/* canary also holds the agent enrolled earlier, which never applies */
-	has(out, "[################........] 2/3 treated  2 healthy  0 crashed  0 boot-looped  "
-	         "0 silent  PROMOTE");
+	has(out, "canary   PROMOTE [#############.......] 2/3 treated, 2 healthy, 0 crashed, "
+	         "0 boot-looped, 0 silent");
 	has(out, "PROMOTE: baked");
 	assert_true(strstr(out, "rolling") < strstr(out, "completed"));
 	free(out);
-	free(err);
 	out = CTL_OK(0, C->soc, "channel", "list", "--json");
 	json_t *j = parse(out);
 	json_t *ch8 = json_array_get(json_object_get(j, "channels"), 1);
@@ -1018,24 +1062,19 @@ static void test_watch_halted(void **state)
 	        start_rollout(sha, "9", (const char *const[]){"--policy", FAST_POLICY, NULL});
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
-	struct driver d = {
-	        .agents = a, .n = 1, .channel = 9, .sha = sha, .crash = 1, .delay_ms = 1000};
-	pthread_create(&d.t, NULL, drive, &d);
-	char *out, *err;
-	int st = CTL(C->soc, &out, &err, "rollout", "watch", ids, "--interval", "200", "--timeout",
-	             "90");
-	d.stop = 1;
-	pthread_join(d.t, NULL);
+	struct driver d = {.agents = a, .n = 1, .channel = 9, .sha = sha, .crash = 1};
+	char *out;
+	int st = watch_run(ids, &d, &out);
 	if (st != 3)
-		fail_msg("watch: exit %d, expected 3\nstdout: %s\nstderr: %s", st, out, err);
+		fail_msg("watch: exit %d, expected 3\noutput: %s", st, out);
 	has(out, "rolling, ring 1 of 4");
-	has(out, "halted, ring 1 of 4");
+	/* halted, and reverted as soon as no exposed agent runs the file */
+	assert_true(strstr(out, "halted, ring 1 of 4") || strstr(out, "reverted, ring 1 of 4"));
 	has(out, "stop canary");
-	has(out, "[xxxxxx..................] 1/4 treated  0 healthy  1 crashed");
+	has(out, "canary   HALT    [xxxxx...............] 1/4 treated, 0 healthy, 1 crashed");
 	has(out, "HALT: 1 treated agents crashed or boot-looped on the new content");
-	has(out, "halted: HALT: 1 treated agents crashed");
+	has(out, ": HALT: 1 treated agents crashed"); /* the state's reason */
 	free(out);
-	free(err);
 	out = CTL_OK(0, C->soc, "content", "show", sha);
 	has(out, "bad            yes");
 	free(out);
