@@ -10,11 +10,15 @@
 
 #include <cmocka.h> /* after the three above, which it needs */
 
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fb.h"
@@ -69,6 +73,7 @@ struct env {
 };
 
 static struct env E;
+static const char *g_flag; /* one more server flag, or NULL */
 static struct fbsig_root *g_root;
 
 /* ---- HTTP ------------------------------------------------------------------ */
@@ -130,7 +135,7 @@ static long q(const char *fmt, ...)
 static void server_up(struct fbt_server *s)
 {
 	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                       "--controller_interval_ms=200", NULL};
+	                       "--controller_interval_ms=200", g_flag, NULL};
 	assert_int_equal(fbt_server_start(s, E.db, extra), 0);
 	struct fbt_server *was = E.cur;
 	E.cur = s;
@@ -566,6 +571,11 @@ static void test_kill9_mid_rollout(void **state)
 	/* 1: before any agent applied it */
 	crash_restart(id, 0);
 	expect_rollout(id, "rolling", 0);
+	/* and while paused */
+	json_decref(action(200, id, "pause", E.rel1, "{\"reason\":\"freeze\"}"));
+	crash_restart(id, 0);
+	expect_rollout(id, "paused", -1);
+	json_decref(action(200, id, "resume", E.rel1, "{\"reason\":\"thaw\"}"));
 	/* 2: as soon as it reached early, down for longer than the silence
 	 * timeout; the agents come back a moment after the server */
 	drive_until(id, ags, N, "rolling", 1);
@@ -701,6 +711,146 @@ static void test_leader_election(void **state)
 	agents_free(ags, N);
 }
 
+/* ---- the SOC webhook ------------------------------------------------------------------ */
+
+/* A one-thread HTTP receiver: answers 500 to the first fail_first requests,
+ * 200 after, and keeps what it received. */
+struct hook {
+	int fd, port, fail_first;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	int n;
+	char body[4][4096];
+	int64_t at[4];
+	volatile int stop;
+};
+
+static void *hook_main(void *arg)
+{
+	struct hook *h = arg;
+	while (!h->stop) {
+		struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
+		if (poll(&pfd, 1, 100) <= 0)
+			continue;
+		int c = accept(h->fd, NULL, NULL);
+		if (c < 0)
+			continue;
+		char buf[8192];
+		size_t len = 0;
+		const char *body = "";
+		for (;;) {
+			ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
+			if (r <= 0)
+				break;
+			len += (size_t)r;
+			buf[len] = '\0';
+			char *eoh = strstr(buf, "\r\n\r\n");
+			if (eoh) {
+				const char *cl = strcasestr(buf, "Content-Length:");
+				long want = cl ? strtol(cl + 15, NULL, 10) : 0;
+				body = eoh + 4;
+				if ((long)strlen(body) >= want || len == sizeof buf - 1)
+					break;
+			}
+		}
+		pthread_mutex_lock(&h->mu);
+		int k = h->n++;
+		if (k < 4) {
+			snprintf(h->body[k], sizeof h->body[k], "%s", body);
+			h->at[k] = fb_mono_ms();
+		}
+		pthread_mutex_unlock(&h->mu);
+		const char *resp =
+		        k < h->fail_first ? "HTTP/1.1 500 Internal Server Error\r\nContent-Length: "
+		                            "0\r\nConnection: close\r\n\r\n"
+		                          : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: "
+		                            "close\r\n\r\n";
+		(void)!send(c, resp, strlen(resp), MSG_NOSIGNAL);
+		close(c);
+	}
+	return NULL;
+}
+
+static void hook_start(struct hook *h, int fail_first)
+{
+	memset(h, 0, sizeof *h);
+	h->fail_first = fail_first;
+	pthread_mutex_init(&h->mu, NULL);
+	h->fd = socket(AF_INET, SOCK_STREAM, 0);
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	socklen_t sl = sizeof sa;
+	assert_true(h->fd >= 0);
+	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof sa), 0);
+	assert_int_equal(listen(h->fd, 16), 0);
+	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&sa, &sl), 0);
+	h->port = ntohs(sa.sin_port);
+	assert_int_equal(pthread_create(&h->thread, NULL, hook_main, h), 0);
+}
+
+static int hook_count(struct hook *h)
+{
+	pthread_mutex_lock(&h->mu);
+	int n = h->n;
+	pthread_mutex_unlock(&h->mu);
+	return n;
+}
+
+static void hook_stop(struct hook *h)
+{
+	h->stop = 1;
+	pthread_join(h->thread, NULL);
+	close(h->fd);
+	pthread_mutex_destroy(&h->mu);
+}
+
+static void test_webhook_on_halt(void **state)
+{
+	(void)state;
+	struct hook h;
+	hook_start(&h, 1);
+	char flag[128];
+	snprintf(flag, sizeof flag, "--webhook_url=http://127.0.0.1:%d/soc", h.port);
+	g_flag = flag;
+	env_up();
+	g_flag = NULL;
+	char v1[65];
+	upload(1, v1);
+	int64_t id = rollout_start(v1, "");
+	json_decref(action(200, id, "halt", E.soc, "{\"reason\":\"suspicious\"}"));
+	/* refused once, retried after a backoff, then delivered */
+	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	while (fb_mono_ms() < end && q("SELECT count(*) FROM notifications WHERE type = "
+	                               "'rollout.halted' AND delivered_at "
+	                               "IS NOT NULL") != 1)
+		usleep(100000);
+	assert_int_equal(
+	        q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted' AND "
+	          "rollout_id = %lld AND delivered_at IS NOT NULL AND webhook_attempts = 2 "
+	          "AND last_error LIKE '%%HTTP 500%%'",
+	          (long long)id),
+	        1);
+	usleep(1500000); /* delivered means delivered once */
+	int n = hook_count(&h);
+	assert_true(n >= 2);
+	assert_true(h.at[1] - h.at[0] >= 900); /* the first retry waits a second */
+	int halted = 0;
+	for (int i = 0; i < n && i < 4; i++) {
+		json_t *b = json_loads(h.body[i], 0, NULL);
+		if (!b)
+			fail_msg("webhook body %d is not JSON: %s", i, h.body[i]);
+		if (strcmp(jstr(b, "type"), "rollout.halted") == 0) {
+			halted++;
+			assert_int_equal(json_integer_value(json_object_get(b, "rollout_id")), id);
+			assert_string_equal(jstr(json_object_get(b, "data"), "state"), "halted");
+			assert_string_equal(jstr(json_object_get(b, "data"), "content"), v1);
+		}
+		json_decref(b);
+	}
+	assert_int_equal(halted, 2); /* the refused attempt and the delivery */
+	hook_stop(&h);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -715,6 +865,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_kill9_mid_rollout, env_down),
 	        cmocka_unit_test_teardown(test_leader_election, env_down),
+	        cmocka_unit_test_teardown(test_webhook_on_halt, env_down),
 	};
 	int rc = cmocka_run_group_tests_name("controller", tests, NULL, NULL);
 	fbsig_root_free(g_root);
