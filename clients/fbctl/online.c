@@ -443,7 +443,7 @@ int cmd_rollout_status(struct opts *o)
 	kv("ring started", ctl_time(j, "ring_started", b, sizeof b));
 	kv("finished", ctl_time(j, "finished", b, sizeof b));
 	json_t *evs = json_object_get(j, "evaluations");
-	printf("evaluations (latest first, %zu shown):\n", json_array_size(evs));
+	printf("latest evaluations:%s\n", json_array_size(evs) ? "" : " none yet");
 	size_t i;
 	json_t *e;
 	json_array_foreach(evs, i, e)
