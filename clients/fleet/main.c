@@ -55,7 +55,7 @@ static void usage(FILE *f)
 	        "  --agents N         fleet size (default: the scenario's ring sizes; rings keep "
 	        "their shares)\n"
 	        "  --time-scale X     stretch every scenario duration by X (default max(1, "
-	        "agents/2000))\n"
+	        "agents/1250))\n"
 	        "  --channel ID       use this channel id instead of the scenario's\n"
 	        "  --content-dir DIR  resolve the scenario's upload files in DIR (default: its "
 	        "folder)\n"

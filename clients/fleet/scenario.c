@@ -462,7 +462,7 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 		goto out;
 	}
 	if (time_scale <= 0)
-		time_scale = s->agents > 2000 ? (double)s->agents / 2000.0 : 1.0;
+		time_scale = s->agents > 1250 ? (double)s->agents / 1250.0 : 1.0;
 	s->time_scale = time_scale;
 	json_t *pol = json_object_get(r, "policy");
 	if (pol && (rc = scale_policy(pol, time_scale, &s->policy, "rollout.policy", err)))

@@ -78,7 +78,7 @@ struct scenario {
 
 /* Parse a scenario from text. base_dir resolves relative upload paths (NULL:
  * as given). agents > 0 rescales the rings to that many agents (each ring
- * keeps its share, at least 1). time_scale <= 0 picks max(1, agents / 2000).
+ * keeps its share, at least 1). time_scale <= 0 picks max(1, agents / 1250).
  * Every duration of the scenario (timing, delays, blips, timeouts, and the
  * policies' min_bake_s and silence_timeout_s) is multiplied by the time
  * scale. On success *out is filled (release with scn_cleanup()); on failure

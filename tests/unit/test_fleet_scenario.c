@@ -66,24 +66,24 @@ static void test_rescale_agents_and_time(void **st)
 	(void)st;
 	struct scenario s;
 	struct fb_err err = {{0}};
-	/* 10,000 agents: rings keep their shares, time scale max(1, N/2000) = 5 */
+	/* 10,000 agents: rings keep their shares, time scale max(1, N/1250) = 8 */
 	assert_int_equal(scn_parse(BASE, strlen(BASE), NULL, 10000, 0, &s, &err), FB_OK);
 	assert_int_equal(s.agents, 10000);
 	assert_int_equal(s.rings[0].agents, 1000);
 	assert_int_equal(s.rings[1].agents, 3000);
 	assert_int_equal(s.rings[2].agents, 6000);
-	assert_true(s.time_scale == 5.0);
-	assert_true(s.heartbeat_s == 5.0 && s.poll_s == 10.0 && s.reboot_s == 2.5);
-	assert_true(s.blips[0].after_s == 5.0 && s.blips[0].duration_s == 15.0);
-	assert_true(s.contents[s.rollout].crash_delay_s == 2.5);
-	assert_true(s.timeout_s == 500.0);
+	assert_true(s.time_scale == 8.0);
+	assert_true(s.heartbeat_s == 8.0 && s.poll_s == 16.0 && s.reboot_s == 4.0);
+	assert_true(s.blips[0].after_s == 8.0 && s.blips[0].duration_s == 24.0);
+	assert_true(s.contents[s.rollout].crash_delay_s == 4.0);
+	assert_true(s.timeout_s == 800.0);
 	/* the policies' times scale, their counts and rates do not */
-	assert_int_equal(json_integer_value(json_object_get(s.policy, "min_bake_s")), 15);
-	assert_int_equal(json_integer_value(json_object_get(s.policy, "silence_timeout_s")), 25);
+	assert_int_equal(json_integer_value(json_object_get(s.policy, "min_bake_s")), 24);
+	assert_int_equal(json_integer_value(json_object_get(s.policy, "silence_timeout_s")), 40);
 	assert_int_equal(json_integer_value(json_object_get(s.policy, "min_healthy")), 10);
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(s.ring_policies, "ga"),
 	                                                    "min_bake_s")),
-	                 35);
+	                 56);
 	assert_int_equal(s.rings[0].agents + s.rings[1].agents + s.rings[2].agents, s.agents);
 	scn_cleanup(&s);
 	/* an explicit scale wins; a tiny fleet keeps at least one agent per ring */
