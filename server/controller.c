@@ -345,24 +345,47 @@ fail:
 }
 
 /* A halted rollout becomes 'reverted' once no agent that heartbeats still
- * runs the bad content. */
+ * runs the bad content: one transaction with its audit record and event. */
 static void check_reverted(PGconn *c)
 {
 	struct fb_err err;
-	PGresult *r = db_exec(c, &err,
-			      "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
-			      "WHERE state = 'halted' AND NOT EXISTS (SELECT 1 FROM agents a "
-			      " WHERE a.revoked_at IS NULL AND a.active ->> r.channel_id::text = r.content_sha256 "
-			      " AND a.last_seen_at > now() - interval '1 day') RETURNING id) "
-			      "SELECT id FROM done",
-			      0, NULL);
-	if (!r) {
-		log_warn("controller: %s", err.msg);
-		return;
+	PGresult *r = NULL;
+	if (db_cmd(c, &err, "BEGIN"))
+		goto fail;
+	r = db_exec(c, &err,
+		    "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
+		    "WHERE state = 'halted' AND NOT EXISTS (SELECT 1 FROM agents a "
+		    " WHERE a.revoked_at IS NULL AND a.active ->> r.channel_id::text = r.content_sha256 "
+		    " AND a.last_seen_at > now() - interval '1 day') RETURNING id, content_sha256) "
+		    "SELECT id, content_sha256 FROM done",
+		    0, NULL);
+	if (!r)
+		goto fail;
+	for (int i = 0; i < PQntuples(r); i++) {
+		char obj[40];
+		snprintf(obj, sizeof obj, "rollout/%s", PQgetvalue(r, i, 0));
+		json_t *before = json_pack("{s:s}", "state", "halted");
+		json_t *after = json_pack("{s:s,s:s}", "state", "reverted", "content", PQgetvalue(r, i, 1));
+		enum fb_rc rc = audit_write(c, &controller_actor, NULL, "rollout.reverted", obj, before,
+					    after, "no agent runs the halted content any more", &err);
+		if (!rc)
+			rc = events_emit(c, "rollout.reverted", strtoll(PQgetvalue(r, i, 0), NULL, 10),
+					 after, &err);
+		json_decref(before);
+		json_decref(after);
+		if (rc)
+			goto fail;
 	}
+	if (db_cmd(c, &err, "COMMIT"))
+		goto fail;
 	for (int i = 0; i < PQntuples(r); i++)
 		log_info("rollout %s reverted: no agent runs its content any more", PQgetvalue(r, i, 0));
 	PQclear(r);
+	return;
+fail:
+	log_warn("controller: %s", err.msg);
+	PQclear(r);
+	PQclear(PQexec(c, "ROLLBACK"));
 }
 
 static void *loop(void *arg)
