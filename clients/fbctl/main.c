@@ -343,6 +343,9 @@ static const struct command commands[] = {
          "uploaded content, newest version first per channel"},
         {"content", "show", cmd_content_show, J, "SHA256 [--json]",
          "one content: size, templates, preflight, bad mark, manifest signers"},
+        {"content", "clear-bad", cmd_content_clear_bad, J | OB(O_REASON), "SHA256 --reason R",
+         "clear a halted content's bad mark so it can be rolled out again (release, admin; "
+         "two different approvers)"},
         {"rollout", "start", cmd_rollout_start,
          J | OB(O_CHANNEL) | OB(O_CONTENT) | OB(O_RINGS) | OB(O_POLICY) | OB(O_SUPERSEDE) |
                  OB(O_REASON),
@@ -383,6 +386,8 @@ static const struct command commands[] = {
          "[--ring R] [--limit N] [--json]",
          "agents by id (the first N, default 100), optionally only those in ring R"},
         {"agent", "show", cmd_agent_show, J, "ID [--json]", "one agent"},
+        {"agent", "revoke", cmd_agent_revoke, J, "ID",
+         "revoke an agent (admin): the server refuses its polls from now on"},
         {"token", "create", cmd_token_create, J | OB(O_ROLE) | OB(O_NAME),
          "--role agent|release|soc|admin --name N",
          "create an API token (admin); printed once on stdout"},

@@ -346,6 +346,37 @@ out:
 	return code;
 }
 
+int cmd_content_clear_bad(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	char path[160];
+	long st;
+	int code = want_args(o, 1);
+	if (!code)
+		code = need_reason(o);
+	if (code)
+		return code;
+	if (!fb_is_sha256_hex(o->argv[0]))
+		return usage_msg(o, "content is named by its sha256 (64 lower-case hex digits)");
+	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", o->argv[0]);
+	body = json_pack("{s:s}", "reason", o->reason);
+	code = request(o, "POST", path, body, &st, &j);
+	if (!code && !o->json) {
+		char a[64], b[32], c[32], d[256];
+		if (st == 202)
+			printf("content %s: %s approval recorded (%s of %s): %s\n", o->argv[0],
+			       ctl_cell(j, "action", a, sizeof a),
+			       ctl_cell(j, "approvals", b, sizeof b),
+			       ctl_cell(j, "needed", c, sizeof c),
+			       ctl_cell(j, "message", d, sizeof d));
+		else
+			printf("content %s: not marked bad\n", o->argv[0]);
+	}
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
 /* ---- rollouts ------------------------------------------------------------------------------ */
 
 static void print_rollout_line(const json_t *r)
@@ -793,6 +824,23 @@ int cmd_agent_show(struct opts *o)
 	kv("revoked", ctl_cell(j, "revoked", b, sizeof b));
 	kv("capabilities", ctl_cell(j, "capabilities", b, sizeof b));
 out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_agent_revoke(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	char id[24], path[64];
+	int code = id_arg(o, "agent ID", id);
+	if (code)
+		return code;
+	snprintf(path, sizeof path, "/v1/agents/%s/revoke", id);
+	body = json_object();
+	code = request(o, "POST", path, body, NULL, &j);
+	if (!code && !o->json)
+		printf("agent %s revoked\n", id);
+	json_decref(body);
 	json_decref(j);
 	return code;
 }

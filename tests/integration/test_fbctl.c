@@ -1078,6 +1078,128 @@ static void test_watch_halted(void **state)
 	out = CTL_OK(0, C->soc, "content", "show", sha);
 	has(out, "bad            yes");
 	free(out);
+	/* clearing the bad mark takes two different approvers */
+	char *err = CTL_ERR(2, C->release, "content", "clear-bad", sha);
+	has(err, "--reason R is required");
+	free(err);
+	err = CTL_ERR(1, C->soc, "content", "clear-bad", sha, "--reason", "fixed");
+	has(err, "HTTP 403 forbidden");
+	free(err);
+	out = CTL_OK(0, C->release, "content", "clear-bad", sha, "--reason", "root cause fixed");
+	has(out, "clear-bad approval recorded (1 of 2)");
+	free(out);
+	out = CTL_OK(0, C->admin, "content", "clear-bad", sha, "--reason", "agreed");
+	has(out, "not marked bad");
+	free(out);
+	out = CTL_OK(0, C->soc, "content", "show", sha, "--json");
+	json_t *j = parse(out);
+	assert_true(json_is_false(json_object_get(j, "bad")));
+	json_decref(j);
+	free(out);
+	/* the crashed host is revoked */
+	char aid[24];
+	snprintf(aid, sizeof aid, "%lld", (long long)a[0].id);
+	err = CTL_ERR(1, C->release, "agent", "revoke", aid);
+	has(err, "HTTP 403 forbidden: role 'release' may not do this");
+	free(err);
+	out = CTL_OK(0, C->admin, "agent", "revoke", aid);
+	has(out, "agent ");
+	has(out, " revoked");
+	free(out);
+	out = CTL_OK(0, C->soc, "agent", "show", aid);
+	has(out, "revoked        yes");
+	free(out);
+}
+
+/* HTTPS: a throwaway CA; the server is refused without the CA bundle and
+ * trusted with it from --ca, FIREBREAK_CA or the config file's "ca". */
+static int openssl(const char *const *args)
+{
+	const char *argv[24] = {"/usr/bin/openssl"};
+	size_t n = 1;
+	for (; args[n - 1] && n < 23; n++)
+		argv[n] = args[n - 1];
+	argv[n] = NULL;
+	return fbt_run(argv, NULL, NULL, NULL);
+}
+
+static void test_https_ca(void **state)
+{
+	(void)state;
+	if (access("/usr/bin/openssl", X_OK) != 0)
+		skip();
+	char *ca = path_in(C->dir, "ca.pem"), *cakey = path_in(C->dir, "ca.key");
+	char *key = path_in(C->dir, "srv.key"), *csr = path_in(C->dir, "srv.csr");
+	char *crt = path_in(C->dir, "srv.pem"), *ext = path_in(C->dir, "srv.ext");
+	write_file(ext, "subjectAltName=IP:127.0.0.1\n", 28);
+	const char *mkca[] = {"req",    "-x509",    "-newkey",
+	                      "ec",     "-pkeyopt", "ec_paramgen_curve:P-256",
+	                      "-nodes", "-keyout",  cakey,
+	                      "-out",   ca,         "-days",
+	                      "2",      "-subj",    "/CN=fbctl test CA",
+	                      NULL};
+	const char *mkcsr[] = {
+	        "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-keyout",
+	        key,   "-out",    csr,  "-subj",    "/CN=127.0.0.1",           NULL};
+	const char *sign[] = {
+	        "x509", "-req", "-in",   csr, "-CA",      ca,  "-CAkey", cakey, "-CAcreateserial",
+	        "-out", crt,    "-days", "2", "-extfile", ext, NULL};
+	assert_int_equal(openssl(mkca), 0);
+	assert_int_equal(openssl(mkcsr), 0);
+	assert_int_equal(openssl(sign), 0);
+	char certarg[1300], keyarg[1300];
+	snprintf(certarg, sizeof certarg, "--tls_cert=%s", crt);
+	snprintf(keyarg, sizeof keyarg, "--tls_key=%s", key);
+	const char *extra[] = {certarg, keyarg, "--controller=0", NULL};
+	setenv("FBT_CA", ca, 1);
+	struct fbt_server tls;
+	assert_int_equal(fbt_server_start(&tls, C->db, extra), 0);
+	assert_int_equal(strncmp(tls.url, "https://", 8), 0);
+	char *out, *err;
+	/* the system store does not know the test CA */
+	assert_int_equal(fbctl_env(NULL, &out, &err,
+	                           (const char *const[]){"--server", tls.url, "--token", C->soc,
+	                                                 "whoami", NULL}),
+	                 1);
+	has(err, "transport error");
+	assert_non_null(strcasestr(err, "certificate"));
+	free(out);
+	free(err);
+	assert_int_equal(fbctl_env(NULL, &out, &err,
+	                           (const char *const[]){"--server", tls.url, "--token", C->soc,
+	                                                 "--ca", ca, "whoami", NULL}),
+	                 0);
+	has(out, "sam (role soc");
+	free(out);
+	free(err);
+	char envca[1300];
+	snprintf(envca, sizeof envca, "FIREBREAK_CA=%s", ca);
+	assert_int_equal(fbctl_env((const char *const[]){envca, NULL}, &out, &err,
+	                           (const char *const[]){"--server", tls.url, "--token", C->soc,
+	                                                 "channel", "list", NULL}),
+	                 0);
+	has(out, "seven");
+	free(out);
+	free(err);
+	char *conf = path_in(C->dir, "tls.conf"), text[2600];
+	snprintf(text, sizeof text, "server = %s\ntoken = %s\nca = %s\n", tls.url, C->admin, ca);
+	write_file(conf, text, strlen(text));
+	chmod(conf, 0600);
+	assert_int_equal(fbctl_env(NULL, &out, &err,
+	                           (const char *const[]){"--config", conf, "whoami", NULL}),
+	                 0);
+	has(out, "ada (role admin");
+	free(out);
+	free(err);
+	assert_int_equal(fbt_server_stop(&tls, SIGTERM), 0);
+	unsetenv("FBT_CA");
+	free(conf);
+	free(ca);
+	free(cakey);
+	free(key);
+	free(csr);
+	free(crt);
+	free(ext);
 }
 
 int main(void)
@@ -1091,6 +1213,7 @@ int main(void)
 	        cmocka_unit_test(test_rollout_actions),
 	        cmocka_unit_test(test_watch_completed),
 	        cmocka_unit_test(test_watch_halted),
+	        cmocka_unit_test(test_https_ca),
 	};
 	int rc = cmocka_run_group_tests_name("fbctl", tests, setup, teardown);
 	curl_global_cleanup();
