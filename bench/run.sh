@@ -316,8 +316,19 @@ for _ in $(seq 3000); do
 	sleep 0.01
 done
 GATE_STATE=$(api GET "/v1/rollouts/$ROLLOUT" "$ADMIN" | jq -r .state)
+# The server's side of it, from the database: when the crash was stored, when
+# the controller decided HALT, when the rollout was reverted (ms after the
+# first crash report was sent, on the same clock).
+GATE_DB=$(sql -v g0="$g0" -v id="$ROLLOUT" <<'SQL'
+SELECT json_build_object(
+	'crash_stored_ms', round(extract(epoch FROM (SELECT min(received_at) FROM events WHERE kind = 'crash')) * 1000 - :g0),
+	'halt_decided_ms', round(extract(epoch FROM (SELECT min(created_at) FROM gate_evaluations
+		WHERE rollout_id = :id AND decision = 'HALT')) * 1000 - :g0),
+	'rollout_finished_ms', round(extract(epoch FROM (SELECT updated_at FROM rollouts WHERE id = :id)) * 1000 - :g0))
+SQL
+)
 CTL_MS=$("$BIN/firebreakd" --help 2>&1 | awk '$1 == "--controller_interval_ms" {print $NF}' | tr -d ')')
-say "  halt visible in the canary agent's poll $GATE_MS ms after the first crash report ($HARD_CAP reports sent in $g_reported ms; rollout $GATE_STATE)"
+say "  halt visible in the canary agent's poll $GATE_MS ms after the first crash report ($HARD_CAP reports sent in $g_reported ms; rollout $GATE_STATE; server: $GATE_DB)"
 
 # --- memory per tracked agent -------------------------------------------------
 say "memory: $MEM_AGENTS more agents enroll and send a heartbeat"
@@ -373,7 +384,7 @@ jq -n \
 	--arg rings "$RING_COUNTS" --argjson poll_size "$POLL_SIZE" --argjson blob_size "$BLOB_SIZE" \
 	--argjson t_setup "$T_SETUP" --argjson t_insert "$T_INSERT_100K" \
 	--argjson gate_ms "$GATE_MS" --arg gate_state "$GATE_STATE" --argjson hard_cap "$HARD_CAP" \
-	--argjson gate_reported "$g_reported" --argjson ctl_ms "${CTL_MS:-2000}" \
+	--argjson gate_reported "$g_reported" --argjson ctl_ms "${CTL_MS:-2000}" --argjson gate_db "$GATE_DB" \
 	--argjson rss0 "$RSS0" --argjson rss_loaded "$RSS_LOADED" --argjson rss1 "$RSS1" \
 	--argjson hwm0 "$HWM0" --argjson hwm1 "$HWM1" \
 	--argjson t_insert_mem "$T_INSERT_MEM" --argjson t_load_mem "$T_LOAD_MEM" \
@@ -432,7 +443,7 @@ def pair($fb; $ng; $target; $what):
 		 heartbeats_visible: $mem_seen, visible_lag_ms: $mem_lag,
 		 cores: "all (not a comparison)"},
 	gate: {reaction_ms: $gate_ms, hard_cap: $hard_cap, reports_sent_ms: $gate_reported,
-	       controller_interval_ms: $ctl_ms, rollout_state: $gate_state}
+	       controller_interval_ms: $ctl_ms, rollout_state: $gate_state, server_timeline: $gate_db}
 }' >"$tmp/results.json"
 cp "$tmp/results.json" "$OUT"
 
