@@ -345,7 +345,8 @@ fail:
 }
 
 /* A halted rollout becomes 'reverted' once no agent that heartbeats still
- * runs the bad content: one transaction with its audit record and event. */
+ * runs the bad content: one transaction with its audit record. (No event:
+ * the SOC was told at the halt; an event here would also go to the webhook.) */
 static void check_reverted(PGconn *c)
 {
 	struct fb_err err;
@@ -368,9 +369,6 @@ static void check_reverted(PGconn *c)
 		json_t *after = json_pack("{s:s,s:s}", "state", "reverted", "content", PQgetvalue(r, i, 1));
 		enum fb_rc rc = audit_write(c, &controller_actor, NULL, "rollout.reverted", obj, before,
 					    after, "no agent runs the halted content any more", &err);
-		if (!rc)
-			rc = events_emit(c, "rollout.reverted", strtoll(PQgetvalue(r, i, 0), NULL, 10),
-					 after, &err);
 		json_decref(before);
 		json_decref(after);
 		if (rc)
