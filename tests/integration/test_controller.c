@@ -833,7 +833,7 @@ static void test_webhook_on_halt(void **state)
 	usleep(1500000); /* delivered means delivered once */
 	int n = hook_count(&h);
 	assert_true(n >= 2);
-	int halted = 0, reverted = 0;
+	int halted = 0;
 	int64_t halted_at[2] = {0, 0};
 	for (int i = 0; i < n && i < 4; i++) {
 		json_t *b = json_loads(h.body[i], 0, NULL);
@@ -847,13 +847,10 @@ static void test_webhook_on_halt(void **state)
 			assert_string_equal(jstr(json_object_get(b, "data"), "state"), "halted");
 			assert_string_equal(jstr(json_object_get(b, "data"), "content"), v1);
 		}
-		if (strcmp(jstr(b, "type"), "rollout.reverted") == 0)
-			reverted++; /* nobody ran it: reverted at once, and said so */
 		json_decref(b);
 	}
 	assert_int_equal(halted, 2);                     /* the refused attempt and the delivery */
 	assert_true(halted_at[1] - halted_at[0] >= 900); /* the retry waited a second */
-	assert_int_equal(reverted, 1);
 	hook_stop(&h);
 }
 
