@@ -740,6 +740,67 @@ static void test_halt_by_silence(void **state)
 	agents_free(ags, 4);
 }
 
+/* Without a hard cap, the sequential test halts on the failure rate. */
+static void test_halt_by_failure_rate(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	struct agent ags[5];
+	for (int i = 0; i < 3; i++)
+		agent_new(&ags[i], 0, CRASHER, NULL, NULL);
+	agent_new(&ags[3], 1, GOOD, NULL, NULL);
+	agent_new(&ags[4], 3, GOOD, NULL, NULL);
+	rings_by_lists(ags, 5);
+	char v1[65], v2[65];
+	upload(1, v1);
+	upload(2, v2);
+	make_ga(v1);
+	settle(ags, 5, v1);
+	E.bad = v2;
+	E.watch = v2;
+	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	                               "\"max_failure_rate\":0.05,\"confidence\":0.8,"
+	                               "\"hard_cap\":0,\"silence_timeout_s\":60}");
+	drive_until(id, ags, 5, "halted|reverted", -1);
+	E.watch = NULL;
+	assert_int_equal(
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	          "decision = 'HALT' AND reason LIKE 'HALT: treated failure rate%%' AND "
+	          "(inputs -> 'result' ->> 'statistic')::float8 >= (inputs -> 'result' "
+	          "->> 'threshold')::float8 AND (inputs -> 'policy' ->> 'hard_cap')::int = 0",
+	          (long long)id),
+	        1);
+	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	settle(ags, 5, v1);
+	agents_free(ags, 5);
+}
+
+/* Halting the first file ever rolled out on a channel: there is no last
+ * known good, so the exposed agents' next assignment leaves the channel out
+ * (the agent deactivates it). */
+static void test_halt_first_content(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	struct agent ags[2];
+	agent_new(&ags[0], 0, GOOD, NULL, NULL);
+	agent_new(&ags[1], 3, GOOD, NULL, NULL);
+	rings_by_lists(ags, 2);
+	char v1[65];
+	upload(1, v1);
+	int64_t id = rollout_start(v1, "");
+	settle(&ags[0], 1, v1);
+	agent_step(&ags[1]);
+	assert_string_equal(ags[1].assigned, ""); /* ga was never offered it */
+	int64_t seq = ags[0].seq;
+	json_decref(action(200, id, "halt", E.soc, "{\"reason\":\"no\"}"));
+	settle(&ags[0], 1, "");
+	assert_true(ags[0].seq > seq);
+	assert_string_equal(ags[0].assigned, "");
+	drive_until(id, ags, 2, "reverted", -1);
+	agents_free(ags, 2);
+}
+
 /* ---- manual actions, roles, two-person rule ------------------------------------ */
 
 #define R(text) "{\"reason\":\"" text "\"}"
@@ -1356,6 +1417,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_good_file_through_every_ring, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_crashes_and_revert, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_silence, env_down),
+	        cmocka_unit_test_teardown(test_halt_by_failure_rate, env_down),
+	        cmocka_unit_test_teardown(test_halt_first_content, env_down),
 	        cmocka_unit_test_teardown(test_manual_actions_and_roles, env_down),
 	        cmocka_unit_test_teardown(test_supersession, env_down),
 	        cmocka_unit_test_teardown(test_rollout_refusals, env_down),
