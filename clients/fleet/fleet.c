@@ -104,6 +104,7 @@ struct fleet {
 	int64_t test_start_ms;
 	int64_t hb_ms, poll_ms, reboot_ms;
 	int64_t req_count[RQ_N], req_err[RQ_N], not_modified;
+	int64_t hb_lag_max_ms, hb_late; /* heartbeats sent later than due: overload */
 	int64_t crashes, content_crashes, bg_crashes, deaths, boot_loop_reverts,
 	        rejected_assignments, rejected_blobs;
 	int64_t blip_agents[SCN_MAX_BLIPS];
@@ -615,6 +616,12 @@ static void start(struct fleet *f, int32_t i, int kind)
 	}
 	a->busy = 1;
 	f->req_count[kind]++;
+	if (kind == RQ_HB && a->next_hb > 0) {
+		int64_t lag = mono_ms() - a->next_hb;
+		if (lag > f->hb_lag_max_ms)
+			f->hb_lag_max_ms = lag;
+		f->hb_late += lag > f->hb_ms;
+	}
 	curl_multi_add_handle(f->multi, e);
 }
 
@@ -1043,6 +1050,9 @@ json_t *fleet_stats_json(const struct fleet *f)
 		                                       f->s->rings[f->s->blips[b].ring].name,
 		                                       "agents", (json_int_t)f->blip_agents[b]));
 	json_object_set_new(req, "poll_not_modified", json_integer(f->not_modified));
+	json_object_set_new(req, "heartbeat_lag_max_s",
+	                    json_real((double)f->hb_lag_max_ms / 1000.0));
+	json_object_set_new(req, "heartbeats_late_by_an_interval", json_integer(f->hb_late));
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}",
 	                 "agents", (json_int_t)f->n, "up", (json_int_t)up, "rebooting",
 	                 (json_int_t)down, "dead", (json_int_t)dead, "offline", (json_int_t)offline,

@@ -476,6 +476,14 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 	        (long long)json_integer_value(json_object_get(fl, "background_crashes")),
 	        (long long)json_integer_value(json_object_get(fl, "boot_loop_reverts")),
 	        (long long)json_integer_value(json_object_get(fl, "dead")));
+	const json_t *rq = json_object_get(fl, "requests");
+	fprintf(o, "   heartbeats: at most %.1fs late, %lld late by more than an interval%s\n",
+	        json_real_value(json_object_get(rq, "heartbeat_lag_max_s")),
+	        (long long)json_integer_value(
+	                json_object_get(rq, "heartbeats_late_by_an_interval")),
+	        json_real_value(json_object_get(rq, "heartbeat_lag_max_s")) > 2 * A->s.heartbeat_s
+	                ? " - the simulator fell behind: raise --time-scale"
+	                : "");
 	fprintf(o, "   false halts: %lld; took %.1fs\n",
 	        (long long)json_integer_value(json_object_get(j, "false_halts")),
 	        json_real_value(json_object_get(j, "duration_s")));
