@@ -616,7 +616,7 @@ static void start(struct fleet *f, int32_t i, int kind)
 	}
 	a->busy = 1;
 	f->req_count[kind]++;
-	if (kind == RQ_HB && a->next_hb > 0) {
+	if (kind == RQ_HB && f->test_on) { /* the rollout under test only */
 		int64_t lag = mono_ms() - a->next_hb;
 		if (lag > f->hb_lag_max_ms)
 			f->hb_lag_max_ms = lag;
@@ -775,6 +775,7 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 			const char *tok = json_string_value(json_object_get(j, "agent_token"));
 			if (json_is_integer(id) && tok && strlen(tok) < sizeof a->token) {
 				a->id = json_integer_value(id);
+				a->next_hb = now; /* the first heartbeat right away */
 				snprintf(a->token, sizeof a->token, "%s", tok);
 			}
 			json_decref(j);
