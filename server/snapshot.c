@@ -104,6 +104,7 @@ static int g_ncls;
 static uint64_t g_pinset_mask[MAX_PINSETS];
 static int g_npinsets;
 
+static int g_publish_wanted; /* a capability class changed: publish anew */
 static pthread_t g_thread;
 static int g_thread_started;
 static volatile int g_stop;
@@ -270,19 +271,23 @@ static enum fb_rc agents_reserve(int64_t id)
 }
 
 /* Caller holds g_state_lock (read) so s is stable. */
+/* caps NULL, or keep_cls with the agent already known: keep the capability
+ * class in memory (a heartbeat may have set it after the database's copy). */
 static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, const json_t *tags,
-                                         const json_t *caps, int revoked)
+                                         const json_t *caps, int revoked, int keep_cls)
 {
 	if (id <= 0 || id > (int64_t)1 << 31)
 		return FB_EINVAL;
 	struct snap_agent a = {0};
 	a.ring = (uint8_t)resolve_ring(s, id, tags);
 	a.pinset = resolve_pins(s, tags);
-	a.cls = class_of(caps);
+	uint16_t cls = caps ? class_of(caps) : 0;
 	a.flags = AG_KNOWN | (revoked ? AG_REVOKED : 0);
 	pthread_rwlock_wrlock(&g_agents_lock);
 	enum fb_rc rc = agents_reserve(id);
 	if (!rc) {
+		int known = g_agents[id].flags & AG_KNOWN;
+		a.cls = known && (keep_cls || !caps) ? g_agents[id].cls : cls;
 		g_agents[id] = a;
 		if (id > g_agents_max)
 			g_agents_max = id;
@@ -294,8 +299,8 @@ static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, cons
 enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
-	enum fb_rc rc =
-	        g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked) : FB_EINTERNAL;
+	enum fb_rc rc = g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked, 0)
+	                        : FB_EINTERNAL;
 	pthread_rwlock_unlock(&g_state_lock);
 	return rc;
 }
@@ -303,10 +308,17 @@ enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps
 void snapshot_agent_caps(int64_t id, const json_t *caps)
 {
 	uint16_t cls = class_of(caps);
+	int changed = 0;
 	pthread_rwlock_wrlock(&g_agents_lock);
-	if (id > 0 && (size_t)id < g_agents_cap)
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN)) {
+		changed = g_agents[id].cls != cls;
 		g_agents[id].cls = cls;
+	}
 	pthread_rwlock_unlock(&g_agents_lock);
+	/* The agent's document changes with its class; it accepts only a higher
+	 * sequence, so ask for a new publication (coalesced by the listener). */
+	if (changed)
+		__atomic_store_n(&g_publish_wanted, 1, __ATOMIC_RELEASE);
 }
 
 static int agent_get(int64_t id, struct snap_agent *out)
@@ -612,7 +624,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		json_t *tags = json_loads(PQgetvalue(r, i, 1), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, i, 2), 0, NULL);
 		rc = agent_put_locked_state(s, id, tags, caps,
-		                            strcmp(PQgetvalue(r, i, 3), "t") == 0);
+		                            strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
 		json_decref(tags);
 		json_decref(caps);
 		if (rc)
@@ -868,6 +880,21 @@ static void *listener(void *arg)
 			}
 			backoff = 100;
 			last_check = 0; /* reload at once: we may have missed notifications */
+		}
+		static int64_t last_pub_req;
+		if (g_ready && __atomic_load_n(&g_publish_wanted, __ATOMIC_ACQUIRE) &&
+		    fb_mono_ms() - last_pub_req >= 1000) {
+			__atomic_store_n(&g_publish_wanted, 0, __ATOMIC_RELEASE);
+			last_pub_req = fb_mono_ms();
+			if (db_cmd(c, &err, "BEGIN") ||
+			    snapshot_publish(c, "agent capabilities changed", &err) ||
+			    db_cmd(c, &err, "COMMIT")) {
+				log_warn(
+				        "snapshot: publication for changed capabilities failed: %s",
+				        err.msg);
+				PQclear(PQexec(c, "ROLLBACK"));
+				__atomic_store_n(&g_publish_wanted, 1, __ATOMIC_RELEASE);
+			}
 		}
 		int64_t now = fb_mono_ms();
 		int notified = 0;

@@ -1384,20 +1384,20 @@ static void test_compatibility(void **state)
 	}
 	assert_string_equal(ags[0].assigned, v1);
 	assert_string_equal(ags[2].assigned, v1);
-	/* an upgraded build reports its capabilities and gets it. The document
-	 * for its new class carries the same publication sequence, which an agent
-	 * refuses as a replay, so it is picked up with the next publication (here:
-	 * an unrelated pin); see the report on issue 5. */
+	/* an upgraded build reports its capabilities and gets it: its new class
+	 * has another document, so the server publishes anew and that document
+	 * carries a higher sequence the agent accepts, with no other change
+	 * needed. Until the new publication is loaded (about a second) a poll
+	 * may see the new class's document at the old sequence; the agent
+	 * refuses it as a replay and keeps what it runs, as a real one does. */
 	snprintf(ags[2].caps, sizeof ags[2].caps, "%s", E.caps_all);
 	ags[2].replays_expected = 1;
+	long pub = q("SELECT seq FROM publication");
 	agent_heartbeat(&ags[2]);
-	for (int k = 0; k < 100 && q("SELECT count(*) FROM agents WHERE id = %lld AND capabilities "
-	                             "@> '[{\"id\":7,\"version\":2}]'",
-	                             (long long)ags[2].id) != 1;
-	     k++)
-		usleep(100000); /* stored, so that the reload below keeps it */
-	expect(201, "POST", "/v1/pins", E.admin,
-	       "{\"tag\":\"customer=nobody\",\"channel\":291,\"mode\":\"n-1\"}");
+	for (int k = 0; k < 100 && q("SELECT seq FROM publication") == pub; k++)
+		usleep(100000);
+	assert_true(q("SELECT seq FROM publication") > pub);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'pin.create'"), 0);
 	settle(&ags[2], 1, v2);
 	agents_free(ags, N);
 }
