@@ -316,46 +316,103 @@ out:
 	json_decref(body);
 }
 
+/* GET /v1/agents?ring=&tag=k=v&content=SHA&health=healthy|silent|never
+ * &silent_s=&after=ID&limit=N: agents in id order, filtered; next_after
+ * continues the listing. The ring filter is applied from the snapshot. */
 void agents_list(struct http_req *req)
 {
+	const char *lim = http_req_query(req, "limit"), *after = http_req_query(req, "after");
+	const char *tag = http_req_query(req, "tag"), *content = http_req_query(req, "content");
+	const char *health = http_req_query(req, "health"), *ring = http_req_query(req, "ring");
+	const char *silent = http_req_query(req, "silent_s");
+	int64_t limit = 100, after_id = 0, silent_s = 300;
+	if ((lim && fb_parse_i64(lim, 1, 10000, &limit)) ||
+	    (after && fb_parse_i64(after, 0, INT64_MAX, &after_id)) ||
+	    (silent && fb_parse_i64(silent, 1, 86400 * 365, &silent_s))) {
+		http_error(
+		        req, 400, "invalid",
+		        "limit must be 1..10000, after an agent id, silent_s a number of seconds");
+		return;
+	}
+	const char *eq = tag ? strchr(tag, '=') : NULL;
+	if (tag && (!eq || eq == tag || strlen(tag) > 200)) {
+		http_error(req, 400, "invalid", "tag must be key=value");
+		return;
+	}
+	if (content && !fb_is_sha256_hex(content)) {
+		http_error(req, 400, "invalid", "content must be a sha256 (64 lower-case hex)");
+		return;
+	}
+	if (health && strcmp(health, "healthy") && strcmp(health, "silent") &&
+	    strcmp(health, "never")) {
+		http_error(req, 400, "invalid", "health must be healthy, silent or never");
+		return;
+	}
 	PGconn *c = db_or_reply(req);
 	if (!c)
 		return;
-	struct fb_err err;
-	const char *lim = http_req_query(req, "limit");
-	int64_t limit = 100;
-	if (lim && fb_parse_i64(lim, 1, 10000, &limit)) {
-		db_release(app.db, c);
-		http_error(req, 400, "invalid", "limit must be an integer in [1, 10000]");
-		return;
+	char key[201] = "", val[201] = "", ss[24];
+	if (eq) {
+		snprintf(key, sizeof key, "%.*s", (int)(eq - tag), tag);
+		snprintf(val, sizeof val, "%s", eq + 1);
 	}
-	char ls[24];
-	snprintf(ls, sizeof ls, "%lld", (long long)limit);
-	const char *p[] = {ls};
-	PGresult *r =
-	        db_exec(c, &err,
-	                "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
-	                "'agent_version', agent_version, 'active', active, 'last_seen', "
-	                "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
-	                "NULL)::text "
-	                "FROM agents ORDER BY id LIMIT $1",
-	                1, p);
-	db_release(app.db, c);
-	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
-		return;
-	}
+	snprintf(ss, sizeof ss, "%lld", (long long)silent_s);
 	json_t *arr = json_array();
-	for (int i = 0; i < PQntuples(r); i++) {
-		json_t *a = json_loads(PQgetvalue(r, i, 0), 0, NULL);
-		char ring[64];
-		const char *rn = snapshot_agent_ring(json_integer_value(json_object_get(a, "id")),
-		                                     ring, sizeof ring);
-		json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
-		json_array_append_new(arr, a);
+	struct fb_err err;
+	int64_t cursor = after_id, last = 0;
+	int more = 1;
+	/* Scan in batches so a ring filter (applied here) still fills the page. */
+	while (more && (int64_t)json_array_size(arr) < limit) {
+		char cs[24];
+		snprintf(cs, sizeof cs, "%lld", (long long)cursor);
+		const char *p[] = {cs, eq ? key : NULL, eq ? val : NULL, content, health, ss};
+		PGresult *r = db_exec(
+		        c, &err,
+		        "SELECT id, json_build_object('id', id, 'hostname', hostname, 'tags', "
+		        "tags, "
+		        "'agent_version', agent_version, 'active', active, 'last_seen', "
+		        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
+		        "NULL, "
+		        "'health', CASE WHEN last_seen_at IS NULL THEN 'never' WHEN last_seen_at "
+		        ">= "
+		        "now() - make_interval(secs => $6::int) THEN 'healthy' ELSE 'silent' "
+		        "END)::text "
+		        "FROM agents WHERE id > $1 AND ($2::text IS NULL OR tags ->> $2 = $3) "
+		        "AND ($4::text IS NULL OR EXISTS (SELECT 1 FROM jsonb_each_text(active) a "
+		        "WHERE a.value = $4)) AND ($5::text IS NULL OR $5 = CASE WHEN last_seen_at "
+		        "IS NULL "
+		        "THEN 'never' WHEN last_seen_at >= now() - make_interval(secs => $6::int) "
+		        "THEN 'healthy' ELSE 'silent' END) ORDER BY id LIMIT 1000",
+		        6, p);
+		if (!r) {
+			db_release(app.db, c);
+			json_decref(arr);
+			http_error(req, 503, "unavailable", "%s", err.msg);
+			return;
+		}
+		int n = PQntuples(r);
+		more = n == 1000;
+		for (int i = 0; i < n && (int64_t)json_array_size(arr) < limit; i++) {
+			int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+			cursor = id;
+			char rb[64];
+			const char *rn = snapshot_agent_ring(id, rb, sizeof rb);
+			if (ring && (!rn || strcmp(rn, ring) != 0))
+				continue;
+			json_t *a = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+			json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
+			json_array_append_new(arr, a);
+			last = id;
+		}
+		if (n > 0 && (int64_t)json_array_size(arr) >= limit && cursor != last)
+			more = 1;
+		PQclear(r);
 	}
-	PQclear(r);
-	http_reply_json(req, 200, json_pack("{s:o}", "agents", arr));
+	db_release(app.db, c);
+	json_t *out = json_pack("{s:o}", "agents", arr);
+	if ((int64_t)json_array_size(arr) >= limit)
+		json_object_set_new(out, "next_after", json_integer(last));
+	http_reply_json(req, 200, out);
 }
 
 void agents_show(struct http_req *req)

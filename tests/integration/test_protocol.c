@@ -570,6 +570,90 @@ static void test_heartbeat_and_events(void **state)
 	free(et);
 }
 
+/* Operators' agent listing: filters by tag, content, health and ring, and
+ * paging; every agent returned matches, and a matching one is not missed. */
+static void test_agent_filters(void **state)
+{
+	(void)state;
+	struct fbt_resp r;
+	long total = fbt_db_long(C->db, "SELECT count(*) FROM agents");
+	struct {
+		const char *query;
+		const char *sql;
+	} cases[] = {
+	        {"/v1/agents?tag=site=fra1&limit=1000",
+	         "SELECT count(*) FROM agents WHERE tags->>'site' = 'fra1'"},
+	        {"/v1/agents?health=never&limit=1000",
+	         "SELECT count(*) FROM agents WHERE last_seen_at IS NULL"},
+	        {"/v1/agents?health=healthy&limit=1000",
+	         "SELECT count(*) FROM agents WHERE last_seen_at >= now() - interval '300 "
+	         "seconds'"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		fbt_http(&C->srv, "GET", cases[i].query, C->admin, NULL, 0, NULL, &r);
+		assert_int_equal(r.status, 200);
+		json_t *j = fbt_resp_json(&r);
+		long want = fbt_db_long(C->db, cases[i].sql);
+		if ((long)json_array_size(json_object_get(j, "agents")) != want)
+			fail_msg("%s: %zu agents, database says %ld", cases[i].query,
+			         json_array_size(json_object_get(j, "agents")), want);
+		assert_true(want > 0 && want < total);
+		json_decref(j);
+		fbt_resp_free(&r);
+	}
+	char q[200];
+	snprintf(q, sizeof q, "/v1/agents?content=%s&limit=1000", C->sha_v1);
+	fbt_http(&C->srv, "GET", q, C->admin, NULL, 0, NULL, &r);
+	json_t *j = fbt_resp_json(&r);
+	fbt_resp_free(&r);
+	assert_int_equal((long)json_array_size(json_object_get(j, "agents")),
+	                 fbt_db_long(C->db, "SELECT count(*) FROM agents a, "
+	                                    "jsonb_each_text(a.active) x WHERE x.value <> ''"));
+	json_decref(j);
+	/* the canary ring holds exactly the one listed agent */
+	fbt_http(&C->srv, "GET", "/v1/agents?ring=canary&limit=1000", C->admin, NULL, 0, NULL, &r);
+	j = fbt_resp_json(&r);
+	fbt_resp_free(&r);
+	assert_int_equal(json_array_size(json_object_get(j, "agents")), 1);
+	assert_string_equal(json_string_value(json_object_get(
+	                            json_array_get(json_object_get(j, "agents"), 0), "ring")),
+	                    "canary");
+	json_decref(j);
+	/* paging: limit 1 then after=next_after, ids strictly increasing, all seen */
+	long seen = 0, prev = 0;
+	char path[128] = "/v1/agents?limit=1";
+	for (int guard = 0; guard < 100; guard++) {
+		fbt_http(&C->srv, "GET", path, C->admin, NULL, 0, NULL, &r);
+		j = fbt_resp_json(&r);
+		fbt_resp_free(&r);
+		json_t *a = json_array_get(json_object_get(j, "agents"), 0);
+		if (!a) {
+			json_decref(j);
+			break;
+		}
+		long id = (long)json_integer_value(json_object_get(a, "id"));
+		assert_true(id > prev);
+		prev = id;
+		seen++;
+		json_t *next = json_object_get(j, "next_after");
+		if (!next) {
+			json_decref(j);
+			break;
+		}
+		snprintf(path, sizeof path, "/v1/agents?limit=1&after=%lld",
+		         (long long)json_integer_value(next));
+		json_decref(j);
+	}
+	assert_int_equal(seen, total);
+	const char *bad[] = {"/v1/agents?tag=nokey", "/v1/agents?content=xyz",
+	                     "/v1/agents?health=sick", "/v1/agents?limit=0"};
+	for (size_t i = 0; i < 4; i++) {
+		fbt_http(&C->srv, "GET", bad[i], C->admin, NULL, 0, NULL, &r);
+		assert_int_equal(r.status, 400);
+		fbt_resp_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -577,6 +661,7 @@ int main(void)
 	        cmocka_unit_test(test_enroll),
 	        cmocka_unit_test(test_poll_verify_etag_and_blobs),
 	        cmocka_unit_test(test_heartbeat_and_events),
+	        cmocka_unit_test(test_agent_filters),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, setup, teardown);
 }
