@@ -31,12 +31,12 @@ int controller_is_leader(void)
 }
 
 static const struct auth controller_actor = {
-	.authenticated = 0, .role = 0, .token_id = 0, .agent_id = 0, .name = "controller"};
+        .authenticated = 0, .role = 0, .token_id = 0, .agent_id = 0, .name = "controller"};
 
 /* The policy of ring k stored with the rollout (a JSON array aligned with
  * the ring plan; each entry holds every field). */
 static enum fb_rc ring_policy(const char *policy_json, int k, int nrings, struct gate_policy *p,
-			      struct fb_err *err)
+                              struct fb_err *err)
 {
 	gate_policy_default(k, nrings, p);
 	json_t *arr = json_loads(policy_json, 0, NULL);
@@ -51,20 +51,20 @@ static int64_t col_i64(PGresult *r, int row, int col)
 }
 
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy,
-			       struct gate_inputs *in, struct gate_result *res, struct fb_err *err)
+                               struct gate_inputs *in, struct gate_result *res, struct fb_err *err)
 {
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p1[] = {ids};
 	PGresult *r = db_exec(c, err,
-			      "SELECT channel_id, content_sha256, previous_sha256, ring_index, "
-			      "jsonb_array_length(ring_plan), policy::text, "
-			      "extract(epoch FROM now() - ring_started_at)::bigint, "
-			      "started_at::text, "
-			      "(SELECT count(*) FROM gate_evaluations g WHERE g.rollout_id = r.id "
-			      " AND g.ring_index = r.ring_index) "
-			      "FROM rollouts r WHERE id = $1",
-			      1, p1);
+	                      "SELECT channel_id, content_sha256, previous_sha256, ring_index, "
+	                      "jsonb_array_length(ring_plan), policy::text, "
+	                      "extract(epoch FROM now() - ring_started_at)::bigint, "
+	                      "started_at::text, "
+	                      "(SELECT count(*) FROM gate_evaluations g WHERE g.rollout_id = r.id "
+	                      " AND g.ring_index = r.ring_index) "
+	                      "FROM rollouts r WHERE id = $1",
+	                      1, p1);
 	if (!r)
 		return FB_EDB;
 	if (PQntuples(r) != 1) {
@@ -91,34 +91,40 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000;
 
 	const char *p2[] = {content, prev_null ? NULL : previous, channel, started, timeout};
-	r = db_exec(c, err,
-		    "WITH applied AS (SELECT agent_id, min(received_at) AS at FROM events "
-		    "  WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
-		    "  GROUP BY agent_id), "
-		    "bad AS (SELECT agent_id, bool_or(kind = 'crash') AS crashed, "
-		    "  bool_or(kind = 'boot_loop') AS looped FROM events "
-		    "  WHERE kind IN ('crash', 'boot_loop') AND content_sha256 = $1 "
-		    "  AND received_at >= $4::timestamptz GROUP BY agent_id), "
-		    "t AS (SELECT a.agent_id, a.at, ag.last_seen_at, coalesce(b.crashed, false) AS crashed, "
-		    "  coalesce(b.looped, false) AS looped FROM applied a JOIN agents ag ON ag.id = a.agent_id "
-		    "  LEFT JOIN bad b ON b.agent_id = a.agent_id), "
-		    "ctl AS (SELECT ag.id, ag.last_seen_at FROM agents ag WHERE ag.revoked_at IS NULL "
-		    "  AND ag.last_seen_at >= $4::timestamptz "
-		    "  AND (ag.active ->> $3) IS NOT DISTINCT FROM $2 "
-		    "  AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.agent_id = ag.id)) "
-		    "SELECT (SELECT count(*) FROM t), "
-		    " (SELECT count(*) FROM t WHERE crashed), "
-		    " (SELECT count(*) FROM t WHERE looped AND NOT crashed), "
-		    " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped "
-		    "   AND greatest(coalesce(last_seen_at, at), at) < now() - make_interval(secs => $5::int)), "
-		    " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped AND last_seen_at >= at "
-		    "   AND last_seen_at >= now() - make_interval(secs => $5::int)), "
-		    " (SELECT count(*) FROM ctl), "
-		    " (SELECT count(*) FROM ctl WHERE last_seen_at < now() - make_interval(secs => $5::int) "
-		    "   OR EXISTS (SELECT 1 FROM events e WHERE e.agent_id = ctl.id "
-		    "   AND e.kind IN ('crash', 'boot_loop') AND e.received_at >= $4::timestamptz "
-		    "   AND e.content_sha256 IS NOT DISTINCT FROM $2))",
-		    5, p2);
+	r = db_exec(
+	        c, err,
+	        "WITH applied AS (SELECT agent_id, min(received_at) AS at FROM events "
+	        "  WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= "
+	        "$4::timestamptz "
+	        "  GROUP BY agent_id), "
+	        "bad AS (SELECT agent_id, bool_or(kind = 'crash') AS crashed, "
+	        "  bool_or(kind = 'boot_loop') AS looped FROM events "
+	        "  WHERE kind IN ('crash', 'boot_loop') AND content_sha256 = $1 "
+	        "  AND received_at >= $4::timestamptz GROUP BY agent_id), "
+	        "t AS (SELECT a.agent_id, a.at, ag.last_seen_at, coalesce(b.crashed, false) AS "
+	        "crashed, "
+	        "  coalesce(b.looped, false) AS looped FROM applied a JOIN agents ag ON ag.id = "
+	        "a.agent_id "
+	        "  LEFT JOIN bad b ON b.agent_id = a.agent_id), "
+	        "ctl AS (SELECT ag.id, ag.last_seen_at FROM agents ag WHERE ag.revoked_at IS NULL "
+	        "  AND ag.last_seen_at >= $4::timestamptz "
+	        "  AND (ag.active ->> $3) IS NOT DISTINCT FROM $2 "
+	        "  AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.agent_id = ag.id)) "
+	        "SELECT (SELECT count(*) FROM t), "
+	        " (SELECT count(*) FROM t WHERE crashed), "
+	        " (SELECT count(*) FROM t WHERE looped AND NOT crashed), "
+	        " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped "
+	        "   AND greatest(coalesce(last_seen_at, at), at) < now() - make_interval(secs => "
+	        "$5::int)), "
+	        " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped AND last_seen_at >= at "
+	        "   AND last_seen_at >= now() - make_interval(secs => $5::int)), "
+	        " (SELECT count(*) FROM ctl), "
+	        " (SELECT count(*) FROM ctl WHERE last_seen_at < now() - make_interval(secs => "
+	        "$5::int) "
+	        "   OR EXISTS (SELECT 1 FROM events e WHERE e.agent_id = ctl.id "
+	        "   AND e.kind IN ('crash', 'boot_loop') AND e.received_at >= $4::timestamptz "
+	        "   AND e.content_sha256 IS NOT DISTINCT FROM $2))",
+	        5, p2);
 	if (!r)
 		return FB_EDB;
 	in->treated = col_i64(r, 0, 0);
@@ -134,22 +140,24 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 }
 
 static enum fb_rc store_evaluation(PGconn *c, int64_t id, const struct gate_policy *pol,
-				   const struct gate_inputs *in, const struct gate_result *res,
-				   struct fb_err *err)
+                                   const struct gate_inputs *in, const struct gate_result *res,
+                                   struct fb_err *err)
 {
 	json_t *inputs = json_pack("{s:o,s:o,s:o,s:s}", "inputs", gate_inputs_to_json(in), "policy",
-				   gate_policy_to_json(pol), "result", gate_result_to_json(res),
-				   "evaluator", g_whoami);
+	                           gate_policy_to_json(pol), "result", gate_result_to_json(res),
+	                           "evaluator", g_whoami);
 	char *is = json_dumps(inputs, JSON_COMPACT);
 	json_decref(inputs);
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids, gate_decision_name(res->decision), res->reason, is};
-	PGresult *r = db_exec(c, err,
-			      "INSERT INTO gate_evaluations (rollout_id, ring_index, ring_name, decision, reason, inputs) "
-			      "SELECT id, ring_index, ring_plan ->> ring_index, $2, $3, $4::jsonb FROM rollouts "
-			      "WHERE id = $1",
-			      4, p);
+	PGresult *r = db_exec(
+	        c, err,
+	        "INSERT INTO gate_evaluations (rollout_id, ring_index, ring_name, decision, "
+	        "reason, inputs) "
+	        "SELECT id, ring_index, ring_plan ->> ring_index, $2, $3, $4::jsonb FROM rollouts "
+	        "WHERE id = $1",
+	        4, p);
 	free(is);
 	if (!r)
 		return FB_EDB;
@@ -161,9 +169,9 @@ static json_t *rollout_state_json(PGconn *c, const char *ids)
 {
 	const char *p[] = {ids};
 	PGresult *r = db_exec(c, NULL,
-			      "SELECT json_build_object('state', state, 'ring_index', ring_index, "
-			      "'ring', ring_plan ->> ring_index)::text FROM rollouts WHERE id = $1",
-			      1, p);
+	                      "SELECT json_build_object('state', state, 'ring_index', ring_index, "
+	                      "'ring', ring_plan ->> ring_index)::text FROM rollouts WHERE id = $1",
+	                      1, p);
 	json_t *j = r && PQntuples(r) == 1 ? json_loads(PQgetvalue(r, 0, 0), 0, NULL) : NULL;
 	PQclear(r);
 	return j;
@@ -176,27 +184,28 @@ static enum fb_rc lapse_force_approvals(PGconn *c, const char *ids, struct fb_er
 {
 	const char *p[] = {ids};
 	PGresult *r = db_exec(c, err,
-			      "UPDATE approvals SET consumed = true WHERE rollout_id = $1 "
-			      "AND action = 'force-promote' AND NOT consumed",
-			      1, p);
+	                      "UPDATE approvals SET consumed = true WHERE rollout_id = $1 "
+	                      "AND action = 'force-promote' AND NOT consumed",
+	                      1, p);
 	if (!r)
 		return FB_EDB;
 	PQclear(r);
 	return FB_OK;
 }
 
-enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
-			      const char *request_id, const char *reason, struct fb_err *err)
+enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who, const char *request_id,
+                              const char *reason, struct fb_err *err)
 {
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	json_t *before = rollout_state_json(c, ids);
 	const char *p[] = {ids, reason};
-	PGresult *r = db_exec(c, err,
-			      "UPDATE rollouts SET state = 'halted', state_reason = $2, updated_at = now(), "
-			      "finished_at = now() WHERE id = $1 AND state IN ('rolling', 'paused', 'staged') "
-			      "RETURNING content_sha256",
-			      2, p);
+	PGresult *r = db_exec(
+	        c, err,
+	        "UPDATE rollouts SET state = 'halted', state_reason = $2, updated_at = now(), "
+	        "finished_at = now() WHERE id = $1 AND state IN ('rolling', 'paused', 'staged') "
+	        "RETURNING content_sha256",
+	        2, p);
 	if (!r) {
 		json_decref(before);
 		return FB_EDB;
@@ -211,8 +220,10 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
 	snprintf(sha, sizeof sha, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
 	const char *p2[] = {sha, reason};
-	r = db_exec(c, err,
-		    "UPDATE content SET bad = true, bad_reason = $2, bad_at = now() WHERE sha256 = $1", 2, p2);
+	r = db_exec(
+	        c, err,
+	        "UPDATE content SET bad = true, bad_reason = $2, bad_at = now() WHERE sha256 = $1",
+	        2, p2);
 	if (!r) {
 		json_decref(before);
 		return FB_EDB;
@@ -220,8 +231,10 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
 	PQclear(r);
 	char obj[40];
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
-	json_t *after = json_pack("{s:s,s:s,s:b}", "state", "halted", "content", sha, "content_bad", 1);
-	enum fb_rc rc = audit_write(c, who, request_id, "rollout.halt", obj, before, after, reason, err);
+	json_t *after =
+	        json_pack("{s:s,s:s,s:b}", "state", "halted", "content", sha, "content_bad", 1);
+	enum fb_rc rc =
+	        audit_write(c, who, request_id, "rollout.halt", obj, before, after, reason, err);
 	json_decref(before);
 	if (!rc)
 		rc = lapse_force_approvals(c, ids, err);
@@ -231,23 +244,26 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who,
 		rc = events_emit(c, "rollout.halted", id, after, err);
 	json_decref(after);
 	if (!rc)
-		log_warn("rollout %lld HALTED: %s; content %s marked bad, last known good republished",
-			 (long long)id, reason, sha);
+		log_warn("rollout %lld HALTED: %s; content %s marked bad, last known good "
+		         "republished",
+		         (long long)id, reason, sha);
 	return rc;
 }
 
 enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
-				 const char *request_id, const char *reason, struct fb_err *err)
+                                 const char *request_id, const char *reason, struct fb_err *err)
 {
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	json_t *before = rollout_state_json(c, ids);
 	const char *p[] = {ids};
-	PGresult *r = db_exec(c, err,
-			      "UPDATE rollouts SET ring_index = ring_index + 1, ring_started_at = now(), "
-			      "updated_at = now() WHERE id = $1 AND state = 'rolling' "
-			      "AND ring_index + 1 < jsonb_array_length(ring_plan) RETURNING ring_plan ->> ring_index",
-			      1, p);
+	PGresult *r =
+	        db_exec(c, err,
+	                "UPDATE rollouts SET ring_index = ring_index + 1, ring_started_at = now(), "
+	                "updated_at = now() WHERE id = $1 AND state = 'rolling' "
+	                "AND ring_index + 1 < jsonb_array_length(ring_plan) RETURNING ring_plan "
+	                "->> ring_index",
+	                1, p);
 	if (!r) {
 		json_decref(before);
 		return FB_EDB;
@@ -261,12 +277,14 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	if (!moved) {
 		/* Past the last ring: completed, and the content becomes GA. */
 		r = db_exec(c, err,
-			    "WITH done AS (UPDATE rollouts SET state = 'completed', updated_at = now(), "
-			    " finished_at = now() WHERE id = $1 AND state = 'rolling' "
-			    " RETURNING channel_id, content_sha256) "
-			    "UPDATE channels ch SET prev_ga_sha256 = ch.ga_sha256, ga_sha256 = d.content_sha256 "
-			    "FROM done d WHERE ch.id = d.channel_id RETURNING ch.id",
-			    1, p);
+		            "WITH done AS (UPDATE rollouts SET state = 'completed', updated_at = "
+		            "now(), "
+		            " finished_at = now() WHERE id = $1 AND state = 'rolling' "
+		            " RETURNING channel_id, content_sha256) "
+		            "UPDATE channels ch SET prev_ga_sha256 = ch.ga_sha256, ga_sha256 = "
+		            "d.content_sha256 "
+		            "FROM done d WHERE ch.id = d.channel_id RETURNING ch.id",
+		            1, p);
 		if (!r) {
 			json_decref(before);
 			return FB_EDB;
@@ -290,11 +308,12 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	if (!rc)
 		rc = snapshot_publish(c, moved ? "rollout promoted" : "rollout completed", err);
 	if (!rc)
-		rc = events_emit(c, moved ? "rollout.promoted" : "rollout.completed", id, after, err);
+		rc = events_emit(c, moved ? "rollout.promoted" : "rollout.completed", id, after,
+		                 err);
 	json_decref(after);
 	if (!rc)
-		log_info("rollout %lld %s%s", (long long)id, moved ? "promoted to ring " : "completed",
-			 ring);
+		log_info("rollout %lld %s%s", (long long)id,
+		         moved ? "promoted to ring " : "completed", ring);
 	return rc;
 }
 
@@ -307,8 +326,9 @@ static void evaluate_one(PGconn *c, int64_t id)
 	const char *p[] = {ids};
 	if (db_cmd(c, &err, "BEGIN"))
 		goto fail;
-	PGresult *r = db_exec(c, &err, "SELECT 1 FROM rollouts WHERE id = $1 AND state = 'rolling' FOR UPDATE",
-			      1, p);
+	PGresult *r = db_exec(
+	        c, &err, "SELECT 1 FROM rollouts WHERE id = $1 AND state = 'rolling' FOR UPDATE", 1,
+	        p);
 	if (!r)
 		goto fail;
 	int rolling = PQntuples(r) == 1;
@@ -323,14 +343,15 @@ static void evaluate_one(PGconn *c, int64_t id)
 	if (controller_evaluate(c, id, &pol, &in, &res, &err) ||
 	    store_evaluation(c, id, &pol, &in, &res, &err))
 		goto fail;
-	if (res.decision == GATE_HALT && controller_halt_tx(c, id, &controller_actor, NULL, res.reason, &err))
+	if (res.decision == GATE_HALT &&
+	    controller_halt_tx(c, id, &controller_actor, NULL, res.reason, &err))
 		goto fail;
 	if (res.decision == GATE_PROMOTE &&
 	    controller_promote_tx(c, id, &controller_actor, NULL, res.reason, &err))
 		goto fail;
 	if (res.decision != GATE_WAIT || log_min_level <= LOG_DEBUG) {
-		json_t *ev = json_pack("{s:s,s:s}", "decision", gate_decision_name(res.decision), "reason",
-				       res.reason);
+		json_t *ev = json_pack("{s:s,s:s}", "decision", gate_decision_name(res.decision),
+		                       "reason", res.reason);
 		enum fb_rc rc = events_emit(c, "gate.evaluation", id, ev, &err);
 		json_decref(ev);
 		if (rc)
@@ -354,21 +375,24 @@ static void check_reverted(PGconn *c)
 	if (db_cmd(c, &err, "BEGIN"))
 		goto fail;
 	r = db_exec(c, &err,
-		    "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
-		    "WHERE state = 'halted' AND NOT EXISTS (SELECT 1 FROM agents a "
-		    " WHERE a.revoked_at IS NULL AND a.active ->> r.channel_id::text = r.content_sha256 "
-		    " AND a.last_seen_at > now() - interval '1 day') RETURNING id, content_sha256) "
-		    "SELECT id, content_sha256 FROM done",
-		    0, NULL);
+	            "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
+	            "WHERE state = 'halted' AND NOT EXISTS (SELECT 1 FROM agents a "
+	            " WHERE a.revoked_at IS NULL AND a.active ->> r.channel_id::text = "
+	            "r.content_sha256 "
+	            " AND a.last_seen_at > now() - interval '1 day') RETURNING id, content_sha256) "
+	            "SELECT id, content_sha256 FROM done",
+	            0, NULL);
 	if (!r)
 		goto fail;
 	for (int i = 0; i < PQntuples(r); i++) {
 		char obj[40];
 		snprintf(obj, sizeof obj, "rollout/%s", PQgetvalue(r, i, 0));
 		json_t *before = json_pack("{s:s}", "state", "halted");
-		json_t *after = json_pack("{s:s,s:s}", "state", "reverted", "content", PQgetvalue(r, i, 1));
-		enum fb_rc rc = audit_write(c, &controller_actor, NULL, "rollout.reverted", obj, before,
-					    after, "no agent runs the halted content any more", &err);
+		json_t *after =
+		        json_pack("{s:s,s:s}", "state", "reverted", "content", PQgetvalue(r, i, 1));
+		enum fb_rc rc =
+		        audit_write(c, &controller_actor, NULL, "rollout.reverted", obj, before,
+		                    after, "no agent runs the halted content any more", &err);
 		json_decref(before);
 		json_decref(after);
 		if (rc)
@@ -377,7 +401,8 @@ static void check_reverted(PGconn *c)
 	if (db_cmd(c, &err, "COMMIT"))
 		goto fail;
 	for (int i = 0; i < PQntuples(r); i++)
-		log_info("rollout %s reverted: no agent runs its content any more", PQgetvalue(r, i, 0));
+		log_info("rollout %s reverted: no agent runs its content any more",
+		         PQgetvalue(r, i, 0));
 	PQclear(r);
 	return;
 fail:
@@ -412,7 +437,8 @@ static void *loop(void *arg)
 		struct fb_err err;
 		if (!g_leader) {
 			const char *p[] = {CONTROLLER_LOCK_KEY};
-			PGresult *r = db_exec(c, &err, "SELECT pg_try_advisory_lock($1::bigint)", 1, p);
+			PGresult *r =
+			        db_exec(c, &err, "SELECT pg_try_advisory_lock($1::bigint)", 1, p);
 			int got = r && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
 			PQclear(r);
 			if (!got)
@@ -420,8 +446,9 @@ static void *loop(void *arg)
 			__atomic_store_n(&g_leader, 1, __ATOMIC_RELAXED);
 			log_info("controller: elected (%s)", g_whoami);
 		}
-		PGresult *r = db_exec(c, &err, "SELECT id FROM rollouts WHERE state = 'rolling' ORDER BY id", 0,
-				      NULL);
+		PGresult *r = db_exec(c, &err,
+		                      "SELECT id FROM rollouts WHERE state = 'rolling' ORDER BY id",
+		                      0, NULL);
 		if (!r) {
 			log_warn("controller: %s", err.msg);
 			continue;

@@ -16,17 +16,18 @@ static int wants_webhook(const char *type)
 }
 
 enum fb_rc events_emit(PGconn *c, const char *type, int64_t rollout_id, const json_t *data,
-		       struct fb_err *err)
+                       struct fb_err *err)
 {
 	char rid[24];
 	snprintf(rid, sizeof rid, "%lld", (long long)rollout_id);
 	char *d = data ? json_dumps(data, JSON_COMPACT) : NULL;
 	int hook = wants_webhook(type) && *cfg.webhook_url;
 	const char *p[] = {type, rollout_id ? rid : NULL, d ? d : "{}", hook ? "t" : "f"};
-	PGresult *r = db_exec(c, err,
-			      "INSERT INTO notifications (type, rollout_id, data, webhook, webhook_next_at) "
-			      "VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $4 THEN now() END) RETURNING id",
-			      4, p);
+	PGresult *r = db_exec(
+	        c, err,
+	        "INSERT INTO notifications (type, rollout_id, data, webhook, webhook_next_at) "
+	        "VALUES ($1, $2, $3::jsonb, $4, CASE WHEN $4 THEN now() END) RETURNING id",
+	        4, p);
 	free(d);
 	if (!r)
 		return FB_EDB;
@@ -53,12 +54,13 @@ void events_deliver_webhooks(PGconn *c)
 	if (!*cfg.webhook_url)
 		return;
 	struct fb_err err;
-	PGresult *r = db_exec(c, &err,
-			      "SELECT id, json_build_object('id', id, 'type', type, 'rollout_id', rollout_id, "
-			      "'data', data, 'at', extract(epoch FROM created_at)::bigint)::text "
-			      "FROM notifications WHERE webhook AND delivered_at IS NULL "
-			      "AND webhook_next_at <= now() AND webhook_attempts < 10 ORDER BY id LIMIT 20",
-			      0, NULL);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT id, json_build_object('id', id, 'type', type, 'rollout_id', rollout_id, "
+	        "'data', data, 'at', extract(epoch FROM created_at)::bigint)::text "
+	        "FROM notifications WHERE webhook AND delivered_at IS NULL "
+	        "AND webhook_next_at <= now() AND webhook_attempts < 10 ORDER BY id LIMIT 20",
+	        0, NULL);
 	if (!r) {
 		log_warn("webhooks: %s", err.msg);
 		return;
@@ -85,13 +87,16 @@ void events_deliver_webhooks(PGconn *c)
 		char msg[256];
 		snprintf(msg, sizeof msg, "%s (HTTP %ld)", curl_easy_strerror(cc), status);
 		const char *p[] = {id, ok ? NULL : msg};
-		PGresult *u = db_exec(c, &err,
-				      ok ? "UPDATE notifications SET delivered_at = now(), "
-					   "webhook_attempts = webhook_attempts + 1 WHERE id = $1 AND $2::text IS NULL"
-					 : "UPDATE notifications SET webhook_attempts = webhook_attempts + 1, "
-					   "last_error = $2, webhook_next_at = now() + "
-					   "make_interval(secs => least(300, 2 ^ webhook_attempts)) WHERE id = $1",
-				      2, p);
+		PGresult *u = db_exec(
+		        c, &err,
+		        ok ? "UPDATE notifications SET delivered_at = now(), "
+		             "webhook_attempts = webhook_attempts + 1 WHERE id = $1 AND $2::text "
+		             "IS NULL"
+		           : "UPDATE notifications SET webhook_attempts = webhook_attempts + 1, "
+		             "last_error = $2, webhook_next_at = now() + "
+		             "make_interval(secs => least(300, 2 ^ webhook_attempts)) WHERE id = "
+		             "$1",
+		        2, p);
 		PQclear(u);
 		if (ok)
 			log_info("webhook: delivered notification %s", id);

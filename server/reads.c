@@ -104,6 +104,7 @@ void reads_rollout_exposure(struct http_req *req)
 	PGresult *r = db_exec(
 	        c, &err,
 	        "WITH ro AS (SELECT r.content_sha256 AS sha, r.started_at, c.templates AS tpl, "
+	        " coalesce(r.finished_at, now()) AS asof, "
 	        " coalesce((r.policy -> r.ring_index ->> 'silence_timeout_s')::int, 300) AS t "
 	        " FROM rollouts r JOIN content c ON c.sha256 = r.content_sha256 WHERE r.id = $1), "
 	        "ap AS (SELECT e.agent_id, min(e.received_at) AS at FROM events e, ro "
@@ -116,9 +117,11 @@ void reads_rollout_exposure(struct http_req *req)
 	        " AND e.received_at >= ro.started_at GROUP BY e.agent_id) "
 	        "SELECT ap.agent_id, CASE WHEN b.crashed THEN 'crashed' WHEN b.looped THEN "
 	        "'boot_looped' "
-	        " WHEN ag.last_seen_at >= ap.at AND ag.last_seen_at >= now() - make_interval(secs "
+	        " WHEN ag.last_seen_at >= ap.at AND ag.last_seen_at >= ro.asof - "
+	        "make_interval(secs "
 	        "=> ro.t) "
-	        " THEN 'healthy' WHEN greatest(coalesce(ag.last_seen_at, ap.at), ap.at) < now() - "
+	        " THEN 'healthy' WHEN greatest(coalesce(ag.last_seen_at, ap.at), ap.at) < ro.asof "
+	        "- "
 	        " make_interval(secs => ro.t) THEN 'silent' ELSE 'pending' END "
 	        "FROM ro, ap JOIN agents ag ON ag.id = ap.agent_id LEFT JOIN bad b ON b.agent_id = "
 	        "ap.agent_id "

@@ -23,10 +23,11 @@ static PGconn *db_or_reply(struct http_req *req)
 
 static json_t *rings_json(PGconn *c, struct fb_err *err)
 {
-	PGresult *r = db_exec(c, err,
-			      "SELECT coalesce(json_agg(json_build_object('name', name, 'position', position, "
-			      "'selector', selector) ORDER BY position), '[]')::text FROM rings",
-			      0, NULL);
+	PGresult *r = db_exec(
+	        c, err,
+	        "SELECT coalesce(json_agg(json_build_object('name', name, 'position', position, "
+	        "'selector', selector) ORDER BY position), '[]')::text FROM rings",
+	        0, NULL);
 	if (!r)
 		return NULL;
 	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -51,42 +52,53 @@ void rings_get(struct http_req *req)
 
 /* Validate one selector; 1 = ok. *pct accumulates percentages. */
 static int selector_or_reply(struct http_req *req, size_t i, const json_t *sel, int last,
-			     double *pct)
+                             double *pct)
 {
 	if (!json_is_object(sel) || json_object_size(sel) != 1) {
 		http_error(req, 400, "invalid",
-			   "rings[%zu].selector must be one of {\"agents\": [ids]}, {\"tag\": \"k=v\"}, "
-			   "{\"percent\": p}, {\"rest\": true}", i);
+		           "rings[%zu].selector must be one of {\"agents\": [ids]}, {\"tag\": "
+		           "\"k=v\"}, "
+		           "{\"percent\": p}, {\"rest\": true}",
+		           i);
 		return 0;
 	}
 	json_t *v;
 	if ((v = json_object_get(sel, "agents"))) {
 		if (!json_is_array(v) || json_array_size(v) > 100000) {
-			http_error(req, 400, "invalid", "rings[%zu].selector.agents must be an array of at most 100000 agent ids", i);
+			http_error(req, 400, "invalid",
+			           "rings[%zu].selector.agents must be an array of at most 100000 "
+			           "agent ids",
+			           i);
 			return 0;
 		}
 		for (size_t k = 0; k < json_array_size(v); k++)
-			if (!json_is_integer(json_array_get(v, k)) || json_integer_value(json_array_get(v, k)) < 1) {
-				http_error(req, 400, "invalid", "rings[%zu].selector.agents[%zu] must be an agent id", i, k);
+			if (!json_is_integer(json_array_get(v, k)) ||
+			    json_integer_value(json_array_get(v, k)) < 1) {
+				http_error(req, 400, "invalid",
+				           "rings[%zu].selector.agents[%zu] must be an agent id", i,
+				           k);
 				return 0;
 			}
 	} else if ((v = json_object_get(sel, "tag"))) {
 		const char *t = json_string_value(v);
 		const char *eq = t ? strchr(t, '=') : NULL;
 		if (!eq || eq == t || !eq[1] || strlen(t) > 200) {
-			http_error(req, 400, "invalid", "rings[%zu].selector.tag must be \"key=value\"", i);
+			http_error(req, 400, "invalid",
+			           "rings[%zu].selector.tag must be \"key=value\"", i);
 			return 0;
 		}
 	} else if ((v = json_object_get(sel, "percent"))) {
 		double p = json_number_value(v);
 		if (!json_is_number(v) || p <= 0 || p > 100) {
-			http_error(req, 400, "invalid", "rings[%zu].selector.percent must be a number in (0, 100]", i);
+			http_error(req, 400, "invalid",
+			           "rings[%zu].selector.percent must be a number in (0, 100]", i);
 			return 0;
 		}
 		*pct += p;
 	} else if ((v = json_object_get(sel, "rest"))) {
 		if (!json_is_true(v) || !last) {
-			http_error(req, 400, "invalid", "rings[%zu]: only the last ring may be {\"rest\": true}", i);
+			http_error(req, 400, "invalid",
+			           "rings[%zu]: only the last ring may be {\"rest\": true}", i);
 			return 0;
 		}
 	} else {
@@ -95,7 +107,8 @@ static int selector_or_reply(struct http_req *req, size_t i, const json_t *sel, 
 	}
 	if (last && !json_object_get(sel, "rest")) {
 		http_error(req, 400, "invalid",
-			   "the last ring must be {\"rest\": true} so that every agent is in exactly one ring");
+		           "the last ring must be {\"rest\": true} so that every agent is in "
+		           "exactly one ring");
 		return 0;
 	}
 	return 1;
@@ -117,7 +130,8 @@ void rings_put(struct http_req *req)
 	json_t *rings = json_object_get(body, "rings");
 	size_t n = json_array_size(rings);
 	if (!json_is_array(rings) || n < 1 || n > SNAP_MAX_RINGS) {
-		http_error(req, 400, "invalid", "field 'rings' must be an array of 1 to %d rings", SNAP_MAX_RINGS);
+		http_error(req, 400, "invalid", "field 'rings' must be an array of 1 to %d rings",
+		           SNAP_MAX_RINGS);
 		goto out;
 	}
 	double pct = 0;
@@ -129,21 +143,26 @@ void rings_put(struct http_req *req)
 		const char *name = json_string_value(json_object_get(ring, "name"));
 		int ok = name && strlen(name) >= 1 && strlen(name) <= 32;
 		for (const char *ch = name; ok && *ch; ch++)
-			ok = (*ch >= 'a' && *ch <= 'z') || (*ch >= '0' && *ch <= '9') || *ch == '_' || *ch == '-';
+			ok = (*ch >= 'a' && *ch <= 'z') || (*ch >= '0' && *ch <= '9') ||
+			     *ch == '_' || *ch == '-';
 		if (!ok) {
-			http_error(req, 400, "invalid", "rings[%zu].name must match [a-z0-9_-]{1,32}", i);
+			http_error(req, 400, "invalid",
+			           "rings[%zu].name must match [a-z0-9_-]{1,32}", i);
 			goto out;
 		}
 		for (size_t k = 0; k < i; k++)
-			if (strcmp(name, json_string_value(json_object_get(json_array_get(rings, k), "name"))) == 0) {
-				http_error(req, 400, "invalid", "ring name '%s' appears twice", name);
+			if (strcmp(name, json_string_value(json_object_get(json_array_get(rings, k),
+			                                                   "name"))) == 0) {
+				http_error(req, 400, "invalid", "ring name '%s' appears twice",
+				           name);
 				goto out;
 			}
 		if (!selector_or_reply(req, i, json_object_get(ring, "selector"), i == n - 1, &pct))
 			goto out;
 	}
 	if (pct > 100.0001) {
-		http_error(req, 400, "invalid", "percent selectors add up to %.2f%%, more than 100%%", pct);
+		http_error(req, 400, "invalid",
+		           "percent selectors add up to %.2f%%, more than 100%%", pct);
 		goto out;
 	}
 	c = db_or_reply(req);
@@ -155,17 +174,20 @@ void rings_put(struct http_req *req)
 	/* A ring named by an active rollout's plan cannot disappear. */
 	char *names = json_dumps(rings, JSON_COMPACT);
 	const char *pn[] = {names};
-	r = db_exec(c, &err,
-		    "SELECT r.id, p.name FROM rollouts r, jsonb_array_elements_text(r.ring_plan) p(name) "
-		    "WHERE r.state IN ('staged', 'rolling', 'paused') AND NOT EXISTS (SELECT 1 FROM "
-		    "jsonb_array_elements($1::jsonb) x WHERE x ->> 'name' = p.name) LIMIT 1",
-		    1, pn);
+	r = db_exec(
+	        c, &err,
+	        "SELECT r.id, p.name FROM rollouts r, jsonb_array_elements_text(r.ring_plan) "
+	        "p(name) "
+	        "WHERE r.state IN ('staged', 'rolling', 'paused') AND NOT EXISTS (SELECT 1 FROM "
+	        "jsonb_array_elements($1::jsonb) x WHERE x ->> 'name' = p.name) LIMIT 1",
+	        1, pn);
 	free(names);
 	if (!r)
 		goto dberr;
 	if (PQntuples(r) > 0) {
-		http_error(req, 409, "conflict", "active rollout %s uses ring '%s'; it cannot be removed",
-			   PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+		http_error(req, 409, "conflict",
+		           "active rollout %s uses ring '%s'; it cannot be removed",
+		           PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
 		goto out;
 	}
 	PQclear(r);
@@ -178,16 +200,18 @@ void rings_put(struct http_req *req)
 		char pos[16], *sel = json_dumps(json_object_get(ring, "selector"), JSON_COMPACT);
 		snprintf(pos, sizeof pos, "%zu", i);
 		const char *p[] = {json_string_value(json_object_get(ring, "name")), pos, sel};
-		r = db_exec(c, &err, "INSERT INTO rings (name, position, selector) VALUES ($1, $2, $3::jsonb)",
-			    3, p);
+		r = db_exec(
+		        c, &err,
+		        "INSERT INTO rings (name, position, selector) VALUES ($1, $2, $3::jsonb)",
+		        3, p);
 		free(sel);
 		if (!r)
 			goto dberr;
 		PQclear(r);
 		r = NULL;
 	}
-	if (audit_write(c, http_req_auth(req), http_req_id(req), "rings.replace", "rings", before, rings,
-			json_string_value(json_object_get(body, "reason")), &err) ||
+	if (audit_write(c, http_req_auth(req), http_req_id(req), "rings.replace", "rings", before,
+	                rings, json_string_value(json_object_get(body, "reason")), &err) ||
 	    snapshot_publish(c, "rings changed", &err) || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
 	in_tx = 0;
@@ -212,10 +236,11 @@ void pins_list(struct http_req *req)
 	if (!c)
 		return;
 	struct fb_err err;
-	PGresult *r = db_exec(c, &err,
-			      "SELECT coalesce(json_agg(json_build_object('id', id, 'tag', tag, 'channel', "
-			      "channel_id, 'mode', mode, 'version', version) ORDER BY id), '[]')::text FROM pins",
-			      0, NULL);
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT coalesce(json_agg(json_build_object('id', id, 'tag', tag, 'channel', "
+	        "channel_id, 'mode', mode, 'version', version) ORDER BY id), '[]')::text FROM pins",
+	        0, NULL);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
@@ -270,12 +295,14 @@ void pins_create(struct http_req *req)
 	in_tx = 1;
 	if (named) {
 		const char *pv[] = {chs, vers};
-		r = db_exec(c, &err, "SELECT bad FROM content WHERE channel_id = $1 AND version = $2", 2, pv);
+		r = db_exec(c, &err,
+		            "SELECT bad FROM content WHERE channel_id = $1 AND version = $2", 2,
+		            pv);
 		if (!r)
 			goto dberr;
 		if (PQntuples(r) != 1) {
 			http_error(req, 422, "unknown_version", "channel %lld has no version %lld",
-				   (long long)channel, (long long)version);
+			           (long long)channel, (long long)version);
 			goto out;
 		}
 		PQclear(r);
@@ -284,16 +311,20 @@ void pins_create(struct http_req *req)
 	char state[6];
 	const char *p[] = {tag, chs, mode, named ? vers : NULL};
 	r = db_exec_state(c, &err, state,
-			  "INSERT INTO pins (tag, channel_id, mode, version) VALUES ($1, $2, $3, $4) RETURNING id",
-			  4, p);
+	                  "INSERT INTO pins (tag, channel_id, mode, version) VALUES ($1, $2, $3, "
+	                  "$4) RETURNING id",
+	                  4, p);
 	if (!r) {
 		if (strcmp(state, "23505") == 0)
-			http_error(req, 409, "conflict", "tag %s is already pinned on channel %lld", tag,
-				   (long long)channel);
+			http_error(req, 409, "conflict", "tag %s is already pinned on channel %lld",
+			           tag, (long long)channel);
 		else if (strcmp(state, "23503") == 0)
-			http_error(req, 422, "unknown_channel", "no channel %lld", (long long)channel);
+			http_error(req, 422, "unknown_channel", "no channel %lld",
+			           (long long)channel);
 		else if (strcmp(state, "23514") == 0)
-			http_error(req, 400, "invalid", "tag must be key=value with [A-Za-z0-9_.-] keys and [A-Za-z0-9_.:-] values");
+			http_error(req, 400, "invalid",
+			           "tag must be key=value with [A-Za-z0-9_.-] keys and "
+			           "[A-Za-z0-9_.:-] values");
 		else
 			goto dberr;
 		goto out;
@@ -302,12 +333,12 @@ void pins_create(struct http_req *req)
 	char obj[32];
 	snprintf(obj, sizeof obj, "pin/%lld", (long long)id);
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "pin.create", obj, NULL, body,
-			json_string_value(json_object_get(body, "reason")), &err) ||
+	                json_string_value(json_object_get(body, "reason")), &err) ||
 	    snapshot_publish(c, "pin created", &err) || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
 	in_tx = 0;
 	json_t *out = json_pack("{s:I,s:s,s:I,s:s}", "id", id, "tag", tag, "channel",
-				(json_int_t)channel, "mode", mode);
+	                        (json_int_t)channel, "mode", mode);
 	if (named)
 		json_object_set_new(out, "version", json_integer(version));
 	http_reply_json(req, 201, out);
@@ -329,7 +360,8 @@ void pins_delete(struct http_req *req)
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT32_MAX, &id)) {
-		http_error(req, 400, "invalid", "pin id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "pin id must be a positive integer, found '%s'",
+		           ids);
 		return;
 	}
 	PGconn *c = db_or_reply(req);
@@ -349,8 +381,8 @@ void pins_delete(struct http_req *req)
 	}
 	char obj[32];
 	snprintf(obj, sizeof obj, "pin/%lld", (long long)id);
-	if (audit_write(c, http_req_auth(req), http_req_id(req), "pin.delete", obj, NULL, NULL, NULL,
-			&err) ||
+	if (audit_write(c, http_req_auth(req), http_req_id(req), "pin.delete", obj, NULL, NULL,
+	                NULL, &err) ||
 	    snapshot_publish(c, "pin deleted", &err) || db_cmd(c, &err, "COMMIT")) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;

@@ -41,7 +41,8 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 	a->req = req;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT64_MAX, &a->id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
+		           ids);
 		return 0;
 	}
 	snprintf(a->ids, sizeof a->ids, "%lld", (long long)a->id);
@@ -64,9 +65,9 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 	a->in_tx = 1;
 	const char *p[] = {a->ids};
 	PGresult *r = db_exec(a->c, &a->err,
-			      "SELECT state, ring_index, content_sha256, channel_id FROM rollouts "
-			      "WHERE id = $1 FOR UPDATE",
-			      1, p);
+	                      "SELECT state, ring_index, content_sha256, channel_id FROM rollouts "
+	                      "WHERE id = $1 FOR UPDATE",
+	                      1, p);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", a->err.msg);
 		return 0;
@@ -114,20 +115,23 @@ static int approvals(struct action *a, const char *action, const char *content)
 	char tid[24];
 	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(a->req)->token_id);
 	const char *p[] = {content ? NULL : a->ids, content, action, tid, a->reason};
-	PGresult *r = db_exec(a->c, &a->err,
-			      "INSERT INTO approvals (rollout_id, content_sha256, action, approver, reason) "
-			      "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM approvals "
-			      "WHERE rollout_id IS NOT DISTINCT FROM $1::bigint AND content_sha256 IS NOT "
-			      "DISTINCT FROM $2 AND action = $3 AND approver = $4 AND NOT consumed)",
-			      5, p);
+	PGresult *r = db_exec(
+	        a->c, &a->err,
+	        "INSERT INTO approvals (rollout_id, content_sha256, action, approver, reason) "
+	        "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM approvals "
+	        "WHERE rollout_id IS NOT DISTINCT FROM $1::bigint AND content_sha256 IS NOT "
+	        "DISTINCT FROM $2 AND action = $3 AND approver = $4 AND NOT consumed)",
+	        5, p);
 	if (!r)
 		return -1;
 	PQclear(r);
 	const char *p2[] = {content ? NULL : a->ids, content, action};
 	r = db_exec(a->c, &a->err,
-		    "SELECT count(DISTINCT approver) FROM approvals WHERE rollout_id IS NOT DISTINCT FROM "
-		    "$1::bigint AND content_sha256 IS NOT DISTINCT FROM $2 AND action = $3 AND NOT consumed",
-		    3, p2);
+	            "SELECT count(DISTINCT approver) FROM approvals WHERE rollout_id IS NOT "
+	            "DISTINCT FROM "
+	            "$1::bigint AND content_sha256 IS NOT DISTINCT FROM $2 AND action = $3 AND NOT "
+	            "consumed",
+	            3, p2);
 	if (!r)
 		return -1;
 	int n = (int)strtol(PQgetvalue(r, 0, 0), NULL, 10);
@@ -138,11 +142,12 @@ static int approvals(struct action *a, const char *action, const char *content)
 static int consume_approvals(struct action *a, const char *action, const char *content)
 {
 	const char *p[] = {content ? NULL : a->ids, content, action};
-	PGresult *r = db_exec(a->c, &a->err,
-			      "UPDATE approvals SET consumed = true WHERE rollout_id IS NOT DISTINCT FROM "
-			      "$1::bigint AND content_sha256 IS NOT DISTINCT FROM $2 AND action = $3 "
-			      "AND NOT consumed",
-			      3, p);
+	PGresult *r = db_exec(
+	        a->c, &a->err,
+	        "UPDATE approvals SET consumed = true WHERE rollout_id IS NOT DISTINCT FROM "
+	        "$1::bigint AND content_sha256 IS NOT DISTINCT FROM $2 AND action = $3 "
+	        "AND NOT consumed",
+	        3, p);
 	if (!r)
 		return 0;
 	PQclear(r);
@@ -155,8 +160,8 @@ static void reply_pending(struct action *a, const char *action, int have)
 	char obj[80];
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)a->id);
 	json_t *what = json_pack("{s:s}", "action", action);
-	enum fb_rc rc = audit_write(a->c, http_req_auth(a->req), http_req_id(a->req), "approval", obj,
-				    NULL, what, a->reason, &a->err);
+	enum fb_rc rc = audit_write(a->c, http_req_auth(a->req), http_req_id(a->req), "approval",
+	                            obj, NULL, what, a->reason, &a->err);
 	json_decref(what);
 	if (rc) {
 		http_error(a->req, 503, "unavailable", "%s", a->err.msg);
@@ -165,8 +170,9 @@ static void reply_pending(struct action *a, const char *action, int have)
 	if (!action_commit(a))
 		return;
 	http_reply_json(a->req, 202,
-			json_pack("{s:s,s:i,s:i,s:s}", "action", action, "approvals", have, "needed", 2,
-				  "message", "recorded; a second, different approver must confirm"));
+	                json_pack("{s:s,s:i,s:i,s:s}", "action", action, "approvals", have,
+	                          "needed", 2, "message",
+	                          "recorded; a second, different approver must confirm"));
 }
 
 /* ---- create ------------------------------------------------------------------ */
@@ -181,8 +187,8 @@ void rollouts_create(struct http_req *req)
 	json_t *plan = NULL, *policies = NULL;
 	struct fb_err err = {{0}};
 	int in_tx = 0;
-	static const char *const allowed[] = {"channel", "content", "rings", "policy",
-					      "ring_policies", "supersede", "reason", NULL};
+	static const char *const allowed[] = {"channel",       "content",   "rings",  "policy",
+	                                      "ring_policies", "supersede", "reason", NULL};
 	int64_t channel;
 	if (!val_fields_or_reply(req, body, allowed) ||
 	    !val_int_or_reply(req, body, "channel", 1, 0xffffffffLL, 1, &channel))
@@ -191,12 +197,14 @@ void rollouts_create(struct http_req *req)
 	if (!sha)
 		goto out;
 	json_t *rings_req = json_object_get(body, "rings");
-	json_t *pol = json_object_get(body, "policy"), *rpol = json_object_get(body, "ring_policies");
+	json_t *pol = json_object_get(body, "policy"),
+	       *rpol = json_object_get(body, "ring_policies");
 	json_t *sup = json_object_get(body, "supersede");
 	if ((pol && !json_is_object(pol)) || (rpol && !json_is_object(rpol)) ||
 	    (sup && !json_is_boolean(sup)) || (rings_req && !json_is_array(rings_req))) {
 		http_error(req, 400, "invalid",
-			   "'policy' and 'ring_policies' must be objects, 'rings' an array of ring names, 'supersede' a boolean");
+		           "'policy' and 'ring_policies' must be objects, 'rings' an array of ring "
+		           "names, 'supersede' a boolean");
 		goto out;
 	}
 	const char *why;
@@ -212,11 +220,13 @@ void rollouts_create(struct http_req *req)
 	char chs[16];
 	snprintf(chs, sizeof chs, "%lld", (long long)channel);
 	const char *pc[] = {chs, sha};
-	r = db_exec(c, &err,
-		    "SELECT ch.ga_sha256, (SELECT version FROM content WHERE sha256 = ch.ga_sha256), "
-		    "c.channel_id, c.version, c.bad, coalesce(c.preflight ->> 'outcome', '') "
-		    "FROM channels ch LEFT JOIN content c ON c.sha256 = $2 WHERE ch.id = $1 FOR UPDATE OF ch",
-		    2, pc);
+	r = db_exec(
+	        c, &err,
+	        "SELECT ch.ga_sha256, (SELECT version FROM content WHERE sha256 = ch.ga_sha256), "
+	        "c.channel_id, c.version, c.bad, coalesce(c.preflight ->> 'outcome', '') "
+	        "FROM channels ch LEFT JOIN content c ON c.sha256 = $2 WHERE ch.id = $1 FOR UPDATE "
+	        "OF ch",
+	        2, pc);
 	if (!r)
 		goto dberr;
 	if (PQntuples(r) != 1) {
@@ -228,17 +238,18 @@ void rollouts_create(struct http_req *req)
 		goto out;
 	}
 	if (strtoll(PQgetvalue(r, 0, 2), NULL, 10) != channel) {
-		http_error(req, 422, "wrong_channel", "content %s belongs to channel %s, not %lld", sha,
-			   PQgetvalue(r, 0, 2), (long long)channel);
+		http_error(req, 422, "wrong_channel", "content %s belongs to channel %s, not %lld",
+		           sha, PQgetvalue(r, 0, 2), (long long)channel);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(r, 0, 4), "t") == 0) {
 		http_error(req, 409, "content_bad",
-			   "content %s is marked bad; clearing the mark needs two approvers", sha);
+		           "content %s is marked bad; clearing the mark needs two approvers", sha);
 		goto out;
 	}
 	if (strcmp(PQgetvalue(r, 0, 5), "ok") != 0) {
-		http_error(req, 409, "no_preflight", "content %s has not passed the preflight", sha);
+		http_error(req, 409, "no_preflight", "content %s has not passed the preflight",
+		           sha);
 		goto out;
 	}
 	char prev[65] = "";
@@ -246,13 +257,16 @@ void rollouts_create(struct http_req *req)
 	if (has_prev)
 		snprintf(prev, sizeof prev, "%s", PQgetvalue(r, 0, 0));
 	if (has_prev && strcmp(prev, sha) == 0) {
-		http_error(req, 409, "conflict", "content %s is already GA on channel %lld", sha, (long long)channel);
+		http_error(req, 409, "conflict", "content %s is already GA on channel %lld", sha,
+		           (long long)channel);
 		goto out;
 	}
-	if (has_prev && strtoll(PQgetvalue(r, 0, 3), NULL, 10) <= strtoll(PQgetvalue(r, 0, 1), NULL, 10)) {
+	if (has_prev &&
+	    strtoll(PQgetvalue(r, 0, 3), NULL, 10) <= strtoll(PQgetvalue(r, 0, 1), NULL, 10)) {
 		http_error(req, 409, "downgrade",
-			   "content version %s is not newer than GA version %s; roll back with revert instead",
-			   PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 1));
+		           "content version %s is not newer than GA version %s; roll back with "
+		           "revert instead",
+		           PQgetvalue(r, 0, 3), PQgetvalue(r, 0, 1));
 		goto out;
 	}
 	PQclear(r);
@@ -272,8 +286,10 @@ void rollouts_create(struct http_req *req)
 			    strcmp(json_string_value(json_array_get(rings_req, k)), name) == 0)
 				want = 1;
 		if (i == 0 && !want) {
-			http_error(req, 422, "ring0_required",
-				   "every rollout starts in the first ring ('%s'); no path skips it", name);
+			http_error(
+			        req, 422, "ring0_required",
+			        "every rollout starts in the first ring ('%s'); no path skips it",
+			        name);
 			goto out;
 		}
 		if (want)
@@ -292,10 +308,12 @@ void rollouts_create(struct http_req *req)
 			http_error(req, 422, "bad_policy", "policy: %s", err.msg);
 			goto out;
 		}
-		json_t *rp = rpol ? json_object_get(rpol, json_string_value(json_array_get(plan, i))) : NULL;
+		json_t *rp =
+		        rpol ? json_object_get(rpol, json_string_value(json_array_get(plan, i)))
+		             : NULL;
 		if (rp && gate_policy_apply_json(&gp, rp, &err)) {
 			http_error(req, 422, "bad_policy", "ring_policies.%s: %s",
-				   json_string_value(json_array_get(plan, i)), err.msg);
+			           json_string_value(json_array_get(plan, i)), err.msg);
 			goto out;
 		}
 		json_array_append_new(policies, gate_policy_to_json(&gp));
@@ -310,7 +328,10 @@ void rollouts_create(struct http_req *req)
 				if (strcmp(json_string_value(json_array_get(plan, i)), k) == 0)
 					found = 1;
 			if (!found) {
-				http_error(req, 422, "unknown_ring", "ring_policies names ring '%s', which is not in the plan", k);
+				http_error(
+				        req, 422, "unknown_ring",
+				        "ring_policies names ring '%s', which is not in the plan",
+				        k);
 				goto out;
 			}
 		}
@@ -320,8 +341,9 @@ void rollouts_create(struct http_req *req)
 
 	/* At most one active rollout per channel; supersede only on request. */
 	r = db_exec(c, &err,
-		    "SELECT id FROM rollouts WHERE channel_id = $1 AND state IN ('staged', 'rolling', 'paused')",
-		    1, pc);
+	            "SELECT id FROM rollouts WHERE channel_id = $1 AND state IN ('staged', "
+	            "'rolling', 'paused')",
+	            1, pc);
 	if (!r)
 		goto dberr;
 	if (PQntuples(r) == 1) {
@@ -329,35 +351,39 @@ void rollouts_create(struct http_req *req)
 		snprintf(old, sizeof old, "%s", PQgetvalue(r, 0, 0));
 		if (!json_is_true(sup)) {
 			http_error(req, 409, "active_rollout",
-				   "rollout %s is active on channel %lld; pass \"supersede\": true to replace it",
-				   old, (long long)channel);
+			           "rollout %s is active on channel %lld; pass \"supersede\": true "
+			           "to replace it",
+			           old, (long long)channel);
 			goto out;
 		}
 		PQclear(r);
 		const char *po[] = {old};
 		r = db_exec(c, &err,
-			    "UPDATE rollouts SET state = 'superseded', updated_at = now(), finished_at = now() "
-			    "WHERE id = $1",
-			    1, po);
+		            "UPDATE rollouts SET state = 'superseded', updated_at = now(), "
+		            "finished_at = now() "
+		            "WHERE id = $1",
+		            1, po);
 		if (!r)
 			goto dberr;
 		char obj[40];
 		snprintf(obj, sizeof obj, "rollout/%s", old);
-		if (audit_write(c, http_req_auth(req), http_req_id(req), "rollout.supersede", obj, NULL,
-				NULL, NULL, &err))
+		if (audit_write(c, http_req_auth(req), http_req_id(req), "rollout.supersede", obj,
+		                NULL, NULL, NULL, &err))
 			goto dberr;
 	}
 	PQclear(r);
 	char *plan_s = json_dumps(plan, JSON_COMPACT), *pol_s = json_dumps(policies, JSON_COMPACT);
 	char tid[24];
 	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(req)->token_id);
-	const char *pi[] = {chs, sha, has_prev ? prev : NULL, plan_s, pol_s,
-			    http_req_auth(req)->token_id ? tid : NULL};
-	r = db_exec(c, &err,
-		    "INSERT INTO rollouts (channel_id, content_sha256, previous_sha256, state, ring_index, "
-		    "ring_plan, policy, created_by, started_at, ring_started_at) VALUES ($1, $2, $3, "
-		    "'rolling', 0, $4::jsonb, $5::jsonb, $6, now(), now()) RETURNING id",
-		    6, pi);
+	const char *pi[] = {chs,    sha,   has_prev ? prev : NULL,
+	                    plan_s, pol_s, http_req_auth(req)->token_id ? tid : NULL};
+	r = db_exec(
+	        c, &err,
+	        "INSERT INTO rollouts (channel_id, content_sha256, previous_sha256, state, "
+	        "ring_index, "
+	        "ring_plan, policy, created_by, started_at, ring_started_at) VALUES ($1, $2, $3, "
+	        "'rolling', 0, $4::jsonb, $5::jsonb, $6, now(), now()) RETURNING id",
+	        6, pi);
 	free(plan_s);
 	free(pol_s);
 	if (!r)
@@ -367,17 +393,19 @@ void rollouts_create(struct http_req *req)
 	r = NULL;
 	char obj[40];
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
-	json_t *after = json_pack("{s:I,s:s,s:O,s:s}", "channel", (json_int_t)channel, "content", sha,
-				  "rings", plan, "state", "rolling");
-	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req), "rollout.start", obj, NULL,
-				    after, json_string_value(json_object_get(body, "reason")), &err);
+	json_t *after = json_pack("{s:I,s:s,s:O,s:s}", "channel", (json_int_t)channel, "content",
+	                          sha, "rings", plan, "state", "rolling");
+	enum fb_rc rc =
+	        audit_write(c, http_req_auth(req), http_req_id(req), "rollout.start", obj, NULL,
+	                    after, json_string_value(json_object_get(body, "reason")), &err);
 	if (!rc)
 		rc = events_emit(c, "rollout.started", id, after, &err);
 	json_decref(after);
 	if (rc || snapshot_publish(c, "rollout started", &err) || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
 	in_tx = 0;
-	log_info("rollout %lld started: channel %lld content %s", (long long)id, (long long)channel, sha);
+	log_info("rollout %lld started: channel %lld content %s", (long long)id, (long long)channel,
+	         sha);
 	reply_rollout(req, c, id, 201);
 	goto out;
 dberr:
@@ -397,15 +425,15 @@ out:
 /* ---- read ----------------------------------------------------------------------- */
 
 static const char *ROLLOUT_JSON =
-	"json_build_object('id', r.id, 'channel', r.channel_id, 'content', r.content_sha256, "
-	"'version', (SELECT version FROM content WHERE sha256 = r.content_sha256), "
-	"'previous', r.previous_sha256, 'state', r.state, 'state_reason', r.state_reason, "
-	"'ring_index', r.ring_index, 'ring', r.ring_plan ->> r.ring_index, 'rings', r.ring_plan, "
-	"'policy', r.policy, 'created', extract(epoch FROM r.created_at)::bigint, "
-	"'started', extract(epoch FROM r.started_at)::bigint, "
-	"'ring_started', extract(epoch FROM r.ring_started_at)::bigint, "
-	"'finished', extract(epoch FROM r.finished_at)::bigint, "
-	"'content_bad', (SELECT bad FROM content WHERE sha256 = r.content_sha256))";
+        "json_build_object('id', r.id, 'channel', r.channel_id, 'content', r.content_sha256, "
+        "'version', (SELECT version FROM content WHERE sha256 = r.content_sha256), "
+        "'previous', r.previous_sha256, 'state', r.state, 'state_reason', r.state_reason, "
+        "'ring_index', r.ring_index, 'ring', r.ring_plan ->> r.ring_index, 'rings', r.ring_plan, "
+        "'policy', r.policy, 'created', extract(epoch FROM r.created_at)::bigint, "
+        "'started', extract(epoch FROM r.started_at)::bigint, "
+        "'ring_started', extract(epoch FROM r.ring_started_at)::bigint, "
+        "'finished', extract(epoch FROM r.finished_at)::bigint, "
+        "'content_bad', (SELECT bad FROM content WHERE sha256 = r.content_sha256))";
 
 static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned status)
 {
@@ -413,11 +441,12 @@ static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned 
 	struct fb_err err;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	snprintf(sql, sizeof sql,
-		 "SELECT %s::text, (SELECT coalesce(json_agg(e ORDER BY e.id DESC), '[]') FROM "
-		 "(SELECT id, ring_index, ring_name AS ring, decision, reason, inputs, "
-		 "extract(epoch FROM created_at)::bigint AS at FROM gate_evaluations "
-		 "WHERE rollout_id = r.id ORDER BY id DESC LIMIT 20) e)::text FROM rollouts r WHERE r.id = $1",
-		 ROLLOUT_JSON);
+	         "SELECT %s::text, (SELECT coalesce(json_agg(e ORDER BY e.id DESC), '[]') FROM "
+	         "(SELECT id, ring_index, ring_name AS ring, decision, reason, inputs, "
+	         "extract(epoch FROM created_at)::bigint AS at FROM gate_evaluations "
+	         "WHERE rollout_id = r.id ORDER BY id DESC LIMIT 20) e)::text FROM rollouts r "
+	         "WHERE r.id = $1",
+	         ROLLOUT_JSON);
 	const char *p[] = {ids};
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	if (!r) {
@@ -440,7 +469,8 @@ void rollouts_show(struct http_req *req)
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
 	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'", ids);
+		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
+		           ids);
 		return;
 	}
 	const char *why;
@@ -456,14 +486,16 @@ void rollouts_show(struct http_req *req)
 void rollouts_list(struct http_req *req)
 {
 	const char *state = http_req_query(req, "state");
-	static const char *states[] = {"staged", "rolling", "paused", "completed", "halted",
-				       "reverted", "superseded", "active"};
+	static const char *states[] = {"staged", "rolling",  "paused",     "completed",
+	                               "halted", "reverted", "superseded", "active"};
 	int ok = !state;
 	for (int i = 0; state && i < 8; i++)
 		if (strcmp(state, states[i]) == 0)
 			ok = 1;
 	if (!ok) {
-		http_error(req, 400, "invalid", "state must be one of staged, rolling, paused, completed, halted, reverted, superseded, active");
+		http_error(req, 400, "invalid",
+		           "state must be one of staged, rolling, paused, completed, halted, "
+		           "reverted, superseded, active");
 		return;
 	}
 	const char *why;
@@ -474,9 +506,10 @@ void rollouts_list(struct http_req *req)
 	}
 	char sql[2048];
 	snprintf(sql, sizeof sql,
-		 "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM rollouts r "
-		 "WHERE $1::text IS NULL OR r.state = $1 OR ($1 = 'active' AND r.state IN ('staged', 'rolling', 'paused'))",
-		 ROLLOUT_JSON);
+	         "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM rollouts r "
+	         "WHERE $1::text IS NULL OR r.state = $1 OR ($1 = 'active' AND r.state IN "
+	         "('staged', 'rolling', 'paused'))",
+	         ROLLOUT_JSON);
 	struct fb_err err;
 	const char *p[] = {state};
 	PGresult *r = db_exec(c, &err, sql, 1, p);
@@ -504,12 +537,15 @@ void rollouts_halt(struct http_req *req)
 		goto out;
 	}
 	if (strcmp(a.state, "rolling") && strcmp(a.state, "paused") && strcmp(a.state, "staged")) {
-		http_error(req, 409, "conflict", "rollout %lld is %s; only an active rollout can be halted (use revert for a completed one)",
-			   (long long)a.id, a.state);
+		http_error(req, 409, "conflict",
+		           "rollout %lld is %s; only an active rollout can be halted (use revert "
+		           "for a completed one)",
+		           (long long)a.id, a.state);
 		goto out;
 	}
 	char reason[1200];
-	snprintf(reason, sizeof reason, "manual halt by %s: %s", http_req_auth(req)->name, a.reason);
+	snprintf(reason, sizeof reason, "manual halt by %s: %s", http_req_auth(req)->name,
+	         a.reason);
 	if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason, &a.err)) {
 		http_error(req, 503, "unavailable", "%s", a.err.msg);
 		goto out;
@@ -521,21 +557,23 @@ out:
 }
 
 static int set_state(struct action *a, const char *from, const char *to, const char *audit_action,
-		     int publish)
+                     int publish)
 {
 	const char *p[] = {a->ids, to, a->reason, from};
-	PGresult *r = db_exec(a->c, &a->err,
-			      "UPDATE rollouts SET state = $2, state_reason = $3, updated_at = now() "
-			      "WHERE id = $1 AND state = $4",
-			      4, p);
+	PGresult *r =
+	        db_exec(a->c, &a->err,
+	                "UPDATE rollouts SET state = $2, state_reason = $3, updated_at = now() "
+	                "WHERE id = $1 AND state = $4",
+	                4, p);
 	if (!r)
 		return 0;
 	PQclear(r);
 	char obj[40];
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)a->id);
-	json_t *before = json_pack("{s:s}", "state", from), *after = json_pack("{s:s}", "state", to);
-	enum fb_rc rc = audit_write(a->c, http_req_auth(a->req), http_req_id(a->req), audit_action, obj,
-				    before, after, a->reason, &a->err);
+	json_t *before = json_pack("{s:s}", "state", from),
+	       *after = json_pack("{s:s}", "state", to);
+	enum fb_rc rc = audit_write(a->c, http_req_auth(a->req), http_req_id(a->req), audit_action,
+	                            obj, before, after, a->reason, &a->err);
 	char evtype[64];
 	snprintf(evtype, sizeof evtype, "%s", audit_action);
 	if (!rc)
@@ -557,8 +595,9 @@ void rollouts_pause(struct http_req *req)
 		goto out;
 	}
 	if (strcmp(a.state, "rolling")) {
-		http_error(req, 409, "conflict", "rollout %lld is %s; only a rolling rollout can be paused",
-			   (long long)a.id, a.state);
+		http_error(req, 409, "conflict",
+		           "rollout %lld is %s; only a rolling rollout can be paused",
+		           (long long)a.id, a.state);
 		goto out;
 	}
 	if (!set_state(&a, "rolling", "paused", "rollout.pause", 0)) {
@@ -590,8 +629,8 @@ void rollouts_resume(struct http_req *req)
 		goto out;
 	}
 	if (strcmp(a.state, "halted") && strcmp(a.state, "reverted")) {
-		http_error(req, 409, "conflict", "rollout %lld is %s and cannot be resumed", (long long)a.id,
-			   a.state);
+		http_error(req, 409, "conflict", "rollout %lld is %s and cannot be resumed",
+		           (long long)a.id, a.state);
 		goto out;
 	}
 	/* Slow to restart: two distinct approvers; the rollout starts again
@@ -607,33 +646,37 @@ void rollouts_resume(struct http_req *req)
 	}
 	const char *p[] = {a.ids, a.channel};
 	PGresult *r = db_exec(a.c, &a.err,
-			      "SELECT 1 FROM rollouts WHERE channel_id = $2 AND id <> $1 "
-			      "AND state IN ('staged', 'rolling', 'paused')",
-			      2, p);
+	                      "SELECT 1 FROM rollouts WHERE channel_id = $2 AND id <> $1 "
+	                      "AND state IN ('staged', 'rolling', 'paused')",
+	                      2, p);
 	if (!r)
 		goto dberr;
 	int busy = PQntuples(r) > 0;
 	PQclear(r);
 	if (busy) {
-		http_error(req, 409, "active_rollout", "another rollout is active on channel %s", a.channel);
+		http_error(req, 409, "active_rollout", "another rollout is active on channel %s",
+		           a.channel);
 		goto out;
 	}
 	const char *pc[] = {a.content};
 	r = db_exec(a.c, &a.err,
-		    "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 = $1",
-		    1, pc);
+	            "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 "
+	            "= $1",
+	            1, pc);
 	if (!r)
 		goto dberr;
 	PQclear(r);
 	const char *from = strcmp(a.state, "halted") == 0 ? "halted" : "reverted";
-	r = db_exec(a.c, &a.err,
-		    "UPDATE rollouts SET ring_index = 0, ring_started_at = now(), started_at = now(), "
-		    "finished_at = NULL WHERE id = $1",
-		    1, p);
+	r = db_exec(
+	        a.c, &a.err,
+	        "UPDATE rollouts SET ring_index = 0, ring_started_at = now(), started_at = now(), "
+	        "finished_at = NULL WHERE id = $1",
+	        1, p);
 	if (!r)
 		goto dberr;
 	PQclear(r);
-	if (!consume_approvals(&a, "resume", NULL) || !set_state(&a, from, "rolling", "rollout.resume", 1))
+	if (!consume_approvals(&a, "resume", NULL) ||
+	    !set_state(&a, from, "rolling", "rollout.resume", 1))
 		goto dberr;
 	if (action_commit(&a))
 		reply_rollout(req, a.c, a.id, 200);
@@ -656,8 +699,9 @@ void rollouts_promote(struct http_req *req)
 		goto out;
 	}
 	if (strcmp(a.state, "rolling")) {
-		http_error(req, 409, "conflict", "rollout %lld is %s; only a rolling rollout can be promoted",
-			   (long long)a.id, a.state);
+		http_error(req, 409, "conflict",
+		           "rollout %lld is %s; only a rolling rollout can be promoted",
+		           (long long)a.id, a.state);
 		goto out;
 	}
 	struct gate_policy pol;
@@ -670,12 +714,14 @@ void rollouts_promote(struct http_req *req)
 	if (res.decision != GATE_PROMOTE) {
 		if (!json_is_true(force)) {
 			http_error(req, 409, "gate_refuses",
-				   "the gate does not allow a promotion now: %s (a forced promotion needs two release approvers: \"force\": true)",
-				   res.reason);
+			           "the gate does not allow a promotion now: %s (a forced "
+			           "promotion needs two release approvers: \"force\": true)",
+			           res.reason);
 			goto out;
 		}
 		if (http_req_auth(req)->role != ROLE_RELEASE) {
-			http_error(req, 403, "forbidden", "only release users may force a promotion");
+			http_error(req, 403, "forbidden",
+			           "only release users may force a promotion");
 			goto out;
 		}
 		int have = approvals(&a, "force-promote", NULL);
@@ -694,9 +740,10 @@ void rollouts_promote(struct http_req *req)
 	}
 	char reason[1400];
 	snprintf(reason, sizeof reason, "%s promotion by %s: %s (gate: %s)",
-		 res.decision == GATE_PROMOTE ? "manual" : "forced", http_req_auth(req)->name, a.reason,
-		 res.reason);
-	if (controller_promote_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason, &a.err)) {
+	         res.decision == GATE_PROMOTE ? "manual" : "forced", http_req_auth(req)->name,
+	         a.reason, res.reason);
+	if (controller_promote_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason,
+	                          &a.err)) {
 		http_error(req, 503, "unavailable", "%s", a.err.msg);
 		goto out;
 	}
@@ -721,15 +768,19 @@ void rollouts_revert(struct http_req *req)
 		/* GA goes back to the previous content, which must still be GA's
 		 * predecessor (no newer rollout completed since). */
 		const char *p[] = {a.ids, reason};
-		PGresult *r = db_exec(a.c, &a.err,
-				      "WITH ro AS (SELECT channel_id, content_sha256, previous_sha256 FROM rollouts "
-				      " WHERE id = $1), ch AS (UPDATE channels c SET ga_sha256 = ro.previous_sha256, "
-				      " prev_ga_sha256 = NULL FROM ro WHERE c.id = ro.channel_id "
-				      " AND c.ga_sha256 = ro.content_sha256 RETURNING c.id) "
-				      "UPDATE content SET bad = true, bad_reason = $2, bad_at = now() "
-				      "WHERE sha256 = (SELECT content_sha256 FROM ro) AND EXISTS (SELECT 1 FROM ch) "
-				      "RETURNING sha256",
-				      2, p);
+		PGresult *r =
+		        db_exec(a.c, &a.err,
+		                "WITH ro AS (SELECT channel_id, content_sha256, previous_sha256 "
+		                "FROM rollouts "
+		                " WHERE id = $1), ch AS (UPDATE channels c SET ga_sha256 = "
+		                "ro.previous_sha256, "
+		                " prev_ga_sha256 = NULL FROM ro WHERE c.id = ro.channel_id "
+		                " AND c.ga_sha256 = ro.content_sha256 RETURNING c.id) "
+		                "UPDATE content SET bad = true, bad_reason = $2, bad_at = now() "
+		                "WHERE sha256 = (SELECT content_sha256 FROM ro) AND EXISTS (SELECT "
+		                "1 FROM ch) "
+		                "RETURNING sha256",
+		                2, p);
 		if (!r) {
 			http_error(req, 503, "unavailable", "%s", a.err.msg);
 			goto out;
@@ -738,8 +789,9 @@ void rollouts_revert(struct http_req *req)
 		PQclear(r);
 		if (!done) {
 			http_error(req, 409, "conflict",
-				   "rollout %lld's content is no longer GA; revert the newer rollout instead",
-				   (long long)a.id);
+			           "rollout %lld's content is no longer GA; revert the newer "
+			           "rollout instead",
+			           (long long)a.id);
 			goto out;
 		}
 		a.reason = reason;
@@ -748,14 +800,15 @@ void rollouts_revert(struct http_req *req)
 			goto out;
 		}
 	} else if (strcmp(a.state, "rolling") == 0 || strcmp(a.state, "paused") == 0 ||
-		   strcmp(a.state, "staged") == 0) {
-		if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason, &a.err)) {
+	           strcmp(a.state, "staged") == 0) {
+		if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason,
+		                       &a.err)) {
 			http_error(req, 503, "unavailable", "%s", a.err.msg);
 			goto out;
 		}
 	} else {
-		http_error(req, 409, "conflict", "rollout %lld is %s and cannot be reverted", (long long)a.id,
-			   a.state);
+		http_error(req, 409, "conflict", "rollout %lld is %s and cannot be reverted",
+		           (long long)a.id, a.state);
 		goto out;
 	}
 	if (action_commit(&a))
@@ -773,7 +826,8 @@ void rollouts_clear_bad(struct http_req *req)
 	memset(&a, 0, sizeof a);
 	a.req = req;
 	if (!fb_is_sha256_hex(sha)) {
-		http_error(req, 400, "invalid", "content is named by its sha256 (64 lower-case hex)");
+		http_error(req, 400, "invalid",
+		           "content is named by its sha256 (64 lower-case hex)");
 		return;
 	}
 	body = http_req_json_or_reply(req);
@@ -792,7 +846,8 @@ void rollouts_clear_bad(struct http_req *req)
 		goto dberr;
 	a.in_tx = 1;
 	const char *p[] = {sha};
-	PGresult *r = db_exec(c, &a.err, "SELECT bad FROM content WHERE sha256 = $1 FOR UPDATE", 1, p);
+	PGresult *r =
+	        db_exec(c, &a.err, "SELECT bad FROM content WHERE sha256 = $1 FOR UPDATE", 1, p);
 	if (!r)
 		goto dberr;
 	if (PQntuples(r) != 1) {
@@ -812,27 +867,29 @@ void rollouts_clear_bad(struct http_req *req)
 	if (have < 2) {
 		char obj[80];
 		snprintf(obj, sizeof obj, "content/%s", sha);
-		if (audit_write(c, http_req_auth(req), http_req_id(req), "approval", obj, NULL, NULL,
-				a.reason, &a.err) ||
+		if (audit_write(c, http_req_auth(req), http_req_id(req), "approval", obj, NULL,
+		                NULL, a.reason, &a.err) ||
 		    db_cmd(c, &a.err, "COMMIT"))
 			goto dberr;
 		a.in_tx = 0;
 		http_reply_json(req, 202,
-				json_pack("{s:s,s:i,s:i,s:s}", "action", "clear-bad", "approvals", have,
-					  "needed", 2, "message",
-					  "recorded; a second, different approver must confirm"));
+		                json_pack("{s:s,s:i,s:i,s:s}", "action", "clear-bad", "approvals",
+		                          have, "needed", 2, "message",
+		                          "recorded; a second, different approver must confirm"));
 		goto out;
 	}
 	r = db_exec(c, &a.err,
-		    "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 = $1", 1, p);
+	            "UPDATE content SET bad = false, bad_reason = NULL, bad_at = NULL WHERE sha256 "
+	            "= $1",
+	            1, p);
 	if (!r)
 		goto dberr;
 	PQclear(r);
 	char obj[80];
 	snprintf(obj, sizeof obj, "content/%s", sha);
 	if (!consume_approvals(&a, "clear-bad", sha) ||
-	    audit_write(c, http_req_auth(req), http_req_id(req), "content.clear_bad", obj,
-			NULL, NULL, a.reason, &a.err) ||
+	    audit_write(c, http_req_auth(req), http_req_id(req), "content.clear_bad", obj, NULL,
+	                NULL, a.reason, &a.err) ||
 	    db_cmd(c, &a.err, "COMMIT"))
 		goto dberr;
 	a.in_tx = 0;

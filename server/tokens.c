@@ -183,7 +183,7 @@ void tokens_create(struct http_req *req)
 	if (db_cmd(c, &err, "BEGIN") ||
 	    auth_token_create(c, auth_role_parse(json_string_value(role_j)),
 	                      json_string_value(name_j), token, &id, &err)) {
-		http_error(req, 500, "internal", "could not create the token: %s", err.msg);
+		http_error(req, 503, "unavailable", "could not create the token: %s", err.msg);
 		goto out;
 	}
 	char obj[40];
@@ -195,7 +195,7 @@ void tokens_create(struct http_req *req)
 	json_decref(after);
 	if (rc || db_cmd(c, &err, "COMMIT")) {
 		sodium_memzero(token, sizeof token);
-		http_error(req, 500, "internal", "could not create the token: %s", err.msg);
+		http_error(req, 503, "unavailable", "could not create the token: %s", err.msg);
 		goto out;
 	}
 	http_reply_json(req, 201,
