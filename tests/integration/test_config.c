@@ -88,6 +88,7 @@ static void test_precedence_file_env_flag(void **state)
 	assert_int_equal(fbt_server_start(&s, db, NULL), 0);
 	unsetenv("FIREBREAK_CONFIG");
 	unsetenv("FIREBREAK_LOG_LEVEL");
+	assert_int_equal(fbt_server_wait_ready(&s), 0);
 	struct fbt_resp r;
 	assert_int_equal(fbt_http(&s, "GET", "/readyz", NULL, NULL, 0, NULL, &r), 0);
 	assert_int_equal(r.status, 200); /* db came from the file via the flag-less path */

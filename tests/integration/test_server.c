@@ -33,7 +33,7 @@ static int setup(void **state)
 	c->agent = fbt_token(c->db, "agent", "host-1");
 	if (!c->admin || !c->soc || !c->agent)
 		return -1;
-	if (fbt_server_start(&c->srv, c->db, NULL))
+	if (fbt_server_start(&c->srv, c->db, NULL) || fbt_server_wait_ready(&c->srv))
 		return -1;
 	*state = c;
 	return 0;

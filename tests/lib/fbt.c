@@ -215,6 +215,21 @@ int fbt_server_start(struct fbt_server *s, const char *db, const char *const *ex
 	return -1;
 }
 
+int fbt_server_wait_ready(const struct fbt_server *s)
+{
+	for (int i = 0; i < 400; i++) {
+		struct fbt_resp r;
+		int ok = fbt_http(s, "GET", "/readyz", NULL, NULL, 0, NULL, &r) == 0 &&
+		         r.status == 200;
+		fbt_resp_free(&r);
+		if (ok)
+			return 0;
+		sleep_ms(50);
+	}
+	fprintf(stderr, "fbt: firebreakd did not become ready; log %s\n", s->log);
+	return -1;
+}
+
 int fbt_server_stop(struct fbt_server *s, int sig)
 {
 	if (s->pid <= 0)

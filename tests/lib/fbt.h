@@ -38,6 +38,9 @@ int fbt_pg_restart(void);
  * arguments (NULL-terminated list, may be NULL); waits until /healthz
  * answers. 0 on success. */
 int fbt_server_start(struct fbt_server *s, const char *db, const char *const *extra);
+/* Wait until /readyz answers 200 (database reachable, schema current,
+ * snapshot loaded), up to 20 s. 0 when ready. */
+int fbt_server_wait_ready(const struct fbt_server *s);
 /* Send sig and wait (up to 30 s, then SIGKILL). Returns the exit status, or
  * 128+signal if it died by a signal. */
 int fbt_server_stop(struct fbt_server *s, int sig);
