@@ -6,7 +6,7 @@ set -eu
 
 PKGS="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libsodium-dev libssl-dev libpq-dev libcurl4-openssl-dev
-libcmocka-dev postgresql openssl curl ca-certificates
+libcmocka-dev postgresql openssl curl ca-certificates jq
 clang libclang-rt-14-dev clang-format
 wrk nginx-light
 chromium fonts-dejavu-core"
