@@ -897,15 +897,21 @@ static void *listener(void *arg)
 			}
 		}
 		int64_t now = fb_mono_ms();
+		/* Notifications that arrived while we were reloading are already in
+		 * libpq's queue, and the socket stays quiet: take them first. */
 		int notified = 0;
+		PGnotify *n;
+		while ((n = PQnotifies(c))) {
+			notified = 1;
+			PQfreemem(n);
+		}
 		struct pollfd pfd = {.fd = PQsocket(c), .events = POLLIN};
 		int64_t wait = last_check + cfg.snapshot_check_ms - now;
 		if (wait > 200)
 			wait = 200; /* wake up to notice g_stop */
-		if (wait > 0 && poll(&pfd, 1, (int)wait) > 0) {
+		if (!notified && wait > 0 && poll(&pfd, 1, (int)wait) > 0) {
 			if (!PQconsumeInput(c))
 				continue;
-			PGnotify *n;
 			while ((n = PQnotifies(c))) {
 				notified = 1;
 				PQfreemem(n);

@@ -60,3 +60,7 @@ test_rootchain_LIBS := fbt fbsign fbschema fbcommon
 INT_TESTS += test_webhook
 test_webhook_SRCS := tests/integration/test_webhook.c
 test_webhook_LIBS := fbt fbsign fbschema fbcommon
+
+INT_TESTS += test_publication
+test_publication_SRCS := tests/integration/test_publication.c
+test_publication_LIBS := fbt fbsign fbschema fbcommon
