@@ -71,6 +71,7 @@ endif
 #   GEN_HEADERS: generated files objects must wait for
 LIBS :=
 BINS :=
+NOINST_BINS := # built but not installed (development and benchmark tools)
 UNIT_TESTS :=
 INT_TESTS :=
 GEN_HEADERS :=
@@ -142,7 +143,7 @@ install: all
 		$(DESTDIR)$(PREFIX)/share/firebreak/templates $(DESTDIR)$(PREFIX)/share/firebreak/corpus \
 		$(DESTDIR)$(PREFIX)/lib/systemd/system \
 		$(DESTDIR)$(PREFIX)/share/doc/firebreak
-	install -m 0755 $(ALL_BINS) $(DESTDIR)$(PREFIX)/bin/
+	install -m 0755 $(filter-out $(addprefix $(BUILD)/bin/,$(NOINST_BINS)),$(ALL_BINS)) $(DESTDIR)$(PREFIX)/bin/
 	install -m 0644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/firebreak/migrations/
 	install -m 0644 schema/templates/*.json $(DESTDIR)$(PREFIX)/share/firebreak/templates/
 	install -m 0644 schema/corpus/*.json $(DESTDIR)$(PREFIX)/share/firebreak/corpus/
