@@ -91,15 +91,6 @@ int agents_token_verify(const char *token, int64_t *agent_id)
 	return 1;
 }
 
-static PGconn *db_or_reply(struct http_req *req)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
-	return c;
-}
-
 void agents_enrollment_token_create(struct http_req *req)
 {
 	json_t *body = http_req_json_or_reply(req);
@@ -119,7 +110,7 @@ void agents_enrollment_token_create(struct http_req *req)
 	if (!val_int_or_reply(req, body, "expires_in_s", 60, 31536000, 0, &expires_in) ||
 	    !val_int_or_reply(req, body, "max_uses", 1, 100000000, 0, &max_uses))
 		goto out;
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	unsigned char rnd[32];
@@ -205,7 +196,7 @@ void agents_enroll(struct http_req *req)
 	char hash[FB_SHA256_HEX_LEN + 1], pkhex[65];
 	fb_sha256_hex(etok, strlen(etok), hash);
 	fb_hex_encode(pk, sizeof pk, pkhex);
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	struct fb_err err;
@@ -348,7 +339,7 @@ void agents_list(struct http_req *req)
 		http_error(req, 400, "invalid", "health must be healthy, silent or never");
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	char key[201] = "", val[201] = "", ss[24];
@@ -424,7 +415,7 @@ void agents_show(struct http_req *req)
 		           ids);
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -465,7 +456,7 @@ void agents_revoke(struct http_req *req)
 		           ids);
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;

@@ -5,6 +5,7 @@
 #include "db.h"
 #include "fbschema.h"
 #include "fbsign.h"
+#include "http.h"
 
 struct app {
 	struct db_pool *db;
@@ -25,6 +26,9 @@ struct app {
  * On failure err says which file and why. */
 enum fb_rc app_load_trust(struct fb_err *err) FB_MUSTCHECK;
 void app_free_trust(void);
+/* Borrow a pool connection (give it back with db_release(app.db, c)), or
+ * reply 503 saying why and return NULL. */
+PGconn *app_db_or_reply(struct http_req *req);
 /* Bytes of root version v (borrowed) or NULL. */
 const char *app_root_version(int64_t v, size_t *len);
 

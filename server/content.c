@@ -15,15 +15,6 @@
 #include "snapshot.h"
 #include "validate.h"
 
-static PGconn *db_or_reply(struct http_req *req)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
-	return c;
-}
-
 /* ---- channels --------------------------------------------------------------- */
 
 void content_channel_create(struct http_req *req)
@@ -44,7 +35,7 @@ void content_channel_create(struct http_req *req)
 	const char *desc = val_string_or_reply(req, body, "description", 0, 1024, 0);
 	if (json_object_get(body, "description") && !desc)
 		goto out;
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	char ids[24], state[6];
@@ -96,7 +87,7 @@ out:
 
 void content_channel_list(struct http_req *req)
 {
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -212,7 +203,7 @@ void content_upload(struct http_req *req)
 		           "uses");
 		goto out;
 	}
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	char chs[16], vers[24], sizes[24];
@@ -272,7 +263,7 @@ void content_upload(struct http_req *req)
 		           cf_preflight_outcome_str(rep.outcome), rep.reason);
 		goto out;
 	}
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	char *tpl_s = json_dumps(tpl, JSON_COMPACT);
@@ -366,7 +357,7 @@ void content_list(struct http_req *req)
 		http_error(req, 400, "invalid", "channel must be a channel id");
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -396,7 +387,7 @@ void content_show(struct http_req *req)
 		           "content is named by its sha256 (64 lower-case hex)");
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -550,7 +541,7 @@ void content_blob(struct http_req *req)
 	struct blob_entry *e = blob_cached(sha);
 	if (!e) {
 		pthread_mutex_unlock(&g_blob_mu);
-		PGconn *c = db_or_reply(req);
+		PGconn *c = app_db_or_reply(req);
 		if (!c)
 			return;
 		struct fb_err err;

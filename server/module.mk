@@ -1,6 +1,6 @@
 # server: firebreakd. Migrations are compiled in by tools/embed.c.
 BINS += firebreakd
-firebreakd_SRCS := server/main.c server/config.c server/log.c server/http.c server/routes.c \
+firebreakd_SRCS := server/main.c server/app.c server/config.c server/log.c server/http.c server/routes.c \
 	server/db.c server/migrate.c server/auth.c server/metrics.c server/health.c \
 	server/audit.c server/tokens.c server/trust.c server/snapshot.c server/agents.c \
 	server/validate.c server/telemetry.c server/content.c server/controller.c server/gate.c \

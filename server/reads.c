@@ -11,15 +11,6 @@
 #include "db.h"
 #include "snapshot.h"
 
-static PGconn *db_or_reply(struct http_req *req)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
-	return c;
-}
-
 static int rollout_id_or_reply(struct http_req *req, char ids[24])
 {
 	int64_t id;
@@ -45,7 +36,7 @@ void reads_rollout_series(struct http_req *req)
 		http_error(req, 400, "invalid", "after must be an evaluation id (from last_id)");
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -96,7 +87,7 @@ void reads_rollout_exposure(struct http_req *req)
 	char ids[24];
 	if (!rollout_id_or_reply(req, ids))
 		return;
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -183,7 +174,7 @@ void reads_audit(struct http_req *req)
 		http_error(req, 400, "invalid", "limit must be 1..1000 and before an audit id");
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	char ls[24];

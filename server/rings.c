@@ -12,15 +12,6 @@
 #include "snapshot.h"
 #include "validate.h"
 
-static PGconn *db_or_reply(struct http_req *req)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
-	return c;
-}
-
 static json_t *rings_json(PGconn *c, struct fb_err *err)
 {
 	PGresult *r = db_exec(
@@ -37,7 +28,7 @@ static json_t *rings_json(PGconn *c, struct fb_err *err)
 
 void rings_get(struct http_req *req)
 {
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -165,7 +156,7 @@ void rings_put(struct http_req *req)
 		           "percent selectors add up to %.2f%%, more than 100%%", pct);
 		goto out;
 	}
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	if (db_cmd(c, &err, "BEGIN") || db_cmd(c, &err, "LOCK TABLE rings IN EXCLUSIVE MODE"))
@@ -232,7 +223,7 @@ out:
 
 void pins_list(struct http_req *req)
 {
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -284,7 +275,7 @@ void pins_create(struct http_req *req)
 		http_error(req, 400, "invalid", "field 'tag' must be \"key=value\"");
 		goto out;
 	}
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	char chs[16], vers[24];
@@ -364,7 +355,7 @@ void pins_delete(struct http_req *req)
 		           ids);
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;

@@ -137,16 +137,6 @@ out:
 	return status;
 }
 
-/* Borrow a pool connection or reply 503. */
-static PGconn *db_or_reply(struct http_req *req)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
-	return c;
-}
-
 void tokens_create(struct http_req *req)
 {
 	json_t *body = http_req_json_or_reply(req);
@@ -174,7 +164,7 @@ void tokens_create(struct http_req *req)
 			goto out;
 		}
 	}
-	c = db_or_reply(req);
+	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
 	struct fb_err err;
@@ -210,7 +200,7 @@ out:
 
 void tokens_list(struct http_req *req)
 {
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
@@ -244,7 +234,7 @@ void tokens_revoke(struct http_req *req)
 		           ids);
 		return;
 	}
-	PGconn *c = db_or_reply(req);
+	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
 	struct fb_err err;
