@@ -483,9 +483,12 @@ void rollouts_show(struct http_req *req)
 	db_release(app.db, c);
 }
 
+/* GET /v1/rollouts?state=&since=T&limit=N: newest first; since keeps the
+ * active ones and those created or finished at or after T (Unix seconds). */
 void rollouts_list(struct http_req *req)
 {
-	const char *state = http_req_query(req, "state");
+	const char *state = http_req_query(req, "state"), *since = http_req_query(req, "since");
+	const char *lim = http_req_query(req, "limit");
 	static const char *states[] = {"staged", "rolling",  "paused",     "completed",
 	                               "halted", "reverted", "superseded", "active"};
 	int ok = !state;
@@ -498,21 +501,29 @@ void rollouts_list(struct http_req *req)
 		           "reverted, superseded, active");
 		return;
 	}
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c) {
-		http_error(req, 503, "unavailable", "%s", why);
+	int64_t limit = 500, t;
+	if ((lim && fb_parse_i64(lim, 1, 10000, &limit)) ||
+	    (since && fb_parse_i64(since, 0, INT64_MAX / 2, &t))) {
+		http_error(req, 400, "invalid", "limit must be 1..10000 and since a Unix time");
 		return;
 	}
-	char sql[2048];
+	PGconn *c = app_db_or_reply(req);
+	if (!c)
+		return;
+	char sql[2400], ls[24];
+	snprintf(ls, sizeof ls, "%lld", (long long)limit);
 	snprintf(sql, sizeof sql,
-	         "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM rollouts r "
-	         "WHERE $1::text IS NULL OR r.state = $1 OR ($1 = 'active' AND r.state IN "
-	         "('staged', 'rolling', 'paused'))",
+	         "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM (SELECT * FROM "
+	         "rollouts r WHERE ($1::text IS NULL OR r.state = $1 OR ($1 = 'active' AND r.state "
+	         "IN "
+	         "('staged', 'rolling', 'paused'))) AND ($2::bigint IS NULL OR r.state IN "
+	         "('staged', "
+	         "'rolling', 'paused') OR r.created_at >= to_timestamp($2) OR r.finished_at >= "
+	         "to_timestamp($2)) ORDER BY r.id DESC LIMIT $3) r",
 	         ROLLOUT_JSON);
 	struct fb_err err;
-	const char *p[] = {state};
-	PGresult *r = db_exec(c, &err, sql, 1, p);
+	const char *p[] = {state, since, ls};
+	PGresult *r = db_exec(c, &err, sql, 3, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "%s", err.msg);

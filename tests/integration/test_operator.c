@@ -322,6 +322,38 @@ static void test_stream_live_resume_series_exposure_audit(void **state)
 	stream_close(&halts);
 }
 
+/* The rollout list: limit, since (active ones always), bad parameters. */
+static void test_rollout_list_limit_since(void **state)
+{
+	(void)state;
+	long st;
+	json_t *all = get("/v1/rollouts", C->soc, &st);
+	assert_int_equal(st, 200);
+	size_t n = json_array_size(json_object_get(all, "rollouts"));
+	assert_true(n >= 1);
+	json_decref(all);
+	json_t *one = get("/v1/rollouts?limit=1", C->soc, &st);
+	assert_int_equal(json_array_size(json_object_get(one, "rollouts")), 1);
+	json_decref(one);
+	/* far in the future: only active rollouts remain (there are none now) */
+	json_t *fut = get("/v1/rollouts?since=4000000000", C->soc, &st);
+	assert_int_equal(st, 200);
+	long active = fbt_db_long(
+	        C->db,
+	        "SELECT count(*) FROM rollouts WHERE state IN ('staged','rolling','paused')");
+	assert_int_equal((long)json_array_size(json_object_get(fut, "rollouts")), active);
+	json_decref(fut);
+	json_t *past = get("/v1/rollouts?since=0", C->soc, &st);
+	assert_int_equal(json_array_size(json_object_get(past, "rollouts")), n);
+	json_decref(past);
+	json_t *bad = get("/v1/rollouts?limit=0", C->soc, &st);
+	assert_int_equal(st, 400);
+	json_decref(bad);
+	bad = get("/v1/rollouts?since=yesterday", C->soc, &st);
+	assert_int_equal(st, 400);
+	json_decref(bad);
+}
+
 /* An agent whose build lacks a template the content uses is counted as
  * incompatible (it is never offered the content). */
 static void test_exposure_counts_incompatible(void **state)
@@ -384,6 +416,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_stream_roles),
 	        cmocka_unit_test(test_stream_live_resume_series_exposure_audit),
+	        cmocka_unit_test(test_rollout_list_limit_since),
 	        cmocka_unit_test(test_exposure_counts_incompatible),
 	        cmocka_unit_test(test_shutdown_with_open_stream),
 	};
