@@ -717,20 +717,20 @@ static enum fb_rc apply_assignment(struct ag *a, const struct fbsig_assignment *
                                    struct fb_err *err)
 {
 	enum fb_rc rc = FB_OK;
-	uint32_t todo[2 * AG_MAX_CHANNELS];
+	uint32_t pending_channels[2 * AG_MAX_CHANNELS];
 	size_t n = 0;
 	if (a->n_channels) {
-		memcpy(todo, a->channels, a->n_channels * sizeof todo[0]);
+		memcpy(pending_channels, a->channels, a->n_channels * sizeof pending_channels[0]);
 		n = a->n_channels;
 	} else {
 		for (size_t i = 0; i < as->n_channels && n < AG_MAX_CHANNELS; i++)
-			todo[n++] = as->channels[i].channel;
+			pending_channels[n++] = as->channels[i].channel;
 		for (size_t i = 0; i < a->st->n_channels; i++)
 			if (a->st->ch[i].active != AG_SLOT_NONE && !find_entry(as, a->st->ch[i].id))
-				todo[n++] = a->st->ch[i].id;
+				pending_channels[n++] = a->st->ch[i].id;
 	}
 	for (size_t i = 0; i < n; i++) {
-		uint32_t ch = todo[i];
+		uint32_t ch = pending_channels[i];
 		const struct fbsig_assignment_entry *e = find_entry(as, ch);
 		size_t lifted = ag_refusals_lift(a->st, ch, e ? e->sha256 : "", as->sequence);
 		if (lifted)
