@@ -207,18 +207,31 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		         control > 0 ? "control upper + tolerance is above it"
 		                     : "no control agents");
 
-	/* 1. Hard cap: reports of crashes and boot loops, whatever the rate. */
-	if (p->hard_cap > 0 && reported >= p->hard_cap) {
+	/* The reports background noise explains: at the control's upper rate
+	 * (never above the limit) the treated agents expect lambda reports;
+	 * allow lambda + z * sqrt(lambda) for their own Poisson scatter. None
+	 * without a control: then the cap is absolute. */
+	double bg_rate = control > 0 ? fmin(out->control_upper, limit) : 0.0;
+	double lambda = bg_rate * (double)treated;
+	out->background = (int64_t)floor(lambda + z * sqrt(lambda));
+	out->excess = reported > out->background ? reported - out->background : 0;
+
+	/* 1. Hard cap: reports of crashes and boot loops beyond the background,
+	 * whatever the rate. */
+	if (p->hard_cap > 0 && out->excess >= p->hard_cap) {
 		out->decision = GATE_HALT;
 		gate_text_add(&t,
 		              "HALT: %lld treated agents crashed or boot-looped on the new content "
-		              "(%lld crashed, %lld boot-looped) - hard cap %lld reached, whatever "
-		              "the rate (%lld treated). Also: %lld of %lld with an outcome failed "
+		              "(%lld crashed, %lld boot-looped), %lld more than the %lld that "
+		              "background noise explains (%.1f expected of %lld treated at the "
+		              "control's upper rate %.2f%%, plus scatter) - hard cap %lld reached, "
+		              "whatever the rate. Also: %lld of %lld with an outcome failed "
 		              "(%.2f%%), SPRT log-LR %.2f (halts at %.2f)",
 		              (long long)reported, (long long)crashed, (long long)looped,
-		              (long long)p->hard_cap, (long long)treated, (long long)failures,
-		              (long long)n, 100.0 * out->treated_rate, out->statistic,
-		              out->threshold);
+		              (long long)out->excess, (long long)out->background, lambda,
+		              (long long)treated, 100.0 * bg_rate, (long long)p->hard_cap,
+		              (long long)failures, (long long)n, 100.0 * out->treated_rate,
+		              out->statistic, out->threshold);
 		goto out;
 	}
 	/* 2. Nobody has the file yet: nothing to judge. */
@@ -293,8 +306,14 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		        (long long)failures, (long long)n, 100.0 * out->treated_rate,
 		        100.0 * out->treated_lower, 100.0 * out->treated_upper, pct, ctl,
 		        out->statistic, out->threshold);
-		if (p->hard_cap > 0)
-			gate_text_add(&t, ", hard cap %lld of %lld", (long long)reported,
+		if (p->hard_cap > 0 && out->background > 0)
+			gate_text_add(&t,
+			              ", hard cap %lld of %lld (%lld reports, %lld explained by "
+			              "background)",
+			              (long long)out->excess, (long long)p->hard_cap,
+			              (long long)reported, (long long)out->background);
+		else if (p->hard_cap > 0)
+			gate_text_add(&t, ", hard cap %lld of %lld", (long long)out->excess,
 			              (long long)p->hard_cap);
 		goto out;
 	}
@@ -477,9 +496,10 @@ static double gate_finite(double v)
 json_t *gate_result_to_json(const struct gate_result *r)
 {
 	return json_pack(
-	        "{s:s, s:s, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}", "decision",
-	        gate_decision_name(r->decision), "reason", r->reason, "failures",
-	        (json_int_t)r->failures, "outcomes", (json_int_t)r->outcomes, "treated_rate",
+	        "{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+	        "decision", gate_decision_name(r->decision), "reason", r->reason, "failures",
+	        (json_int_t)r->failures, "outcomes", (json_int_t)r->outcomes, "background",
+	        (json_int_t)r->background, "excess", (json_int_t)r->excess, "treated_rate",
 	        gate_finite(r->treated_rate), "treated_lower", gate_finite(r->treated_lower),
 	        "treated_upper", gate_finite(r->treated_upper), "control_rate",
 	        gate_finite(r->control_rate), "control_upper", gate_finite(r->control_upper),

@@ -55,11 +55,14 @@ struct gate_result {
 	int64_t outcomes;     /* treated agents with a known outcome: healthy + failures */
 	double baseline_rate; /* SPRT null: acceptable rate (control upper + tolerance, <= limit) */
 	double alt_rate;      /* SPRT alternative: the rate treated as "bad" */
+	int64_t background;   /* crash/boot-loop reports background noise explains */
+	int64_t excess;       /* reports beyond that: what the hard cap counts */
 };
 
 /* Decide for one ring. Never fails; the result is fully written. Rules that
  * hold whatever the statistics say:
- *  - hard cap reached -> HALT;
+ *  - hard cap reached by the reports beyond what the control's background
+ *    rate explains -> HALT;
  *  - no promotion before min_bake_s, nor with fewer than min_healthy healthy;
  *  - treated agents that all went silent past the timeout -> HALT (telemetry
  *    loss is failure, never success); zero treated is WAIT, never PROMOTE. */
