@@ -66,7 +66,7 @@ static const struct param params[] = {
         {"restart_grace_s", P_INT, &cfg.restart_grace_s, "-1", -1, 86400,
          "silence is not counted this long after start-up (-1: the policy's silence timeout)"},
         {"webhook_url", P_STR, &cfg.webhook_url, "", 0, 0,
-         "URL POSTed (JSON) on halts and reverts; retried with backoff"},
+         "URL POSTed (JSON) on halts, reverts and stalls; retried with backoff"},
         {"controller", P_INT, &cfg.controller, "1", 0, 1,
          "1: this replica may run the controller (one is elected by advisory lock)"},
 };

@@ -62,7 +62,9 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	                      "extract(epoch FROM now() - ring_started_at)::bigint, "
 	                      "started_at::text, "
 	                      "(SELECT count(*) FROM gate_evaluations g WHERE g.rollout_id = r.id "
-	                      " AND g.ring_index = r.ring_index) "
+	                      " AND g.ring_index = r.ring_index), "
+	                      "extract(epoch FROM now() - greatest(ring_started_at, "
+	                      "updated_at))::bigint "
 	                      "FROM rollouts r WHERE id = $1",
 	                      1, p1);
 	if (!r)
@@ -83,6 +85,9 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	in->bake_elapsed_s = col_i64(r, 0, 6);
 	snprintf(started, sizeof started, "%s", PQgetvalue(r, 0, 7));
 	in->looks = (int)col_i64(r, 0, 8);
+	/* Every state change sets updated_at, so while rolling it is when the
+	 * rollout entered this ring or was last resumed. */
+	in->wait_elapsed_s = col_i64(r, 0, 9);
 	PQclear(r);
 	if (rc)
 		return rc;
@@ -317,6 +322,41 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	return rc;
 }
 
+/* The gate kept waiting past max_wait_s: pause the rollout for an operator
+ * (assignments stay as they are), with the audit record and a
+ * rollout.stalled event that also goes to the webhook. */
+static enum fb_rc stall_tx(PGconn *c, int64_t id, const char *reason, struct fb_err *err)
+{
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	json_t *before = rollout_state_json(c, ids);
+	const char *p[] = {ids, reason};
+	PGresult *r =
+	        db_exec(c, err,
+	                "UPDATE rollouts SET state = 'paused', state_reason = $2, updated_at = "
+	                "now() WHERE id = $1 AND state = 'rolling'",
+	                2, p);
+	if (!r) {
+		json_decref(before);
+		return FB_EDB;
+	}
+	PQclear(r);
+	json_t *after = rollout_state_json(c, ids);
+	json_object_set_new(after, "stalled", json_true());
+	json_object_set_new(after, "reason", json_string(reason));
+	char obj[40];
+	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
+	enum fb_rc rc = audit_write(c, &controller_actor, NULL, "rollout.pause", obj, before, after,
+	                            reason, err);
+	json_decref(before);
+	if (!rc)
+		rc = events_emit(c, "rollout.stalled", id, after, err);
+	json_decref(after);
+	if (!rc)
+		log_warn("rollout %lld paused: stalled in its ring: %s", (long long)id, reason);
+	return rc;
+}
+
 /* One evaluation of one rollout, in one transaction. */
 static void evaluate_one(PGconn *c, int64_t id)
 {
@@ -349,6 +389,8 @@ static void evaluate_one(PGconn *c, int64_t id)
 	if (res.decision == GATE_PROMOTE &&
 	    controller_promote_tx(c, id, &controller_actor, NULL, res.reason, &err))
 		goto fail;
+	if (res.decision == GATE_WAIT && res.stalled && stall_tx(c, id, res.reason, &err))
+		goto fail;
 	if (res.decision != GATE_WAIT || log_min_level <= LOG_DEBUG) {
 		json_t *ev = json_pack("{s:s,s:s}", "decision", gate_decision_name(res.decision),
 		                       "reason", res.reason);
@@ -366,8 +408,9 @@ fail:
 }
 
 /* A halted rollout becomes 'reverted' once no agent that heartbeats still
- * runs the bad content: one transaction with its audit record. (No event:
- * the SOC was told at the halt; an event here would also go to the webhook.) */
+ * runs the bad content: one transaction with its audit record and a
+ * rollout.reverted event (which also goes to the webhook: the SOC learns
+ * that the revert has reached the fleet). */
 static void check_reverted(PGconn *c)
 {
 	struct fb_err err;
@@ -393,6 +436,9 @@ static void check_reverted(PGconn *c)
 		enum fb_rc rc =
 		        audit_write(c, &controller_actor, NULL, "rollout.reverted", obj, before,
 		                    after, "no agent runs the halted content any more", &err);
+		if (!rc)
+			rc = events_emit(c, "rollout.reverted",
+			                 strtoll(PQgetvalue(r, i, 0), NULL, 10), after, &err);
 		json_decref(before);
 		json_decref(after);
 		if (rc)

@@ -10,9 +10,12 @@
 #include "db.h"
 #include "log.h"
 
+/* What the SOC must hear about: a halt, its revert reaching the fleet, and
+ * a rollout the controller paused because it stalled. */
 static int wants_webhook(const char *type)
 {
-	return strcmp(type, "rollout.halted") == 0 || strcmp(type, "rollout.reverted") == 0;
+	return strcmp(type, "rollout.halted") == 0 || strcmp(type, "rollout.reverted") == 0 ||
+	       strcmp(type, "rollout.stalled") == 0;
 }
 
 enum fb_rc events_emit(PGconn *c, const char *type, int64_t rollout_id, const json_t *data,

@@ -328,6 +328,14 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	              100.0 * out->treated_rate, 100.0 * out->treated_upper, 100.0 * limit, pct,
 	              ctl, out->statistic, out->threshold);
 out:
+	if (out->decision == GATE_WAIT && p->max_wait_s > 0 && bake >= min_bake + p->max_wait_s &&
+	    in->wait_elapsed_s >= p->max_wait_s) {
+		out->stalled = 1;
+		gate_text_add(&t,
+		              ". STALLED: still waiting %llds after the minimum bake (max_wait_s "
+		              "%lld); the rollout is paused for an operator",
+		              (long long)(bake - min_bake), (long long)p->max_wait_s);
+	}
 	if (inconsistent)
 		gate_text_add(&t,
 		              " [note: inconsistent counts, parts exceed totals; used the parts]");
@@ -349,6 +357,7 @@ void gate_policy_default(int ring_index, int nrings, struct gate_policy *out)
 	out->confidence = 0.95;
 	out->tolerance = 0.0025;
 	out->silence_timeout_s = 300;
+	out->max_wait_s = 86400;
 	if (ring_index == 0) { /* canary */
 		out->min_bake_s = 1800;
 		out->min_healthy = 25;
@@ -391,6 +400,8 @@ static const struct gate_key {
          "[0, 1000000] (0 = off)"},
         {"silence_timeout_s", GATE_KEY_INT, offsetof(struct gate_policy, silence_timeout_s), 1,
          86400, false, "[1, 86400] seconds"},
+        {"max_wait_s", GATE_KEY_INT, offsetof(struct gate_policy, max_wait_s), 0, 2592000, false,
+         "[0, 2592000] seconds (0 = wait forever)"},
 };
 
 enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides,
@@ -425,7 +436,7 @@ enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides
 			        err,
 			        "gate policy: unknown key \"%s\" (known: min_bake_s, min_healthy, "
 			        "max_failure_rate, tolerance, confidence, hard_cap, "
-			        "silence_timeout_s)",
+			        "silence_timeout_s, max_wait_s)",
 			        key);
 			goto out;
 		}
@@ -468,21 +479,23 @@ out:
 
 json_t *gate_policy_to_json(const struct gate_policy *p)
 {
-	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I}", "min_bake_s",
+	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "min_bake_s",
 	                 (json_int_t)p->min_bake_s, "min_healthy", (json_int_t)p->min_healthy,
 	                 "max_failure_rate", p->max_failure_rate, "tolerance", p->tolerance,
 	                 "confidence", p->confidence, "hard_cap", (json_int_t)p->hard_cap,
-	                 "silence_timeout_s", (json_int_t)p->silence_timeout_s);
+	                 "silence_timeout_s", (json_int_t)p->silence_timeout_s, "max_wait_s",
+	                 (json_int_t)p->max_wait_s);
 }
 
 json_t *gate_inputs_to_json(const struct gate_inputs *in)
 {
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i}", "treated",
+	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i}", "treated",
 	                 (json_int_t)in->treated, "healthy", (json_int_t)in->healthy, "crashed",
 	                 (json_int_t)in->crashed, "boot_looped", (json_int_t)in->boot_looped,
 	                 "silent", (json_int_t)in->silent, "control", (json_int_t)in->control,
 	                 "control_failed", (json_int_t)in->control_failed, "bake_elapsed_s",
-	                 (json_int_t)in->bake_elapsed_s, "silence_counted",
+	                 (json_int_t)in->bake_elapsed_s, "wait_elapsed_s",
+	                 (json_int_t)in->wait_elapsed_s, "silence_counted",
 	                 in->silence_counted != 0, "looks", in->looks);
 }
 
@@ -496,14 +509,14 @@ static double gate_finite(double v)
 json_t *gate_result_to_json(const struct gate_result *r)
 {
 	return json_pack(
-	        "{s:s, s:s, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
-	        "decision", gate_decision_name(r->decision), "reason", r->reason, "failures",
-	        (json_int_t)r->failures, "outcomes", (json_int_t)r->outcomes, "background",
-	        (json_int_t)r->background, "excess", (json_int_t)r->excess, "treated_rate",
-	        gate_finite(r->treated_rate), "treated_lower", gate_finite(r->treated_lower),
-	        "treated_upper", gate_finite(r->treated_upper), "control_rate",
-	        gate_finite(r->control_rate), "control_upper", gate_finite(r->control_upper),
-	        "baseline_rate", gate_finite(r->baseline_rate), "alt_rate",
-	        gate_finite(r->alt_rate), "statistic", gate_finite(r->statistic), "threshold",
-	        gate_finite(r->threshold));
+	        "{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+	        "decision", gate_decision_name(r->decision), "reason", r->reason, "stalled",
+	        r->stalled != 0, "failures", (json_int_t)r->failures, "outcomes",
+	        (json_int_t)r->outcomes, "background", (json_int_t)r->background, "excess",
+	        (json_int_t)r->excess, "treated_rate", gate_finite(r->treated_rate),
+	        "treated_lower", gate_finite(r->treated_lower), "treated_upper",
+	        gate_finite(r->treated_upper), "control_rate", gate_finite(r->control_rate),
+	        "control_upper", gate_finite(r->control_upper), "baseline_rate",
+	        gate_finite(r->baseline_rate), "alt_rate", gate_finite(r->alt_rate), "statistic",
+	        gate_finite(r->statistic), "threshold", gate_finite(r->threshold));
 }

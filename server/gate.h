@@ -18,6 +18,8 @@ struct gate_policy {
 	double confidence;       /* e.g. 0.95, for the bounds and the sequential test */
 	int64_t hard_cap; /* crashed + boot-looped treated agents that halt at once; 0 = off */
 	int64_t silence_timeout_s; /* heartbeat silence after applying that counts as failure */
+	int64_t max_wait_s;        /* WAIT this long past min_bake_s (and since the last resume) ->
+	                              stalled: the controller pauses for an operator; 0 = never */
 };
 
 /* Telemetry of one ring at one evaluation. */
@@ -30,6 +32,7 @@ struct gate_inputs {
 	int64_t control;        /* agents of this and later rings still on the previous content */
 	int64_t control_failed; /* of those: crashed, boot-looped or silent in the same window */
 	int64_t bake_elapsed_s; /* time since the ring started receiving the content */
+	int64_t wait_elapsed_s; /* time rolling in this ring: since it entered it or resumed */
 	int silence_counted;    /* 0 during the grace period after a server restart */
 	int looks; /* how many evaluations of this ring came before (for alpha spending) */
 };
@@ -42,9 +45,8 @@ enum gate_decision {
 
 struct gate_result {
 	enum gate_decision decision;
-	char reason[512]; /* the reason in words, e.g. "HALT: 3 treated agents crashed (hard cap 3)"
-	                   */
-	double treated_rate;                 /* failures / outcomes (agents with a known outcome) */
+	char reason[1024];   /* in words, e.g. "HALT: 3 treated agents crashed ... hard cap 3" */
+	double treated_rate; /* failures / outcomes (agents with a known outcome) */
 	double treated_lower, treated_upper; /* confidence bounds on it */
 	double control_rate;
 	double control_upper;
@@ -57,6 +59,7 @@ struct gate_result {
 	double alt_rate;      /* SPRT alternative: the rate treated as "bad" */
 	int64_t background;   /* crash/boot-loop reports background noise explains */
 	int64_t excess;       /* reports beyond that: what the hard cap counts */
+	int stalled;          /* WAIT past max_wait_s: the controller pauses the rollout */
 };
 
 /* Decide for one ring. Never fails; the result is fully written. Rules that
@@ -65,7 +68,9 @@ struct gate_result {
  *    rate explains -> HALT;
  *  - no promotion before min_bake_s, nor with fewer than min_healthy healthy;
  *  - treated agents that all went silent past the timeout -> HALT (telemetry
- *    loss is failure, never success); zero treated is WAIT, never PROMOTE. */
+ *    loss is failure, never success); zero treated is WAIT, never PROMOTE;
+ *  - a WAIT past min_bake_s + max_wait_s of bake and max_wait_s since the
+ *    last resume is marked stalled (never turned into PROMOTE or HALT). */
 void gate_decide(const struct gate_policy *p, const struct gate_inputs *in,
                  struct gate_result *out);
 

@@ -61,9 +61,9 @@ static enum fb_rc get_str(const json_t *obj, const char *key, int required, char
 	return FB_OK;
 }
 
-/* A copy of a policy-override object with min_bake_s and silence_timeout_s
- * multiplied by scale (rounded up). Other keys are left for the server to
- * check. *out: new reference. */
+/* A copy of a policy-override object with its times (min_bake_s,
+ * silence_timeout_s, max_wait_s) multiplied by scale (rounded up). Other
+ * keys are left for the server to check. *out: new reference. */
 static enum fb_rc scale_policy(const json_t *p, double scale, json_t **out, const char *where,
                                struct fb_err *err)
 {
@@ -75,8 +75,8 @@ static enum fb_rc scale_policy(const json_t *p, double scale, json_t **out, cons
 	json_t *c = json_deep_copy(p);
 	if (!c)
 		return FB_ENOMEM;
-	static const char *const timed[] = {"min_bake_s", "silence_timeout_s"};
-	for (size_t i = 0; i < 2; i++) {
+	static const char *const timed[] = {"min_bake_s", "silence_timeout_s", "max_wait_s"};
+	for (size_t i = 0; i < sizeof timed / sizeof timed[0]; i++) {
 		json_t *v = json_object_get(c, timed[i]);
 		if (v && json_is_number(v))
 			json_object_set_new(

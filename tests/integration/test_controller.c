@@ -854,6 +854,75 @@ static void test_webhook_on_halt(void **state)
 	hook_stop(&h);
 }
 
+/* A rollout whose gate can only WAIT (an empty fleet) is paused by the
+ * controller once it has waited max_wait_s past the bake, with the reason,
+ * an audit record and a rollout.stalled event; a resume restarts the clock. */
+static void test_stall_pauses(void **state)
+{
+	(void)state;
+	env_up();
+	char v1[65];
+	upload(1, v1);
+	int64_t id = rollout_start(v1, ",\"policy\":{\"min_bake_s\":1,\"min_healthy\":5,"
+	                               "\"max_wait_s\":2}");
+	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	while (fb_mono_ms() < end &&
+	       q("SELECT count(*) FROM rollouts WHERE id = %lld AND state = 'paused'",
+	         (long long)id) != 1)
+		usleep(100000);
+	expect_rollout(id, "paused", 0);
+	json_t *r = rollout_get(id);
+	if (!strstr(jstr(r, "state_reason"), "STALLED: still waiting") ||
+	    !strstr(jstr(r, "state_reason"), "no treated agent has applied"))
+		fail_msg("state_reason: %s", raw(r));
+	json_decref(r);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.pause' AND "
+	                   "actor = 'controller' AND object = 'rollout/%lld' AND after ->> "
+	                   "'state' = 'paused'",
+	                   (long long)id),
+	                 1);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.stalled' AND "
+	                   "rollout_id = %lld AND (data ->> 'stalled')::boolean",
+	                   (long long)id),
+	                 1);
+	/* The evaluation that paused it is stored as a stalled WAIT. */
+	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'WAIT' AND (inputs -> 'result' ->> 'stalled')::boolean "
+	                   "AND (inputs -> 'inputs' ->> 'wait_elapsed_s')::int >= 2",
+	                   (long long)id),
+	                 1);
+	/* Paused: no more evaluations. */
+	long evals =
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id);
+	usleep(800000);
+	assert_int_equal(
+	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
+	        evals);
+
+	/* Resumed: the clock starts again, so it waits (not stalled) before
+	 * the controller pauses it a second time. */
+	json_decref(action(200, id, "resume", E.rel1, "{\"reason\":\"give it another go\"}"));
+	end = fb_mono_ms() + DEADLINE * 1000;
+	while (fb_mono_ms() < end &&
+	       q("SELECT count(*) FROM audit_log WHERE action = 'rollout.pause' AND object = "
+	         "'rollout/%lld'",
+	         (long long)id) != 2)
+		usleep(100000);
+	expect_rollout(id, "paused", 0);
+	assert_true(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND id > "
+	              "(SELECT min(id) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	              "(inputs -> 'result' ->> 'stalled')::boolean) AND NOT (inputs -> 'result' "
+	              "->> 'stalled')::boolean",
+	              (long long)id, (long long)id) >= 1);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.stalled' AND "
+	                   "rollout_id = %lld",
+	                   (long long)id),
+	                 2);
+	/* Halting a paused rollout still works. */
+	json_decref(action(200, id, "halt", E.soc, "{\"reason\":\"give up\"}"));
+	expect_rollout(id, "halted|reverted", 0);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -869,6 +938,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_kill9_mid_rollout, env_down),
 	        cmocka_unit_test_teardown(test_leader_election, env_down),
 	        cmocka_unit_test_teardown(test_webhook_on_halt, env_down),
+	        cmocka_unit_test_teardown(test_stall_pauses, env_down),
 	};
 	int rc = cmocka_run_group_tests_name("controller", tests, NULL, NULL);
 	fbsig_root_free(g_root);

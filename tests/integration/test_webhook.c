@@ -1,6 +1,7 @@
-/* Halt webhooks: a halt is POSTed as JSON to webhook_url, a failed delivery
- * is retried with backoff, and the notification records the outcome. The
- * receiving end is a small HTTP listener in this test process. */
+/* Halt webhooks: a halt, and the revert that follows it, are POSTed as JSON
+ * to webhook_url, a failed delivery is retried with backoff, and the
+ * notification records the outcome. The receiving end is a small HTTP
+ * listener in this test process. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -24,7 +25,7 @@ struct hook {
 	int fd, port;
 	pthread_mutex_t mu;
 	int hits;
-	char bodies[4][4096];
+	char bodies[8][4096];
 	pthread_t t;
 };
 
@@ -55,7 +56,7 @@ static void *serve(void *arg)
 		}
 		pthread_mutex_lock(&h->mu);
 		int k = h->hits++;
-		if (k < 4 && body)
+		if (k < 8 && body)
 			snprintf(h->bodies[k], sizeof h->bodies[k], "%s", body);
 		pthread_mutex_unlock(&h->mu);
 		const char *resp = k == 0 ? "HTTP/1.1 500 Oops\r\nContent-Length: 0\r\nConnection: "
@@ -126,24 +127,11 @@ static void test_halt_webhook_retried_until_delivered(void **state)
 	assert_int_equal(r.status, 200);
 	fbt_resp_free(&r);
 
-	/* first attempt refused (500), retried after the backoff, delivered */
-	int hits = 0;
-	for (int i = 0; i < 150 && hits < 2; i++) {
-		pthread_mutex_lock(&h.mu);
-		hits = h.hits;
-		pthread_mutex_unlock(&h.mu);
-		usleep(100000);
-	}
-	assert_true(hits >= 2);
-	json_t *j = json_loads(h.bodies[1], 0, NULL);
-	assert_non_null(j);
-	assert_string_equal(json_string_value(json_object_get(j, "type")), "rollout.halted");
-	assert_int_equal(json_integer_value(json_object_get(j, "rollout_id")), id);
-	assert_string_equal(json_string_value(json_object_get(json_object_get(j, "data"), "state")),
-	                    "halted");
-	json_decref(j);
+	/* The halt's first attempt is refused (500), retried after the backoff
+	 * and delivered; no agent ran the file, so the controller marks the
+	 * rollout reverted at once and that goes to the webhook too. */
 	long delivered = -1;
-	for (int i = 0; i < 50 && delivered != 1; i++) {
+	for (int i = 0; i < 150 && delivered != 1; i++) {
 		delivered = fbt_db_long(
 		        db, "SELECT count(*) FROM notifications WHERE type = 'rollout.halted' "
 		            "AND delivered_at IS NOT NULL AND webhook_attempts = 2 "
@@ -151,10 +139,43 @@ static void test_halt_webhook_retried_until_delivered(void **state)
 		usleep(100000);
 	}
 	assert_int_equal(delivered, 1);
-	/* only halts and reverts go to the webhook */
+	for (int i = 0; i < 50 && fbt_db_long(db, "SELECT count(*) FROM notifications WHERE "
+	                                          "type = 'rollout.reverted' AND delivered_at IS "
+	                                          "NOT NULL") != 1;
+	     i++)
+		usleep(100000);
+	pthread_mutex_lock(&h.mu);
+	int hits = h.hits < 8 ? h.hits : 8;
+	pthread_mutex_unlock(&h.mu);
+	assert_true(hits >= 3); /* halt refused, halt, reverted */
+	int halts = 0, reverts = 0;
+	for (int i = 0; i < hits; i++) {
+		json_t *j = json_loads(h.bodies[i], 0, NULL);
+		if (!j)
+			fail_msg("webhook body %d is not JSON: %s", i, h.bodies[i]);
+		const char *type = json_string_value(json_object_get(j, "type"));
+		const char *st =
+		        json_string_value(json_object_get(json_object_get(j, "data"), "state"));
+		assert_int_equal(json_integer_value(json_object_get(j, "rollout_id")), id);
+		if (strcmp(type, "rollout.halted") == 0) {
+			assert_string_equal(st, "halted");
+			halts++;
+		} else if (strcmp(type, "rollout.reverted") == 0) {
+			assert_string_equal(st, "reverted");
+			reverts++;
+		} else {
+			fail_msg("unexpected webhook %s", h.bodies[i]);
+		}
+		json_decref(j);
+	}
+	assert_int_equal(halts, 2);
+	assert_int_equal(reverts, 1);
+	/* only halts, reverts and stalls go to the webhook */
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM notifications WHERE webhook AND "
-	                                 "type <> 'rollout.halted'"),
+	                                 "type NOT IN ('rollout.halted', 'rollout.reverted', "
+	                                 "'rollout.stalled')"),
 	                 0);
+	assert_true(fbt_db_long(db, "SELECT count(*) FROM notifications WHERE NOT webhook") > 0);
 	assert_int_equal(fbt_server_stop(&s, SIGTERM), 0);
 	shutdown(h.fd, SHUT_RDWR);
 	close(h.fd);

@@ -26,7 +26,7 @@ static const char *BASE =
         "\"baseline\":\"base\","
         "\"blips\":[{\"ring\":\"early\",\"fraction\":0.2,\"after_s\":1,\"duration_s\":3}],"
         "\"rollout\":{\"content\":\"bad\",\"policy\":{\"min_bake_s\":3,\"silence_timeout_s\":5,"
-        "\"min_healthy\":10},\"ring_policies\":{\"ga\":{\"min_bake_s\":7}}},"
+        "\"min_healthy\":10},\"ring_policies\":{\"ga\":{\"min_bake_s\":7,\"max_wait_s\":9}}},"
         "\"timeout_s\":100,"
         "\"expect\":{\"state\":[\"halted\",\"reverted\"],\"max_ring\":\"canary\","
         "\"max_exposure\":\"ring0\",\"on_bad_content\":0,\"false_halts\":0,"
@@ -84,6 +84,9 @@ static void test_rescale_agents_and_time(void **st)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(s.ring_policies, "ga"),
 	                                                    "min_bake_s")),
 	                 56);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(s.ring_policies, "ga"),
+	                                                    "max_wait_s")),
+	                 72);
 	assert_int_equal(s.rings[0].agents + s.rings[1].agents + s.rings[2].agents, s.agents);
 	scn_cleanup(&s);
 	/* an explicit scale wins; a tiny fleet keeps at least one agent per ring */
@@ -127,8 +130,8 @@ static void test_refusals(void **st)
 	refused("\"max_exposure\":\"ring0\"", "\"max_exposure\":-3", "max_exposure");
 	refused("\"id\":291", "\"id\":0", "channel");
 	refused("\"heartbeat_s\":1", "\"heartbeat_s\":0", "timing.heartbeat_s");
-	refused("\"ring_policies\":{\"ga\":{\"min_bake_s\":7}}", "\"ring_policies\":{\"ga\":7}",
-	        "ring_policies.ga must be an object");
+	refused("\"ring_policies\":{\"ga\":{\"min_bake_s\":7,\"max_wait_s\":9}}",
+	        "\"ring_policies\":{\"ga\":7}", "ring_policies.ga must be an object");
 	struct scenario s;
 	struct fb_err err = {{0}};
 	assert_int_equal(scn_parse("[1]", 3, NULL, 0, 0, &s, &err), FB_EINVAL);

@@ -498,6 +498,56 @@ static void test_bad_inputs(void **state)
 
 /* ---- policies --------------------------------------------------------------- */
 
+/* A WAIT that outlives max_wait_s past the bake (and since the last resume)
+ * is marked stalled; nothing else changes the decision. */
+static void test_stalled(void **state)
+{
+	(void)state;
+	struct gate_policy p = pol(CANARY);
+	p.max_wait_s = 600;
+	struct gate_result r;
+	/* 10 healthy of the 25 needed, bake 1800 + 600 reached, 600 s rolling. */
+	struct gate_inputs in = ring_in(0, 10, 20000, 20, 2400);
+	in.wait_elapsed_s = 600;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.decision, GATE_WAIT);
+	assert_true(r.stalled);
+	assert_contains(r.reason, "healthy agents (10 of 25)");
+	assert_contains(r.reason, "STALLED: still waiting 600s after the minimum bake "
+	                          "(max_wait_s 600); the rollout is paused for an operator");
+	/* A second short of either clock: not yet. */
+	in.bake_elapsed_s = 2399;
+	gate_decide(&p, &in, &r);
+	assert_false(r.stalled);
+	assert_null(strstr(r.reason, "STALLED"));
+	in.bake_elapsed_s = 100000;
+	in.wait_elapsed_s = 599; /* resumed 599 s ago: a fresh max_wait_s */
+	gate_decide(&p, &in, &r);
+	assert_false(r.stalled);
+	/* An empty ring stalls too. */
+	in = ring_in(0, 0, 20000, 20, 2400);
+	in.wait_elapsed_s = 2400;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.decision, GATE_WAIT);
+	assert_true(r.stalled);
+	/* 0 = wait forever. */
+	p.max_wait_s = 0;
+	gate_decide(&p, &in, &r);
+	assert_false(r.stalled);
+	/* Never a PROMOTE or HALT marked stalled. */
+	p.max_wait_s = 1;
+	in = ring_in(0, 100, 20000, 20, 100000);
+	in.wait_elapsed_s = 100000;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.decision, GATE_PROMOTE);
+	assert_false(r.stalled);
+	in = ring_in(3, 100, 20000, 20, 100000);
+	in.wait_elapsed_s = 100000;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.decision, GATE_HALT);
+	assert_false(r.stalled);
+}
+
 static void test_policy_default(void **state)
 {
 	(void)state;
@@ -510,6 +560,7 @@ static void test_policy_default(void **state)
 	assert_near(p.confidence, 0.95, EPS);
 	assert_near(p.tolerance, 0.0025, EPS);
 	assert_int_equal(p.silence_timeout_s, 300);
+	assert_int_equal(p.max_wait_s, 86400);
 	gate_policy_default(1, 4, &p);
 	assert_int_equal(p.hard_cap, 10);
 	assert_int_equal(p.min_healthy, 500);
@@ -552,7 +603,7 @@ static void test_overrides_ok(void **state)
 	json_error_t jerr;
 	json_t *o = json_loads("{\"min_bake_s\": 5, \"min_healthy\": 10, \"max_failure_rate\": "
 	                       "0.25, \"tolerance\": 0, \"confidence\": 0.99, \"hard_cap\": 0, "
-	                       "\"silence_timeout_s\": 2}",
+	                       "\"silence_timeout_s\": 2, \"max_wait_s\": 0}",
 	                       0, &jerr);
 	assert_non_null(o);
 	assert_int_equal(gate_policy_apply_json(&p, o, &err), FB_OK);
@@ -563,6 +614,7 @@ static void test_overrides_ok(void **state)
 	assert_near(p.confidence, 0.99, EPS);
 	assert_int_equal(p.hard_cap, 0);
 	assert_int_equal(p.silence_timeout_s, 2);
+	assert_int_equal(p.max_wait_s, 0);
 	json_decref(o);
 	/* Bounds are inclusive where documented so. */
 	o = json_loads("{\"max_failure_rate\": 0.5, \"confidence\": 0.8, \"min_bake_s\": 0}", 0,
@@ -612,6 +664,9 @@ static void test_overrides_refused(void **state)
 	        {"{\"hard_cap\": -1}", {"\"hard_cap\" = -1 is outside", "[0, 1000000]"}},
 	        {"{\"hard_cap\": 1000001}", {"\"hard_cap\" = 1000001", "[0, 1000000]"}},
 	        {"{\"hard_cap\": 3.0}", {"\"hard_cap\" must be an integer", "[0, 1000000]"}},
+	        {"{\"max_wait_s\": -1}", {"\"max_wait_s\" = -1 is outside", "0 = wait forever"}},
+	        {"{\"max_wait_s\": 1.5}",
+	         {"\"max_wait_s\" must be an integer", "0 = wait forever"}},
 	        {"{\"silence_timeout_s\": 0}",
 	         {"\"silence_timeout_s\" = 0 is outside", "[1, 86400]"}},
 	        {"{\"silence_timeout_s\": 86401}", {"\"silence_timeout_s\" = 86401", "[1, 86400]"}},
@@ -668,7 +723,8 @@ static void test_json(void **state)
 	assert_near(json_real_value(json_object_get(j, "statistic")), r.statistic, EPS);
 	assert_int_equal(json_integer_value(json_object_get(j, "background")), r.background);
 	assert_int_equal(json_integer_value(json_object_get(j, "excess")), r.excess);
-	assert_int_equal(json_object_size(j), 15);
+	assert_false(json_is_true(json_object_get(j, "stalled")));
+	assert_int_equal(json_object_size(j), 16);
 	json_decref(j);
 
 	j = gate_inputs_to_json(&in);
@@ -679,13 +735,15 @@ static void test_json(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "bake_elapsed_s")), 7200);
 	assert_int_equal(json_integer_value(json_object_get(j, "looks")), 7);
 	assert_true(json_is_true(json_object_get(j, "silence_counted")));
-	assert_int_equal(json_object_size(j), 10);
+	assert_int_equal(json_integer_value(json_object_get(j, "wait_elapsed_s")), 0);
+	assert_int_equal(json_object_size(j), 11);
 	json_decref(j);
 
 	j = gate_policy_to_json(&p);
 	assert_non_null(j);
-	assert_int_equal(json_object_size(j), 7);
+	assert_int_equal(json_object_size(j), 8);
 	assert_int_equal(json_integer_value(json_object_get(j, "hard_cap")), 10);
+	assert_int_equal(json_integer_value(json_object_get(j, "max_wait_s")), 86400);
 	assert_near(json_real_value(json_object_get(j, "max_failure_rate")), 0.015, EPS);
 	json_decref(j);
 }
@@ -1107,6 +1165,7 @@ int main(void)
 	        cmocka_unit_test(test_min_healthy_not_met),
 	        cmocka_unit_test(test_upper_bound_blocks),
 	        cmocka_unit_test(test_bad_inputs),
+	        cmocka_unit_test(test_stalled),
 	        cmocka_unit_test(test_policy_default),
 	        cmocka_unit_test(test_overrides_ok),
 	        cmocka_unit_test(test_overrides_refused),
