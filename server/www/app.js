@@ -224,6 +224,7 @@
     S.recent.length = Math.min(S.recent.length, 12);
     if (rid) {
       if (type === "rollout.halted" && !S.haltedHere[rid]) flash("Rollout #" + rid + " HALTED", "halt");
+      if (type === "rollout.stalled") flash("Rollout #" + rid + " stalled: paused for an operator", "stall");
       if (type === "rollout.started") S.pending.list = 1;
       S.pending[rid] = 1;
       if (!S.pendingTimer) S.pendingTimer = setTimeout(flushPending, 250);
