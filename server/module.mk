@@ -4,7 +4,7 @@ firebreakd_SRCS := server/main.c server/app.c server/config.c server/log.c serve
 	server/db.c server/migrate.c server/auth.c server/metrics.c server/health.c \
 	server/audit.c server/tokens.c server/trust.c server/snapshot.c server/agents.c \
 	server/validate.c server/telemetry.c server/content.c server/controller.c server/gate.c \
-	server/events.c server/rollouts.c server/rings.c server/stream.c server/reads.c server/www.c \
+	server/events.c server/rollouts.c server/policy.c server/rings.c server/stream.c server/reads.c server/www.c \
 	$(BUILD)/gen/migrations_data.c $(BUILD)/gen/www_data.c
 firebreakd_LIBS := fbsign fbschema fbcommon
 
@@ -30,3 +30,10 @@ $(BUILD)/gen/www_data.c: $(BUILD)/tools/embed_www $(WWW_FILES)
 $(BUILD)/obj/$(BUILD)/gen/www_data.o: $(BUILD)/gen/www_data.c $(BUILD)/.settings
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -Iserver -c $< -o $@
+
+# Admin policy bounds and emergency rollouts, end to end.
+ifneq ($(wildcard tests/integration/test_policy.c),)
+INT_TESTS += test_policy
+test_policy_SRCS := tests/integration/test_policy.c
+test_policy_LIBS := fbt fbsign fbschema fbcommon
+endif

@@ -15,6 +15,7 @@
 #include "events.h"
 #include "gate.h"
 #include "log.h"
+#include "policy.h"
 #include "snapshot.h"
 #include "validate.h"
 
@@ -186,12 +187,23 @@ void rollouts_create(struct http_req *req)
 	PGresult *r = NULL;
 	json_t *plan = NULL, *policies = NULL;
 	struct fb_err err = {{0}};
-	int in_tx = 0;
-	static const char *const allowed[] = {"channel",       "content",   "rings",  "policy",
-	                                      "ring_policies", "supersede", "reason", NULL};
+	struct policy_bounds bounds = {0};
+	int in_tx = 0, superseded = 0;
+	static const char *const allowed[] = {"channel", "content",       "rings",
+	                                      "policy",  "ring_policies", "supersede",
+	                                      "reason",  "emergency",     NULL};
 	int64_t channel;
 	if (!val_fields_or_reply(req, body, allowed) ||
 	    !val_int_or_reply(req, body, "channel", 1, 0xffffffffLL, 1, &channel))
+		goto out;
+	/* Emergency: staged until a second, different approver starts it. */
+	json_t *emj = json_object_get(body, "emergency");
+	if (emj && !json_is_boolean(emj)) {
+		http_error(req, 400, "invalid", "field 'emergency' must be a boolean");
+		goto out;
+	}
+	int emergency = json_is_true(emj);
+	if (emergency && !val_string_or_reply(req, body, "reason", 1, 1024, 1))
 		goto out;
 	const char *sha = val_sha256_or_reply(req, body, "content", 1);
 	if (!sha)
@@ -300,6 +312,9 @@ void rollouts_create(struct http_req *req)
 		http_error(req, 422, "unknown_ring", "'rings' names a ring that does not exist");
 		goto out;
 	}
+	/* Every ring's final policy must lie within the admin bounds in force. */
+	if (policy_bounds_current(c, &bounds, &err))
+		goto dberr;
 	policies = json_array();
 	for (size_t i = 0; i < nplan; i++) {
 		struct gate_policy gp;
@@ -316,7 +331,11 @@ void rollouts_create(struct http_req *req)
 			           json_string_value(json_array_get(plan, i)), err.msg);
 			goto out;
 		}
-		json_array_append_new(policies, gate_policy_to_json(&gp));
+		json_t *gj = gate_policy_to_json(&gp);
+		json_array_append_new(policies, gj);
+		if (!policy_check_or_reply(req, &bounds, json_string_value(json_array_get(plan, i)),
+		                           gj, pol, rp, emergency))
+			goto out;
 	}
 	if (rpol) {
 		const char *k;
@@ -370,20 +389,31 @@ void rollouts_create(struct http_req *req)
 		if (audit_write(c, http_req_auth(req), http_req_id(req), "rollout.supersede", obj,
 		                NULL, NULL, NULL, &err))
 			goto dberr;
+		superseded = 1;
 	}
 	PQclear(r);
 	char *plan_s = json_dumps(plan, JSON_COMPACT), *pol_s = json_dumps(policies, JSON_COMPACT);
-	char tid[24];
+	char tid[24], bv[24];
 	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(req)->token_id);
-	const char *pi[] = {chs,    sha,   has_prev ? prev : NULL,
-	                    plan_s, pol_s, http_req_auth(req)->token_id ? tid : NULL};
-	r = db_exec(
-	        c, &err,
-	        "INSERT INTO rollouts (channel_id, content_sha256, previous_sha256, state, "
-	        "ring_index, "
-	        "ring_plan, policy, created_by, started_at, ring_started_at) VALUES ($1, $2, $3, "
-	        "'rolling', 0, $4::jsonb, $5::jsonb, $6, now(), now()) RETURNING id",
-	        6, pi);
+	snprintf(bv, sizeof bv, "%lld", (long long)bounds.version);
+	const char *state = emergency ? "staged" : "rolling";
+	const char *pi[] = {chs,
+	                    sha,
+	                    has_prev ? prev : NULL,
+	                    plan_s,
+	                    pol_s,
+	                    http_req_auth(req)->token_id ? tid : NULL,
+	                    state,
+	                    emergency ? "t" : "f",
+	                    bounds.version ? bv : NULL};
+	/* A staged rollout has not started: its times are set when it does. */
+	r = db_exec(c, &err,
+	            "INSERT INTO rollouts (channel_id, content_sha256, previous_sha256, state, "
+	            "ring_index, ring_plan, policy, created_by, emergency, policy_bounds_version, "
+	            "started_at, ring_started_at) VALUES ($1, $2, $3, $7, 0, $4::jsonb, "
+	            "$5::jsonb, $6, $8, $9, CASE WHEN $7 = 'rolling' THEN now() END, CASE WHEN $7 "
+	            "= 'rolling' THEN now() END) RETURNING id",
+	            9, pi);
 	free(plan_s);
 	free(pol_s);
 	if (!r)
@@ -393,19 +423,38 @@ void rollouts_create(struct http_req *req)
 	r = NULL;
 	char obj[40];
 	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
-	json_t *after = json_pack("{s:I,s:s,s:O,s:s}", "channel", (json_int_t)channel, "content",
-	                          sha, "rings", plan, "state", "rolling");
-	enum fb_rc rc =
-	        audit_write(c, http_req_auth(req), http_req_id(req), "rollout.start", obj, NULL,
-	                    after, json_string_value(json_object_get(body, "reason")), &err);
+	json_t *after = json_pack("{s:I,s:s,s:O,s:s,s:b,s:O}", "channel", (json_int_t)channel,
+	                          "content", sha, "rings", plan, "state", state, "emergency",
+	                          emergency, "policy", policies);
+	if (bounds.version)
+		json_object_set_new(after, "policy_bounds", json_integer(bounds.version));
+	const char *reason = json_string_value(json_object_get(body, "reason"));
+	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req),
+	                            emergency ? "rollout.stage" : "rollout.start", obj, NULL, after,
+	                            reason, &err);
 	if (!rc)
-		rc = events_emit(c, "rollout.started", id, after, &err);
+		rc = events_emit(c, emergency ? "rollout.staged" : "rollout.started", id, after,
+		                 &err);
 	json_decref(after);
-	if (rc || snapshot_publish(c, "rollout started", &err) || db_cmd(c, &err, "COMMIT"))
+	if (!rc && emergency) {
+		/* the creator is the first of the two approvers */
+		struct action a = {.req = req, .c = c, .id = id, .reason = reason};
+		snprintf(a.ids, sizeof a.ids, "%lld", (long long)id);
+		if (approvals(&a, "emergency-start", NULL) != 1) {
+			err = a.err;
+			rc = FB_EDB;
+		}
+	}
+	/* A staged rollout serves nothing: publish only when assignments change. */
+	if (!rc && (!emergency || superseded))
+		rc = snapshot_publish(c, emergency ? "rollout superseded" : "rollout started",
+		                      &err);
+	if (rc || db_cmd(c, &err, "COMMIT"))
 		goto dberr;
 	in_tx = 0;
-	log_info("rollout %lld started: channel %lld content %s", (long long)id, (long long)channel,
-	         sha);
+	log_info("rollout %lld %s: channel %lld content %s", (long long)id,
+	         emergency ? "staged (emergency, waiting for a second approver)" : "started",
+	         (long long)channel, sha);
 	reply_rollout(req, c, id, 201);
 	goto out;
 dberr:
@@ -417,6 +466,7 @@ out:
 			PQclear(PQexec(c, "ROLLBACK"));
 		db_release(app.db, c);
 	}
+	policy_bounds_cleanup(&bounds);
 	json_decref(plan);
 	json_decref(policies);
 	json_decref(body);
@@ -433,11 +483,12 @@ static const char *ROLLOUT_JSON =
         "'started', extract(epoch FROM r.started_at)::bigint, "
         "'ring_started', extract(epoch FROM r.ring_started_at)::bigint, "
         "'finished', extract(epoch FROM r.finished_at)::bigint, "
-        "'content_bad', (SELECT bad FROM content WHERE sha256 = r.content_sha256))";
+        "'content_bad', (SELECT bad FROM content WHERE sha256 = r.content_sha256), "
+        "'emergency', r.emergency, 'policy_bounds', r.policy_bounds_version)";
 
 static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned status)
 {
-	char sql[2048], ids[24];
+	char sql[4096], ids[24];
 	struct fb_err err;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	snprintf(sql, sizeof sql,
@@ -510,7 +561,7 @@ void rollouts_list(struct http_req *req)
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
-	char sql[2400], ls[24];
+	char sql[4096], ls[24];
 	snprintf(ls, sizeof ls, "%lld", (long long)limit);
 	snprintf(sql, sizeof sql,
 	         "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM (SELECT * FROM "
@@ -695,6 +746,74 @@ void rollouts_resume(struct http_req *req)
 dberr:
 	http_error(req, 503, "unavailable", "%s", a.err.msg);
 out:
+	action_end(&a);
+}
+
+/* Start a staged (emergency) rollout: the creator approved it by creating
+ * it; a second, different release or admin user approving starts it at
+ * ring 0 in this transaction. */
+void rollouts_approve(struct http_req *req)
+{
+	struct action a;
+	PGresult *r = NULL;
+	json_t *after = NULL;
+	if (!action_begin(req, &a, REASON_ONLY))
+		goto out;
+	if (strcmp(a.state, "staged")) {
+		http_error(req, 409, "conflict",
+		           "rollout %lld is %s; only a staged emergency rollout waits for approval",
+		           (long long)a.id, a.state);
+		goto out;
+	}
+	int have = approvals(&a, "emergency-start", NULL);
+	if (have < 0)
+		goto dberr;
+	if (have < 2) {
+		reply_pending(&a, "emergency-start", have);
+		goto out;
+	}
+	char reason[1200];
+	snprintf(reason, sizeof reason, "emergency start approved by %s: %s",
+	         http_req_auth(req)->name, a.reason);
+	const char *p[] = {a.ids, reason};
+	r = db_exec(a.c, &a.err,
+	            "UPDATE rollouts SET state = 'rolling', state_reason = $2, ring_index = 0, "
+	            "started_at = now(), ring_started_at = now(), updated_at = now() "
+	            "WHERE id = $1 AND state = 'staged' RETURNING ring_plan::text, emergency",
+	            2, p);
+	if (!r)
+		goto dberr;
+	if (PQntuples(r) != 1) {
+		fb_err_set(&a.err, "rollout %lld left the staged state", (long long)a.id);
+		goto dberr;
+	}
+	json_t *plan = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	after = json_pack("{s:s,s:s,s:o,s:s,s:b,s:i}", "channel", a.channel, "content", a.content,
+	                  "rings", plan ? plan : json_array(), "state", "rolling", "emergency",
+	                  strcmp(PQgetvalue(r, 0, 1), "t") == 0, "approvals", have);
+	PQclear(r);
+	r = NULL;
+	char obj[40];
+	snprintf(obj, sizeof obj, "rollout/%lld", (long long)a.id);
+	json_t *before = json_pack("{s:s}", "state", "staged");
+	enum fb_rc rc = audit_write(a.c, http_req_auth(req), http_req_id(req), "rollout.approve",
+	                            obj, before, after, a.reason, &a.err);
+	json_decref(before);
+	if (rc || !consume_approvals(&a, "emergency-start", NULL) ||
+	    events_emit(a.c, "rollout.started", a.id, after, &a.err) ||
+	    snapshot_publish(a.c, "emergency rollout started", &a.err))
+		goto dberr;
+	if (!action_commit(&a))
+		goto out;
+	log_info("rollout %lld started: emergency, second approver %s", (long long)a.id,
+	         http_req_auth(req)->name);
+	reply_rollout(req, a.c, a.id, 200);
+	goto out;
+dberr:
+	http_error(req, 503, "unavailable", "%s", a.err.msg);
+out:
+	PQclear(r);
+	json_decref(after);
 	action_end(&a);
 }
 

@@ -1,6 +1,7 @@
 /* Rollouts (release API), rings and pins (admin API). Fast to stop, slow to
  * restart: one operator halts; resuming a halted rollout, clearing a bad
- * mark or forcing a promotion needs two distinct approvers. */
+ * mark, forcing a promotion or starting an emergency rollout needs two
+ * distinct approvers. */
 #ifndef FB_ROLLOUTS_H
 #define FB_ROLLOUTS_H
 
@@ -13,6 +14,7 @@ void rollouts_halt(struct http_req *req);      /* POST /v1/rollouts/{id}/halt */
 void rollouts_pause(struct http_req *req);     /* POST /v1/rollouts/{id}/pause */
 void rollouts_resume(struct http_req *req);    /* POST /v1/rollouts/{id}/resume */
 void rollouts_promote(struct http_req *req);   /* POST /v1/rollouts/{id}/promote */
+void rollouts_approve(struct http_req *req);   /* POST /v1/rollouts/{id}/approve */
 void rollouts_revert(struct http_req *req);    /* POST /v1/rollouts/{id}/revert */
 void rollouts_clear_bad(struct http_req *req); /* POST /v1/content/{sha256}/clear-bad */
 

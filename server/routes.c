@@ -3,6 +3,7 @@
 #include "content.h"
 #include "health.h"
 #include "http.h"
+#include "policy.h"
 #include "reads.h"
 #include "rollouts.h"
 #include "snapshot.h"
@@ -57,6 +58,7 @@ const struct route routes[] = {
         {HTTP_POST, "/v1/rollouts/{id}/resume", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_resume},
         {HTTP_POST, "/v1/rollouts/{id}/promote", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_promote},
         {HTTP_POST, "/v1/rollouts/{id}/revert", ROLES_OPERATOR, 4096, rollouts_revert},
+        {HTTP_POST, "/v1/rollouts/{id}/approve", ROLE_RELEASE | ROLE_ADMIN, 4096, rollouts_approve},
 
         /* operators: the event stream and the audit log */
         {HTTP_GET, "/v1/events", ROLES_OPERATOR, 0, stream_events},
@@ -68,5 +70,9 @@ const struct route routes[] = {
         {HTTP_GET, "/v1/pins", ROLES_OPERATOR, 0, pins_list},
         {HTTP_POST, "/v1/pins", ROLE_ADMIN, 4096, pins_create},
         {HTTP_DELETE, "/v1/pins/{id}", ROLE_ADMIN, 0, pins_delete},
+
+        /* admin bounds on rollout gate policies (server/GATE.md) */
+        {HTTP_GET, "/v1/policy-bounds", ROLES_OPERATOR, 0, policy_bounds_get},
+        {HTTP_PUT, "/v1/policy-bounds", ROLE_ADMIN, 65536, policy_bounds_put},
 };
 const size_t routes_count = sizeof routes / sizeof routes[0];
