@@ -51,6 +51,7 @@ enum ctl_opt {
 	O_TIMEOUT,
 	O_DESCRIPTION,
 	O_STATE,
+	O_EMERGENCY,
 	O_COUNT_
 };
 #define OB(x) (1ull << (x))
@@ -92,6 +93,7 @@ struct opts {
 	const char *timeout;     /* --timeout S */
 	const char *description; /* --description D */
 	const char *state;       /* --state S */
+	int emergency;           /* --emergency */
 	uint64_t seen;           /* OB(option) for every option given */
 	int argc;                /* positional arguments after the command */
 	char **argv;
@@ -181,6 +183,9 @@ int cmd_rollout_resume(struct opts *o);
 int cmd_rollout_halt(struct opts *o);
 int cmd_rollout_revert(struct opts *o);
 int cmd_rollout_watch(struct opts *o);
+int cmd_rollout_approve(struct opts *o);
+int cmd_policy_bounds_get(struct opts *o);
+int cmd_policy_bounds_set(struct opts *o);
 int cmd_ring_list(struct opts *o);
 int cmd_ring_set(struct opts *o);
 int cmd_pin_list(struct opts *o);

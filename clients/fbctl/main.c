@@ -348,10 +348,13 @@ static const struct command commands[] = {
          "two different approvers)"},
         {"rollout", "start", cmd_rollout_start,
          J | OB(O_CHANNEL) | OB(O_CONTENT) | OB(O_RINGS) | OB(O_POLICY) | OB(O_SUPERSEDE) |
-                 OB(O_REASON),
-         "--channel N --content SHA [--rings a,b] [--policy JSON] [--supersede] [--reason R]",
+                 OB(O_REASON) | OB(O_EMERGENCY),
+         "--channel N --content SHA [--rings a,b] [--policy JSON] [--supersede] [--emergency] "
+         "[--reason R]",
          "start a rollout through the rings (release, admin); --policy overrides the gate "
-         "policy of every ring, e.g. '{\"min_bake_s\":600}'"},
+         "policy of every ring, e.g. '{\"min_bake_s\":600}', within the admin policy bounds; "
+         "--emergency (needs --reason) stages it until a second approver runs rollout approve, "
+         "and lets min_bake_s go below the normal bound down to the emergency floor"},
         {"rollout", "status", cmd_rollout_status, J, "ID [--json]",
          "one rollout: state, ring, and its latest gate evaluations with their reasons"},
         {"rollout", "list", cmd_rollout_list, J | OB(O_STATE), "[--state S] [--json]",
@@ -365,6 +368,9 @@ static const struct command commands[] = {
          "ID --reason R [--force]",
          "promote to the next ring now if the gate allows it; --force overrides the gate "
          "with two release approvers"},
+        {"rollout", "approve", cmd_rollout_approve, J | OB(O_REASON), "ID --reason R",
+         "start a staged emergency rollout at ring 0: a second, different release or admin "
+         "user than its creator"},
         {"rollout", "pause", cmd_rollout_pause, J | OB(O_REASON), "ID --reason R",
          "stop promotions (assignments stay as they are)"},
         {"rollout", "resume", cmd_rollout_resume, J | OB(O_REASON), "ID --reason R",
@@ -376,6 +382,12 @@ static const struct command commands[] = {
         {"ring", "list", cmd_ring_list, J, "[--json]", "the rings in order with their selectors"},
         {"ring", "set", cmd_ring_set, J | OB(O_REASON), "FILE.json [--reason R]",
          "replace the rings (admin) with FILE: [{\"name\":..., \"selector\":...}, ...]"},
+        {"policy-bounds", "get", cmd_policy_bounds_get, J, "[--json]",
+         "the admin bounds on rollout gate policies and the emergency floor in force"},
+        {"policy-bounds", "set", cmd_policy_bounds_set, J | OB(O_REASON), "FILE.json [--reason R]",
+         "replace the bounds (admin) with FILE: {\"bounds\": {KEY: {\"min\": .., \"max\": ..}}, "
+         "\"rings\": {RING: {...}}, \"emergency\": {\"min_bake_s\": {\"min\": ..}}}; a reason "
+         "from --reason or the file's \"reason\""},
         {"pin", "list", cmd_pin_list, J, "[--json]", "tag pins"},
         {"pin", "add", cmd_pin_add,
          J | OB(O_TAG) | OB(O_CHANNEL) | OB(O_MODE) | OB(O_VERSION) | OB(O_REASON),
@@ -436,6 +448,7 @@ static const struct option optdefs[O_COUNT_] = {
         [O_TIMEOUT] = {"timeout", required_argument, NULL, 256 + O_TIMEOUT},
         [O_DESCRIPTION] = {"description", required_argument, NULL, 256 + O_DESCRIPTION},
         [O_STATE] = {"state", required_argument, NULL, 256 + O_STATE},
+        [O_EMERGENCY] = {"emergency", no_argument, NULL, 256 + O_EMERGENCY},
 };
 
 /* Store the value of option k. */
@@ -447,6 +460,7 @@ static void opt_set(struct opts *o, int k, const char *v)
 	case O_UNCHECKED: o->unchecked = 1; break;
 	case O_SUPERSEDE: o->supersede = 1; break;
 	case O_FORCE: o->force = 1; break;
+	case O_EMERGENCY: o->emergency = 1; break;
 	case O_TEMPLATES: slot = &o->templates; break;
 	case O_CORPUS: slot = &o->corpus; break;
 	case O_CHANNEL: slot = &o->channel; break;

@@ -9,8 +9,9 @@
 #include "fbctl.h"
 #include "fbschema.h"
 
-#define MAX_MANIFEST   ((size_t)1 << 20) /* bytes of a manifest file */
-#define MAX_RINGS_FILE ((size_t)1 << 20) /* bytes of a rings file (the server's cap) */
+#define MAX_MANIFEST    ((size_t)1 << 20) /* bytes of a manifest file */
+#define MAX_RINGS_FILE  ((size_t)1 << 20) /* bytes of a rings file (the server's cap) */
+#define MAX_BOUNDS_FILE ((size_t)65536)   /* bytes of a policy bounds file (the server's cap) */
 
 /* ---- helpers ------------------------------------------------------------------ */
 
@@ -404,6 +405,9 @@ int cmd_rollout_start(struct opts *o)
 		return code;
 	if (!fb_is_sha256_hex(o->content))
 		return usage_msg(o, "--content is the content's sha256 (64 lower-case hex digits)");
+	if (o->emergency && !(o->reason && *o->reason))
+		return usage_msg(o, "--emergency needs --reason R (the server records it in the "
+		                    "audit log)");
 	if (o->policy && (code = json_opt(o, "--policy", o->policy, &pol)))
 		return code;
 	body = json_pack("{s:I,s:s}", "channel", (json_int_t)ch, "content", o->content);
@@ -428,15 +432,24 @@ int cmd_rollout_start(struct opts *o)
 		json_object_set(body, "policy", pol);
 	if (o->supersede)
 		json_object_set_new(body, "supersede", json_true());
+	if (o->emergency)
+		json_object_set_new(body, "emergency", json_true());
 	if (o->reason)
 		json_object_set_new(body, "reason", json_string(o->reason));
 	code = request(o, "POST", "/v1/rollouts", body, NULL, &j);
 	if (code || o->json)
 		goto out;
 	char a[32], b[512];
-	printf("rollout %s started: channel %lld, content %s, rings %s\n",
-	       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
-	       list_text(json_object_get(j, "rings"), b, sizeof b));
+	if (json_is_true(json_object_get(j, "emergency")))
+		printf("rollout %s staged (emergency): channel %lld, content %s, rings %s\n"
+		       "it starts when a second, different release or admin user runs: fbctl "
+		       "rollout approve %s --reason R\n",
+		       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
+		       list_text(json_object_get(j, "rings"), b, sizeof b), a);
+	else
+		printf("rollout %s started: channel %lld, content %s, rings %s\n",
+		       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
+		       list_text(json_object_get(j, "rings"), b, sizeof b));
 out:
 	json_decref(pol);
 	json_decref(body);
@@ -458,6 +471,8 @@ int cmd_rollout_status(struct opts *o)
 	char b[512], c[64];
 	kv("rollout", ctl_cell(j, "id", b, sizeof b));
 	kv("state", ctl_cell(j, "state", b, sizeof b));
+	if (json_is_true(json_object_get(j, "emergency")))
+		kv("emergency", "yes (started by two approvers)");
 	if (json_string_value(json_object_get(j, "state_reason")))
 		kv("reason", ctl_cell(j, "state_reason", b, sizeof b));
 	kv("channel", ctl_cell(j, "channel", b, sizeof b));
@@ -585,6 +600,115 @@ int cmd_rollout_halt(struct opts *o)
 int cmd_rollout_revert(struct opts *o)
 {
 	return rollout_action(o, "revert");
+}
+int cmd_rollout_approve(struct opts *o)
+{
+	return rollout_action(o, "approve");
+}
+
+/* ---- policy bounds ------------------------------------------------------------------ */
+
+/* Add a row per key of a bounds section (key -> {"min", "max"}). */
+static void bounds_rows(struct ctl_table *t, const char *scope, const json_t *sec)
+{
+	const char *key;
+	json_t *b;
+	json_object_foreach((json_t *)sec, key, b)
+	{
+		char mn[32], mx[32];
+		ctl_table_add(t, (const char *[]){scope, key, ctl_cell(b, "min", mn, sizeof mn),
+		                                  ctl_cell(b, "max", mx, sizeof mx)});
+	}
+}
+
+static void print_bounds(const json_t *j)
+{
+	char v[32], when[32], who[160], why[512];
+	ctl_cell(j, "version", v, sizeof v);
+	if (json_integer_value(json_object_get(j, "version")) == 0)
+		printf("no policy bounds set (version 0): any override within the gate's absolute "
+		       "bounds is accepted\n");
+	else
+		printf("policy bounds version %s, set %s by %s: %s\n", v,
+		       ctl_time(j, "updated", when, sizeof when),
+		       ctl_cell(j, "updated_by", who, sizeof who),
+		       ctl_cell(j, "reason", why, sizeof why));
+	const char *key;
+	json_t *f;
+	json_object_foreach(json_object_get(j, "emergency_floor"), key, f)
+	{
+		char x[32];
+		printf("emergency floor: %s >= %s\n", key,
+		       ctl_cell(json_object_get(j, "emergency_floor"), key, x, sizeof x));
+	}
+	struct ctl_table t;
+	ctl_table_init(&t, 4);
+	ctl_table_add(&t, (const char *[]){"SCOPE", "KEY", "MIN", "MAX"});
+	bounds_rows(&t, "global", json_object_get(j, "bounds"));
+	const char *ring;
+	json_t *rb;
+	json_object_foreach(json_object_get(j, "rings"), ring, rb)
+	{
+		char scope[64];
+		snprintf(scope, sizeof scope, "ring %s", ring);
+		bounds_rows(&t, scope, rb);
+	}
+	bounds_rows(&t, "emergency", json_object_get(j, "emergency"));
+	if (t.nrows > 1)
+		ctl_table_print(&t, stdout);
+	ctl_table_cleanup(&t);
+}
+
+int cmd_policy_bounds_get(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/policy-bounds", NULL, NULL, &j);
+	if (!code && !o->json)
+		print_bounds(j);
+	json_decref(j);
+	return code;
+}
+
+int cmd_policy_bounds_set(struct opts *o)
+{
+	unsigned char *text = NULL;
+	size_t len = 0;
+	json_t *body = NULL, *j = NULL;
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	code = EXIT_USAGE;
+	enum fb_rc rc = fb_file_read(o->argv[0], MAX_BOUNDS_FILE, &text, &len);
+	if (rc) {
+		fprintf(stderr, "fbctl: %s: cannot read: %s\n", o->argv[0], fb_rc_str(rc));
+		goto out;
+	}
+	json_error_t e;
+	body = json_loadb((const char *)text, len, 0, &e);
+	if (!json_is_object(body)) {
+		fprintf(stderr,
+		        "fbctl: %s: expected a JSON object {\"bounds\": ..., \"rings\": ..., "
+		        "\"emergency\": ...}: %s\n",
+		        o->argv[0], body ? "not an object" : e.text);
+		goto out;
+	}
+	if (o->reason && *o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	if (!json_string_length(json_object_get(body, "reason"))) {
+		code = usage_msg(o, "--reason R is required (or a \"reason\" in the file; the "
+		                    "server records it in the audit log)");
+		goto out;
+	}
+	code = request(o, "PUT", "/v1/policy-bounds", body, NULL, &j);
+	if (!code && !o->json)
+		print_bounds(j);
+out:
+	free(text);
+	json_decref(body);
+	json_decref(j);
+	return code;
 }
 
 /* ---- rings and pins ----------------------------------------------------------------------------

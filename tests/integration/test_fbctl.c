@@ -3,7 +3,8 @@
  * parsed, server URL and token precedence (flag > environment > config
  * file), refusals (no token, wrong role, conflicts) and usage errors, and
  * rollout watch following a rollout that completes and one that halts while
- * simulated agents (real enrollment, events and heartbeats over HTTP) report.
+ * simulated agents (real enrollment, events and heartbeats over HTTP) report,
+ * and the admin policy bounds with an emergency rollout.
  * The tests share one server and run in order (later ones use the rings and
  * channels made by earlier ones). */
 #include <setjmp.h>
@@ -1111,6 +1112,133 @@ static void test_watch_halted(void **state)
 	free(out);
 }
 
+/* Admin policy bounds (policy-bounds get/set) and an emergency rollout
+ * (rollout start --emergency, rollout approve by a second user). */
+static void test_policy_bounds_and_emergency(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, NULL, "policy-bounds", "--help");
+	has(out, "fbctl policy-bounds get");
+	has(out, "fbctl policy-bounds set FILE.json");
+	free(out);
+	out = CTL_OK(0, NULL, "rollout", "approve", "--help");
+	has(out, "usage: fbctl rollout approve ID --reason R");
+	free(out);
+	char *err = CTL_ERR(2, C->admin, "policy-bounds", "set");
+	has(err, "missing argument");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "10", "--content",
+	              "0000000000000000000000000000000000000000000000000000000000000000",
+	              "--emergency");
+	has(err, "--emergency needs --reason R");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "approve", "1");
+	has(err, "--reason R is required");
+	free(err);
+
+	/* none set yet */
+	out = CTL_OK(0, C->soc, "policy-bounds", "get");
+	has(out, "no policy bounds set (version 0)");
+	has(out, "emergency floor: min_bake_s >= 300");
+	free(out);
+
+	/* set from a file: admin only, a reason from the file or --reason */
+	char *file = path_in(C->dir, "bounds.json");
+	static const char doc[] =
+	        "{\"bounds\":{\"min_bake_s\":{\"min\":600},\"confidence\":{\"min\":0.9,\"max\":"
+	        "0.999}},\"rings\":{\"canary\":{\"hard_cap\":{\"min\":1,\"max\":5}}},"
+	        "\"emergency\":{\"min_bake_s\":{\"min\":60}}}";
+	write_file(file, doc, sizeof doc - 1);
+	err = CTL_ERR(2, C->admin, "policy-bounds", "set", file);
+	has(err, "--reason R is required");
+	free(err);
+	err = CTL_ERR(1, C->release, "policy-bounds", "set", file, "--reason", "mine");
+	has(err, "HTTP 403 forbidden");
+	free(err);
+	out = CTL_OK(0, C->admin, "policy-bounds", "set", file, "--reason", "change board 12");
+	has(out, "policy bounds version 1, set ");
+	has(out, "by admin:ada: change board 12");
+	has(out, "emergency floor: min_bake_s >= 60");
+	has(out, "SCOPE");
+	has(out, "global       min_bake_s  600  -");
+	has(out, "global       confidence  0.9  0.999");
+	has(out, "ring canary  hard_cap    1    5");
+	has(out, "emergency    min_bake_s  60   -");
+	free(out);
+	char *bad = path_in(C->dir, "bounds-bad.json");
+	static const char baddoc[] = "{\"bounds\":{\"min_bake\":{\"min\":1}},\"reason\":\"typo\"}";
+	write_file(bad, baddoc, sizeof baddoc - 1);
+	err = CTL_ERR(1, C->admin, "policy-bounds", "set", bad);
+	has(err, "HTTP 422 unknown_key: bounds: unknown policy key \"min_bake\"");
+	free(err);
+	out = CTL_OK(0, C->release, "policy-bounds", "get", "--json");
+	json_t *j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
+	assert_int_equal(
+	        json_integer_value(json_object_get(
+	                json_object_get(json_object_get(j, "bounds"), "min_bake_s"), "min")),
+	        600);
+	json_decref(j);
+	free(out);
+
+	/* a rollout outside them is refused; an emergency may bake shorter */
+	out = CTL_OK(0, C->admin, "channel", "create", "10", "ten");
+	free(out);
+	char sha[65];
+	upload(10, 1, sha);
+	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "10", "--content", sha,
+	              "--policy", "{\"min_bake_s\":120}", "--reason", "hurry");
+	has(err, "HTTP 422 policy_out_of_bounds: ring 'canary': min_bake_s = 120 is below the "
+	         "lower bound 600");
+	free(err);
+	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "10", "--content", sha,
+	              "--policy", "{\"min_bake_s\":30}", "--emergency", "--reason", "CVE fix");
+	has(err, "lower bound 60 of the emergency floor");
+	free(err);
+	out = CTL_OK(0, C->release, "rollout", "start", "--channel", "10", "--content", sha,
+	             "--policy", "{\"min_bake_s\":120}", "--emergency", "--reason", "CVE fix");
+	has(out, "staged (emergency): channel 10");
+	long long id = 0;
+	assert_int_equal(sscanf(out, "rollout %lld staged", &id), 1);
+	char ids[24], hint[80];
+	snprintf(ids, sizeof ids, "%lld", id);
+	snprintf(hint, sizeof hint, "fbctl rollout approve %s --reason R", ids);
+	has(out, hint);
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "state          staged");
+	has(out, "emergency      yes");
+	free(out);
+	/* the creator again does not count; soc cannot; a second user starts it */
+	out = CTL_OK(0, C->release, "rollout", "approve", ids, "--reason", "me again");
+	has(out, "emergency-start approval recorded (1 of 2)");
+	free(out);
+	err = CTL_ERR(1, C->soc, "rollout", "approve", ids, "--reason", "me too");
+	has(err, "HTTP 403 forbidden");
+	free(err);
+	out = CTL_OK(0, C->admin, "rollout", "approve", ids, "--reason", "checked the diff");
+	has(out, "rolling");
+	has(out, "ring canary");
+	has(out, "emergency start approved by ada: checked the diff");
+	free(out);
+	err = CTL_ERR(1, C->admin, "rollout", "approve", ids, "--reason", "again");
+	has(err, "HTTP 409 conflict");
+	free(err);
+	out = CTL_OK(0, C->soc, "audit", "--action", "rollout.approve");
+	has(out, "admin:ada");
+	has(out, "checked the diff");
+	free(out);
+
+	/* cleared again for the tests after this one */
+	static const char none[] = "{}";
+	write_file(file, none, sizeof none - 1);
+	out = CTL_OK(0, C->admin, "policy-bounds", "set", file, "--reason", "clear");
+	has(out, "policy bounds version 2");
+	free(out);
+	free(file);
+	free(bad);
+}
+
 /* HTTPS: a throwaway CA; the server is refused without the CA bundle and
  * trusted with it from --ca, FIREBREAK_CA or the config file's "ca". */
 static int openssl(const char *const *args)
@@ -1213,6 +1341,7 @@ int main(void)
 	        cmocka_unit_test(test_rollout_actions),
 	        cmocka_unit_test(test_watch_completed),
 	        cmocka_unit_test(test_watch_halted),
+	        cmocka_unit_test(test_policy_bounds_and_emergency),
 	        cmocka_unit_test(test_https_ca),
 	};
 	int rc = cmocka_run_group_tests_name("fbctl", tests, setup, teardown);
