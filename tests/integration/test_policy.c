@@ -495,8 +495,9 @@ static void agent_new(struct agent *a)
 	json_decref(j);
 }
 
-/* 1 when the agent's current assignment names sha. */
-static int agent_offered(struct agent *a, const char *sha)
+/* 1 when the agent's current assignment names sha; *seq (may be NULL)
+ * receives the assignment's sequence. */
+static int agent_offered_seq(struct agent *a, const char *sha, long *seq)
 {
 	struct fbt_resp r;
 	if (fbt_http(&E.srv, "GET", "/v1/poll", a->token, NULL, 0, NULL, &r))
@@ -504,8 +505,16 @@ static int agent_offered(struct agent *a, const char *sha)
 	if (r.status != 200)
 		fail_msg("poll: %ld %s", r.status, r.body ? r.body : "");
 	int offered = r.body && strstr(r.body, sha) != NULL;
+	const char *p = r.body ? strstr(r.body, "\"sequence\":") : NULL;
+	if (seq)
+		*seq = p ? strtol(p + strlen("\"sequence\":"), NULL, 10) : -1;
 	fbt_resp_free(&r);
 	return offered;
+}
+
+static int agent_offered(struct agent *a, const char *sha)
+{
+	return agent_offered_seq(a, sha, NULL);
 }
 
 /* The agent in canary alone (explicit list), everyone else in the rest. */
@@ -601,6 +610,16 @@ static void test_emergency_two_approvers(void **state)
 		assert_false(agent_offered(&ag, v1));
 		usleep(150000);
 	}
+	/* not even in a publication made while it is staged */
+	canary_ring(&ag);
+	long pub2 = q("SELECT seq FROM publication"), seen = 0;
+	assert_true(pub2 > pub);
+	for (int i = 0; i < 200 && seen < pub2; i++) {
+		assert_false(agent_offered_seq(&ag, v1, &seen));
+		if (seen < pub2)
+			usleep(100000);
+	}
+	assert_true(seen >= pub2);
 	assert_int_equal(
 	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
 	        0);
