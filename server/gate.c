@@ -207,13 +207,19 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		         control > 0 ? "control upper + tolerance is above it"
 		                     : "no control agents");
 
-	/* The reports background noise explains: at the control's upper rate
+	/* The reports background noise explains: at the rate the control shows
 	 * (never above the limit) the treated agents expect lambda reports;
-	 * allow lambda + z * sqrt(lambda) for their own Poisson scatter. None
-	 * without a control: then the cap is absolute. */
-	double bg_rate = control > 0 ? fmin(out->control_upper, limit) : 0.0;
-	double lambda = bg_rate * (double)treated;
-	out->background = (int64_t)floor(lambda + z * sqrt(lambda));
+	 * allow z standard deviations for their own Poisson scatter and for the
+	 * uncertainty of the control's rate. A control that shows no failures
+	 * explains nothing (an upper bound would be ignorance, not evidence:
+	 * on a small control it would switch the cap off), nor does no control:
+	 * then the cap is absolute. */
+	double bg_rate = control > 0 ? fmin(out->control_rate, limit) : 0.0;
+	double nt = (double)treated;
+	double lambda = bg_rate * nt;
+	double var = lambda +
+	             (control > 0 ? nt * nt * bg_rate * (1.0 - bg_rate) / (double)control : 0.0);
+	out->background = (int64_t)floor(lambda + z * sqrt(var));
 	out->excess = reported > out->background ? reported - out->background : 0;
 
 	/* 1. Hard cap: reports of crashes and boot loops beyond the background,
@@ -224,7 +230,7 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		              "HALT: %lld treated agents crashed or boot-looped on the new content "
 		              "(%lld crashed, %lld boot-looped), %lld more than the %lld that "
 		              "background noise explains (%.1f expected of %lld treated at the "
-		              "control's upper rate %.2f%%, plus scatter) - hard cap %lld reached, "
+		              "control's rate %.3f%%, plus scatter) - hard cap %lld reached, "
 		              "whatever the rate. Also: %lld of %lld with an outcome failed "
 		              "(%.2f%%), SPRT log-LR %.2f (halts at %.2f)",
 		              (long long)reported, (long long)crashed, (long long)looped,

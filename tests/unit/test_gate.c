@@ -315,8 +315,8 @@ static void test_hard_cap(void **state)
 	struct gate_policy p = pol(CANARY);
 	assert_int_equal(p.hard_cap, 3);
 	struct gate_result r;
-	/* A 100-agent canary against a quiet control (20 of 20,000, upper
-	 * 0.144 %): background explains floor(0.144) = 0 reports, so exactly
+	/* A 100-agent canary against a control at 0.1 % (20 of 20,000): the
+	 * background explains floor(0.1 + 1.645 * 0.32) = 0 reports, so exactly
 	 * the cap halts, however many are healthy. */
 	struct gate_inputs in = ring_in(2, 100, 20000, 20, 0);
 	in.boot_looped = 1;
@@ -343,25 +343,36 @@ static void test_hard_cap(void **state)
 	assert_int_equal(r.failures, 3);
 	assert_int_equal(r.excess, 2);
 
-	/* A large ring: 5,000 treated at the control's 0.1 % noise. At the
-	 * control's upper rate they expect lambda = 7.2 reports; with scatter
-	 * (lambda + 1.645 sqrt(lambda) = 11.6) the background explains 11, and
-	 * the cap counts beyond them: 13 reports do not halt, 14 do. */
-	in = ring_in(13, 5000, 20000, 20, 0);
+	/* A large ring: 5,000 treated at the control's 0.1 % noise expect
+	 * lambda = 5 reports; with the scatter (variance 5 for the treated's
+	 * Poisson count + 1.25 for the control's estimate: 5 + 1.645 * 2.5 =
+	 * 9.1) the background explains 9, and the cap counts beyond them: 11
+	 * reports do not halt, 12 do. */
+	in = ring_in(11, 5000, 20000, 20, 0);
 	gate_decide(&p, &in, &r);
-	assert_int_equal(r.background, 11);
+	assert_int_equal(r.background, 9);
 	assert_int_equal(r.excess, 2);
 	assert_int_not_equal(r.decision, GATE_HALT);
 	assert_true(r.statistic < r.threshold);
-	assert_contains(r.reason, "hard cap 2 of 3 (13 reports, 11 explained by background)");
-	in = ring_in(14, 5000, 20000, 20, 0);
+	assert_contains(r.reason, "hard cap 2 of 3 (11 reports, 9 explained by background)");
+	in = ring_in(12, 5000, 20000, 20, 0);
 	gate_decide(&p, &in, &r);
 	assert_int_equal(r.decision, GATE_HALT);
 	assert_int_equal(r.excess, 3);
-	assert_contains(r.reason, "14 treated agents crashed or boot-looped");
-	assert_contains(r.reason, "3 more than the 11 that background noise explains (7.2 "
-	                          "expected of 5000 treated at the control's upper rate 0.14%, "
+	assert_contains(r.reason, "12 treated agents crashed or boot-looped");
+	assert_contains(r.reason, "3 more than the 9 that background noise explains (5.0 "
+	                          "expected of 5000 treated at the control's rate 0.100%, "
 	                          "plus scatter) - hard cap 3 reached");
+	/* A control that shows no failure explains nothing, however small it
+	 * is (its upper bound would be ignorance, and on 2 agents would switch
+	 * the cap off): 3 reports of a 3-agent canary halt. */
+	in = ring_in(2, 3, 2, 0, 0);
+	in.boot_looped = 1;
+	in.healthy = 0;
+	gate_decide(&p, &in, &r);
+	assert_int_equal(r.background, 0);
+	assert_int_equal(r.decision, GATE_HALT);
+	assert_contains(r.reason, "hard cap 3 reached");
 	/* The 100,000-agent rehearsal that an absolute cap halted: 10 reports
 	 * of 50,000 treated against a control at 0.07 % (early ring, cap 10). */
 	struct gate_policy e = pol(EARLY);
