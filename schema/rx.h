@@ -10,9 +10,9 @@
 
 /* Hard limits; a pattern beyond any of them is refused by rx_compile. */
 #define RX_MAX_PATTERN 1024 /* bytes of pattern text */
-#define RX_MAX_STATES 4096  /* compiled program size (instructions) */
-#define RX_MAX_REPEAT 255   /* largest m or n in {m,n} */
-#define RX_MAX_DEPTH 32     /* nesting of groups */
+#define RX_MAX_STATES  4096 /* compiled program size (instructions) */
+#define RX_MAX_REPEAT  255  /* largest m or n in {m,n} */
+#define RX_MAX_DEPTH   32   /* nesting of groups */
 
 /* rx_compile flags */
 #define RX_ICASE 1u /* ASCII case-insensitive */
@@ -28,7 +28,7 @@ struct rx;
  * NULL, err says what and at which byte offset, and the result is FB_EINVAL
  * (syntax) or FB_ETOOBIG (a limit above). */
 enum fb_rc rx_compile(const char *pat, size_t len, unsigned flags, struct rx **out,
-		      struct fb_err *err) FB_MUSTCHECK;
+                      struct fb_err *err) FB_MUSTCHECK;
 
 /* 1 when the pattern matches anywhere in s[0..n) (search semantics; use ^ and
  * $ to anchor), 0 otherwise. Time O(n * program size); memory fixed at
