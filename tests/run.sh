@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every firebreak test against the binaries in BUILD (default build/san):
-# unit tests, integration tests (a throwaway PostgreSQL cluster, started here
+# source checks (lint, format), unit tests, integration tests (a throwaway PostgreSQL cluster, started here
 # and torn down on any exit), fuzz-corpus replays and CLI scripts. Prints one
 # line per test program and, last, "N passed, N failed"; exits non-zero on
 # any failure.
@@ -73,6 +73,14 @@ run() {
 		sed 's/^/      | /' "$log" | tail -n 60
 	fi
 }
+
+echo "== source checks"
+# STYLE.md's banned calls and the committed clang-format style, so that a
+# red format-check cannot land unnoticed
+run lint make -s --no-print-directory lint
+if command -v clang-format >/dev/null; then
+	run format-check make -s --no-print-directory format-check
+fi
 
 echo "== unit tests ($BUILD)"
 for t in "$FB_BUILD"/tests/unit/*; do
