@@ -18,6 +18,6 @@ FUZZ_TARGETS := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c)
 define FUZZ_REPLAY_template
 UNIT_TESTS += test_fuzz_replay_$(1)
 test_fuzz_replay_$(1)_SRCS := tests/fuzz/replay_main.c tests/fuzz/fuzz_$(1).c
-test_fuzz_replay_$(1)_LIBS := fbschema fbcommon
+test_fuzz_replay_$(1)_LIBS := fbsign fbschema fbcommon
 endef
 $(foreach t,$(FUZZ_TARGETS),$(eval $(call FUZZ_REPLAY_template,$(t))))

@@ -14,9 +14,10 @@ CC=${FUZZ_CC:-clang}
 mkdir -p "$out"
 pkgs="jansson libcrypto libsodium"
 cflags="-std=c17 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-	-fno-sanitize-recover=all -fno-omit-frame-pointer -Icommon -Ischema \
+	-fno-sanitize-recover=all -fno-omit-frame-pointer -Icommon -Isigning -Ischema \
 	$(pkg-config --cflags $pkgs)"
-libsrc="common/fb.c $(ls schema/*.c)"
+# libfbsign without its CLI (fb-sign.c has a main)
+libsrc="common/fb.c $(ls schema/*.c) $(ls signing/*.c | grep -v fb-sign.c)"
 targets=${*:-$(ls tests/fuzz/fuzz_*.c | sed 's|tests/fuzz/fuzz_||; s|\.c$||')}
 status=0
 for n in $targets; do
