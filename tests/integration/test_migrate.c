@@ -55,6 +55,17 @@ static void test_fresh_then_rerun_is_noop(void **state)
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);
 		assert_int_equal(fbt_db_long(db, sql), 0);
 	}
+	/* 0004: heartbeat updates can be HOT (no index on last_seen_at, room
+	 * on each page for the next version of its rows) */
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM pg_indexes WHERE tablename = "
+	                                 "'agents' AND indexdef LIKE '%last_seen_at%'"),
+	                 0);
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM pg_class WHERE relname = 'agents' "
+	                                 "AND 'fillfactor=50' = ANY (reloptions)"),
+	                 1);
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM schema_migrations WHERE version = 4 "
+	                                 "AND name = 'agents_hot_heartbeats'"),
+	                 1);
 	free(out);
 	free(err);
 	long applied_at = fbt_db_long(
