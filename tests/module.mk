@@ -24,10 +24,14 @@ test_gate_SRCS := tests/unit/test_gate.c server/gate.c
 test_gate_LIBS := fbcommon
 endif
 
-# The pending-heartbeat store (server/pending.c) is pure code too.
+# The pending-heartbeat store and the heartbeat-body recogniser
+# (server/pending.c, server/hbbody.c) are pure code too.
 UNIT_TESTS += test_pending
 test_pending_SRCS := tests/unit/test_pending.c server/pending.c
 test_pending_LIBS := fbcommon
+UNIT_TESTS += test_hbbody
+test_hbbody_SRCS := tests/unit/test_hbbody.c server/hbbody.c
+test_hbbody_LIBS := fbcommon
 
 test_protocol_SRCS := tests/integration/test_protocol.c
 test_protocol_LIBS := fbt fbsign fbschema fbcommon
