@@ -4,6 +4,7 @@
  * lives across reloads under g_agents_lock. */
 #include "snapshot.h"
 
+#include <malloc.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -83,6 +84,8 @@ struct snap_agent {
 	uint16_t cls;
 	uint16_t pad;
 };
+#define AGENT_PAGE_S "4096" /* agents a FETCH while loading the snapshot */
+
 #define AG_KNOWN   1
 #define AG_REVOKED 2
 
@@ -179,6 +182,90 @@ static uint16_t class_of(const json_t *caps)
 	return (uint16_t)(found < 0 ? 0 : found);
 }
 
+/* Capability classes by the text of the capabilities as they arrive (a
+ * heartbeat's compact JSON, the database's jsonb text): canonicalising them
+ * (class_of) on every heartbeat would cost a deep copy, a sort and a dump.
+ * Open addressing, CLS_CACHE slots, at most CLS_PROBE probes; a full window
+ * evicts its first slot. Hits take only the read lock. */
+#define CLS_CACHE 1024
+#define CLS_PROBE 8
+struct cls_entry {
+	uint64_t hash;
+	char *text; /* NULL: empty slot */
+	size_t len;
+	uint16_t cls;
+};
+static pthread_rwlock_t g_cls_cache_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct cls_entry g_cls_cache[CLS_CACHE];
+
+static uint64_t text_hash(const char *s, size_t n)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+	return h;
+}
+
+static int cls_cache_find(uint64_t h, const char *text, size_t n, uint16_t *cls)
+{
+	for (size_t k = 0; k < CLS_PROBE; k++) {
+		const struct cls_entry *e = &g_cls_cache[(h + k) & (CLS_CACHE - 1)];
+		if (!e->text)
+			return 0;
+		if (e->hash == h && e->len == n && memcmp(e->text, text, n) == 0) {
+			*cls = e->cls;
+			return 1;
+		}
+	}
+	return 0;
+}
+
+/* The class of capabilities given as JSON text (an array of {id, version});
+ * text that does not parse is the empty class, as class_of(NULL) is. */
+static uint16_t class_of_text(const char *text)
+{
+	size_t n = strlen(text);
+	uint64_t h = text_hash(text, n);
+	uint16_t cls;
+	pthread_rwlock_rdlock(&g_cls_cache_lock);
+	int hit = cls_cache_find(h, text, n, &cls);
+	pthread_rwlock_unlock(&g_cls_cache_lock);
+	if (hit)
+		return cls;
+	json_t *caps = json_loadb(text, n, 0, NULL);
+	cls = class_of(caps);
+	json_decref(caps);
+	char *copy = strndup(text, n);
+	if (!copy)
+		return cls;
+	pthread_rwlock_wrlock(&g_cls_cache_lock);
+	uint16_t again;
+	if (cls_cache_find(h, text, n, &again)) {
+		free(copy);
+	} else {
+		struct cls_entry *e = &g_cls_cache[h & (CLS_CACHE - 1)];
+		for (size_t k = 0; k < CLS_PROBE; k++)
+			if (!g_cls_cache[(h + k) & (CLS_CACHE - 1)].text) {
+				e = &g_cls_cache[(h + k) & (CLS_CACHE - 1)];
+				break;
+			}
+		free(e->text);
+		*e = (struct cls_entry){h, copy, n, cls};
+	}
+	pthread_rwlock_unlock(&g_cls_cache_lock);
+	return cls;
+}
+
+static void cls_cache_clear(void)
+{
+	pthread_rwlock_wrlock(&g_cls_cache_lock);
+	for (size_t i = 0; i < CLS_CACHE; i++) {
+		free(g_cls_cache[i].text);
+		g_cls_cache[i] = (struct cls_entry){0};
+	}
+	pthread_rwlock_unlock(&g_cls_cache_lock);
+}
+
 static uint16_t pinset_of(uint64_t mask)
 {
 	pthread_mutex_lock(&g_tab_mu);
@@ -258,9 +345,10 @@ static enum fb_rc agents_reserve(int64_t id)
 {
 	if ((size_t)id < g_agents_cap)
 		return FB_OK;
-	size_t ncap = g_agents_cap ? g_agents_cap : 1024;
-	while (ncap <= (size_t)id)
-		ncap *= 2;
+	/* An eighth of headroom in 64 Ki-entry steps (512 KiB): large tables are
+	 * mmap()ed, so growing one is a mremap, not a copy, and doubling would
+	 * leave up to half of the table unused. */
+	size_t ncap = ((size_t)id + (size_t)id / 8 + 65536) & ~(size_t)65535;
 	struct snap_agent *n = realloc(g_agents, ncap * sizeof *n);
 	if (!n)
 		return FB_ENOMEM;
@@ -270,24 +358,25 @@ static enum fb_rc agents_reserve(int64_t id)
 	return FB_OK;
 }
 
-/* Caller holds g_state_lock (read) so s is stable. */
-/* caps NULL, or keep_cls with the agent already known: keep the capability
- * class in memory (a heartbeat may have set it after the database's copy). */
+/* Caller holds g_state_lock (read) so s is stable. cls < 0 (no
+ * capabilities), or keep_cls with the agent already known: keep the
+ * capability class in memory (a heartbeat may have set it after the
+ * database's copy). */
 static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, const json_t *tags,
-                                         const json_t *caps, int revoked, int keep_cls)
+                                         int cls, int revoked, int keep_cls)
 {
 	if (id <= 0 || id > (int64_t)1 << 31)
 		return FB_EINVAL;
 	struct snap_agent a = {0};
 	a.ring = (uint8_t)resolve_ring(s, id, tags);
 	a.pinset = resolve_pins(s, tags);
-	uint16_t cls = caps ? class_of(caps) : 0;
 	a.flags = AG_KNOWN | (revoked ? AG_REVOKED : 0);
 	pthread_rwlock_wrlock(&g_agents_lock);
 	enum fb_rc rc = agents_reserve(id);
 	if (!rc) {
 		int known = g_agents[id].flags & AG_KNOWN;
-		a.cls = known && (keep_cls || !caps) ? g_agents[id].cls : cls;
+		a.cls = known && (keep_cls || cls < 0) ? g_agents[id].cls
+		                                       : (uint16_t)(cls < 0 ? 0 : cls);
 		g_agents[id] = a;
 		if (id > g_agents_max)
 			g_agents_max = id;
@@ -299,16 +388,25 @@ static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, cons
 enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
-	enum fb_rc rc = g_state ? agent_put_locked_state(g_state, id, tags, caps, revoked, 0)
-	                        : FB_EINTERNAL;
+	int cls = caps ? class_of(caps) : -1;
+	enum fb_rc rc =
+	        g_state ? agent_put_locked_state(g_state, id, tags, cls, revoked, 0) : FB_EINTERNAL;
 	pthread_rwlock_unlock(&g_state_lock);
 	return rc;
 }
 
-void snapshot_agent_caps(int64_t id, const json_t *caps)
+void snapshot_agent_caps(int64_t id, const char *caps)
 {
-	uint16_t cls = class_of(caps);
-	int changed = 0;
+	uint16_t cls = class_of_text(caps);
+	/* Nearly always unchanged: look under the read lock, write only when not. */
+	int known = 0, changed = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN))
+		known = 1, changed = g_agents[id].cls != cls;
+	pthread_rwlock_unlock(&g_agents_lock);
+	if (!known || !changed)
+		return;
+	changed = 0;
 	pthread_rwlock_wrlock(&g_agents_lock);
 	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN)) {
 		changed = g_agents[id].cls != cls;
@@ -607,31 +705,66 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	r = NULL;
 	fb_sha256_hex(sig.data ? sig.data : "", sig.len, s->config_sig);
 
-	/* Agents: everyone again when rings or pins changed, else the new ones. */
+	/* Agents: everyone again when rings or pins changed, else the new ones.
+	 * Read through a cursor, AGENT_PAGE rows at a time: a million agents in
+	 * one result would be a transient of hundreds of megabytes. */
 	int all = !old || strcmp(old->config_sig, s->config_sig) != 0;
 	char since[24];
 	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)g_agents_max);
 	const char *p[] = {since};
-	r = db_exec(
-	        c, err,
-	        "SELECT id, tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
-	        "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
-	        1, p);
+	r = db_exec(c, err, "SELECT max(id) FROM agents WHERE id > $1", 1, p);
 	if (!r)
 		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-		json_t *tags = json_loads(PQgetvalue(r, i, 1), 0, NULL);
-		json_t *caps = json_loads(PQgetvalue(r, i, 2), 0, NULL);
-		rc = agent_put_locked_state(s, id, tags, caps,
-		                            strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
-		json_decref(tags);
-		json_decref(caps);
-		if (rc)
-			goto out;
-	}
+	int64_t top = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	r = NULL;
+	if (top > 0 && top <= (int64_t)1 << 31) {
+		pthread_rwlock_wrlock(&g_agents_lock);
+		enum fb_rc grc = agents_reserve(top);
+		pthread_rwlock_unlock(&g_agents_lock);
+		if (grc)
+			goto oom;
+	}
+	r = db_exec(c, err,
+	            "DECLARE snapshot_agents NO SCROLL CURSOR FOR SELECT id, tags::text, "
+	            "coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+	            "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
+	            1, p);
+	if (!r)
+		goto out;
+	PQclear(r);
+	json_t *no_tags = json_object();
+	int64_t loaded = 0;
+	rc = FB_OK;
+	while (!rc) {
+		r = db_exec(c, err, "FETCH " AGENT_PAGE_S " FROM snapshot_agents", 0, NULL);
+		if (!r) {
+			rc = FB_EDB;
+			break;
+		}
+		int n = PQntuples(r);
+		for (int i = 0; i < n && !rc; i++) {
+			int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+			const char *tt = PQgetvalue(r, i, 1);
+			json_t *tags = strcmp(tt, "{}") == 0 ? json_incref(no_tags)
+			                                     : json_loads(tt, 0, NULL);
+			rc = agent_put_locked_state(s, id, tags, class_of_text(PQgetvalue(r, i, 2)),
+			                            strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
+			json_decref(tags);
+		}
+		loaded += n;
+		PQclear(r);
+		r = NULL;
+		if (n == 0)
+			break;
+	}
+	json_decref(no_tags);
+	if (rc)
+		goto out;
+	rc = FB_EDB;
+	/* glibc keeps what a large load freed (results, parsed tags). */
+	if (loaded >= 10000)
+		malloc_trim(0);
 	if (db_cmd(c, err, "COMMIT"))
 		goto out;
 	*out = s;
@@ -980,4 +1113,5 @@ void snapshot_stop(void)
 	g_ncls = 0;
 	g_npinsets = 0;
 	pthread_mutex_unlock(&g_tab_mu);
+	cls_cache_clear();
 }

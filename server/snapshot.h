@@ -32,8 +32,10 @@ enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err) F
  * the capability class. Safe from any thread. */
 enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps,
                               int revoked) FB_MUSTCHECK;
-/* Update the capability class from a heartbeat's capabilities. */
-void snapshot_agent_caps(int64_t id, const json_t *caps);
+/* Update the capability class from a heartbeat's capabilities (JSON text,
+ * borrowed). Classes are cached by the text, so a repeated set costs a hash
+ * and a compare under a read lock. */
+void snapshot_agent_caps(int64_t id, const char *caps);
 /* 1 when the agent is known here and not revoked (loads it from the
  * database on a miss: the first request of an agent enrolled elsewhere). */
 int snapshot_agent_ok(int64_t id);

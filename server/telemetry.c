@@ -1,156 +1,162 @@
 /* Agent telemetry: batched heartbeats and durable, idempotent events. */
 #include "telemetry.h"
 
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "hbbody.h"
 #include "log.h"
+#include "pending.h"
 #include "snapshot.h"
 #include "validate.h"
 
 #define MAX_EVENTS_PER_REQUEST 100
-#define MAX_PENDING            4000000 /* heartbeats waiting for the flusher */
+#define MAX_PENDING            4000000     /* agents with a heartbeat waiting for the flusher */
+#define FLUSH_CHUNK            25000       /* rows per COPY + UPDATE transaction */
+#define FLUSH_EARLY            FLUSH_CHUNK /* pending agents that wake the flusher early */
+#define TRIM_BYTES             (8u << 20)  /* give freed batches back to the system */
 
-struct hb {
-	int64_t agent_id;
-	int64_t seen_ms;
-	int64_t uptime;
-	char boot_id[65];
-	char version[65];
-	char *active; /* compact JSON */
-	char *caps;   /* compact JSON */
-};
-
-/* Pending heartbeats: open addressing by agent id, latest one wins. */
-struct hb_map {
-	struct hb *slots;
-	size_t cap, n;
-};
-
+/* Heartbeats wait in g_pending (server/pending.c: the latest per agent); the
+ * flusher takes the whole batch every heartbeat_flush_ms and writes it. */
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_cv = PTHREAD_COND_INITIALIZER;
-static struct hb_map g_pending;
+static struct pending *g_pending;
 static pthread_t g_thread;
 static int g_started, g_stop;
 static uint64_t g_dropped;
 
-static void hb_clear(struct hb *h)
+/* Decimal digits of v. */
+static enum fb_rc add_u64(struct fb_buf *b, uint64_t v)
 {
-	free(h->active);
-	free(h->caps);
-	memset(h, 0, sizeof *h);
+	char d[24];
+	size_t i = sizeof d;
+	do {
+		d[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return fb_buf_add(b, d + i, sizeof d - i);
 }
 
-static void map_free(struct hb_map *m)
+/* A 0-based value index, or \N (NULL) for 0: the field was not sent. */
+static enum fb_rc add_ref(struct fb_buf *b, uint32_t local)
 {
-	for (size_t i = 0; i < m->cap; i++)
-		if (m->slots[i].agent_id)
-			hb_clear(&m->slots[i]);
-	free(m->slots);
-	memset(m, 0, sizeof *m);
-}
-
-static struct hb *map_slot(struct hb_map *m, int64_t id)
-{
-	size_t i = (size_t)((uint64_t)id * 0x9e3779b97f4a7c15ull) & (m->cap - 1);
-	while (m->slots[i].agent_id && m->slots[i].agent_id != id)
-		i = (i + 1) & (m->cap - 1);
-	return &m->slots[i];
-}
-
-/* Steals h's strings on success. */
-static enum fb_rc map_put(struct hb_map *m, struct hb *h)
-{
-	if (m->n + 1 > m->cap / 2) {
-		size_t ncap = m->cap ? m->cap * 2 : 1024;
-		struct hb_map n = {calloc(ncap, sizeof(struct hb)), ncap, 0};
-		if (!n.slots)
-			return FB_ENOMEM;
-		for (size_t i = 0; i < m->cap; i++)
-			if (m->slots[i].agent_id) {
-				*map_slot(&n, m->slots[i].agent_id) = m->slots[i];
-				n.n++;
-			}
-		free(m->slots);
-		*m = n;
-	}
-	struct hb *s = map_slot(m, h->agent_id);
-	if (s->agent_id)
-		hb_clear(s);
-	else
-		m->n++;
-	*s = *h;
-	return FB_OK;
+	return local ? add_u64(b, local - 1) : fb_buf_add(b, "\\N", 2);
 }
 
 /* COPY text format: escape backslash, tab, newline, carriage return. */
-static enum fb_rc copy_field(struct fb_buf *b, const char *s, int last)
+static enum fb_rc add_copy_text(struct fb_buf *b, const char *s)
 {
 	enum fb_rc rc = FB_OK;
-	if (!s) {
-		rc = fb_buf_addstr(b, "\\N");
-	} else {
-		for (const char *c = s; *c && !rc; c++) {
-			if (*c == '\\')
-				rc = fb_buf_addstr(b, "\\\\");
-			else if (*c == '\t')
-				rc = fb_buf_addstr(b, "\\t");
-			else if (*c == '\n')
-				rc = fb_buf_addstr(b, "\\n");
-			else if (*c == '\r')
-				rc = fb_buf_addstr(b, "\\r");
-			else
-				rc = fb_buf_add(b, c, 1);
+	while (*s && !rc) {
+		size_t n = strcspn(s, "\\\t\n\r");
+		rc = fb_buf_add(b, s, n);
+		s += n;
+		if (*s && !rc) {
+			char e[2] = {'\\', *s == '\\'   ? '\\'
+			                   : *s == '\t' ? 't'
+			                   : *s == '\n' ? 'n'
+			                                : 'r'};
+			rc = fb_buf_add(b, e, 2);
+			s++;
 		}
 	}
-	return rc ? rc : fb_buf_addstr(b, last ? "\n" : "\t");
+	return rc;
 }
 
-static enum fb_rc flush_batch(PGconn *c, struct hb_map *m, struct fb_err *err)
+/* The values of one chunk: each value the chunk's rows refer to, once, in a
+ * JSON array the UPDATE indexes (JSON values as they are, texts as strings). */
+struct chunk_vals {
+	uint32_t *local[2]; /* batch value number -> 1-based index in the chunk, 0 = not yet */
+	uint32_t n[2];
+	struct fb_buf arr[2];
+};
+
+static enum fb_rc chunk_ref(struct chunk_vals *cv, const struct pending *p, enum pending_kind k,
+                            uint32_t num, uint32_t *out)
 {
-	enum fb_rc rc;
-	struct fb_buf b;
-	fb_buf_init(&b, (size_t)1 << 31);
-	for (size_t i = 0; i < m->cap; i++) {
-		struct hb *h = &m->slots[i];
-		if (!h->agent_id)
-			continue;
-		char id[24], up[24], seen[32];
-		snprintf(id, sizeof id, "%lld", (long long)h->agent_id);
-		snprintf(up, sizeof up, "%lld", (long long)h->uptime);
-		snprintf(seen, sizeof seen, "%.3f", (double)h->seen_ms / 1000.0);
-		rc = copy_field(&b, id, 0);
-		if (!rc)
-			rc = copy_field(&b, h->boot_id, 0);
-		if (!rc)
-			rc = copy_field(&b, up, 0);
-		if (!rc)
-			rc = copy_field(&b, h->version, 0);
-		if (!rc)
-			rc = copy_field(&b, h->active, 0);
-		if (!rc)
-			rc = copy_field(&b, h->caps, 0);
-		if (!rc)
-			rc = copy_field(&b, seen, 1);
+	*out = 0;
+	if (!num)
+		return FB_OK;
+	if (!cv->local[k][num]) {
+		const char *v = pending_value(p, k, num, NULL);
+		enum fb_rc rc = fb_buf_add(&cv->arr[k], cv->n[k] ? "," : "[", 1);
+		if (!rc && k == PENDING_JSON) {
+			rc = fb_buf_addstr(&cv->arr[k], v);
+		} else if (!rc) {
+			json_t *js = json_string(v);
+			char *q = js ? json_dumps(js, JSON_ENCODE_ANY) : NULL;
+			rc = q ? fb_buf_addstr(&cv->arr[k], q) : FB_ENOMEM;
+			free(q);
+			json_decref(js);
+		}
 		if (rc)
-			goto out;
+			return rc;
+		cv->local[k][num] = ++cv->n[k];
 	}
+	*out = cv->local[k][num];
+	return FB_OK;
+}
+
+/* Write records [from, to) of the sorted batch p in one transaction: COPY
+ * (id, boot id, uptime, value indexes, time) into a temporary table, then one
+ * UPDATE that takes each value from the chunk's arrays, so PostgreSQL parses
+ * each distinct active map or capability set once, not once a row. */
+static enum fb_rc flush_chunk(PGconn *c, const struct pending *p, size_t from, size_t to,
+                              struct chunk_vals *cv, struct fb_buf *b, struct fb_err *err)
+{
+	enum fb_rc rc = FB_OK;
+	fb_buf_reset(b);
+	for (int k = 0; k < 2; k++) {
+		memset(cv->local[k], 0, ((size_t)pending_nvalues(p, k) + 1) * sizeof(uint32_t));
+		cv->n[k] = 0;
+		fb_buf_reset(&cv->arr[k]);
+	}
+	for (size_t i = from; i < to && !rc; i++) {
+		struct pending_rec r;
+		pending_get(p, i, &r);
+		uint32_t ver, act, caps;
+		if ((rc = chunk_ref(cv, p, PENDING_TEXT, r.version, &ver)) ||
+		    (rc = chunk_ref(cv, p, PENDING_JSON, r.active, &act)) ||
+		    (rc = chunk_ref(cv, p, PENDING_JSON, r.caps, &caps)))
+			break;
+		if ((rc = add_u64(b, (uint64_t)r.agent_id)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_copy_text(b, r.boot_id)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_u64(b, (uint64_t)r.uptime_s)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_ref(b, ver)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_ref(b, act)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_ref(b, caps)) || (rc = fb_buf_add(b, "\t", 1)) ||
+		    (rc = add_u64(b, (uint64_t)r.seen_ms)) || (rc = fb_buf_add(b, "\n", 1)))
+			break;
+	}
+	for (int k = 0; k < 2 && !rc; k++)
+		rc = fb_buf_addstr(&cv->arr[k], cv->n[k] ? "]" : "[]");
+	if (rc) {
+		fb_err_set(err, "building the heartbeat batch: %s", fb_rc_str(rc));
+		return rc;
+	}
+	/* The batch drives an index scan of agents by id: a hash or merge join
+	 * would read the whole table for a few thousand rows. */
 	rc = db_cmd(c, err, "BEGIN");
 	if (!rc)
-		rc = db_cmd(
-		        c, err,
-		        "CREATE TEMP TABLE IF NOT EXISTS hb_batch (id bigint, boot_id text, "
-		        "uptime_s bigint, agent_version text, active jsonb, capabilities jsonb, "
-		        "seen double precision) ON COMMIT DELETE ROWS");
+		rc = db_cmd(c, err,
+		            "SELECT set_config('enable_hashjoin', 'off', true), "
+		            "set_config('enable_mergejoin', 'off', true)");
+	if (!rc)
+		rc = db_cmd(c, err,
+		            "CREATE TEMP TABLE IF NOT EXISTS hb_rows (id bigint, boot_id text, "
+		            "uptime_s bigint, version int, active int, caps int, seen_ms bigint) "
+		            "ON COMMIT DELETE ROWS");
 	if (rc)
 		goto out;
-	PGresult *r = PQexec(c, "COPY hb_batch FROM STDIN");
+	PGresult *r = PQexec(c, "COPY hb_rows FROM STDIN");
 	if (PQresultStatus(r) != PGRES_COPY_IN) {
 		fb_err_set(err, "COPY: %s", PQerrorMessage(c));
 		PQclear(r);
@@ -158,7 +164,8 @@ static enum fb_rc flush_batch(PGconn *c, struct hb_map *m, struct fb_err *err)
 		goto out;
 	}
 	PQclear(r);
-	if (PQputCopyData(c, b.data ? b.data : "", (int)b.len) != 1 || PQputCopyEnd(c, NULL) != 1) {
+	if (PQputCopyData(c, b->data ? b->data : "", (int)b->len) != 1 ||
+	    PQputCopyEnd(c, NULL) != 1) {
 		fb_err_set(err, "COPY: %s", PQerrorMessage(c));
 		rc = FB_EDB;
 		goto out;
@@ -166,89 +173,172 @@ static enum fb_rc flush_batch(PGconn *c, struct hb_map *m, struct fb_err *err)
 	r = PQgetResult(c);
 	if (PQresultStatus(r) != PGRES_COMMAND_OK) {
 		fb_err_set(err, "COPY: %s", PQresultErrorMessage(r));
-		PQclear(r);
-		while ((r = PQgetResult(c)))
-			PQclear(r);
 		rc = FB_EDB;
-		goto out;
 	}
 	PQclear(r);
 	while ((r = PQgetResult(c)))
 		PQclear(r);
-	rc = db_cmd(c, err,
+	if (rc)
+		goto out;
+	/* (SELECT $n) is evaluated once per statement; -> and ->> take one
+	 * element of the array, and a NULL index (not sent) keeps the column. */
+	const char *params[] = {cv->arr[PENDING_JSON].data, cv->arr[PENDING_TEXT].data};
+	r = db_exec(c, err,
 	            "UPDATE agents a SET boot_id = h.boot_id, uptime_s = h.uptime_s, "
-	            "agent_version = coalesce(h.agent_version, a.agent_version), "
-	            "active = coalesce(h.active, a.active), "
-	            "capabilities = coalesce(h.capabilities, a.capabilities), "
-	            "last_seen_at = to_timestamp(h.seen) FROM hb_batch h WHERE a.id = h.id "
-	            "AND (a.last_seen_at IS NULL OR a.last_seen_at <= to_timestamp(h.seen))");
-	if (!rc)
-		rc = db_cmd(c, err, "COMMIT");
+	            "agent_version = coalesce((SELECT $2::jsonb) ->> h.version, a.agent_version), "
+	            "active = coalesce((SELECT $1::jsonb) -> h.active, a.active), "
+	            "capabilities = coalesce((SELECT $1::jsonb) -> h.caps, a.capabilities), "
+	            "last_seen_at = h.seen FROM (SELECT id, boot_id, uptime_s, version, active, "
+	            "caps, to_timestamp(seen_ms / 1000.0::float8) AS seen FROM hb_rows) h "
+	            "WHERE a.id = h.id AND (a.last_seen_at IS NULL OR a.last_seen_at <= h.seen)",
+	            2, params);
+	if (!r) {
+		rc = FB_EDB;
+		goto out;
+	}
+	PQclear(r);
+	rc = db_cmd(c, err, "COMMIT");
 out:
 	if (rc)
 		PQclear(PQexec(c, "ROLLBACK"));
+	return rc;
+}
+
+/* Write the whole batch, FLUSH_CHUNK rows a transaction. *done is the number
+ * of records written (all of them on FB_OK). */
+static enum fb_rc flush_batch(PGconn *c, struct pending *p, size_t *done, struct fb_err *err)
+{
+	*done = 0;
+	enum fb_rc rc = pending_sort(p);
+	if (rc) {
+		fb_err_set(err, "sorting the heartbeat batch: %s", fb_rc_str(rc));
+		return rc;
+	}
+	struct chunk_vals cv = {0};
+	struct fb_buf b;
+	fb_buf_init(&b, (size_t)1 << 30);
+	for (int k = 0; k < 2; k++) {
+		fb_buf_init(&cv.arr[k], (size_t)1 << 30);
+		cv.local[k] = calloc((size_t)pending_nvalues(p, k) + 1, sizeof(uint32_t));
+		if (!cv.local[k])
+			rc = FB_ENOMEM;
+	}
+	if (rc)
+		fb_err_set(err, "out of memory flushing heartbeats");
+	size_t n = pending_count(p);
+	while (!rc && *done < n) {
+		size_t to = n - *done > FLUSH_CHUNK ? *done + FLUSH_CHUNK : n;
+		rc = flush_chunk(c, p, *done, to, &cv, &b, err);
+		if (!rc)
+			*done = to;
+	}
+	for (int k = 0; k < 2; k++) {
+		free(cv.local[k]);
+		fb_buf_cleanup(&cv.arr[k]);
+	}
 	fb_buf_cleanup(&b);
 	return rc;
 }
 
+/* Put the unwritten records [from, n) of a failed batch back, unless a newer
+ * heartbeat of the same agent arrived meanwhile. Caller holds g_mu. */
+static size_t put_back(struct pending *batch, size_t from)
+{
+	size_t lost = 0;
+	if (!g_pending)
+		g_pending = pending_new();
+	for (size_t i = from; i < pending_count(batch); i++) {
+		struct pending_rec r;
+		pending_get(batch, i, &r);
+		if (g_pending && pending_has(g_pending, r.agent_id))
+			continue; /* superseded */
+		struct pending_hb h = {
+		        .agent_id = r.agent_id,
+		        .seen_ms = r.seen_ms,
+		        .uptime_s = r.uptime_s,
+		        .boot_id = r.boot_id,
+		        .version = r.version ? pending_value(batch, PENDING_TEXT, r.version, NULL)
+		                             : NULL,
+		        .active = pending_value(batch, PENDING_JSON, r.active, NULL),
+		        .caps = r.caps ? pending_value(batch, PENDING_JSON, r.caps, NULL) : NULL};
+		if (!g_pending || g_stop || pending_count(g_pending) >= MAX_PENDING ||
+		    pending_put(g_pending, &h))
+			lost++;
+	}
+	g_dropped += lost;
+	return lost;
+}
+
+/* Wait until the monotonic time `until` (ms) or a signal; caller holds g_mu. */
+static void wait_until(int64_t until)
+{
+	int64_t left = until - fb_mono_ms();
+	if (left <= 0)
+		return;
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += left / 1000;
+	ts.tv_nsec += (left % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	pthread_cond_timedwait(&g_cv, &g_mu, &ts);
+}
+
+/* Takes the batch heartbeat_flush_ms after the previous take, or as soon
+ * as FLUSH_EARLY agents are waiting, or at once when writing the previous
+ * batch took longer: a heartbeat waits at most one interval (less under
+ * load) plus one write. */
 static void *flusher(void *arg)
 {
 	(void)arg;
+	int64_t next = fb_mono_ms() + cfg.heartbeat_flush_ms;
 	pthread_mutex_lock(&g_mu);
-	while (!g_stop || g_pending.n) {
-		struct timespec until;
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += cfg.heartbeat_flush_ms / 1000;
-		until.tv_nsec += (cfg.heartbeat_flush_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		if (!g_stop)
-			pthread_cond_timedwait(&g_cv, &g_mu, &until);
-		if (!g_pending.n)
+	while (!g_stop || (g_pending && pending_count(g_pending))) {
+		if (!g_stop && fb_mono_ms() < next &&
+		    (!g_pending || pending_count(g_pending) < FLUSH_EARLY)) {
+			wait_until(next);
 			continue;
-		struct hb_map batch = g_pending;
-		memset(&g_pending, 0, sizeof g_pending);
+		}
+		next = fb_mono_ms() + cfg.heartbeat_flush_ms;
+		if (!g_pending || !pending_count(g_pending))
+			continue;
+		struct pending *batch = g_pending;
+		g_pending = NULL;
 		pthread_mutex_unlock(&g_mu);
 
 		const char *why;
 		struct fb_err err;
+		size_t done = 0, n = pending_count(batch), bytes = pending_bytes(batch);
 		PGconn *c = db_acquire(app.db, 5000, &why);
-		enum fb_rc rc = c ? flush_batch(c, &batch, &err) : FB_EDB;
+		enum fb_rc rc = c ? flush_batch(c, batch, &done, &err) : FB_EDB;
 		if (c)
 			db_release(app.db, c);
 		if (rc) {
-			log_warn("heartbeat flush of %zu failed (%s); retrying with the next batch",
-			         batch.n, c ? err.msg : why);
-			/* Put them back unless newer ones arrived meanwhile. */
 			pthread_mutex_lock(&g_mu);
-			for (size_t i = 0; i < batch.cap; i++) {
-				struct hb *h = &batch.slots[i];
-				if (!h->agent_id)
-					continue;
-				if (g_stop || g_pending.n >= MAX_PENDING ||
-				    (g_pending.cap &&
-				     map_slot(&g_pending, h->agent_id)->agent_id) ||
-				    map_put(&g_pending, h))
-					hb_clear(h);
-				else
-					memset(h, 0, sizeof *h);
-			}
+			size_t lost = put_back(batch, done);
 			pthread_mutex_unlock(&g_mu);
-			if (g_stop) {
-				map_free(&batch);
-				pthread_mutex_lock(&g_mu);
-				map_free(&g_pending);
-				break;
-			}
+			log_warn("heartbeat flush: %zu of %zu written, the rest failed (%s); "
+			         "retrying with the next batch%s",
+			         done, n, c ? err.msg : why,
+			         lost ? " (some could not be kept: queue full or stopping)" : "");
+		} else {
+			log_debug("flushed %zu heartbeat(s)", n);
+		}
+		pending_free(batch);
+		/* glibc keeps freed heap; a big batch would stay in our RSS. */
+		if (bytes >= TRIM_BYTES)
+			malloc_trim(0);
+		if (rc && !g_stop) {
 			struct timespec ts = {0, 200000000L};
 			nanosleep(&ts, NULL);
-		} else {
-			log_debug("flushed %zu heartbeat(s)", batch.n);
 		}
-		map_free(&batch);
 		pthread_mutex_lock(&g_mu);
+		if (rc && g_stop) {
+			pending_free(g_pending);
+			g_pending = NULL;
+		}
 	}
 	pthread_mutex_unlock(&g_mu);
 	return NULL;
@@ -275,7 +365,8 @@ void telemetry_stop(void)
 	pthread_mutex_unlock(&g_mu);
 	pthread_join(g_thread, NULL);
 	g_started = 0;
-	map_free(&g_pending);
+	pending_free(g_pending);
+	g_pending = NULL;
 }
 
 /* The agent id in the body must be the token's own. */
@@ -307,63 +398,252 @@ static int channel_key_or_reply(struct http_req *req, const char *key, const cha
 	return 1;
 }
 
-void telemetry_heartbeat(struct http_req *req)
+/* A JSON string's content (no quotes): ", \ and control characters escaped. */
+static enum fb_rc add_json_text(struct fb_buf *b, const struct hbbody_text *t)
 {
-	json_t *body = http_req_json_or_reply(req);
-	if (!body)
-		return;
+	enum fb_rc rc = FB_OK;
+	for (size_t i = 0; i < t->n && !rc;) {
+		size_t n = 0;
+		while (i + n < t->n && t->p[i + n] != '"' && t->p[i + n] != '\\' &&
+		       (unsigned char)t->p[i + n] >= 0x20)
+			n++;
+		rc = fb_buf_add(b, t->p + i, n);
+		i += n;
+		if (i < t->n && !rc) {
+			char e[8];
+			if (t->p[i] == '"' || t->p[i] == '\\')
+				e[0] = '\\', e[1] = t->p[i], e[2] = '\0';
+			else
+				snprintf(e, sizeof e, "\\u%04x", (unsigned)(unsigned char)t->p[i]);
+			rc = fb_buf_addstr(b, e);
+			i++;
+		}
+	}
+	return rc;
+}
+
+/* strcmp order of texts without NUL bytes. */
+static int text_cmp(const struct hbbody_text *a, const struct hbbody_text *b)
+{
+	int c = memcmp(a->p, b->p, a->n < b->n ? a->n : b->n);
+	return c ? c : (a->n > b->n) - (a->n < b->n);
+}
+
+/* A heartbeat's fields once validated, either way they were read. Strings
+ * are borrowed from the request body or its JSON tree. */
+struct hb_fields {
+	int64_t uptime_s;
+	struct hbbody_text boot_id, version; /* version.p NULL: not sent */
+	size_t nactive;
+	struct hbbody_text active_key[HBBODY_MAX_ENTRIES], active_val[HBBODY_MAX_ENTRIES];
+	int has_caps;
+	size_t ncaps;
+	uint32_t cap_id[HBBODY_MAX_ENTRIES];
+	uint16_t cap_version[HBBODY_MAX_ENTRIES];
+};
+
+/* The active map as compact JSON with its keys in strcmp order (what
+ * json_dumps writes with JSON_SORT_KEYS), the form interned and stored:
+ * written here, since json_dumps cost as much as the rest of the handler.
+ * Caller frees; NULL when out of memory. */
+static char *active_json(struct hb_fields *f)
+{
+	for (size_t i = 1; i < f->nactive; i++) /* insertion sort: a few keys */
+		for (size_t j = i; j > 0 && text_cmp(&f->active_key[j - 1], &f->active_key[j]) > 0;
+		     j--) {
+			struct hbbody_text k = f->active_key[j], v = f->active_val[j];
+			f->active_key[j] = f->active_key[j - 1];
+			f->active_val[j] = f->active_val[j - 1];
+			f->active_key[j - 1] = k;
+			f->active_val[j - 1] = v;
+		}
+	struct fb_buf b;
+	fb_buf_init(&b, (size_t)1 << 20);
+	enum fb_rc rc = fb_buf_add(&b, "{", 1);
+	for (size_t i = 0; i < f->nactive && !rc; i++) {
+		if ((i && (rc = fb_buf_add(&b, ",", 1))) || (rc = fb_buf_add(&b, "\"", 1)) ||
+		    (rc = add_json_text(&b, &f->active_key[i])) ||
+		    (rc = fb_buf_add(&b, "\":\"", 3)) ||
+		    (rc = add_json_text(&b, &f->active_val[i])))
+			break;
+		rc = fb_buf_add(&b, "\"", 1);
+	}
+	if (!rc)
+		rc = fb_buf_add(&b, "}", 1);
+	if (rc) {
+		fb_buf_cleanup(&b);
+		return NULL;
+	}
+	return fb_buf_steal(&b, NULL);
+}
+
+/* The capabilities as compact JSON, in the order sent. Caller frees; NULL
+ * when out of memory. */
+static char *caps_json(const struct hb_fields *f)
+{
+	struct fb_buf b;
+	fb_buf_init(&b, (size_t)1 << 20);
+	enum fb_rc rc = fb_buf_add(&b, "[", 1);
+	for (size_t i = 0; i < f->ncaps && !rc; i++) {
+		if ((i && (rc = fb_buf_add(&b, ",", 1))) || (rc = fb_buf_add(&b, "{\"id\":", 6)) ||
+		    (rc = add_u64(&b, f->cap_id[i])) ||
+		    (rc = fb_buf_add(&b, ",\"version\":", 11)) ||
+		    (rc = add_u64(&b, f->cap_version[i])))
+			break;
+		rc = fb_buf_add(&b, "}", 1);
+	}
+	if (!rc)
+		rc = fb_buf_add(&b, "]", 1);
+	if (rc) {
+		fb_buf_cleanup(&b);
+		return NULL;
+	}
+	return fb_buf_steal(&b, NULL);
+}
+
+/* The common heartbeat without a JSON tree (server/hbbody.c), with every
+ * check the JSON path makes. 0, having replied nothing, when the body is not
+ * in that form or any check fails: the JSON path then reads it and answers,
+ * with the precise error if there is one. */
+static int heartbeat_fast(struct http_req *req, struct hbbody *p, struct hb_fields *f)
+{
+	const char *ct = http_req_header(req, "Content-Type");
+	if (ct && strncasecmp(ct, "application/json", 16) != 0)
+		return 0;
+	size_t n;
+	const char *body = http_req_body(req, &n);
+	if (!hbbody_parse(body, n, p))
+		return 0;
+	int64_t id = http_req_auth(req)->agent_id;
+	if (p->agent_id != id || !snapshot_agent_ok(id) || p->uptime_s > 100LL * 365 * 86400)
+		return 0;
+	for (size_t i = 0; i < p->nactive; i++) {
+		char key[32], sha[FB_SHA256_HEX_LEN + 1];
+		int64_t ch;
+		if (p->active_key[i].n >= sizeof key || p->active_val[i].n != FB_SHA256_HEX_LEN)
+			return 0;
+		memcpy(key, p->active_key[i].p, p->active_key[i].n);
+		key[p->active_key[i].n] = '\0';
+		memcpy(sha, p->active_val[i].p, FB_SHA256_HEX_LEN);
+		sha[FB_SHA256_HEX_LEN] = '\0';
+		if (fb_parse_i64(key, 1, 0xffffffffLL, &ch) ||
+		    !snapshot_channel_known((uint32_t)ch) || !fb_is_sha256_hex(sha))
+			return 0;
+	}
+	f->uptime_s = p->uptime_s;
+	f->boot_id = p->boot_id;
+	f->version = p->has_version ? p->version : (struct hbbody_text){NULL, 0};
+	f->nactive = p->nactive;
+	memcpy(f->active_key, p->active_key, p->nactive * sizeof p->active_key[0]);
+	memcpy(f->active_val, p->active_val, p->nactive * sizeof p->active_val[0]);
+	f->has_caps = p->has_caps;
+	f->ncaps = p->ncaps;
+	memcpy(f->cap_id, p->cap_id, p->ncaps * sizeof p->cap_id[0]);
+	memcpy(f->cap_version, p->cap_version, p->ncaps * sizeof p->cap_version[0]);
+	return 1;
+}
+
+/* The heartbeat read with jansson and validated field by field; replies the
+ * error and returns 0 when anything is wrong. */
+static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb_fields *f)
+{
 	static const char *const allowed[] = {
 	        "agent_id", "boot_id", "uptime_s", "agent_version", "active", "capabilities", NULL};
-	struct hb h = {0};
 	if (!val_fields_or_reply(req, body, allowed) || !self_or_reply(req, body))
-		goto out;
+		return 0;
 	const char *boot = val_string_or_reply(req, body, "boot_id", 1, 64, 1);
-	if (!boot || !val_int_or_reply(req, body, "uptime_s", 0, 100LL * 365 * 86400, 1, &h.uptime))
-		goto out;
+	if (!boot ||
+	    !val_int_or_reply(req, body, "uptime_s", 0, 100LL * 365 * 86400, 1, &f->uptime_s))
+		return 0;
 	const char *ver = val_string_or_reply(req, body, "agent_version", 1, 64, 0);
 	if (json_object_get(body, "agent_version") && !ver)
-		goto out;
+		return 0;
 	json_t *active = json_object_get(body, "active");
-	if (!json_is_object(active) || json_object_size(active) > 256) {
+	if (!json_is_object(active) || json_object_size(active) > HBBODY_MAX_ENTRIES) {
 		http_error(req, 400, "invalid",
 		           "field 'active' must be an object of channel -> sha256");
-		goto out;
+		return 0;
 	}
 	const char *k;
 	json_t *v;
+	f->nactive = 0;
 	json_object_foreach(active, k, v)
 	{
 		if (!channel_key_or_reply(req, k, "active"))
-			goto out;
+			return 0;
 		if (!fb_is_sha256_hex(json_string_value(v))) {
 			http_error(req, 400, "invalid",
 			           "active['%s'] must be a sha256 (64 lower-case hex)", k);
-			goto out;
+			return 0;
 		}
+		f->active_key[f->nactive] = (struct hbbody_text){k, strlen(k)};
+		f->active_val[f->nactive++] = (struct hbbody_text){json_string_value(v), 64};
 	}
 	json_t *caps = json_object_get(body, "capabilities");
 	if (!val_capabilities_or_reply(req, caps, 0))
+		return 0;
+	f->boot_id = (struct hbbody_text){boot, strlen(boot)};
+	f->version = (struct hbbody_text){ver, ver ? strlen(ver) : 0};
+	f->has_caps = caps != NULL;
+	f->ncaps = json_array_size(caps);
+	for (size_t i = 0; i < f->ncaps; i++) {
+		const json_t *e = json_array_get(caps, i);
+		f->cap_id[i] = (uint32_t)json_integer_value(json_object_get(e, "id"));
+		f->cap_version[i] = (uint16_t)json_integer_value(json_object_get(e, "version"));
+	}
+	return 1;
+}
+
+void telemetry_heartbeat(struct http_req *req)
+{
+	struct hbbody p;
+	struct hb_fields f;
+	json_t *body = NULL;
+	char *active_s = NULL, *caps_s = NULL;
+	char boot[HBBODY_MAX_TEXT + 1], ver[HBBODY_MAX_TEXT + 1];
+	if (!heartbeat_fast(req, &p, &f)) {
+		body = http_req_json_or_reply(req);
+		if (!body || !heartbeat_json_or_reply(req, body, &f))
+			goto out;
+	}
+	struct pending_hb h = {.agent_id = http_req_auth(req)->agent_id,
+	                       .seen_ms = fb_now_ms(),
+	                       .uptime_s = f.uptime_s,
+	                       .boot_id = boot,
+	                       .version = f.version.p ? ver : NULL};
+	snprintf(boot, sizeof boot, "%.*s", (int)f.boot_id.n, f.boot_id.p);
+	snprintf(ver, sizeof ver, "%.*s", (int)f.version.n, f.version.p ? f.version.p : "");
+	active_s = active_json(&f);
+	caps_s = f.has_caps ? caps_json(&f) : NULL;
+	if (!active_s || (f.has_caps && !caps_s)) {
+		http_error(req, 503, "unavailable", "out of memory");
 		goto out;
-	h.agent_id = http_req_auth(req)->agent_id;
-	h.seen_ms = fb_now_ms();
-	snprintf(h.boot_id, sizeof h.boot_id, "%s", boot);
-	snprintf(h.version, sizeof h.version, "%s", ver ? ver : "");
-	h.active = json_dumps(active, JSON_COMPACT | JSON_SORT_KEYS);
-	h.caps = caps ? json_dumps(caps, JSON_COMPACT) : NULL;
-	if (caps)
-		snapshot_agent_caps(h.agent_id, caps);
+	}
+	h.active = active_s;
+	h.caps = caps_s;
+	if (caps_s)
+		snapshot_agent_caps(h.agent_id, caps_s);
 	pthread_mutex_lock(&g_mu);
-	enum fb_rc rc = g_pending.n >= MAX_PENDING ? FB_ETOOBIG : map_put(&g_pending, &h);
+	if (!g_pending)
+		g_pending = pending_new();
+	enum fb_rc rc = !g_pending                                ? FB_ENOMEM
+	                : pending_count(g_pending) >= MAX_PENDING ? FB_ETOOBIG
+	                                                          : pending_put(g_pending, &h);
 	if (rc)
 		g_dropped++;
+	else if (pending_count(g_pending) == FLUSH_EARLY)
+		pthread_cond_signal(&g_cv);
 	pthread_mutex_unlock(&g_mu);
 	if (rc) {
-		hb_clear(&h);
-		http_error(req, 503, "unavailable", "heartbeat queue is full; retry later");
+		http_error(req, 503, "unavailable", "%s%s; retry later",
+		           rc == FB_ETOOBIG ? "heartbeat queue is full" : "heartbeat not queued: ",
+		           rc == FB_ETOOBIG ? "" : fb_rc_str(rc));
 		goto out;
 	}
 	http_reply(req, 202, NULL, "", 0, NULL, 0);
 out:
+	free(active_s);
+	free(caps_s);
 	json_decref(body);
 }
 
