@@ -58,36 +58,68 @@ void agents_cleanup(void)
 	g_key_loaded = 0;
 }
 
+/* The MAC an agent token carries: keyed BLAKE2b of "agent:<id>" (id > 0). */
+static void mac_for(int64_t id, unsigned char mac[MAC_LEN])
+{
+	char msg[32] = "agent:", d[20];
+	size_t n = 6, k = 0;
+	uint64_t v = (uint64_t)id;
+	do {
+		d[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (k)
+		msg[n++] = d[--k];
+	crypto_generichash(mac, MAC_LEN, (const unsigned char *)msg, n, g_key, sizeof g_key);
+}
+
 static void token_for(int64_t id, char out[96])
 {
-	char msg[48];
-	int n = snprintf(msg, sizeof msg, "agent:%lld", (long long)id);
 	unsigned char mac[MAC_LEN];
-	crypto_generichash(mac, sizeof mac, (const unsigned char *)msg, (size_t)n, g_key,
-	                   sizeof g_key);
+	mac_for(id, mac);
 	char hex[2 * MAC_LEN + 1];
 	fb_hex_encode(mac, sizeof mac, hex);
 	snprintf(out, 96, "fa_%lld_%s", (long long)id, hex);
 }
 
+static int lower_hex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly what token_for writes: the id in decimal without sign or leading
+ * zero (at most 19 digits, 1 .. INT64_MAX), the MAC in lower-case hex. Checked
+ * on every agent request, so without formatting; the MAC is compared in
+ * constant time. */
 int agents_token_verify(const char *token, int64_t *agent_id)
 {
 	*agent_id = 0;
 	if (!g_key_loaded || strncmp(token, "fa_", 3) != 0)
 		return 0;
-	const char *us = strchr(token + 3, '_');
-	if (!us || us - (token + 3) > 19 || strlen(us + 1) != 2 * MAC_LEN)
+	const char *p = token + 3;
+	if (*p < '1' || *p > '9')
 		return 0;
-	char ids[24];
-	snprintf(ids, sizeof ids, "%.*s", (int)(us - (token + 3)), token + 3);
-	int64_t id;
-	if (fb_parse_i64(ids, 1, INT64_MAX, &id))
+	uint64_t id = 0;
+	size_t nd = 0;
+	for (; p[nd] >= '0' && p[nd] <= '9'; nd++) {
+		if (nd == 19)
+			return 0;
+		id = id * 10 + (uint64_t)(p[nd] - '0');
+	}
+	if (p[nd] != '_' || id > INT64_MAX || strlen(p + nd + 1) != 2 * MAC_LEN)
 		return 0;
-	char want[96];
-	token_for(id, want);
-	if (strlen(want) != strlen(token) || sodium_memcmp(want, token, strlen(want)) != 0)
+	const char *hex = p + nd + 1;
+	unsigned char got[MAC_LEN], want[MAC_LEN];
+	for (size_t i = 0; i < MAC_LEN; i++) {
+		int hi = lower_hex(hex[2 * i]), lo = lower_hex(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		got[i] = (unsigned char)(hi << 4 | lo);
+	}
+	mac_for((int64_t)id, want);
+	if (sodium_memcmp(want, got, MAC_LEN) != 0)
 		return 0;
-	*agent_id = id;
+	*agent_id = (int64_t)id;
 	return 1;
 }
 
