@@ -33,6 +33,11 @@ UNIT_TESTS += test_hbbody
 test_hbbody_SRCS := tests/unit/test_hbbody.c server/hbbody.c
 test_hbbody_LIBS := fbcommon
 
+# Heartbeat ingest, the capability-class cache, agent tokens, the agent load.
+INT_TESTS += test_heartbeat
+test_heartbeat_SRCS := tests/integration/test_heartbeat.c
+test_heartbeat_LIBS := fbt fbsign fbschema fbcommon
+
 test_protocol_SRCS := tests/integration/test_protocol.c
 test_protocol_LIBS := fbt fbsign fbschema fbcommon
 
