@@ -914,8 +914,9 @@ static int rng_bernoulli(struct rng *r, double p)
 /* ---- the host-time rollout simulation ------------------------------------- */
 
 /* SIM_DEBUG=1 prints every halt's and every stuck rollout's reason;
- * SIM_RATIO and SIM_CONF override max_ratio and confidence, to measure the
- * trade-offs that GATE.md tabulates. */
+ * SIM_RATIO and SIM_CONF override max_ratio and confidence, SIM_BAKE_SCALE
+ * multiplies min_bake_s and min_exposure_s, to measure the trade-offs that
+ * GATE.md tabulates. */
 
 /* One rehearsal of a whole rollout, in time: looks every LOOK_S seconds; a
  * ring that is entered fills over FILL_S (its agents apply at uniform
@@ -1110,6 +1111,11 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 			p.max_ratio = strtod(getenv("SIM_RATIO"), NULL);
 		if (getenv("SIM_CONF"))
 			p.confidence = strtod(getenv("SIM_CONF"), NULL);
+		if (getenv("SIM_BAKE_SCALE")) {
+			double f = strtod(getenv("SIM_BAKE_SCALE"), NULL);
+			p.min_bake_s = (int64_t)((double)p.min_bake_s * f);
+			p.min_exposure_s = (int64_t)((double)p.min_exposure_s * f);
+		}
 		/* seasoned: applied at least the needed exposure ago, not failed */
 		double cut = now - (double)gate_exposure_needed(&p);
 		int64_t lo = 0, hi = s.napplies;
