@@ -37,7 +37,7 @@ struct fl_event {
 	uint8_t faulting; /* crash: 1 + the channel whose content caused it, 0: none */
 	uint32_t boot;
 	uint32_t id;
-	int64_t at; /* Unix seconds */
+	uint32_t at; /* Unix seconds (to 2106): keeps the queue small */
 };
 
 struct fl_agent {
@@ -446,7 +446,7 @@ static void push_event(struct fleet *f, struct fl_agent *a, int kind, int conten
 	e->boot = a->boot_no;
 	e->unclean = a->unclean;
 	e->id = ++a->ev_next;
-	e->at = fb_now_ms() / 1000;
+	e->at = (uint32_t)(fb_now_ms() / 1000);
 	a->ev_retry = 0;
 	(void)f;
 }
@@ -1278,8 +1278,17 @@ json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
 		json_array_append_new(rings, json_pack("{s:s,s:I,s:I}", "ring", s->rings[r].name,
 		                                       "agents", (json_int_t)ring_n[r], "holdout",
 		                                       (json_int_t)ring_hold[r]));
-	json_t *j =
-	        json_pack("{s:{s:I,s:o}}", "holdout", "agents", (json_int_t)hold, "rings", rings);
+	struct fl_seg all = {0};
+	for (int p = 0; p <= SCN_MAX_PLATFORMS; p++) {
+		all.agents += plat[p].agents;
+		all.applied += plat[p].applied;
+		all.treated += plat[p].treated;
+		all.crashed += plat[p].crashed;
+		all.faulted += plat[p].faulted;
+		all.holdout += plat[p].holdout;
+	}
+	json_t *j = json_pack("{s:{s:I,s:o},s:o}", "holdout", "agents", (json_int_t)hold, "rings",
+	                      rings, "totals", seg_json(&all));
 	if (!j || s->n_platforms == 0)
 		return j;
 	/* by fact value: the sum over the platforms that have it */

@@ -70,10 +70,11 @@ int64_t fleet_first_apply_ms(const struct fleet *f, int scn);
 void fleet_rollout_active(struct fleet *f, int k, int active);
 /* Channel k's rollout as the simulated agents saw it, over rings
  * 0..max_ring (the rings it reached): {"holdout": {"agents", "rings":
- * [{"ring","agents","holdout"}]}, "segments": {fact: {value: {"agents",
- * "applied","treated","crashed","content_crashed","holdout"}}}}; segments
- * only with platforms. Holdout: agents of those rings that never applied
- * the content while the rollout was active. New reference. */
+ * [{"ring","agents","holdout"}]}, "totals": {"agents","applied","treated",
+ * "crashed","content_crashed","holdout"}, "segments": {fact: {value: {the
+ * same as totals}}}}; segments only with platforms. Holdout: agents of
+ * those rings that never applied the content while the rollout was active.
+ * New reference. */
 json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring);
 /* Every other figure (agents up/down/dead/offline, crashes, reverts,
  * requests and errors by kind). New reference. */
