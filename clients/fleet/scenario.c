@@ -769,7 +769,9 @@ static enum fb_rc parse_channels(const json_t *j, const char *base_dir, struct s
 			fb_err_set(err, "channels[%zu] must be an object", i);
 			return FB_EINVAL;
 		}
-		if ((rc = only_keys(c, allowed, "channels[]", err)))
+		char where[32];
+		snprintf(where, sizeof where, "channels[%zu]", i);
+		if ((rc = only_keys(c, allowed, where, err)))
 			return rc;
 		s->n_channels = (int)i + 1;
 		if ((rc = parse_channel(c, c, (int)i, prefix, base_dir, s, err)))

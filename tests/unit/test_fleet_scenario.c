@@ -362,6 +362,8 @@ static void test_v2_refusals(void **st)
 	refused_v2("\"min_ring\":\"ga\"", "\"min_ring\":\"x\"", "channels[1].expect.min_ring");
 	refused_v2("\"name\":\"v2\",", "\"name\":\"v2\",\"channel\":{\"id\":3},",
 	           "'channel' belongs inside each entry of channels");
+	refused_v2("\"id\":1102,", "\"id\":1102,\"policy\":{},",
+	           "channels[1]: unknown field 'policy'");
 	refused_v2("\"baseline_policy\":{\"watch_s\":2}", "\"baseline_policy\":3",
 	           "baseline_policy");
 	/* segments need platforms; at most 4 channels */
