@@ -337,7 +337,7 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct f
 	snprintf(f->caps, sizeof f->caps, "%s", cs);
 	free(cs);
 	f->send_platform = f->s->n_platforms > 0 && !opts->protocol_v1;
-	f->send_faulting = f->s->gate_v2 && !opts->protocol_v1;
+	f->send_faulting = !opts->protocol_v1;
 	if ((rc = platform_json(f, err)))
 		goto out;
 	int64_t now = mono_ms(), idx = 0;

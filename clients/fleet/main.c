@@ -616,13 +616,14 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 }
 
 /* The policy of the baseline rollouts: permissive (the baseline is not under
- * test); in a gate v2 scenario no holdout, no watch, no exposure wait and no
- * canary coverage check; then the scenario's baseline_policy. New reference. */
+ * test): no holdout, no watch, no exposure wait and no canary coverage check
+ * (unless --protocol-v1, for a server before gate v2); then the scenario's
+ * baseline_policy. New reference. */
 static json_t *baseline_policy(const struct app *A)
 {
 	json_t *p = json_pack("{s:i,s:i,s:f,s:i,s:i}", "min_bake_s", 0, "min_healthy", 1,
 	                      "max_failure_rate", 0.5, "hard_cap", 0, "silence_timeout_s", 3600);
-	if (p && A->s.gate_v2 && !A->o.protocol_v1) {
+	if (p && !A->o.protocol_v1) {
 		static const char *const zero[] = {"holdout", "holdout_min", "watch_s",
 		                                   "min_exposure_s", "min_segment_canaries"};
 		for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
