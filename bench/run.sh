@@ -142,7 +142,7 @@ read -r SHA_V2 _ < <("$BIN/fb-bench-setup" content "$tmp" 291 2 0)
 api POST /v1/content "$RELEASE" "@$tmp/content-291-2.json" >/dev/null
 sql -c "UPDATE channels SET ga_sha256 = c.sha256 FROM content c WHERE c.channel_id = channels.id AND c.version = 1" >/dev/null
 publish 'bench: GA content'
-ROLLOUT=$(api POST /v1/rollouts "$RELEASE" "{\"channel\":291,\"content\":\"$SHA_V2\",\"reason\":\"bench\"}" | jq -r .id)
+ROLLOUT=$(api POST /v1/rollouts "$RELEASE" "{\"channel\":291,\"content\":\"$SHA_V2\",\"reason\":\"bench\",\"policy\":{\"holdout\":0,\"holdout_min\":0}}" | jq -r .id)
 ACTIVE=$(jq -cn --arg a "${SHA[291]}" --arg b "${SHA[292]}" --arg c "${SHA[293]}" --arg d "${SHA[294]}" --arg e "${SHA[295]}" \
 	'{"291":$a,"292":$b,"293":$c,"294":$d,"295":$e}')
 export FB_BENCH_ACTIVE=$ACTIVE FB_BENCH_CAPS=$CAPS FB_BENCH_THREADS=$LOAD_N

@@ -365,8 +365,8 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 		int64_t watch_s = 0;
 		r = db_exec(
 		        c, err,
-		        "SELECT policy::text, jsonb_array_length(ring_plan) FROM rollouts WHERE "
-		        "id = $1",
+		        "SELECT policy::text, jsonb_array_length(ring_plan), state = 'watching' "
+		        "FROM rollouts WHERE id = $1",
 		        1, p);
 		if (!r) {
 			json_decref(before);
@@ -378,6 +378,8 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 			struct fb_err perr;
 			if (ring_policy(PQgetvalue(r, 0, 0), nr - 1, nr, &last, &perr) == FB_OK)
 				watch_s = last.watch_s;
+			if (strcmp(PQgetvalue(r, 0, 2), "t") == 0)
+				watch_s = 0; /* a forced promotion ends the watch */
 		}
 		PQclear(r);
 		enum fb_rc crc;

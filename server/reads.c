@@ -78,10 +78,11 @@ void reads_rollout_series(struct http_req *req)
 	http_reply_json(req, 200, out);
 }
 
-/* Per ring: agents in it now; of the treated (applied the content) how many
- * are healthy, crashed, boot-looped, silent or pending; and how many agents
- * cannot interpret the content at all (their build lacks a template it uses:
- * they are never offered it and stay on what they run). */
+/* Per ring: agents in it now, how many the rollout holds back on the
+ * previous content as its control (while it is active); of the treated (applied the content) how
+ * many are healthy, crashed, boot-looped, silent or pending; and how many agents cannot interpret
+ * the content at all (their build lacks a template it uses: they are never offered it and stay on
+ * what they run). */
 void reads_rollout_exposure(struct http_req *req)
 {
 	char ids[24];
@@ -134,15 +135,17 @@ void reads_rollout_exposure(struct http_req *req)
 		return;
 	}
 	json_t *rings = json_object();
-	int64_t sizes[SNAP_MAX_RINGS];
+	int64_t sizes[SNAP_MAX_RINGS], held[SNAP_MAX_RINGS];
 	char names[SNAP_MAX_RINGS][40];
-	int nr = snapshot_ring_sizes(sizes, names, SNAP_MAX_RINGS);
+	int nr =
+	        snapshot_holdout_counts(strtoll(ids, NULL, 10), sizes, held, names, SNAP_MAX_RINGS);
 	for (int i = 0; i < nr; i++)
 		json_object_set_new(rings, names[i],
-		                    json_pack("{s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "agents",
-		                              (json_int_t)sizes[i], "treated", 0, "healthy", 0,
-		                              "crashed", 0, "boot_looped", 0, "silent", 0,
-		                              "pending", 0, "incompatible", 0));
+		                    json_pack("{s:I,s:I,s:i,s:i,s:i,s:i,s:i,s:i,s:i}", "agents",
+		                              (json_int_t)sizes[i], "holdout", (json_int_t)held[i],
+		                              "treated", 0, "healthy", 0, "crashed", 0,
+		                              "boot_looped", 0, "silent", 0, "pending", 0,
+		                              "incompatible", 0));
 	for (int i = 0; i < n - 1; i++) {
 		char rb[64];
 		const char *ring =

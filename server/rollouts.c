@@ -908,9 +908,10 @@ void rollouts_promote(struct http_req *req)
 		http_error(req, 400, "invalid", "field 'force' must be a boolean");
 		goto out;
 	}
-	if (strcmp(a.state, "rolling")) {
+	int watching = strcmp(a.state, "watching") == 0;
+	if (strcmp(a.state, "rolling") && !watching) {
 		http_error(req, 409, "conflict",
-		           "rollout %lld is %s; only a rolling rollout can be promoted",
+		           "rollout %lld is %s; only a rolling or watching rollout can be promoted",
 		           (long long)a.id, a.state);
 		goto out;
 	}
@@ -920,6 +921,16 @@ void rollouts_promote(struct http_req *req)
 	if (controller_evaluate(a.c, a.id, &pol, &in, &res, NULL, &a.err)) {
 		http_error(req, 503, "unavailable", "%s", a.err.msg);
 		goto out;
+	}
+	if (watching && res.decision != GATE_HALT) {
+		/* The watch only ends by itself; ending it early is forcing. */
+		char why[sizeof res.reason];
+		snprintf(why, sizeof why,
+		         "WAIT: the rollout is watching for latent failures until watch_s (%llds) "
+		         "has passed. %s",
+		         (long long)pol.watch_s, res.reason);
+		snprintf(res.reason, sizeof res.reason, "%s", why);
+		res.decision = GATE_WAIT;
 	}
 	if (res.decision != GATE_PROMOTE) {
 		if (!json_is_true(force)) {

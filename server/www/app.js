@@ -100,7 +100,7 @@
   }
   function short(sha) { return sha ? sha.slice(0, 12) : "—"; }
   function channelName(id) { return S.channels[id] ? S.channels[id] + " (" + id + ")" : "channel " + id; }
-  function isActive(st) { return st === "rolling" || st === "paused" || st === "staged"; }
+  function isActive(st) { return st === "rolling" || st === "paused" || st === "staged" || st === "watching"; }
   function decisionWord(d) {
     d = String(d || "").toUpperCase();
     return { WAIT: "waiting", PROMOTE: "promoted", HALT: "halt", COMPLETE: "completed" }[d] || d.toLowerCase();
@@ -529,6 +529,7 @@
     });
     var since = r.ring_started ? " for " + dur(Math.max(0, Math.round(Date.now() / 1000 - r.ring_started))) : "";
     var now = r.state === "completed" ? "Completed: every ring has it" :
+      r.state === "watching" ? "Watching after the last ring for latent failures" + (r.watch_started ? " for " + dur(Math.max(0, Math.round(Date.now() / 1000 - r.watch_started))) : "") + "; the holdout gets it when the watch ends" :
       "Ring " + (r.ring_index + 1) + " of " + plan.length + ": " + (r.ring || plan[r.ring_index] || "?") + (isActive(r.state) ? since : "");
     return h("div", { class: "progress" }, h("div", { class: "ring-where", text: now }), ol);
   }
@@ -543,6 +544,7 @@
       var pts = (d.series || []).filter(function (p) { return p.ring === name; });
       var counts = h("dl", { class: "counts", "data-ring": name },
         cnt("agents", x.agents, "in ring"),
+        cnt("holdout", x.holdout, "holdout (control)"),
         cnt("treated", x.treated, "treated"),
         cnt("healthy", x.healthy, "healthy"),
         cnt("crashed", x.crashed, "crashed"),

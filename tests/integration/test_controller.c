@@ -32,7 +32,8 @@
 
 /* A fast gate: seconds instead of hours, one healthy agent per ring. */
 #define FAST_POLICY                                                                                \
-	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"confidence\":0.8,"         \
+	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_"   \
+	"s\":0,\"confidence\":0.8,"                                                                \
 	"\"hard_cap\":3,\"silence_timeout_s\":20}"
 
 enum behaviour {
@@ -493,7 +494,7 @@ static void rings_by_lists(struct agent *ags, int n)
  * release approvers (the gate would take hours). */
 static int64_t make_ga(const char *sha)
 {
-	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"]");
+	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"],\"policy\":{\"watch_s\":0}");
 	force_complete(id);
 	return id;
 }
@@ -564,9 +565,10 @@ static void test_kill9_mid_rollout(void **state)
 	make_ga(v1);
 	settle(ags, N, v1);
 	/* silence counts after 3 s; by default the restart grace is as long */
-	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":2,\"min_healthy\":1,"
-	                               "\"max_failure_rate\":0.5,\"confidence\":0.8,"
-	                               "\"hard_cap\":3,\"silence_timeout_s\":3}");
+	int64_t id = rollout_start(
+	        v2, ",\"policy\":{\"min_bake_s\":2,\"min_healthy\":1,"
+	            "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"confidence\":0.8,"
+	            "\"hard_cap\":3,\"silence_timeout_s\":3}");
 	E.watch = v2;
 	/* 1: before any agent applied it */
 	crash_restart(id, 0);

@@ -365,10 +365,11 @@ static void world_up(void)
 	 * C: a fast canary, then it bakes in early for a day. */
 	E.ro[0] = rollout_start(0, ",\"policy\":{\"hard_cap\":3,\"min_bake_s\":1}");
 	E.ro[1] = rollout_start(1, "");
-	E.ro[2] = rollout_start(2, ",\"policy\":{\"min_bake_s\":1,\"min_healthy\":1,"
-	                           "\"max_failure_rate\":0.5,\"confidence\":0.8},"
-	                           "\"ring_policies\":{\"early\":{\"min_bake_s\":86400,"
-	                           "\"min_healthy\":500}}");
+	E.ro[2] = rollout_start(
+	        2, ",\"policy\":{\"min_bake_s\":1,\"min_healthy\":1,"
+	           "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"confidence\":0.8},"
+	           "\"ring_policies\":{\"early\":{\"min_bake_s\":86400,"
+	           "\"min_healthy\":500}}");
 	drive_until(2, "rolling", 1);
 	drive_until(0, "rolling", 0);
 	drive_until(1, "rolling", 0);

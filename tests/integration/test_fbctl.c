@@ -31,7 +31,8 @@
 #include "fbt_world.h"
 
 #define FAST_POLICY                                                                                \
-	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,"             \
+	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,\"max_"       \
+	"excess\":1,\"watch_s\":0,"                                                                \
 	"\"confidence\":0.8}"
 
 struct ctx {

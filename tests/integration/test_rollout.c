@@ -28,7 +28,8 @@
 
 /* A fast gate: seconds instead of hours, one healthy agent per ring. */
 #define FAST_POLICY                                                                                \
-	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"confidence\":0.8,"         \
+	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_"   \
+	"s\":0,\"confidence\":0.8,"                                                                \
 	"\"hard_cap\":3,\"silence_timeout_s\":20}"
 
 enum behaviour {
@@ -528,7 +529,7 @@ static void rings_by_lists(struct agent *ags, int n)
  * release approvers (the gate would take hours). */
 static int64_t make_ga(const char *sha)
 {
-	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"]");
+	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"],\"policy\":{\"watch_s\":0}");
 	force_complete(id);
 	return id;
 }
@@ -636,9 +637,10 @@ static void test_halt_by_crashes_and_revert(void **state)
 
 	E.bad = v2;
 	E.watch = v2;
-	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
-	                               "\"max_failure_rate\":0.5,\"hard_cap\":3,"
-	                               "\"silence_timeout_s\":60}");
+	int64_t id = rollout_start(
+	        v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	            "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
+	            "\"silence_timeout_s\":60}");
 	drive_until(id, ags, 5, "halted|reverted", -1);
 	E.watch = NULL;
 
@@ -714,9 +716,10 @@ static void test_halt_by_silence(void **state)
 	make_ga(v1);
 	settle(ags, 4, v1);
 	E.bad = v2;
-	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
-	                               "\"max_failure_rate\":0.5,\"hard_cap\":3,"
-	                               "\"silence_timeout_s\":4}");
+	int64_t id = rollout_start(
+	        v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	            "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
+	            "\"silence_timeout_s\":4}");
 	drive_until(id, ags, 4, "halted", -1);
 	assert_true(ags[0].dead && ags[1].dead);
 	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
@@ -773,9 +776,10 @@ static void test_halt_by_failure_rate(void **state)
 	E.watch = NULL;
 	assert_int_equal(
 	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
-	          "decision = 'HALT' AND reason LIKE 'HALT: treated failure rate%%' AND "
-	          "(inputs -> 'result' ->> 'statistic')::float8 >= (inputs -> 'result' "
-	          "->> 'threshold')::float8 AND (inputs -> 'policy' ->> 'hard_cap')::int = 0",
+	          "decision = 'HALT' AND reason LIKE 'HALT: treated %%' AND ((inputs -> "
+	          "'result' -> 'relative' ->> 'halt')::boolean OR (inputs -> 'result' ->> "
+	          "'statistic')::float8 >= (inputs -> 'result' ->> 'threshold')::float8) AND "
+	          "(inputs -> 'policy' ->> 'hard_cap')::int = 0",
 	          (long long)id),
 	        1);
 	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
@@ -1425,7 +1429,8 @@ static void test_holdout(void **state)
 	for (int i = 0; i < N; i++)
 		agent_new(&ags[i], i < CANARY ? 0 : 1, GOOD, NULL, NULL);
 	char *rings = malloc(8192);
-	int n = snprintf(rings, 8192, "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
+	int n = snprintf(rings, 8192,
+	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
 	for (int i = 0; i < CANARY; i++)
 		n += snprintf(rings + n, (size_t)(8192 - n), "%s%lld", i ? "," : "",
 		              (long long)ags[i].id);
@@ -1436,7 +1441,15 @@ static void test_holdout(void **state)
 	char sha[65];
 	upload(1, sha);
 	int64_t id = rollout_start(sha, ",\"policy\":{\"holdout\":0.1,\"holdout_min\":10}");
-	json_t *r = rollout_get(id);
+	json_t *r = NULL;
+	for (int k = 0; k < 100; k++) { /* until the snapshot has the rollout */
+		json_decref(r);
+		r = rollout_get(id);
+		json_t *h0 = json_array_get(json_object_get(r, "holdout_agents"), 0);
+		if (json_integer_value(json_object_get(h0, "held")) > 0)
+			break;
+		usleep(100000);
+	}
 	json_t *hold = json_object_get(r, "holdout");
 	assert_int_equal(json_array_size(hold), 2);
 	assert_true(fabs(json_number_value(json_array_get(hold, 0)) - 0.1) < 1e-9);
@@ -1486,8 +1499,8 @@ static void test_holdout(void **state)
 	expect(200, "POST", path, E.soc, "{\"reason\":\"end of test\"}");
 	for (int k = 0; k < 50; k++) {
 		r = rollout_get(id);
-		held = json_integer_value(
-		        json_object_get(json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
+		held = json_integer_value(json_object_get(
+		        json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
 		json_decref(r);
 		if (held == 0)
 			break;
@@ -1507,9 +1520,11 @@ static void test_canary_coverage(void **state)
 	enum { CAN = 6, LATER = 25 };
 	static struct agent ags[CAN + LATER];
 	for (int i = 0; i < CAN + LATER; i++)
-		agent_new_on(&ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
-		             i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
-		                     : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_64\"}");
+		agent_new_on(
+		        &ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
+		        i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
+		                : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_"
+		                  "64\"}");
 	char rings[2048];
 	int n = snprintf(rings, sizeof rings,
 	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
@@ -1522,11 +1537,13 @@ static void test_canary_coverage(void **state)
 	char sha[65], body[512];
 	upload(1, sha);
 	long audits = q("SELECT count(*) FROM audit_log");
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH, sha);
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH,
+	         sha);
 	json_t *j = call_want(422, "POST", "/v1/rollouts", E.rel1, body);
 	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "canary_coverage");
 	const char *msg = jstr(json_object_get(j, "error"), "message");
-	if (!strstr(msg, "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
+	if (!strstr(msg,
+	            "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
 		fail_msg("coverage message: %s", msg);
 	json_decref(j);
 	snprintf(body, sizeof body,
