@@ -628,6 +628,7 @@ static json_t *baseline_policy(const struct app *A)
 		                                   "min_exposure_s", "min_segment_canaries"};
 		for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
 			json_object_set_new(p, zero[i], json_integer(0));
+		json_object_set_new(p, "max_excess", json_real(1.0));
 	}
 	if (p && A->s.baseline_policy)
 		json_object_update(p, A->s.baseline_policy);
