@@ -67,8 +67,8 @@ static void judge_segments(const struct gate_policy *pol, const struct gate_inpu
 	for (size_t i = 0; i < n; i++)
 		judged += segs[i].g.treated >= pol->min_segment_agents;
 	double threshold = gate_segment_threshold(pol, judged);
-	const struct counts_segment *worst = NULL;
-	struct gate_rel worst_rel = {0};
+	const struct counts_segment *worst = NULL, *top = NULL;
+	struct gate_rel worst_rel = {0}, top_rel = {0};
 	for (size_t i = 0; i < n; i++) {
 		struct gate_group g = segs[i].g;
 		if (!in->silence_counted) { /* restart grace: silence is neither */
@@ -87,6 +87,13 @@ static void judge_segments(const struct gate_policy *pol, const struct gate_inpu
 			worst = &segs[i];
 			worst_rel = rel;
 		}
+		/* the judged segment with the most evidence, to name beside a
+		 * ring's halt: where the failures are is what an operator asks */
+		if (on && g.failed > 0 && rel.excess > 0.0 &&
+		    (!top || rel.statistic > top_rel.statistic)) {
+			top = &segs[i];
+			top_rel = rel;
+		}
 		json_object_set_new(
 		        out, key,
 		        json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:b, s:o, s:o}", "treated",
@@ -97,28 +104,40 @@ static void judge_segments(const struct gate_policy *pol, const struct gate_inpu
 		                  gate_seq_to_json(&next), "relative", gate_rel_to_json(&rel)));
 	}
 	*segs_json = out;
-	if (!worst || res->decision == GATE_HALT)
+	const struct counts_segment *name = worst ? worst : top;
+	const struct gate_rel *nrel = worst ? &worst_rel : &top_rel;
+	if (!name || (!worst && res->decision != GATE_HALT))
 		return;
 	char ring_reason[sizeof res->reason];
 	snprintf(ring_reason, sizeof ring_reason, "%s", res->reason);
-	res->decision = GATE_HALT;
-	res->stalled = 0;
 	char times[48];
-	if (worst_rel.control_rate > 0.0)
-		snprintf(times, sizeof times, "%.1f times the control's rate", worst_rel.ratio);
+	if (nrel->control_rate > 0.0)
+		snprintf(times, sizeof times, "%.1f times the control's rate", nrel->ratio);
 	else
 		snprintf(times, sizeof times, "the control had no failure");
+	char seg[400];
+	snprintf(seg, sizeof seg,
+	         "%s %s: %lld of %lld failed (%.2f per 1000 host-hours) vs %lld of %lld in its "
+	         "control (%.2f per 1000 host-hours): %s, relative log-LR %.2f (%s %.2f, "
+	         "Bonferroni over %d segments judged)",
+	         segment_dims[name->dim], name->value, (long long)name->g.failed,
+	         (long long)name->g.treated, 1000.0 * nrel->treated_rate,
+	         (long long)name->g.control_failed, (long long)name->g.control,
+	         1000.0 * nrel->control_rate, times, nrel->statistic,
+	         nrel->halt ? "halts at" : "a segment halts at", nrel->threshold, judged);
+	if (res->decision == GATE_HALT) {
+		/* The ring halted on its own: say which segment the failures
+		 * concentrate in. */
+		snprintf(res->reason, sizeof res->reason, "%.560s. Worst segment: %s", ring_reason,
+		         seg);
+		return;
+	}
+	res->decision = GATE_HALT;
+	res->stalled = 0;
 	snprintf(res->reason, sizeof res->reason,
-	         "HALT: %s %s: %lld of %lld failed (%.2f per 1000 host-hours) vs %lld of %lld in "
-	         "its control (%.2f per 1000 host-hours): %s, confidently above %.1f times "
-	         "(relative log-LR %.2f >= %.2f, Bonferroni over %d segments judged), %.2f "
-	         "points more hosts failed than the control's rate predicts. The ring as a "
-	         "whole: %.400s",
-	         segment_dims[worst->dim], worst->value, (long long)worst->g.failed,
-	         (long long)worst->g.treated, 1000.0 * worst_rel.treated_rate,
-	         (long long)worst->g.control_failed, (long long)worst->g.control,
-	         1000.0 * worst_rel.control_rate, times, pol->max_ratio, worst_rel.statistic,
-	         worst_rel.threshold, judged, 100.0 * worst_rel.excess, ring_reason);
+	         "HALT: %s, confidently above %.1f times; %.2f points more hosts failed than the "
+	         "control's rate predicts. The ring as a whole: %.400s",
+	         seg, pol->max_ratio, 100.0 * nrel->excess, ring_reason);
 }
 
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy,
