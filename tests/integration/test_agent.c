@@ -547,6 +547,12 @@ static void test_enroll_poll_304_heartbeat(void **state)
 	                         "'test-host'",
 	                         (long long)a.id),
 	                 1);
+	/* ... with the host's platform facts from uname (this is Linux) */
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM agents WHERE id = %lld AND os = 'linux' "
+	                         "AND os_build ~ '^[A-Za-z0-9._-]+$' AND arch IS NOT NULL",
+	                         (long long)a.id),
+	                 1);
 
 	/* The agent's own token: poll 200 with an ETag, then 304 with it. */
 	struct fbt_resp r;
