@@ -14,20 +14,18 @@
 #include "config.h"
 #include "db.h"
 #include "events.h"
+#include "lease.h"
 #include "log.h"
 #include "snapshot.h"
-
-#define CONTROLLER_LOCK_KEY "7460298118"
 
 static pthread_t g_thread;
 static int g_started;
 static volatile int g_stop;
-static int g_leader;
 static char g_whoami[96];
 
 int controller_is_leader(void)
 {
-	return __atomic_load_n(&g_leader, __ATOMIC_RELAXED);
+	return lease_is_held();
 }
 
 static const struct auth controller_actor = {
@@ -364,7 +362,7 @@ static void evaluate_one(PGconn *c, int64_t id)
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
-	if (db_cmd(c, &err, "BEGIN"))
+	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
 		goto fail;
 	PGresult *r = db_exec(
 	        c, &err, "SELECT 1 FROM rollouts WHERE id = $1 AND state = 'rolling' FOR UPDATE", 1,
@@ -415,7 +413,7 @@ static void check_reverted(PGconn *c)
 {
 	struct fb_err err;
 	PGresult *r = NULL;
-	if (db_cmd(c, &err, "BEGIN"))
+	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
 		goto fail;
 	r = db_exec(c, &err,
 	            "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
@@ -457,57 +455,83 @@ fail:
 	PQclear(PQexec(c, "ROLLBACK"));
 }
 
+/* One controller cycle, while this replica holds the lease: every rolling
+ * rollout, the revert check and due webhooks, each write behind the lease
+ * fence; then the completed cycle is recorded. Stops at the first sign that
+ * the lease is gone. */
+static void cycle(PGconn *c)
+{
+	struct fb_err err;
+	PGresult *r = db_exec(
+	        c, &err, "SELECT id FROM rollouts WHERE state = 'rolling' ORDER BY id", 0, NULL);
+	if (!r) {
+		log_warn("controller: %s", err.msg);
+		return;
+	}
+	for (int i = 0; i < PQntuples(r) && !g_stop && lease_is_held(); i++)
+		evaluate_one(c, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+	PQclear(r);
+	if (!g_stop && lease_is_held())
+		check_reverted(c);
+	if (!g_stop && lease_is_held())
+		events_deliver_webhooks(c, lease_hold_tx, NULL);
+	if (!g_stop && lease_is_held() && lease_cycle_done(c, &err))
+		log_warn("controller: %s", err.msg);
+}
+
+/* The controller thread. The holder wakes every controller interval and
+ * runs a cycle; the others look at the lease four times an interval, take
+ * it over once it has expired, and raise controller.lost when no cycle
+ * completed for three intervals. */
 static void *loop(void *arg)
 {
 	(void)arg;
 	PGconn *c = NULL;
 	while (!g_stop) {
-		for (int64_t t = 0; t < cfg.controller_interval_ms && !g_stop; t += 50)
-			poll(NULL, 0, 50);
-		if (g_stop || !cfg.controller)
-			continue;
+		int64_t tick = cfg.controller_interval_ms;
+		if (!lease_is_held())
+			tick = tick / 4 > 50 ? tick / 4 : 50;
+		for (int64_t t = 0; t < tick && !g_stop; t += 50)
+			poll(NULL, 0, (int)(tick - t < 50 ? tick - t : 50));
+		if (g_stop)
+			break;
 		char why[256];
 		if (!snapshot_ready(why, sizeof why))
 			continue;
+		struct fb_err err;
 		if (!c || PQstatus(c) != CONNECTION_OK) {
 			if (c)
 				PQfinish(c);
-			__atomic_store_n(&g_leader, 0, __ATOMIC_RELAXED);
 			c = PQconnectdb(cfg.db);
-			if (PQstatus(c) != CONNECTION_OK) {
+			if (PQstatus(c) != CONNECTION_OK || lease_session_setup(c, &err)) {
 				PQfinish(c);
 				c = NULL;
 				continue;
 			}
 		}
-		struct fb_err err;
-		if (!g_leader) {
-			const char *p[] = {CONTROLLER_LOCK_KEY};
-			PGresult *r =
-			        db_exec(c, &err, "SELECT pg_try_advisory_lock($1::bigint)", 1, p);
-			int got = r && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-			PQclear(r);
-			if (!got)
-				continue;
-			__atomic_store_n(&g_leader, 1, __ATOMIC_RELAXED);
-			log_info("controller: elected (%s)", g_whoami);
-		}
-		PGresult *r = db_exec(c, &err,
-		                      "SELECT id FROM rollouts WHERE state = 'rolling' ORDER BY id",
-		                      0, NULL);
-		if (!r) {
-			log_warn("controller: %s", err.msg);
+		int held = 0;
+		if (cfg.controller && lease_acquire(c, &held, &err))
+			log_debug("controller: lease: %s", err.msg);
+		if (held)
+			cycle(c);
+		struct lease_status st;
+		if (lease_read(c, &st, &err)) {
+			log_debug("controller: lease: %s", err.msg);
 			continue;
 		}
-		for (int i = 0; i < PQntuples(r) && !g_stop; i++)
-			evaluate_one(c, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-		PQclear(r);
-		check_reverted(c);
-		events_deliver_webhooks(c);
+		if (held)
+			continue;
+		int emitted;
+		if (lease_check_lost(c, &emitted, &err))
+			log_debug("controller: lost check: %s", err.msg);
+		/* with no leader, whoever notices tells the SOC itself */
+		if (!st.holder[0])
+			events_deliver_webhooks(c, NULL, "controller.lost");
 	}
-	if (c)
-		PQfinish(c); /* releases the advisory lock */
-	__atomic_store_n(&g_leader, 0, __ATOMIC_RELAXED);
+	if (c) {
+		lease_release(c);
+		PQfinish(c);
+	}
 	return NULL;
 }
 
@@ -516,6 +540,7 @@ enum fb_rc controller_start(struct fb_err *err)
 	char host[64] = "host";
 	gethostname(host, sizeof host - 1);
 	snprintf(g_whoami, sizeof g_whoami, "%s:%ld", host, (long)getpid());
+	lease_init(g_whoami);
 	g_stop = 0;
 	if (pthread_create(&g_thread, NULL, loop, NULL)) {
 		fb_err_set(err, "cannot start the controller thread");
