@@ -479,18 +479,19 @@ static void cycle(PGconn *c)
 		log_warn("controller: %s", err.msg);
 }
 
-/* The controller thread. The holder wakes every controller interval and
- * runs a cycle; the others look at the lease four times an interval, take
- * it over once it has expired, and raise controller.lost when no cycle
+/* The controller thread. Every replica looks at the lease four times an
+ * interval: the holder renews it (so a slow cycle or a busy machine does
+ * not cost it the lease) and runs a cycle once an interval; the others take
+ * it over once it has expired and raise controller.lost when no cycle
  * completed for three intervals. */
 static void *loop(void *arg)
 {
 	(void)arg;
 	PGconn *c = NULL;
+	int64_t next_cycle = 0;
 	while (!g_stop) {
-		int64_t tick = cfg.controller_interval_ms;
-		if (!lease_is_held())
-			tick = tick / 4 > 50 ? tick / 4 : 50;
+		int64_t tick =
+		        cfg.controller_interval_ms / 4 > 50 ? cfg.controller_interval_ms / 4 : 50;
 		for (int64_t t = 0; t < tick && !g_stop; t += 50)
 			poll(NULL, 0, (int)(tick - t < 50 ? tick - t : 50));
 		if (g_stop)
@@ -512,8 +513,10 @@ static void *loop(void *arg)
 		int held = 0;
 		if (cfg.controller && lease_acquire(c, &held, &err))
 			log_debug("controller: lease: %s", err.msg);
-		if (held)
+		if (held && fb_mono_ms() >= next_cycle) {
+			next_cycle = fb_mono_ms() + cfg.controller_interval_ms;
 			cycle(c);
+		}
 		struct lease_status st;
 		if (lease_read(c, &st, &err)) {
 			log_debug("controller: lease: %s", err.msg);
