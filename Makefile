@@ -129,6 +129,7 @@ rehearse: all
 bench:
 	$(MAKE) -j$(NPROC) BUILD=build/bench OPT='-O2 -g' all
 	bench/run.sh build/bench
+	bench/cluster.sh build/bench
 
 fuzz:
 	tests/fuzz/run.sh $(FUZZ_SECONDS)
