@@ -22,6 +22,11 @@ static pthread_t g_thread;
 static int g_started;
 static volatile int g_stop;
 static char g_whoami[96];
+/* fb_now_ms() when this replica's controller reached the database again
+ * after losing it (a database restart or fail-over), 0 before any such
+ * outage (atomic): heartbeats could not be written meanwhile, so silence is
+ * not counted for a silence timeout after it. */
+static int64_t g_db_back_ms;
 
 int controller_is_leader(void)
 {
@@ -91,7 +96,9 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		return rc;
 	snprintf(timeout, sizeof timeout, "%lld", (long long)policy->silence_timeout_s);
 	int64_t grace = cfg.restart_grace_s >= 0 ? cfg.restart_grace_s : policy->silence_timeout_s;
-	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000;
+	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000 &&
+	                      fb_now_ms() - __atomic_load_n(&g_db_back_ms, __ATOMIC_RELAXED) >=
+	                              policy->silence_timeout_s * 1000;
 
 	const char *p2[] = {content, prev_null ? NULL : previous, channel, started, timeout};
 	r = db_exec(
@@ -489,6 +496,7 @@ static void *loop(void *arg)
 	(void)arg;
 	PGconn *c = NULL;
 	int64_t next_cycle = 0;
+	int outage = 0; /* the database went away since the last connection */
 	while (!g_stop) {
 		int64_t tick =
 		        cfg.controller_interval_ms / 4 > 50 ? cfg.controller_interval_ms / 4 : 50;
@@ -503,11 +511,19 @@ static void *loop(void *arg)
 		if (!c || PQstatus(c) != CONNECTION_OK) {
 			if (c)
 				PQfinish(c);
+			outage = outage || c != NULL;
 			c = PQconnectdb(cfg.db);
 			if (PQstatus(c) != CONNECTION_OK || lease_session_setup(c, &err)) {
 				PQfinish(c);
 				c = NULL;
+				outage = 1;
 				continue;
+			}
+			if (outage) {
+				__atomic_store_n(&g_db_back_ms, fb_now_ms(), __ATOMIC_RELAXED);
+				log_info("controller: database back; silence not counted for a "
+				         "silence timeout");
+				outage = 0;
 			}
 		}
 		int held = 0;

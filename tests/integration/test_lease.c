@@ -108,6 +108,8 @@ static void replica_up(int i, const char *const *more)
 	assert_int_equal(fbt_server_wait_ready(&g_srv[i]), 0);
 }
 
+static const char *g_rollout_extra = ""; /* more members of the rollout body */
+
 /* A database, tokens, the channel, content v1 and a rolling rollout of it
  * that no agent applies. Returns the rollout id. */
 static int64_t env_up(const char *const *more0, const char *const *more1)
@@ -132,8 +134,9 @@ static int64_t env_up(const char *const *more0, const char *const *more1)
 	assert_int_equal(r.status, 201);
 	fbt_resp_free(&r);
 	free(body);
-	char rb[256];
-	snprintf(rb, sizeof rb, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"}", CH, sha);
+	char rb[512];
+	snprintf(rb, sizeof rb, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", CH,
+	         sha, g_rollout_extra);
 	assert_int_equal(
 	        fbt_http(&g_srv[0], "POST", "/v1/rollouts", g_rel, rb, strlen(rb), NULL, &r), 0);
 	if (r.status != 201)
@@ -449,12 +452,15 @@ static void hook_stop(struct hook *h)
 	pthread_mutex_destroy(&h->mu);
 }
 
+/* 1 when replica i answers GET /v1/controller with healthy == want; a 503
+ * (its pool noticing a restarted database) counts as not yet. */
 static int healthy_is(int i, int want)
 {
-	json_t *c = controller(&g_srv[i]);
+	long st;
+	json_t *c = get(&g_srv[i], "/v1/controller", g_admin, &st);
 	int yes = json_is_true(json_object_get(c, "healthy"));
 	json_decref(c);
-	return yes == want;
+	return st == 200 && yes == want;
 }
 
 /* The only replica that may lead hangs: the other (controller = 0) notices
@@ -503,6 +509,40 @@ static void test_controller_lost(void **state)
 	hook_stop(&h);
 }
 
+static long silence_counted_after(long after, const char *counted)
+{
+	return q("SELECT count(*) FROM gate_evaluations WHERE id > %ld AND (inputs -> 'inputs' "
+	         "->> 'silence_counted')::boolean = %s",
+	         after, counted);
+}
+
+/* PostgreSQL restarts: heartbeats could not be written while it was away,
+ * so the controller does not count silence for a silence timeout after it
+ * is back (as after a restart of the server itself), then does again. */
+static void test_database_restart_pauses_silence(void **state)
+{
+	(void)state;
+	g_rollout_extra = ",\"policy\":{\"silence_timeout_s\":3}";
+	env_up((const char *[]){"--restart_grace_s=0", NULL}, NULL);
+	g_rollout_extra = "";
+	WAIT_FOR("evaluations that count silence", silence_counted_after(0, "true") >= 3);
+	assert_int_equal(silence_counted_after(0, "false"), 0);
+	assert_int_equal(fbt_pg_restart(), 0);
+	long back = q("SELECT coalesce(max(id), 0) FROM gate_evaluations");
+	WAIT_FOR("evaluations after the restart", silence_counted_after(back, "false") >= 3);
+	/* the first ones after the restart do not count it */
+	assert_int_equal(q("SELECT (inputs -> 'inputs' ->> 'silence_counted')::boolean::int FROM "
+	                   "gate_evaluations WHERE id = (SELECT min(id) FROM gate_evaluations "
+	                   "WHERE id > %ld)",
+	                   back),
+	                 0);
+	/* and after a silence timeout they count it again */
+	int64_t took = WAIT_FOR("silence counted again", silence_counted_after(back, "true") >= 1);
+	print_message("silence counted again %lld ms after the first evaluation\n",
+	              (long long)took);
+	WAIT_FOR("a healthy controller", healthy_is(0, 1));
+}
+
 /* GET /v1/controller needs an operator token; a lease shorter than the
  * interval is refused at start. */
 static void test_access_and_config(void **state)
@@ -512,6 +552,7 @@ static void test_access_and_config(void **state)
 	long st;
 	json_decref(get(&g_srv[0], "/v1/controller", NULL, &st));
 	assert_int_equal(st, 401);
+	WAIT_FOR("the lease", leader_is(0));
 	json_t *c = controller(&g_srv[0]);
 	assert_string_equal(jstr(c, "this_replica"), jstr(c, "leader"));
 	assert_int_equal(json_integer_value(json_object_get(c, "lease_ms")), LEASE);
@@ -532,6 +573,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_hung_leader_is_replaced_and_fenced, env_down),
 	        cmocka_unit_test_teardown(test_fence_refuses_after_the_lease_is_gone, env_down),
 	        cmocka_unit_test_teardown(test_controller_lost, env_down),
+	        cmocka_unit_test_teardown(test_database_restart_pauses_silence, env_down),
 	        cmocka_unit_test_teardown(test_access_and_config, env_down),
 	};
 	return cmocka_run_group_tests_name("lease", tests, NULL, NULL);
