@@ -10,7 +10,7 @@
 #   SANITIZER ?=               e.g. address,undefined (the default for make test)
 #   PREFIX ?= /usr/local       install prefix; DESTDIR is honoured too
 #   FUZZ_SECONDS ?= 60         how long make fuzz runs each fuzz target
-#   FLEET ?= 1000              simulated agents for make demo / rehearse
+#   FLEET ?= 1000              simulated agents for make demo / cluster-demo / rehearse
 BUILD ?= build
 CC ?= cc
 OPT ?= -O2 -g
@@ -24,7 +24,7 @@ NPROC := $(shell nproc 2>/dev/null || echo 2)
 PKGS := libmicrohttpd jansson libsodium libpq libcrypto libcurl cmocka
 NOCONFIG_GOALS := deps clean lint format-check format help
 
-.PHONY: all deps test demo rehearse bench fuzz lint format-check format install clean help tests-bin
+.PHONY: all deps test demo cluster-demo rehearse bench fuzz lint format-check format install clean help tests-bin
 all:
 
 # --- configuration: dependencies installed, pkg-config flags cached --------
@@ -118,12 +118,18 @@ test:
 demo: all
 	deploy/demo.sh $(BUILD) $(FLEET)
 
+# make cluster-demo: PostgreSQL, three replicas and HAProxy (TLS, agent and
+# operator endpoints apart), the two rehearsals of make demo through it.
+cluster-demo: all
+	deploy/cluster-demo.sh $(BUILD) $(FLEET)
+
 rehearse: all
 	tests/e2e/rehearse.sh $(BUILD) 10000
 
 bench:
 	$(MAKE) -j$(NPROC) BUILD=build/bench OPT='-O2 -g' all
 	bench/run.sh build/bench
+	bench/cluster.sh build/bench
 
 fuzz:
 	tests/fuzz/run.sh $(FUZZ_SECONDS)

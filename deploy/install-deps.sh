@@ -8,7 +8,7 @@ PKGS="build-essential pkg-config
 libmicrohttpd-dev libjansson-dev libsodium-dev libssl-dev libpq-dev libcurl4-openssl-dev
 libcmocka-dev postgresql openssl curl ca-certificates jq
 clang libclang-rt-14-dev clang-format
-wrk nginx-light bc iproute2
+wrk nginx-light haproxy bc iproute2
 chromium fonts-dejavu-core"
 
 missing=""

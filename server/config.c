@@ -63,12 +63,15 @@ static const struct param params[] = {
          "periodic check of the serving snapshot besides LISTEN/NOTIFY"},
         {"controller_interval_ms", P_INT, &cfg.controller_interval_ms, "2000", 50, 600000,
          "interval of the rollout controller's gate evaluations"},
+        {"controller_lease_ms", P_INT, &cfg.controller_lease_ms, "0", 0, 3600000,
+         "controller lease: a leader that has not renewed it for this long is replaced and "
+         "cannot write any more (0: twice controller_interval_ms)"},
         {"restart_grace_s", P_INT, &cfg.restart_grace_s, "-1", -1, 86400,
          "silence is not counted this long after start-up (-1: the policy's silence timeout)"},
         {"webhook_url", P_STR, &cfg.webhook_url, "", 0, 0,
          "URL POSTed (JSON) on halts, reverts and stalls; retried with backoff"},
         {"controller", P_INT, &cfg.controller, "1", 0, 1,
-         "1: this replica may run the controller (one is elected by advisory lock)"},
+         "1: this replica may run the controller (the holder of the controller lease does)"},
 };
 #define NPARAMS (sizeof params / sizeof params[0])
 
@@ -230,6 +233,15 @@ enum fb_rc config_load(int argc, char **argv, int *nargs, struct fb_err *err)
 	*nargs = out - 1;
 	for (int i = 0; i < *nargs; i++)
 		argv[i] = argv[i + 1];
+	/* a leader must be able to renew its lease between two cycles */
+	if (cfg.controller_lease_ms && cfg.controller_lease_ms <= cfg.controller_interval_ms) {
+		fb_err_set(err,
+		           "controller_lease_ms (%lld) must be longer than controller_interval_ms "
+		           "(%lld)",
+		           (long long)cfg.controller_lease_ms,
+		           (long long)cfg.controller_interval_ms);
+		return FB_EINVAL;
+	}
 	return FB_OK;
 }
 

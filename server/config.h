@@ -34,6 +34,7 @@ struct fb_config {
 	int64_t heartbeat_flush_ms;     /* batch interval of the heartbeat flusher */
 	int64_t snapshot_check_ms;      /* periodic snapshot freshness check */
 	int64_t controller_interval_ms; /* gate evaluation interval */
+	int64_t controller_lease_ms;    /* lease length; 0 = 2 x controller_interval_ms */
 	int64_t restart_grace_s;        /* silence not counted this long after start-up */
 	char *webhook_url;              /* POSTed on halts and reverts; empty = off */
 	int64_t controller;             /* 1 = take part in controller election */

@@ -15,21 +15,24 @@
 #include "counts.h"
 #include "db.h"
 #include "events.h"
+#include "lease.h"
 #include "log.h"
 #include "segments.h"
 #include "snapshot.h"
 
-#define CONTROLLER_LOCK_KEY "7460298118"
-
 static pthread_t g_thread;
 static int g_started;
 static volatile int g_stop;
-static int g_leader;
 static char g_whoami[96];
+/* fb_now_ms() when this replica's controller reached the database again
+ * after losing it (a database restart or fail-over), 0 before any such
+ * outage (atomic): heartbeats could not be written meanwhile, so silence is
+ * not counted for a silence timeout after it. */
+static int64_t g_db_back_ms;
 
 int controller_is_leader(void)
 {
-	return __atomic_load_n(&g_leader, __ATOMIC_RELAXED);
+	return lease_is_held();
 }
 
 static const struct auth controller_actor = {
@@ -193,7 +196,9 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		return rc;
 	}
 	int64_t grace = cfg.restart_grace_s >= 0 ? cfg.restart_grace_s : policy->silence_timeout_s;
-	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000;
+	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000 &&
+	                      fb_now_ms() - __atomic_load_n(&g_db_back_ms, __ATOMIC_RELAXED) >=
+	                              policy->silence_timeout_s * 1000;
 
 	struct counts_req q = {content, prev_null ? NULL : previous, channel,
 	                       started, policy->silence_timeout_s,   gate_exposure_needed(policy)};
@@ -516,7 +521,7 @@ static void evaluate_one(PGconn *c, int64_t id)
 	json_t *segments = NULL;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
-	if (db_cmd(c, &err, "BEGIN"))
+	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
 		goto fail;
 	PGresult *r = db_exec(c, &err,
 	                      "SELECT state = 'watching', coalesce(extract(epoch FROM now() - "
@@ -589,7 +594,7 @@ static void check_reverted(PGconn *c)
 {
 	struct fb_err err;
 	PGresult *r = NULL;
-	if (db_cmd(c, &err, "BEGIN"))
+	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
 		goto fail;
 	r = db_exec(c, &err,
 	            "WITH done AS (UPDATE rollouts r SET state = 'reverted', updated_at = now() "
@@ -631,59 +636,97 @@ fail:
 	PQclear(PQexec(c, "ROLLBACK"));
 }
 
+/* One controller cycle, while this replica holds the lease: every rolling
+ * rollout, the revert check and due webhooks, each write behind the lease
+ * fence; then the completed cycle is recorded. Stops at the first sign that
+ * the lease is gone. */
+static void cycle(PGconn *c)
+{
+	struct fb_err err;
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT id FROM rollouts WHERE state IN ('rolling', 'watching') "
+	                      "ORDER BY id",
+	                      0, NULL);
+	if (!r) {
+		log_warn("controller: %s", err.msg);
+		return;
+	}
+	for (int i = 0; i < PQntuples(r) && !g_stop && lease_is_held(); i++)
+		evaluate_one(c, strtoll(PQgetvalue(r, i, 0), NULL, 10));
+	PQclear(r);
+	if (!g_stop && lease_is_held())
+		check_reverted(c);
+	if (!g_stop && lease_is_held())
+		events_deliver_webhooks(c, lease_hold_tx, NULL);
+	if (!g_stop && lease_is_held() && lease_cycle_done(c, &err))
+		log_warn("controller: %s", err.msg);
+}
+
+/* The controller thread. Every replica looks at the lease four times an
+ * interval: the holder renews it (so a slow cycle or a busy machine does
+ * not cost it the lease) and runs a cycle once an interval; the others take
+ * it over once it has expired and raise controller.lost when no cycle
+ * completed for three intervals. */
 static void *loop(void *arg)
 {
 	(void)arg;
 	PGconn *c = NULL;
+	int64_t next_cycle = 0;
+	int outage = 0; /* the database went away since the last connection */
 	while (!g_stop) {
-		for (int64_t t = 0; t < cfg.controller_interval_ms && !g_stop; t += 50)
-			poll(NULL, 0, 50);
-		if (g_stop || !cfg.controller)
-			continue;
+		int64_t tick =
+		        cfg.controller_interval_ms / 4 > 50 ? cfg.controller_interval_ms / 4 : 50;
+		for (int64_t t = 0; t < tick && !g_stop; t += 50)
+			poll(NULL, 0, (int)(tick - t < 50 ? tick - t : 50));
+		if (g_stop)
+			break;
 		char why[256];
 		if (!snapshot_ready(why, sizeof why))
 			continue;
+		struct fb_err err;
 		if (!c || PQstatus(c) != CONNECTION_OK) {
 			if (c)
 				PQfinish(c);
-			__atomic_store_n(&g_leader, 0, __ATOMIC_RELAXED);
+			outage = outage || c != NULL;
 			c = PQconnectdb(cfg.db);
-			if (PQstatus(c) != CONNECTION_OK) {
+			if (PQstatus(c) != CONNECTION_OK || lease_session_setup(c, &err)) {
 				PQfinish(c);
 				c = NULL;
+				outage = 1;
 				continue;
 			}
+			if (outage) {
+				__atomic_store_n(&g_db_back_ms, fb_now_ms(), __ATOMIC_RELAXED);
+				log_info("controller: database back; silence not counted for a "
+				         "silence timeout");
+				outage = 0;
+			}
 		}
-		struct fb_err err;
-		if (!g_leader) {
-			const char *p[] = {CONTROLLER_LOCK_KEY};
-			PGresult *r =
-			        db_exec(c, &err, "SELECT pg_try_advisory_lock($1::bigint)", 1, p);
-			int got = r && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
-			PQclear(r);
-			if (!got)
-				continue;
-			__atomic_store_n(&g_leader, 1, __ATOMIC_RELAXED);
-			log_info("controller: elected (%s)", g_whoami);
+		int held = 0;
+		if (cfg.controller && lease_acquire(c, &held, &err))
+			log_debug("controller: lease: %s", err.msg);
+		if (held && fb_mono_ms() >= next_cycle) {
+			next_cycle = fb_mono_ms() + cfg.controller_interval_ms;
+			cycle(c);
 		}
-		PGresult *r =
-		        db_exec(c, &err,
-		                "SELECT id FROM rollouts WHERE state IN ('rolling', 'watching') "
-		                "ORDER BY id",
-		                0, NULL);
-		if (!r) {
-			log_warn("controller: %s", err.msg);
+		struct lease_status st;
+		if (lease_read(c, &st, &err)) {
+			log_debug("controller: lease: %s", err.msg);
 			continue;
 		}
-		for (int i = 0; i < PQntuples(r) && !g_stop; i++)
-			evaluate_one(c, strtoll(PQgetvalue(r, i, 0), NULL, 10));
-		PQclear(r);
-		check_reverted(c);
-		events_deliver_webhooks(c);
+		if (held)
+			continue;
+		int emitted;
+		if (lease_check_lost(c, &emitted, &err))
+			log_debug("controller: lost check: %s", err.msg);
+		/* with no leader, whoever notices tells the SOC itself */
+		if (!st.holder[0])
+			events_deliver_webhooks(c, NULL, "controller.lost");
 	}
-	if (c)
-		PQfinish(c); /* releases the advisory lock */
-	__atomic_store_n(&g_leader, 0, __ATOMIC_RELAXED);
+	if (c) {
+		lease_release(c);
+		PQfinish(c);
+	}
 	return NULL;
 }
 
@@ -692,6 +735,7 @@ enum fb_rc controller_start(struct fb_err *err)
 	char host[64] = "host";
 	gethostname(host, sizeof host - 1);
 	snprintf(g_whoami, sizeof g_whoami, "%s:%ld", host, (long)getpid());
+	lease_init(g_whoami);
 	g_stop = 0;
 	if (pthread_create(&g_thread, NULL, loop, NULL)) {
 		fb_err_set(err, "cannot start the controller thread");

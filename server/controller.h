@@ -1,6 +1,6 @@
-/* The rollout controller: one replica (elected with pg_try_advisory_lock)
- * evaluates every rolling rollout each controller_interval_ms, stores each
- * evaluation with its inputs and reason, and promotes or halts. */
+/* The rollout controller: the replica that holds the controller lease
+ * (lease.h) evaluates every rolling rollout each controller_interval_ms,
+ * stores each evaluation with its inputs and reason, and promotes or halts. */
 #ifndef FB_CONTROLLER_H
 #define FB_CONTROLLER_H
 
@@ -13,7 +13,7 @@
 
 enum fb_rc controller_start(struct fb_err *err) FB_MUSTCHECK;
 void controller_stop(void);
-/* 1 while this replica holds the controller lock. */
+/* 1 while this replica holds the controller lease. */
 int controller_is_leader(void);
 
 /* Gather the gate inputs of rollout id at its current ring on c (inside the

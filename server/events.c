@@ -10,12 +10,13 @@
 #include "db.h"
 #include "log.h"
 
-/* What the SOC must hear about: a halt, its revert reaching the fleet, and
- * a rollout the controller paused because it stalled. */
+/* What the SOC must hear about: a halt, its revert reaching the fleet, a
+ * rollout the controller paused because it stalled, and a controller that
+ * stopped running. */
 static int wants_webhook(const char *type)
 {
 	return strcmp(type, "rollout.halted") == 0 || strcmp(type, "rollout.reverted") == 0 ||
-	       strcmp(type, "rollout.stalled") == 0;
+	       strcmp(type, "rollout.stalled") == 0 || strcmp(type, "controller.lost") == 0;
 }
 
 enum fb_rc events_emit(PGconn *c, const char *type, int64_t rollout_id, const json_t *data,
@@ -52,24 +53,43 @@ static size_t discard(char *p, size_t s, size_t n, void *u)
 	return s * n;
 }
 
-void events_deliver_webhooks(PGconn *c)
+/* Run the fence in a transaction of its own; 0 when it let us through. */
+static int fence_passes(PGconn *c, events_fence_fn fence, struct fb_err *err)
+{
+	if (!fence)
+		return 1;
+	if (db_cmd(c, err, "BEGIN") || fence(c, err) || db_cmd(c, err, "COMMIT")) {
+		PQclear(PQexec(c, "ROLLBACK"));
+		return 0;
+	}
+	return 1;
+}
+
+void events_deliver_webhooks(PGconn *c, events_fence_fn fence, const char *only_type)
 {
 	if (!*cfg.webhook_url)
 		return;
 	struct fb_err err;
+	const char *p0[] = {only_type};
 	PGresult *r = db_exec(
 	        c, &err,
 	        "SELECT id, json_build_object('id', id, 'type', type, 'rollout_id', rollout_id, "
 	        "'data', data, 'at', extract(epoch FROM created_at)::bigint)::text "
 	        "FROM notifications WHERE webhook AND delivered_at IS NULL "
-	        "AND webhook_next_at <= now() AND webhook_attempts < 10 ORDER BY id LIMIT 20",
-	        0, NULL);
+	        "AND webhook_next_at <= now() AND webhook_attempts < 10 "
+	        "AND ($1::text IS NULL OR type = $1) ORDER BY id LIMIT 20",
+	        1, p0);
 	if (!r) {
 		log_warn("webhooks: %s", err.msg);
 		return;
 	}
 	for (int i = 0; i < PQntuples(r); i++) {
 		const char *id = PQgetvalue(r, i, 0), *body = PQgetvalue(r, i, 1);
+		/* no new delivery once the lease is gone */
+		if (!fence_passes(c, fence, &err)) {
+			log_info("webhooks: stopped: %s", err.msg);
+			break;
+		}
 		CURL *h = curl_easy_init();
 		long status = 0;
 		CURLcode cc = CURLE_FAILED_INIT;
@@ -90,6 +110,13 @@ void events_deliver_webhooks(PGconn *c)
 		char msg[256];
 		snprintf(msg, sizeof msg, "%s (HTTP %ld)", curl_easy_strerror(cc), status);
 		const char *p[] = {id, ok ? NULL : msg};
+		if (fence && (db_cmd(c, &err, "BEGIN") || fence(c, &err))) {
+			/* a stale leader records nothing: the new one delivers again */
+			PQclear(PQexec(c, "ROLLBACK"));
+			log_info("webhooks: result of notification %s not recorded: %s", id,
+			         err.msg);
+			break;
+		}
 		PGresult *u = db_exec(
 		        c, &err,
 		        ok ? "UPDATE notifications SET delivered_at = now(), "
@@ -100,6 +127,12 @@ void events_deliver_webhooks(PGconn *c)
 		             "make_interval(secs => least(300, 2 ^ webhook_attempts)) WHERE id = "
 		             "$1",
 		        2, p);
+		if (u && fence && db_cmd(c, &err, "COMMIT")) {
+			PQclear(u);
+			u = NULL;
+		}
+		if (!u && fence)
+			PQclear(PQexec(c, "ROLLBACK"));
 		PQclear(u);
 		if (ok)
 			log_info("webhook: delivered notification %s", id);

@@ -6,6 +6,7 @@
 
 #include "app.h"
 #include "config.h"
+#include "lease.h"
 #include "metrics.h"
 #include "migrate.h"
 #include "snapshot.h"
@@ -13,6 +14,20 @@
 void health_live(struct http_req *req)
 {
 	http_reply_json(req, 200, json_pack("{s:s}", "status", "alive"));
+}
+
+/* The controller as this replica last saw the lease (no query): readiness
+ * does not depend on it, a replica that does not lead is as ready. */
+static json_t *controller_json(void)
+{
+	struct lease_status st;
+	int seen = lease_last_status(&st);
+	return json_pack("{s:b,s:b,s:s,s:s?,s:I,s:o,s:b}", "enabled", cfg.controller != 0, "leader",
+	                 lease_is_held(), "this_replica", lease_whoami(), "holder",
+	                 seen && st.holder[0] ? st.holder : NULL, "epoch", (json_int_t)st.epoch,
+	                 "last_cycle_age_s",
+	                 seen && st.has_cycle ? json_real(st.cycle_age_s) : json_null(), "healthy",
+	                 seen && lease_status_healthy(&st));
 }
 
 void health_ready(struct http_req *req)
@@ -35,9 +50,9 @@ void health_ready(struct http_req *req)
 		http_error(req, 503, "not_ready", "%s", starting);
 		return;
 	}
-	http_reply_json(
-	        req, 200,
-	        json_pack("{s:s,s:I}", "status", "ready", "schema", (json_int_t)migrate_latest()));
+	http_reply_json(req, 200,
+	                json_pack("{s:s,s:I,s:o}", "status", "ready", "schema",
+	                          (json_int_t)migrate_latest(), "controller", controller_json()));
 }
 
 void health_metrics(struct http_req *req)

@@ -7,6 +7,7 @@
 
 #include "app.h"
 #include "http.h"
+#include "lease.h"
 
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
@@ -69,6 +70,15 @@ static const char *route_label(size_t i, char *buf, size_t n)
 	return buf;
 }
 
+/* A gauge value as text, in a buffer of the calling thread (borrowed until
+ * its next call). */
+static const char *age_text(double v)
+{
+	static _Thread_local char buf[32];
+	snprintf(buf, sizeof buf, "%.3f", v);
+	return buf;
+}
+
 enum fb_rc metrics_render(struct fb_buf *b)
 {
 	enum fb_rc rc = FB_OK;
@@ -124,7 +134,7 @@ enum fb_rc metrics_render(struct fb_buf *b)
 		return rc;
 	struct db_pool_stats st;
 	db_pool_get_stats(app.db, &st);
-	return fb_buf_printf(
+	rc = fb_buf_printf(
 	        b,
 	        "# HELP firebreak_db_pool_connections Connections in the database pool.\n"
 	        "# TYPE firebreak_db_pool_connections gauge\n"
@@ -141,4 +151,25 @@ enum fb_rc metrics_render(struct fb_buf *b)
 	        st.busy, st.size - st.busy, (unsigned long long)st.waits,
 	        (unsigned long long)st.timeouts, (unsigned long long)st.reconnects,
 	        (unsigned long long)st.errors);
+	if (rc)
+		return rc;
+	struct lease_status ls;
+	int seen = lease_last_status(&ls);
+	return fb_buf_printf(
+	        b,
+	        "# HELP firebreak_controller_leader 1 while this replica holds the controller "
+	        "lease.\n"
+	        "# TYPE firebreak_controller_leader gauge\n"
+	        "firebreak_controller_leader %d\n"
+	        "# HELP firebreak_controller_last_cycle_age_seconds Seconds since any replica "
+	        "last completed a controller cycle, as this replica last read the lease (NaN: "
+	        "none yet).\n"
+	        "# TYPE firebreak_controller_last_cycle_age_seconds gauge\n"
+	        "firebreak_controller_last_cycle_age_seconds %s\n"
+	        "# HELP firebreak_controller_takeovers_total Times this replica acquired the "
+	        "controller lease.\n"
+	        "# TYPE firebreak_controller_takeovers_total counter\n"
+	        "firebreak_controller_takeovers_total %llu\n",
+	        lease_is_held(), seen && ls.has_cycle ? age_text(ls.cycle_age_s) : "NaN",
+	        (unsigned long long)lease_takeovers());
 }

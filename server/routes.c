@@ -3,6 +3,7 @@
 #include "content.h"
 #include "health.h"
 #include "http.h"
+#include "lease.h"
 #include "policy.h"
 #include "reads.h"
 #include "rollouts.h"
@@ -63,6 +64,7 @@ const struct route routes[] = {
         /* operators: the event stream and the audit log */
         {HTTP_GET, "/v1/events", ROLES_OPERATOR, 0, stream_events},
         {HTTP_GET, "/v1/audit", ROLES_OPERATOR, 0, reads_audit},
+        {HTTP_GET, "/v1/controller", ROLES_OPERATOR, 0, lease_http_get},
 
         /* rings and pins */
         {HTTP_GET, "/v1/rings", ROLES_OPERATOR, 0, rings_get},

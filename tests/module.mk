@@ -53,6 +53,11 @@ test_controller_SRCS := tests/integration/test_controller.c
 test_controller_LIBS := fbt fbsign fbschema fbcommon
 endif
 
+# The controller lease: takeover, fencing, controller.lost, visibility.
+INT_TESTS += test_lease
+test_lease_SRCS := tests/integration/test_lease.c
+test_lease_LIBS := fbt fbsign fbschema fbcommon
+
 # The dashboard in a real browser (headless chromium driven by playwright-core).
 ifneq ($(wildcard tests/integration/test_dashboard.c),)
 INT_TESTS += test_dashboard

@@ -780,6 +780,8 @@ static void start(struct fleet *f, int32_t i, int kind)
 	curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, 15000L);
 	curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
 	curl_easy_setopt(e, CURLOPT_USERAGENT, "fb-fleet");
+	if (f->o.ca_bundle)
+		curl_easy_setopt(e, CURLOPT_CAINFO, f->o.ca_bundle);
 	if (strcmp(method, "GET") == 0) {
 		curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
 		curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, NULL);

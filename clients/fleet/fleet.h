@@ -20,7 +20,8 @@
 struct fleet;
 
 struct fleet_opts {
-	const char *base_url;          /* "http://127.0.0.1:PORT" */
+	const char *base_url;          /* "http://127.0.0.1:PORT": the agent protocol */
+	const char *ca_bundle;         /* PEM file of trusted CAs for https, or NULL */
 	const struct scenario *scn;    /* borrowed, outlives the fleet */
 	const struct fbsig_root *root; /* borrowed: the agents' pinned root */
 	const struct cf_registry *reg; /* borrowed: the agents' template registry */

@@ -21,7 +21,7 @@
 
 struct opts {
 	const char *server, *token, *token_file, *root, *templates, *scenario, *status_file,
-	        *content_dir;
+	        *content_dir, *agent_server, *cacert;
 	int64_t agents, channel;
 	double time_scale;
 	uint64_t seed;
@@ -62,6 +62,10 @@ static void usage(FILE *f)
 	        "  --seed S           random seed (default 1): same seed, same victims\n"
 	        "  --inflight N       concurrent requests (default 64)\n"
 	        "  --status-file F    rewrite F with the rollout's id, state and ring as it moves\n"
+	        "  --agent-server URL the agents' endpoint, when it is not --server (a load "
+	        "balancer\n"
+	        "                     that keeps the agent API apart from the operator API)\n"
+	        "  --cacert FILE      trust the CA certificates in FILE for https\n"
 	        "  --json             print one JSON summary object on stdout\n"
 	        "  --protocol-v1      never send the gate v2 fields (platform, faulting_channel,\n"
 	        "                     the baselines' holdout/watch keys) to a server without them\n"
@@ -72,13 +76,26 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {
-	        {"server", 1, 0, 's'},      {"token", 1, 0, 't'},      {"token-file", 1, 0, 'T'},
-	        {"root", 1, 0, 'r'},        {"templates", 1, 0, 'p'},  {"scenario", 1, 0, 'f'},
-	        {"agents", 1, 0, 'n'},      {"time-scale", 1, 0, 'x'}, {"channel", 1, 0, 'c'},
-	        {"seed", 1, 0, 'S'},        {"inflight", 1, 0, 'i'},   {"status-file", 1, 0, 'F'},
-	        {"content-dir", 1, 0, 'D'}, {"json", 0, 0, 'j'},       {"protocol-v1", 0, 0, '1'},
-	        {"verbose", 0, 0, 'v'},     {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
+	static const struct option lo[] = {{"server", 1, 0, 's'},
+	                                   {"token", 1, 0, 't'},
+	                                   {"token-file", 1, 0, 'T'},
+	                                   {"root", 1, 0, 'r'},
+	                                   {"templates", 1, 0, 'p'},
+	                                   {"scenario", 1, 0, 'f'},
+	                                   {"agents", 1, 0, 'n'},
+	                                   {"time-scale", 1, 0, 'x'},
+	                                   {"channel", 1, 0, 'c'},
+	                                   {"seed", 1, 0, 'S'},
+	                                   {"inflight", 1, 0, 'i'},
+	                                   {"status-file", 1, 0, 'F'},
+	                                   {"content-dir", 1, 0, 'D'},
+	                                   {"agent-server", 1, 0, 'A'},
+	                                   {"cacert", 1, 0, 'C'},
+	                                   {"json", 0, 0, 'j'},
+	                                   {"protocol-v1", 0, 0, '1'},
+	                                   {"verbose", 0, 0, 'v'},
+	                                   {"help", 0, 0, 'h'},
+	                                   {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->seed = 1;
 	int ch;
@@ -93,6 +110,8 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'f': o->scenario = optarg; break;
 		case 'F': o->status_file = optarg; break;
 		case 'D': o->content_dir = optarg; break;
+		case 'A': o->agent_server = optarg; break;
+		case 'C': o->cacert = optarg; break;
 		case 'j': o->json = 1; break;
 		case '1': o->protocol_v1 = 1; break;
 		case 'v': o->verbose = 1; break;
@@ -683,13 +702,15 @@ int main(int argc, char **argv)
 	if (cf_registry_load_dir(A.o.templates, &reg, &err))
 		die("templates %s: %s", A.o.templates, err.msg);
 	struct fbc_opts co = {.base_url = A.o.server,
+	                      .ca_bundle = A.o.cacert,
 	                      .timeout_ms = 10000,
 	                      .connect_timeout_ms = 2000,
 	                      .user_agent = "fb-fleet-admin"};
 	if (fbc_new(&co, &A.admin, &err) || fbc_set_token(A.admin, tokbuf))
 		die("%s", err.msg);
 	sodium_memzero(tokbuf, sizeof tokbuf);
-	struct fleet_opts fo = {.base_url = A.o.server,
+	struct fleet_opts fo = {.base_url = A.o.agent_server ? A.o.agent_server : A.o.server,
+	                        .ca_bundle = A.o.cacert,
 	                        .scn = &A.s,
 	                        .root = root,
 	                        .reg = reg,

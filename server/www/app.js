@@ -11,6 +11,7 @@
 
   var TOKEN_KEY = "firebreak.token";
   var REFRESH_MS = 5000; /* gate WAIT evaluations are not streamed: poll counts */
+  var CONTROLLER_MS = 2000; /* how often the controller's state is fetched */
   var SERIES_MS = 30000; /* the plots' points, when nothing happened meanwhile */
   var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
   var OPERATORS = { soc: 1, release: 1, admin: 1 };
@@ -35,6 +36,7 @@
     timer: 0,
     pending: {}, /* rollout ids to refresh soon */
     pendingTimer: 0,
+    ctlTimer: 0,
     renderGen: 0,
     haltedHere: {}, /* rollouts halted from this page: no second flash */
   };
@@ -341,6 +343,9 @@
     if ($("halt-dialog").open) $("halt-dialog").close();
     clearInterval(S.timer);
     S.timer = 0;
+    clearInterval(S.ctlTimer);
+    S.ctlTimer = 0;
+    $("ctl").hidden = true;
     showLogin(msg);
   }
 
@@ -360,9 +365,28 @@
         streamStart();
         clearInterval(S.timer);
         S.timer = setInterval(function () { if (!document.hidden) refreshAll(); }, REFRESH_MS);
+        controllerRefresh();
+        clearInterval(S.ctlTimer);
+        S.ctlTimer = setInterval(function () { if (!document.hidden) controllerRefresh(); }, CONTROLLER_MS);
         route();
       });
     });
+  }
+
+  /* ---- the controller: which replica runs the gates, and whether it does ------- */
+
+  /* GET /v1/controller into the top bar; red when the server says no
+   * controller cycle completed for three intervals (healthy: false). */
+  function controllerRefresh() {
+    return api("GET", "/v1/controller").then(function (c) {
+      var el = $("ctl");
+      var who = c.leader ? "replica " + c.leader : "no replica";
+      var age = c.last_cycle_age_s === null ? "no cycle yet" : "last cycle " + Math.round(c.last_cycle_age_s) + " s ago";
+      el.textContent = "controller: " + who + ", " + age;
+      el.setAttribute("data-state", c.healthy ? "ok" : "down");
+      el.title = c.healthy ? "" : "no controller cycle completed for 3 intervals: gates are not being evaluated";
+      el.hidden = false;
+    }, function () { /* the next refresh tries again */ });
   }
 
   /* ---- routing ------------------------------------------------------------------ */

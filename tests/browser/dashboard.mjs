@@ -109,6 +109,7 @@ async function main() {
   check((await page.evaluate(() => sessionStorage.getItem('firebreak.token'))) === args.soc, 'token not in sessionStorage');
   check((await page.evaluate(() => localStorage.length)) === 0, 'something was put in localStorage');
   await page.locator('#live[data-state="live"]').waitFor({ timeout: WAIT });
+  await page.locator('#ctl[data-state="ok"]').getByText(/^controller: replica .+:[0-9]+, last cycle [0-9]+ s ago$/).waitFor({ timeout: WAIT });
   for (const id of [A, B, C]) await page.locator(`${card(id)}[data-state="rolling"]`).waitFor({ timeout: WAIT });
   check((await text(`${card(A)} .badge`)) === 'ROLLING', 'A badge');
   check((await text(`${card(A)} .ring-where`)).startsWith('Ring 1 of 4: canary'), `A ring: ${await text(`${card(A)} .ring-where`)}`);
@@ -215,6 +216,15 @@ async function main() {
   check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
   await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
   log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
+
+  step = 'a controller that stopped turns the top bar red';
+  const stopped = { leader: null, epoch: 3, lease_expires_in_s: -5.2, lease_ms: 400, last_cycle_at: '2026-01-01T00:00:00.000Z',
+    last_cycle_age_s: 9.4, interval_ms: 200, healthy: false, lost: true, this_replica: 'x:1', this_replica_leads: false };
+  await page.route('**/v1/controller', (r) => r.fulfill({ status: 200, contentType: 'application/json', body: JSON.stringify(stopped) }));
+  await page.locator('#ctl[data-state="down"]').getByText('controller: no replica, last cycle 9 s ago').waitFor({ timeout: WAIT });
+  await page.unroute('**/v1/controller');
+  await page.locator('#ctl[data-state="ok"]').waitFor({ timeout: WAIT });
+  log('the controller line: replica and last cycle; red when the server says no cycle for 3 intervals');
 
   step = 'logout';
   await page.click('#logout');

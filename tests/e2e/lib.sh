@@ -68,12 +68,15 @@ fbe_contents() {
 	fbe_content "$w" "$d/cf291.json" "$ch" 2 "$FB_SRC/tests/data/schema/invalid/cf291.json" --unchecked
 }
 
-# fbe_free_port: a TCP port nobody listens on (best effort).
+# fbe_free_port: a TCP port no socket uses (best effort), below the
+# kernel's ephemeral range (32768 and up), so that the many client
+# connections of a rehearsal cannot hold it when a server binds it.
 fbe_free_port() {
 	local p
 	for _ in $(seq 50); do
-		p=$((20000 + RANDOM % 30000))
-		if ! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
+		p=$((10000 + RANDOM % 22000))
+		if ! ss -Htan "sport = :$p" 2>/dev/null | grep -q . &&
+			! (echo >/dev/tcp/127.0.0.1/$p) 2>/dev/null; then
 			echo "$p"
 			return 0
 		fi

@@ -1,7 +1,7 @@
 /* The rollout controller against the real firebreakd and PostgreSQL: the
  * state survives kill -9 of the server at different moments of a rollout
  * (no false halt from the restart: the silence grace), and the controller is
- * a singleton across replicas (pg_try_advisory_lock) that another replica
+ * a singleton across replicas (the controller lease) that another replica
  * takes over when the leader dies. Agents are simulated as in test_rollout.c
  * (real keys, assignments verified with libfbsign). */
 #include <setjmp.h>
