@@ -17,8 +17,8 @@ static void test_parse_good(void **state)
 	static const struct {
 		const char *in;
 		int64_t ms;
-	} t[] = {{"30s", 30000},   {"5m", 300000},    {"2h", 7200000}, {"1d", 86400000},
-	         {"90", 90000},    {"250ms", 250},    {"0", 0},        {"0s", 0},
+	} t[] = {{"30s", 30000},    {"5m", 300000},   {"2h", 7200000}, {"1d", 86400000},
+	         {"90", 90000},     {"250ms", 250},   {"0", 0},        {"0s", 0},
 	         {"7d", 604800000}, {"1000ms", 1000}, {"60m", 3600000}};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		int64_t v = -1;
@@ -31,8 +31,18 @@ static void test_parse_good(void **state)
 static void test_parse_bad(void **state)
 {
 	(void)state;
-	static const char *const junk[] = {"", "s", "5 m", "5min", "-5s", "+5s", "1.5h",
-	                                   "5M", "5mss", "h5", "99999999999999999999d", "0x10"};
+	static const char *const junk[] = {"",
+	                                   "s",
+	                                   "5 m",
+	                                   "5min",
+	                                   "-5s",
+	                                   "+5s",
+	                                   "1.5h",
+	                                   "5M",
+	                                   "5mss",
+	                                   "h5",
+	                                   "99999999999999999999d",
+	                                   "0x10"};
 	for (size_t i = 0; i < sizeof junk / sizeof junk[0]; i++) {
 		int64_t v = 42;
 		struct fb_err err = {{0}};
@@ -59,8 +69,8 @@ static void test_format(void **state)
 	static const struct {
 		int64_t ms;
 		const char *out;
-	} t[] = {{0, "0s"},        {250, "250ms"},    {1000, "1s"},     {90000, "90s"},
-	         {300000, "5m"},   {7200000, "2h"},   {86400000, "1d"}, {604800000, "7d"},
+	} t[] = {{0, "0s"},        {250, "250ms"},       {1000, "1s"},     {90000, "90s"},
+	         {300000, "5m"},   {7200000, "2h"},      {86400000, "1d"}, {604800000, "7d"},
 	         {1500, "1500ms"}, {31536000000, "365d"}};
 	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
 		char buf[32];
