@@ -132,6 +132,8 @@ static const char *in_fbctl_words(const char *msg, char *buf, size_t n)
 	        {"pass \"supersede\": true", "add --supersede"},
 	        {"\"force\": true", "--force"},
 	        {"\"emergency\": true", "--emergency"},
+	        {"set by \"policy\"", "set by --policy"},
+	        {"with \"policy\" or \"ring_policies\"", "with --policy"},
 	};
 	size_t len = 0;
 	buf[0] = '\0';

@@ -1422,6 +1422,7 @@ static void test_policy_bounds_and_emergency(void **state)
 	              "--policy", "{\"min_bake_s\":120}", "--reason", "hurry");
 	has(err, "HTTP 422 policy_out_of_bounds: ring 'canary': min_bake_s = 120 is below the "
 	         "lower bound 600");
+	has(err, "the value is set by --policy"); /* fbctl's flag, not the API's field */
 	free(err);
 	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "10", "--content", sha,
 	              "--policy", "{\"min_bake_s\":30}", "--emergency", "--reason", "CVE fix");
