@@ -201,8 +201,9 @@ void agents_enroll(struct http_req *req)
 		return;
 	PGconn *c = NULL;
 	PGresult *r = NULL;
-	static const char *const allowed[] = {"enrollment_token", "public_key",   "hostname",
-	                                      "agent_version",    "capabilities", NULL};
+	static const char *const allowed[] = {
+	        "enrollment_token", "public_key", "hostname", "agent_version",
+	        "capabilities",     "platform",   NULL};
 	if (!val_fields_or_reply(req, body, allowed))
 		goto out;
 	const char *etok = val_string_or_reply(req, body, "enrollment_token", 67, 67, 1);
@@ -221,10 +222,15 @@ void agents_enroll(struct http_req *req)
 	const char *hostname = val_string_or_reply(req, body, "hostname", 0, 255, 0);
 	const char *version = val_string_or_reply(req, body, "agent_version", 0, 64, 0);
 	json_t *caps = json_object_get(body, "capabilities");
+	json_t *platform = json_object_get(body, "platform");
 	if ((json_object_get(body, "hostname") && !hostname) ||
 	    (json_object_get(body, "agent_version") && !version) ||
-	    !val_capabilities_or_reply(req, caps, 1))
+	    !val_capabilities_or_reply(req, caps, 1) || !val_platform_or_reply(req, platform))
 		goto out;
+	const char *os = json_string_value(json_object_get(platform, "os"));
+	const char *os_build = json_string_value(json_object_get(platform, "os_build"));
+	const char *arch = json_string_value(json_object_get(platform, "arch"));
+	json_t *extra = json_object_get(platform, "extra");
 	char hash[FB_SHA256_HEX_LEN + 1], pkhex[65];
 	fb_sha256_hex(etok, strlen(etok), hash);
 	fb_hex_encode(pk, sizeof pk, pkhex);
@@ -281,15 +287,16 @@ void agents_enroll(struct http_req *req)
 		goto out;
 	}
 	char *caps_s = json_dumps(caps, JSON_COMPACT);
+	char *extra_s = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
 	if (!existing) {
-		const char *p3[] = {pkhex, tags_s, etid, hostname, version, caps_s};
+		const char *p3[] = {pkhex,  tags_s, etid,     hostname, version,
+		                    caps_s, os,     os_build, arch,     extra_s};
 		r = db_exec(c, &err,
 		            "INSERT INTO agents (public_key, tags, enrolled_with, hostname, "
-		            "agent_version, "
-		            "capabilities) VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, "
-		            "$6::jsonb) "
-		            "RETURNING id",
-		            6, p3);
+		            "agent_version, capabilities, os, os_build, arch, platform_extra) "
+		            "VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, $6::jsonb, $7, $8, "
+		            "$9, coalesce($10::jsonb, '{}')) RETURNING id",
+		            10, p3);
 		if (r)
 			id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
@@ -304,15 +311,21 @@ void agents_enroll(struct http_req *req)
 	} else {
 		char ids[24];
 		snprintf(ids, sizeof ids, "%lld", (long long)id);
-		const char *p4[] = {ids, caps_s};
-		r = db_exec(c, &err, "UPDATE agents SET capabilities = $2::jsonb WHERE id = $1", 2,
-		            p4);
+		const char *p4[] = {ids, caps_s, platform ? "t" : "f", os, os_build, arch, extra_s};
+		r = db_exec(
+		        c, &err,
+		        "UPDATE agents SET capabilities = $2::jsonb, os = CASE WHEN $3 THEN $4 "
+		        "ELSE os END, os_build = CASE WHEN $3 THEN $5 ELSE os_build END, arch = "
+		        "CASE WHEN $3 THEN $6 ELSE arch END, platform_extra = CASE WHEN $3 THEN "
+		        "coalesce($7::jsonb, '{}') ELSE platform_extra END WHERE id = $1",
+		        7, p4);
 		if (!r)
 			id = 0;
 		PQclear(r);
 		r = NULL;
 	}
 	free(caps_s);
+	free(extra_s);
 	if (!id || db_cmd(c, &err, "COMMIT")) {
 		http_error(req, 503, "unavailable", "%s", err.msg);
 		goto out;
@@ -393,7 +406,8 @@ void agents_list(struct http_req *req)
 		        c, &err,
 		        "SELECT id, json_build_object('id', id, 'hostname', hostname, 'tags', "
 		        "tags, "
-		        "'agent_version', agent_version, 'active', active, 'last_seen', "
+		        "'agent_version', agent_version, 'os', os, 'os_build', os_build, 'arch', "
+		        "arch, 'active', active, 'last_seen', "
 		        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
 		        "NULL, "
 		        "'health', CASE WHEN last_seen_at IS NULL THEN 'never' WHEN last_seen_at "
@@ -456,7 +470,8 @@ void agents_show(struct http_req *req)
 	        c, &err,
 	        "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
 	        "'agent_version', agent_version, 'active', active, 'capabilities', capabilities, "
-	        "'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
+	        "'platform', json_build_object('os', os, 'os_build', os_build, 'arch', arch, "
+	        "'extra', platform_extra), 'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
 	        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
 	        "NULL)::text "
 	        "FROM agents WHERE id = $1",

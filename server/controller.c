@@ -12,9 +12,11 @@
 #include "app.h"
 #include "audit.h"
 #include "config.h"
+#include "counts.h"
 #include "db.h"
 #include "events.h"
 #include "log.h"
+#include "segments.h"
 #include "snapshot.h"
 
 #define CONTROLLER_LOCK_KEY "7460298118"
@@ -50,10 +52,82 @@ static int64_t col_i64(PGresult *r, int row, int col)
 	return strtoll(PQgetvalue(r, row, col), NULL, 10);
 }
 
+/* The segments judged on their own: those with at least min_segment_agents
+ * treated, at the Bonferroni threshold over how many there are. The state
+ * of every segment's test is carried in *segs_json (a new object keyed
+ * "dimension=value"), judged or not, so that a segment that grows into
+ * being judged has its whole history. prev is the last evaluation's. On a
+ * halt by a segment, res becomes a HALT naming it. */
+static void judge_segments(const struct gate_policy *pol, const struct gate_inputs *in,
+                           const struct counts_segment *segs, size_t n, const json_t *prev,
+                           struct gate_result *res, json_t **segs_json)
+{
+	json_t *out = json_object();
+	int judged = 0;
+	for (size_t i = 0; i < n; i++)
+		judged += segs[i].g.treated >= pol->min_segment_agents;
+	double threshold = gate_segment_threshold(pol, judged);
+	const struct counts_segment *worst = NULL;
+	struct gate_rel worst_rel = {0};
+	for (size_t i = 0; i < n; i++) {
+		struct gate_group g = segs[i].g;
+		if (!in->silence_counted) { /* restart grace: silence is neither */
+			g.treated -= segs[i].silent;
+			g.failed -= segs[i].silent;
+		}
+		char key[96];
+		snprintf(key, sizeof key, "%s=%s", segment_dims[segs[i].dim], segs[i].value);
+		struct gate_seq pseq, next;
+		int have = gate_seq_from_json(json_object_get(json_object_get(prev, key), "seq"),
+		                              &pseq);
+		struct gate_rel rel;
+		gate_relative(pol, have ? &pseq : NULL, &g, threshold, &next, &rel);
+		int on = g.treated >= pol->min_segment_agents;
+		if (on && rel.halt && (!worst || rel.statistic > worst_rel.statistic)) {
+			worst = &segs[i];
+			worst_rel = rel;
+		}
+		json_object_set_new(
+		        out, key,
+		        json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:b, s:o, s:o}", "treated",
+		                  (json_int_t)g.treated, "failed", (json_int_t)g.failed,
+		                  "exposure_s", g.exposure_s, "control", (json_int_t)g.control,
+		                  "control_failed", (json_int_t)g.control_failed,
+		                  "control_exposure_s", g.control_exposure_s, "judged", on, "seq",
+		                  gate_seq_to_json(&next), "relative", gate_rel_to_json(&rel)));
+	}
+	*segs_json = out;
+	if (!worst || res->decision == GATE_HALT)
+		return;
+	char ring_reason[sizeof res->reason];
+	snprintf(ring_reason, sizeof ring_reason, "%s", res->reason);
+	res->decision = GATE_HALT;
+	res->stalled = 0;
+	char times[48];
+	if (worst_rel.control_rate > 0.0)
+		snprintf(times, sizeof times, "%.1f times the control's rate", worst_rel.ratio);
+	else
+		snprintf(times, sizeof times, "the control had no failure");
+	snprintf(res->reason, sizeof res->reason,
+	         "HALT: %s %s: %lld of %lld failed (%.2f per 1000 host-hours) vs %lld of %lld in "
+	         "its control (%.2f per 1000 host-hours): %s, confidently above %.1f times "
+	         "(relative log-LR %.2f >= %.2f, Bonferroni over %d segments judged), %.2f "
+	         "points more hosts failed than the control's rate predicts. The ring as a "
+	         "whole: %.400s",
+	         segment_dims[worst->dim], worst->value, (long long)worst->g.failed,
+	         (long long)worst->g.treated, 1000.0 * worst_rel.treated_rate,
+	         (long long)worst->g.control_failed, (long long)worst->g.control,
+	         1000.0 * worst_rel.control_rate, times, pol->max_ratio, worst_rel.statistic,
+	         worst_rel.threshold, judged, 100.0 * worst_rel.excess, ring_reason);
+}
+
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy,
-                               struct gate_inputs *in, struct gate_result *res, struct fb_err *err)
+                               struct gate_inputs *in, struct gate_result *res, json_t **segments,
+                               struct fb_err *err)
 {
 	char ids[24];
+	if (segments)
+		*segments = NULL;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p1[] = {ids};
 	PGresult *r = db_exec(c, err,
@@ -64,7 +138,9 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	                      "(SELECT count(*) FROM gate_evaluations g WHERE g.rollout_id = r.id "
 	                      " AND g.ring_index = r.ring_index), "
 	                      "extract(epoch FROM now() - greatest(ring_started_at, "
-	                      "updated_at))::bigint "
+	                      "updated_at))::bigint, "
+	                      "(SELECT g.inputs::text FROM gate_evaluations g WHERE g.rollout_id = "
+	                      " r.id ORDER BY g.id DESC LIMIT 1) "
 	                      "FROM rollouts r WHERE id = $1",
 	                      1, p1);
 	if (!r)
@@ -74,7 +150,7 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		fb_err_set(err, "no rollout %lld", (long long)id);
 		return FB_ENOTFOUND;
 	}
-	char channel[16], content[65], previous[65], started[64], timeout[24];
+	char channel[16], content[65], previous[65], started[64];
 	snprintf(channel, sizeof channel, "%s", PQgetvalue(r, 0, 0));
 	snprintf(content, sizeof content, "%s", PQgetvalue(r, 0, 1));
 	snprintf(previous, sizeof previous, "%s", PQgetvalue(r, 0, 2));
@@ -88,69 +164,46 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 	/* Every state change sets updated_at, so while rolling it is when the
 	 * rollout entered this ring or was last resumed. */
 	in->wait_elapsed_s = col_i64(r, 0, 9);
+	/* The relative tests carry their state from the last evaluation. */
+	json_t *last = PQgetisnull(r, 0, 10) ? NULL : json_loads(PQgetvalue(r, 0, 10), 0, NULL);
 	PQclear(r);
-	if (rc)
+	in->has_prev = gate_seq_from_json(json_object_get(json_object_get(last, "result"), "seq"),
+	                                  &in->prev);
+	if (rc) {
+		json_decref(last);
 		return rc;
-	snprintf(timeout, sizeof timeout, "%lld", (long long)policy->silence_timeout_s);
+	}
 	int64_t grace = cfg.restart_grace_s >= 0 ? cfg.restart_grace_s : policy->silence_timeout_s;
 	in->silence_counted = fb_now_ms() - app.started_ms >= grace * 1000;
 
-	const char *p2[] = {content, prev_null ? NULL : previous, channel, started, timeout};
-	r = db_exec(
-	        c, err,
-	        "WITH applied AS (SELECT agent_id, min(received_at) AS at FROM events "
-	        "  WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= "
-	        "$4::timestamptz "
-	        "  GROUP BY agent_id), "
-	        "bad AS (SELECT agent_id, bool_or(kind = 'crash') AS crashed, "
-	        "  bool_or(kind = 'boot_loop') AS looped FROM events "
-	        "  WHERE kind IN ('crash', 'boot_loop') AND content_sha256 = $1 "
-	        "  AND received_at >= $4::timestamptz GROUP BY agent_id), "
-	        "t AS (SELECT a.agent_id, a.at, ag.last_seen_at, coalesce(b.crashed, false) AS "
-	        "crashed, "
-	        "  coalesce(b.looped, false) AS looped FROM applied a JOIN agents ag ON ag.id = "
-	        "a.agent_id "
-	        "  LEFT JOIN bad b ON b.agent_id = a.agent_id), "
-	        "ctl AS (SELECT ag.id, ag.last_seen_at FROM agents ag WHERE ag.revoked_at IS NULL "
-	        "  AND ag.last_seen_at >= $4::timestamptz "
-	        "  AND (ag.active ->> $3) IS NOT DISTINCT FROM $2 "
-	        "  AND NOT EXISTS (SELECT 1 FROM applied a WHERE a.agent_id = ag.id)) "
-	        "SELECT (SELECT count(*) FROM t), "
-	        " (SELECT count(*) FROM t WHERE crashed), "
-	        " (SELECT count(*) FROM t WHERE looped AND NOT crashed), "
-	        " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped "
-	        "   AND greatest(coalesce(last_seen_at, at), at) < now() - make_interval(secs => "
-	        "$5::int)), "
-	        " (SELECT count(*) FROM t WHERE NOT crashed AND NOT looped AND last_seen_at >= at "
-	        "   AND last_seen_at >= now() - make_interval(secs => $5::int)), "
-	        " (SELECT count(*) FROM ctl), "
-	        " (SELECT count(*) FROM ctl WHERE last_seen_at < now() - make_interval(secs => "
-	        "$5::int) "
-	        "   OR EXISTS (SELECT 1 FROM events e WHERE e.agent_id = ctl.id "
-	        "   AND e.kind IN ('crash', 'boot_loop') AND e.received_at >= $4::timestamptz "
-	        "   AND e.content_sha256 IS NOT DISTINCT FROM $2))",
-	        5, p2);
-	if (!r)
-		return FB_EDB;
-	in->treated = col_i64(r, 0, 0);
-	in->crashed = col_i64(r, 0, 1);
-	in->boot_looped = col_i64(r, 0, 2);
-	in->silent = col_i64(r, 0, 3);
-	in->healthy = col_i64(r, 0, 4);
-	in->control = col_i64(r, 0, 5);
-	in->control_failed = col_i64(r, 0, 6);
-	PQclear(r);
-	gate_decide(policy, in, res);
-	return FB_OK;
+	struct counts_req q = {content, prev_null ? NULL : previous, channel,
+	                       started, policy->silence_timeout_s,   gate_exposure_needed(policy)};
+	static __thread struct counts_segment segs[COUNTS_MAX_SEGMENTS];
+	size_t nsegs = 0;
+	rc = counts_gather(c, &q, in, segs, &nsegs, err);
+	if (!rc) {
+		gate_decide(policy, in, res);
+		json_t *sj = NULL;
+		judge_segments(policy, in, segs, nsegs, json_object_get(last, "segments"), res,
+		               &sj);
+		if (segments)
+			*segments = sj;
+		else
+			json_decref(sj);
+	}
+	json_decref(last);
+	return rc;
 }
 
 static enum fb_rc store_evaluation(PGconn *c, int64_t id, const struct gate_policy *pol,
                                    const struct gate_inputs *in, const struct gate_result *res,
-                                   struct fb_err *err)
+                                   json_t *segments, struct fb_err *err)
 {
 	json_t *inputs = json_pack("{s:o,s:o,s:o,s:s}", "inputs", gate_inputs_to_json(in), "policy",
 	                           gate_policy_to_json(pol), "result", gate_result_to_json(res),
 	                           "evaluator", g_whoami);
+	if (segments)
+		json_object_set(inputs, "segments", segments);
 	char *is = json_dumps(inputs, JSON_COMPACT);
 	json_decref(inputs);
 	char ids[24];
@@ -208,7 +261,8 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who, con
 	PGresult *r = db_exec(
 	        c, err,
 	        "UPDATE rollouts SET state = 'halted', state_reason = $2, updated_at = now(), "
-	        "finished_at = now() WHERE id = $1 AND state IN ('rolling', 'paused', 'staged') "
+	        "finished_at = now() WHERE id = $1 AND state IN ('rolling', 'paused', 'staged', "
+	        "'watching') "
 	        "RETURNING content_sha256",
 	        2, p);
 	if (!r) {
@@ -255,6 +309,30 @@ enum fb_rc controller_halt_tx(PGconn *c, int64_t id, const struct auth *who, con
 	return rc;
 }
 
+/* Completed: the content becomes GA (the holdout gets it too), from
+ * rolling (no watch) or watching. */
+static enum fb_rc complete_tx(PGconn *c, const char *ids, struct fb_err *err)
+{
+	const char *p[] = {ids};
+	PGresult *r =
+	        db_exec(c, err,
+	                "WITH done AS (UPDATE rollouts SET state = 'completed', updated_at = "
+	                "now(), finished_at = now() WHERE id = $1 AND state IN ('rolling', "
+	                "'watching') RETURNING channel_id, content_sha256) "
+	                "UPDATE channels ch SET prev_ga_sha256 = ch.ga_sha256, ga_sha256 = "
+	                "d.content_sha256 FROM done d WHERE ch.id = d.channel_id RETURNING ch.id",
+	                1, p);
+	if (!r)
+		return FB_EDB;
+	int done = PQntuples(r) == 1;
+	PQclear(r);
+	if (!done) {
+		fb_err_set(err, "rollout %s is not rolling or watching", ids);
+		return FB_ECONFLICT;
+	}
+	return FB_OK;
+}
+
 enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
                                  const char *request_id, const char *reason, struct fb_err *err)
 {
@@ -278,30 +356,55 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	if (moved)
 		snprintf(ring, sizeof ring, "%s", PQgetvalue(r, 0, 0));
 	PQclear(r);
-	const char *action = "rollout.promote";
+	const char *action = "rollout.promote", *event = "rollout.promoted";
+	const char *pubwhy = "rollout promoted";
 	if (!moved) {
-		/* Past the last ring: completed, and the content becomes GA. */
-		r = db_exec(c, err,
-		            "WITH done AS (UPDATE rollouts SET state = 'completed', updated_at = "
-		            "now(), "
-		            " finished_at = now() WHERE id = $1 AND state = 'rolling' "
-		            " RETURNING channel_id, content_sha256) "
-		            "UPDATE channels ch SET prev_ga_sha256 = ch.ga_sha256, ga_sha256 = "
-		            "d.content_sha256 "
-		            "FROM done d WHERE ch.id = d.channel_id RETURNING ch.id",
-		            1, p);
+		/* Past the last ring: watching for the last ring's watch_s (the
+		 * holdout stays on the previous content, the gate keeps judging),
+		 * or completed at once; the content becomes GA at completion. */
+		int64_t watch_s = 0;
+		r = db_exec(
+		        c, err,
+		        "SELECT policy::text, jsonb_array_length(ring_plan) FROM rollouts WHERE "
+		        "id = $1",
+		        1, p);
 		if (!r) {
 			json_decref(before);
 			return FB_EDB;
 		}
-		int done = PQntuples(r) == 1;
-		PQclear(r);
-		if (!done) {
-			json_decref(before);
-			fb_err_set(err, "rollout %lld is not rolling", (long long)id);
-			return FB_ECONFLICT;
+		if (PQntuples(r) == 1) {
+			struct gate_policy last;
+			int nr = (int)col_i64(r, 0, 1);
+			struct fb_err perr;
+			if (ring_policy(PQgetvalue(r, 0, 0), nr - 1, nr, &last, &perr) == FB_OK)
+				watch_s = last.watch_s;
 		}
-		action = "rollout.complete";
+		PQclear(r);
+		enum fb_rc crc;
+		if (watch_s > 0) {
+			r = db_exec(
+			        c, err,
+			        "UPDATE rollouts SET state = 'watching', watch_started_at = now(), "
+			        "updated_at = now() WHERE id = $1 AND state = 'rolling' RETURNING "
+			        "id",
+			        1, p);
+			crc = !r ? FB_EDB : PQntuples(r) == 1 ? FB_OK : FB_ECONFLICT;
+			PQclear(r);
+			if (crc == FB_ECONFLICT)
+				fb_err_set(err, "rollout %lld is not rolling", (long long)id);
+			action = "rollout.watch";
+			event = "rollout.watching";
+			pubwhy = NULL; /* assignments do not change */
+		} else {
+			crc = complete_tx(c, ids, err);
+			action = "rollout.complete";
+			event = "rollout.completed";
+			pubwhy = "rollout completed";
+		}
+		if (crc) {
+			json_decref(before);
+			return crc;
+		}
 	}
 	json_t *after = rollout_state_json(c, ids);
 	char obj[40];
@@ -310,15 +413,17 @@ enum fb_rc controller_promote_tx(PGconn *c, int64_t id, const struct auth *who,
 	json_decref(before);
 	if (!rc)
 		rc = lapse_force_approvals(c, ids, err);
+	if (!rc && pubwhy)
+		rc = snapshot_publish(c, pubwhy, err);
 	if (!rc)
-		rc = snapshot_publish(c, moved ? "rollout promoted" : "rollout completed", err);
-	if (!rc)
-		rc = events_emit(c, moved ? "rollout.promoted" : "rollout.completed", id, after,
-		                 err);
+		rc = events_emit(c, event, id, after, err);
 	json_decref(after);
 	if (!rc)
 		log_info("rollout %lld %s%s", (long long)id,
-		         moved ? "promoted to ring " : "completed", ring);
+		         moved                                    ? "promoted to ring "
+		         : strcmp(event, "rollout.watching") == 0 ? "watching after its last ring"
+		                                                  : "completed",
+		         ring);
 	return rc;
 }
 
@@ -357,37 +462,83 @@ static enum fb_rc stall_tx(PGconn *c, int64_t id, const char *reason, struct fb_
 	return rc;
 }
 
-/* One evaluation of one rollout, in one transaction. */
+/* The watch ended without a halt: completed, audited, announced. */
+static enum fb_rc watch_done_tx(PGconn *c, int64_t id, const char *reason, struct fb_err *err)
+{
+	char ids[24], obj[40];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	snprintf(obj, sizeof obj, "rollout/%lld", (long long)id);
+	json_t *before = rollout_state_json(c, ids);
+	enum fb_rc rc = complete_tx(c, ids, err);
+	json_t *after = rc ? NULL : rollout_state_json(c, ids);
+	if (!rc)
+		rc = audit_write(c, &controller_actor, NULL, "rollout.complete", obj, before, after,
+		                 reason, err);
+	if (!rc)
+		rc = snapshot_publish(c, "rollout completed", err);
+	if (!rc)
+		rc = events_emit(c, "rollout.completed", id, after, err);
+	json_decref(before);
+	json_decref(after);
+	if (!rc)
+		log_info("rollout %lld completed: %s", (long long)id, reason);
+	return rc;
+}
+
+/* One evaluation of one rollout, in one transaction. While watching (after
+ * the last promotion) the gate keeps judging: a HALT reverts fleet-wide, and
+ * once watch_s has passed without one the rollout completes. */
 static void evaluate_one(PGconn *c, int64_t id)
 {
 	struct fb_err err = {{0}};
 	char ids[24];
+	json_t *segments = NULL;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
 	if (db_cmd(c, &err, "BEGIN"))
 		goto fail;
-	PGresult *r = db_exec(
-	        c, &err, "SELECT 1 FROM rollouts WHERE id = $1 AND state = 'rolling' FOR UPDATE", 1,
-	        p);
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT state = 'watching', coalesce(extract(epoch FROM now() - "
+	                      "watch_started_at)::bigint, 0) FROM rollouts WHERE id = $1 AND state "
+	                      "IN ('rolling', 'watching') FOR UPDATE",
+	                      1, p);
 	if (!r)
 		goto fail;
-	int rolling = PQntuples(r) == 1;
+	int active = PQntuples(r) == 1;
+	int watching = active && strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	int64_t watched = active ? col_i64(r, 0, 1) : 0;
 	PQclear(r);
-	if (!rolling) {
+	if (!active) {
 		PQclear(PQexec(c, "ROLLBACK"));
 		return;
 	}
 	struct gate_policy pol;
 	struct gate_inputs in;
 	struct gate_result res;
-	if (controller_evaluate(c, id, &pol, &in, &res, &err) ||
-	    store_evaluation(c, id, &pol, &in, &res, &err))
+	if (controller_evaluate(c, id, &pol, &in, &res, &segments, &err))
+		goto fail;
+	int watch_done = 0;
+	if (watching && res.decision != GATE_HALT) {
+		/* Nothing to promote to; the watch only ends. */
+		char gate[sizeof res.reason];
+		snprintf(gate, sizeof gate, "%s", res.reason);
+		watch_done = watched >= pol.watch_s;
+		res.decision = GATE_WAIT;
+		res.stalled = 0;
+		snprintf(res.reason, sizeof res.reason,
+		         "%s %llds of %llds after the last promotion%s. %s",
+		         watch_done ? "WATCHED" : "WATCHING", (long long)watched,
+		         (long long)pol.watch_s, watch_done ? ": completed" : "", gate);
+	}
+	if (store_evaluation(c, id, &pol, &in, &res, segments, &err))
 		goto fail;
 	if (res.decision == GATE_HALT &&
 	    controller_halt_tx(c, id, &controller_actor, NULL, res.reason, &err))
 		goto fail;
 	if (res.decision == GATE_PROMOTE &&
 	    controller_promote_tx(c, id, &controller_actor, NULL, res.reason, &err))
+		goto fail;
+	if (watch_done && watch_done_tx(c, id, res.reason, &err))
 		goto fail;
 	if (res.decision == GATE_WAIT && res.stalled && stall_tx(c, id, res.reason, &err))
 		goto fail;
@@ -401,8 +552,10 @@ static void evaluate_one(PGconn *c, int64_t id)
 	}
 	if (db_cmd(c, &err, "COMMIT"))
 		goto fail;
+	json_decref(segments);
 	return;
 fail:
+	json_decref(segments);
 	log_warn("controller: rollout %lld: %s", (long long)id, err.msg);
 	PQclear(PQexec(c, "ROLLBACK"));
 }
@@ -492,9 +645,11 @@ static void *loop(void *arg)
 			__atomic_store_n(&g_leader, 1, __ATOMIC_RELAXED);
 			log_info("controller: elected (%s)", g_whoami);
 		}
-		PGresult *r = db_exec(c, &err,
-		                      "SELECT id FROM rollouts WHERE state = 'rolling' ORDER BY id",
-		                      0, NULL);
+		PGresult *r =
+		        db_exec(c, &err,
+		                "SELECT id FROM rollouts WHERE state IN ('rolling', 'watching') "
+		                "ORDER BY id",
+		                0, NULL);
 		if (!r) {
 			log_warn("controller: %s", err.msg);
 			continue;

@@ -17,9 +17,12 @@ void controller_stop(void);
 int controller_is_leader(void);
 
 /* Gather the gate inputs of rollout id at its current ring on c (inside the
- * caller's transaction) and decide. *policy_out and *in are filled too. */
+ * caller's transaction) and decide, the ring and each platform segment big
+ * enough to judge. *policy_out and *in are filled too; segments (may be
+ * NULL) gets a new reference to the segments' figures and test states,
+ * stored with the evaluation. */
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy_out,
-                               struct gate_inputs *in, struct gate_result *res,
+                               struct gate_inputs *in, struct gate_result *res, json_t **segments,
                                struct fb_err *err) FB_MUSTCHECK;
 
 /* Within the caller's transaction: halt rollout id (rolling or paused),

@@ -10,6 +10,13 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The guards run at alpha / GATE_GUARD_SHARE (GATE.md, "The guards"). */
+#define GATE_GUARD_SHARE 50.0
+
+/* The relative test never halts on fewer treated failures than this: one
+ * crash right after an apply is a tiny exposure and a huge ratio. */
+#define GATE_MIN_REL_FAILURES 2
+
 /* Counts above this are treated as this (no overflow in sums). */
 #define GATE_COUNT_MAX 1000000000000LL
 
@@ -118,6 +125,92 @@ static void gate_text_add(struct gate_text *t, const char *fmt, ...)
 		t->len = t->cap - 1; /* truncated; the buffer stays terminated */
 }
 
+/* ---- the relative test ------------------------------------------------------ */
+
+/* The alternatives of the mixture, as multiples of max_ratio: the test is
+ * most powerful near the alternative, and a file may be anything from a
+ * little to catastrophically worse than its control. Equal weights. */
+static const double gate_rho_mult[GATE_RHOS] = {4.0, 10.0, 40.0};
+
+static double gate_nonneg(double v)
+{
+	return isfinite(v) && v > 0.0 ? v : 0.0;
+}
+
+void gate_relative(const struct gate_policy *p, const struct gate_seq *prev,
+                   const struct gate_group *g, double threshold, struct gate_seq *next,
+                   struct gate_rel *out)
+{
+	struct gate_seq base;
+	memset(out, 0, sizeof *out);
+	if (prev)
+		base = *prev;
+	else
+		memset(&base, 0, sizeof base);
+	double rho0 = gate_clamp(p->max_ratio, 1.0, 1000.0, 2.0);
+	int64_t n = gate_count(g->treated), ft = gate_count(g->failed);
+	int64_t fc = gate_count(g->control_failed);
+	double et = gate_nonneg(g->exposure_s), ec = gate_nonneg(g->control_exposure_s);
+	if (ft > n)
+		ft = n;
+
+	/* The failures since the last look, and the exposure they came from.
+	 * Counts and exposures only grow (a silent agent that comes back is
+	 * not taken off the evidence twice). */
+	int64_t dxt = ft > base.failed ? ft - base.failed : 0;
+	int64_t dxc = fc > base.control_failed ? fc - base.control_failed : 0;
+	double a = et - base.exposure_s, b = ec - base.control_exposure_s;
+	if (!(a > 0.0 && b > 0.0)) { /* no new exposure on one side: the whole window */
+		a = et;
+		b = ec;
+	}
+	*next = base;
+	if (dxt + dxc > 0 && a > 0.0 && b > 0.0) {
+		/* Given that a failure happened, it is a treated one with
+		 * probability rho a / (rho a + b) when the treated rate is rho
+		 * times the control's (Poisson processes over host-time). */
+		double pi0 = rho0 * a / (rho0 * a + b);
+		for (int j = 0; j < GATE_RHOS; j++) {
+			double rho = rho0 * gate_rho_mult[j];
+			double pi1 = rho * a / (rho * a + b);
+			next->llr[j] += (double)dxt * log(pi1 / pi0) +
+			                (double)dxc * (log1p(-pi1) - log1p(-pi0));
+		}
+	}
+	if (ft > next->failed)
+		next->failed = ft;
+	if (fc > next->control_failed)
+		next->control_failed = fc;
+	if (et > next->exposure_s)
+		next->exposure_s = et;
+	if (ec > next->control_exposure_s)
+		next->control_exposure_s = ec;
+
+	double m = next->llr[0];
+	for (int j = 1; j < GATE_RHOS; j++)
+		m = fmax(m, next->llr[j]);
+	double sum = 0.0;
+	for (int j = 0; j < GATE_RHOS; j++)
+		sum += exp(next->llr[j] - m);
+	out->statistic = m + log(sum / GATE_RHOS);
+	out->threshold = threshold;
+	out->treated_rate = et > 0.0 ? 3600.0 * (double)ft / et : 0.0;
+	out->control_rate = ec > 0.0 ? 3600.0 * (double)fc / ec : 0.0;
+	out->ratio = out->control_rate > 0.0 ? out->treated_rate / out->control_rate : 0.0;
+	double predicted = ec > 0.0 && n > 0 ? (double)fc / ec * et / (double)n : 0.0;
+	out->excess = n > 0 ? (double)ft / (double)n - predicted : 0.0;
+	double min_excess = gate_clamp(p->min_excess, 0.0, 1.0, 0.0);
+	out->halt = ft >= GATE_MIN_REL_FAILURES && out->statistic >= threshold &&
+	            out->excess >= min_excess;
+}
+
+/* "2.1 per 1,000 host-hours (9 of 1100 hosts)" */
+static void gate_rate_text(char *buf, size_t n, double rate, int64_t k, int64_t hosts)
+{
+	snprintf(buf, n, "%.2f per 1000 host-hours (%lld of %lld hosts)", 1000.0 * rate,
+	         (long long)k, (long long)hosts);
+}
+
 /* ---- the decision --------------------------------------------------------- */
 
 const char *gate_decision_name(enum gate_decision d)
@@ -142,7 +235,7 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	 * something meaningless here. */
 	double conf = gate_clamp(p->confidence, 0.5, 0.999999, 0.95);
 	double limit = gate_clamp(p->max_failure_rate, 1e-6, 0.999, 0.01);
-	double tol = gate_clamp(p->tolerance, 0.0, 0.999, 0.0);
+	double max_excess = gate_clamp(p->max_excess, 1e-6, 1.0, 0.01);
 	int64_t min_healthy = p->min_healthy < 1 ? 1 : p->min_healthy;
 	int64_t min_bake = p->min_bake_s < 0 ? 0 : p->min_bake_s;
 
@@ -150,6 +243,7 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	int64_t looped = gate_count(in->boot_looped), silent = gate_count(in->silent);
 	int64_t control = gate_count(in->control), cfailed = gate_count(in->control_failed);
 	int64_t treated = gate_count(in->treated), bake = in->bake_elapsed_s;
+	int64_t seasoned = gate_count(in->seasoned);
 	bool counted = in->silence_counted != 0;
 	bool inconsistent = false;
 
@@ -165,9 +259,14 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		treated = healthy + reported + silent;
 		inconsistent = true;
 	}
+	if (seasoned > healthy)
+		seasoned = healthy;
+	/* Without min_exposure_s every healthy host is seasoned. */
+	if (p->min_exposure_s <= 0)
+		seasoned = healthy;
 	int64_t n = healthy + failures;
 
-	/* Figures: bounds, control, the sequential test. */
+	/* Figures: bounds, control, the tests. */
 	double z = gate_norm_quantile(conf);
 	double alpha = 1.0 - conf;
 	out->failures = failures;
@@ -177,35 +276,47 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	double clo = 0.0;
 	out->control_rate = control > 0 ? (double)cfailed / (double)control : 0.0;
 	gate_wilson(cfailed, control, z, &clo, &out->control_upper);
-	double p0 = limit;
-	if (control > 0 && out->control_upper + tol < limit)
-		p0 = out->control_upper + tol;
-	if (p0 < 1e-6)
-		p0 = 1e-6;
-	double p1 = p0 < limit ? fmax(limit, 2.0 * p0) : 2.0 * p0;
-	p1 = fmin(p1, (1.0 + p0) / 2.0);
+	/* The absolute guard is for what is plainly wrong; it is checked at
+	 * every look like the relative test, but at alpha / GATE_GUARD_SHARE,
+	 * so that in a noisy fleet it is not what halts a good file. */
+	out->threshold = log(GATE_GUARD_SHARE / alpha);
+
+	/* The relative test: treated against the control over host-time. */
+	struct gate_group grp = {.treated = n,
+	                         .failed = failures,
+	                         .exposure_s = in->exposure_s,
+	                         .control = control,
+	                         .control_failed = cfailed,
+	                         .control_exposure_s = in->control_exposure_s};
+	gate_relative(p, in->has_prev ? &in->prev : NULL, &grp, log(1.0 / alpha), &out->seq,
+	              &out->rel);
+	double predicted = out->rel.treated_rate > 0.0 || out->rel.control_rate > 0.0
+	                           ? out->treated_rate - out->rel.excess
+	                           : 0.0;
+	if (n == 0)
+		predicted = 0.0;
+	out->excess_upper = out->treated_upper - predicted;
+
+	/* The absolute guard: a one-sided SPRT of the treated failed share
+	 * against the ring's limit - or, when the control's rate predicts more
+	 * failed hosts than that for the same exposure (a noisy fleet over a
+	 * long bake), against that prediction plus min_excess: a file is not
+	 * halted for the fleet's own noise; the relative test judges it. */
+	double abs_limit =
+	        fmin(0.999, fmax(limit, predicted + gate_clamp(p->min_excess, 0.0, 1.0, 0.0)));
+	double p0 = abs_limit, p1 = fmin(2.0 * p0, (1.0 + p0) / 2.0);
 	out->baseline_rate = p0;
 	out->alt_rate = p1;
 	out->statistic = gate_llr(failures, n, p0, p1);
-	out->threshold = log(1.0 / alpha);
 
 	double pct = 100.0 * conf;
-	char ctl[160];
+	char ctl[200], trt[160], ctr[160];
+	gate_rate_text(trt, sizeof trt, out->rel.treated_rate, failures, n);
+	gate_rate_text(ctr, sizeof ctr, out->rel.control_rate, cfailed, control);
 	if (control > 0)
-		snprintf(ctl, sizeof ctl, "control %.2f%% (%lld of %lld, upper %.2f%%)",
-		         100.0 * out->control_rate, (long long)cfailed, (long long)control,
-		         100.0 * out->control_upper);
+		snprintf(ctl, sizeof ctl, "control %s", ctr);
 	else
 		snprintf(ctl, sizeof ctl, "no control agents");
-	char base[200];
-	if (p0 < limit)
-		snprintf(base, sizeof base,
-		         "acceptable %.2f%% = control upper %.2f%% + tolerance %.2f%%", 100.0 * p0,
-		         100.0 * out->control_upper, 100.0 * tol);
-	else
-		snprintf(base, sizeof base, "acceptable %.2f%% = the limit (%s)", 100.0 * p0,
-		         control > 0 ? "control upper + tolerance is above it"
-		                     : "no control agents");
 
 	/* The reports background noise explains: at the rate the control shows
 	 * (never above the limit) the treated agents expect lambda reports;
@@ -215,11 +326,24 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	 * on a small control it would switch the cap off), nor does no control:
 	 * then the cap is absolute. */
 	double bg_rate = control > 0 ? fmin(out->control_rate, limit) : 0.0;
-	double nt = (double)treated;
+	double nt = (double)treated, zc = z;
 	double lambda = bg_rate * nt;
 	double var = lambda +
 	             (control > 0 ? nt * nt * bg_rate * (1.0 - bg_rate) / (double)control : 0.0);
-	out->background = (int64_t)floor(lambda + z * sqrt(var));
+	double et = in->exposure_s, ec = in->control_exposure_s;
+	if (isfinite(et) && isfinite(ec) && et > 0.0 && ec > 0.0) {
+		/* Over host-time: the control's rate times the treated hosts'
+		 * exposure, the control's Poisson uncertainty scaled up. */
+		double rate = (double)cfailed / ec;
+		lambda = rate * et;
+		var = lambda + et * et * (double)cfailed / (ec * ec);
+		bg_rate = nt > 0.0 ? lambda / nt : 0.0;
+		/* checked at every look for as long as a ring waits: a guard's
+		 * quantile (a crash-everything canary still trips it at its
+		 * 3rd report: a few minutes of exposure explain nothing) */
+		zc = gate_norm_quantile(1.0 - alpha / GATE_GUARD_SHARE);
+	}
+	out->background = (int64_t)floor(lambda + zc * sqrt(var));
 	out->excess = reported > out->background ? reported - out->background : 0;
 
 	/* 1. Hard cap: reports of crashes and boot loops beyond the background,
@@ -231,13 +355,12 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		              "(%lld crashed, %lld boot-looped), %lld more than the %lld that "
 		              "background noise explains (%.1f expected of %lld treated at the "
 		              "control's rate %.3f%%, plus scatter) - hard cap %lld reached, "
-		              "whatever the rate. Also: %lld of %lld with an outcome failed "
-		              "(%.2f%%), SPRT log-LR %.2f (halts at %.2f)",
+		              "whatever the rate. Also: treated %s, %s, relative log-LR %.2f "
+		              "(halts at %.2f)",
 		              (long long)reported, (long long)crashed, (long long)looped,
 		              (long long)out->excess, (long long)out->background, lambda,
-		              (long long)treated, 100.0 * bg_rate, (long long)p->hard_cap,
-		              (long long)failures, (long long)n, 100.0 * out->treated_rate,
-		              out->statistic, out->threshold);
+		              (long long)treated, 100.0 * bg_rate, (long long)p->hard_cap, trt, ctl,
+		              out->rel.statistic, out->rel.threshold);
 		goto out;
 	}
 	/* 2. Nobody has the file yet: nothing to judge. */
@@ -262,30 +385,60 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		              (long long)looped);
 		goto out;
 	}
-	/* 4. The sequential test. */
+	/* 4. The relative test: worse than the hosts that did not get it. */
+	if (out->rel.halt) {
+		char times[48];
+		if (out->rel.control_rate > 0.0)
+			snprintf(times, sizeof times, "%.1f times the control's rate",
+			         out->rel.ratio);
+		else
+			snprintf(times, sizeof times, "the control had no failure");
+		out->decision = GATE_HALT;
+		gate_text_add(&t,
+		              "HALT: treated %s (%lld crashed, %lld boot-looped, %lld silent%s) vs "
+		              "%s: %s, confidently above %.1f times "
+		              "(relative log-LR %.2f >= %.2f at %.0f%%), %.2f points more hosts "
+		              "failed than the control's rate predicts (min %.2f)",
+		              trt, (long long)crashed, (long long)looped, (long long)silent,
+		              counted ? "" : " not counted", ctl, times,
+		              gate_clamp(p->max_ratio, 1.0, 1000.0, 2.0), out->rel.statistic,
+		              out->rel.threshold, pct, 100.0 * out->rel.excess,
+		              100.0 * gate_clamp(p->min_excess, 0.0, 1.0, 0.0));
+		goto out;
+	}
+	/* 5. The absolute guard. */
 	if (failures > 0 && out->statistic >= out->threshold) {
 		out->decision = GATE_HALT;
 		gate_text_add(
 		        &t,
 		        "HALT: treated failure rate %.2f%% (%lld of %lld with an outcome: %lld "
-		        "crashed, %lld boot-looped, %lld silent%s) is above the %s, at %.0f%% "
-		        "confidence (SPRT %.2f%% vs %.2f%%: log-LR %.2f >= %.2f); %s",
+		        "crashed, %lld boot-looped, %lld silent%s) is above the ring's limit "
+		        "%.2f%% at %.0f%% confidence (SPRT %.2f%% vs "
+		        "%.2f%%: log-LR %.2f >= %.2f); %s",
 		        100.0 * out->treated_rate, (long long)failures, (long long)n,
 		        (long long)crashed, (long long)looped, (long long)silent,
-		        counted ? "" : " not counted", base, pct, 100.0 * p0, 100.0 * p1,
-		        out->statistic, out->threshold, ctl);
+		        counted ? "" : " not counted", 100.0 * abs_limit, pct, 100.0 * p0,
+		        100.0 * p1, out->statistic, out->threshold, ctl);
 		goto out;
 	}
-	/* 5. Promotion needs everything at once; otherwise say what is missing. */
+	/* 6. Promotion needs everything at once; otherwise say what is missing. */
 	int missing = 0;
 	gate_text_add(&t, "WAIT for: ");
 	if (bake < min_bake) {
 		gate_text_add(&t, "%sbake time (%llds of %llds)", missing++ ? "; " : "",
 		              (long long)bake, (long long)min_bake);
 	}
-	if (healthy < min_healthy) {
-		gate_text_add(&t, "%shealthy agents (%lld of %lld)", missing++ ? "; " : "",
-		              (long long)healthy, (long long)min_healthy);
+	if (seasoned < min_healthy) {
+		if (seasoned < healthy)
+			gate_text_add(&t,
+			              "%shealthy agents with %llds on the file (%lld of %lld; %lld "
+			              "healthy in all)",
+			              missing++ ? "; " : "", (long long)gate_exposure_needed(p),
+			              (long long)seasoned, (long long)min_healthy,
+			              (long long)healthy);
+		else
+			gate_text_add(&t, "%shealthy agents (%lld of %lld)", missing++ ? "; " : "",
+			              (long long)healthy, (long long)min_healthy);
 	}
 	if (!counted && silent > 0) {
 		gate_text_add(&t,
@@ -296,22 +449,29 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	if (n == 0) {
 		gate_text_add(&t, "%sfirst outcomes (%lld treated, none reported since applying)",
 		              missing++ ? "; " : "", (long long)treated);
-	} else if (out->treated_upper >= limit) {
-		gate_text_add(&t,
-		              "%sfailure upper bound %.2f%% (%lld of %lld) to fall below the limit "
-		              "%.2f%%",
-		              missing++ ? "; " : "", 100.0 * out->treated_upper,
-		              (long long)failures, (long long)n, 100.0 * limit);
+	} else {
+		if (out->treated_upper >= abs_limit)
+			gate_text_add(&t,
+			              "%sfailure upper bound %.2f%% (%lld of %lld) to fall below "
+			              "the limit %.2f%%",
+			              missing++ ? "; " : "", 100.0 * out->treated_upper,
+			              (long long)failures, (long long)n, 100.0 * abs_limit);
+		if (out->excess_upper >= max_excess)
+			gate_text_add(
+			        &t,
+			        "%sexcess over the control's rate: upper bound %.2f points to "
+			        "fall below %.2f",
+			        missing++ ? "; " : "", 100.0 * out->excess_upper,
+			        100.0 * max_excess);
 	}
 	if (missing) {
 		out->decision = GATE_WAIT;
-		gate_text_add(
-		        &t,
-		        ". Now: %lld of %lld with an outcome failed (%.2f%%, bounds %.2f-%.2f%% "
-		        "at %.0f%%), %s, SPRT log-LR %.2f of %.2f to halt",
-		        (long long)failures, (long long)n, 100.0 * out->treated_rate,
-		        100.0 * out->treated_lower, 100.0 * out->treated_upper, pct, ctl,
-		        out->statistic, out->threshold);
+		gate_text_add(&t,
+		              ". Now: treated %s (%.2f%%, bounds %.2f-%.2f%% at %.0f%%), %s, "
+		              "relative log-LR %.2f of %.2f to halt, absolute %.2f of %.2f",
+		              trt, 100.0 * out->treated_rate, 100.0 * out->treated_lower,
+		              100.0 * out->treated_upper, pct, ctl, out->rel.statistic,
+		              out->rel.threshold, out->statistic, out->threshold);
 		if (p->hard_cap > 0 && out->background > 0)
 			gate_text_add(&t,
 			              ", hard cap %lld of %lld (%lld reports, %lld explained by "
@@ -326,13 +486,13 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	t.len = 0;
 	out->decision = GATE_PROMOTE;
 	gate_text_add(&t,
-	              "PROMOTE: baked %llds (min %llds), %lld healthy (min %lld), %lld of %lld "
-	              "failed (%.2f%%), upper bound %.2f%% < limit %.2f%% at %.0f%%; %s; SPRT "
-	              "log-LR %.2f < %.2f",
-	              (long long)bake, (long long)min_bake, (long long)healthy,
-	              (long long)min_healthy, (long long)failures, (long long)n,
-	              100.0 * out->treated_rate, 100.0 * out->treated_upper, 100.0 * limit, pct,
-	              ctl, out->statistic, out->threshold);
+	              "PROMOTE: baked %llds (min %llds), %lld healthy (min %lld), treated %s, "
+	              "upper bound %.2f%% < limit %.2f%%, excess upper %.2f < %.2f points at "
+	              "%.0f%%; %s; relative log-LR %.2f < %.2f",
+	              (long long)bake, (long long)min_bake, (long long)seasoned,
+	              (long long)min_healthy, trt, 100.0 * out->treated_upper, 100.0 * limit,
+	              100.0 * out->excess_upper, 100.0 * max_excess, pct, ctl, out->rel.statistic,
+	              out->rel.threshold);
 out:
 	if (out->decision == GATE_WAIT && p->max_wait_s > 0 && bake >= min_bake + p->max_wait_s &&
 	    in->wait_elapsed_s >= p->max_wait_s) {
@@ -347,6 +507,12 @@ out:
 		              " [note: inconsistent counts, parts exceed totals; used the parts]");
 }
 
+double gate_segment_threshold(const struct gate_policy *p, int judged)
+{
+	double conf = gate_clamp(p->confidence, 0.5, 0.999999, 0.95);
+	return log((judged > 1 ? (double)judged : 1.0) / (1.0 - conf));
+}
+
 /* ---- policies ---------------------------------------------------------------- */
 
 void gate_policy_default(int ring_index, int nrings, struct gate_policy *out)
@@ -358,28 +524,61 @@ void gate_policy_default(int ring_index, int nrings, struct gate_policy *out)
 	if (ring_index >= nrings)
 		ring_index = nrings - 1;
 
-	/* Shared by every ring: 95 %, tolerance 0.25 points, silence = five
-	 * heartbeat intervals of 60 s. */
+	/* Shared by every ring: 95 %, silence = five heartbeat intervals of
+	 * 60 s, the relative test's ratio and excess, the holdout. */
 	out->confidence = 0.95;
-	out->tolerance = 0.0025;
+	out->min_excess = 0.0025;
 	out->silence_timeout_s = 300;
 	out->max_wait_s = 86400;
+	out->max_ratio = 1.5;
+	out->holdout = 0.02;
+	out->holdout_min = 10;
+	out->min_segment_agents = 20;
+	out->min_segment_canaries = 0;
+	out->watch_s = 0;
 	if (ring_index == 0) { /* canary */
 		out->min_bake_s = 1800;
+		out->min_exposure_s = 900;
 		out->min_healthy = 25;
 		out->max_failure_rate = 0.10;
+		out->max_excess = 0.10;
 		out->hard_cap = 3;
+		out->min_segment_canaries = 5;
 	} else if (ring_index == 1 && nrings > 2) { /* early */
 		out->min_bake_s = 3600;
+		out->min_exposure_s = 1800;
 		out->min_healthy = 500;
 		out->max_failure_rate = 0.015;
+		out->max_excess = 0.01;
 		out->hard_cap = 10;
 	} else { /* broad, GA: statistics only */
 		out->min_bake_s = 3600;
+		out->min_exposure_s = 1800;
 		out->min_healthy = 1000;
 		out->max_failure_rate = 0.01;
+		out->max_excess = 0.0075;
 		out->hard_cap = 0;
 	}
+	if (ring_index == nrings - 1) /* after the last promotion: watch a day */
+		out->watch_s = 86400;
+}
+
+double gate_holdout_share(const struct gate_policy *p, int64_t ring_size)
+{
+	double share = gate_clamp(p->holdout, 0.0, 0.2, 0.0);
+	if (ring_size <= 0 || (share <= 0.0 && p->holdout_min <= 0))
+		return 0.0;
+	double held =
+	        fmax(share * (double)ring_size, (double)(p->holdout_min > 0 ? p->holdout_min : 0));
+	if (held > 0.2 * (double)ring_size)
+		return 0.0; /* too small to spare a holdout: the control is the later rings */
+	return held / (double)ring_size;
+}
+
+int64_t gate_exposure_needed(const struct gate_policy *p)
+{
+	int64_t e = p->min_exposure_s < p->min_bake_s ? p->min_exposure_s : p->min_bake_s;
+	return e < 0 ? 0 : e;
 }
 
 enum gate_key_type { GATE_KEY_INT, GATE_KEY_RATE };
@@ -398,8 +597,10 @@ static const struct gate_key {
          false, "[1, 100000000]"},
         {"max_failure_rate", GATE_KEY_RATE, offsetof(struct gate_policy, max_failure_rate), 0, 0.5,
          true, "(0, 0.5]"},
-        {"tolerance", GATE_KEY_RATE, offsetof(struct gate_policy, tolerance), 0, 0.5, false,
+        {"min_excess", GATE_KEY_RATE, offsetof(struct gate_policy, min_excess), 0, 0.5, false,
          "[0, 0.5]"},
+        {"tolerance", GATE_KEY_RATE, offsetof(struct gate_policy, min_excess), 0, 0.5, false,
+         "[0, 0.5] (the old name of min_excess)"},
         {"confidence", GATE_KEY_RATE, offsetof(struct gate_policy, confidence), 0.8, 0.999, false,
          "[0.8, 0.999]"},
         {"hard_cap", GATE_KEY_INT, offsetof(struct gate_policy, hard_cap), 0, 1000000, false,
@@ -408,6 +609,22 @@ static const struct gate_key {
          86400, false, "[1, 86400] seconds"},
         {"max_wait_s", GATE_KEY_INT, offsetof(struct gate_policy, max_wait_s), 0, 2592000, false,
          "[0, 2592000] seconds (0 = wait forever)"},
+        {"max_ratio", GATE_KEY_RATE, offsetof(struct gate_policy, max_ratio), 1, 100, false,
+         "[1, 100]"},
+        {"max_excess", GATE_KEY_RATE, offsetof(struct gate_policy, max_excess), 0, 1, true,
+         "(0, 1]"},
+        {"min_exposure_s", GATE_KEY_INT, offsetof(struct gate_policy, min_exposure_s), 0, 2592000,
+         false, "[0, 2592000] seconds"},
+        {"holdout", GATE_KEY_RATE, offsetof(struct gate_policy, holdout), 0, 0.2, false,
+         "[0, 0.2]"},
+        {"holdout_min", GATE_KEY_INT, offsetof(struct gate_policy, holdout_min), 0, 100000, false,
+         "[0, 100000]"},
+        {"min_segment_agents", GATE_KEY_INT, offsetof(struct gate_policy, min_segment_agents), 1,
+         1000000, false, "[1, 1000000]"},
+        {"min_segment_canaries", GATE_KEY_INT, offsetof(struct gate_policy, min_segment_canaries),
+         0, 1000000, false, "[0, 1000000] (0 = no coverage check)"},
+        {"watch_s", GATE_KEY_INT, offsetof(struct gate_policy, watch_s), 0, 2592000, false,
+         "[0, 2592000] seconds"},
 };
 
 enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides,
@@ -441,8 +658,10 @@ enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides
 			fb_err_set(
 			        err,
 			        "gate policy: unknown key \"%s\" (known: min_bake_s, min_healthy, "
-			        "max_failure_rate, tolerance, confidence, hard_cap, "
-			        "silence_timeout_s, max_wait_s)",
+			        "max_failure_rate, min_excess, confidence, hard_cap, "
+			        "silence_timeout_s, max_wait_s, max_ratio, max_excess, "
+			        "min_exposure_s, holdout, holdout_min, min_segment_agents, "
+			        "min_segment_canaries, watch_s)",
 			        key);
 			goto out;
 		}
@@ -483,28 +702,6 @@ out:
 
 /* ---- JSON --------------------------------------------------------------------- */
 
-json_t *gate_policy_to_json(const struct gate_policy *p)
-{
-	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I}", "min_bake_s",
-	                 (json_int_t)p->min_bake_s, "min_healthy", (json_int_t)p->min_healthy,
-	                 "max_failure_rate", p->max_failure_rate, "tolerance", p->tolerance,
-	                 "confidence", p->confidence, "hard_cap", (json_int_t)p->hard_cap,
-	                 "silence_timeout_s", (json_int_t)p->silence_timeout_s, "max_wait_s",
-	                 (json_int_t)p->max_wait_s);
-}
-
-json_t *gate_inputs_to_json(const struct gate_inputs *in)
-{
-	return json_pack("{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i}", "treated",
-	                 (json_int_t)in->treated, "healthy", (json_int_t)in->healthy, "crashed",
-	                 (json_int_t)in->crashed, "boot_looped", (json_int_t)in->boot_looped,
-	                 "silent", (json_int_t)in->silent, "control", (json_int_t)in->control,
-	                 "control_failed", (json_int_t)in->control_failed, "bake_elapsed_s",
-	                 (json_int_t)in->bake_elapsed_s, "wait_elapsed_s",
-	                 (json_int_t)in->wait_elapsed_s, "silence_counted",
-	                 in->silence_counted != 0, "looks", in->looks);
-}
-
 /* Non-finite reals cannot be JSON; they never come out of gate_decide, but
  * a hand-made result must still serialise. */
 static double gate_finite(double v)
@@ -512,10 +709,79 @@ static double gate_finite(double v)
 	return isfinite(v) ? v : 0.0;
 }
 
+json_t *gate_policy_to_json(const struct gate_policy *p)
+{
+	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:I, s:I, "
+	                 "s:I, s:I}",
+	                 "min_bake_s", (json_int_t)p->min_bake_s, "min_healthy",
+	                 (json_int_t)p->min_healthy, "max_failure_rate", p->max_failure_rate,
+	                 "min_excess", p->min_excess, "confidence", p->confidence, "hard_cap",
+	                 (json_int_t)p->hard_cap, "silence_timeout_s",
+	                 (json_int_t)p->silence_timeout_s, "max_wait_s", (json_int_t)p->max_wait_s,
+	                 "max_ratio", p->max_ratio, "max_excess", p->max_excess, "min_exposure_s",
+	                 (json_int_t)p->min_exposure_s, "holdout", p->holdout, "holdout_min",
+	                 (json_int_t)p->holdout_min, "min_segment_agents",
+	                 (json_int_t)p->min_segment_agents, "min_segment_canaries",
+	                 (json_int_t)p->min_segment_canaries, "watch_s", (json_int_t)p->watch_s);
+}
+
+json_t *gate_seq_to_json(const struct gate_seq *q)
+{
+	json_t *llr = json_array();
+	for (int j = 0; j < GATE_RHOS; j++)
+		json_array_append_new(llr, json_real(isfinite(q->llr[j]) ? q->llr[j] : 0.0));
+	return json_pack("{s:I, s:I, s:f, s:f, s:o}", "failed", (json_int_t)q->failed,
+	                 "control_failed", (json_int_t)q->control_failed, "exposure_s",
+	                 isfinite(q->exposure_s) ? q->exposure_s : 0.0, "control_exposure_s",
+	                 isfinite(q->control_exposure_s) ? q->control_exposure_s : 0.0, "llr", llr);
+}
+
+int gate_seq_from_json(const json_t *j, struct gate_seq *q)
+{
+	memset(q, 0, sizeof *q);
+	json_t *llr = json_object_get(j, "llr");
+	if (!json_is_object(j) || !json_is_array(llr) || json_array_size(llr) != GATE_RHOS)
+		return 0;
+	q->failed = json_integer_value(json_object_get(j, "failed"));
+	q->control_failed = json_integer_value(json_object_get(j, "control_failed"));
+	q->exposure_s = json_number_value(json_object_get(j, "exposure_s"));
+	q->control_exposure_s = json_number_value(json_object_get(j, "control_exposure_s"));
+	for (int k = 0; k < GATE_RHOS; k++)
+		q->llr[k] = json_number_value(json_array_get(llr, (size_t)k));
+	return 1;
+}
+
+json_t *gate_rel_to_json(const struct gate_rel *r)
+{
+	return json_pack("{s:f, s:f, s:f, s:f, s:f, s:f, s:b}", "treated_rate",
+	                 gate_finite(r->treated_rate), "control_rate", gate_finite(r->control_rate),
+	                 "ratio", gate_finite(r->ratio), "excess", gate_finite(r->excess),
+	                 "statistic", gate_finite(r->statistic), "threshold",
+	                 gate_finite(r->threshold), "halt", r->halt != 0);
+}
+
+json_t *gate_inputs_to_json(const struct gate_inputs *in)
+{
+	json_t *j = json_pack(
+	        "{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:b, s:i, s:I, s:f, s:f}", "treated",
+	        (json_int_t)in->treated, "healthy", (json_int_t)in->healthy, "crashed",
+	        (json_int_t)in->crashed, "boot_looped", (json_int_t)in->boot_looped, "silent",
+	        (json_int_t)in->silent, "control", (json_int_t)in->control, "control_failed",
+	        (json_int_t)in->control_failed, "bake_elapsed_s", (json_int_t)in->bake_elapsed_s,
+	        "wait_elapsed_s", (json_int_t)in->wait_elapsed_s, "silence_counted",
+	        in->silence_counted != 0, "looks", in->looks, "seasoned", (json_int_t)in->seasoned,
+	        "exposure_s", gate_finite(in->exposure_s), "control_exposure_s",
+	        gate_finite(in->control_exposure_s));
+	if (j && in->has_prev)
+		json_object_set_new(j, "prev", gate_seq_to_json(&in->prev));
+	return j;
+}
+
 json_t *gate_result_to_json(const struct gate_result *r)
 {
-	return json_pack(
-	        "{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f}",
+	json_t *j = json_pack(
+	        "{s:s, s:s, s:b, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, s:f, "
+	        "s:f, s:o, s:o}",
 	        "decision", gate_decision_name(r->decision), "reason", r->reason, "stalled",
 	        r->stalled != 0, "failures", (json_int_t)r->failures, "outcomes",
 	        (json_int_t)r->outcomes, "background", (json_int_t)r->background, "excess",
@@ -524,5 +790,8 @@ json_t *gate_result_to_json(const struct gate_result *r)
 	        gate_finite(r->treated_upper), "control_rate", gate_finite(r->control_rate),
 	        "control_upper", gate_finite(r->control_upper), "baseline_rate",
 	        gate_finite(r->baseline_rate), "alt_rate", gate_finite(r->alt_rate), "statistic",
-	        gate_finite(r->statistic), "threshold", gate_finite(r->threshold));
+	        gate_finite(r->statistic), "threshold", gate_finite(r->threshold), "excess_upper",
+	        gate_finite(r->excess_upper), "relative", gate_rel_to_json(&r->rel), "seq",
+	        gate_seq_to_json(&r->seq));
+	return j;
 }

@@ -165,13 +165,13 @@ void rings_put(struct http_req *req)
 	/* A ring named by an active rollout's plan cannot disappear. */
 	char *names = json_dumps(rings, JSON_COMPACT);
 	const char *pn[] = {names};
-	r = db_exec(
-	        c, &err,
-	        "SELECT r.id, p.name FROM rollouts r, jsonb_array_elements_text(r.ring_plan) "
-	        "p(name) "
-	        "WHERE r.state IN ('staged', 'rolling', 'paused') AND NOT EXISTS (SELECT 1 FROM "
-	        "jsonb_array_elements($1::jsonb) x WHERE x ->> 'name' = p.name) LIMIT 1",
-	        1, pn);
+	r = db_exec(c, &err,
+	            "SELECT r.id, p.name FROM rollouts r, jsonb_array_elements_text(r.ring_plan) "
+	            "p(name) "
+	            "WHERE r.state IN ('staged', 'rolling', 'paused', 'watching') AND NOT EXISTS "
+	            "(SELECT 1 FROM "
+	            "jsonb_array_elements($1::jsonb) x WHERE x ->> 'name' = p.name) LIMIT 1",
+	            1, pn);
 	free(names);
 	if (!r)
 		goto dberr;

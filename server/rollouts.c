@@ -16,6 +16,7 @@
 #include "gate.h"
 #include "log.h"
 #include "policy.h"
+#include "segments.h"
 #include "snapshot.h"
 #include "validate.h"
 
@@ -185,13 +186,13 @@ void rollouts_create(struct http_req *req)
 		return;
 	PGconn *c = NULL;
 	PGresult *r = NULL;
-	json_t *plan = NULL, *policies = NULL;
+	json_t *plan = NULL, *policies = NULL, *holdout = NULL, *gaps = NULL;
 	struct fb_err err = {{0}};
 	struct policy_bounds bounds = {0};
 	int in_tx = 0, superseded = 0;
-	static const char *const allowed[] = {"channel", "content",       "rings",
-	                                      "policy",  "ring_policies", "supersede",
-	                                      "reason",  "emergency",     NULL};
+	static const char *const allowed[] = {"channel",       "content",   "rings",  "policy",
+	                                      "ring_policies", "supersede", "reason", "emergency",
+	                                      "coverage",      NULL};
 	int64_t channel;
 	if (!val_fields_or_reply(req, body, allowed) ||
 	    !val_int_or_reply(req, body, "channel", 1, 0xffffffffLL, 1, &channel))
@@ -203,6 +204,17 @@ void rollouts_create(struct http_req *req)
 		goto out;
 	}
 	int emergency = json_is_true(emj);
+	/* Canary coverage: refuse (default) or warn, audited. */
+	const char *coverage = val_string_or_reply(req, body, "coverage", 1, 16, 0);
+	if (json_object_get(body, "coverage") &&
+	    (!coverage || (strcmp(coverage, "refuse") && strcmp(coverage, "warn")))) {
+		if (coverage)
+			http_error(req, 400, "invalid",
+			           "field 'coverage' must be \"refuse\" or "
+			           "\"warn\"");
+		goto out;
+	}
+	int coverage_warn = coverage && strcmp(coverage, "warn") == 0;
 	if (emergency && !val_string_or_reply(req, body, "reason", 1, 1024, 1))
 		goto out;
 	const char *sha = val_sha256_or_reply(req, body, "content", 1);
@@ -316,6 +328,12 @@ void rollouts_create(struct http_req *req)
 	if (policy_bounds_current(c, &bounds, &err))
 		goto dberr;
 	policies = json_array();
+	holdout = json_array();
+	int64_t rsizes[SNAP_MAX_RINGS];
+	char rnames[SNAP_MAX_RINGS][40];
+	int nr = snapshot_ring_sizes(rsizes, rnames, SNAP_MAX_RINGS);
+	struct gate_policy first_policy;
+	gate_policy_default(0, (int)nplan, &first_policy);
 	for (size_t i = 0; i < nplan; i++) {
 		struct gate_policy gp;
 		gate_policy_default((int)i, (int)nplan, &gp);
@@ -333,6 +351,14 @@ void rollouts_create(struct http_req *req)
 		}
 		json_t *gj = gate_policy_to_json(&gp);
 		json_array_append_new(policies, gj);
+		/* The holdout of the ring, fixed now from its size now. */
+		int64_t size = 0;
+		for (int k = 0; k < nr; k++)
+			if (strcmp(rnames[k], json_string_value(json_array_get(plan, i))) == 0)
+				size = rsizes[k];
+		json_array_append_new(holdout, json_real(gate_holdout_share(&gp, size)));
+		if (i == 0)
+			first_policy = gp;
 		if (!policy_check_or_reply(req, &bounds, json_string_value(json_array_get(plan, i)),
 		                           gj, pol, rp, emergency))
 			goto out;
@@ -358,10 +384,34 @@ void rollouts_create(struct http_req *req)
 	PQclear(r);
 	r = NULL;
 
+	/* Every platform that later rings hold enough of to judge must meet
+	 * the file in ring 0 first. */
+	if (nplan > 1 && first_policy.min_segment_canaries > 0) {
+		if (segments_coverage(c, plan, first_policy.min_segment_canaries,
+		                      first_policy.min_segment_agents, &gaps, &err))
+			goto dberr;
+		if (json_array_size(gaps) > 0 && !coverage_warn) {
+			json_t *g = json_array_get(gaps, 0);
+			http_error(
+			        req, 422, "canary_coverage",
+			        "ring '%s' holds %lld agents of %s %s, which later rings hold %lld "
+			        "of (at least %lld needed: min_segment_canaries); %zu segment(s) "
+			        "uncovered; add canaries or pass \"coverage\": \"warn\"",
+			        json_string_value(json_array_get(plan, 0)),
+			        (long long)json_integer_value(json_object_get(g, "canaries")),
+			        json_string_value(json_object_get(g, "dimension")),
+			        json_string_value(json_object_get(g, "value")),
+			        (long long)json_integer_value(json_object_get(g, "later")),
+			        (long long)first_policy.min_segment_canaries,
+			        json_array_size(gaps));
+			goto out;
+		}
+	}
+
 	/* At most one active rollout per channel; supersede only on request. */
 	r = db_exec(c, &err,
 	            "SELECT id FROM rollouts WHERE channel_id = $1 AND state IN ('staged', "
-	            "'rolling', 'paused')",
+	            "'rolling', 'paused', 'watching')",
 	            1, pc);
 	if (!r)
 		goto dberr;
@@ -393,6 +443,7 @@ void rollouts_create(struct http_req *req)
 	}
 	PQclear(r);
 	char *plan_s = json_dumps(plan, JSON_COMPACT), *pol_s = json_dumps(policies, JSON_COMPACT);
+	char *hold_s = json_dumps(holdout, JSON_COMPACT);
 	char tid[24], bv[24];
 	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(req)->token_id);
 	snprintf(bv, sizeof bv, "%lld", (long long)bounds.version);
@@ -405,17 +456,19 @@ void rollouts_create(struct http_req *req)
 	                    http_req_auth(req)->token_id ? tid : NULL,
 	                    state,
 	                    emergency ? "t" : "f",
-	                    bounds.version ? bv : NULL};
+	                    bounds.version ? bv : NULL,
+	                    hold_s};
 	/* A staged rollout has not started: its times are set when it does. */
 	r = db_exec(c, &err,
 	            "INSERT INTO rollouts (channel_id, content_sha256, previous_sha256, state, "
 	            "ring_index, ring_plan, policy, created_by, emergency, policy_bounds_version, "
-	            "started_at, ring_started_at) VALUES ($1, $2, $3, $7, 0, $4::jsonb, "
+	            "started_at, ring_started_at, holdout) VALUES ($1, $2, $3, $7, 0, $4::jsonb, "
 	            "$5::jsonb, $6, $8, $9, CASE WHEN $7 = 'rolling' THEN now() END, CASE WHEN $7 "
-	            "= 'rolling' THEN now() END) RETURNING id",
-	            9, pi);
+	            "= 'rolling' THEN now() END, $10::jsonb) RETURNING id",
+	            10, pi);
 	free(plan_s);
 	free(pol_s);
+	free(hold_s);
 	if (!r)
 		goto dberr;
 	int64_t id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -428,6 +481,9 @@ void rollouts_create(struct http_req *req)
 	                          emergency, "policy", policies);
 	if (bounds.version)
 		json_object_set_new(after, "policy_bounds", json_integer(bounds.version));
+	json_object_set(after, "holdout", holdout);
+	if (json_array_size(gaps) > 0)
+		json_object_set(after, "coverage_warnings", gaps);
 	const char *reason = json_string_value(json_object_get(body, "reason"));
 	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req),
 	                            emergency ? "rollout.stage" : "rollout.start", obj, NULL, after,
@@ -436,6 +492,11 @@ void rollouts_create(struct http_req *req)
 		rc = events_emit(c, emergency ? "rollout.staged" : "rollout.started", id, after,
 		                 &err);
 	json_decref(after);
+	if (!rc && json_array_size(gaps) > 0) {
+		json_t *w = json_pack("{s:O}", "uncovered", gaps);
+		rc = events_emit(c, "rollout.coverage_warning", id, w, &err);
+		json_decref(w);
+	}
 	if (!rc && emergency) {
 		/* the creator is the first of the two approvers */
 		struct action a = {.req = req, .c = c, .id = id, .reason = reason};
@@ -469,6 +530,8 @@ out:
 	policy_bounds_cleanup(&bounds);
 	json_decref(plan);
 	json_decref(policies);
+	json_decref(holdout);
+	json_decref(gaps);
 	json_decref(body);
 }
 
@@ -484,7 +547,8 @@ static const char *ROLLOUT_JSON =
         "'ring_started', extract(epoch FROM r.ring_started_at)::bigint, "
         "'finished', extract(epoch FROM r.finished_at)::bigint, "
         "'content_bad', (SELECT bad FROM content WHERE sha256 = r.content_sha256), "
-        "'emergency', r.emergency, 'policy_bounds', r.policy_bounds_version)";
+        "'emergency', r.emergency, 'policy_bounds', r.policy_bounds_version, "
+        "'holdout', r.holdout, 'watch_started', extract(epoch FROM r.watch_started_at)::bigint)";
 
 static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned status)
 {
@@ -512,6 +576,19 @@ static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned 
 	json_t *o = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	json_object_set_new(o, "evaluations", json_loads(PQgetvalue(r, 0, 1), 0, NULL));
 	PQclear(r);
+	/* The holdout now, per ring of the plan, from the serving snapshot. */
+	int64_t sizes[SNAP_MAX_RINGS], held[SNAP_MAX_RINGS];
+	char names[SNAP_MAX_RINGS][40];
+	int nr = snapshot_holdout_counts(id, sizes, held, names, SNAP_MAX_RINGS);
+	json_t *ha = json_array(), *plan = json_object_get(o, "rings");
+	for (size_t k = 0; k < json_array_size(plan); k++)
+		for (int i = 0; i < nr; i++)
+			if (strcmp(names[i], json_string_value(json_array_get(plan, k))) == 0)
+				json_array_append_new(ha,
+				                      json_pack("{s:s, s:I, s:I}", "ring", names[i],
+				                                "agents", (json_int_t)sizes[i],
+				                                "held", (json_int_t)held[i]));
+	json_object_set_new(o, "holdout_agents", ha);
 	http_reply_json(req, status, o);
 }
 
@@ -540,16 +617,16 @@ void rollouts_list(struct http_req *req)
 {
 	const char *state = http_req_query(req, "state"), *since = http_req_query(req, "since");
 	const char *lim = http_req_query(req, "limit");
-	static const char *states[] = {"staged", "rolling",  "paused",     "completed",
+	static const char *states[] = {"staged", "rolling",  "paused",     "watching", "completed",
 	                               "halted", "reverted", "superseded", "active"};
 	int ok = !state;
-	for (int i = 0; state && i < 8; i++)
+	for (size_t i = 0; state && i < sizeof states / sizeof states[0]; i++)
 		if (strcmp(state, states[i]) == 0)
 			ok = 1;
 	if (!ok) {
 		http_error(req, 400, "invalid",
-		           "state must be one of staged, rolling, paused, completed, halted, "
-		           "reverted, superseded, active");
+		           "state must be one of staged, rolling, paused, watching, completed, "
+		           "halted, reverted, superseded, active");
 		return;
 	}
 	int64_t limit = 500, t;
@@ -567,9 +644,11 @@ void rollouts_list(struct http_req *req)
 	         "SELECT coalesce(json_agg(%s ORDER BY r.id DESC), '[]')::text FROM (SELECT * FROM "
 	         "rollouts r WHERE ($1::text IS NULL OR r.state = $1 OR ($1 = 'active' AND r.state "
 	         "IN "
-	         "('staged', 'rolling', 'paused'))) AND ($2::bigint IS NULL OR r.state IN "
+	         "('staged', 'rolling', 'paused', 'watching'))) AND ($2::bigint IS NULL OR r.state "
+	         "IN "
 	         "('staged', "
-	         "'rolling', 'paused') OR r.created_at >= to_timestamp($2) OR r.finished_at >= "
+	         "'rolling', 'paused', 'watching') OR r.created_at >= to_timestamp($2) OR "
+	         "r.finished_at >= "
 	         "to_timestamp($2)) ORDER BY r.id DESC LIMIT $3) r",
 	         ROLLOUT_JSON);
 	struct fb_err err;
@@ -598,7 +677,8 @@ void rollouts_halt(struct http_req *req)
 		reply_rollout(req, a.c, a.id, 200); /* idempotent */
 		goto out;
 	}
-	if (strcmp(a.state, "rolling") && strcmp(a.state, "paused") && strcmp(a.state, "staged")) {
+	if (strcmp(a.state, "rolling") && strcmp(a.state, "paused") && strcmp(a.state, "staged") &&
+	    strcmp(a.state, "watching")) {
 		http_error(req, 409, "conflict",
 		           "rollout %lld is %s; only an active rollout can be halted (use revert "
 		           "for a completed one)",
@@ -709,7 +789,7 @@ void rollouts_resume(struct http_req *req)
 	const char *p[] = {a.ids, a.channel};
 	PGresult *r = db_exec(a.c, &a.err,
 	                      "SELECT 1 FROM rollouts WHERE channel_id = $2 AND id <> $1 "
-	                      "AND state IN ('staged', 'rolling', 'paused')",
+	                      "AND state IN ('staged', 'rolling', 'paused', 'watching')",
 	                      2, p);
 	if (!r)
 		goto dberr;
@@ -837,7 +917,7 @@ void rollouts_promote(struct http_req *req)
 	struct gate_policy pol;
 	struct gate_inputs in;
 	struct gate_result res;
-	if (controller_evaluate(a.c, a.id, &pol, &in, &res, &a.err)) {
+	if (controller_evaluate(a.c, a.id, &pol, &in, &res, NULL, &a.err)) {
 		http_error(req, 503, "unavailable", "%s", a.err.msg);
 		goto out;
 	}
@@ -930,7 +1010,7 @@ void rollouts_revert(struct http_req *req)
 			goto out;
 		}
 	} else if (strcmp(a.state, "rolling") == 0 || strcmp(a.state, "paused") == 0 ||
-	           strcmp(a.state, "staged") == 0) {
+	           strcmp(a.state, "staged") == 0 || strcmp(a.state, "watching") == 0) {
 		if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason,
 		                       &a.err)) {
 			http_error(req, 503, "unavailable", "%s", a.err.msg);

@@ -50,12 +50,15 @@ struct chan_state {
 	char ga[FB_SHA256_HEX_LEN + 1];
 	char prev[FB_SHA256_HEX_LEN + 1];
 	int rollout;
+	int64_t rollout_id;
 	char rollout_sha[FB_SHA256_HEX_LEN + 1];
 	unsigned char exposed[SNAP_MAX_RINGS];
+	uint16_t hold_bp[SNAP_MAX_RINGS]; /* holdout of each ring, in 1/10000 */
+	int hold_bit;                     /* its bit in a document key, -1: none */
 };
 
 struct doc {
-	uint32_t key;
+	uint64_t key;
 	char *bytes;
 	size_t len;
 	char etag[64];
@@ -291,6 +294,17 @@ static uint64_t mix64(uint64_t x)
 	return x ^ (x >> 31);
 }
 
+/* Whether agent id is in the holdout of rollout rollout_id at share bp
+ * (1/10000): a hash of both, the same on every replica and after restarts,
+ * independent of the ring selection's hash and of other rollouts'. */
+static int held_out(int64_t rollout_id, int64_t id, uint16_t bp)
+{
+	if (!bp)
+		return 0;
+	uint64_t h = mix64((uint64_t)rollout_id * 0xd6e8feb86659fd93ull ^ mix64((uint64_t)id));
+	return (uint32_t)(h % 10000u) < bp;
+}
+
 static int tag_matches(const json_t *tags, const char *kv)
 {
 	const char *eq = strchr(kv, '=');
@@ -502,6 +516,32 @@ int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n)
 	return nr;
 }
 
+int snapshot_holdout_counts(int64_t rollout_id, int64_t *sizes, int64_t *held, char (*names)[40],
+                            int n)
+{
+	uint16_t bp[SNAP_MAX_RINGS] = {0};
+	pthread_rwlock_rdlock(&g_state_lock);
+	int nr = g_state ? (g_state->nrings < n ? g_state->nrings : n) : 0;
+	for (int i = 0; i < nr; i++) {
+		sizes[i] = held[i] = 0;
+		snprintf(names[i], 40, "%s", g_state->rings[i].name);
+	}
+	for (int i = 0; g_state && i < g_state->nchans; i++)
+		if (g_state->chans[i].rollout_id == rollout_id && g_state->chans[i].rollout)
+			memcpy(bp, g_state->chans[i].hold_bp, sizeof bp);
+	pthread_rwlock_unlock(&g_state_lock);
+	pthread_rwlock_rdlock(&g_agents_lock);
+	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
+		const struct snap_agent *a = &g_agents[id];
+		if (!(a->flags & AG_KNOWN) || (a->flags & AG_REVOKED) || a->ring >= nr)
+			continue;
+		sizes[a->ring]++;
+		held[a->ring] += held_out(rollout_id, id, bp[a->ring]);
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return nr;
+}
+
 int snapshot_channel_known(uint32_t channel)
 {
 	int known = 0;
@@ -648,8 +688,10 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	r = db_exec(c, err,
 	            "SELECT ch.id, coalesce(ch.ga_sha256, ''), coalesce(ch.prev_ga_sha256, ''), "
 	            "coalesce(ro.content_sha256, ''), coalesce(ro.ring_index, -1), "
-	            "coalesce(ro.ring_plan::text, '[]') FROM channels ch LEFT JOIN rollouts ro "
-	            "ON ro.channel_id = ch.id AND ro.state IN ('rolling', 'paused') ORDER BY ch.id",
+	            "coalesce(ro.ring_plan::text, '[]'), coalesce(ro.id, 0), "
+	            "coalesce(ro.holdout::text, '[]') FROM channels ch LEFT JOIN rollouts ro "
+	            "ON ro.channel_id = ch.id AND ro.state IN ('rolling', 'paused', 'watching') "
+	            "ORDER BY ch.id",
 	            0, NULL);
 	if (!r)
 		goto out;
@@ -657,6 +699,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	s->chans = calloc((size_t)s->nchans + 1, sizeof *s->chans);
 	if (!s->chans)
 		goto oom;
+	int nbits = 0;
 	for (int i = 0; i < s->nchans; i++) {
 		struct chan_state *ch = &s->chans[i];
 		ch->id = (uint32_t)strtoul(PQgetvalue(r, i, 0), NULL, 10);
@@ -664,16 +707,35 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		snprintf(ch->prev, sizeof ch->prev, "%s", PQgetvalue(r, i, 2));
 		snprintf(ch->rollout_sha, sizeof ch->rollout_sha, "%s", PQgetvalue(r, i, 3));
 		ch->rollout = ch->rollout_sha[0] != '\0';
+		ch->rollout_id = strtoll(PQgetvalue(r, i, 6), NULL, 10);
+		ch->hold_bit = -1;
 		long ring_index = strtol(PQgetvalue(r, i, 4), NULL, 10);
 		json_t *plan = json_loads(PQgetvalue(r, i, 5), 0, NULL);
-		for (long k = 0; ch->rollout && k <= ring_index && k < (long)json_array_size(plan);
-		     k++) {
+		json_t *hold = json_loads(PQgetvalue(r, i, 7), 0, NULL);
+		int held_any = 0;
+		for (long k = 0; ch->rollout && k < (long)json_array_size(plan); k++) {
 			const char *rn = json_string_value(json_array_get(plan, (size_t)k));
-			for (int j = 0; rn && j < s->nrings; j++)
-				if (strcmp(s->rings[j].name, rn) == 0)
-					ch->exposed[j] = 1;
+			double share = json_number_value(json_array_get(hold, (size_t)k));
+			for (int j = 0; rn && j < s->nrings; j++) {
+				if (strcmp(s->rings[j].name, rn) != 0)
+					continue;
+				ch->exposed[j] = k <= ring_index;
+				if (share > 0.0 && share <= 0.5) {
+					ch->hold_bp[j] = (uint16_t)(share * 10000.0 + 0.5);
+					held_any = 1;
+				}
+			}
 		}
+		/* Each channel with a holdout gets a bit of the document key: an
+		 * agent's document depends on which rollouts hold it out. */
+		if (held_any && nbits < SNAP_MAX_HOLD_BITS)
+			ch->hold_bit = nbits++;
+		else if (held_any)
+			log_warn("snapshot: more than %d rollouts with a holdout at once; rollout "
+			         "%lld serves its holdout the new content",
+			         SNAP_MAX_HOLD_BITS, (long long)ch->rollout_id);
 		json_decref(plan);
+		json_decref(hold);
 	}
 	PQclear(r);
 
@@ -681,7 +743,8 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	        c, err,
 	        "SELECT sha256, channel_id, manifest, templates::text FROM content WHERE sha256 IN "
 	        "(SELECT ga_sha256 FROM channels UNION SELECT prev_ga_sha256 FROM channels "
-	        " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused') "
+	        " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused', "
+	        "'watching') "
 	        " UNION SELECT c.sha256 FROM pins p JOIN content c ON c.channel_id = p.channel_id "
 	        " AND c.version = p.version)",
 	        0, NULL);
@@ -825,9 +888,23 @@ static int covered(uint16_t cls, const struct content_info *ci)
 	return ci && caps && cf_capabilities_cover(caps, ci->templates, NULL) == FB_OK;
 }
 
-/* What one channel offers to (ring, pins, class). */
+/* The bits of the document key for agent id in ring: one per channel whose
+ * rollout holds it out there. */
+static uint32_t hold_mask(const struct state *s, int ring, int64_t id)
+{
+	uint32_t m = 0;
+	for (int i = 0; i < s->nchans; i++) {
+		const struct chan_state *ch = &s->chans[i];
+		if (ch->hold_bit >= 0 && ch->exposed[ring] &&
+		    held_out(ch->rollout_id, id, ch->hold_bp[ring]))
+			m |= 1u << ch->hold_bit;
+	}
+	return m;
+}
+
+/* What one channel offers to (ring, pins, class, holdout bits). */
 static const struct content_info *desired(const struct state *s, const struct chan_state *ch,
-                                          int ring, uint64_t pins, uint16_t cls)
+                                          int ring, uint64_t pins, uint16_t cls, uint32_t held)
 {
 	const char *want = ch->ga;
 	int pinned = 0;
@@ -837,7 +914,9 @@ static const struct content_info *desired(const struct state *s, const struct ch
 		pinned = 1;
 		want = s->pins[i].n_minus_1 ? (ch->prev[0] ? ch->prev : ch->ga) : s->pins[i].sha;
 	}
-	if (!pinned && ch->rollout && ring >= 0 && ring < SNAP_MAX_RINGS && ch->exposed[ring])
+	int holdout = ch->hold_bit >= 0 && (held >> ch->hold_bit & 1u);
+	if (!pinned && !holdout && ch->rollout && ring >= 0 && ring < SNAP_MAX_RINGS &&
+	    ch->exposed[ring])
 		want = ch->rollout_sha;
 	/* The compatibility gate: never offer what this build cannot interpret. */
 	const char *order[] = {want, ch->ga, ch->prev};
@@ -849,8 +928,8 @@ static const struct content_info *desired(const struct state *s, const struct ch
 	return NULL;
 }
 
-static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls, struct doc *d,
-                            struct fb_err *err)
+static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls, uint32_t held,
+                            struct doc *d, struct fb_err *err)
 {
 	uint64_t pins = pinset < MAX_PINSETS ? g_pinset_mask[pinset] : 0;
 	char audience[FBSIG_MAX_AUDIENCE + 1];
@@ -860,6 +939,8 @@ static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t
 			n += snprintf(audience + n, sizeof audience - (size_t)n, "%spin%d",
 			              n == (int)strlen(s->rings[ring].name) ? "+" : ",",
 			              s->pins[i].id);
+	if (held && n < (int)sizeof audience - 12)
+		snprintf(audience + n, sizeof audience - (size_t)n, "~h%x", (unsigned)held);
 	json_t *obj = NULL;
 	enum fb_rc rc =
 	        fbsig_assignment_build(audience, s->seq, s->issued, s->issued + cfg.assignment_ttl,
@@ -867,7 +948,7 @@ static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t
 	if (rc)
 		return rc;
 	for (int i = 0; i < s->nchans; i++) {
-		const struct content_info *ci = desired(s, &s->chans[i], ring, pins, cls);
+		const struct content_info *ci = desired(s, &s->chans[i], ring, pins, cls, held);
 		if (!ci)
 			continue;
 		rc = fbsig_assignment_add(obj, ci->manifest, ci->mlen, err);
@@ -906,7 +987,9 @@ void snapshot_poll(struct http_req *req)
 		return;
 	}
 	int ring = a.ring < s->nrings ? a.ring : s->nrings - 1;
-	uint32_t key = (uint32_t)ring << 28 | (uint32_t)a.pinset << 14 | a.cls;
+	uint32_t held = hold_mask(s, ring, id);
+	uint64_t key =
+	        (uint64_t)ring << 56 | (uint64_t)a.pinset << 40 | (uint64_t)a.cls << 24 | held;
 	pthread_mutex_lock(&s->doc_mu);
 	struct doc *d = NULL;
 	for (size_t i = 0; i < s->ndocs; i++)
@@ -927,7 +1010,7 @@ void snapshot_poll(struct http_req *req)
 			s->docs = nds;
 			s->capdocs = ncap;
 		}
-		if (doc_build(s, ring, a.pinset, a.cls, &nd, &err)) {
+		if (doc_build(s, ring, a.pinset, a.cls, held, &nd, &err)) {
 			pthread_mutex_unlock(&s->doc_mu);
 			pthread_rwlock_unlock(&g_state_lock);
 			http_error(req, 500, "internal", "cannot build the assignment: %s",

@@ -15,6 +15,8 @@
 
 #define SNAP_MAX_RINGS 16
 #define SNAP_MAX_PINS  64
+/* Rollouts with a holdout served at once (bits of a document key). */
+#define SNAP_MAX_HOLD_BITS 24
 
 /* Start the listener thread. It connects (retrying with backoff), checks
  * the schema, loads the agent-token key and the snapshot; until it has,
@@ -46,6 +48,11 @@ const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);
 int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n);
 /* Known channel? (telemetry validation) */
 int snapshot_channel_known(uint32_t channel);
+/* Per ring (as snapshot_ring_sizes): the agents and how many of them the
+ * active rollout rollout_id holds out on the previous content (0 when it
+ * is not active or keeps no holdout). Returns the number of rings. */
+int snapshot_holdout_counts(int64_t rollout_id, int64_t *sizes, int64_t *held, char (*names)[40],
+                            int n);
 
 /* Handlers. */
 void snapshot_poll(struct http_req *req);         /* GET /v1/poll */

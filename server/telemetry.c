@@ -32,6 +32,11 @@ static struct pending *g_pending;
 static pthread_t g_thread;
 static int g_started, g_stop;
 static uint64_t g_dropped;
+/* Platform facts from heartbeats (agents send them after each boot), written
+ * by the flusher with the next batch: [{"id", "os", "os_build", "arch",
+ * "extra"}], at most MAX_PLATFORM waiting. Guarded by g_mu. */
+#define MAX_PLATFORM 100000
+static json_t *g_platform;
 
 /* Decimal digits of v. */
 static enum fb_rc add_u64(struct fb_buf *b, uint64_t v)
@@ -286,6 +291,27 @@ static void wait_until(int64_t until)
 	pthread_cond_timedwait(&g_cv, &g_mu, &ts);
 }
 
+/* Platform facts, one UPDATE for the batch. */
+static enum fb_rc flush_platform(PGconn *c, json_t *plat, struct fb_err *err)
+{
+	char *js = json_dumps(plat, JSON_COMPACT);
+	if (!js)
+		return FB_ENOMEM;
+	const char *p[] = {js};
+	PGresult *r =
+	        db_exec(c, err,
+	                "UPDATE agents a SET os = p.os, os_build = p.os_build, arch = p.arch, "
+	                "platform_extra = coalesce(p.extra, '{}') FROM jsonb_to_recordset("
+	                "$1::jsonb) AS p(id bigint, os text, os_build text, arch text, "
+	                "extra jsonb) WHERE a.id = p.id",
+	                1, p);
+	free(js);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	return FB_OK;
+}
+
 /* Takes the batch heartbeat_flush_ms after the previous take, or as soon
  * as FLUSH_EARLY agents are waiting, or at once when writing the previous
  * batch took longer: a heartbeat waits at most one interval (less under
@@ -305,7 +331,9 @@ static void *flusher(void *arg)
 		if (!g_pending || !pending_count(g_pending))
 			continue;
 		struct pending *batch = g_pending;
+		json_t *plat = g_platform;
 		g_pending = NULL;
+		g_platform = NULL;
 		pthread_mutex_unlock(&g_mu);
 
 		const char *why;
@@ -313,8 +341,19 @@ static void *flusher(void *arg)
 		size_t done = 0, n = pending_count(batch), bytes = pending_bytes(batch);
 		PGconn *c = db_acquire(app.db, 5000, &why);
 		enum fb_rc rc = c ? flush_batch(c, batch, &done, &err) : FB_EDB;
+		if (c && !rc && plat)
+			rc = flush_platform(c, plat, &err);
 		if (c)
 			db_release(app.db, c);
+		if (rc && plat && !g_stop) { /* keep them for the next batch */
+			pthread_mutex_lock(&g_mu);
+			if (!g_platform)
+				g_platform = json_array();
+			if (json_array_size(g_platform) + json_array_size(plat) <= MAX_PLATFORM)
+				json_array_extend(g_platform, plat);
+			pthread_mutex_unlock(&g_mu);
+		}
+		json_decref(plat);
 		if (rc) {
 			pthread_mutex_lock(&g_mu);
 			size_t lost = put_back(batch, done);
@@ -367,6 +406,8 @@ void telemetry_stop(void)
 	g_started = 0;
 	pending_free(g_pending);
 	g_pending = NULL;
+	json_decref(g_platform);
+	g_platform = NULL;
 }
 
 /* The agent id in the body must be the token's own. */
@@ -547,8 +588,9 @@ static int heartbeat_fast(struct http_req *req, struct hbbody *p, struct hb_fiel
  * error and returns 0 when anything is wrong. */
 static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb_fields *f)
 {
-	static const char *const allowed[] = {
-	        "agent_id", "boot_id", "uptime_s", "agent_version", "active", "capabilities", NULL};
+	static const char *const allowed[] = {"agent_id",      "boot_id", "uptime_s",
+	                                      "agent_version", "active",  "capabilities",
+	                                      "platform",      NULL};
 	if (!val_fields_or_reply(req, body, allowed) || !self_or_reply(req, body))
 		return 0;
 	const char *boot = val_string_or_reply(req, body, "boot_id", 1, 64, 1);
@@ -580,7 +622,8 @@ static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb
 		f->active_val[f->nactive++] = (struct hbbody_text){json_string_value(v), 64};
 	}
 	json_t *caps = json_object_get(body, "capabilities");
-	if (!val_capabilities_or_reply(req, caps, 0))
+	if (!val_capabilities_or_reply(req, caps, 0) ||
+	    !val_platform_or_reply(req, json_object_get(body, "platform")))
 		return 0;
 	f->boot_id = (struct hbbody_text){boot, strlen(boot)};
 	f->version = (struct hbbody_text){ver, ver ? strlen(ver) : 0};
@@ -598,7 +641,7 @@ void telemetry_heartbeat(struct http_req *req)
 {
 	struct hbbody p;
 	struct hb_fields f;
-	json_t *body = NULL;
+	json_t *body = NULL, *prow = NULL;
 	char *active_s = NULL, *caps_s = NULL;
 	char boot[HBBODY_MAX_TEXT + 1], ver[HBBODY_MAX_TEXT + 1];
 	if (!heartbeat_fast(req, &p, &f)) {
@@ -623,7 +666,26 @@ void telemetry_heartbeat(struct http_req *req)
 	h.caps = caps_s;
 	if (caps_s)
 		snapshot_agent_caps(h.agent_id, caps_s);
+	json_t *plat = body ? json_object_get(body, "platform") : NULL;
+	if (plat) {
+		prow = json_deep_copy(plat);
+		json_t *extra = json_object_get(prow, "extra");
+		if (prow && !extra)
+			json_object_set_new(prow, "extra", json_object());
+		if (prow)
+			json_object_set_new(prow, "id", json_integer(h.agent_id));
+		if (!prow) {
+			http_error(req, 503, "unavailable", "out of memory");
+			goto out;
+		}
+	}
 	pthread_mutex_lock(&g_mu);
+	if (prow && (g_platform || (g_platform = json_array())) &&
+	    json_array_size(g_platform) >= MAX_PLATFORM) {
+		pthread_mutex_unlock(&g_mu);
+		http_error(req, 503, "unavailable", "platform queue is full; retry later");
+		goto out;
+	}
 	if (!g_pending)
 		g_pending = pending_new();
 	enum fb_rc rc = !g_pending                                ? FB_ENOMEM
@@ -631,7 +693,9 @@ void telemetry_heartbeat(struct http_req *req)
 	                                                          : pending_put(g_pending, &h);
 	if (rc)
 		g_dropped++;
-	else if (pending_count(g_pending) == FLUSH_EARLY)
+	else if (prow && g_platform)
+		json_array_append(g_platform, prow);
+	if (!rc && pending_count(g_pending) == FLUSH_EARLY)
 		pthread_cond_signal(&g_cv);
 	pthread_mutex_unlock(&g_mu);
 	if (rc) {
@@ -642,6 +706,7 @@ void telemetry_heartbeat(struct http_req *req)
 	}
 	http_reply(req, 202, NULL, "", 0, NULL, 0);
 out:
+	json_decref(prow);
 	free(active_s);
 	free(caps_s);
 	json_decref(body);
@@ -679,7 +744,8 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 	}
 	static const char *const allowed[4][10] = {
 	        {"id", "kind", "at", "boot_id", "channel", "content", NULL},
-	        {"id", "kind", "at", "boot_id", "channel", "content", "code", "module", NULL},
+	        {"id", "kind", "at", "boot_id", "channel", "content", "code", "module",
+	         "faulting_channel", NULL},
 	        {"id", "kind", "at", "boot_id", "channel", "reverted_from", "reverted_to",
 	         "unclean_starts", NULL},
 	        {"id", "kind", "at", "boot_id", "channel", "content", "reason", NULL},
@@ -740,6 +806,18 @@ static int event_or_reply(struct http_req *req, size_t i, const json_t *e, struc
 			json_object_set(details, "code", code);
 		if (mod)
 			json_object_set(details, "module", mod);
+		json_t *fc = json_object_get(e, "faulting_channel");
+		if (fc && (!json_is_integer(fc) || json_integer_value(fc) < 1 ||
+		           json_integer_value(fc) > 0xffffffffLL)) {
+			json_decref(details);
+			http_error(req, 400, "invalid",
+			           "%s.faulting_channel must be a channel id (an integer from 1 to "
+			           "4294967295)",
+			           where);
+			return 0;
+		}
+		if (fc)
+			json_object_set(details, "faulting_channel", fc);
 	} else if (kidx == 2) {
 		json_t *to = json_object_get(e, "reverted_to"),
 		       *n = json_object_get(e, "unclean_starts");

@@ -141,3 +141,66 @@ int val_capabilities_or_reply(struct http_req *req, const json_t *caps, int requ
 	}
 	return 1;
 }
+
+int val_platform_or_reply(struct http_req *req, const json_t *platform)
+{
+	if (!platform)
+		return 1;
+	if (!json_is_object(platform)) {
+		http_error(req, 400, "invalid",
+		           "field 'platform' must be an object of os, os_build, arch and extra");
+		return 0;
+	}
+	static const struct {
+		const char *key;
+		size_t max;
+	} facts[] = {{"os", 32}, {"os_build", 32}, {"arch", 16}};
+	const char *k;
+	json_t *v;
+	json_object_foreach((json_t *)platform, k, v)
+	{
+		size_t i = 0;
+		while (i < 3 && strcmp(k, facts[i].key) != 0)
+			i++;
+		if (i < 3) {
+			if (!json_is_string(v) ||
+			    !charset_ok(json_string_value(v), 1, facts[i].max, "._-")) {
+				http_error(req, 400, "invalid",
+				           "platform.%s must be a string of [A-Za-z0-9._-]{1,%zu}",
+				           k, facts[i].max);
+				return 0;
+			}
+			continue;
+		}
+		if (strcmp(k, "extra") != 0) {
+			http_error(req, 400, "invalid",
+			           "platform: unknown field '%.64s' (known: os, os_build, arch, "
+			           "extra)",
+			           k);
+			return 0;
+		}
+		if (!json_is_object(v) || json_object_size(v) > 8) {
+			http_error(req, 400, "invalid",
+			           "platform.extra must be an object of at most 8 facts");
+			return 0;
+		}
+		const char *ek;
+		json_t *ev;
+		json_object_foreach(v, ek, ev)
+		{
+			int key_ok = charset_ok(ek, 1, 32, "_");
+			for (const char *c = ek; key_ok && *c; c++)
+				key_ok = !(*c >= 'A' && *c <= 'Z');
+			if (!key_ok || !json_is_string(ev) ||
+			    !charset_ok(json_string_value(ev), 1, 64, "._:-")) {
+				http_error(req, 400, "invalid",
+				           "platform.extra.%.32s must have a key of "
+				           "[a-z0-9_]{1,32} and a "
+				           "string value of [A-Za-z0-9._:-]{1,64}",
+				           ek);
+				return 0;
+			}
+		}
+	}
+	return 1;
+}

@@ -29,4 +29,10 @@ int val_tags_or_reply(struct http_req *req, const json_t *tags);
 /* Capabilities: an array of at most 256 {"id": int >= 0, "version": int >= 0}. */
 int val_capabilities_or_reply(struct http_req *req, const json_t *caps, int required);
 
+/* Platform facts (NULL: absent, fine): an object of "os", "os_build"
+ * ([A-Za-z0-9._-]{1,32}), "arch" ({1,16}) and "extra" (at most 8 facts,
+ * keys [a-z0-9_]{1,32}, string values [A-Za-z0-9._:-]{1,64}); every member
+ * optional, anything else refused naming the field. */
+int val_platform_or_reply(struct http_req *req, const json_t *platform);
+
 #endif

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/utsname.h>
 #include <unistd.h>
 
 static int g_log_min = 1; /* index into levels[]: info */
@@ -302,6 +303,34 @@ static enum fb_rc post_json(struct ag *a, const char *path, json_t *body, int au
 	return rc;
 }
 
+/* The host's platform facts from uname(2), in the protocol's charset: os
+ * (the kernel's name, lower case), os_build (its release), arch (the
+ * machine). A new reference; NULL when uname fails. */
+static json_t *ag_platform(void)
+{
+	struct utsname u;
+	if (uname(&u) != 0)
+		return NULL;
+	char *f[3] = {u.sysname, u.release, u.machine};
+	size_t max[3] = {32, 32, 16};
+	for (int k = 0; k < 3; k++) {
+		size_t n = 0;
+		for (char *c = f[k]; *c && n < max[k]; c++) {
+			char ch = *c;
+			if (k == 0 && ch >= 'A' && ch <= 'Z')
+				ch = (char)(ch - 'A' + 'a');
+			if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+			    (ch >= '0' && ch <= '9') || ch == '.' || ch == '_' || ch == '-')
+				f[k][n++] = ch;
+		}
+		f[k][n] = '\0';
+		if (n == 0)
+			snprintf(f[k], 2, "x");
+	}
+	return json_pack("{s:s, s:s, s:s}", "os", u.sysname, "os_build", u.release, "arch",
+	                 u.machine);
+}
+
 /* ---- enroll --------------------------------------------------------------- */
 
 enum fb_rc ag_enroll(struct ag *a, struct fb_err *err)
@@ -336,6 +365,10 @@ enum fb_rc ag_enroll(struct ag *a, struct fb_err *err)
 	body = json_pack("{s:s, s:s, s:s, s:s, s:O}", "enrollment_token", a->cfg->enroll_token,
 	                 "public_key", pk, "hostname", host, "agent_version", AG_VERSION,
 	                 "capabilities", a->caps);
+	json_t *plat = ag_platform();
+	if (body && plat)
+		json_object_set(body, "platform", plat);
+	json_decref(plat);
 	if (!body) {
 		rc = FB_ENOMEM;
 		goto out;
@@ -522,6 +555,10 @@ enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err)
 		rc = FB_ENOMEM;
 		goto out;
 	}
+	/* The platform facts go with the first heartbeat after each start. */
+	json_t *plat = a->platform_sent ? NULL : ag_platform();
+	if (plat)
+		json_object_set_new(body, "platform", plat);
 	if ((rc = post_json(a, "/v1/heartbeat", body, 1, &r, err)))
 		goto out;
 	if (r.status != 202 && r.status != 200) {
@@ -530,6 +567,7 @@ enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err)
 		goto out;
 	}
 	ag_log("debug", "heartbeat sent");
+	a->platform_sent = 1;
 out:
 	json_decref(active);
 	json_decref(body);

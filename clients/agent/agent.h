@@ -57,6 +57,7 @@ struct ag {
 	size_t n_channels; /* 0: follow every channel of the assignment */
 	char crash_on[AG_MAX_CRASH_ON][FB_SHA256_HEX_LEN + 1];
 	size_t n_crash_on;
+	int platform_sent; /* this run's first heartbeat carried the platform facts */
 };
 
 /* Load everything local (root, registry, state, identity), start a boot

@@ -1,6 +1,7 @@
 /* fb-fleet's engine: simulated agents scheduled on a min-heap of wake-up
  * times and served by a fixed pool of libcurl easy handles in one multi
- * handle (keep-alive, no thread per agent). */
+ * handle (keep-alive, no thread per agent). Each agent runs every channel of
+ * the scenario (state per channel, one host to crash). */
 #include "fleet.h"
 
 #include <curl/curl.h>
@@ -18,21 +19,25 @@
 #define FL_MAX_SMALL  (64 * 1024)   /* bytes of other answers */
 #define FL_TOKEN      96
 #define FL_VERSION    "fleet-1.0"
+#define FL_NCH        SCN_MAX_CHANNELS
+#define FL_PLAT_JSON  768 /* bytes of one platform's "platform" object */
 
 enum fl_state { FL_UP = 0, FL_DOWN, FL_DEAD };
 enum fl_req { RQ_ENROLL = 0, RQ_POLL, RQ_BLOB, RQ_HB, RQ_EVENTS, RQ_N };
 static const char *const rq_names[RQ_N] = {"enroll", "poll", "blob", "heartbeat", "events"};
 enum fl_ev { EV_APPLIED = 0, EV_CRASH, EV_BOOT_LOOP };
-enum fl_crash { CR_NONE = 0, CR_CONTENT, CR_BACKGROUND };
+/* fl_agent.flags[k]: what the agent did with channel k's content under test */
+enum fl_flag { FLG_TREATED = 1, FLG_CRASHED_ON = 2, FLG_FAULTED = 4 };
 
 struct fl_event {
 	uint8_t kind;
 	int8_t content;  /* applied/crash: content; boot_loop: reverted_from */
 	int8_t content2; /* boot_loop: reverted_to (-1: none) */
 	uint8_t unclean;
+	uint8_t faulting; /* crash: 1 + the channel whose content caused it, 0: none */
 	uint32_t boot;
 	uint32_t id;
-	int64_t at; /* Unix seconds */
+	uint32_t at; /* Unix seconds (to 2106): keeps the queue small */
 };
 
 struct fl_agent {
@@ -40,15 +45,22 @@ struct fl_agent {
 	char token[FL_TOKEN];
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES];
 	int64_t wake;
-	int64_t next_poll, next_hb, ev_retry, crash_at, up_at, offline_from, offline_until, boot_ms;
+	int64_t next_poll, next_hb, ev_retry, bg_at, up_at, offline_from, offline_until, boot_ms;
 	int64_t last_seq;
-	int32_t heap_pos; /* -1: not in the heap */
-	int32_t etag;     /* index into the assignment cache, -1: none */
+	int32_t cc_at[FL_NCH];   /* content crash due, ms after fleet.t0; 0: none */
+	int32_t applied[FL_NCH]; /* when the active content was applied, ms after fleet.t0 */
+	int32_t heap_pos;        /* -1: not in the heap */
+	int32_t etag;            /* index into the assignment cache, -1: none */
 	uint32_t boot_no, ev_next;
 	uint32_t applied_mask;
 	uint32_t crash_boot;
-	int8_t ring, active, lkg, refused, want, crash_content;
-	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, crash_kind, reverted;
+	/* per channel: fleet content indexes, -1: none */
+	int8_t active[FL_NCH], lkg[FL_NCH], refused[FL_NCH], want[FL_NCH];
+	uint8_t flags[FL_NCH]; /* enum fl_flag */
+	int8_t ring, plat;     /* plat: index into scenario.platforms, -1: none */
+	int8_t crash_ch;       /* the crash being rebooted from: faulting channel, -1: background */
+	int8_t last_ch;        /* channel of the latest content change (boot-loop guard) */
+	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, reverted, crash_report, plat_due;
 	struct fl_event ev[FL_MAX_EVENTS];
 };
 
@@ -56,12 +68,13 @@ struct fl_asg {
 	char etag[80];
 	int ok;
 	int64_t sequence;
-	int content; /* fleet content index, -1: channel absent */
+	int8_t content[FL_NCH]; /* fleet content index per channel, -1: channel absent */
 };
 
 struct fl_content {
 	char sha[FB_SHA256_HEX_LEN + 1];
 	int scn; /* scenario content index, -1: unknown to the scenario */
+	int ch;  /* scenario channel index */
 	int has_manifest;
 	struct fbsig_manifest m;
 	int parsed; /* 0 not yet, 1 valid, -1 refused by cf_parse */
@@ -77,6 +90,8 @@ struct fl_slot {
 	char etag[80];
 	int32_t agent; /* -1: free */
 	int kind;
+	int ch;   /* blob: the channel it is for */
+	int plat; /* heartbeat: carries the platform facts */
 };
 
 struct fleet {
@@ -102,6 +117,11 @@ struct fleet {
 	char caps[4096];
 	int test_on;
 	int64_t test_start_ms;
+	int64_t t0;        /* monotonic ms at fleet_new: the epoch of cc_at and applied */
+	int send_platform; /* platform facts in enroll and the first heartbeat of a boot */
+	int send_faulting; /* faulting_channel on crash events */
+	int ro_active[FL_NCH];
+	char plat_json[SCN_MAX_PLATFORMS][FL_PLAT_JSON];
 	int64_t hb_ms, poll_ms, reboot_ms;
 	int64_t req_count[RQ_N], req_err[RQ_N], not_modified;
 	int64_t hb_lag_max_ms, hb_late; /* heartbeats sent later than due: overload */
@@ -225,6 +245,50 @@ static size_t on_header(char *p, size_t sz, size_t nm, void *ud)
 	return n;
 }
 
+/* The "platform" object of every scenario platform, rendered once. */
+static enum fb_rc platform_json(struct fleet *f, struct fb_err *err)
+{
+	for (int p = 0; p < f->s->n_platforms; p++) {
+		const struct scn_platform *q = &f->s->platforms[p];
+		char *o = f->plat_json[p];
+		size_t cap = sizeof f->plat_json[p];
+		int n = snprintf(o, cap, "{\"os\":\"%s\",\"os_build\":\"%s\",\"arch\":\"%s\"",
+		                 q->fact[SCN_OS], q->fact[SCN_OS_BUILD], q->fact[SCN_ARCH]);
+		for (int x = 0; x < q->n_extra && n > 0 && (size_t)n < cap; x++)
+			n += snprintf(o + n, cap - (size_t)n, "%s\"%s\":\"%s\"",
+			              x ? "," : ",\"extra\":{", q->extra_key[x], q->extra_val[x]);
+		if (n > 0 && (size_t)n < cap)
+			n += snprintf(o + n, cap - (size_t)n, "%s}", q->n_extra ? "}" : "");
+		if (n < 0 || (size_t)n >= cap) {
+			fb_err_set(err, "platforms[%d]: facts longer than %zu bytes", p, cap - 1);
+			return FB_EINVAL;
+		}
+	}
+	return FB_OK;
+}
+
+/* Give the agents first..first+size-1 of ring r their platforms: the counts
+ * of scn_ring_platforms(), shuffled by the seed. */
+static void assign_platforms(struct fleet *f, int r, int64_t first)
+{
+	int64_t counts[SCN_MAX_PLATFORMS], n = f->s->rings[r].agents, i = 0;
+	if (f->s->n_platforms == 0) {
+		for (int64_t k = 0; k < n; k++)
+			f->a[first + k].plat = -1;
+		return;
+	}
+	scn_ring_platforms(f->s, r, counts);
+	for (int p = 0; p < f->s->n_platforms; p++)
+		for (int64_t k = 0; k < counts[p] && i < n; k++)
+			f->a[first + i++].plat = (int8_t)p;
+	for (int64_t k = n - 1; k > 0; k--) { /* Fisher-Yates */
+		int64_t j = (int64_t)(draw(f, first + k, 9) * (double)(k + 1));
+		int8_t t = f->a[first + k].plat;
+		f->a[first + k].plat = f->a[first + j].plat;
+		f->a[first + j].plat = t;
+	}
+}
+
 enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct fb_err *err)
 {
 	*out = NULL;
@@ -272,12 +336,21 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct f
 	}
 	snprintf(f->caps, sizeof f->caps, "%s", cs);
 	free(cs);
+	f->send_platform = f->s->n_platforms > 0 && !opts->protocol_v1;
+	f->send_faulting = !opts->protocol_v1;
+	if ((rc = platform_json(f, err)))
+		goto out;
 	int64_t now = mono_ms(), idx = 0;
+	f->t0 = now;
 	for (int r = 0; r < f->s->n_rings; r++) {
+		assign_platforms(f, r, idx);
 		for (int64_t k = 0; k < f->s->rings[r].agents; k++, idx++) {
 			struct fl_agent *a = &f->a[idx];
 			a->ring = (int8_t)r;
-			a->active = a->lkg = a->refused = a->want = a->crash_content = -1;
+			for (int c = 0; c < FL_NCH; c++)
+				a->active[c] = a->lkg[c] = a->refused[c] = a->want[c] = -1;
+			a->crash_ch = a->last_ch = -1;
+			a->plat_due = 1;
 			a->etag = -1;
 			a->heap_pos = -1;
 			a->boot_no = 1;
@@ -345,6 +418,7 @@ static int content_of(struct fleet *f, const char *sha)
 	memset(c, 0, sizeof *c);
 	snprintf(c->sha, sizeof c->sha, "%s", sha);
 	c->scn = -1;
+	c->ch = 0;
 	return f->n_c++;
 }
 
@@ -353,6 +427,7 @@ void fleet_set_content(struct fleet *f, int scn, const char *sha256)
 	int i = content_of(f, sha256);
 	if (i >= 0 && scn >= 0 && scn < SCN_MAX_CONTENTS) {
 		f->c[i].scn = scn;
+		f->c[i].ch = f->s->contents[scn].channel;
 		f->scn_to_c[scn] = i;
 	}
 }
@@ -367,127 +442,213 @@ static void push_event(struct fleet *f, struct fl_agent *a, int kind, int conten
 	e->kind = (uint8_t)kind;
 	e->content = (int8_t)content;
 	e->content2 = (int8_t)content2;
+	e->faulting = 0;
 	e->boot = a->boot_no;
 	e->unclean = a->unclean;
 	e->id = ++a->ev_next;
-	e->at = fb_now_ms() / 1000;
+	e->at = (uint32_t)(fb_now_ms() / 1000);
 	a->ev_retry = 0;
 	(void)f;
 }
 
-/* The scenario behaviour of fleet content c, or NULL for a well-behaved one. */
+/* Milliseconds after f->t0 (at least 1: 0 means "none"), and back. */
+static int32_t rel_ms(const struct fleet *f, int64_t t)
+{
+	int64_t d = t - f->t0;
+	return d < 1 ? 1 : d > INT32_MAX ? INT32_MAX : (int32_t)d;
+}
+
+static int64_t abs_ms(const struct fleet *f, int32_t t)
+{
+	return f->t0 + t;
+}
+
+/* The scenario behaviour of fleet content c, or NULL for a well-behaved one
+ * (baselines always are). */
 static const struct scn_content *behaviour(const struct fleet *f, int c)
 {
-	if (!f->test_on || c < 0 || f->c[c].scn < 0 || f->c[c].scn == f->s->baseline)
+	if (!f->test_on || c < 0 || f->c[c].scn < 0 || f->c[c].scn == f->s->ch[f->c[c].ch].baseline)
 		return NULL;
 	const struct scn_content *b = &f->s->contents[f->c[c].scn];
 	return b->crash_probability > 0 ? b : NULL;
 }
 
-/* Whether agent i is one of content c's victims (a fixed draw per pair). */
+/* Whether agent i is one of content c's victims: its platform is in the
+ * content's segments and a fixed draw per (agent, content) falls below the
+ * crash probability. */
 static int victim(const struct fleet *f, int64_t i, int c)
 {
 	const struct scn_content *b = behaviour(f, c);
-	return b && draw(f, i, 100 + (uint64_t)c) < b->crash_probability;
+	int p = f->a[i].plat;
+	if (!b || (p >= 0 && !(b->platform_mask & (1u << p))))
+		return 0;
+	return draw(f, i, 100 + (uint64_t)c) < b->crash_probability;
 }
 
-static void arm_content_crash(struct fleet *f, int64_t i, int64_t now)
+/* Arm the crash that channel k's active content causes on agent i, counted
+ * from 'from' (the apply, or a boot for boot-loop contents) and never before
+ * crash_after_s since the apply. An earlier pending crash is kept. */
+static void arm_content_crash(struct fleet *f, int64_t i, int k, int64_t from)
 {
 	struct fl_agent *a = &f->a[i];
-	if (a->active < 0 || !victim(f, i, a->active))
+	if (a->active[k] < 0 || !victim(f, i, a->active[k]))
 		return;
-	const struct scn_content *b = behaviour(f, a->active);
-	int64_t t = now + (int64_t)(b->crash_delay_s * 1000);
-	if (!a->crash_at || t < a->crash_at) {
-		a->crash_at = t;
-		a->crash_kind = CR_CONTENT;
-	}
+	const struct scn_content *b = behaviour(f, a->active[k]);
+	int64_t t = from + (int64_t)(b->crash_delay_s * 1000);
+	int64_t after = abs_ms(f, a->applied[k]) + (int64_t)(b->crash_after_s * 1000);
+	int32_t r = rel_ms(f, t > after ? t : after);
+	if (!a->cc_at[k] || r < a->cc_at[k])
+		a->cc_at[k] = r;
 }
 
-static void apply(struct fleet *f, int64_t i, int c, int64_t now)
+/* Content c of channel k becomes active on agent i. */
+static void apply(struct fleet *f, int64_t i, int k, int c, int64_t now)
 {
 	struct fl_agent *a = &f->a[i];
-	a->lkg = a->active;
-	a->active = (int8_t)c;
+	a->lkg[k] = a->active[k];
+	a->active[k] = (int8_t)c;
+	a->applied[k] = rel_ms(f, now);
 	a->unclean = 0;
+	a->last_ch = (int8_t)k;
 	if (!(a->applied_mask & (1u << c))) {
 		a->applied_mask |= 1u << c;
 		f->c[c].exposure++;
 		if (!f->c[c].first_apply_ms)
 			f->c[c].first_apply_ms = fb_now_ms();
 	}
+	if (f->ro_active[k] && f->c[c].scn >= 0 && f->c[c].scn == f->s->ch[k].rollout)
+		a->flags[k] |= FLG_TREATED;
 	push_event(f, a, EV_APPLIED, c, -1);
-	if (a->crash_kind == CR_CONTENT)
-		a->crash_at = 0, a->crash_kind = CR_NONE;
-	arm_content_crash(f, i, now);
+	a->cc_at[k] = 0;
+	arm_content_crash(f, i, k, now);
 }
 
-static void crash(struct fleet *f, int64_t i, int64_t now)
+/* The host crashes: k is the channel whose content caused it, -1 a
+ * background crash. */
+static void crash(struct fleet *f, int64_t i, int k, int64_t now)
 {
 	struct fl_agent *a = &f->a[i];
-	const struct scn_content *b = a->crash_kind == CR_CONTENT ? behaviour(f, a->active) : NULL;
+	const struct scn_content *b = k >= 0 ? behaviour(f, a->active[k]) : NULL;
 	f->crashes++;
-	if (a->crash_kind == CR_CONTENT)
+	if (k >= 0) {
 		f->content_crashes++;
-	else
+		a->cc_at[k] = 0;
+	} else {
 		f->bg_crashes++;
+		a->bg_at = 0;
+	}
 	a->crashed_ever = 1;
-	a->crash_at = 0;
-	a->crash_kind = CR_NONE;
+	for (int c = 0; c < f->s->n_channels; c++) {
+		int u = a->active[c];
+		if (u < 0 || f->c[u].scn < 0 || f->c[u].scn != f->s->ch[c].rollout)
+			continue;
+		a->flags[c] |= FLG_CRASHED_ON;
+		if (c == k)
+			a->flags[c] |= FLG_FAULTED;
+	}
 	if (b && b->after_crash == SCN_SILENT) {
 		a->state = FL_DEAD; /* dies without a word, never comes back */
 		f->deaths++;
 		return;
 	}
 	a->state = FL_DOWN;
-	a->crash_content = a->active;
+	a->crash_report = 1;
+	a->crash_ch = (int8_t)k;
 	a->crash_boot = a->boot_no;
 	a->up_at = now + f->reboot_ms;
 }
 
-/* A start after a crash: report it, count the unclean start, and run the
- * boot-loop guard exactly as fb-agent does. */
+/* A start after a crash: report it (one event per channel with active
+ * content, as fb-agent's queue_crash), count the unclean start, and run the
+ * boot-loop guard exactly as fb-agent does: after boot_loop_starts unclean
+ * starts since the latest content change, that channel goes back to its
+ * last known good. */
 static void boot(struct fleet *f, int64_t i, int64_t now)
 {
 	struct fl_agent *a = &f->a[i];
-	if (a->crash_content >= 0) {
-		push_event(f, a, EV_CRASH, a->crash_content, -1);
+	for (int k = 0; a->crash_report && k < f->s->n_channels; k++) {
+		if (a->active[k] < 0)
+			continue;
+		push_event(f, a, EV_CRASH, a->active[k], -1);
 		a->ev[a->n_ev - 1].boot = a->crash_boot;
+		a->ev[a->n_ev - 1].faulting = (uint8_t)(a->crash_ch + 1);
 	}
+	a->crash_report = 0;
 	a->boot_no++;
 	a->boot_ms = now;
 	a->unclean++;
 	a->state = FL_UP;
-	if (a->unclean >= f->s->boot_loop_starts && a->active >= 0 && a->active != a->lkg) {
-		int from = a->active;
-		a->refused = a->active;
-		a->active = a->lkg;
-		push_event(f, a, EV_BOOT_LOOP, from, a->lkg);
+	a->plat_due = 1;
+	int k = a->last_ch;
+	if (k >= 0 && a->unclean >= f->s->boot_loop_starts && a->active[k] >= 0 &&
+	    a->active[k] != a->lkg[k]) {
+		int from = a->active[k];
+		a->refused[k] = a->active[k];
+		a->active[k] = a->lkg[k];
+		a->applied[k] = rel_ms(f, now);
+		a->cc_at[k] = 0;
+		push_event(f, a, EV_BOOT_LOOP, from, a->lkg[k]);
 		a->unclean = 0;
 		a->reverted = 1;
 		f->boot_loop_reverts++;
 	}
-	const struct scn_content *b = behaviour(f, a->active);
-	if (b && b->boot_loop)
-		arm_content_crash(f, i, now);
+	for (k = 0; k < f->s->n_channels; k++) {
+		const struct scn_content *b = behaviour(f, a->active[k]);
+		if (b && b->boot_loop)
+			arm_content_crash(f, i, k, now);
+	}
 	a->next_hb = now;
 	a->next_poll = now;
 }
 
+/* When agent i crashes next (0: no crash pending); *k: the channel that
+ * causes it, -1 for a background crash. */
+static int64_t next_crash(const struct fleet *f, const struct fl_agent *a, int *k)
+{
+	int64_t t = a->bg_at;
+	*k = -1;
+	for (int c = 0; c < f->s->n_channels; c++) {
+		if (!a->cc_at[c])
+			continue;
+		int64_t u = abs_ms(f, a->cc_at[c]);
+		if (!t || u < t) {
+			t = u;
+			*k = c;
+		}
+	}
+	return t;
+}
+
 /* ---- requests ------------------------------------------------------------ */
 
-static enum fb_rc body_heartbeat(struct fleet *f, struct fl_agent *a, struct fb_buf *b)
+/* The version agent i reports (its platform's, else fb-fleet's own). */
+static const char *agent_version(const struct fleet *f, const struct fl_agent *a)
+{
+	if (a->plat >= 0 && f->s->platforms[a->plat].fact[SCN_AGENT_VERSION][0])
+		return f->s->platforms[a->plat].fact[SCN_AGENT_VERSION];
+	return FL_VERSION;
+}
+
+/* with_platform: add the agent's "platform" object. */
+static enum fb_rc body_heartbeat(struct fleet *f, struct fl_agent *a, int with_platform,
+                                 struct fb_buf *b)
 {
 	enum fb_rc rc =
 	        fb_buf_printf(b,
 	                      "{\"agent_id\":%lld,\"boot_id\":\"b%lld-%u\",\"uptime_s\":%lld,"
-	                      "\"agent_version\":\"" FL_VERSION "\",\"active\":{",
+	                      "\"agent_version\":\"%s\",\"active\":{",
 	                      (long long)a->id, (long long)a->id, a->boot_no,
-	                      (long long)((mono_ms() - a->boot_ms) / 1000));
-	if (!rc && a->active >= 0)
-		rc = fb_buf_printf(b, "\"%u\":\"%s\"", f->s->channel_id, f->c[a->active].sha);
+	                      (long long)((mono_ms() - a->boot_ms) / 1000), agent_version(f, a));
+	for (int k = 0, n = 0; !rc && k < f->s->n_channels; k++)
+		if (a->active[k] >= 0)
+			rc = fb_buf_printf(b, "%s\"%u\":\"%s\"", n++ ? "," : "", f->s->ch[k].id,
+			                   f->c[a->active[k]].sha);
 	if (!rc)
-		rc = fb_buf_printf(b, "},\"capabilities\":%s}", f->caps);
+		rc = fb_buf_printf(b, "},\"capabilities\":%s", f->caps);
+	if (!rc && with_platform)
+		rc = fb_buf_printf(b, ",\"platform\":%s", f->plat_json[a->plat]);
+	if (!rc)
+		rc = fb_buf_addstr(b, "}");
 	return rc;
 }
 
@@ -502,7 +663,10 @@ static enum fb_rc body_events(struct fleet *f, struct fl_agent *a, struct fb_buf
 		        "%s{\"id\":\"e%u\",\"kind\":\"%s\",\"at\":%lld,\"boot_id\":\"b%lld-%u\","
 		        "\"channel\":%u,",
 		        k ? "," : "", e->id, kinds[e->kind], (long long)e->at, (long long)a->id,
-		        e->boot, f->s->channel_id);
+		        e->boot, f->s->ch[f->c[e->content].ch].id);
+		if (!rc && e->kind == EV_CRASH && e->faulting && f->send_faulting)
+			rc = fb_buf_printf(b, "\"faulting_channel\":%u,",
+			                   f->s->ch[e->faulting - 1].id);
 		if (rc)
 			break;
 		if (e->kind == EV_BOOT_LOOP)
@@ -538,11 +702,15 @@ static enum fb_rc body_enroll(struct fleet *f, int64_t i, struct fb_buf *b)
 		sodium_memzero(sk, sizeof sk);
 	}
 	sodium_bin2base64(pk64, sizeof pk64, a->pk, sizeof a->pk, sodium_base64_VARIANT_ORIGINAL);
-	return fb_buf_printf(
+	enum fb_rc rc = fb_buf_printf(
 	        b,
 	        "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"sim-%s-%lld\","
-	        "\"agent_version\":\"" FL_VERSION "\",\"capabilities\":%s}",
-	        f->ring_token[a->ring], pk64, f->s->rings[a->ring].name, (long long)i, f->caps);
+	        "\"agent_version\":\"%s\",\"capabilities\":%s",
+	        f->ring_token[a->ring], pk64, f->s->rings[a->ring].name, (long long)i,
+	        agent_version(f, a), f->caps);
+	if (!rc && f->send_platform && a->plat >= 0)
+		rc = fb_buf_printf(b, ",\"platform\":%s", f->plat_json[a->plat]);
+	return rc ? rc : fb_buf_addstr(b, "}");
 }
 
 /* Start request kind for agent i on a free slot (the caller checked one is free). */
@@ -559,6 +727,8 @@ static void start(struct fleet *f, int32_t i, int kind)
 	s->etag[0] = 0;
 	s->agent = i;
 	s->kind = kind;
+	s->ch = 0;
+	s->plat = 0;
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	if (a->id && kind != RQ_BLOB && kind != RQ_ENROLL) {
@@ -583,11 +753,15 @@ static void start(struct fleet *f, int32_t i, int kind)
 		break;
 	case RQ_BLOB:
 		method = "GET";
-		snprintf(url, sizeof url, "%s/v1/blobs/%s", f->o.base_url, f->c[a->want].sha);
+		while (s->ch < f->s->n_channels - 1 && a->want[s->ch] < 0)
+			s->ch++;
+		snprintf(url, sizeof url, "%s/v1/blobs/%s", f->o.base_url,
+		         f->c[a->want[s->ch]].sha);
 		break;
 	case RQ_HB:
 		snprintf(url, sizeof url, "%s/v1/heartbeat", f->o.base_url);
-		rc = body_heartbeat(f, a, &s->req);
+		s->plat = f->send_platform && a->plat_due && a->plat >= 0;
+		rc = body_heartbeat(f, a, s->plat, &s->req);
 		break;
 	default:
 		snprintf(url, sizeof url, "%s/v1/events", f->o.base_url);
@@ -653,7 +827,8 @@ static struct fl_asg *asg_verify(struct fleet *f, const char *etag, const struct
 			f->a[k].etag = -1;
 	memset(g, 0, sizeof *g);
 	snprintf(g->etag, sizeof g->etag, "%s", etag);
-	g->content = -1;
+	for (int k = 0; k < FL_NCH; k++)
+		g->content[k] = -1;
 	struct fbsig_assignment *as = NULL;
 	struct fb_err err;
 	if (fbsig_assignment_verify(f->o.root, body->data, body->len, fb_now_ms() / 1000, 0, &as,
@@ -663,19 +838,23 @@ static struct fl_asg *asg_verify(struct fleet *f, const char *etag, const struct
 	}
 	g->ok = 1;
 	g->sequence = as->sequence;
-	for (size_t k = 0; k < as->n_channels; k++) {
-		if (as->channels[k].channel != f->s->channel_id)
-			continue;
-		int c = content_of(f, as->channels[k].sha256);
+	for (size_t j = 0; j < as->n_channels; j++) {
+		int k = 0;
+		while (k < f->s->n_channels && as->channels[j].channel != f->s->ch[k].id)
+			k++;
+		if (k == f->s->n_channels)
+			continue; /* a channel the scenario does not run */
+		int c = content_of(f, as->channels[j].sha256);
 		if (c < 0) {
 			g->ok = 0;
 			snprintf(f->last_err, sizeof f->last_err, "more than %d contents",
 			         FLEET_MAX_CONTENTS);
 			break;
 		}
-		g->content = c;
+		g->content[k] = (int8_t)c;
+		f->c[c].ch = k;
 		if (!f->c[c].has_manifest) {
-			f->c[c].m = as->channels[k].manifest;
+			f->c[c].m = as->channels[j].manifest;
 			f->c[c].has_manifest = 1;
 		}
 	}
@@ -695,39 +874,44 @@ static void on_poll(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 		return;
 	}
 	a->last_seq = g->sequence;
-	if (g->content < 0) {
-		a->active = -1; /* channel absent: deactivate */
-		a->etag = idx;
-		return;
+	int fetch = 0;
+	for (int k = 0; k < f->s->n_channels; k++) {
+		int c = g->content[k];
+		if (c < 0) {
+			a->active[k] = -1; /* channel absent: deactivate */
+			a->cc_at[k] = 0;
+			continue;
+		}
+		if (a->refused[k] >= 0 && c != a->refused[k])
+			a->refused[k] = -1;
+		if (c == a->active[k] || c == a->refused[k])
+			continue;
+		a->want[k] = (int8_t)c;
+		fetch = 1;
 	}
-	if (a->refused >= 0 && g->content != a->refused)
-		a->refused = -1;
-	if (g->content == a->active || g->content == a->refused) {
-		a->etag = idx;
-		return;
-	}
-	a->want = (int8_t)g->content;
-	a->etag = -1; /* recorded once the blob is applied */
-	f->a[i].next_poll = now + f->poll_ms;
-	(void)idx;
+	/* with a download pending the ETag is recorded once the blobs are applied */
+	a->etag = fetch ? -1 : idx;
 }
 
 static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 {
 	struct fl_agent *a = &f->a[i];
-	int c = a->want;
-	a->want = -1;
+	int ch = s->ch, c = a->want[ch];
+	a->want[ch] = -1;
+	if (c < 0)
+		return;
 	struct fl_content *k = &f->c[c];
+	uint32_t id = f->s->ch[ch].id;
 	struct fb_err err;
 	if (!k->has_manifest ||
-	    fbsig_manifest_check_blob(&k->m, s->resp.data, s->resp.len, f->s->channel_id, &err)) {
+	    fbsig_manifest_check_blob(&k->m, s->resp.data, s->resp.len, id, &err)) {
 		f->rejected_blobs++;
 		return;
 	}
 	if (!k->parsed) {
 		struct cf_file *cf = NULL;
 		k->parsed = cf_parse(f->o.reg, s->resp.data, s->resp.len, &cf, &err) == FB_OK &&
-		                            cf_file_channel(cf) == f->s->channel_id
+		                            cf_file_channel(cf) == id
 		                    ? 1
 		                    : -1;
 		if (k->parsed < 0)
@@ -739,7 +923,7 @@ static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 		f->rejected_blobs++;
 		return;
 	}
-	apply(f, i, c, now);
+	apply(f, i, ch, c, now);
 }
 
 static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
@@ -795,9 +979,13 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 		if (ok && a->state == FL_UP)
 			on_blob(f, i, s, now);
 		else
-			a->want = -1;
+			a->want[s->ch] = -1;
 		break;
-	case RQ_HB: a->next_hb = now + f->hb_ms; break;
+	case RQ_HB:
+		a->next_hb = now + f->hb_ms;
+		if (ok && s->plat)
+			a->plat_due = 0;
+		break;
 	default:
 		if (ok || status == 400) {
 			/* accepted (duplicates included); a 400 would repeat forever */
@@ -824,13 +1012,15 @@ static int next_action(struct fleet *f, int32_t i, int64_t now)
 		}
 		boot(f, i, now);
 	}
-	if (a->crash_at && now >= a->crash_at) {
-		crash(f, i, now);
+	int cause;
+	int64_t due = next_crash(f, a, &cause);
+	if (due && now >= due) {
+		crash(f, i, cause, now);
 		if (a->state == FL_DOWN)
 			schedule(f, i, a->up_at);
 		return -1;
 	}
-	int64_t next = a->crash_at ? a->crash_at : INT64_MAX;
+	int64_t next = due ? due : INT64_MAX;
 	if (now >= a->offline_from && now < a->offline_until) {
 		schedule(f, i, a->offline_until < next ? a->offline_until : next);
 		return -1;
@@ -841,8 +1031,9 @@ static int next_action(struct fleet *f, int32_t i, int64_t now)
 		schedule(f, i, a->next_poll < next ? a->next_poll : next);
 		return -1;
 	}
-	if (a->want >= 0)
-		return RQ_BLOB;
+	for (int k = 0; k < f->s->n_channels; k++)
+		if (a->want[k] >= 0)
+			return RQ_BLOB;
 	if (a->n_ev && now >= a->ev_retry)
 		return RQ_EVENTS;
 	if (now >= a->next_poll)
@@ -957,12 +1148,9 @@ void fleet_test_start(struct fleet *f)
 		if (draw(f, i, 7) >= f->s->background_crash_rate)
 			continue;
 		int64_t t = now + (int64_t)(draw(f, i, 8) * f->s->background_window_s * 1000);
-		if (!a->crash_at || t < a->crash_at) {
-			a->crash_at = t;
-			a->crash_kind = CR_BACKGROUND;
-			if (!a->busy && !a->queued && a->state != FL_DEAD)
-				schedule(f, (int32_t)i, a->wake < t ? a->wake : t);
-		}
+		a->bg_at = t;
+		if (!a->busy && !a->queued && a->state != FL_DEAD)
+			schedule(f, (int32_t)i, a->wake < t ? a->wake : t);
 	}
 }
 
@@ -997,36 +1185,140 @@ int64_t fleet_enrolled(const struct fleet *f)
 	return n;
 }
 
+int64_t fleet_dead(const struct fleet *f)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; i < f->n; i++)
+		n += f->a[i].state == FL_DEAD;
+	return n;
+}
+
+/* Channel of scenario content scn and its fleet content index (-1: none). */
+static int scn_content(const struct fleet *f, int scn, int *ch)
+{
+	*ch = scn >= 0 && scn < f->s->n_contents ? f->s->contents[scn].channel : 0;
+	return scn >= 0 && scn < SCN_MAX_CONTENTS ? f->scn_to_c[scn] : -1;
+}
+
 int64_t fleet_running(const struct fleet *f, int scn, int alive_only)
 {
-	int c = scn >= 0 && scn < SCN_MAX_CONTENTS ? f->scn_to_c[scn] : -1;
+	int k, c = scn_content(f, scn, &k);
 	int64_t n = 0;
 	for (int64_t i = 0; c >= 0 && i < f->n; i++)
-		n += f->a[i].active == c && (!alive_only || f->a[i].state != FL_DEAD);
+		n += f->a[i].active[k] == c && (!alive_only || f->a[i].state != FL_DEAD);
 	return n;
 }
 
 int64_t fleet_exposure(const struct fleet *f, int scn)
 {
-	int c = scn >= 0 && scn < SCN_MAX_CONTENTS ? f->scn_to_c[scn] : -1;
+	int k, c = scn_content(f, scn, &k);
 	return c >= 0 ? f->c[c].exposure : 0;
 }
 
 int64_t fleet_exposed_not_on(const struct fleet *f, int exposed_scn, int lkg_scn)
 {
-	int c = f->scn_to_c[exposed_scn], l = f->scn_to_c[lkg_scn];
+	int k, c = scn_content(f, exposed_scn, &k), l = scn_content(f, lkg_scn, &k);
 	int64_t n = 0;
 	for (int64_t i = 0; c >= 0 && i < f->n; i++) {
 		const struct fl_agent *a = &f->a[i];
-		n += (a->applied_mask & (1u << c)) && a->state != FL_DEAD && a->active != l;
+		n += (a->applied_mask & (1u << c)) && a->state != FL_DEAD && a->active[k] != l;
 	}
 	return n;
 }
 
 int64_t fleet_first_apply_ms(const struct fleet *f, int scn)
 {
-	int c = f->scn_to_c[scn];
+	int k, c = scn_content(f, scn, &k);
 	return c >= 0 ? f->c[c].first_apply_ms : 0;
+}
+
+void fleet_rollout_active(struct fleet *f, int k, int active)
+{
+	if (k >= 0 && k < FL_NCH)
+		f->ro_active[k] = active;
+}
+
+/* Per-platform counts of one rollout (see fleet_rollout_json). */
+struct fl_seg {
+	int64_t agents, applied, treated, crashed, faulted, holdout;
+};
+
+static json_t *seg_json(const struct fl_seg *g)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I}", "agents", (json_int_t)g->agents, "applied",
+	                 (json_int_t)g->applied, "treated", (json_int_t)g->treated, "crashed",
+	                 (json_int_t)g->crashed, "content_crashed", (json_int_t)g->faulted,
+	                 "holdout", (json_int_t)g->holdout);
+}
+
+json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
+{
+	const struct scenario *s = f->s;
+	int kk, c = scn_content(f, s->ch[k].rollout, &kk);
+	struct fl_seg plat[SCN_MAX_PLATFORMS + 1]; /* the last: agents without a platform */
+	int64_t ring_n[SCN_MAX_RINGS] = {0}, ring_hold[SCN_MAX_RINGS] = {0}, hold = 0;
+	memset(plat, 0, sizeof plat);
+	for (int64_t i = 0; i < f->n; i++) {
+		const struct fl_agent *a = &f->a[i];
+		struct fl_seg *g = &plat[a->plat >= 0 ? a->plat : SCN_MAX_PLATFORMS];
+		int reached = a->ring <= max_ring;
+		int held = reached && !(a->flags[k] & FLG_TREATED);
+		g->agents++;
+		g->applied += c >= 0 && (a->applied_mask & (1u << c)) != 0;
+		g->treated += (a->flags[k] & FLG_TREATED) != 0;
+		g->crashed += (a->flags[k] & FLG_CRASHED_ON) != 0;
+		g->faulted += (a->flags[k] & FLG_FAULTED) != 0;
+		g->holdout += held;
+		ring_n[a->ring] += reached;
+		ring_hold[a->ring] += held;
+		hold += held;
+	}
+	json_t *rings = json_array();
+	for (int r = 0; r < s->n_rings && r <= max_ring; r++)
+		json_array_append_new(rings, json_pack("{s:s,s:I,s:I}", "ring", s->rings[r].name,
+		                                       "agents", (json_int_t)ring_n[r], "holdout",
+		                                       (json_int_t)ring_hold[r]));
+	struct fl_seg all = {0};
+	for (int p = 0; p <= SCN_MAX_PLATFORMS; p++) {
+		all.agents += plat[p].agents;
+		all.applied += plat[p].applied;
+		all.treated += plat[p].treated;
+		all.crashed += plat[p].crashed;
+		all.faulted += plat[p].faulted;
+		all.holdout += plat[p].holdout;
+	}
+	json_t *j = json_pack("{s:{s:I,s:o},s:o}", "holdout", "agents", (json_int_t)hold, "rings",
+	                      rings, "totals", seg_json(&all));
+	if (!j || s->n_platforms == 0)
+		return j;
+	/* by fact value: the sum over the platforms that have it */
+	json_t *segs = json_object();
+	for (int fct = 0; fct < SCN_N_FACTS; fct++) {
+		json_t *byval = json_object();
+		for (int p = 0; p < s->n_platforms; p++) {
+			const char *v = s->platforms[p].fact[fct];
+			if (fct == SCN_AGENT_VERSION && !v[0])
+				v = FL_VERSION;
+			if (json_object_get(byval, v))
+				continue;
+			struct fl_seg sum = {0};
+			for (int q = p; q < s->n_platforms; q++) {
+				const char *w = s->platforms[q].fact[fct];
+				if (strcmp(w[0] ? w : FL_VERSION, v) != 0)
+					continue;
+				sum.agents += plat[q].agents;
+				sum.applied += plat[q].applied;
+				sum.treated += plat[q].treated;
+				sum.crashed += plat[q].crashed;
+				sum.faulted += plat[q].faulted;
+				sum.holdout += plat[q].holdout;
+			}
+			json_object_set_new(byval, v, seg_json(&sum));
+		}
+		json_object_set_new(segs, scn_fact_names[fct], byval);
+	}
+	json_object_set_new(j, "segments", segs);
+	return j;
 }
 
 json_t *fleet_stats_json(const struct fleet *f)

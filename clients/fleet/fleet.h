@@ -27,6 +27,8 @@ struct fleet_opts {
 	uint64_t seed;                 /* every random draw derives from it */
 	int max_inflight;              /* concurrent requests (<= 0: 64) */
 	int verbose;                   /* progress lines on stderr */
+	int protocol_v1;               /* never send the gate v2 fields (platform,
+	                                  faulting_channel), whatever the scenario */
 };
 
 /* Called about every 250 ms of fleet_run; return 1 to stop the run. */
@@ -53,14 +55,27 @@ void fleet_test_start(struct fleet *f);
 /* The rollout under test entered ring r: start the blips of that ring. */
 void fleet_ring_entered(struct fleet *f, int ring);
 
-/* Counts over the fleet. scn is a scenario content index. */
+/* Counts over the fleet. scn is a scenario content index (its channel is
+ * the content's). */
 int64_t fleet_enrolled(const struct fleet *f);
+int64_t fleet_dead(const struct fleet *f);
 int64_t fleet_running(const struct fleet *f, int scn, int alive_only);
 int64_t fleet_exposure(const struct fleet *f, int scn);
 /* Agents that applied exposed_scn, are alive, and do not run lkg_scn. */
 int64_t fleet_exposed_not_on(const struct fleet *f, int exposed_scn, int lkg_scn);
 /* Wall-clock ms of the first apply of scn (0: never). */
 int64_t fleet_first_apply_ms(const struct fleet *f, int scn);
+/* Channel k's rollout under test is active (created and not ended; watching
+ * counts as active) or not: applies while it is active are "treated". */
+void fleet_rollout_active(struct fleet *f, int k, int active);
+/* Channel k's rollout as the simulated agents saw it, over rings
+ * 0..max_ring (the rings it reached): {"holdout": {"agents", "rings":
+ * [{"ring","agents","holdout"}]}, "totals": {"agents","applied","treated",
+ * "crashed","content_crashed","holdout"}, "segments": {fact: {value: {the
+ * same as totals}}}}; segments only with platforms. Holdout: agents of
+ * those rings that never applied the content while the rollout was active.
+ * New reference. */
+json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring);
 /* Every other figure (agents up/down/dead/offline, crashes, reverts,
  * requests and errors by kind). New reference. */
 json_t *fleet_stats_json(const struct fleet *f);

@@ -25,7 +25,7 @@ struct opts {
 	int64_t agents, channel;
 	double time_scale;
 	uint64_t seed;
-	int json, verbose, inflight;
+	int json, verbose, inflight, protocol_v1;
 };
 
 static void die(const char *fmt, ...) FB_PRINTF(1, 2) __attribute__((noreturn));
@@ -56,13 +56,15 @@ static void usage(FILE *f)
 	        "their shares)\n"
 	        "  --time-scale X     stretch every scenario duration by X (default max(1, "
 	        "agents/1250))\n"
-	        "  --channel ID       use this channel id instead of the scenario's\n"
+	        "  --channel ID       use channel ids ID, ID+1, ... instead of the scenario's\n"
 	        "  --content-dir DIR  resolve the scenario's upload files in DIR (default: its "
 	        "folder)\n"
 	        "  --seed S           random seed (default 1): same seed, same victims\n"
 	        "  --inflight N       concurrent requests (default 64)\n"
 	        "  --status-file F    rewrite F with the rollout's id, state and ring as it moves\n"
 	        "  --json             print one JSON summary object on stdout\n"
+	        "  --protocol-v1      never send the gate v2 fields (platform, faulting_channel,\n"
+	        "                     the baselines' holdout/watch keys) to a server without them\n"
 	        "  --verbose          progress on stderr\n\n"
 	        "exit status: 0 expectations held, 1 an expectation failed, 2 usage or set-up "
 	        "error\n");
@@ -70,23 +72,13 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {{"server", 1, 0, 's'},
-	                                   {"token", 1, 0, 't'},
-	                                   {"token-file", 1, 0, 'T'},
-	                                   {"root", 1, 0, 'r'},
-	                                   {"templates", 1, 0, 'p'},
-	                                   {"scenario", 1, 0, 'f'},
-	                                   {"agents", 1, 0, 'n'},
-	                                   {"time-scale", 1, 0, 'x'},
-	                                   {"channel", 1, 0, 'c'},
-	                                   {"seed", 1, 0, 'S'},
-	                                   {"inflight", 1, 0, 'i'},
-	                                   {"status-file", 1, 0, 'F'},
-	                                   {"content-dir", 1, 0, 'D'},
-	                                   {"json", 0, 0, 'j'},
-	                                   {"verbose", 0, 0, 'v'},
-	                                   {"help", 0, 0, 'h'},
-	                                   {0, 0, 0, 0}};
+	static const struct option lo[] = {
+	        {"server", 1, 0, 's'},      {"token", 1, 0, 't'},      {"token-file", 1, 0, 'T'},
+	        {"root", 1, 0, 'r'},        {"templates", 1, 0, 'p'},  {"scenario", 1, 0, 'f'},
+	        {"agents", 1, 0, 'n'},      {"time-scale", 1, 0, 'x'}, {"channel", 1, 0, 'c'},
+	        {"seed", 1, 0, 'S'},        {"inflight", 1, 0, 'i'},   {"status-file", 1, 0, 'F'},
+	        {"content-dir", 1, 0, 'D'}, {"json", 0, 0, 'j'},       {"protocol-v1", 0, 0, '1'},
+	        {"verbose", 0, 0, 'v'},     {"help", 0, 0, 'h'},       {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->seed = 1;
 	int ch;
@@ -102,6 +94,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'F': o->status_file = optarg; break;
 		case 'D': o->content_dir = optarg; break;
 		case 'j': o->json = 1; break;
+		case '1': o->protocol_v1 = 1; break;
 		case 'v': o->verbose = 1; break;
 		case 'n':
 			if (fb_parse_i64(optarg, 1, 1000000, &o->agents))
@@ -141,18 +134,24 @@ static void parse_args(int argc, char **argv, struct opts *o)
 
 /* ---- the admin API (blocking; the fleet pauses for a few ms) ------------- */
 
+/* One channel's rollout under test, as followed through the admin API. */
+struct ro {
+	int64_t id;          /* 0: none (refused at upload) */
+	json_t *rollout;     /* last GET /v1/rollouts/{id} */
+	json_t *states_seen; /* the states it was seen in, in order */
+	int64_t terminal_ms; /* when it was first seen ended, 0: not yet */
+};
+
 struct app {
 	struct opts o;
 	struct scenario s;
 	struct fbc *admin;
 	struct fleet *fleet;
-	json_t *uploads;
+	json_t *uploads[SCN_MAX_CHANNELS]; /* per channel: content name -> upload result */
 	char sha[SCN_MAX_CONTENTS][FB_SHA256_HEX_LEN + 1];
-	int64_t rollout_id;
-	json_t *rollout; /* last GET /v1/rollouts/{id} */
+	struct ro ro[SCN_MAX_CHANNELS];
 	int ring_seen;
-	int64_t last_check_ms, terminal_ms, started_ms;
-	int waiting_baseline;
+	int64_t last_check_ms, started_ms;
 	int64_t api_errors;
 };
 
@@ -208,10 +207,11 @@ static json_t *api_must(struct app *A, const char *method, const char *path, jso
 static void setup(struct app *A)
 {
 	const struct scenario *s = &A->s;
-	json_decref(api_must(
-	        A, "POST", "/v1/channels",
-	        json_pack("{s:I,s:s}", "id", (json_int_t)s->channel_id, "name", s->channel_name),
-	        409));
+	for (int k = 0; k < s->n_channels; k++)
+		json_decref(api_must(A, "POST", "/v1/channels",
+		                     json_pack("{s:I,s:s}", "id", (json_int_t)s->ch[k].id, "name",
+		                               s->ch[k].name),
+		                     409));
 	json_t *rings = json_array();
 	for (int i = 0; i < s->n_rings; i++) {
 		char tag[SCN_MAX_NAME + 8];
@@ -235,9 +235,11 @@ static void setup(struct app *A)
 			die("enrollment token for ring %s: unexpected answer", s->rings[i].name);
 		json_decref(t);
 	}
-	A->uploads = json_object();
+	for (int k = 0; k < s->n_channels; k++)
+		A->uploads[k] = json_object();
 	for (int i = 0; i < s->n_contents; i++) {
 		const struct scn_content *c = &s->contents[i];
+		json_t *up = A->uploads[c->channel];
 		unsigned char *body = NULL;
 		size_t len = 0;
 		if (fb_file_read(c->upload, MAX_UPLOAD, &body, &len))
@@ -250,15 +252,15 @@ static void setup(struct app *A)
 		if (sha && fb_is_sha256_hex(sha)) {
 			snprintf(A->sha[i], sizeof A->sha[i], "%s", sha);
 			fleet_set_content(A->fleet, i, sha);
-			json_object_set_new(A->uploads, c->name,
+			json_object_set_new(up, c->name,
 			                    json_pack("{s:b,s:I,s:s}", "accepted", 1, "status",
 			                              (json_int_t)st, "sha256", sha));
 		} else {
-			json_object_set_new(A->uploads, c->name,
+			json_object_set_new(up, c->name,
 			                    json_pack("{s:b,s:I,s:s,s:s}", "accepted", 0, "status",
 			                              (json_int_t)st, "error", r.err_code,
 			                              "message", r.err_msg));
-			if (i == s->baseline)
+			if (i == s->ch[c->channel].baseline)
 				die("baseline %s refused at upload: %ld %s", c->name, st,
 				    r.err_msg);
 		}
@@ -267,15 +269,17 @@ static void setup(struct app *A)
 	}
 }
 
+/* The status file follows the first channel's rollout. */
 static void write_status(struct app *A, const char *phase)
 {
 	if (!A->o.status_file)
 		return;
+	const struct ro *ro = &A->ro[0];
 	json_t *st =
-	        json_pack("{s:s,s:I,s:O}", "phase", phase, "rollout", (json_int_t)A->rollout_id,
-	                  "state", A->rollout ? json_object_get(A->rollout, "state") : json_null());
+	        json_pack("{s:s,s:I,s:O}", "phase", phase, "rollout", (json_int_t)ro->id, "state",
+	                  ro->rollout ? json_object_get(ro->rollout, "state") : json_null());
 	json_object_set(st, "ring_index",
-	                A->rollout ? json_object_get(A->rollout, "ring_index") : json_null());
+	                ro->rollout ? json_object_get(ro->rollout, "ring_index") : json_null());
 	char *txt = json_dumps(st, JSON_COMPACT);
 	json_decref(st);
 	if (txt && fb_file_write_atomic(A->o.status_file, txt, strlen(txt), 0644))
@@ -283,27 +287,34 @@ static void write_status(struct app *A, const char *phase)
 	free(txt);
 }
 
-/* Refresh A->rollout (kept when the server does not answer: it may be restarting). */
-static void refresh(struct app *A)
+static const char *state_of(const struct ro *ro)
+{
+	const char *s = json_string_value(json_object_get(ro->rollout, "state"));
+	return s ? s : "";
+}
+
+/* Refresh ro->rollout (kept when the server does not answer: it may be
+ * restarting) and note a state not seen before. */
+static void refresh(struct app *A, struct ro *ro)
 {
 	char path[64];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)A->rollout_id);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)ro->id);
 	struct fbc_resp r;
 	json_t *ans;
 	api(A, "GET", path, NULL, 0, &ans, &r);
 	fbc_resp_cleanup(&r);
 	if (ans) {
-		json_decref(A->rollout);
-		A->rollout = ans;
+		json_decref(ro->rollout);
+		ro->rollout = ans;
 	}
+	const char *st = state_of(ro);
+	json_t *last = json_array_get(ro->states_seen, json_array_size(ro->states_seen) - 1);
+	if (st[0] && ro->states_seen && (!last || strcmp(json_string_value(last), st) != 0) &&
+	    json_array_size(ro->states_seen) < 64)
+		json_array_append_new(ro->states_seen, json_string(st));
 }
 
-static const char *rollout_state(const struct app *A)
-{
-	const char *s = json_string_value(json_object_get(A->rollout, "state"));
-	return s ? s : "";
-}
-
+/* Ended: watching is not (the gate still judges the file and may revert). */
 static int terminal(const char *st)
 {
 	return !strcmp(st, "completed") || !strcmp(st, "halted") || !strcmp(st, "reverted") ||
@@ -316,7 +327,8 @@ static int tick_enrolled(void *ctx, struct fleet *f)
 	return fleet_enrolled(f) == A->s.agents;
 }
 
-/* Baseline: the rollout completed (or it was GA already) and every agent runs it. */
+/* Baselines: every channel's rollout completed (or it was GA already) and
+ * every agent runs it. */
 static int tick_baseline(void *ctx, struct fleet *f)
 {
 	struct app *A = ctx;
@@ -324,47 +336,73 @@ static int tick_baseline(void *ctx, struct fleet *f)
 	if (now - A->last_check_ms < 500)
 		return 0;
 	A->last_check_ms = now;
-	if (A->rollout_id)
-		refresh(A);
-	const char *st = A->rollout_id ? rollout_state(A) : "completed";
-	if (A->rollout_id && terminal(st) && strcmp(st, "completed"))
-		die("the baseline rollout ended %s: %s", st,
-		    json_string_value(json_object_get(A->rollout, "state_reason")));
-	return !strcmp(st, "completed") && fleet_running(f, A->s.baseline, 1) == A->s.agents;
+	int done = 1;
+	for (int k = 0; k < A->s.n_channels; k++) {
+		struct ro *ro = &A->ro[k];
+		if (ro->id)
+			refresh(A, ro);
+		const char *st = ro->id ? state_of(ro) : "completed";
+		if (ro->id && terminal(st) && strcmp(st, "completed"))
+			die("the baseline rollout of channel %u ended %s: %s", A->s.ch[k].id, st,
+			    json_string_value(json_object_get(ro->rollout, "state_reason")));
+		done &= !strcmp(st, "completed") &&
+		        fleet_running(f, A->s.ch[k].baseline, 1) == A->s.agents;
+	}
+	return done;
 }
 
-/* The rollout under test: follow its rings, then let the fleet settle. */
+/* The rollouts under test: follow their rings, then let the fleet settle
+ * for settle_s after the last one ended. */
 static int tick_test(void *ctx, struct fleet *f)
 {
 	struct app *A = ctx;
+	const struct scenario *s = &A->s;
 	int64_t now = fb_mono_ms();
 	if (now - A->last_check_ms < 500)
 		return 0;
 	A->last_check_ms = now;
-	refresh(A);
+	int64_t last_end = 0;
+	int ended = 1;
+	for (int k = 0; k < s->n_channels; k++) {
+		struct ro *ro = &A->ro[k];
+		if (!ro->id)
+			continue;
+		refresh(A, ro);
+		if (!ro->terminal_ms && terminal(state_of(ro))) {
+			ro->terminal_ms = now;
+			fleet_rollout_active(f, k, 0);
+		}
+		ended &= ro->terminal_ms != 0;
+		last_end = ro->terminal_ms > last_end ? ro->terminal_ms : last_end;
+	}
 	write_status(A, "test");
-	int ri = (int)json_integer_value(json_object_get(A->rollout, "ring_index"));
-	while (A->ring_seen < ri && A->ring_seen + 1 < A->s.n_rings)
+	int ri = (int)json_integer_value(json_object_get(A->ro[0].rollout, "ring_index"));
+	while (A->ring_seen < ri && A->ring_seen + 1 < s->n_rings)
 		fleet_ring_entered(f, ++A->ring_seen);
-	const char *st = rollout_state(A);
-	if (!terminal(st))
+	if (!ended)
 		return 0;
-	if (!A->terminal_ms)
-		A->terminal_ms = now;
-	int64_t settled = now - A->terminal_ms;
-	int64_t settle = (int64_t)(A->s.settle_s * 1000);
+	int64_t settled = now - last_end;
+	int64_t settle = (int64_t)(s->settle_s * 1000);
 	if (settled < settle)
 		return 0;
-	int64_t want = !strcmp(st, "completed") ? fleet_running(f, A->s.rollout, 1)
-	                                        : fleet_running(f, A->s.baseline, 1);
-	int64_t alive = A->s.agents -
-	                (fleet_running(f, A->s.rollout, 0) - fleet_running(f, A->s.rollout, 1));
-	return want >= alive || settled > 4 * settle + 10000;
+	int64_t alive = s->agents - fleet_dead(f);
+	int all = 1;
+	for (int k = 0; k < s->n_channels; k++) {
+		const struct ro *ro = &A->ro[k];
+		const struct scn_channel *ch = &s->ch[k];
+		if (!ro->id)
+			continue;
+		int64_t want = !strcmp(state_of(ro), "completed")
+		                       ? fleet_running(f, ch->rollout, 1)
+		                       : fleet_running(f, ch->baseline, 1);
+		all &= want >= alive;
+	}
+	return all || settled > 4 * settle + 10000;
 }
 
-static json_t *halt_inputs(const struct app *A)
+static json_t *halt_inputs(const struct ro *ro)
 {
-	json_t *ev = json_object_get(A->rollout, "evaluations");
+	json_t *ev = json_object_get(ro->rollout, "evaluations");
 	size_t i;
 	json_t *e;
 	json_array_foreach(ev, i, e)
@@ -376,82 +414,121 @@ static json_t *halt_inputs(const struct app *A)
 	return json_null();
 }
 
-static json_t *summary(struct app *A)
+/* The summary of channel k's rollout: the fields the expectations read
+ * (scn_check) and the simulated agents' view (holdout, segments). */
+static json_t *rollout_summary(struct app *A, int k)
 {
 	const struct scenario *s = &A->s;
-	const char *st = A->rollout_id ? rollout_state(A) : "rejected";
-	const struct scn_content *t = &s->contents[s->rollout];
+	const struct scn_channel *ch = &s->ch[k];
+	struct ro *r = &A->ro[k];
+	const char *st = r->id ? state_of(r) : "rejected";
+	const struct scn_content *t = &s->contents[ch->rollout];
 	int bad = t->crash_probability > 0;
 	int halted = !strcmp(st, "halted") || !strcmp(st, "reverted");
 	json_t *exposure = json_object();
 	for (int i = 0; i < s->n_contents; i++)
-		json_object_set_new(exposure, s->contents[i].name,
-		                    json_integer(fleet_exposure(A->fleet, i)));
-	json_t *ro = json_pack("{s:I,s:s,s:s,s:O?,s:O?,s:O?}", "id", (json_int_t)A->rollout_id,
-	                       "content", t->name, "state", st, "ring",
-	                       json_object_get(A->rollout, "ring"), "ring_index",
-	                       json_object_get(A->rollout, "ring_index"), "state_reason",
-	                       json_object_get(A->rollout, "state_reason"));
+		if (s->contents[i].channel == k)
+			json_object_set_new(exposure, s->contents[i].name,
+			                    json_integer(fleet_exposure(A->fleet, i)));
+	json_t *ro = json_pack("{s:I,s:I,s:s,s:s,s:s,s:O?,s:O?,s:O?,s:O?}", "id", (json_int_t)r->id,
+	                       "channel", (json_int_t)ch->id, "channel_name", ch->name, "content",
+	                       t->name, "state", st, "ring", json_object_get(r->rollout, "ring"),
+	                       "ring_index", json_object_get(r->rollout, "ring_index"),
+	                       "state_reason", json_object_get(r->rollout, "state_reason"),
+	                       "states_seen", r->states_seen);
 	json_t *to_halt = json_null();
-	int64_t first = fleet_first_apply_ms(A->fleet, s->rollout);
-	json_t *fin = json_object_get(A->rollout, "finished");
+	int64_t first = fleet_first_apply_ms(A->fleet, ch->rollout);
+	json_t *fin = json_object_get(r->rollout, "finished");
 	if (halted && first && json_is_integer(fin))
 		to_halt = json_real(((double)json_integer_value(fin) * 1000.0 - (double)first) /
 		                    1000.0);
+	json_t *ri = json_object_get(r->rollout, "ring_index");
+	int max_ring = !r->id ? -1 : json_is_integer(ri) ? (int)json_integer_value(ri) : 0;
+	json_t *view = fleet_rollout_json(A->fleet, k, max_ring);
+	json_error_t jerr;
+	json_t *uploads = A->uploads[k]; /* stolen by the summary */
+	A->uploads[k] = NULL;
+	json_t *j = json_pack_ex(
+	        &jerr, 0, "{s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:I,s:o}", "rollout", ro, "uploads",
+	        uploads ? uploads : json_object(), "exposure", exposure, "exposure_under_test",
+	        (json_int_t)fleet_exposure(A->fleet, ch->rollout), "first_apply_to_halt_s", to_halt,
+	        "on_bad_content", (json_int_t)(bad ? fleet_running(A->fleet, ch->rollout, 0) : 0),
+	        "exposed_not_on_last_known_good",
+	        halted ? json_integer(fleet_exposed_not_on(A->fleet, ch->rollout, ch->baseline))
+	               : json_null(),
+	        "false_halts", (json_int_t)(halted && !bad), "halt_inputs", halt_inputs(r));
+	if (!j || !view)
+		die("cannot build the summary: %s", j ? "out of memory" : jerr.text);
+	json_object_update(j, view);
+	json_decref(view);
+	return j;
+}
+
+static json_t *platforms_json(const struct scenario *s)
+{
+	json_t *a = json_array();
+	for (int p = 0; p < s->n_platforms; p++) {
+		const struct scn_platform *q = &s->platforms[p];
+		json_t *o = json_pack("{s:f}", "share", q->share);
+		for (int f = 0; f < SCN_N_FACTS; f++)
+			if (q->fact[f][0])
+				json_object_set_new(o, scn_fact_names[f], json_string(q->fact[f]));
+		json_array_append_new(a, o);
+	}
+	return a;
+}
+
+/* The whole summary: the fleet, every rollout in "rollouts", and the first
+ * rollout's fields repeated at the top level (the single-channel form's
+ * shape). */
+static json_t *summary(struct app *A)
+{
+	const struct scenario *s = &A->s;
 	json_t *rings = json_array();
 	for (int i = 0; i < s->n_rings; i++)
 		json_array_append_new(rings, json_pack("{s:s,s:I}", "name", s->rings[i].name,
 		                                       "agents", (json_int_t)s->rings[i].agents));
-	json_error_t jerr;
-	json_t *uploads = A->uploads; /* stolen by the summary */
-	A->uploads = NULL;
-	json_t *j = json_pack_ex(
-	        &jerr, 0, "{s:s,s:I,s:f,s:o,s:o,s:o,s:o,s:I,s:o,s:I,s:o,s:I,s:o,s:o,s:f}",
-	        "scenario", s->name, "agents", (json_int_t)s->agents, "time_scale", s->time_scale,
-	        "rings", rings, "rollout", ro, "uploads", uploads, "exposure", exposure,
-	        "exposure_under_test", (json_int_t)fleet_exposure(A->fleet, s->rollout),
-	        "first_apply_to_halt_s", to_halt, "on_bad_content",
-	        (json_int_t)(bad ? fleet_running(A->fleet, s->rollout, 0) : 0),
-	        "exposed_not_on_last_known_good",
-	        halted ? json_integer(fleet_exposed_not_on(A->fleet, s->rollout, s->baseline))
-	               : json_null(),
-	        "false_halts", (json_int_t)(halted && !bad), "halt_inputs", halt_inputs(A), "fleet",
-	        fleet_stats_json(A->fleet), "duration_s",
-	        (double)(fb_mono_ms() - A->started_ms) / 1000.0);
+	json_t *rollouts = json_array();
+	for (int k = 0; k < s->n_channels; k++)
+		json_array_append_new(rollouts, rollout_summary(A, k));
+	json_t *j = json_pack("{s:s,s:I,s:f,s:o}", "scenario", s->name, "agents",
+	                      (json_int_t)s->agents, "time_scale", s->time_scale, "rings", rings);
 	if (!j)
-		die("cannot build the summary: %s", jerr.text);
-	json_object_set_new(
-	        j, "crashed_agents",
-	        json_incref(json_object_get(json_object_get(j, "fleet"), "crashed_agents")));
+		die("cannot build the summary: out of memory");
+	if (s->n_platforms)
+		json_object_set_new(j, "platforms", platforms_json(s));
+	json_object_update(j, json_array_get(rollouts, 0));
+	json_object_set_new(j, "rollouts", rollouts);
+	json_t *fl = fleet_stats_json(A->fleet);
+	json_object_set_new(j, "fleet", fl);
+	json_object_set_new(j, "duration_s",
+	                    json_real((double)(fb_mono_ms() - A->started_ms) / 1000.0));
+	json_object_set(j, "crashed_agents", json_object_get(fl, "crashed_agents"));
 	return j;
 }
 
-static void print_human(const struct app *A, const json_t *j, int ok)
+static void print_rollout(const struct app *A, FILE *o, const json_t *r)
 {
-	const json_t *ro = json_object_get(j, "rollout");
-	const json_t *fl = json_object_get(j, "fleet");
-	FILE *o = A->o.json ? stderr : stdout;
+	const json_t *ro = json_object_get(r, "rollout");
 	const char *k;
 	json_t *v;
-	fprintf(o, "== rehearsal %s: %lld agents (", A->s.name, (long long)A->s.agents);
-	for (int i = 0; i < A->s.n_rings; i++)
-		fprintf(o, "%s%s %lld", i ? ", " : "", A->s.rings[i].name,
-		        (long long)A->s.rings[i].agents);
-	fprintf(o, "), time scale %.2f\n", A->s.time_scale);
-	fprintf(o, "   rollout of %s: %s in ring %s",
-	        json_string_value(json_object_get(ro, "content")),
-	        json_string_value(json_object_get(ro, "state")),
+	fprintf(o, "   rollout of %s", json_string_value(json_object_get(ro, "content")));
+	if (A->s.n_channels > 1)
+		fprintf(o, " on channel %s (%lld)",
+		        json_string_value(json_object_get(ro, "channel_name")),
+		        (long long)json_integer_value(json_object_get(ro, "channel")));
+	fprintf(o, ": %s in ring %s", json_string_value(json_object_get(ro, "state")),
 	        json_string_value(json_object_get(ro, "ring"))
 	                ? json_string_value(json_object_get(ro, "ring"))
 	                : "-");
-	if (json_is_real(json_object_get(j, "first_apply_to_halt_s")))
+	if (json_is_real(json_object_get(r, "first_apply_to_halt_s")))
 		fprintf(o, ", halted %.1fs after the first apply",
-		        json_real_value(json_object_get(j, "first_apply_to_halt_s")));
+		        json_real_value(json_object_get(r, "first_apply_to_halt_s")));
 	fputc('\n', o);
 	if (json_is_string(json_object_get(ro, "state_reason")))
 		fprintf(o, "   reason: %.300s\n",
 		        json_string_value(json_object_get(ro, "state_reason")));
-	json_object_foreach((json_t *)json_object_get(j, "uploads"), k, v)
+	json_object_foreach((json_t *)json_object_get(r, "uploads"), k, v)
 	{
 		if (json_is_false(json_object_get(v, "accepted")))
 			fprintf(o, "   upload of %s refused: %lld %s: %.300s\n", k,
@@ -460,14 +537,59 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 			        json_string_value(json_object_get(v, "message")));
 	}
 	fprintf(o, "   exposure (agents that ever applied):");
-	json_object_foreach((json_t *)json_object_get(j, "exposure"), k, v)
+	json_object_foreach((json_t *)json_object_get(r, "exposure"), k, v)
 	        fprintf(o, " %s %lld", k, (long long)json_integer_value(v));
 	fprintf(o,
 	        "\n   on bad content at the end: %lld; exposed but not back on last known good: "
 	        "%lld\n",
-	        (long long)json_integer_value(json_object_get(j, "on_bad_content")),
+	        (long long)json_integer_value(json_object_get(r, "on_bad_content")),
 	        (long long)json_integer_value(
-	                json_object_get(j, "exposed_not_on_last_known_good")));
+	                json_object_get(r, "exposed_not_on_last_known_good")));
+	const json_t *h = json_object_get(r, "holdout");
+	fprintf(o, "   holdout (never applied it while the rollout was active): %lld (",
+	        (long long)json_integer_value(json_object_get(h, "agents")));
+	size_t i;
+	json_array_foreach(json_object_get(h, "rings"), i, v)
+	        fprintf(o, "%s%s %lld of %lld", i ? ", " : "",
+	                json_string_value(json_object_get(v, "ring")),
+	                (long long)json_integer_value(json_object_get(v, "holdout")),
+	                (long long)json_integer_value(json_object_get(v, "agents")));
+	fprintf(o, ")\n");
+	json_t *segs = json_object_get(r, "segments");
+	json_object_foreach(segs, k, v)
+	{
+		const char *val;
+		json_t *g;
+		if (json_object_size(v) < 2)
+			continue; /* one value: the whole fleet again */
+		fprintf(o, "   by %s (agents/applied/crashed/caused):", k);
+		json_object_foreach(v, val, g) fprintf(
+		        o, " %s %lld/%lld/%lld/%lld", val,
+		        (long long)json_integer_value(json_object_get(g, "agents")),
+		        (long long)json_integer_value(json_object_get(g, "applied")),
+		        (long long)json_integer_value(json_object_get(g, "crashed")),
+		        (long long)json_integer_value(json_object_get(g, "content_crashed")));
+		fputc('\n', o);
+	}
+}
+
+static void print_human(const struct app *A, const json_t *j, int ok)
+{
+	const json_t *fl = json_object_get(j, "fleet");
+	FILE *o = A->o.json ? stderr : stdout;
+	json_t *v;
+	size_t i;
+	fprintf(o, "== rehearsal %s: %lld agents (", A->s.name, (long long)A->s.agents);
+	for (int r = 0; r < A->s.n_rings; r++)
+		fprintf(o, "%s%s %lld", r ? ", " : "", A->s.rings[r].name,
+		        (long long)A->s.rings[r].agents);
+	fprintf(o, "), time scale %.2f\n", A->s.time_scale);
+	json_int_t false_halts = 0;
+	json_array_foreach(json_object_get(j, "rollouts"), i, v)
+	{
+		print_rollout(A, o, v);
+		false_halts += json_integer_value(json_object_get(v, "false_halts"));
+	}
 	fprintf(o,
 	        "   crashed agents: %lld (content %lld, background %lld crashes), boot-loop "
 	        "reverts %lld, dead %lld\n",
@@ -484,15 +606,34 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 	        json_real_value(json_object_get(rq, "heartbeat_lag_max_s")) > 2 * A->s.heartbeat_s
 	                ? " - the simulator fell behind: raise --time-scale"
 	                : "");
-	fprintf(o, "   false halts: %lld; took %.1fs\n",
-	        (long long)json_integer_value(json_object_get(j, "false_halts")),
+	fprintf(o, "   false halts: %lld; took %.1fs\n", (long long)false_halts,
 	        json_real_value(json_object_get(j, "duration_s")));
-	size_t i;
 	json_array_foreach(json_object_get(j, "expectations"), i, v) fprintf(
 	        o, "   %s %s: %s\n", json_is_true(json_object_get(v, "ok")) ? "ok  " : "FAIL",
 	        json_string_value(json_object_get(v, "name")),
 	        json_string_value(json_object_get(v, "detail")));
 	fprintf(o, "   expectations %s\n", ok ? "held" : "FAILED");
+}
+
+/* The policy of the baseline rollouts: permissive (the baseline is not under
+ * test): no holdout, no watch, no exposure wait and no canary coverage check
+ * (unless --protocol-v1, for a server before gate v2); then the scenario's
+ * baseline_policy. New reference. */
+static json_t *baseline_policy(const struct app *A)
+{
+	json_t *p = json_pack("{s:i,s:i,s:f,s:i,s:i}", "min_bake_s", 0, "min_healthy", 1,
+	                      "max_failure_rate", 0.5, "hard_cap", 0, "silence_timeout_s", 3600);
+	if (p && !A->o.protocol_v1) {
+		static const char *const zero[] = {"holdout", "holdout_min", "watch_s",
+		                                   "min_exposure_s", "min_segment_canaries"};
+		for (size_t i = 0; i < sizeof zero / sizeof zero[0]; i++)
+			json_object_set_new(p, zero[i], json_integer(0));
+	}
+	if (p && A->s.baseline_policy)
+		json_object_update(p, A->s.baseline_policy);
+	if (!p)
+		die("out of memory");
+	return p;
 }
 
 int main(int argc, char **argv)
@@ -505,12 +646,16 @@ int main(int argc, char **argv)
 		die("cannot initialise libsodium or libcurl");
 	if (scn_load(A.o.scenario, A.o.content_dir, A.o.agents, A.o.time_scale, &A.s, &err))
 		die("%s", err.msg);
-	if (A.o.channel) {
-		/* a channel of its own: the name gets the id so both are new */
+	for (int k = 0; A.o.channel && k < A.s.n_channels; k++) {
+		/* channels of their own: the names get the ids so both are new */
+		struct scn_channel *ch = &A.s.ch[k];
 		char name[SCN_MAX_NAME];
-		snprintf(name, sizeof name, "%.40s-%lld", A.s.channel_name, (long long)A.o.channel);
-		snprintf(A.s.channel_name, sizeof A.s.channel_name, "%s", name);
-		A.s.channel_id = (uint32_t)A.o.channel;
+		if (A.o.channel + k > 0xffffffffLL)
+			die("--channel %lld leaves no room for %d channels", (long long)A.o.channel,
+			    A.s.n_channels);
+		snprintf(name, sizeof name, "%.40s-%lld", ch->name, (long long)A.o.channel + k);
+		snprintf(ch->name, sizeof ch->name, "%s", name);
+		ch->id = (uint32_t)(A.o.channel + k);
 	}
 	char tokbuf[FBC_MAX_TOKEN + 1] = "";
 	if (A.o.token_file) {
@@ -549,7 +694,8 @@ int main(int argc, char **argv)
 	                        .reg = reg,
 	                        .seed = A.o.seed,
 	                        .max_inflight = A.o.inflight,
-	                        .verbose = A.o.verbose};
+	                        .verbose = A.o.verbose,
+	                        .protocol_v1 = A.o.protocol_v1};
 	if (fleet_new(&fo, &A.fleet, &err))
 		die("%s", err.msg);
 	A.started_ms = fb_mono_ms();
@@ -561,56 +707,71 @@ int main(int argc, char **argv)
 	if (fleet_run(A.fleet, limit, tick_enrolled, &A, &err))
 		die("enrollment: %s", err.msg);
 
-	/* the baseline to GA, with a permissive policy: it is not under test */
-	struct fbc_resp r;
-	json_t *ans;
-	long st =
-	        api_json(&A, "POST", "/v1/rollouts",
-	                 json_pack("{s:I,s:s,s:{s:i,s:i,s:f,s:i,s:i}}", "channel",
-	                           (json_int_t)A.s.channel_id, "content", A.sha[A.s.baseline],
-	                           "policy", "min_bake_s", 0, "min_healthy", 1, "max_failure_rate",
-	                           0.5, "hard_cap", 0, "silence_timeout_s", 3600),
-	                 &ans, &r);
-	if (ans)
-		A.rollout_id = json_integer_value(json_object_get(ans, "id"));
-	else if (!(st == 409 &&
-	           (!strcmp(r.err_code, "conflict") || !strcmp(r.err_code, "downgrade"))))
-		die("baseline rollout: %ld %s: %s", st, r.err_code, r.err_msg);
-	json_decref(ans);
-	fbc_resp_cleanup(&r);
-	if (A.o.verbose)
-		fprintf(stderr, "fb-fleet: baseline rollout %lld\n", (long long)A.rollout_id);
+	/* the baselines to GA, with a permissive policy: they are not under test */
+	for (int k = 0; k < A.s.n_channels; k++) {
+		const struct scn_channel *ch = &A.s.ch[k];
+		struct fbc_resp r;
+		json_t *ans;
+		long st = api_json(&A, "POST", "/v1/rollouts",
+		                   json_pack("{s:I,s:s,s:o}", "channel", (json_int_t)ch->id,
+		                             "content", A.sha[ch->baseline], "policy",
+		                             baseline_policy(&A)),
+		                   &ans, &r);
+		if (ans)
+			A.ro[k].id = json_integer_value(json_object_get(ans, "id"));
+		else if (!(st == 409 &&
+		           (!strcmp(r.err_code, "conflict") || !strcmp(r.err_code, "downgrade"))))
+			die("baseline rollout of channel %u: %ld %s: %s", ch->id, st, r.err_code,
+			    r.err_msg);
+		json_decref(ans);
+		fbc_resp_cleanup(&r);
+		if (A.o.verbose)
+			fprintf(stderr, "fb-fleet: baseline rollout %lld on channel %u\n",
+			        (long long)A.ro[k].id, ch->id);
+	}
 	if (fleet_run(A.fleet, limit, tick_baseline, &A, &err))
 		die("baseline: %s", err.msg);
-	json_decref(A.rollout);
-	A.rollout = NULL;
-	A.rollout_id = 0;
+	for (int k = 0; k < A.s.n_channels; k++) {
+		json_decref(A.ro[k].rollout);
+		A.ro[k].rollout = NULL;
+		A.ro[k].id = 0;
+		A.ro[k].states_seen = json_array();
+	}
 
-	/* the rollout under test */
-	int uploaded = A.sha[A.s.rollout][0] != 0;
-	if (uploaded) {
-		fleet_test_start(A.fleet);
-		json_t *body = json_pack("{s:I,s:s}", "channel", (json_int_t)A.s.channel_id,
-		                         "content", A.sha[A.s.rollout]);
-		if (A.s.policy)
-			json_object_set(body, "policy", A.s.policy);
-		if (A.s.ring_policies)
-			json_object_set(body, "ring_policies", A.s.ring_policies);
-		json_t *ro = api_must(&A, "POST", "/v1/rollouts", body, 0);
-		A.rollout_id = json_integer_value(json_object_get(ro, "id"));
-		A.rollout = ro;
-		write_status(&A, "test");
-		fleet_ring_entered(A.fleet, 0);
+	/* the rollouts under test, one per channel, all at once */
+	int created = 0;
+	fleet_test_start(A.fleet);
+	for (int k = 0; k < A.s.n_channels; k++) {
+		const struct scn_channel *ch = &A.s.ch[k];
+		struct ro *ro = &A.ro[k];
+		if (!A.sha[ch->rollout][0])
+			continue; /* refused at upload */
+		json_t *body = json_pack("{s:I,s:s}", "channel", (json_int_t)ch->id, "content",
+		                         A.sha[ch->rollout]);
+		if (ch->policy)
+			json_object_set(body, "policy", ch->policy);
+		if (ch->ring_policies)
+			json_object_set(body, "ring_policies", ch->ring_policies);
+		fleet_rollout_active(A.fleet, k, 1);
+		json_t *ans = api_must(&A, "POST", "/v1/rollouts", body, 0);
+		ro->id = json_integer_value(json_object_get(ans, "id"));
+		ro->rollout = ans;
+		json_array_append(ro->states_seen, json_object_get(ans, "state"));
+		created++;
 		if (A.o.verbose)
-			fprintf(stderr, "fb-fleet: rollout %lld under test\n",
-			        (long long)A.rollout_id);
+			fprintf(stderr, "fb-fleet: rollout %lld under test on channel %u\n",
+			        (long long)ro->id, ch->id);
+	}
+	write_status(&A, "test");
+	if (created) {
+		fleet_ring_entered(A.fleet, 0);
 		if (fleet_run(A.fleet, limit, tick_test, &A, &err))
 			fprintf(stderr, "fb-fleet: rollout under test: %s\n", err.msg);
-		refresh(&A);
+		for (int k = 0; k < A.s.n_channels; k++)
+			if (A.ro[k].id)
+				refresh(&A, &A.ro[k]);
 	} else {
 		/* refused at upload: let the fleet run a few intervals to show no agent gets it */
-		fleet_test_start(A.fleet);
-		A.terminal_ms = fb_mono_ms();
 		int64_t until = fb_mono_ms() + (int64_t)(A.s.settle_s * 1000);
 		while (fb_mono_ms() < until)
 			if (fleet_run(A.fleet, until - fb_mono_ms() + 1, NULL, NULL, &err) ==
@@ -631,7 +792,11 @@ int main(int argc, char **argv)
 		free(txt);
 	}
 	json_decref(j);
-	json_decref(A.rollout);
+	for (int k = 0; k < A.s.n_channels; k++) {
+		json_decref(A.ro[k].rollout);
+		json_decref(A.ro[k].states_seen);
+		json_decref(A.uploads[k]);
+	}
 	fleet_free(A.fleet);
 	fbc_free(A.admin);
 	scn_cleanup(&A.s);

@@ -61,9 +61,31 @@ static enum fb_rc get_str(const json_t *obj, const char *key, int required, char
 	return FB_OK;
 }
 
-/* A copy of a policy-override object with its times (min_bake_s,
- * silence_timeout_s, max_wait_s) multiplied by scale (rounded up). Other
- * keys are left for the server to check. *out: new reference. */
+const char *const scn_fact_names[SCN_N_FACTS] = {"os", "os_build", "arch", "agent_version"};
+
+/* Policy keys that are durations (scaled) and keys of the gate v2. */
+static const char *const timed_keys[] = {"min_bake_s", "silence_timeout_s", "max_wait_s",
+                                         "min_exposure_s", "watch_s"};
+static const char *const v2_keys[] = {"holdout",
+                                      "holdout_min",
+                                      "max_ratio",
+                                      "min_excess",
+                                      "min_segment_agents",
+                                      "min_segment_canaries",
+                                      "min_exposure_s",
+                                      "watch_s"};
+
+static int uses_v2_keys(const json_t *p)
+{
+	for (size_t i = 0; p && i < sizeof v2_keys / sizeof v2_keys[0]; i++)
+		if (json_object_get(p, v2_keys[i]))
+			return 1;
+	return 0;
+}
+
+/* A copy of a policy-override object with its durations (timed_keys)
+ * multiplied by scale (rounded up). Other keys, agent counts included, are
+ * left for the server to check. *out: new reference. */
 static enum fb_rc scale_policy(const json_t *p, double scale, json_t **out, const char *where,
                                struct fb_err *err)
 {
@@ -75,22 +97,22 @@ static enum fb_rc scale_policy(const json_t *p, double scale, json_t **out, cons
 	json_t *c = json_deep_copy(p);
 	if (!c)
 		return FB_ENOMEM;
-	static const char *const timed[] = {"min_bake_s", "silence_timeout_s", "max_wait_s"};
-	for (size_t i = 0; i < sizeof timed / sizeof timed[0]; i++) {
-		json_t *v = json_object_get(c, timed[i]);
+	for (size_t i = 0; i < sizeof timed_keys / sizeof timed_keys[0]; i++) {
+		json_t *v = json_object_get(c, timed_keys[i]);
 		if (v && json_is_number(v))
 			json_object_set_new(
-			        c, timed[i],
+			        c, timed_keys[i],
 			        json_integer((json_int_t)ceil(json_number_value(v) * scale)));
 	}
 	*out = c;
 	return FB_OK;
 }
 
-static int content_index(const struct scenario *s, const char *name)
+/* Index of the content of channel k named name, or -1. */
+static int content_index(const struct scenario *s, int k, const char *name)
 {
 	for (int i = 0; i < s->n_contents; i++)
-		if (strcmp(s->contents[i].name, name) == 0)
+		if (s->contents[i].channel == k && strcmp(s->contents[i].name, name) == 0)
 			return i;
 	return -1;
 }
@@ -164,15 +186,234 @@ static enum fb_rc parse_rings(const json_t *rings, int64_t agents, struct scenar
 	return FB_OK;
 }
 
-static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, struct scenario *s,
-                                 struct fb_err *err)
+/* A platform fact: 1..31 bytes of [A-Za-z0-9._+-] (sent as JSON without
+ * escaping). */
+static int fact_ok(const char *v)
 {
-	static const char *const allowed[] = {"upload",      "crash_probability", "crash_delay_s",
-	                                      "after_crash", "boot_loop",         NULL};
+	size_t n = strlen(v);
+	if (n == 0 || n >= SCN_MAX_FACT)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+		      c == '.' || c == '_' || c == '+' || c == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+static enum fb_rc get_fact(const json_t *obj, const char *key, int required, char *out,
+                           const char *where, struct fb_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v && !required)
+		return FB_OK;
+	if (!json_is_string(v) || !fact_ok(json_string_value(v))) {
+		fb_err_set(err, "%s.%s must be a string of 1..%d characters [A-Za-z0-9._+-]", where,
+		           key, SCN_MAX_FACT - 1);
+		return FB_EINVAL;
+	}
+	snprintf(out, SCN_MAX_FACT, "%s", json_string_value(v));
+	return FB_OK;
+}
+
+static enum fb_rc parse_platforms(const json_t *ps, struct scenario *s, struct fb_err *err)
+{
+	static const char *const allowed[] = {"share",         "os",    "os_build", "arch",
+	                                      "agent_version", "extra", NULL};
+	if (!ps)
+		return FB_OK;
+	if (!json_is_array(ps) || json_array_size(ps) < 1 ||
+	    json_array_size(ps) > SCN_MAX_PLATFORMS) {
+		fb_err_set(err, "platforms must be an array of 1..%d platforms", SCN_MAX_PLATFORMS);
+		return FB_EINVAL;
+	}
+	double sum = 0;
+	size_t i;
+	json_t *p;
+	json_array_foreach(ps, i, p)
+	{
+		char where[32];
+		snprintf(where, sizeof where, "platforms[%zu]", i);
+		struct scn_platform *q = &s->platforms[i];
+		enum fb_rc rc;
+		if (!json_is_object(p)) {
+			fb_err_set(err, "%s must be an object", where);
+			return FB_EINVAL;
+		}
+		q->share = -1;
+		if ((rc = only_keys(p, allowed, where, err)) ||
+		    (rc = get_num(p, "share", 0, 1, &q->share, where, err)))
+			return rc;
+		if (q->share <= 0) {
+			fb_err_set(err, "%s.share must be a number in (0, 1]", where);
+			return FB_EINVAL;
+		}
+		for (int f = 0; f < SCN_N_FACTS; f++)
+			if ((rc = get_fact(p, scn_fact_names[f], f != SCN_AGENT_VERSION, q->fact[f],
+			                   where, err)))
+				return rc;
+		json_t *x = json_object_get(p, "extra");
+		if (x && (!json_is_object(x) || json_object_size(x) > SCN_MAX_EXTRA)) {
+			fb_err_set(err, "%s.extra must be an object of at most %d facts", where,
+			           SCN_MAX_EXTRA);
+			return FB_EINVAL;
+		}
+		const char *k;
+		json_t *v;
+		json_object_foreach(x, k, v)
+		{
+			char xw[96];
+			snprintf(xw, sizeof xw, "%s.extra", where);
+			if (!fact_ok(k)) {
+				fb_err_set(err,
+				           "%s: key '%.40s' must have 1..%d characters "
+				           "[A-Za-z0-9._+-]",
+				           xw, k, SCN_MAX_FACT - 1);
+				return FB_EINVAL;
+			}
+			snprintf(q->extra_key[q->n_extra], SCN_MAX_FACT, "%s", k);
+			if ((rc = get_fact(x, k, 1, q->extra_val[q->n_extra], xw, err)))
+				return rc;
+			q->n_extra++;
+		}
+		/* two platforms with the same facts would be one segment */
+		for (size_t o = 0; o < i; o++) {
+			int same = 1;
+			for (int f = 0; f < SCN_N_FACTS; f++)
+				same &= strcmp(s->platforms[o].fact[f], q->fact[f]) == 0;
+			if (same && s->platforms[o].n_extra == 0 && q->n_extra == 0) {
+				fb_err_set(err, "%s has the same facts as platforms[%zu]", where,
+				           o);
+				return FB_EINVAL;
+			}
+		}
+		sum += q->share;
+		s->n_platforms = (int)i + 1;
+	}
+	if (fabs(sum - 1.0) > 0.001) {
+		fb_err_set(err, "platforms: the shares add up to %g, not 1", sum);
+		return FB_EINVAL;
+	}
+	for (int q = 0; q < s->n_platforms; q++) /* exactly 1, so no ring overflows */
+		s->platforms[q].share /= sum;
+	return FB_OK;
+}
+
+void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
+{
+	int np = s->n_platforms;
+	if (np == 0)
+		return;
+	int64_t n = s->rings[r].agents, given = 0;
+	double rem[SCN_MAX_PLATFORMS];
+	for (int p = 0; p < np; p++) {
+		double want = s->platforms[p].share * (double)n;
+		counts[p] = (int64_t)floor(want);
+		rem[p] = want - (double)counts[p];
+		given += counts[p];
+	}
+	while (given < n) { /* largest remainder first, the lower index on a tie */
+		int best = 0;
+		for (int p = 1; p < np; p++)
+			if (rem[p] > rem[best])
+				best = p;
+		counts[best]++;
+		rem[best] = -1;
+		given++;
+		if (given < n) {
+			int left = 0;
+			for (int p = 0; p < np; p++)
+				left += rem[p] >= 0;
+			if (!left) /* more agents than remainders (shares short of 1) */
+				for (int p = 0; p < np; p++)
+					rem[p] = 0;
+		}
+	}
+	for (int p = 0; p < np; p++) {
+		if (counts[p] > 0 || s->platforms[p].share * (double)n < 0.5)
+			continue;
+		int big = 0;
+		for (int q = 1; q < np; q++)
+			if (counts[q] > counts[big])
+				big = q;
+		if (counts[big] > 1) {
+			counts[big]--;
+			counts[p]++;
+		}
+	}
+}
+
+/* contents.X.segments: {"os_build": ["19045"], ...} -> the platforms whose
+ * facts match every listed key. */
+static enum fb_rc parse_segments(const json_t *seg, struct scenario *s, struct scn_content *k,
+                                 const char *where, struct fb_err *err)
+{
+	k->platform_mask = 0xffffffffu;
+	if (!seg)
+		return FB_OK;
+	if (s->n_platforms == 0) {
+		fb_err_set(err, "%s.segments needs the scenario's platforms", where);
+		return FB_EINVAL;
+	}
+	if (!json_is_object(seg) || json_object_size(seg) < 1) {
+		fb_err_set(err, "%s.segments must be an object fact -> [values]", where);
+		return FB_EINVAL;
+	}
+	const char *key;
+	json_t *vals;
+	json_object_foreach((json_t *)seg, key, vals)
+	{
+		int f = -1;
+		for (int q = 0; q < SCN_N_FACTS; q++)
+			if (strcmp(key, scn_fact_names[q]) == 0)
+				f = q;
+		if (f < 0) {
+			fb_err_set(err,
+			           "%s.segments: unknown fact '%.40s' (os, os_build, arch, "
+			           "agent_version)",
+			           where, key);
+			return FB_EINVAL;
+		}
+		if (!json_is_array(vals) || json_array_size(vals) < 1 ||
+		    json_array_size(vals) > SCN_MAX_SEG_VALUES) {
+			fb_err_set(err, "%s.segments.%s must be an array of 1..%d values", where,
+			           key, SCN_MAX_SEG_VALUES);
+			return FB_EINVAL;
+		}
+		uint32_t m = 0;
+		size_t i;
+		json_t *v;
+		json_array_foreach(vals, i, v)
+		{
+			if (!json_is_string(v) || !fact_ok(json_string_value(v))) {
+				fb_err_set(err, "%s.segments.%s[%zu] must be a platform fact",
+				           where, key, i);
+				return FB_EINVAL;
+			}
+			for (int p = 0; p < s->n_platforms; p++)
+				if (strcmp(s->platforms[p].fact[f], json_string_value(v)) == 0)
+					m |= 1u << p;
+		}
+		k->platform_mask &= m;
+	}
+	if (!(k->platform_mask & ((1u << s->n_platforms) - 1))) {
+		fb_err_set(err, "%s.segments matches none of the platforms", where);
+		return FB_EINVAL;
+	}
+	return FB_OK;
+}
+
+static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, int ch, const char *prefix,
+                                 struct scenario *s, struct fb_err *err)
+{
+	static const char *const allowed[] = {
+	        "upload",      "crash_probability", "crash_delay_s", "crash_after_s",
+	        "after_crash", "boot_loop",         "segments",      NULL};
 	if (!json_is_object(cs) || json_object_size(cs) < 1 ||
-	    json_object_size(cs) > SCN_MAX_CONTENTS) {
-		fb_err_set(err, "contents must be an object of 1..%d named contents",
-		           SCN_MAX_CONTENTS);
+	    json_object_size(cs) + (size_t)s->n_contents > SCN_MAX_CONTENTS) {
+		fb_err_set(err, "%scontents must be an object of 1..%d named contents (%d in all)",
+		           prefix, SCN_MAX_CONTENTS - s->n_contents, SCN_MAX_CONTENTS);
 		return FB_EINVAL;
 	}
 	const char *name;
@@ -180,8 +421,8 @@ static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, struct 
 	json_object_foreach((json_t *)cs, name, c)
 	{
 		struct scn_content *k = &s->contents[s->n_contents];
-		char where[96];
-		snprintf(where, sizeof where, "contents.%.64s", name);
+		char where[128];
+		snprintf(where, sizeof where, "%scontents.%.64s", prefix, name);
 		enum fb_rc rc;
 		if (strlen(name) == 0 || strlen(name) >= SCN_MAX_NAME) {
 			fb_err_set(err, "%s: a content name has 1..%d bytes", where,
@@ -193,13 +434,16 @@ static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, struct 
 			return FB_EINVAL;
 		}
 		snprintf(k->name, sizeof k->name, "%s", name);
+		k->channel = ch;
 		char up[900];
 		k->crash_delay_s = 1;
 		if ((rc = only_keys(c, allowed, where, err)) ||
 		    (rc = get_str(c, "upload", 1, up, sizeof up, where, err)) ||
 		    (rc = get_num(c, "crash_probability", 0, 1, &k->crash_probability, where,
 		                  err)) ||
-		    (rc = get_num(c, "crash_delay_s", 0, 3600, &k->crash_delay_s, where, err)))
+		    (rc = get_num(c, "crash_delay_s", 0, 86400, &k->crash_delay_s, where, err)) ||
+		    (rc = get_num(c, "crash_after_s", 0, 86400, &k->crash_after_s, where, err)) ||
+		    (rc = parse_segments(json_object_get(c, "segments"), s, k, where, err)))
 			return rc;
 		if (up[0] == '/' || !base_dir)
 			snprintf(k->upload, sizeof k->upload, "%s", up);
@@ -263,30 +507,38 @@ static enum fb_rc parse_blips(const json_t *bs, struct scenario *s, struct fb_er
 	return FB_OK;
 }
 
-static enum fb_rc parse_expect(const json_t *e, struct scenario *s, struct fb_err *err)
+static int state_known(const char *st)
 {
-	static const char *const allowed[] = {"state",
-	                                      "max_ring",
-	                                      "max_exposure",
-	                                      "on_bad_content",
-	                                      "exposed_on_last_known_good",
-	                                      "false_halts",
-	                                      "upload_rejected",
-	                                      "halted_by_silence",
-	                                      NULL};
-	struct scn_expect *x = &s->expect;
+	static const char *const states[] = {"staged",    "rolling", "paused",   "watching",
+	                                     "completed", "halted",  "reverted", "superseded",
+	                                     "rejected",  NULL};
+	return known_key(st, states);
+}
+
+static enum fb_rc parse_expect(const json_t *e, const char *prefix, struct scenario *s,
+                               struct scn_expect *x, struct fb_err *err)
+{
+	static const char *const allowed[] = {
+	        "state",        "max_ring",        "min_ring",
+	        "max_exposure", "on_bad_content",  "exposed_on_last_known_good",
+	        "false_halts",  "upload_rejected", "halted_by_silence",
+	        "seen_state",   "reason_contains", NULL};
 	x->max_ring = -1;
+	x->min_ring = -1;
 	x->max_exposure = -1;
+	x->max_exposure_ring = -1;
 	x->max_on_bad = -1;
 	x->max_false_halts = -1;
 	if (!e)
 		return FB_OK;
 	enum fb_rc rc;
+	char where[64];
+	snprintf(where, sizeof where, "%sexpect", prefix);
 	if (!json_is_object(e)) {
-		fb_err_set(err, "expect must be an object");
+		fb_err_set(err, "%s must be an object", where);
 		return FB_EINVAL;
 	}
-	if ((rc = only_keys(e, allowed, "expect", err)))
+	if ((rc = only_keys(e, allowed, where, err)))
 		return rc;
 	json_t *st = json_object_get(e, "state");
 	json_t *one = json_is_string(st) ? json_pack("[O]", st) : json_incref(st);
@@ -294,25 +546,32 @@ static enum fb_rc parse_expect(const json_t *e, struct scenario *s, struct fb_er
 	json_t *v;
 	if (st && (!json_is_array(one) || json_array_size(one) > 8)) {
 		json_decref(one);
-		fb_err_set(err, "expect.state must be a state or an array of at most 8");
+		fb_err_set(err, "%s.state must be a state or an array of at most 8", where);
 		return FB_EINVAL;
 	}
 	json_array_foreach(one, i, v)
 	{
-		if (!json_is_string(v) || json_string_length(v) >= sizeof x->states[0]) {
+		if (!json_is_string(v) || !state_known(json_string_value(v))) {
 			json_decref(one);
-			fb_err_set(err, "expect.state[%zu] must be a state name", i);
+			fb_err_set(err,
+			           "%s.state[%zu] must be a state name (staged, rolling, paused, "
+			           "watching, completed, halted, reverted, superseded, rejected)",
+			           where, i);
 			return FB_EINVAL;
 		}
 		snprintf(x->states[i], sizeof x->states[i], "%s", json_string_value(v));
 		x->n_states = (int)i + 1;
 	}
 	json_decref(one);
-	json_t *mr = json_object_get(e, "max_ring");
-	if (mr) {
-		x->max_ring = json_is_string(mr) ? scn_ring_index(s, json_string_value(mr)) : -1;
-		if (x->max_ring < 0) {
-			fb_err_set(err, "expect.max_ring must name a ring");
+	static const char *const rings[] = {"max_ring", "min_ring"};
+	int *rdst[] = {&x->max_ring, &x->min_ring};
+	for (size_t k = 0; k < 2; k++) {
+		json_t *mr = json_object_get(e, rings[k]);
+		if (!mr)
+			continue;
+		*rdst[k] = json_is_string(mr) ? scn_ring_index(s, json_string_value(mr)) : -1;
+		if (*rdst[k] < 0) {
+			fb_err_set(err, "%s.%s must name a ring", where, rings[k]);
 			return FB_EINVAL;
 		}
 	}
@@ -320,10 +579,16 @@ static enum fb_rc parse_expect(const json_t *e, struct scenario *s, struct fb_er
 	if (me) {
 		if (json_is_string(me) && strcmp(json_string_value(me), "ring0") == 0)
 			x->max_exposure = -2;
+		else if (json_is_string(me) && scn_ring_index(s, json_string_value(me)) >= 0)
+			x->max_exposure_ring = scn_ring_index(s, json_string_value(me));
 		else if (json_is_integer(me) && json_integer_value(me) >= 0)
 			x->max_exposure = json_integer_value(me);
 		else {
-			fb_err_set(err, "expect.max_exposure must be \"ring0\" or an integer >= 0");
+			fb_err_set(
+			        err,
+			        "%s.max_exposure must be \"ring0\", a ring name (the agents up to "
+			        "that ring) or an integer >= 0",
+			        where);
 			return FB_EINVAL;
 		}
 	}
@@ -334,7 +599,7 @@ static enum fb_rc parse_expect(const json_t *e, struct scenario *s, struct fb_er
 		if (!c)
 			continue;
 		if (!json_is_integer(c) || json_integer_value(c) < 0) {
-			fb_err_set(err, "expect.%s must be an integer >= 0 (the most allowed)",
+			fb_err_set(err, "%s.%s must be an integer >= 0 (the most allowed)", where,
 			           counts[k]);
 			return FB_EINVAL;
 		}
@@ -346,11 +611,174 @@ static enum fb_rc parse_expect(const json_t *e, struct scenario *s, struct fb_er
 	for (size_t k = 0; k < 3; k++) {
 		json_t *c = json_object_get(e, flags[k]);
 		if (c && !json_is_boolean(c)) {
-			fb_err_set(err, "expect.%s must be a boolean", flags[k]);
+			fb_err_set(err, "%s.%s must be a boolean", where, flags[k]);
 			return FB_EINVAL;
 		}
 		*fdst[k] = json_is_true(c);
 	}
+	json_t *ss = json_object_get(e, "seen_state");
+	if (ss && !(json_is_string(ss) && state_known(json_string_value(ss)))) {
+		fb_err_set(err, "%s.seen_state must be a state name", where);
+		return FB_EINVAL;
+	}
+	if (ss)
+		snprintf(x->seen_state, sizeof x->seen_state, "%s", json_string_value(ss));
+	if ((rc = get_str(e, "reason_contains", 0, x->reason_contains, sizeof x->reason_contains,
+	                  where, err)))
+		return rc;
+	return FB_OK;
+}
+
+/* A policy and its ring overrides under rollout (where: "rollout" or
+ * "channels[k].rollout"), scaled into ch. */
+static enum fb_rc parse_policies(const json_t *r, const char *where, struct scenario *s,
+                                 struct scn_channel *ch, struct fb_err *err)
+{
+	char w[96];
+	enum fb_rc rc;
+	json_t *pol = json_object_get(r, "policy");
+	snprintf(w, sizeof w, "%s.policy", where);
+	if (pol && (rc = scale_policy(pol, s->time_scale, &ch->policy, w, err)))
+		return rc;
+	s->gate_v2 |= uses_v2_keys(pol);
+	json_t *rp = json_object_get(r, "ring_policies");
+	if (!rp)
+		return FB_OK;
+	const char *k;
+	json_t *v;
+	if (!json_is_object(rp)) {
+		fb_err_set(err, "%s.ring_policies must be an object ring -> overrides", where);
+		return FB_EINVAL;
+	}
+	ch->ring_policies = json_object();
+	if (!ch->ring_policies)
+		return FB_ENOMEM;
+	json_object_foreach(rp, k, v)
+	{
+		json_t *sc;
+		snprintf(w, sizeof w, "%s.ring_policies.%.64s", where, k);
+		if ((rc = scale_policy(v, s->time_scale, &sc, w, err)))
+			return rc;
+		s->gate_v2 |= uses_v2_keys(sc);
+		json_object_set_new(ch->ring_policies, k, sc);
+	}
+	return FB_OK;
+}
+
+/* One channel: id and name from idobj, contents, baseline, rollout and
+ * expect from holder (the same object in the channels[] form, the top level
+ * in the single-channel form). prefix names where ("" or "channels[k]."). */
+static enum fb_rc parse_channel(const json_t *idobj, const json_t *holder, int k,
+                                const char *prefix, const char *base_dir, struct scenario *s,
+                                struct fb_err *err)
+{
+	static const char *const rollout_keys[] = {"content", "policy", "ring_policies", NULL};
+	struct scn_channel *ch = &s->ch[k];
+	char where[96];
+	enum fb_rc rc;
+	json_t *cid = json_object_get(idobj, "id");
+	if (!json_is_object(idobj) || !json_is_integer(cid) || json_integer_value(cid) < 1 ||
+	    json_integer_value(cid) > 0xffffffffLL) {
+		if (prefix[0])
+			fb_err_set(err, "%sid must be an integer in [1, 4294967295]", prefix);
+		else
+			fb_err_set(err,
+			           "channel must be {\"id\": 1..4294967295, \"name\": \"...\"}");
+		return FB_EINVAL;
+	}
+	ch->id = (uint32_t)json_integer_value(cid);
+	snprintf(ch->name, sizeof ch->name, "channel-%u", ch->id);
+	snprintf(where, sizeof where, "%s", prefix[0] ? prefix : "channel.");
+	where[strlen(where) - 1] = 0;
+	if ((rc = get_str(idobj, "name", 0, ch->name, sizeof ch->name, where, err)))
+		return rc;
+	for (int o = 0; o < k; o++)
+		if (s->ch[o].id == ch->id || strcmp(s->ch[o].name, ch->name) == 0) {
+			fb_err_set(err, "%s: channel id %u or name '%s' is used twice", where,
+			           ch->id, ch->name);
+			return FB_EINVAL;
+		}
+	if ((rc = parse_contents(json_object_get(holder, "contents"), base_dir, k, prefix, s,
+	                         err)) ||
+	    (rc = parse_expect(json_object_get(holder, "expect"), prefix, s, &ch->expect, err)))
+		return rc;
+	json_t *b = json_object_get(holder, "baseline");
+	ch->baseline = json_is_string(b) ? content_index(s, k, json_string_value(b)) : -1;
+	if (ch->baseline < 0) {
+		fb_err_set(err,
+		           "%sbaseline must name one of %scontents (rolled out to GA before the "
+		           "test)",
+		           prefix, prefix);
+		return FB_EINVAL;
+	}
+	json_t *r = json_object_get(holder, "rollout");
+	snprintf(where, sizeof where, "%srollout", prefix);
+	if (!json_is_object(r)) {
+		fb_err_set(err,
+		           "%s must be an object {\"content\", \"policy\"?, \"ring_policies\"?}",
+		           where);
+		return FB_EINVAL;
+	}
+	if ((rc = only_keys(r, rollout_keys, where, err)))
+		return rc;
+	json_t *rc_name = json_object_get(r, "content");
+	ch->rollout =
+	        json_is_string(rc_name) ? content_index(s, k, json_string_value(rc_name)) : -1;
+	if (ch->rollout < 0 || ch->rollout == ch->baseline) {
+		fb_err_set(err, "%s.content must name one of %scontents other than the baseline",
+		           where, prefix);
+		return FB_EINVAL;
+	}
+	return parse_policies(r, where, s, ch, err);
+}
+
+static enum fb_rc parse_channels(const json_t *j, const char *base_dir, struct scenario *s,
+                                 struct fb_err *err)
+{
+	static const char *const allowed[] = {"id",      "name",   "contents", "baseline",
+	                                      "rollout", "expect", NULL};
+	static const char *const single[] = {"channel", "contents", "baseline", "rollout",
+	                                     "expect"};
+	json_t *chs = json_object_get(j, "channels");
+	enum fb_rc rc;
+	if (!chs) {
+		s->n_channels = 1;
+		return parse_channel(json_object_get(j, "channel"), j, 0, "", base_dir, s, err);
+	}
+	for (size_t i = 0; i < sizeof single / sizeof single[0]; i++)
+		if (json_object_get(j, single[i])) {
+			fb_err_set(
+			        err,
+			        "scenario: '%s' belongs inside each entry of channels (give "
+			        "either channel, contents, baseline, rollout, expect or channels)",
+			        single[i]);
+			return FB_EINVAL;
+		}
+	if (!json_is_array(chs) || json_array_size(chs) < 1 ||
+	    json_array_size(chs) > SCN_MAX_CHANNELS) {
+		fb_err_set(err, "channels must be an array of 1..%d channels", SCN_MAX_CHANNELS);
+		return FB_EINVAL;
+	}
+	size_t i;
+	json_t *c;
+	json_array_foreach(chs, i, c)
+	{
+		char prefix[32];
+		snprintf(prefix, sizeof prefix, "channels[%zu].", i);
+		if (!json_is_object(c)) {
+			fb_err_set(err, "channels[%zu] must be an object", i);
+			return FB_EINVAL;
+		}
+		char where[32];
+		snprintf(where, sizeof where, "channels[%zu]", i);
+		if ((rc = only_keys(c, allowed, where, err)))
+			return rc;
+		s->n_channels = (int)i + 1;
+		if ((rc = parse_channel(c, c, (int)i, prefix, base_dir, s, err)))
+			return rc;
+	}
+	if (s->n_channels > 1)
+		s->gate_v2 = 1;
 	return FB_OK;
 }
 
@@ -360,9 +788,12 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	static const char *const allowed[] = {"name",
 	                                      "description",
 	                                      "channel",
+	                                      "channels",
 	                                      "rings",
+	                                      "platforms",
 	                                      "contents",
 	                                      "baseline",
+	                                      "baseline_policy",
 	                                      "rollout",
 	                                      "timing",
 	                                      "background_crash_rate",
@@ -374,7 +805,6 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	                                      NULL};
 	static const char *const timing_keys[] = {"heartbeat_s", "poll_s", "reboot_s",
 	                                          "boot_loop_starts", NULL};
-	static const char *const rollout_keys[] = {"content", "policy", "ring_policies", NULL};
 	enum fb_rc rc = FB_OK;
 	json_error_t jerr;
 	memset(out, 0, sizeof *out);
@@ -396,10 +826,14 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	snprintf(s->name, sizeof s->name, "scenario");
 	if ((rc = only_keys(j, allowed, "scenario", err)) ||
 	    (rc = get_str(j, "name", 0, s->name, sizeof s->name, "scenario", err)) ||
-	    (rc = parse_rings(json_object_get(j, "rings"), agents, s, err)) ||
-	    (rc = parse_contents(json_object_get(j, "contents"), base_dir, s, err)) ||
+	    (rc = parse_rings(json_object_get(j, "rings"), agents, s, err)))
+		goto out;
+	if (time_scale <= 0)
+		time_scale = s->agents > 1250 ? (double)s->agents / 1250.0 : 1.0;
+	s->time_scale = time_scale;
+	if ((rc = parse_platforms(json_object_get(j, "platforms"), s, err)) ||
+	    (rc = parse_channels(j, base_dir, s, err)) ||
 	    (rc = parse_blips(json_object_get(j, "blips"), s, err)) ||
-	    (rc = parse_expect(json_object_get(j, "expect"), s, err)) ||
 	    (rc = get_num(j, "background_crash_rate", 0, 1, &s->background_crash_rate, "scenario",
 	                  err)) ||
 	    (rc = get_num(j, "background_window_s", 0, 86400, &s->background_window_s, "scenario",
@@ -407,18 +841,10 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	    (rc = get_num(j, "settle_s", 0, 86400, &s->settle_s, "scenario", err)) ||
 	    (rc = get_num(j, "timeout_s", 1, 86400, &s->timeout_s, "scenario", err)))
 		goto out;
-	json_t *ch = json_object_get(j, "channel");
-	json_t *cid = json_object_get(ch, "id");
-	if (!json_is_object(ch) || !json_is_integer(cid) || json_integer_value(cid) < 1 ||
-	    json_integer_value(cid) > 0xffffffffLL) {
-		fb_err_set(err, "channel must be {\"id\": 1..4294967295, \"name\": \"...\"}");
-		rc = FB_EINVAL;
+	json_t *bp = json_object_get(j, "baseline_policy");
+	if (bp && (rc = scale_policy(bp, time_scale, &s->baseline_policy, "baseline_policy", err)))
 		goto out;
-	}
-	s->channel_id = (uint32_t)json_integer_value(cid);
-	snprintf(s->channel_name, sizeof s->channel_name, "channel-%u", s->channel_id);
-	if ((rc = get_str(ch, "name", 0, s->channel_name, sizeof s->channel_name, "channel", err)))
-		goto out;
+	s->gate_v2 |= s->n_platforms > 0;
 	json_t *t = json_object_get(j, "timing");
 	if (t) {
 		double bls = s->boot_loop_starts;
@@ -435,67 +861,16 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 			goto out;
 		s->boot_loop_starts = (int)bls;
 	}
-	json_t *b = json_object_get(j, "baseline");
-	s->baseline = json_is_string(b) ? content_index(s, json_string_value(b)) : -1;
-	if (s->baseline < 0) {
-		fb_err_set(err,
-		           "baseline must name one of contents (rolled out to GA before the test)");
-		rc = FB_EINVAL;
-		goto out;
-	}
-	json_t *r = json_object_get(j, "rollout");
-	if (!json_is_object(r)) {
-		fb_err_set(
-		        err,
-		        "rollout must be an object {\"content\", \"policy\"?, \"ring_policies\"?}");
-		rc = FB_EINVAL;
-		goto out;
-	}
-	if ((rc = only_keys(r, rollout_keys, "rollout", err)))
-		goto out;
-	json_t *rc_name = json_object_get(r, "content");
-	s->rollout = json_is_string(rc_name) ? content_index(s, json_string_value(rc_name)) : -1;
-	if (s->rollout < 0 || s->rollout == s->baseline) {
-		fb_err_set(err,
-		           "rollout.content must name one of contents other than the baseline");
-		rc = FB_EINVAL;
-		goto out;
-	}
-	if (time_scale <= 0)
-		time_scale = s->agents > 1250 ? (double)s->agents / 1250.0 : 1.0;
-	s->time_scale = time_scale;
-	json_t *pol = json_object_get(r, "policy");
-	if (pol && (rc = scale_policy(pol, time_scale, &s->policy, "rollout.policy", err)))
-		goto out;
-	json_t *rp = json_object_get(r, "ring_policies");
-	if (rp) {
-		const char *k;
-		json_t *v;
-		if (!json_is_object(rp)) {
-			fb_err_set(err,
-			           "rollout.ring_policies must be an object ring -> overrides");
-			rc = FB_EINVAL;
-			goto out;
-		}
-		s->ring_policies = json_object();
-		json_object_foreach(rp, k, v)
-		{
-			json_t *sc;
-			char where[96];
-			snprintf(where, sizeof where, "rollout.ring_policies.%.64s", k);
-			if ((rc = scale_policy(v, time_scale, &sc, where, err)))
-				goto out;
-			json_object_set_new(s->ring_policies, k, sc);
-		}
-	}
 	s->heartbeat_s *= time_scale;
 	s->poll_s *= time_scale;
 	s->reboot_s *= time_scale;
 	s->background_window_s *= time_scale;
 	s->settle_s *= time_scale;
 	s->timeout_s *= time_scale;
-	for (int i = 0; i < s->n_contents; i++)
+	for (int i = 0; i < s->n_contents; i++) {
 		s->contents[i].crash_delay_s *= time_scale;
+		s->contents[i].crash_after_s *= time_scale;
+	}
 	for (int i = 0; i < s->n_blips; i++) {
 		s->blips[i].after_s *= time_scale;
 		s->blips[i].duration_s *= time_scale;
@@ -536,94 +911,113 @@ void scn_cleanup(struct scenario *s)
 {
 	if (!s)
 		return;
-	json_decref(s->policy);
-	json_decref(s->ring_policies);
-	s->policy = NULL;
-	s->ring_policies = NULL;
+	for (int k = 0; k < SCN_MAX_CHANNELS; k++) {
+		json_decref(s->ch[k].policy);
+		json_decref(s->ch[k].ring_policies);
+		s->ch[k].policy = NULL;
+		s->ch[k].ring_policies = NULL;
+	}
+	json_decref(s->baseline_policy);
+	s->baseline_policy = NULL;
 }
 
-static void result(json_t *results, const char *name, int ok, const char *detail)
+static void result(json_t *results, const char *prefix, const char *name, int ok,
+                   const char *detail)
 {
+	char n[128];
+	snprintf(n, sizeof n, "%s%s", prefix, name);
 	json_array_append_new(results,
-	                      json_pack("{s:s,s:b,s:s}", "name", name, "ok", ok, "detail", detail));
+	                      json_pack("{s:s,s:b,s:s}", "name", n, "ok", ok, "detail", detail));
 }
 
-int scn_check(const struct scenario *s, const json_t *summary, json_t *results)
+/* The expectations of channel k against its rollout object r (the summary
+ * itself in the single-channel form). */
+static int check_channel(const struct scenario *s, int k, const json_t *r, const char *prefix,
+                         json_t *results)
 {
-	const struct scn_expect *x = &s->expect;
+	const struct scn_channel *ch = &s->ch[k];
+	const struct scn_expect *x = &ch->expect;
 	int all = 1, ok;
-	char d[256];
-	const json_t *ro = json_object_get(summary, "rollout");
+	char d[512];
+	const json_t *ro = json_object_get(r, "rollout");
 	const char *state = json_string_value(json_object_get(ro, "state"));
 	state = state ? state : "";
+	json_int_t ri = json_integer_value(json_object_get(ro, "ring_index"));
+	const char *ring = json_string_value(json_object_get(ro, "ring"));
 	if (x->n_states) {
 		ok = 0;
 		for (int i = 0; i < x->n_states; i++)
 			ok |= strcmp(state, x->states[i]) == 0;
 		snprintf(d, sizeof d, "final state %s", state);
-		result(results, "state", ok, d);
+		result(results, prefix, "state", ok, d);
 		all &= ok;
 	}
 	if (x->max_ring >= 0) {
-		json_int_t ri = json_integer_value(json_object_get(ro, "ring_index"));
 		ok = ri <= x->max_ring;
 		snprintf(d, sizeof d, "reached ring %lld (%s), at most %d (%s) allowed",
-		         (long long)ri,
-		         json_string_value(json_object_get(ro, "ring"))
-		                 ? json_string_value(json_object_get(ro, "ring"))
-		                 : "-",
-		         x->max_ring, s->rings[x->max_ring].name);
-		result(results, "max_ring", ok, d);
+		         (long long)ri, ring ? ring : "-", x->max_ring, s->rings[x->max_ring].name);
+		result(results, prefix, "max_ring", ok, d);
 		all &= ok;
 	}
-	json_int_t exposure = json_integer_value(json_object_get(summary, "exposure_under_test"));
-	if (x->max_exposure != -1) {
+	if (x->min_ring >= 0) {
+		ok = json_is_integer(json_object_get(ro, "ring_index")) && ri >= x->min_ring;
+		snprintf(d, sizeof d, "reached ring %lld (%s), at least %d (%s) wanted",
+		         (long long)ri, ring ? ring : "-", x->min_ring, s->rings[x->min_ring].name);
+		result(results, prefix, "min_ring", ok, d);
+		all &= ok;
+	}
+	json_int_t exposure = json_integer_value(json_object_get(r, "exposure_under_test"));
+	if (x->max_exposure != -1 || x->max_exposure_ring >= 0) {
 		int64_t lim = x->max_exposure == -2 ? s->rings[0].agents : x->max_exposure;
+		if (x->max_exposure_ring >= 0) {
+			lim = 0;
+			for (int i = 0; i <= x->max_exposure_ring; i++)
+				lim += s->rings[i].agents;
+		}
 		ok = exposure <= lim;
 		snprintf(d, sizeof d,
 		         "%lld agents applied the content under test, at most %lld allowed",
 		         (long long)exposure, (long long)lim);
-		result(results, "max_exposure", ok, d);
+		result(results, prefix, "max_exposure", ok, d);
 		all &= ok;
 	}
 	if (x->max_on_bad >= 0) {
-		json_int_t n = json_integer_value(json_object_get(summary, "on_bad_content"));
+		json_int_t n = json_integer_value(json_object_get(r, "on_bad_content"));
 		ok = n <= x->max_on_bad;
 		snprintf(d, sizeof d,
 		         "%lld agents still run the content under test, at most %lld allowed",
 		         (long long)n, (long long)x->max_on_bad);
-		result(results, "on_bad_content", ok, d);
+		result(results, prefix, "on_bad_content", ok, d);
 		all &= ok;
 	}
 	if (x->exposed_on_lkg) {
-		json_int_t n = json_integer_value(
-		        json_object_get(summary, "exposed_not_on_last_known_good"));
+		json_int_t n =
+		        json_integer_value(json_object_get(r, "exposed_not_on_last_known_good"));
 		ok = n == 0;
 		snprintf(d, sizeof d,
 		         "%lld exposed live agents are not back on the last known good",
 		         (long long)n);
-		result(results, "exposed_on_last_known_good", ok, d);
+		result(results, prefix, "exposed_on_last_known_good", ok, d);
 		all &= ok;
 	}
 	if (x->max_false_halts >= 0) {
-		json_int_t n = json_integer_value(json_object_get(summary, "false_halts"));
+		json_int_t n = json_integer_value(json_object_get(r, "false_halts"));
 		ok = n <= x->max_false_halts;
 		snprintf(d, sizeof d, "%lld false halts, at most %lld allowed", (long long)n,
 		         (long long)x->max_false_halts);
-		result(results, "false_halts", ok, d);
+		result(results, prefix, "false_halts", ok, d);
 		all &= ok;
 	}
 	if (x->upload_rejected) {
-		const json_t *u = json_object_get(json_object_get(summary, "uploads"),
-		                                  s->contents[s->rollout].name);
+		const char *name = s->contents[ch->rollout].name;
+		const json_t *u = json_object_get(json_object_get(r, "uploads"), name);
 		ok = json_is_false(json_object_get(u, "accepted"));
-		snprintf(d, sizeof d, "upload of %s: %s", s->contents[s->rollout].name,
-		         ok ? "refused" : "accepted");
-		result(results, "upload_rejected", ok, d);
+		snprintf(d, sizeof d, "upload of %s: %s", name, ok ? "refused" : "accepted");
+		result(results, prefix, "upload_rejected", ok, d);
 		all &= ok;
 	}
 	if (x->halted_by_silence) {
-		const json_t *h = json_object_get(summary, "halt_inputs");
+		const json_t *h = json_object_get(r, "halt_inputs");
 		json_int_t silent = json_integer_value(json_object_get(h, "silent"));
 		json_int_t reports = json_integer_value(json_object_get(h, "crashed")) +
 		                     json_integer_value(json_object_get(h, "boot_looped"));
@@ -631,8 +1025,43 @@ int scn_check(const struct scenario *s, const json_t *summary, json_t *results)
 		snprintf(d, sizeof d,
 		         "halting evaluation: %lld silent, %lld crash/boot-loop reports",
 		         (long long)silent, (long long)reports);
-		result(results, "halted_by_silence", ok, d);
+		result(results, prefix, "halted_by_silence", ok, d);
 		all &= ok;
+	}
+	if (x->seen_state[0]) {
+		ok = 0;
+		size_t i;
+		json_t *v;
+		json_array_foreach(json_object_get(ro, "states_seen"), i, v) ok |=
+		        json_is_string(v) && strcmp(json_string_value(v), x->seen_state) == 0;
+		snprintf(d, sizeof d, "%s %s seen before the final state %s", x->seen_state,
+		         ok ? "was" : "was not", state);
+		result(results, prefix, "seen_state", ok, d);
+		all &= ok;
+	}
+	if (x->reason_contains[0]) {
+		const char *why = json_string_value(json_object_get(ro, "state_reason"));
+		ok = why && strstr(why, x->reason_contains) != NULL;
+		snprintf(d, sizeof d, "state_reason %s '%s': %.300s", ok ? "names" : "lacks",
+		         x->reason_contains, why ? why : "(none)");
+		result(results, prefix, "reason_contains", ok, d);
+		all &= ok;
+	}
+	return all;
+}
+
+int scn_check(const struct scenario *s, const json_t *summary, json_t *results)
+{
+	const json_t *rs = json_object_get(summary, "rollouts");
+	int all = 1;
+	for (int k = 0; k < s->n_channels; k++) {
+		const json_t *r = json_array_get(rs, (size_t)k);
+		char prefix[SCN_MAX_NAME + 4] = "";
+		if (s->n_channels > 1)
+			snprintf(prefix, sizeof prefix, "%s: ", s->ch[k].name);
+		if (!r && k == 0)
+			r = summary;
+		all &= check_channel(s, k, r, prefix, results);
 	}
 	return all;
 }

@@ -1,6 +1,7 @@
-/* fb-fleet scenarios: the JSON file that describes a simulated fleet, the
- * behaviour of each content file, network blips, the rollout under test and
- * the expectations checked against the summary (format: README.md). */
+/* fb-fleet scenarios: the JSON file that describes a simulated fleet (its
+ * rings and platform segments), the behaviour of each content file, network
+ * blips, the rollouts under test (one per channel) and the expectations
+ * checked against the summary (format: README.md). */
 #ifndef FLEET_SCENARIO_H
 #define FLEET_SCENARIO_H
 
@@ -9,31 +10,54 @@
 
 #include "fb.h"
 
-#define SCN_MAX_RINGS    16
-#define SCN_MAX_CONTENTS 16
-#define SCN_MAX_BLIPS    8
-#define SCN_MAX_NAME     64
-#define SCN_MAX_FILE     (1024 * 1024) /* bytes of a scenario file */
+#define SCN_MAX_RINGS      16
+#define SCN_MAX_CONTENTS   16 /* over all channels */
+#define SCN_MAX_CHANNELS   4  /* per-agent state is kept per channel: keep it small */
+#define SCN_MAX_BLIPS      8
+#define SCN_MAX_PLATFORMS  16
+#define SCN_MAX_EXTRA      8 /* extra platform facts per platform */
+#define SCN_MAX_SEG_VALUES 8 /* values per key of a content's segments */
+#define SCN_MAX_NAME       64
+#define SCN_MAX_FACT       32            /* bytes of a platform fact, NUL included */
+#define SCN_MAX_FILE       (1024 * 1024) /* bytes of a scenario file */
 
 enum scn_after_crash { SCN_REBOOT = 0, SCN_SILENT };
+
+/* The platform facts a segment is keyed by (the order of scn_fact_names). */
+enum scn_fact { SCN_OS = 0, SCN_OS_BUILD, SCN_ARCH, SCN_AGENT_VERSION, SCN_N_FACTS };
+extern const char *const scn_fact_names[SCN_N_FACTS];
 
 struct scn_ring {
 	char name[SCN_MAX_NAME];
 	int64_t agents; /* after scaling to the fleet size */
 };
 
+/* One platform segment of the fleet: its share and the facts its agents
+ * report. fact[SCN_AGENT_VERSION] is "" when the scenario gives none (the
+ * agents then report fb-fleet's own version). */
+struct scn_platform {
+	double share;
+	char fact[SCN_N_FACTS][SCN_MAX_FACT];
+	int n_extra;
+	char extra_key[SCN_MAX_EXTRA][SCN_MAX_FACT];
+	char extra_val[SCN_MAX_EXTRA][SCN_MAX_FACT];
+};
+
 /* What a content file does to the hosts that apply it. */
 struct scn_content {
 	char name[SCN_MAX_NAME];
 	char upload[1024];        /* path of the POST /v1/content body */
-	double crash_probability; /* per host that applies it */
+	int channel;              /* index into scenario.ch */
+	double crash_probability; /* per host that applies it (and matches segments) */
 	double crash_delay_s;     /* from apply (and from each boot) to the crash */
+	double crash_after_s;     /* no content crash before this long after apply */
 	enum scn_after_crash after_crash;
-	int boot_loop; /* 1: every boot with it active crashes again */
+	int boot_loop;          /* 1: every boot with it active crashes again */
+	uint32_t platform_mask; /* bit p: platform p's agents can be victims */
 };
 
 /* A fraction of one ring offline for a while, starting after_s after the
- * rollout under test enters that ring. */
+ * first channel's rollout under test enters that ring. */
 struct scn_blip {
 	int ring;
 	double fraction;
@@ -43,29 +67,45 @@ struct scn_blip {
 
 struct scn_expect {
 	int n_states;
-	char states[8][16];      /* acceptable final states; none: not checked */
-	int max_ring;            /* index of the last ring it may reach; -1: not checked */
-	int64_t max_exposure;    /* -1: not checked; -2: the size of ring 0 */
-	int64_t max_on_bad;      /* -1: not checked */
-	int exposed_on_lkg;      /* 1: every exposed live agent runs the baseline at the end */
-	int64_t max_false_halts; /* -1: not checked */
-	int upload_rejected;     /* 1: the rollout content must be refused at upload */
-	int halted_by_silence;   /* 1: the halting evaluation saw silence and no crash report */
+	char states[8][16];        /* acceptable final states; none: not checked */
+	int max_ring;              /* index of the last ring it may reach; -1: not checked */
+	int min_ring;              /* index of a ring it must reach; -1: not checked */
+	int64_t max_exposure;      /* -1: not checked; -2: the size of ring 0 */
+	int max_exposure_ring;     /* >= 0: at most the agents of rings 0..this one */
+	int64_t max_on_bad;        /* -1: not checked */
+	int exposed_on_lkg;        /* 1: every exposed live agent runs the baseline at the end */
+	int64_t max_false_halts;   /* -1: not checked */
+	int upload_rejected;       /* 1: the rollout content must be refused at upload */
+	int halted_by_silence;     /* 1: the halting evaluation saw silence and no crash report */
+	char seen_state[16];       /* "": not checked; else the rollout was seen in this state */
+	char reason_contains[128]; /* "": not checked; else a substring of state_reason */
+};
+
+/* One channel of the scenario with its contents' baseline, the content under
+ * test, its rollout policy and its expectations. */
+struct scn_channel {
+	uint32_t id;
+	char name[SCN_MAX_NAME];
+	int baseline;          /* index into scenario.contents */
+	int rollout;           /* index into scenario.contents: the content under test */
+	json_t *policy;        /* owned; NULL when absent; time keys already scaled */
+	json_t *ring_policies; /* owned; NULL when absent; ditto */
+	struct scn_expect expect;
 };
 
 struct scenario {
 	char name[SCN_MAX_NAME];
-	uint32_t channel_id;
-	char channel_name[SCN_MAX_NAME];
+	int n_channels; /* 1 for the single-channel form */
+	struct scn_channel ch[SCN_MAX_CHANNELS];
 	int n_rings;
 	struct scn_ring rings[SCN_MAX_RINGS];
-	int64_t agents; /* sum of the ring sizes */
+	int64_t agents;  /* sum of the ring sizes */
+	int n_platforms; /* 0: no platform facts are sent */
+	struct scn_platform platforms[SCN_MAX_PLATFORMS];
 	int n_contents;
 	struct scn_content contents[SCN_MAX_CONTENTS];
-	int baseline;          /* index into contents */
-	int rollout;           /* index into contents: the content under test */
-	json_t *policy;        /* owned; NULL when absent; time keys already scaled */
-	json_t *ring_policies; /* owned; NULL when absent; ditto */
+	json_t *baseline_policy; /* owned; NULL when absent; overrides for the baselines */
+	int gate_v2; /* the scenario uses platforms, several channels or gate v2 policy keys */
 	double heartbeat_s, poll_s, reboot_s;
 	int boot_loop_starts;
 	double background_crash_rate, background_window_s;
@@ -73,16 +113,17 @@ struct scenario {
 	struct scn_blip blips[SCN_MAX_BLIPS];
 	double settle_s, timeout_s;
 	double time_scale;
-	struct scn_expect expect;
 };
 
 /* Parse a scenario from text. base_dir resolves relative upload paths (NULL:
  * as given). agents > 0 rescales the rings to that many agents (each ring
  * keeps its share, at least 1). time_scale <= 0 picks max(1, agents / 1250).
  * Every duration of the scenario (timing, delays, blips, timeouts, and the
- * policies' min_bake_s and silence_timeout_s) is multiplied by the time
- * scale. On success *out is filled (release with scn_cleanup()); on failure
- * err names the field. */
+ * policies' min_bake_s, silence_timeout_s, max_wait_s, min_exposure_s and
+ * watch_s) is multiplied by the time scale; agent counts of the policies
+ * (min_healthy, holdout_min, min_segment_agents, min_segment_canaries) are
+ * passed as written. On success *out is filled (release with scn_cleanup());
+ * on failure err names the field. */
 enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t agents,
                      double time_scale, struct scenario *out, struct fb_err *err) FB_MUSTCHECK;
 /* Read and parse a scenario file; relative uploads resolve against
@@ -93,9 +134,19 @@ void scn_cleanup(struct scenario *s);
 /* Index of the ring named name, or -1. */
 int scn_ring_index(const struct scenario *s, const char *name);
 
-/* Check the expectations against a summary object (as printed by --json).
- * Appends one {"name","ok","detail"} per checked expectation to results
- * (a JSON array, borrowed) and returns 1 when all held. */
+/* The number of agents of ring r per platform, in counts[0..n_platforms-1]
+ * (summing to the ring's size): floor(share x size) each, the remaining
+ * agents to the largest remainders (the lower index first on a tie), and a
+ * platform with share x size >= 0.5 that got none takes one from the
+ * platform with the most, so a 5 % platform is in every ring of >= 10
+ * agents. Nothing is written without platforms. */
+void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts);
+
+/* Check the expectations against a summary object (as printed by --json):
+ * channel k against summary.rollouts[k] when present, else against the
+ * summary itself. Appends one {"name","ok","detail"} per checked
+ * expectation to results (a JSON array, borrowed; names are prefixed by
+ * the channel name with several channels) and returns 1 when all held. */
 int scn_check(const struct scenario *s, const json_t *summary, json_t *results);
 
 #endif

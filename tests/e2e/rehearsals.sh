@@ -157,3 +157,67 @@ rehearse_restart() {
 	fbe_expect "restart: no false halt" "$f" '.false_halts == 0'
 	fbe_server_stop
 }
+
+# ---- gate v2 rehearsals (issue 14) -------------------------------------------
+# They need a server with the gate v2 (holdout, two-sample test, platform
+# segments, watching, crash attribution): the scenarios send platform facts,
+# faulting_channel and the v2 policy keys, which the first server refuses.
+# Not run by make test until then; by hand: tests/e2e/rehearse.sh BUILD 3000
+# one_percent segment concurrent latent.
+
+# 8. A 1 % crasher (10x the 0.1 % background): halted before GA.
+rehearse_one_percent() {
+	fbe_setup one_percent --restart_grace_s=0
+	fbe_run one_percent one_percent.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "one_percent: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "one_percent: before leaving the early ring" "$f" '.rollout.ring_index <= 1'
+	fbe_expect "one_percent: exposure within canary + early" "$f" '.exposure_under_test <= .rings[0].agents + .rings[1].agents'
+	fbe_expect "one_percent: the halt saw crash reports" "$f" '.halt_inputs.crashed > 0'
+	fbe_expect "one_percent: nobody runs it at the end" "$f" '.on_bad_content == 0'
+	fbe_server_stop
+}
+
+# 9. 50 % of one platform segment (5 % of the fleet) crash: halted in early
+# at the latest, the reason names the segment, nobody else crashed.
+rehearse_segment() {
+	fbe_setup segment --restart_grace_s=0
+	fbe_run segment segment.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "segment: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "segment: before leaving the early ring" "$f" '.rollout.ring_index <= 1'
+	fbe_expect "segment: exposure within canary + early" "$f" '.exposure_under_test <= .rings[0].agents + .rings[1].agents'
+	fbe_expect "segment: the reason names the segment" "$f" '.rollout.state_reason | test("19045")'
+	fbe_expect "segment: ring 0 held the segment" "$f" '.segments.os_build["19045"].agents >= 5'
+	fbe_expect "segment: only 19045 crashed on the file" "$f" '.segments.os_build["22631"].content_crashed == 0 and .segments.os_build["19045"].content_crashed > 0'
+	fbe_server_stop
+}
+
+# 10. Two channels at once, one bad: only the bad one halted.
+rehearse_concurrent() {
+	fbe_setup concurrent --restart_grace_s=0
+	fbe_content "$FBE_WORLD" "$FBE_CONTENT/c292/base.json" 292 1
+	fbe_content "$FBE_WORLD" "$FBE_CONTENT/c292/next.json" 292 2
+	fbe_run concurrent concurrent.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "concurrent: the good one completed" "$f" '.rollouts[0].rollout.state == "completed" and .rollouts[0].false_halts == 0'
+	fbe_expect "concurrent: the good one reached the whole fleet" "$f" '.rollouts[0].exposure_under_test == .agents - .fleet.dead'
+	fbe_expect "concurrent: the bad one halted" "$f" '.rollouts[1].rollout.state == "halted" or .rollouts[1].rollout.state == "reverted"'
+	fbe_expect "concurrent: the bad one stayed in ring 0" "$f" '.rollouts[1].exposure_under_test <= .rings[0].agents'
+	fbe_expect "concurrent: hosts crashed while running the good file, none because of it" "$f" \
+		'.rollouts[0].totals.crashed > 0 and .rollouts[0].totals.content_crashed == 0'
+	fbe_server_stop
+}
+
+# 11. A latent crasher (crashes start after the last promotion): halted in
+# the watch window and reverted fleet-wide.
+rehearse_latent() {
+	fbe_setup latent --restart_grace_s=0
+	fbe_run latent latent.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "latent: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "latent: in the watch window after the last promotion" "$f" \
+		'(.rollout.states_seen | index("watching")) != null and .rollout.ring_index == (.rings | length) - 1'
+	fbe_expect "latent: reverted fleet-wide" "$f" '.on_bad_content == 0 and .exposed_not_on_last_known_good == 0'
+	fbe_server_stop
+}

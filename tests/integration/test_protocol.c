@@ -572,6 +572,123 @@ static void test_heartbeat_and_events(void **state)
 
 /* Operators' agent listing: filters by tag, content, health and ring, and
  * paging; every agent returned matches, and a matching one is not missed. */
+/* Platform facts at enrolment and in heartbeats, faulting_channel on crash
+ * events: the valid ones are stored, anything out of range gets 400 naming
+ * the field and stores nothing. */
+static void expect_400(const char *path, const char *token, const char *body, const char *needle)
+{
+	long st;
+	json_t *j = post(path, token, body, &st);
+	const char *raw = json_string_value(json_object_get(j, "_raw"));
+	if (st != 400 || !strstr(raw, needle))
+		fail_msg("%s: expected 400 naming \"%s\", got %ld: %s", path, needle, st, raw);
+	json_decref(j);
+}
+
+static void test_platform_facts(void **state)
+{
+	(void)state;
+	char *et = new_enrollment_token("{}");
+	char pk[64];
+	new_key_b64(pk);
+	static const struct {
+		const char *platform, *needle;
+	} bad[] = {
+	        {"\"windows\"", "field 'platform' must be an object"},
+	        {"{\"os\":\"win dows\"}", "platform.os must be a string"},
+	        {"{\"os\":7}", "platform.os must be a string"},
+	        {"{\"os_build\":\"123456789012345678901234567890123\"}", "platform.os_build"},
+	        {"{\"arch\":\"x86_64_with_extras\"}", "platform.arch must be a string"},
+	        {"{\"kernel\":\"6.1\"}", "platform: unknown field 'kernel'"},
+	        {"{\"extra\":{\"HW\":\"t14\"}}", "platform.extra.HW"},
+	        {"{\"extra\":{\"hw\":\"t 14\"}}", "platform.extra.hw"},
+	        {"{\"extra\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\","
+	         "\"g\":\"1\",\"h\":\"1\",\"i\":\"1\"}}",
+	         "platform.extra must be an object of at most 8"},
+	};
+	long before = fbt_db_long(C->db, "SELECT count(*) FROM agents");
+	char body[4096];
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		snprintf(body, sizeof body,
+		         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"agent_version\":\"t\","
+		         "\"capabilities\":%s,\"platform\":%s}",
+		         et, pk, C->caps, bad[i].platform);
+		expect_400("/v1/enroll", NULL, body, bad[i].needle);
+	}
+	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM agents"), before);
+
+	snprintf(body, sizeof body,
+	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"agent_version\":\"7.11\","
+	         "\"capabilities\":%s,\"platform\":{\"os\":\"windows\",\"os_build\":\"22631\","
+	         "\"arch\":\"x86_64\",\"extra\":{\"hw_model\":\"t14\"}}}",
+	         et, pk, C->caps);
+	long st;
+	json_t *j = post("/v1/enroll", NULL, body, &st);
+	assert_int_equal(st, 201);
+	int64_t id = json_integer_value(json_object_get(j, "agent_id"));
+	char *tok = strdup(json_string_value(json_object_get(j, "agent_token")));
+	json_decref(j);
+	char sql[512];
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM agents WHERE id = %lld AND os = 'windows' AND os_build = "
+	         "'22631' AND arch = 'x86_64' AND platform_extra ->> 'hw_model' = 't14'",
+	         (long long)id);
+	assert_int_equal(fbt_db_long(C->db, sql), 1);
+
+	/* A heartbeat after an OS upgrade carries the new facts. */
+	const char *hb = "{\"agent_id\":%lld,\"boot_id\":\"b2\",\"uptime_s\":1,\"active\":{},"
+	                 "\"platform\":%s}";
+	snprintf(body, sizeof body, hb, (long long)id, "{\"os_build\":\"22631 \"}");
+	expect_400("/v1/heartbeat", tok, body, "platform.os_build must be a string");
+	snprintf(body, sizeof body, hb, (long long)id, "{\"os\":\"windows\",\"boot\":\"x\"}");
+	expect_400("/v1/heartbeat", tok, body, "platform: unknown field 'boot'");
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM agents WHERE id = %lld AND boot_id = 'b2'",
+	         (long long)id);
+	usleep(600000);
+	assert_int_equal(fbt_db_long(C->db, sql), 0); /* the refused heartbeats left no trace */
+	snprintf(body, sizeof body, hb, (long long)id,
+	         "{\"os\":\"windows\",\"os_build\":\"26100\",\"arch\":\"arm64\"}");
+	j = post("/v1/heartbeat", tok, body, &st);
+	assert_int_equal(st, 202);
+	json_decref(j);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM agents WHERE id = %lld AND os_build = '26100' AND arch = "
+	         "'arm64' AND platform_extra = '{}' AND boot_id = 'b2'",
+	         (long long)id);
+	int seen = 0;
+	for (int i = 0; i < 50 && !seen; i++) {
+		seen = fbt_db_long(C->db, sql) == 1;
+		if (!seen)
+			usleep(100000);
+	}
+	assert_true(seen);
+
+	/* faulting_channel: an integer channel id, on crash events only. */
+	const char *ev = "{\"agent_id\":%lld,\"events\":[{\"id\":\"%s\",\"kind\":\"%s\",\"at\":%lld,"
+	                 "\"channel\":291,\"content\":\"%s\",\"faulting_channel\":%s}]}";
+	long long now = (long long)(fb_now_ms() / 1000);
+	snprintf(body, sizeof body, ev, (long long)id, "c1", "crash", now, C->sha_v1, "\"291\"");
+	expect_400("/v1/events", tok, body, "events[0].faulting_channel must be a channel id");
+	snprintf(body, sizeof body, ev, (long long)id, "c1", "crash", now, C->sha_v1, "0");
+	expect_400("/v1/events", tok, body, "events[0].faulting_channel must be a channel id");
+	snprintf(body, sizeof body, ev, (long long)id, "a1", "applied", now, C->sha_v1, "291");
+	expect_400("/v1/events", tok, body, "unknown field 'faulting_channel' for kind applied");
+	snprintf(sql, sizeof sql, "SELECT count(*) FROM events WHERE agent_id = %lld",
+	         (long long)id);
+	assert_int_equal(fbt_db_long(C->db, sql), 0);
+	snprintf(body, sizeof body, ev, (long long)id, "c1", "crash", now, C->sha_v1, "292");
+	j = post("/v1/events", tok, body, &st);
+	assert_int_equal(st, 200);
+	json_decref(j);
+	snprintf(sql, sizeof sql,
+	         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = 'crash' AND "
+	         "(details ->> 'faulting_channel')::int = 292",
+	         (long long)id);
+	assert_int_equal(fbt_db_long(C->db, sql), 1);
+	free(tok);
+	free(et);
+}
+
 static void test_agent_filters(void **state)
 {
 	(void)state;
@@ -662,6 +779,7 @@ int main(void)
 	        cmocka_unit_test(test_poll_verify_etag_and_blobs),
 	        cmocka_unit_test(test_heartbeat_and_events),
 	        cmocka_unit_test(test_agent_filters),
+	        cmocka_unit_test(test_platform_facts),
 	};
 	return cmocka_run_group_tests_name("protocol", tests, setup, teardown);
 }

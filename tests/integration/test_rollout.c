@@ -9,6 +9,7 @@
 
 #include <cmocka.h> /* after the three above, which it needs */
 
+#include <math.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -295,8 +296,9 @@ static void force_complete(int64_t id)
 
 /* ---- simulated agents ---------------------------------------------------------- */
 
-static void agent_new(struct agent *a, int ring, enum behaviour how, const char *tags,
-                      const char *caps)
+/* An agent that enrolls with platform facts (a JSON object, or NULL). */
+static void agent_new_on(struct agent *a, int ring, enum behaviour how, const char *tags,
+                         const char *caps, const char *platform)
 {
 	memset(a, 0, sizeof *a);
 	a->ring = ring;
@@ -314,14 +316,20 @@ static void agent_new(struct agent *a, int ring, enum behaviour how, const char 
 	snprintf(a->caps, sizeof a->caps, "%s", caps ? caps : E.caps_all);
 	snprintf(body, sizeof body,
 	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
-	         "\"agent_version\":\"test\",\"capabilities\":%s}",
-	         et, pk64, a->caps);
+	         "\"agent_version\":\"test\",\"capabilities\":%s%s%s}",
+	         et, pk64, a->caps, platform ? ",\"platform\":" : "", platform ? platform : "");
 	free(et);
 	j = call_want(201, "POST", "/v1/enroll", NULL, body);
 	a->id = json_integer_value(json_object_get(j, "agent_id"));
 	a->token = strdup(jstr(j, "agent_token"));
 	json_decref(j);
 	a->boot = 1;
+}
+
+static void agent_new(struct agent *a, int ring, enum behaviour how, const char *tags,
+                      const char *caps)
+{
+	agent_new_on(a, ring, how, tags, caps, NULL);
 }
 
 static void agents_free(struct agent *ags, int n)
@@ -1405,6 +1413,165 @@ static void test_compatibility(void **state)
 	agents_free(ags, N);
 }
 
+/* Gate v2's holdout: a deterministic share of each big enough ring stays on
+ * the previous content (here: none, the channel's first file), the same on
+ * every poll, counted in the rollout; small rings keep none. */
+static void test_holdout(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	enum { N = 120, CANARY = 100 };
+	static struct agent ags[N];
+	for (int i = 0; i < N; i++)
+		agent_new(&ags[i], i < CANARY ? 0 : 1, GOOD, NULL, NULL);
+	char *rings = malloc(8192);
+	int n = snprintf(rings, 8192, "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
+	for (int i = 0; i < CANARY; i++)
+		n += snprintf(rings + n, (size_t)(8192 - n), "%s%lld", i ? "," : "",
+		              (long long)ags[i].id);
+	snprintf(rings + n, (size_t)(8192 - n),
+	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"holdout\"}");
+	expect(200, "PUT", "/v1/rings", E.admin, rings);
+	free(rings);
+	char sha[65];
+	upload(1, sha);
+	int64_t id = rollout_start(sha, ",\"policy\":{\"holdout\":0.1,\"holdout_min\":10}");
+	json_t *r = rollout_get(id);
+	json_t *hold = json_object_get(r, "holdout");
+	assert_int_equal(json_array_size(hold), 2);
+	assert_true(fabs(json_number_value(json_array_get(hold, 0)) - 0.1) < 1e-9);
+	assert_true(json_number_value(json_array_get(hold, 1)) == 0.0); /* 20 agents: none */
+	json_t *ha = json_object_get(r, "holdout_agents");
+	assert_string_equal(jstr(json_array_get(ha, 0), "ring"), "canary");
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(ha, 0), "agents")),
+	                 CANARY);
+	int64_t held = json_integer_value(json_object_get(json_array_get(ha, 0), "held"));
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(ha, 1), "held")), 0);
+	json_decref(r);
+	/* about 10 of 100 (binomial: 1..25 is far beyond 4 standard deviations) */
+	assert_true(held >= 1 && held <= 25);
+
+	int got = 0;
+	for (int k = 0; k < 100 && got < CANARY - held; k++) {
+		got = 0;
+		for (int i = 0; i < CANARY; i++) {
+			agent_poll(&ags[i]);
+			got += strcmp(ags[i].assigned, sha) == 0;
+		}
+		if (got < CANARY - held)
+			usleep(100000);
+	}
+	assert_int_equal(got, CANARY - held);
+	int marked = 0;
+	char first[N];
+	for (int i = 0; i < CANARY; i++) {
+		first[i] = strcmp(ags[i].assigned, sha) == 0;
+		marked += !first[i] && strstr(ags[i].audience, "~h") != NULL;
+	}
+	assert_int_equal(marked, held); /* the held documents say so in their audience */
+	for (int i = CANARY; i < N; i++) {
+		agent_poll(&ags[i]);
+		assert_string_equal(ags[i].assigned, ""); /* ring not reached */
+	}
+	/* Stable: the same agents again (the hash of rollout and agent). */
+	for (int i = 0; i < CANARY; i++) {
+		ags[i].etag[0] = '\0';
+		ags[i].seq = 0;
+		agent_poll(&ags[i]);
+		assert_int_equal(strcmp(ags[i].assigned, sha) == 0, first[i]);
+	}
+	/* Ended: the snapshot holds nobody back for it any more. */
+	char path[64];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/halt", (long long)id);
+	expect(200, "POST", path, E.soc, "{\"reason\":\"end of test\"}");
+	for (int k = 0; k < 50; k++) {
+		r = rollout_get(id);
+		held = json_integer_value(
+		        json_object_get(json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
+		json_decref(r);
+		if (held == 0)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(held, 0);
+	agents_free(ags, N);
+}
+
+/* Canary coverage: a platform the later rings hold enough of to judge must
+ * meet the file in ring 0 first; refused with the segment named (nothing
+ * stored), or started with "coverage": "warn", audited and announced. */
+static void test_canary_coverage(void **state)
+{
+	(void)state;
+	env_up(NULL);
+	enum { CAN = 6, LATER = 25 };
+	static struct agent ags[CAN + LATER];
+	for (int i = 0; i < CAN + LATER; i++)
+		agent_new_on(&ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
+		             i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
+		                     : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_64\"}");
+	char rings[2048];
+	int n = snprintf(rings, sizeof rings,
+	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
+	for (int i = 0; i < CAN; i++)
+		n += snprintf(rings + n, sizeof rings - (size_t)n, "%s%lld", i ? "," : "",
+		              (long long)ags[i].id);
+	snprintf(rings + n, sizeof rings - (size_t)n,
+	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"coverage\"}");
+	expect(200, "PUT", "/v1/rings", E.admin, rings);
+	char sha[65], body[512];
+	upload(1, sha);
+	long audits = q("SELECT count(*) FROM audit_log");
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH, sha);
+	json_t *j = call_want(422, "POST", "/v1/rollouts", E.rel1, body);
+	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "canary_coverage");
+	const char *msg = jstr(json_object_get(j, "error"), "message");
+	if (!strstr(msg, "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
+		fail_msg("coverage message: %s", msg);
+	json_decref(j);
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"maybe\"}", CH,
+	         sha);
+	expect_code(400, "invalid", "POST", "/v1/rollouts", E.rel1, body);
+	assert_int_equal(q("SELECT count(*) FROM rollouts"), 0);
+	assert_int_equal(q("SELECT count(*) FROM audit_log"), audits);
+
+	/* Fewer later agents than min_segment_agents are not required. */
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"policy\":"
+	         "{\"min_segment_agents\":26}}",
+	         CH, sha);
+	j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	int64_t first = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = "
+	                   "'rollout.coverage_warning'"),
+	                 0);
+	snprintf(body, sizeof body, "/v1/rollouts/%lld/halt", (long long)first);
+	expect(200, "POST", body, E.soc, "{\"reason\":\"next\"}");
+
+	/* warn: started, the gaps audited and announced */
+	char sha2[65];
+	upload(2, sha2);
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"warn\"}", CH,
+	         sha2);
+	j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	int64_t id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.start' AND "
+	                   "object = 'rollout/%lld' AND after -> 'coverage_warnings' -> 0 ->> "
+	                   "'value' = '19045'",
+	                   (long long)id),
+	                 1);
+	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = "
+	                   "'rollout.coverage_warning' AND rollout_id = %lld AND data -> "
+	                   "'uncovered' -> 0 ->> 'dimension' = 'os_build'",
+	                   (long long)id),
+	                 1);
+	agents_free(ags, CAN + LATER);
+}
+
 int main(void)
 {
 	if (sodium_init() < 0)
@@ -1428,6 +1595,8 @@ int main(void)
 	        cmocka_unit_test_teardown(test_rings, env_down),
 	        cmocka_unit_test_teardown(test_pins, env_down),
 	        cmocka_unit_test_teardown(test_compatibility, env_down),
+	        cmocka_unit_test_teardown(test_holdout, env_down),
+	        cmocka_unit_test_teardown(test_canary_coverage, env_down),
 	};
 	int rc = cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
 	fbsig_root_free(g_root);

@@ -1,0 +1,113 @@
+/* The gate's inputs from the database: one query per evaluation, grouped by
+ * the whole ring and by each platform segment. */
+#include "counts.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "db.h"
+#include "segments.h"
+
+/* Per agent of the rollout's channel: treated (applied the content since
+ * the start) or control (on the previous content), its failure and its
+ * host-time on each side. A crash or boot loop counts for this channel
+ * unless the agent named another channel as the one whose content it was
+ * interpreting when it crashed (faulting_channel). Failures before an
+ * agent applied the content are control failures; its time before the apply
+ * is control host-time. */
+static const char COUNTS_SQL[] =
+        "WITH ap AS (SELECT agent_id, min(received_at) AS at FROM events "
+        " WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
+        " GROUP BY agent_id), "
+        "fl AS (SELECT agent_id, min(received_at) FILTER (WHERE content_sha256 = $1) AS t_at, "
+        " bool_or(kind = 'crash' AND content_sha256 = $1) AS crashed, "
+        " bool_or(kind = 'boot_loop' AND content_sha256 = $1) AS looped, "
+        " min(received_at) FILTER (WHERE content_sha256 IS NOT DISTINCT FROM $2) AS c_at "
+        " FROM events WHERE kind IN ('crash', 'boot_loop') AND channel_id = $3::int "
+        " AND received_at >= $4::timestamptz "
+        " AND coalesce(details ->> 'faulting_channel', $3::text) = $3::text GROUP BY agent_id), "
+        "x AS (SELECT a.os, a.os_build, a.arch, a.agent_version, ap.at, "
+        " coalesce(fl.crashed, false) AS crashed, coalesce(fl.looped, false) AS looped, "
+        " fl.t_at, fl.c_at, a.last_seen_at AS seen, "
+        " greatest(a.enrolled_at, $4::timestamptz) AS c0, "
+        " (a.active ->> $3::text) IS NOT DISTINCT FROM $2 AS on_prev "
+        " FROM agents a LEFT JOIN ap ON ap.agent_id = a.id LEFT JOIN fl ON fl.agent_id = a.id "
+        " WHERE a.revoked_at IS NULL AND (ap.at IS NOT NULL OR (a.last_seen_at >= "
+        " $4::timestamptz AND (a.active ->> $3::text) IS NOT DISTINCT FROM $2))), "
+        "y AS (SELECT *, at IS NOT NULL AS treated, "
+        " at IS NOT NULL AND (crashed OR looped) AS tfail, "
+        " at IS NOT NULL AND NOT (crashed OR looped) AND greatest(coalesce(seen, at), at) < "
+        " now() - make_interval(secs => $5::int) AS silent, "
+        " at IS NOT NULL AND NOT (crashed OR looped) AND seen >= at AND seen >= now() - "
+        " make_interval(secs => $5::int) AS healthy, "
+        " at IS NULL AND seen < now() - make_interval(secs => $5::int) AS csilent FROM x), "
+        "z AS (SELECT *, CASE WHEN treated THEN greatest(0, extract(epoch FROM (CASE WHEN tfail "
+        " THEN greatest(t_at, at) WHEN silent THEN greatest(coalesce(seen, at), at) "
+        " ELSE now() END) - at)) ELSE 0 END AS t_exp, "
+        " CASE WHEN on_prev OR treated THEN greatest(0, extract(epoch FROM least(now(), "
+        " coalesce(at, now()), coalesce(c_at, now()), CASE WHEN csilent THEN seen ELSE now() "
+        " END) - c0)) ELSE 0 END AS c_exp, "
+        " (c_at IS NOT NULL AND (at IS NULL OR c_at < at)) OR csilent AS cfail FROM y) "
+        "SELECT grouping(os, os_build, arch, agent_version), os, os_build, arch, agent_version, "
+        " count(*) FILTER (WHERE treated), count(*) FILTER (WHERE treated AND crashed), "
+        " count(*) FILTER (WHERE treated AND looped AND NOT crashed), "
+        " count(*) FILTER (WHERE silent), count(*) FILTER (WHERE healthy), "
+        " count(*) FILTER (WHERE healthy AND at <= now() - make_interval(secs => $6::int)), "
+        " coalesce(sum(t_exp), 0), count(*) FILTER (WHERE NOT treated AND on_prev), "
+        " count(*) FILTER (WHERE cfail), coalesce(sum(c_exp), 0) "
+        "FROM z GROUP BY GROUPING SETS ((), (os), (os_build), (arch), (agent_version))";
+
+static int64_t col_i(PGresult *r, int row, int col)
+{
+	return strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inputs *in,
+                         struct counts_segment *segs, size_t *nsegs, struct fb_err *err)
+{
+	char to[24], need[24];
+	snprintf(to, sizeof to, "%lld", (long long)q->silence_timeout_s);
+	snprintf(need, sizeof need, "%lld", (long long)q->exposure_needed_s);
+	const char *p[] = {q->content, q->previous, q->channel, q->started, to, need};
+	*nsegs = 0;
+	PGresult *r = db_exec(c, err, COUNTS_SQL, 6, p);
+	if (!r)
+		return FB_EDB;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int grouping = (int)col_i(r, i, 0);
+		/* grouping(): a bit set for each column not grouped by, os first */
+		int dim = grouping == 15 ? -1 : grouping == 7 ? 0 : grouping == 11 ? 1
+		                              : grouping == 13 ? 2 : grouping == 14 ? 3 : -2;
+		if (dim == -1) {
+			in->treated = col_i(r, i, 5);
+			in->crashed = col_i(r, i, 6);
+			in->boot_looped = col_i(r, i, 7);
+			in->silent = col_i(r, i, 8);
+			in->healthy = col_i(r, i, 9);
+			in->seasoned = col_i(r, i, 10);
+			in->exposure_s = strtod(PQgetvalue(r, i, 11), NULL);
+			in->control = col_i(r, i, 12);
+			in->control_failed = col_i(r, i, 13);
+			in->control_exposure_s = strtod(PQgetvalue(r, i, 14), NULL);
+			continue;
+		}
+		if (dim < 0 || PQgetisnull(r, i, 1 + dim) || *nsegs >= COUNTS_MAX_SEGMENTS)
+			continue;
+		struct counts_segment *s = &segs[(*nsegs)++];
+		memset(s, 0, sizeof *s);
+		s->dim = dim;
+		snprintf(s->value, sizeof s->value, "%s", PQgetvalue(r, i, 1 + dim));
+		int64_t silent = s->silent = col_i(r, i, 8);
+		s->healthy = col_i(r, i, 9);
+		s->seasoned = col_i(r, i, 10);
+		s->g.treated = s->healthy + col_i(r, i, 6) + col_i(r, i, 7) + silent;
+		s->g.failed = col_i(r, i, 6) + col_i(r, i, 7) + silent;
+		s->g.exposure_s = strtod(PQgetvalue(r, i, 11), NULL);
+		s->g.control = col_i(r, i, 12);
+		s->g.control_failed = col_i(r, i, 13);
+		s->g.control_exposure_s = strtod(PQgetvalue(r, i, 14), NULL);
+	}
+	PQclear(r);
+	return FB_OK;
+}
