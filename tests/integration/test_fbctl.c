@@ -32,7 +32,7 @@
 
 #define FAST_POLICY                                                                                \
 	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,"             \
-	"\"confidence\":0.8}"
+	"\"confidence\":0.8,\"max_excess\":1,\"watch_s\":0,\"holdout\":0}"
 
 struct ctx {
 	char *db;
