@@ -77,8 +77,12 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 	for (int i = 0; i < PQntuples(r); i++) {
 		int grouping = (int)col_i(r, i, 0);
 		/* grouping(): a bit set for each column not grouped by, os first */
-		int dim = grouping == 15 ? -1 : grouping == 7 ? 0 : grouping == 11 ? 1
-		                              : grouping == 13 ? 2 : grouping == 14 ? 3 : -2;
+		int dim = grouping == 15   ? -1
+		          : grouping == 7  ? 0
+		          : grouping == 11 ? 1
+		          : grouping == 13 ? 2
+		          : grouping == 14 ? 3
+		                           : -2;
 		if (dim == -1) {
 			in->treated = col_i(r, i, 5);
 			in->crashed = col_i(r, i, 6);

@@ -20,8 +20,8 @@ struct counts_req {
 
 #define COUNTS_MAX_SEGMENTS 256
 struct counts_segment {
-	int dim;         /* index into segment_dims */
-	char value[72];  /* the fact's value */
+	int dim;             /* index into segment_dims */
+	char value[72];      /* the fact's value */
 	struct gate_group g; /* treated and failed count silent agents */
 	int64_t seasoned, healthy, silent;
 };

@@ -38,8 +38,8 @@ static struct seg_count *seg_find(struct seg_count **v, size_t *n, size_t *cap, 
 	return s;
 }
 
-enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries,
-                             int64_t min_later, json_t **gaps, struct fb_err *err)
+enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries, int64_t min_later,
+                             json_t **gaps, struct fb_err *err)
 {
 	enum fb_rc rc = FB_EDB;
 	struct seg_count *v = NULL;
@@ -55,8 +55,8 @@ enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries
 	const char *first = json_string_value(json_array_get(plan, 0));
 	for (int i = 0; i < PQntuples(r); i++) {
 		char rb[64];
-		const char *ring = snapshot_agent_ring(strtoll(PQgetvalue(r, i, 0), NULL, 10), rb,
-		                                       sizeof rb);
+		const char *ring =
+		        snapshot_agent_ring(strtoll(PQgetvalue(r, i, 0), NULL, 10), rb, sizeof rb);
 		int where = -1; /* 0: the first ring, 1: a later ring of the plan */
 		for (size_t k = 0; ring && k < json_array_size(plan); k++)
 			if (strcmp(ring, json_string_value(json_array_get(plan, k))) == 0)
@@ -83,8 +83,8 @@ enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries
 			json_array_append_new(*gaps,
 			                      json_pack("{s:s, s:s, s:I, s:I}", "dimension",
 			                                segment_dims[v[i].dim], "value", v[i].value,
-			                                "canaries", (json_int_t)v[i].canaries, "later",
-			                                (json_int_t)v[i].later));
+			                                "canaries", (json_int_t)v[i].canaries,
+			                                "later", (json_int_t)v[i].later));
 	rc = FB_OK;
 out:
 	PQclear(r);

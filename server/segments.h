@@ -18,7 +18,7 @@ extern const char *const segment_dims[SEGMENT_DIMS]; /* "os", "os_build", ... */
  * agents of: a new reference to an array of {"dimension", "value",
  * "canaries", "later"} in *gaps (empty when covered), caller decrefs. Ring
  * membership comes from the serving snapshot, facts from the database. */
-enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries,
-                             int64_t min_later, json_t **gaps, struct fb_err *err) FB_MUSTCHECK;
+enum fb_rc segments_coverage(PGconn *c, const json_t *plan, int64_t min_canaries, int64_t min_later,
+                             json_t **gaps, struct fb_err *err) FB_MUSTCHECK;
 
 #endif

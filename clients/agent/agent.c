@@ -10,8 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <sys/utsname.h>
+#include <time.h>
 #include <unistd.h>
 
 static int g_log_min = 1; /* index into levels[]: info */

@@ -386,8 +386,8 @@ static const struct command commands[] = {
         {"rollout", "status", cmd_rollout_status, J, "ID [--json]",
          "one rollout: state, ring, and its latest gate evaluations with their reasons"},
         {"rollout", "list", cmd_rollout_list, J | OB(O_STATE), "[--state S] [--json]",
-         "rollouts, newest first; S: staged, rolling, paused, completed, halted, reverted, "
-         "superseded or active"},
+         "rollouts, newest first; S: staged, rolling, paused, watching, completed, halted, "
+         "reverted, superseded or active"},
         {"rollout", "watch", cmd_rollout_watch, J | OB(O_INTERVAL) | OB(O_TIMEOUT),
          "ID [--interval DURATION] [--timeout DURATION] [--json]",
          "live progress per ring until the rollout ends (--interval default 1s, 100ms to 1m; "

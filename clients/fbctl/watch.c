@@ -69,8 +69,9 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 	json_t *plan = json_object_get(ro, "rings");
 	int64_t k = count(ro, "ring_index");
 	int done_all = state && strcmp(state, "completed") == 0;
+	/* watching (gate v2): the last ring promoted, its gate still judging */
 	int active = state && (!strcmp(state, "rolling") || !strcmp(state, "paused") ||
-	                       !strcmp(state, "staged"));
+	                       !strcmp(state, "staged") || !strcmp(state, "watching"));
 	enum fb_rc rc = fb_buf_printf(
 	        b, "rollout %lld  channel %lld  content %s v%s  %s, ring %lld of %zu\n",
 	        (long long)count(ro, "id"), (long long)count(ro, "channel"),

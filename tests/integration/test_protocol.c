@@ -602,7 +602,8 @@ static void test_platform_facts(void **state)
 	        {"{\"kernel\":\"6.1\"}", "platform: unknown field 'kernel'"},
 	        {"{\"extra\":{\"HW\":\"t14\"}}", "platform.extra.HW"},
 	        {"{\"extra\":{\"hw\":\"t 14\"}}", "platform.extra.hw"},
-	        {"{\"extra\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":\"1\","
+	        {"{\"extra\":{\"a\":\"1\",\"b\":\"1\",\"c\":\"1\",\"d\":\"1\",\"e\":\"1\",\"f\":"
+	         "\"1\","
 	         "\"g\":\"1\",\"h\":\"1\",\"i\":\"1\"}}",
 	         "platform.extra must be an object of at most 8"},
 	};
@@ -610,7 +611,8 @@ static void test_platform_facts(void **state)
 	char body[4096];
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		snprintf(body, sizeof body,
-		         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"agent_version\":\"t\","
+		         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"agent_version\":"
+		         "\"t\","
 		         "\"capabilities\":%s,\"platform\":%s}",
 		         et, pk, C->caps, bad[i].platform);
 		expect_400("/v1/enroll", NULL, body, bad[i].needle);
@@ -664,8 +666,9 @@ static void test_platform_facts(void **state)
 	assert_true(seen);
 
 	/* faulting_channel: an integer channel id, on crash events only. */
-	const char *ev = "{\"agent_id\":%lld,\"events\":[{\"id\":\"%s\",\"kind\":\"%s\",\"at\":%lld,"
-	                 "\"channel\":291,\"content\":\"%s\",\"faulting_channel\":%s}]}";
+	const char *ev =
+	        "{\"agent_id\":%lld,\"events\":[{\"id\":\"%s\",\"kind\":\"%s\",\"at\":%lld,"
+	        "\"channel\":291,\"content\":\"%s\",\"faulting_channel\":%s}]}";
 	long long now = (long long)(fb_now_ms() / 1000);
 	snprintf(body, sizeof body, ev, (long long)id, "c1", "crash", now, C->sha_v1, "\"291\"");
 	expect_400("/v1/events", tok, body, "events[0].faulting_channel must be a channel id");

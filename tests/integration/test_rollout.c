@@ -1425,7 +1425,8 @@ static void test_holdout(void **state)
 	for (int i = 0; i < N; i++)
 		agent_new(&ags[i], i < CANARY ? 0 : 1, GOOD, NULL, NULL);
 	char *rings = malloc(8192);
-	int n = snprintf(rings, 8192, "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
+	int n = snprintf(rings, 8192,
+	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
 	for (int i = 0; i < CANARY; i++)
 		n += snprintf(rings + n, (size_t)(8192 - n), "%s%lld", i ? "," : "",
 		              (long long)ags[i].id);
@@ -1486,8 +1487,8 @@ static void test_holdout(void **state)
 	expect(200, "POST", path, E.soc, "{\"reason\":\"end of test\"}");
 	for (int k = 0; k < 50; k++) {
 		r = rollout_get(id);
-		held = json_integer_value(
-		        json_object_get(json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
+		held = json_integer_value(json_object_get(
+		        json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
 		json_decref(r);
 		if (held == 0)
 			break;
@@ -1507,9 +1508,11 @@ static void test_canary_coverage(void **state)
 	enum { CAN = 6, LATER = 25 };
 	static struct agent ags[CAN + LATER];
 	for (int i = 0; i < CAN + LATER; i++)
-		agent_new_on(&ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
-		             i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
-		                     : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_64\"}");
+		agent_new_on(
+		        &ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
+		        i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
+		                : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_"
+		                  "64\"}");
 	char rings[2048];
 	int n = snprintf(rings, sizeof rings,
 	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
@@ -1522,11 +1525,13 @@ static void test_canary_coverage(void **state)
 	char sha[65], body[512];
 	upload(1, sha);
 	long audits = q("SELECT count(*) FROM audit_log");
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH, sha);
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH,
+	         sha);
 	json_t *j = call_want(422, "POST", "/v1/rollouts", E.rel1, body);
 	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "canary_coverage");
 	const char *msg = jstr(json_object_get(j, "error"), "message");
-	if (!strstr(msg, "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
+	if (!strstr(msg,
+	            "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
 		fail_msg("coverage message: %s", msg);
 	json_decref(j);
 	snprintf(body, sizeof body,
