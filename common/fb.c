@@ -314,6 +314,60 @@ enum fb_rc fb_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 	return FB_OK;
 }
 
+static const struct {
+	const char *name;
+	int64_t ms;
+} duration_units[] = {{"d", 86400000}, {"h", 3600000}, {"m", 60000}, {"s", 1000}, {"ms", 1}};
+
+const char *fb_duration_str(int64_t ms, char *buf, size_t n)
+{
+	size_t k = 3; /* "0s" */
+	if (ms != 0)
+		for (k = 0; k + 1 < sizeof duration_units / sizeof duration_units[0] &&
+		            ms % duration_units[k].ms != 0;
+		     k++)
+			;
+	snprintf(buf, n, "%lld%s", (long long)(ms / duration_units[k].ms), duration_units[k].name);
+	return buf;
+}
+
+enum fb_rc fb_parse_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *out,
+                                struct fb_err *err)
+{
+	char lo[32], hi[32];
+	if (!s || !*s || *s < '0' || *s > '9') {
+		fb_err_set(err,
+		           "\"%s\" is not a duration (a number with a unit: 30s, 5m, 2h, 1d, "
+		           "250ms; a plain number is seconds)",
+		           s ? s : "");
+		return FB_EINVAL;
+	}
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	int64_t unit = 0;
+	if (*end == '\0')
+		unit = 1000;
+	for (size_t k = 0; !unit && k < sizeof duration_units / sizeof duration_units[0]; k++)
+		if (strcmp(end, duration_units[k].name) == 0)
+			unit = duration_units[k].ms;
+	if (errno || !unit) {
+		fb_err_set(err,
+		           "\"%s\" is not a duration (a number with a unit: 30s, 5m, 2h, 1d, "
+		           "250ms; a plain number is seconds)",
+		           s);
+		return FB_EINVAL;
+	}
+	if (v > INT64_MAX / unit || v * unit < min_ms || v * unit > max_ms) {
+		fb_err_set(err, "%s is out of range: %s to %s", s,
+		           fb_duration_str(min_ms, lo, sizeof lo),
+		           fb_duration_str(max_ms, hi, sizeof hi));
+		return FB_ETOOBIG;
+	}
+	*out = v * unit;
+	return FB_OK;
+}
+
 int64_t fb_now_ms(void)
 {
 	struct timespec ts;

@@ -7,6 +7,10 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+/* The release version of every firebreak binary (firebreakd, fbctl, fb-sign,
+ * fb-agent, fb-fleet): the one place it is set. */
+#define FB_VERSION "0.1.0"
+
 #define FB_MUSTCHECK    __attribute__((warn_unused_result))
 #define FB_PRINTF(a, b) __attribute__((format(printf, a, b)))
 
@@ -84,6 +88,17 @@ int fb_is_sha256_hex(const char *s);
 /* Strict integer parsing of a whole string (no atoi): FB_EINVAL on junk or
  * out of [min, max]. */
 enum fb_rc fb_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out) FB_MUSTCHECK;
+
+/* A duration: a whole number followed by one unit, ms (milliseconds), s,
+ * m, h or d; a plain number is seconds ("30s", "5m", "2h", "1d", "90",
+ * "250ms"). The result in milliseconds must lie in [min_ms, max_ms].
+ * FB_EINVAL on junk (err says what was expected), FB_ETOOBIG when out of
+ * range (err names the range in the same syntax). err may be NULL. */
+enum fb_rc fb_parse_duration_ms(const char *s, int64_t min_ms, int64_t max_ms, int64_t *out,
+                                struct fb_err *err) FB_MUSTCHECK;
+/* ms written in the duration syntax with the largest unit that divides it
+ * ("90s", "5m", "250ms", "1d"). buf of n bytes; returns buf. */
+const char *fb_duration_str(int64_t ms, char *buf, size_t n);
 
 /* Wall clock in milliseconds / monotonic clock in milliseconds. */
 int64_t fb_now_ms(void);

@@ -57,6 +57,22 @@ struct cf_registry;
  * types are refused. */
 enum fb_rc cf_registry_load_dir(const char *dir, struct cf_registry **out,
                                 struct fb_err *err) FB_MUSTCHECK;
+/* What cf_locate_dir looks for. */
+enum cf_dir {
+	CF_DIR_TEMPLATES, /* the template registry: env FB_TEMPLATES, share/firebreak/templates */
+	CF_DIR_CORPUS,    /* the preflight event corpus: env FB_CORPUS, share/firebreak/corpus */
+};
+
+/* Find the directory of what for a command-line tool: given (a --templates
+ * or --corpus flag) when not NULL, else the environment variable, else the
+ * first of ./schema/<templates|corpus> (a checkout), <exe>/../share/firebreak/
+ * <name>, /usr/local/share/firebreak/<name> and /usr/share/firebreak/<name>
+ * that is a directory. The path goes into out (n bytes). FB_ENOTFOUND when a
+ * given or configured directory is not one, or none of the places is; err
+ * then names the places looked at. */
+enum fb_rc cf_locate_dir(enum cf_dir what, const char *given, char *out, size_t n,
+                         struct fb_err *err) FB_MUSTCHECK;
+
 /* Accepts NULL. Files parsed against the registry must be freed first. */
 void cf_registry_free(struct cf_registry *reg);
 /* Number of template types (id, version) loaded. */

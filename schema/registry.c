@@ -6,8 +6,65 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "cf_internal.h"
+
+static int is_dir(const char *path)
+{
+	struct stat st;
+	return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+enum fb_rc cf_locate_dir(enum cf_dir what, const char *given, char *out, size_t n,
+                         struct fb_err *err)
+{
+	const char *name = what == CF_DIR_CORPUS ? "corpus" : "templates";
+	const char *env = what == CF_DIR_CORPUS ? "FB_CORPUS" : "FB_TEMPLATES";
+	const char *flag = what == CF_DIR_CORPUS ? "--corpus" : "--templates";
+	const char *v = getenv(env);
+	char exe[1024], cand[4][1200];
+	size_t nc = 0;
+	enum fb_rc rc = FB_ENOTFOUND;
+	out[0] = '\0';
+	if (given || (v && *v)) {
+		const char *dir = given ? given : v;
+		if (is_dir(dir)) {
+			snprintf(out, n, "%s", dir);
+			rc = FB_OK;
+		} else {
+			fb_err_set(err, "%s %s (from %s) is not a directory", name, dir,
+			           given ? flag : env);
+		}
+		goto out;
+	}
+	snprintf(cand[nc++], sizeof cand[0], "schema/%s", name);
+	ssize_t el = readlink("/proc/self/exe", exe, sizeof exe - 1);
+	if (el > 0) {
+		exe[el] = '\0';
+		char *slash = strrchr(exe, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(cand[nc++], sizeof cand[0], "%s/../share/firebreak/%s", exe, name);
+		}
+	}
+	snprintf(cand[nc++], sizeof cand[0], "/usr/local/share/firebreak/%s", name);
+	snprintf(cand[nc++], sizeof cand[0], "/usr/share/firebreak/%s", name);
+	for (size_t k = 0; k < nc; k++)
+		if (is_dir(cand[k])) {
+			snprintf(out, n, "%s", cand[k]);
+			rc = FB_OK;
+			goto out;
+		}
+	fb_err_set(err,
+	           "no %s directory found (looked in ./schema/%s%s%s, %s and %s); pass %s DIR "
+	           "or set %s",
+	           name, name, nc == 4 ? ", " : "", nc == 4 ? cand[1] : "", cand[nc - 2],
+	           cand[nc - 1], flag, env);
+out:
+	return rc;
+}
 
 static const char *const type_names[] = {"absent", "int",  "string", "bytes",
                                          "regex",  "cidr", "sha256"};

@@ -24,6 +24,13 @@
 #define MAX_KEYS_OPT FBSIG_MAX_ROLE_KEYS
 
 static const char *prog = "fb-sign";
+static char **g_argv; /* the subcommand's argv, for naming a bad option */
+
+/* The argument getopt_long stopped at (the bad option). */
+static const char *argv_at_error(void)
+{
+	return g_argv && optind > 0 ? g_argv[optind - 1] : "?";
+}
 
 static void FB_PRINTF(1, 2) msg(const char *fmt, ...)
 {
@@ -37,7 +44,11 @@ static void FB_PRINTF(1, 2) msg(const char *fmt, ...)
 
 static int usage_err(const char *cmd, const char *what)
 {
-	msg("%s: %s (see fb-sign %s --help)", cmd, what, cmd);
+	if (strcmp(what, "unknown option") == 0 && optind > 0)
+		msg("%s: unknown option or missing value: %s (see fb-sign %s --help)", cmd,
+		    argv_at_error(), cmd);
+	else
+		msg("%s: %s (see fb-sign %s --help)", cmd, what, cmd);
 	return EXIT_USAGE;
 }
 
@@ -50,6 +61,20 @@ static int int_opt(const char *cmd, const char *name, const char *s, int64_t min
 		    min, max);
 		return -1;
 	}
+	return 0;
+}
+
+/* Parse a duration option (fb_parse_duration_ms) of 1 minute to 100 years
+ * into whole seconds; 0 on success. */
+static int duration_opt(const char *cmd, const char *name, const char *s, int64_t *out)
+{
+	struct fb_err err = {""};
+	int64_t ms;
+	if (fb_parse_duration_ms(s, 60000, 100LL * 365 * DAY * 1000, &ms, &err) != FB_OK) {
+		msg("%s: --%s: %s", cmd, name, err.msg);
+		return -1;
+	}
+	*out = ms / 1000;
 	return 0;
 }
 
@@ -269,9 +294,44 @@ static const char sign_help[] =
         "usage: fb-sign sign --key NAME.key [--passphrase-file FILE] --type TYPE DOC [--out F]\n"
         "\n"
         "Add a signature by the key to the envelope in DOC (TYPE: root, manifest or\n"
-        "assignment; it must match the document's _type). Signing again with the same\n"
-        "key replaces its signature (idempotent). The result replaces DOC atomically,\n"
-        "or goes to F (\"-\" for standard output).\n";
+        "assignment; it must match the document's _type). The result replaces DOC\n"
+        "atomically, or goes to F (\"-\" for standard output). Signing again with a key\n"
+        "that already signed these fields changes nothing and exits 1 (\"already signed\n"
+        "by KEYID\"): a threshold needs distinct keys. A stale signature by the key (over\n"
+        "fields since changed) is replaced.\n";
+
+/* The signature value by keyid in the envelope bytes a (NULL when none). */
+static const char *sig_by(const json_t *env, const char *keyid)
+{
+	size_t i;
+	json_t *sg;
+	json_array_foreach(json_object_get(env, "signatures"), i, sg)
+	{
+		const char *k = json_string_value(json_object_get(sg, "keyid"));
+		if (k && strcmp(k, keyid) == 0)
+			return json_string_value(json_object_get(sg, "sig"));
+	}
+	return NULL;
+}
+
+/* Compare keyid's signature in the document before signing (old) with the
+ * one after (new): *had when old carried one, *same when it is the same
+ * signature. 1 when both parsed, else 0. */
+static int signature_of(const void *old, size_t olen, const char *keyid, int *had, int *same,
+                        const void *new_, size_t nlen)
+{
+	json_t *a = NULL, *b = NULL;
+	int ok = fbsig_parse(old, olen, &a, NULL) == FB_OK &&
+	         fbsig_parse(new_, nlen, &b, NULL) == FB_OK;
+	if (ok) {
+		const char *sa = sig_by(a, keyid), *sb = sig_by(b, keyid);
+		*had = sa != NULL;
+		*same = sa && sb && strcmp(sa, sb) == 0;
+	}
+	json_decref(a);
+	json_decref(b);
+	return ok;
+}
 
 /* Load a secret key, asking for its passphrase when it is encrypted. */
 static struct fbsig_key *load_key(const char *path, const char *pfile)
@@ -336,9 +396,19 @@ static int cmd_sign(int argc, char **argv)
 		msg("sign: %s: %s", path, err.msg);
 		goto out;
 	}
+	/* Ed25519 is deterministic: the same key over the same signed fields
+	 * gives the same signature, so an equal one means it was there. */
+	int had = 0, same = 0;
+	if (signature_of(doc, len, fbsig_key_id(key), &had, &same, res, rlen) && same) {
+		msg("sign: %s is already signed by key %s; nothing changed (another signature must "
+		    "come from another key)",
+		    path, fbsig_key_id(key));
+		goto out;
+	}
 	if (write_doc(out ? out : path, res, rlen))
 		goto out;
-	msg("signed %s as %s with key %s", path, tname, fbsig_key_id(key));
+	msg("signed %s as %s with key %s%s", path, tname, fbsig_key_id(key),
+	    had ? " (its earlier signature, over other signed fields, replaced)" : "");
 	ret = 0;
 out:
 	fbsig_key_free(key);
@@ -353,7 +423,7 @@ static const char root_help[] =
         "usage: fb-sign root init   --root-key K.pub... [--root-threshold N]\n"
         "                           --release-key K.pub... [--threshold N]\n"
         "                           --online-key K.pub... [--online-threshold N]\n"
-        "                           [--expires-days D] --out ROOT.json\n"
+        "                           [--expires DURATION] --out ROOT.json\n"
         "       fb-sign root rotate --from CURRENT.json (same key options) --out NEXT.json\n"
         "\n"
         "Write an unsigned root envelope: the root keys (which sign roots), the release\n"
@@ -362,7 +432,8 @@ static const char root_help[] =
         "repeatable. Sign the result with `fb-sign sign --type root`: an initial root\n"
         "with its own root keys, a rotated root (version = current + 1) with the\n"
         "threshold of the current root keys and of the new root keys.\n"
-        "Defaults: --root-threshold 1, --online-threshold 1, --expires-days 365.\n";
+        "Defaults: --root-threshold 1, --online-threshold 1, --expires 365d (a duration:\n"
+        "30d, 12h, ...; --expires-days D still works).\n";
 
 static int cmd_root(int argc, char **argv)
 {
@@ -374,6 +445,7 @@ static int cmd_root(int argc, char **argv)
 	                                     {"release-threshold", required_argument, NULL, 'l'},
 	                                     {"online-threshold", required_argument, NULL, 'o'},
 	                                     {"expires-days", required_argument, NULL, 'e'},
+	                                     {"expires", required_argument, NULL, 'E'},
 	                                     {"from", required_argument, NULL, 'f'},
 	                                     {"now", required_argument, NULL, 'N'},
 	                                     {"out", required_argument, NULL, 'w'},
@@ -381,7 +453,7 @@ static int cmd_root(int argc, char **argv)
 	                                     {NULL, 0, NULL, 0}};
 	struct fbsig_pub keys[FBSIG_NROLES][MAX_KEYS_OPT];
 	size_t nkeys[FBSIG_NROLES] = {0};
-	int64_t th[FBSIG_NROLES] = {1, 2, 1}, days = 365, now = now_s(), version = 1;
+	int64_t th[FBSIG_NROLES] = {1, 2, 1}, life = 365 * DAY, now = now_s(), version = 1;
 	const char *from = NULL, *out = NULL, *sub = argc > 1 ? argv[1] : "";
 	struct fb_err err = {""};
 	json_t *doc = NULL;
@@ -398,6 +470,7 @@ static int cmd_root(int argc, char **argv)
 		return usage_err("root", "expected 'root init' or 'root rotate'");
 	argc--;
 	argv++;
+	g_argv = argv;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'R':
@@ -424,7 +497,12 @@ static int cmd_root(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		case 'e':
-			if (int_opt("root", "expires-days", optarg, 1, 100 * 365, &days))
+			if (int_opt("root", "expires-days", optarg, 1, 100 * 365, &life))
+				return EXIT_USAGE;
+			life *= DAY;
+			break;
+		case 'E':
+			if (duration_opt("root", "expires", optarg, &life))
 				return EXIT_USAGE;
 			break;
 		case 'N':
@@ -461,7 +539,7 @@ static int cmd_root(int argc, char **argv)
 		spec[r].n = nkeys[r];
 		spec[r].threshold = (unsigned)th[r];
 	}
-	if (fbsig_root_build(version, now + days * DAY, &spec[0], &spec[1], &spec[2], &doc, &err) ||
+	if (fbsig_root_build(version, now + life, &spec[0], &spec[1], &spec[2], &doc, &err) ||
 	    fbsig_envelope_new(FBSIG_ROOT, doc, &res, &rlen, &err)) {
 		msg("root %s: %s", sub, err.msg);
 		goto out;
@@ -483,18 +561,21 @@ out:
 
 static const char manifest_help[] =
         "usage: fb-sign manifest create --content FILE --templates DIR --out MANIFEST.json\n"
-        "                               [--channel N] [--version V] [--expires-days D]\n"
+        "                               [--channel N] [--version V] [--expires DURATION]\n"
         "                               [--created T]\n"
         "       fb-sign manifest create --channel N --version V --content FILE\n"
         "                               --template ID:VER... --out MANIFEST.json\n"
         "\n"
         "Write an unsigned content manifest for FILE: channel, content version, sha256,\n"
         "size, the template types (id:version) the file uses, created (Unix seconds,\n"
-        "default now) and expires (default created + 365 days). With --templates the\n"
-        "file is parsed and validated by libfbschema against that template registry\n"
-        "(the parser the server and the agents run), which supplies the template list,\n"
-        "channel and version; a file it refuses gets no manifest. Without it, give\n"
-        "them by hand. Sign the result with `fb-sign sign --type manifest` by as many\n"
+        "default now) and expires (a duration after created, default 365d;\n"
+        "--expires-days D still works). Unless the template types are given by hand\n"
+        "(--template, with --channel and --version), the file is parsed and validated\n"
+        "by libfbschema (the parser the server and the agents run) against the registry\n"
+        "in --templates DIR, else $FB_TEMPLATES, else ./schema/templates or the\n"
+        "installed share/firebreak/templates; it supplies the template list, channel\n"
+        "and version, and a file it refuses gets no manifest. Sign the result with\n"
+        "`fb-sign sign --type manifest` by as many\n"
         "release keys as the root requires.\n";
 
 static int cmd_manifest(int argc, char **argv)
@@ -505,13 +586,15 @@ static int cmd_manifest(int argc, char **argv)
 	                                     {"template", required_argument, NULL, 't'},
 	                                     {"templates", required_argument, NULL, 'T'},
 	                                     {"expires-days", required_argument, NULL, 'e'},
+	                                     {"expires", required_argument, NULL, 'E'},
 	                                     {"created", required_argument, NULL, 'C'},
 	                                     {"out", required_argument, NULL, 'o'},
 	                                     {"help", no_argument, NULL, 'h'},
 	                                     {NULL, 0, NULL, 0}};
 	struct fbsig_manifest *m = calloc(1, sizeof *m);
-	int64_t ch = -1, ver = 0, days = 365, created = now_s();
+	int64_t ch = -1, ver = 0, life = 365 * DAY, created = now_s();
 	const char *content = NULL, *out = NULL, *tdir = NULL, *sub = argc > 1 ? argv[1] : "";
+	char tbuf[1200];
 	struct cf_registry *reg = NULL;
 	struct cf_file *file = NULL;
 	unsigned char *data = NULL;
@@ -535,6 +618,7 @@ static int cmd_manifest(int argc, char **argv)
 	}
 	argc--;
 	argv++;
+	g_argv = argv;
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -546,7 +630,12 @@ static int cmd_manifest(int argc, char **argv)
 				goto out;
 			break;
 		case 'e':
-			if (int_opt("manifest", "expires-days", optarg, 1, 100 * 365, &days))
+			if (int_opt("manifest", "expires-days", optarg, 1, 100 * 365, &life))
+				goto out;
+			life *= DAY;
+			break;
+		case 'E':
+			if (duration_opt("manifest", "expires", optarg, &life))
 				goto out;
 			break;
 		case 'C':
@@ -584,13 +673,28 @@ static int cmd_manifest(int argc, char **argv)
 		default: ret = usage_err("manifest", "unknown option"); goto out;
 		}
 	}
-	if (!content || !out || optind != argc || (!tdir && (ch < 0 || !ver))) {
-		ret = usage_err("manifest", "--content and --out are required, and --templates DIR "
-		                            "(or --channel and --version)");
+	if (!content || !out || optind != argc) {
+		ret = usage_err("manifest", "--content FILE and --out MANIFEST.json are required");
 		goto out;
 	}
 	if (tdir && m->n_templates) {
 		ret = usage_err("manifest", "--template and --templates exclude each other");
+		goto out;
+	}
+	/* Without --template ID:VER by hand, the file is parsed against the
+	 * registry from --templates, $FB_TEMPLATES or the installed places. */
+	if (!m->n_templates) {
+		if (cf_locate_dir(CF_DIR_TEMPLATES, tdir, tbuf, sizeof tbuf, &err) != FB_OK) {
+			msg("manifest create: %s (or give --channel, --version and --template "
+			    "ID:VER "
+			    "by hand)",
+			    err.msg);
+			ret = EXIT_USAGE;
+			goto out;
+		}
+		tdir = tbuf;
+	} else if (ch < 0 || !ver) {
+		ret = usage_err("manifest", "--template by hand needs --channel N and --version V");
 		goto out;
 	}
 	ret = EXIT_FAIL;
@@ -634,7 +738,7 @@ static int cmd_manifest(int argc, char **argv)
 	m->version = ver;
 	m->size = (int64_t)len;
 	m->created = created;
-	m->expires = created + days * DAY;
+	m->expires = created + life;
 	fb_sha256_hex(data, len, m->sha256);
 	if (fbsig_manifest_build(m, &doc, &err) ||
 	    fbsig_envelope_new(FBSIG_MANIFEST, doc, &res, &rlen, &err)) {
@@ -919,8 +1023,11 @@ static const char main_help[] =
         "  sign             add a signature to a root, manifest or assignment\n"
         "  verify           verify a document against a trusted root\n"
         "  inspect          show a document without verifying it\n"
+        "  --version        print the version\n"
         "\n"
-        "Exit status: 0 success, 1 failure or invalid document, 2 usage error.\n";
+        "Durations (--expires): a number and a unit, 30s, 5m, 2h, 1d; a plain number is\n"
+        "seconds. Exit status: 0 success, 1 failure, refusal (already signed by that key)\n"
+        "or invalid document, 2 usage error.\n";
 
 int main(int argc, char **argv)
 {
@@ -929,12 +1036,19 @@ int main(int argc, char **argv)
 		return EXIT_FAIL;
 	}
 	if (argc < 2) {
-		fputs(main_help, stderr);
+		fprintf(stderr, "usage: fb-sign COMMAND [options]\nRun 'fb-sign --help' for the "
+		                "commands.\n");
 		return EXIT_USAGE;
+	}
+	if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
+		printf("fb-sign %s\n", FB_VERSION);
+		return 0;
 	}
 	const char *cmd = argv[1];
 	argc--;
 	argv++;
+	g_argv = argv;
+	opterr = 0; /* usage_err names the option */
 	if (strcmp(cmd, "keygen") == 0)
 		return cmd_keygen(argc, argv);
 	if (strcmp(cmd, "sign") == 0)
@@ -952,6 +1066,6 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	msg("unknown command \"%s\"", cmd);
-	fputs(main_help, stderr);
+	fprintf(stderr, "Run 'fb-sign --help' for the commands.\n");
 	return EXIT_USAGE;
 }

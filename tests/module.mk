@@ -6,6 +6,11 @@ test_rx_SRCS := tests/unit/test_rx.c schema/rx.c
 test_rx_LIBS := fbcommon
 endif
 
+# The one duration syntax of the command-line tools (common/fb.c).
+UNIT_TESTS += test_duration
+test_duration_SRCS := tests/unit/test_duration.c
+test_duration_LIBS := fbcommon
+
 # Integration tests: real PostgreSQL (started by tests/run.sh), real firebreakd.
 LIBS += fbt
 fbt_SRCS := tests/lib/fbt.c tests/lib/fbt_world.c

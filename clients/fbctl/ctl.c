@@ -3,6 +3,7 @@
  * server's refusals and transport errors told apart, and text tables. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -123,6 +124,37 @@ out:
 	return code;
 }
 
+/* The server's message with the API's words for an option replaced by
+ * fbctl's flag ("pass \"supersede\": true" -> "add --supersede"), into buf. */
+static const char *in_fbctl_words(const char *msg, char *buf, size_t n)
+{
+	static const char *const words[][2] = {
+	        {"pass \"supersede\": true", "add --supersede"},
+	        {"\"force\": true", "--force"},
+	        {"\"emergency\": true", "--emergency"},
+	        {"set by \"policy\"", "set by --policy"},
+	        {"with \"policy\" or \"ring_policies\"", "with --policy"},
+	};
+	size_t len = 0;
+	buf[0] = '\0';
+	while (*msg && len + 1 < n) {
+		size_t k = 0, nw = sizeof words / sizeof words[0];
+		while (k < nw && strncmp(msg, words[k][0], strlen(words[k][0])) != 0)
+			k++;
+		if (k < nw) {
+			int w = snprintf(buf + len, n - len, "%s", words[k][1]);
+			if (w < 0 || (size_t)w >= n - len)
+				break;
+			len += (size_t)w;
+			msg += strlen(words[k][0]);
+		} else {
+			buf[len++] = *msg++;
+			buf[len] = '\0';
+		}
+	}
+	return buf;
+}
+
 /* The last response, kept for *raw until the next call or ctl_close. */
 static struct fbc_resp g_resp;
 static int g_resp_init;
@@ -175,9 +207,10 @@ int ctl_call(struct ctl *c, const char *method, const char *path, const json_t *
 		*status = g_resp.status;
 	if (g_resp.status < 200 || g_resp.status > 299) {
 		const char *msg = g_resp.err_msg[0] ? g_resp.err_msg : g_resp.body.data;
+		char said[FBC_MAX_ERRMSG + 64];
 		fprintf(stderr, "fbctl: server refused %s %s: HTTP %ld%s%s: %.*s\n", method, path,
 		        g_resp.status, g_resp.err_code[0] ? " " : "", g_resp.err_code, 400,
-		        msg && *msg ? msg : "(no message)");
+		        msg && *msg ? in_fbctl_words(msg, said, sizeof said) : "(no message)");
 		if (g_resp.status == 401 && !c->have_token)
 			fprintf(stderr,
 			        "fbctl: no token configured: pass --token TOKEN, set "
@@ -343,6 +376,102 @@ void ctl_table_cleanup(struct ctl_table *t)
 		free(t->cells[k]);
 	free(t->cells);
 	memset(t, 0, sizeof *t);
+}
+
+int ctl_duration(const struct opts *o, const char *flag, const char *s, int64_t min_ms,
+                 int64_t max_ms, int64_t *ms)
+{
+	struct fb_err err = {{0}};
+	enum fb_rc rc = fb_parse_duration_ms(s, min_ms, max_ms, ms, &err);
+	if (rc == FB_OK)
+		return 0;
+	int64_t v;
+	fprintf(stderr, "fbctl: %s: %s%s\n", flag, err.msg,
+	        rc == FB_ETOOBIG && fb_parse_i64(s, 0, INT64_MAX, &v) == FB_OK
+	                ? " (a plain number is seconds; write the unit, e.g. 500ms)"
+	                : "");
+	return ctl_usage(o);
+}
+
+/* The member at a dotted path ("preflight.outcome") of obj, or NULL. */
+static const json_t *member(const json_t *obj, const char *path)
+{
+	char key[64];
+	while (obj && strchr(path, '.')) {
+		size_t n = (size_t)(strchr(path, '.') - path);
+		snprintf(key, sizeof key, "%.*s", (int)n, path);
+		obj = json_object_get(obj, key);
+		path += n + 1;
+	}
+	return obj ? json_object_get(obj, path) : NULL;
+}
+
+void ctl_print_list(const json_t *rows, const struct ctl_col *cols, size_t ncols, FILE *out)
+{
+	struct ctl_table t;
+	const char *head[CTL_TABLE_MAX_COLS], *cell[CTL_TABLE_MAX_COLS];
+	char bufs[CTL_TABLE_MAX_COLS][CTL_MAX_CELL + 200];
+	ctl_table_init(&t, ncols);
+	for (size_t i = 0; i < t.ncols; i++)
+		head[i] = cols[i].head;
+	ctl_table_add(&t, head);
+	size_t r;
+	json_t *row;
+	json_array_foreach(rows, r, row)
+	{
+		for (size_t i = 0; i < t.ncols; i++) {
+			const char *key = cols[i].key ? cols[i].key : "";
+			const char *leaf = strrchr(key, '.') ? strrchr(key, '.') + 1 : key;
+			json_t *parent = (json_t *)row;
+			if (leaf != key) {
+				char ppath[64];
+				snprintf(ppath, sizeof ppath, "%.*s", (int)(leaf - key - 1), key);
+				parent = (json_t *)member(row, ppath);
+			}
+			char *b = bufs[i];
+			size_t bn = sizeof bufs[i];
+			switch (cols[i].kind) {
+			case CTL_COL_TIME: cell[i] = ctl_time(parent, leaf, b, bn); break;
+			case CTL_COL_DIGEST: cell[i] = ctl_short(parent, leaf, 12, b, bn); break;
+			case CTL_COL_FN: cell[i] = cols[i].fn(row, b, bn); break;
+			default: cell[i] = ctl_cell(parent, leaf, b, bn); break;
+			}
+		}
+		ctl_table_add(&t, cell);
+	}
+	ctl_table_print(&t, out);
+	ctl_table_cleanup(&t);
+}
+
+void ctl_print_wrapped(FILE *out, const char *label, int indent, const char *text)
+{
+	int cols = 0;
+	struct winsize ws;
+	if (isatty(fileno(out)) && ioctl(fileno(out), TIOCGWINSZ, &ws) == 0 && ws.ws_col >= 40)
+		cols = ws.ws_col - 1;
+	fprintf(out, "%-*s", indent, label);
+	if (!cols) {
+		fprintf(out, "%s\n", text);
+		return;
+	}
+	int width = cols - indent > 20 ? cols - indent : 20, col = 0;
+	const char *p = text;
+	while (*p) {
+		size_t w = strcspn(p, " ");
+		if (col > 0 && col + 1 + (int)w > width) {
+			fprintf(out, "\n%*s", indent, "");
+			col = 0;
+		} else if (col > 0) {
+			fputc(' ', out);
+			col++;
+		}
+		fwrite(p, 1, w, out);
+		col += (int)w;
+		p += w;
+		while (*p == ' ')
+			p++;
+	}
+	fputc('\n', out);
 }
 
 void ctl_print_raw(const char *raw)

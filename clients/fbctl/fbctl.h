@@ -10,9 +10,10 @@
 
 #include "fbclient.h"
 
-/* Exit codes: 0 success/valid; 1 the input is invalid, or the server refused
- * the request, or it could not be reached; 2 usage, configuration or local
- * I/O error; 3 (rollout watch) the rollout halted, was reverted or
+/* Exit codes: 0 success/valid; 1 refused: the server said no, the request
+ * would change nothing (already paused, ...), a check failed (the input is
+ * invalid), or the server could not be reached; 2 usage, configuration or
+ * local I/O error; 3 (rollout watch) the rollout halted, was reverted or
  * superseded. */
 enum { EXIT_VALID = 0, EXIT_INVALID = 1, EXIT_USAGE = 2, EXIT_HALTED = 3 };
 #define EXIT_REFUSED EXIT_INVALID
@@ -52,6 +53,8 @@ enum ctl_opt {
 	O_DESCRIPTION,
 	O_STATE,
 	O_EMERGENCY,
+	O_HEALTH,
+	O_AFTER,
 	O_COUNT_
 };
 #define OB(x) (1ull << (x))
@@ -87,13 +90,15 @@ struct opts {
 	const char *before;      /* --before ID */
 	const char *tags;        /* --tags JSON */
 	const char *max_uses;    /* --max-uses N */
-	const char *expires;     /* --expires S */
+	const char *expires;     /* --expires DURATION */
 	const char *manifest;    /* --manifest FILE */
-	const char *interval;    /* --interval MS */
-	const char *timeout;     /* --timeout S */
+	const char *interval;    /* --interval DURATION */
+	const char *timeout;     /* --timeout DURATION */
 	const char *description; /* --description D */
 	const char *state;       /* --state S */
 	int emergency;           /* --emergency */
+	const char *health;      /* --health healthy|silent|never */
+	const char *after;       /* --after ID (agent list paging) */
 	uint64_t seen;           /* OB(option) for every option given */
 	int argc;                /* positional arguments after the command */
 	char **argv;
@@ -111,6 +116,13 @@ struct command {
 
 /* Print "usage: fbctl GROUP VERB ARGS" for o->cmd to stderr; returns EXIT_USAGE. */
 int ctl_usage(const struct opts *o);
+
+/* Parse the value s of option flag as a duration (fb_parse_duration_ms:
+ * 250ms, 30s, 5m, 2h, 1d; a plain number is seconds) in [min_ms, max_ms]
+ * into *ms: 0, or a usage error naming the flag and the range:
+ * EXIT_USAGE. */
+int ctl_duration(const struct opts *o, const char *flag, const char *s, int64_t min_ms,
+                 int64_t max_ms, int64_t *ms);
 
 /* ---- online: ctl.c -------------------------------------------------------- */
 
@@ -161,6 +173,30 @@ void ctl_table_init(struct ctl_table *t, size_t ncols);
 void ctl_table_add(struct ctl_table *t, const char *const *row);
 void ctl_table_print(const struct ctl_table *t, FILE *out);
 void ctl_table_cleanup(struct ctl_table *t);
+
+/* A list command's table: one column per struct ctl_col, one row per
+ * element of a JSON array. key is a member of the row, or a dotted path
+ * ("preflight.outcome"); kind says how its value is shown. */
+enum ctl_col_kind {
+	CTL_COL_CELL,   /* ctl_cell: text, numbers, yes/no, "-" */
+	CTL_COL_TIME,   /* ctl_time: "YYYY-MM-DD HH:MM:SSZ" */
+	CTL_COL_DIGEST, /* ctl_short: the first 12 hex digits */
+	CTL_COL_FN,     /* fn(row) computes the cell (key unused) */
+};
+struct ctl_col {
+	const char *head;
+	const char *key;
+	enum ctl_col_kind kind;
+	const char *(*fn)(const json_t *row, char *buf, size_t n);
+};
+/* Print rows (a JSON array of objects; NULL prints the header alone) as a
+ * table of ncols (at most CTL_TABLE_MAX_COLS) columns to out. */
+void ctl_print_list(const json_t *rows, const struct ctl_col *cols, size_t ncols, FILE *out);
+
+/* Print label padded to indent columns, then text; on a terminal, text
+ * wraps at its width with every further line indented (never cut);
+ * otherwise it stays one line. */
+void ctl_print_wrapped(FILE *out, const char *label, int indent, const char *text);
 
 /* Write text followed by a newline to stdout (the --json output). */
 void ctl_print_raw(const char *raw);

@@ -12,23 +12,19 @@
 #include "fbctl.h"
 #include "fbschema.h"
 
-static const char *templates_dir(const struct opts *o)
-{
-	struct stat st;
-	if (o->templates)
-		return o->templates;
-	if (getenv("FB_TEMPLATES"))
-		return getenv("FB_TEMPLATES");
-	if (stat("schema/templates", &st) == 0 && S_ISDIR(st.st_mode))
-		return "schema/templates";
-	return "/usr/local/share/firebreak/templates";
-}
-
+/* Load the template registry from --templates, $FB_TEMPLATES or the
+ * installed places (cf_locate_dir); prints why not and returns -1. */
 static int load_registry(const struct opts *o, struct cf_registry **reg)
 {
 	struct fb_err err = {{0}};
-	if (cf_registry_load_dir(templates_dir(o), reg, &err) != FB_OK) {
-		fprintf(stderr, "fbctl: templates: %s\n", err.msg);
+	char dir[1200];
+	if (cf_locate_dir(CF_DIR_TEMPLATES, o->templates, dir, sizeof dir, &err) != FB_OK) {
+		fprintf(stderr, "fbctl: %s\n", err.msg);
+		return -1;
+	}
+	if (cf_registry_load_dir(dir, reg, &err) != FB_OK) {
+		fprintf(stderr, "fbctl: templates %s: %s (pass --templates DIR for another)\n", dir,
+		        err.msg);
 		return -1;
 	}
 	return 0;
@@ -219,7 +215,8 @@ static int cmd_preflight(struct opts *o)
 	struct cf_preflight_report rep;
 	int invalid = 0, code = EXIT_USAGE;
 	if (o->argc != 1) {
-		fprintf(stderr, "usage: fbctl preflight [--templates DIR] [--corpus DIR] FILE\n");
+		fprintf(stderr,
+		        "usage: fbctl preflight [--templates DIR] [--corpus DIR] [--json] FILE\n");
 		return EXIT_USAGE;
 	}
 	if (load_registry(o, &reg))
@@ -229,13 +226,33 @@ static int cmd_preflight(struct opts *o)
 		code = invalid ? EXIT_INVALID : EXIT_USAGE;
 		goto out;
 	}
-	const char *corpus = o->corpus ? o->corpus : "schema/corpus";
+	char corpus[1200];
+	if (cf_locate_dir(CF_DIR_CORPUS, o->corpus, corpus, sizeof corpus, &err) != FB_OK) {
+		fprintf(stderr, "fbctl: %s\n", err.msg);
+		goto out;
+	}
 	if (cf_preflight(reg, bin, len, corpus, NULL, &rep) != FB_OK) {
 		fprintf(stderr, "fbctl: %s\n", rep.reason);
 		goto out;
 	}
-	printf("%s: %s\n", o->argv[0], rep.reason);
 	code = rep.outcome == CF_PF_OK ? EXIT_VALID : EXIT_INVALID;
+	if (o->json) {
+		static const char *const names[] = {"ok",      "invalid",    "crash",
+		                                    "timeout", "eval_error", "error"};
+		json_t *j =
+		        json_pack("{s:s,s:s,s:b,s:I,s:I,s:I,s:s}", "file", o->argv[0], "outcome",
+		                  (unsigned)rep.outcome < 6 ? names[rep.outcome] : "error", "ok",
+		                  rep.outcome == CF_PF_OK, "events", (json_int_t)rep.events,
+		                  "matches", (json_int_t)rep.matches, "elapsed_ms",
+		                  (json_int_t)rep.elapsed_ms, "reason", rep.reason);
+		char *t = j ? json_dumps(j, JSON_COMPACT) : NULL;
+		if (t)
+			printf("%s\n", t);
+		free(t);
+		json_decref(j);
+	} else {
+		printf("%s: %s\n", o->argv[0], rep.reason);
+	}
 out:
 	cf_registry_free(reg);
 	free(bin);
@@ -312,6 +329,13 @@ static int cmd_capabilities(struct opts *o)
 	return s ? EXIT_VALID : EXIT_USAGE;
 }
 
+static int cmd_version(struct opts *o)
+{
+	(void)o;
+	printf("fbctl %s\n", FB_VERSION);
+	return EXIT_VALID;
+}
+
 #define OFFLINE (OB(O_TEMPLATES) | OB(O_CORPUS) | OB(O_JSON) | OB(O_UNCHECKED))
 #define J       OB(O_JSON)
 
@@ -323,12 +347,13 @@ static const struct command commands[] = {
          "compile the JSON text form to the binary form (validated unless --unchecked)"},
         {"decompile", NULL, cmd_decompile, OFFLINE, "IN.cf",
          "print the JSON text form of a binary file"},
-        {"preflight", NULL, cmd_preflight, OFFLINE, "[--corpus DIR] FILE",
+        {"preflight", NULL, cmd_preflight, OFFLINE, "[--corpus DIR] [--json] FILE",
          "run the file through the interpreter in a limited child over the event corpus"},
         {"eval", NULL, cmd_eval, OFFLINE, "FILE EVENT.json",
          "evaluate the file's rules against one event; print the verdict as JSON"},
         {"capabilities", NULL, cmd_capabilities, OFFLINE, "",
          "print the template types and versions the registry interprets"},
+        {"version", NULL, cmd_version, OFFLINE, "", "print fbctl's version (also fbctl --version)"},
         {"whoami", NULL, cmd_whoami, J, "[--json]",
          "the token's name and role, as the server sees it"},
         {"channel", "create", cmd_channel_create, J | OB(O_DESCRIPTION),
@@ -341,29 +366,33 @@ static const struct command commands[] = {
          "verifies, parses and preflights it"},
         {"content", "list", cmd_content_list, J | OB(O_CHANNEL), "[--channel N] [--json]",
          "uploaded content, newest version first per channel"},
-        {"content", "show", cmd_content_show, J, "SHA256 [--json]",
-         "one content: size, templates, preflight, bad mark, manifest signers"},
-        {"content", "clear-bad", cmd_content_clear_bad, J | OB(O_REASON), "SHA256 --reason R",
+        {"content", "show", cmd_content_show, J, "SHA [--json]",
+         "one content (SHA: its digest or any unique prefix): size, templates, preflight, bad "
+         "mark, manifest signers"},
+        {"content", "clear-bad", cmd_content_clear_bad, J | OB(O_REASON), "SHA --reason R",
          "clear a halted content's bad mark so it can be rolled out again (release, admin; "
          "two different approvers)"},
         {"rollout", "start", cmd_rollout_start,
          J | OB(O_CHANNEL) | OB(O_CONTENT) | OB(O_RINGS) | OB(O_POLICY) | OB(O_SUPERSEDE) |
                  OB(O_REASON) | OB(O_EMERGENCY),
-         "--channel N --content SHA [--rings a,b] [--policy JSON] [--supersede] [--emergency] "
-         "[--reason R]",
-         "start a rollout through the rings (release, admin); --policy overrides the gate "
-         "policy of every ring, e.g. '{\"min_bake_s\":600}', within the admin policy bounds; "
-         "--emergency (needs --reason) stages it until a second approver runs rollout approve, "
-         "and lets min_bake_s go below the normal bound down to the emergency floor"},
+         "--channel N --content SHA --reason R [--rings a,b] [--policy JSON] [--supersede] "
+         "[--emergency]",
+         "start a rollout through the rings (release, admin); SHA may be any unique prefix "
+         "of the digest; --policy overrides the gate policy of every ring, e.g. "
+         "'{\"min_bake_s\":600}', within the admin policy bounds; --supersede replaces the "
+         "channel's active rollout; --emergency stages it until a second approver runs "
+         "rollout approve, and lets min_bake_s go below the normal bound down to the "
+         "emergency floor"},
         {"rollout", "status", cmd_rollout_status, J, "ID [--json]",
          "one rollout: state, ring, and its latest gate evaluations with their reasons"},
         {"rollout", "list", cmd_rollout_list, J | OB(O_STATE), "[--state S] [--json]",
-         "rollouts, newest first; S: staged, rolling, paused, completed, halted, reverted, "
-         "superseded or active"},
-        {"rollout", "watch", cmd_rollout_watch, OB(O_INTERVAL) | OB(O_TIMEOUT),
-         "ID [--interval MS] [--timeout S]",
-         "live progress per ring until the rollout ends; exit 0 completed, 3 halted, reverted "
-         "or superseded, 1 on errors or at --timeout"},
+         "rollouts, newest first; S: staged, rolling, paused, watching, completed, halted, "
+         "reverted, superseded or active"},
+        {"rollout", "watch", cmd_rollout_watch, J | OB(O_INTERVAL) | OB(O_TIMEOUT),
+         "ID [--interval DURATION] [--timeout DURATION] [--json]",
+         "live progress per ring until the rollout ends (--interval default 1s, 100ms to 1m; "
+         "--json: one line of JSON per change); exit 0 completed, 3 halted, reverted or "
+         "superseded, 1 on errors or at --timeout"},
         {"rollout", "promote", cmd_rollout_promote, J | OB(O_REASON) | OB(O_FORCE),
          "ID --reason R [--force]",
          "promote to the next ring now if the gate allows it; --force overrides the gate "
@@ -372,11 +401,13 @@ static const struct command commands[] = {
          "start a staged emergency rollout at ring 0: a second, different release or admin "
          "user than its creator"},
         {"rollout", "pause", cmd_rollout_pause, J | OB(O_REASON), "ID --reason R",
-         "stop promotions (assignments stay as they are)"},
+         "stop promotions (assignments stay as they are); exit 1 if it is already paused"},
         {"rollout", "resume", cmd_rollout_resume, J | OB(O_REASON), "ID --reason R",
-         "resume a paused rollout; a halted one needs two approvers and restarts at ring 0"},
+         "resume a paused rollout (exit 1 if it is already rolling); a halted one needs two "
+         "approvers and restarts at ring 0"},
         {"rollout", "halt", cmd_rollout_halt, J | OB(O_REASON), "ID --reason R",
-         "halt at once: exposed agents go back to the previous content (soc and up)"},
+         "halt at once: exposed agents go back to the previous content (soc and up); exit 1 "
+         "if it is already halted"},
         {"rollout", "revert", cmd_rollout_revert, J | OB(O_REASON), "ID --reason R",
          "halt an active rollout, or take a completed one's GA back to the previous content"},
         {"ring", "list", cmd_ring_list, J, "[--json]", "the rings in order with their selectors"},
@@ -394,9 +425,12 @@ static const struct command commands[] = {
          "--tag k=v --channel N --mode n-1|version [--version V] [--reason R]",
          "hold agents with the tag at GA's predecessor or at one version (admin)"},
         {"pin", "rm", cmd_pin_rm, J, "ID", "delete a pin (admin)"},
-        {"agent", "list", cmd_agent_list, J | OB(O_RING) | OB(O_LIMIT),
-         "[--ring R] [--limit N] [--json]",
-         "agents by id (the first N, default 100), optionally only those in ring R"},
+        {"agent", "list", cmd_agent_list,
+         J | OB(O_RING) | OB(O_TAG) | OB(O_CONTENT) | OB(O_HEALTH) | OB(O_LIMIT) | OB(O_AFTER),
+         "[--ring R] [--tag k=v] [--content SHA] [--health healthy|silent|never] [--limit N] "
+         "[--after ID] [--json]",
+         "agents in id order, filtered by the server; the first N (default 100) after agent "
+         "ID; --content: agents running that content (a unique digest prefix will do)"},
         {"agent", "show", cmd_agent_show, J, "ID [--json]", "one agent"},
         {"agent", "revoke", cmd_agent_revoke, J, "ID",
          "revoke an agent (admin): the server refuses its polls from now on"},
@@ -411,7 +445,7 @@ static const struct command commands[] = {
          "the audit log, newest first; page with --before"},
         {"enroll-token", "create", cmd_enroll_token_create,
          J | OB(O_NAME) | OB(O_TAGS) | OB(O_MAX_USES) | OB(O_EXPIRES),
-         "--name N [--tags JSON] [--max-uses N] [--expires S]",
+         "--name N [--tags JSON] [--max-uses N] [--expires DURATION]",
          "create an agent enrollment token (admin); printed once on stdout"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
@@ -449,6 +483,8 @@ static const struct option optdefs[O_COUNT_] = {
         [O_DESCRIPTION] = {"description", required_argument, NULL, 256 + O_DESCRIPTION},
         [O_STATE] = {"state", required_argument, NULL, 256 + O_STATE},
         [O_EMERGENCY] = {"emergency", no_argument, NULL, 256 + O_EMERGENCY},
+        [O_HEALTH] = {"health", required_argument, NULL, 256 + O_HEALTH},
+        [O_AFTER] = {"after", required_argument, NULL, 256 + O_AFTER},
 };
 
 /* Store the value of option k. */
@@ -487,6 +523,8 @@ static void opt_set(struct opts *o, int k, const char *v)
 	case O_TIMEOUT: slot = &o->timeout; break;
 	case O_DESCRIPTION: slot = &o->description; break;
 	case O_STATE: slot = &o->state; break;
+	case O_HEALTH: slot = &o->health; break;
+	case O_AFTER: slot = &o->after; break;
 	default: break;
 	}
 	if (slot)
@@ -535,18 +573,39 @@ static void usage(FILE *out)
 		        commands[k].help);
 	}
 	fprintf(out, "\noffline options:\n"
-	             "  --templates DIR  template registry (default $FB_TEMPLATES, "
+	             "  --templates DIR  template registry (default $FB_TEMPLATES, then "
 	             "./schema/templates,\n"
-	             "                   /usr/local/share/firebreak/templates)\n"
-	             "  --corpus DIR     event corpus for preflight (default ./schema/corpus)\n"
+	             "                   <fbctl>/../share/firebreak/templates, "
+	             "/usr/local/share/...,\n"
+	             "                   /usr/share/firebreak/templates)\n"
+	             "  --corpus DIR     event corpus for preflight (default $FB_CORPUS, then "
+	             "the same places)\n"
 	             "  --json           machine-readable output (validate, every read command)\n"
 	             "  --unchecked      compile without validating against the registry "
 	             "(test data)\n"
 	             "  --help           this text; after a command, that command's help\n\n");
 	fputs(CONNECTION_HELP, out);
-	fprintf(out, "\nexit status: 0 ok/valid, 1 invalid, refused by the server or no answer "
-	             "from it,\n2 usage, configuration or local I/O error, 3 (rollout watch) the "
-	             "rollout halted\n");
+	fprintf(out, "\ndurations (--interval, --timeout, --expires): a number and a unit, 250ms, "
+	             "30s, 5m, 2h, 1d;\na plain number is seconds\n"
+	             "\nexit status: 0 ok/valid; 1 refused (by the server, or nothing to do: "
+	             "already paused, ...),\ninvalid, or no answer from the server; 2 usage, "
+	             "configuration or local I/O error;\n3 (rollout watch) the rollout halted\n");
+}
+
+/* "start, status, list" : the verbs of group, into buf. */
+static const char *group_verbs(const char *group, char *buf, size_t n)
+{
+	size_t len = 0;
+	buf[0] = '\0';
+	for (size_t k = 0; k < NCOMMANDS; k++) {
+		if (strcmp(commands[k].group, group) != 0 || !commands[k].verb)
+			continue;
+		int w = snprintf(buf + len, n - len, "%s%s", len ? ", " : "", commands[k].verb);
+		if (w < 0 || (size_t)w >= n - len)
+			break;
+		len += (size_t)w;
+	}
+	return buf;
 }
 
 /* The help of every command of group (e.g. "fbctl rollout --help"). */
@@ -555,6 +614,35 @@ static void group_help(const char *group, FILE *out)
 	for (size_t k = 0; k < NCOMMANDS; k++)
 		if (strcmp(commands[k].group, group) == 0)
 			command_help(&commands[k], out);
+}
+
+/* Whether argv is "--version" among options and no command word (options
+ * that take a value skip it). */
+static int version_asked(int argc, char **argv, const struct option *longopts)
+{
+	int asked = 0;
+	for (int i = 1; i < argc; i++) {
+		const char *a = argv[i];
+		if (strncmp(a, "--", 2) != 0)
+			return 0; /* a command word: --version is pin add's */
+		size_t len = strcspn(a + 2, "=");
+		if (len == 7 && strncmp(a + 2, "version", 7) == 0 && !a[9]) {
+			asked = 1;
+			continue;
+		}
+		for (const struct option *lo = longopts; lo->name; lo++)
+			if (strlen(lo->name) == len && strncmp(lo->name, a + 2, len) == 0 &&
+			    lo->has_arg == required_argument && !a[2 + len])
+				i++;
+	}
+	return asked;
+}
+
+/* The one-line hint after a top-level mistake. */
+static int top_usage_error(void)
+{
+	fprintf(stderr, "Run 'fbctl --help' for the commands and options.\n");
+	return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
@@ -569,28 +657,42 @@ int main(int argc, char **argv)
 	longopts[n++] = (struct option){"ca", required_argument, NULL, 'A'};
 	longopts[n++] = (struct option){"help", no_argument, NULL, 'h'};
 	longopts[n] = (struct option){NULL, 0, NULL, 0};
+	/* "fbctl [options] --version" with no command: pin add takes --version V */
+	if (version_asked(argc, argv, longopts))
+		return cmd_version(NULL);
 	struct opts o = {0};
 	int c, help = 0;
+	opterr = 0; /* our own messages, naming the option */
 	/* options may come before or after the command ("+" is not used) */
-	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'S': o.server = optarg; break;
 		case 'T': o.token = optarg; break;
 		case 'C': o.config = optarg; break;
 		case 'A': o.ca = optarg; break;
 		case 'h': help = 1; break;
+		case ':':
+			fprintf(stderr, "fbctl: option %s needs a value\n", argv[optind - 1]);
+			return top_usage_error();
 		default:
 			if (c >= 256 && c < 256 + O_COUNT_) {
 				opt_set(&o, c - 256, optarg);
 				break;
 			}
-			usage(stderr);
-			return EXIT_USAGE;
+			if (optopt)
+				fprintf(stderr, "fbctl: unknown option -%c\n", optopt);
+			else
+				fprintf(stderr, "fbctl: unknown option %s\n", argv[optind - 1]);
+			return top_usage_error();
 		}
 	}
 	if (optind >= argc) {
-		usage(help ? stdout : stderr);
-		return help ? EXIT_VALID : EXIT_USAGE;
+		if (help) {
+			usage(stdout);
+			return EXIT_VALID;
+		}
+		fprintf(stderr, "usage: fbctl [options] COMMAND [ARGS]\n");
+		return top_usage_error();
 	}
 	const char *group = argv[optind];
 	const char *verb = optind + 1 < argc ? argv[optind + 1] : NULL;
@@ -604,19 +706,22 @@ int main(int argc, char **argv)
 			cmd = &commands[k];
 	}
 	if (!cmd) {
-		if (!group_known)
+		char verbs[256];
+		if (!group_known) {
 			fprintf(stderr, "fbctl: unknown command \"%s\"\n", group);
-		else if (help && !verb) {
+			return top_usage_error();
+		}
+		if (help && !verb) {
 			group_help(group, stdout);
 			return EXIT_VALID;
-		} else if (verb)
-			fprintf(stderr, "fbctl: unknown command \"%s %s\"\n", group, verb);
+		}
+		if (verb)
+			fprintf(stderr, "fbctl: unknown command \"%s %s\"; %s takes: %s\n", group,
+			        verb, group, group_verbs(group, verbs, sizeof verbs));
 		else
-			fprintf(stderr, "fbctl: \"%s\" needs a subcommand\n", group);
-		if (group_known)
-			group_help(group, stderr);
-		else
-			usage(stderr);
+			fprintf(stderr, "fbctl: \"%s\" needs a subcommand: %s\n", group,
+			        group_verbs(group, verbs, sizeof verbs));
+		fprintf(stderr, "Run 'fbctl %s --help' for what each does.\n", group);
 		return EXIT_USAGE;
 	}
 	if (help) {

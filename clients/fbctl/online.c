@@ -39,12 +39,43 @@ static int usage_msg(const struct opts *o, const char *msg)
 	return ctl_usage(o);
 }
 
-/* Exactly n positional arguments, or a usage error. */
+/* The name of positional argument k in the command's usage ("ID" of
+ * "ID --reason R"), into buf; "argument" when the usage has none there. */
+static const char *arg_name(const struct opts *o, int k, char *buf, size_t n)
+{
+	const char *p = o->cmd ? o->cmd->args : "";
+	snprintf(buf, n, "argument");
+	for (int i = 0; *p; i++) {
+		while (*p == ' ')
+			p++;
+		size_t len = strcspn(p, " ");
+		if (*p == '[' || *p == '-' || len == 0)
+			break;
+		if (i == k) {
+			snprintf(buf, n, "%.*s", (int)len, p);
+			break;
+		}
+		p += len;
+	}
+	return buf;
+}
+
+/* Exactly n positional arguments, or a usage error naming the first one
+ * missing or the first one too many. */
 static int want_args(const struct opts *o, int n)
 {
+	char name[64], msg[256];
 	if (o->argc == n)
 		return 0;
-	return usage_msg(o, o->argc < n ? "missing argument" : "too many arguments");
+	if (o->argc < n)
+		snprintf(msg, sizeof msg, "missing %s", arg_name(o, o->argc, name, sizeof name));
+	else
+		snprintf(msg, sizeof msg, "unexpected argument \"%s\" (%s takes %d)", o->argv[n],
+		         o->cmd && o->cmd->verb ? o->cmd->verb
+		         : o->cmd               ? o->cmd->group
+		                                : "it",
+		         n);
+	return usage_msg(o, msg);
 }
 
 /* Parse s (named what) as an integer in [min, max] into *v, or print a usage
@@ -71,12 +102,84 @@ static int id_arg(const struct opts *o, const char *what, char buf[24])
 	return code;
 }
 
-/* A --reason is required by the server for every rollout action. */
+/* --reason R, required for every action on a rollout or content: the
+ * server records it in the audit log. */
 static int need_reason(const struct opts *o)
 {
 	if (o->reason && *o->reason)
 		return 0;
 	return usage_msg(o, "--reason R is required (the server records it in the audit log)");
+}
+
+/* The full digest that text names, into out: text itself when it is a
+ * whole digest (64 hex digits), else the one uploaded content whose digest
+ * starts with it (at least 4 hex digits; GET /v1/content). what names the
+ * argument in messages ("--content"). Returns 0, EXIT_USAGE for a malformed
+ * or ambiguous prefix (the matches listed), EXIT_REFUSED when nothing
+ * matches or the server refuses the look-up. */
+static int resolve_sha(const struct opts *o, const char *what, const char *text, char out[65])
+{
+	char low[65];
+	size_t n = strlen(text);
+	struct ctl c;
+	json_t *j = NULL;
+	int code = EXIT_USAGE;
+	for (size_t i = 0; i < n && i < 64; i++)
+		low[i] = (char)(text[i] >= 'A' && text[i] <= 'F' ? text[i] - 'A' + 'a' : text[i]);
+	low[n < 64 ? n : 64] = '\0';
+	if (n < 4 || n > 64 || strspn(low, "0123456789abcdef") != n) {
+		fprintf(stderr,
+		        "fbctl: %s \"%s\" is not a sha256 digest or a prefix of one (4 to 64 hex "
+		        "digits)\n",
+		        what, text);
+		return ctl_usage(o);
+	}
+	if (n == 64) {
+		memcpy(out, low, 65);
+		return 0;
+	}
+	if ((code = ctl_open(o, &c)))
+		return code;
+	code = ctl_call(&c, "GET", "/v1/content", NULL, NULL, &j, NULL);
+	if (code)
+		goto out;
+	size_t i, hits = 0;
+	json_t *e, *arr = json_object_get(j, "content");
+	json_array_foreach(arr, i, e)
+	{
+		const char *d = json_string_value(json_object_get(e, "sha256"));
+		if (d && strncmp(d, low, n) == 0 && hits++ == 0)
+			snprintf(out, 65, "%s", d);
+	}
+	if (hits == 1) {
+		code = 0;
+		goto out;
+	}
+	if (hits == 0) {
+		fprintf(stderr,
+		        "fbctl: %s %s: no uploaded content has a digest starting with it (fbctl "
+		        "content list shows them)\n",
+		        what, text);
+		code = EXIT_REFUSED;
+		goto out;
+	}
+	fprintf(stderr, "fbctl: %s %s is ambiguous: %zu uploaded digests start with it:\n", what,
+	        text, hits);
+	json_array_foreach(arr, i, e)
+	{
+		const char *d = json_string_value(json_object_get(e, "sha256"));
+		char ch[32], v[32];
+		if (d && strncmp(d, low, n) == 0)
+			fprintf(stderr, "  %s  channel %s version %s\n", d,
+			        ctl_cell(e, "channel", ch, sizeof ch),
+			        ctl_cell(e, "version", v, sizeof v));
+	}
+	fprintf(stderr, "fbctl: give more digits of the one you mean\n");
+	code = EXIT_USAGE;
+out:
+	json_decref(j);
+	ctl_close(&c);
+	return code;
 }
 
 /* Parse a JSON option value (an object) or print a usage error. */
@@ -180,22 +283,12 @@ int cmd_channel_list(struct opts *o)
 		code = request(o, "GET", "/v1/channels", NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 5);
-	ctl_table_add(&t, (const char *[]){"ID", "NAME", "GA", "PREVIOUS GA", "DESCRIPTION"});
-	size_t i;
-	json_t *ch;
-	json_array_foreach(json_object_get(j, "channels"), i, ch)
-	{
-		char a[32], b[160], c[16], d[16], e[200];
-		ctl_table_add(&t, (const char *[]){ctl_cell(ch, "id", a, sizeof a),
-		                                   ctl_cell(ch, "name", b, sizeof b),
-		                                   ctl_short(ch, "ga", 12, c, sizeof c),
-		                                   ctl_short(ch, "previous_ga", 12, d, sizeof d),
-		                                   ctl_cell(ch, "description", e, sizeof e)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"NAME", "name", CTL_COL_CELL, NULL},
+	                                      {"GA", "ga", CTL_COL_DIGEST, NULL},
+	                                      {"PREVIOUS GA", "previous_ga", CTL_COL_DIGEST, NULL},
+	                                      {"DESCRIPTION", "description", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "channels"), cols, 5, stdout);
 out:
 	json_decref(j);
 	return code;
@@ -281,26 +374,15 @@ int cmd_content_list(struct opts *o)
 	code = request(o, "GET", path, NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 7);
-	ctl_table_add(&t, (const char *[]){"SHA256", "CHANNEL", "VERSION", "SIZE", "PREFLIGHT",
-	                                   "BAD", "UPLOADED"});
-	size_t i;
-	json_t *c;
-	json_array_foreach(json_object_get(j, "content"), i, c)
-	{
-		char a[80], b[32], d[32], e[32], f[32], g[16], h[32];
-		ctl_table_add(&t, (const char *[]){ctl_cell(c, "sha256", a, sizeof a),
-		                                   ctl_cell(c, "channel", b, sizeof b),
-		                                   ctl_cell(c, "version", d, sizeof d),
-		                                   ctl_cell(c, "size", e, sizeof e),
-		                                   ctl_cell(json_object_get(c, "preflight"),
-		                                            "outcome", f, sizeof f),
-		                                   ctl_cell(c, "bad", g, sizeof g),
-		                                   ctl_time(c, "created", h, sizeof h)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {
+	        {"SHA256", "sha256", CTL_COL_CELL, NULL},
+	        {"CHANNEL", "channel", CTL_COL_CELL, NULL},
+	        {"VERSION", "version", CTL_COL_CELL, NULL},
+	        {"SIZE", "size", CTL_COL_CELL, NULL},
+	        {"PREFLIGHT", "preflight.outcome", CTL_COL_CELL, NULL},
+	        {"BAD", "bad", CTL_COL_CELL, NULL},
+	        {"UPLOADED", "created", CTL_COL_TIME, NULL}};
+	ctl_print_list(json_object_get(j, "content"), cols, 7, stdout);
 out:
 	json_decref(j);
 	return code;
@@ -309,13 +391,13 @@ out:
 int cmd_content_show(struct opts *o)
 {
 	json_t *j = NULL;
-	char path[128];
+	char path[128], sha[65];
 	int code = want_args(o, 1);
+	if (!code)
+		code = resolve_sha(o, "content", o->argv[0], sha);
 	if (code)
 		return code;
-	if (!fb_is_sha256_hex(o->argv[0]))
-		return usage_msg(o, "content is named by its sha256 (64 lower-case hex digits)");
-	snprintf(path, sizeof path, "/v1/content/%s", o->argv[0]);
+	snprintf(path, sizeof path, "/v1/content/%s", sha);
 	code = request(o, "GET", path, NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
@@ -350,28 +432,28 @@ out:
 int cmd_content_clear_bad(struct opts *o)
 {
 	json_t *j = NULL, *body = NULL;
-	char path[160];
+	char path[160], sha[65];
 	long st;
 	int code = want_args(o, 1);
 	if (!code)
 		code = need_reason(o);
+	if (!code)
+		code = resolve_sha(o, "content", o->argv[0], sha);
 	if (code)
 		return code;
-	if (!fb_is_sha256_hex(o->argv[0]))
-		return usage_msg(o, "content is named by its sha256 (64 lower-case hex digits)");
-	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", o->argv[0]);
+	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", sha);
 	body = json_pack("{s:s}", "reason", o->reason);
 	code = request(o, "POST", path, body, &st, &j);
 	if (!code && !o->json) {
 		char a[64], b[32], c[32], d[256];
 		if (st == 202)
-			printf("content %s: %s approval recorded (%s of %s): %s\n", o->argv[0],
+			printf("content %s: %s approval recorded (%s of %s): %s\n", sha,
 			       ctl_cell(j, "action", a, sizeof a),
 			       ctl_cell(j, "approvals", b, sizeof b),
 			       ctl_cell(j, "needed", c, sizeof c),
 			       ctl_cell(j, "message", d, sizeof d));
 		else
-			printf("content %s: not marked bad\n", o->argv[0]);
+			printf("content %s: not marked bad\n", sha);
 	}
 	json_decref(body);
 	json_decref(j);
@@ -396,21 +478,23 @@ int cmd_rollout_start(struct opts *o)
 {
 	json_t *j = NULL, *body = NULL, *pol = NULL;
 	int64_t ch;
+	char sha[65];
 	int code = want_args(o, 0);
 	if (code)
 		return code;
-	if (!o->channel || !o->content)
-		return usage_msg(o, "--channel N and --content SHA are required");
+	if (!o->channel)
+		return usage_msg(o, "--channel N is required");
+	if (!o->content)
+		return usage_msg(o, "--content SHA is required");
 	if ((code = int_arg(o, "--channel", o->channel, 1, 0xffffffffLL, &ch)))
 		return code;
-	if (!fb_is_sha256_hex(o->content))
-		return usage_msg(o, "--content is the content's sha256 (64 lower-case hex digits)");
-	if (o->emergency && !(o->reason && *o->reason))
-		return usage_msg(o, "--emergency needs --reason R (the server records it in the "
-		                    "audit log)");
+	if ((code = need_reason(o)))
+		return code;
 	if (o->policy && (code = json_opt(o, "--policy", o->policy, &pol)))
 		return code;
-	body = json_pack("{s:I,s:s}", "channel", (json_int_t)ch, "content", o->content);
+	if ((code = resolve_sha(o, "--content", o->content, sha)))
+		goto out;
+	body = json_pack("{s:I,s:s}", "channel", (json_int_t)ch, "content", sha);
 	if (o->rings) {
 		json_t *arr = json_array();
 		const char *p = o->rings;
@@ -444,11 +528,11 @@ int cmd_rollout_start(struct opts *o)
 		printf("rollout %s staged (emergency): channel %lld, content %s, rings %s\n"
 		       "it starts when a second, different release or admin user runs: fbctl "
 		       "rollout approve %s --reason R\n",
-		       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
+		       ctl_cell(j, "id", a, sizeof a), (long long)ch, sha,
 		       list_text(json_object_get(j, "rings"), b, sizeof b), a);
 	else
 		printf("rollout %s started: channel %lld, content %s, rings %s\n",
-		       ctl_cell(j, "id", a, sizeof a), (long long)ch, o->content,
+		       ctl_cell(j, "id", a, sizeof a), (long long)ch, sha,
 		       list_text(json_object_get(j, "rings"), b, sizeof b));
 out:
 	json_decref(pol);
@@ -473,8 +557,9 @@ int cmd_rollout_status(struct opts *o)
 	kv("state", ctl_cell(j, "state", b, sizeof b));
 	if (json_is_true(json_object_get(j, "emergency")))
 		kv("emergency", "yes (started by two approvers)");
-	if (json_string_value(json_object_get(j, "state_reason")))
-		kv("reason", ctl_cell(j, "state_reason", b, sizeof b));
+	const char *sr = json_string_value(json_object_get(j, "state_reason"));
+	if (sr)
+		ctl_print_wrapped(stdout, "reason", 15, sr); /* whole, never cut */
 	kv("channel", ctl_cell(j, "channel", b, sizeof b));
 	snprintf(c, sizeof c, "%s", ctl_cell(j, "version", b, sizeof b));
 	printf("%-14s %s (version %s)%s\n", "content", ctl_cell(j, "content", b, sizeof b), c,
@@ -494,17 +579,28 @@ int cmd_rollout_status(struct opts *o)
 	json_t *e;
 	json_array_foreach(evs, i, e)
 	{
-		char t[32], r[64], d[16];
+		char t[32], r[64], d[16], head[160];
 		const char *why = json_string_value(json_object_get(e, "reason"));
-		printf("  %s  %-8s %-8s %s\n", ctl_time(e, "at", t, sizeof t),
-		       ctl_cell(e, "ring", r, sizeof r), ctl_cell(e, "decision", d, sizeof d),
-		       why ? why : "");
+		int w = snprintf(head, sizeof head, "  %s  %-8s %-8s ",
+		                 ctl_time(e, "at", t, sizeof t), ctl_cell(e, "ring", r, sizeof r),
+		                 ctl_cell(e, "decision", d, sizeof d));
+		ctl_print_wrapped(stdout, head, w, why ? why : "");
 		if (i >= 9)
 			break;
 	}
 out:
 	json_decref(j);
 	return code;
+}
+
+/* "2/4 early": a rollout's ring position and name. */
+static const char *ring_cell(const json_t *r, char *buf, size_t n)
+{
+	const char *name = json_string_value(json_object_get(r, "ring"));
+	snprintf(buf, n, "%lld/%zu %s",
+	         (long long)json_integer_value(json_object_get(r, "ring_index")) + 1,
+	         json_array_size(json_object_get(r, "rings")), name ? name : "-");
+	return buf;
 }
 
 int cmd_rollout_list(struct opts *o)
@@ -518,64 +614,100 @@ int cmd_rollout_list(struct opts *o)
 	code = request(o, "GET", path, NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 8);
-	ctl_table_add(&t, (const char *[]){"ID", "CHANNEL", "CONTENT", "VERSION", "STATE", "RING",
-	                                   "STARTED", "REASON"});
-	size_t i;
-	json_t *r;
-	json_array_foreach(json_object_get(j, "rollouts"), i, r)
-	{
-		char a[32], b[32], c[16], d[32], e[32], f[96], g[32], h[128];
-		json_int_t k = json_integer_value(json_object_get(r, "ring_index"));
-		snprintf(f, sizeof f, "%lld/%zu %s", (long long)k + 1,
-		         json_array_size(json_object_get(r, "rings")),
-		         json_string_value(json_object_get(r, "ring"))
-		                 ? json_string_value(json_object_get(r, "ring"))
-		                 : "-");
-		ctl_table_add(&t, (const char *[]){ctl_cell(r, "id", a, sizeof a),
-		                                   ctl_cell(r, "channel", b, sizeof b),
-		                                   ctl_short(r, "content", 12, c, sizeof c),
-		                                   ctl_cell(r, "version", d, sizeof d),
-		                                   ctl_cell(r, "state", e, sizeof e), f,
-		                                   ctl_time(r, "started", g, sizeof g),
-		                                   ctl_cell(r, "state_reason", h, sizeof h)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"CHANNEL", "channel", CTL_COL_CELL, NULL},
+	                                      {"CONTENT", "content", CTL_COL_DIGEST, NULL},
+	                                      {"VERSION", "version", CTL_COL_CELL, NULL},
+	                                      {"STATE", "state", CTL_COL_CELL, NULL},
+	                                      {"RING", NULL, CTL_COL_FN, ring_cell},
+	                                      {"STARTED", "started", CTL_COL_TIME, NULL},
+	                                      {"REASON", "state_reason", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "rollouts"), cols, 8, stdout);
 out:
 	json_decref(j);
 	return code;
 }
 
+/* Whether verb would change nothing on a rollout in state (the server
+ * answers such a request 200 with the rollout as it is, and records
+ * nothing): pause on paused, resume on rolling, halt or revert on halted or
+ * reverted. */
+static int is_noop(const char *verb, const char *state)
+{
+	if (!state)
+		return 0;
+	if (strcmp(verb, "pause") == 0)
+		return strcmp(state, "paused") == 0;
+	if (strcmp(verb, "resume") == 0)
+		return strcmp(state, "rolling") == 0;
+	if (strcmp(verb, "halt") == 0 || strcmp(verb, "revert") == 0)
+		return strcmp(state, "halted") == 0 || strcmp(state, "reverted") == 0;
+	return 0;
+}
+
+/* Say that the rollout already is where verb would take it; EXIT_REFUSED. */
+static int refuse_noop(const char *id, const json_t *r)
+{
+	char st[32], why[1100];
+	fprintf(stderr,
+	        "fbctl: rollout %s is already %s (reason: %s); nothing changed and this "
+	        "reason was not recorded\n",
+	        id, ctl_cell(r, "state", st, sizeof st),
+	        ctl_cell(r, "state_reason", why, sizeof why));
+	return EXIT_REFUSED;
+}
+
 /* POST /v1/rollouts/{id}/{verb} with the reason (and force); 202 is an
- * approval recorded and waiting for a second approver. */
+ * approval recorded and waiting for a second approver. A request that
+ * would change nothing (is_noop, judged on the state before and on the
+ * answer: a reason other than ours means another request got there first)
+ * is refused: exit 1. */
 static int rollout_action(struct opts *o, const char *verb)
 {
-	json_t *j = NULL, *body = NULL;
-	char id[24], path[96];
+	json_t *j = NULL, *body = NULL, *before = NULL;
+	struct ctl c = {0};
+	const char *raw = NULL;
+	char id[24], path[96], path0[64];
 	long st;
 	int code = id_arg(o, "rollout ID", id);
 	if (!code)
 		code = need_reason(o);
 	if (code)
 		return code;
+	if ((code = ctl_open(o, &c)))
+		return code;
+	snprintf(path0, sizeof path0, "/v1/rollouts/%s", id);
 	snprintf(path, sizeof path, "/v1/rollouts/%s/%s", id, verb);
+	if ((code = ctl_call(&c, "GET", path0, NULL, NULL, &before, NULL)))
+		goto out;
+	if (is_noop(verb, json_string_value(json_object_get(before, "state")))) {
+		code = refuse_noop(id, before);
+		goto out;
+	}
 	body = json_pack("{s:s}", "reason", o->reason);
 	if (o->force)
 		json_object_set_new(body, "force", json_true());
-	code = request(o, "POST", path, body, &st, &j);
-	if (code || o->json)
+	if ((code = ctl_call(&c, "POST", path, body, &st, &j, &raw)))
 		goto out;
-	if (st == 202) {
-		char a[64], b[32], c[32], d[256];
+	const char *why = json_string_value(json_object_get(j, "state_reason"));
+	if (st == 200 && is_noop(verb, json_string_value(json_object_get(j, "state"))) &&
+	    !(why && strstr(why, o->reason))) {
+		code = refuse_noop(id, j);
+		goto out;
+	}
+	if (o->json) {
+		ctl_print_raw(raw);
+	} else if (st == 202) {
+		char a[64], b[32], d[32], e[256];
 		printf("rollout %s: %s approval recorded (%s of %s): %s\n", id,
 		       ctl_cell(j, "action", a, sizeof a), ctl_cell(j, "approvals", b, sizeof b),
-		       ctl_cell(j, "needed", c, sizeof c), ctl_cell(j, "message", d, sizeof d));
+		       ctl_cell(j, "needed", d, sizeof d), ctl_cell(j, "message", e, sizeof e));
 	} else {
 		print_rollout_line(j);
 	}
 out:
+	ctl_close(&c);
+	json_decref(before);
 	json_decref(body);
 	json_decref(j);
 	return code;
@@ -794,22 +926,12 @@ int cmd_pin_list(struct opts *o)
 		code = request(o, "GET", "/v1/pins", NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 5);
-	ctl_table_add(&t, (const char *[]){"ID", "TAG", "CHANNEL", "MODE", "VERSION"});
-	size_t i;
-	json_t *p;
-	json_array_foreach(json_object_get(j, "pins"), i, p)
-	{
-		char a[32], b[256], c[32], d[16], e[32];
-		ctl_table_add(&t, (const char *[]){ctl_cell(p, "id", a, sizeof a),
-		                                   ctl_cell(p, "tag", b, sizeof b),
-		                                   ctl_cell(p, "channel", c, sizeof c),
-		                                   ctl_cell(p, "mode", d, sizeof d),
-		                                   ctl_cell(p, "version", e, sizeof e)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"TAG", "tag", CTL_COL_CELL, NULL},
+	                                      {"CHANNEL", "channel", CTL_COL_CELL, NULL},
+	                                      {"MODE", "mode", CTL_COL_CELL, NULL},
+	                                      {"VERSION", "version", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "pins"), cols, 5, stdout);
 out:
 	json_decref(j);
 	return code;
@@ -870,55 +992,48 @@ int cmd_pin_rm(struct opts *o)
 int cmd_agent_list(struct opts *o)
 {
 	json_t *j = NULL;
-	char path[64] = "/v1/agents";
-	int64_t lim;
+	char path[512] = "/v1/agents", sha[65];
+	int64_t v;
 	int code = want_args(o, 0);
 	if (!code && o->limit)
-		code = int_arg(o, "--limit", o->limit, 1, 10000, &lim);
+		code = int_arg(o, "--limit", o->limit, 1, 10000, &v);
+	if (!code && o->after)
+		code = int_arg(o, "--after", o->after, 0, INT64_MAX, &v);
+	if (!code && o->health && strcmp(o->health, "healthy") && strcmp(o->health, "silent") &&
+	    strcmp(o->health, "never"))
+		code = usage_msg(o, "--health must be healthy, silent or never");
+	if (!code && o->tag && (!strchr(o->tag, '=') || o->tag[0] == '='))
+		code = usage_msg(o, "--tag must be key=value");
+	if (!code && o->content)
+		code = resolve_sha(o, "--content", o->content, sha);
 	if (code)
 		return code;
-	ctl_query(path, sizeof path, "limit", o->limit);
-	/* The server lists by id; --ring is applied here, to that list. */
-	struct opts q = *o;
-	q.json = 0;
-	code = request(&q, "GET", path, NULL, NULL, &j);
-	if (code)
+	/* every filter is the server's (GET /v1/agents), so --limit counts
+	 * matching agents */
+	if (ctl_query(path, sizeof path, "ring", o->ring) ||
+	    ctl_query(path, sizeof path, "tag", o->tag) ||
+	    ctl_query(path, sizeof path, "content", o->content ? sha : NULL) ||
+	    ctl_query(path, sizeof path, "health", o->health) ||
+	    ctl_query(path, sizeof path, "after", o->after) ||
+	    ctl_query(path, sizeof path, "limit", o->limit))
+		return usage_msg(o, "filters too long");
+	code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
 		goto out;
-	json_t *agents = json_object_get(j, "agents");
-	if (o->ring) {
-		for (size_t i = json_array_size(agents); i-- > 0;) {
-			const char *r = json_string_value(
-			        json_object_get(json_array_get(agents, i), "ring"));
-			if (!r || strcmp(r, o->ring) != 0)
-				json_array_remove(agents, i);
-		}
-	}
-	if (o->json) {
-		char *s = json_dumps(j, JSON_COMPACT);
-		ctl_print_raw(s);
-		free(s);
-		goto out;
-	}
-	struct ctl_table t;
-	ctl_table_init(&t, 8);
-	ctl_table_add(&t, (const char *[]){"ID", "HOSTNAME", "RING", "TAGS", "VERSION", "ACTIVE",
-	                                   "LAST SEEN", "REVOKED"});
-	size_t i;
-	json_t *a;
-	json_array_foreach(agents, i, a)
-	{
-		char b1[32], b2[128], b3[64], b4[256], b5[64], b6[256], b7[32], b8[16];
-		ctl_table_add(&t, (const char *[]){ctl_cell(a, "id", b1, sizeof b1),
-		                                   ctl_cell(a, "hostname", b2, sizeof b2),
-		                                   ctl_cell(a, "ring", b3, sizeof b3),
-		                                   ctl_cell(a, "tags", b4, sizeof b4),
-		                                   ctl_cell(a, "agent_version", b5, sizeof b5),
-		                                   ctl_cell(a, "active", b6, sizeof b6),
-		                                   ctl_time(a, "last_seen", b7, sizeof b7),
-		                                   ctl_cell(a, "revoked", b8, sizeof b8)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"HOSTNAME", "hostname", CTL_COL_CELL, NULL},
+	                                      {"RING", "ring", CTL_COL_CELL, NULL},
+	                                      {"TAGS", "tags", CTL_COL_CELL, NULL},
+	                                      {"VERSION", "agent_version", CTL_COL_CELL, NULL},
+	                                      {"HEALTH", "health", CTL_COL_CELL, NULL},
+	                                      {"ACTIVE", "active", CTL_COL_CELL, NULL},
+	                                      {"LAST SEEN", "last_seen", CTL_COL_TIME, NULL},
+	                                      {"REVOKED", "revoked", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "agents"), cols, 9, stdout);
+	json_t *next = json_object_get(j, "next_after");
+	fflush(stdout); /* the hint follows the table on a terminal */
+	if (json_is_integer(next))
+		fprintf(stderr, "more: add --after %lld\n", (long long)json_integer_value(next));
 out:
 	json_decref(j);
 	return code;
@@ -1002,22 +1117,12 @@ int cmd_token_list(struct opts *o)
 		code = request(o, "GET", "/v1/tokens", NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 5);
-	ctl_table_add(&t, (const char *[]){"ID", "ROLE", "NAME", "CREATED", "REVOKED"});
-	size_t i;
-	json_t *k;
-	json_array_foreach(json_object_get(j, "tokens"), i, k)
-	{
-		char a[32], b[16], c[160], d[32], e[8];
-		ctl_table_add(&t, (const char *[]){ctl_cell(k, "id", a, sizeof a),
-		                                   ctl_cell(k, "role", b, sizeof b),
-		                                   ctl_cell(k, "name", c, sizeof c),
-		                                   ctl_time(k, "created", d, sizeof d),
-		                                   ctl_cell(k, "revoked", e, sizeof e)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"ROLE", "role", CTL_COL_CELL, NULL},
+	                                      {"NAME", "name", CTL_COL_CELL, NULL},
+	                                      {"CREATED", "created", CTL_COL_TIME, NULL},
+	                                      {"REVOKED", "revoked", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "tokens"), cols, 5, stdout);
 out:
 	json_decref(j);
 	return code;
@@ -1049,7 +1154,8 @@ int cmd_enroll_token_create(struct opts *o)
 		return usage_msg(o, "--name N is required");
 	if (o->max_uses && (code = int_arg(o, "--max-uses", o->max_uses, 1, 100000000, &uses)))
 		return code;
-	if (o->expires && (code = int_arg(o, "--expires", o->expires, 60, 31536000, &exp)))
+	if (o->expires &&
+	    (code = ctl_duration(o, "--expires", o->expires, 60000, 365 * 86400000LL, &exp)))
 		return code;
 	if (o->tags && (code = json_opt(o, "--tags", o->tags, &tags)))
 		return code;
@@ -1059,7 +1165,7 @@ int cmd_enroll_token_create(struct opts *o)
 	if (o->max_uses)
 		json_object_set_new(body, "max_uses", json_integer(uses));
 	if (o->expires)
-		json_object_set_new(body, "expires_in_s", json_integer(exp));
+		json_object_set_new(body, "expires_in_s", json_integer(exp / 1000));
 	code = request(o, "POST", "/v1/enrollment-tokens", body, NULL, &j);
 	if (!code && !o->json) {
 		char a[32], b[128];
@@ -1095,23 +1201,11 @@ int cmd_audit(struct opts *o)
 	code = request(o, "GET", path, NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	struct ctl_table t;
-	ctl_table_init(&t, 6);
-	ctl_table_add(&t, (const char *[]){"ID", "AT", "ACTOR", "ACTION", "OBJECT", "REASON"});
-	size_t i;
-	json_t *a;
-	json_array_foreach(json_object_get(j, "audit"), i, a)
-	{
-		char b1[32], b2[32], b3[160], b4[64], b5[160], b6[256];
-		ctl_table_add(&t, (const char *[]){ctl_cell(a, "id", b1, sizeof b1),
-		                                   ctl_time(a, "at", b2, sizeof b2),
-		                                   ctl_cell(a, "actor", b3, sizeof b3),
-		                                   ctl_cell(a, "action", b4, sizeof b4),
-		                                   ctl_cell(a, "object", b5, sizeof b5),
-		                                   ctl_cell(a, "reason", b6, sizeof b6)});
-	}
-	ctl_table_print(&t, stdout);
-	ctl_table_cleanup(&t);
+	static const struct ctl_col cols[] = {
+	        {"ID", "id", CTL_COL_CELL, NULL},         {"AT", "at", CTL_COL_TIME, NULL},
+	        {"ACTOR", "actor", CTL_COL_CELL, NULL},   {"ACTION", "action", CTL_COL_CELL, NULL},
+	        {"OBJECT", "object", CTL_COL_CELL, NULL}, {"REASON", "reason", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "audit"), cols, 6, stdout);
 	json_t *next = json_object_get(j, "next_before");
 	fflush(stdout); /* the hint follows the table on a terminal */
 	if (json_is_integer(next))

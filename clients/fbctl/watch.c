@@ -14,7 +14,7 @@
 #define BAR_WIDTH      20
 #define MAX_FRAME      ((size_t)64 << 10) /* bytes of one drawn frame */
 #define MAX_TRANSIENT  5                  /* transport errors in a row before giving up */
-#define DEFAULT_PERIOD 1000               /* ms between refreshes */
+#define DEFAULT_PERIOD 1000               /* ms between refreshes (--interval 1s) */
 
 static int64_t count(const json_t *o, const char *k)
 {
@@ -69,8 +69,9 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 	json_t *plan = json_object_get(ro, "rings");
 	int64_t k = count(ro, "ring_index");
 	int done_all = state && strcmp(state, "completed") == 0;
+	/* watching (gate v2): the last ring promoted, its gate still judging */
 	int active = state && (!strcmp(state, "rolling") || !strcmp(state, "paused") ||
-	                       !strcmp(state, "staged"));
+	                       !strcmp(state, "staged") || !strcmp(state, "watching"));
 	enum fb_rc rc = fb_buf_printf(
 	        b, "rollout %lld  channel %lld  content %s v%s  %s, ring %lld of %zu\n",
 	        (long long)count(ro, "id"), (long long)count(ro, "channel"),
@@ -114,6 +115,47 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 	const char *sr = json_string_value(json_object_get(ro, "state_reason"));
 	if (!rc && sr && *sr && !active)
 		rc = fb_buf_printf(b, "%s: %s\n", state, sr);
+	return rc;
+}
+
+/* What makes a frame new: the state, the ring, per ring its last decision
+ * and counts, the last decision's ring and words and the state's reason;
+ * not the time stamps nor the figures inside the gate's reason ("bake 3s
+ * of 600s"), which move at every evaluation. Written into k. */
+static enum fb_rc change_key(const json_t *ro, const json_t *exp, struct fb_buf *k)
+{
+	enum fb_rc rc = fb_buf_printf(k, "%s %lld|",
+	                              json_string_value(json_object_get(ro, "state"))
+	                                      ? json_string_value(json_object_get(ro, "state"))
+	                                      : "?",
+	                              (long long)count(ro, "ring_index"));
+	size_t i;
+	json_t *rn;
+	json_array_foreach(json_object_get(ro, "rings"), i, rn)
+	{
+		const char *name = json_string_value(rn);
+		const json_t *e = json_object_get(json_object_get(exp, "rings"), name ? name : "");
+		const json_t *ev = name ? last_eval(ro, name) : NULL;
+		const char *dec = ev ? json_string_value(json_object_get(ev, "decision")) : NULL;
+		if (!rc)
+			rc = fb_buf_printf(
+			        k, "%s %s %lld %lld %lld %lld %lld %lld|", name ? name : "?",
+			        dec ? dec : "-", (long long)count(e, "agents"),
+			        (long long)count(e, "treated"), (long long)count(e, "healthy"),
+			        (long long)count(e, "crashed"), (long long)count(e, "boot_looped"),
+			        (long long)count(e, "silent"));
+	}
+	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
+	const char *why = json_string_value(json_object_get(last, "reason"));
+	const char *ring = json_string_value(json_object_get(last, "ring"));
+	if (!rc)
+		rc = fb_buf_printf(k, "%s|", ring ? ring : "-");
+	for (const char *p = why ? why : ""; !rc && *p; p++)
+		if (*p < '0' || *p > '9')
+			rc = fb_buf_add(k, p, 1);
+	const char *sr = json_string_value(json_object_get(ro, "state_reason"));
+	if (!rc)
+		rc = fb_buf_printf(k, "|%s", sr ? sr : "");
 	return rc;
 }
 
@@ -174,24 +216,33 @@ static int fetch(struct ctl *c, const char *path, json_t **out)
 int cmd_rollout_watch(struct opts *o)
 {
 	struct ctl c;
-	struct fb_buf cur, prev;
+	struct fb_buf cur, prev, key;
 	json_t *ro = NULL, *exp = NULL;
-	int64_t id, period = DEFAULT_PERIOD, limit_s = 0;
+	int64_t id, period = DEFAULT_PERIOD, limit_ms = 0;
 	char path[64], epath[80];
 	int code;
-	if (o->argc != 1)
-		return ctl_usage(o);
-	if (fb_parse_i64(o->argv[0], 1, INT64_MAX, &id) ||
-	    (o->interval && fb_parse_i64(o->interval, 100, 60000, &period)) ||
-	    (o->timeout && fb_parse_i64(o->timeout, 1, 7 * 86400, &limit_s))) {
-		fprintf(stderr, "fbctl: rollout ID must be a positive integer, --interval MS in "
-		                "[100, 60000], --timeout S in [1, 604800]\n");
+	if (o->argc != 1) {
+		fprintf(stderr,
+		        o->argc ? "fbctl: rollout watch takes one rollout ID, found %d arguments\n"
+		                : "fbctl: missing ID (the rollout to watch)\n",
+		        o->argc);
 		return ctl_usage(o);
 	}
+	if (fb_parse_i64(o->argv[0], 1, INT64_MAX, &id)) {
+		fprintf(stderr, "fbctl: rollout ID must be a positive integer, found \"%s\"\n",
+		        o->argv[0]);
+		return ctl_usage(o);
+	}
+	if (o->interval && (code = ctl_duration(o, "--interval", o->interval, 100, 60000, &period)))
+		return code;
+	if (o->timeout &&
+	    (code = ctl_duration(o, "--timeout", o->timeout, 1000, 7 * 86400000LL, &limit_ms)))
+		return code;
 	if ((code = ctl_open(o, &c)))
 		return code;
 	fb_buf_init(&cur, MAX_FRAME);
 	fb_buf_init(&prev, MAX_FRAME);
+	fb_buf_init(&key, MAX_FRAME);
 	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
 	snprintf(epath, sizeof epath, "/v1/rollouts/%lld/exposure", (long long)id);
 	int tty = isatty(STDOUT_FILENO), drawn = 0, transient = 0;
@@ -220,26 +271,42 @@ int cmd_rollout_watch(struct opts *o)
 		}
 		transient = 0;
 		fb_buf_reset(&cur);
-		if (frame(ro, exp, &cur) || fb_buf_add(&cur, "", 0)) {
+		fb_buf_reset(&key);
+		if (frame(ro, exp, &cur) || fb_buf_add(&cur, "", 0) || change_key(ro, exp, &key) ||
+		    fb_buf_add(&key, "", 0)) {
 			fprintf(stderr, "fbctl: the progress display is over %zu bytes\n",
 			        MAX_FRAME);
 			code = EXIT_USAGE;
 			break;
 		}
-		if (tty) {
+		int changed = !prev.data || strcmp(prev.data, key.data) != 0;
+		if (o->json) {
+			/* one line of JSON per change: both answers as the server gave them */
+			if (changed) {
+				json_t *both =
+				        json_pack("{s:O,s:O}", "rollout", ro, "exposure", exp);
+				char *t = both ? json_dumps(both, JSON_COMPACT) : NULL;
+				if (t)
+					printf("%s\n", t);
+				free(t);
+				json_decref(both);
+			}
+		} else if (tty) {
 			/* ANSI redraw: back up over the last frame, clear, draw */
 			if (drawn)
 				printf("\033[%dA\033[J", drawn);
 			put_clipped(cur.data, term_cols());
 			drawn = lines_of(cur.data);
-		} else if (!prev.data || strcmp(prev.data, cur.data) != 0) {
+		} else if (changed) {
 			/* Plain output (a pipe, a log): a new frame only when it changed. */
 			char ts[32];
 			json_t *now = json_pack("{s:I}", "t", (json_int_t)time(NULL));
 			printf("-- %s\n%s", ctl_time(now, "t", ts, sizeof ts), cur.data);
 			json_decref(now);
+		}
+		if (changed) {
 			fb_buf_reset(&prev);
-			if (fb_buf_add(&prev, cur.data, cur.len)) {
+			if (fb_buf_add(&prev, key.data, key.len) || fb_buf_add(&prev, "", 0)) {
 				code = EXIT_USAGE;
 				break;
 			}
@@ -255,9 +322,11 @@ int cmd_rollout_watch(struct opts *o)
 			code = EXIT_HALTED;
 			break;
 		}
-		if (limit_s && fb_mono_ms() - start >= limit_s * 1000) {
-			fprintf(stderr, "fbctl: rollout %lld is still %s after %llds (--timeout)\n",
-			        (long long)id, state ? state : "?", (long long)limit_s);
+		if (limit_ms && fb_mono_ms() - start >= limit_ms) {
+			char d[32];
+			fprintf(stderr, "fbctl: rollout %lld is still %s after %s (--timeout)\n",
+			        (long long)id, state ? state : "?",
+			        fb_duration_str(limit_ms, d, sizeof d));
 			code = EXIT_REFUSED;
 			break;
 		}
@@ -267,6 +336,7 @@ int cmd_rollout_watch(struct opts *o)
 	json_decref(exp);
 	fb_buf_cleanup(&cur);
 	fb_buf_cleanup(&prev);
+	fb_buf_cleanup(&key);
 	ctl_close(&c);
 	return code;
 }

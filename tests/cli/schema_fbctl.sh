@@ -4,6 +4,8 @@
 # Run from the repository root with FB_BIN set to the binaries' directory.
 set -u
 FBCTL="${FB_BIN:-build/bin}/fbctl"
+case $FBCTL in /*) ;; *) FBCTL=$(pwd)/$FBCTL ;; esac
+SRC=$(pwd)
 D=tests/data/schema
 T=$(mktemp -d)
 trap 'rm -rf "$T"' EXIT
@@ -38,6 +40,8 @@ ok() {
 
 check help 0 "validate" -- "$FBCTL" --help
 check no-command 2 "usage: fbctl" -- "$FBCTL"
+check version 0 "fbctl 0." -- "$FBCTL" --version
+check mistake-is-two-lines 0 "" -- sh -c "\"$FBCTL\" frobnicate 2>&1 | wc -l | grep -qx 2"
 check unknown-command 2 'unknown command "frobnicate"' -- "$FBCTL" frobnicate
 check validate-no-file-arg 2 "usage: fbctl validate" -- "$FBCTL" validate
 check validate-missing-file 2 "cannot read" -- "$FBCTL" validate "$T/nope.cf"
@@ -101,6 +105,27 @@ check templates-env 1 "unknown template id 1" -- \
 	env FB_TEMPLATES="$T/notemplates" "$FBCTL" validate "$T/basic.cf"
 check capabilities 0 '{"id":7,"version":1},{"id":7,"version":2}' -- "$FBCTL" capabilities
 
+# outside the repository: the registry and the corpus from flags, the
+# environment or the installed places, and a word about --templates if none
+mkdir "$T/elsewhere"
+cp "$T/basic.cf" "$T/elsewhere/"
+if [ ! -d /usr/local/share/firebreak/templates ] && [ ! -d /usr/share/firebreak/templates ]; then
+	check outside-repo-no-templates 2 "no templates directory found" -- \
+		sh -c "cd \"$T/elsewhere\" && \"$FBCTL\" validate basic.cf"
+	check outside-repo-names-flag 2 "pass --templates DIR or set FB_TEMPLATES" -- \
+		sh -c "cd \"$T/elsewhere\" && \"$FBCTL\" validate basic.cf"
+	check outside-repo-no-corpus 2 "pass --corpus DIR or set FB_CORPUS" -- \
+		sh -c "cd \"$T/elsewhere\" && FB_TEMPLATES=\"$SRC/schema/templates\" \"$FBCTL\" preflight basic.cf"
+fi
+check outside-repo-env 0 "valid: channel 10" -- \
+	sh -c "cd \"$T/elsewhere\" && FB_TEMPLATES=\"$SRC/schema/templates\" \"$FBCTL\" validate basic.cf"
+check outside-repo-flag 0 "valid: channel 10" -- \
+	sh -c "cd \"$T/elsewhere\" && \"$FBCTL\" validate --templates \"$SRC/schema/templates\" basic.cf"
+check outside-repo-preflight 0 "ok: " -- \
+	sh -c "cd \"$T/elsewhere\" && FB_TEMPLATES=\"$SRC/schema/templates\" FB_CORPUS=\"$SRC/schema/corpus\" \"$FBCTL\" preflight basic.cf"
+check templates-env-not-a-dir 2 "templates /nonexistent (from FB_TEMPLATES) is not a directory" -- \
+	env FB_TEMPLATES=/nonexistent "$FBCTL" validate "$T/basic.cf"
+
 # eval: the interpreter on one event
 echo '{"process_name":"MIMIKATZ.exe","remote_addr":"2001:db8::7"}' >"$T/ev.json"
 check eval-match 0 '{"action":"block","matches":2,"first_match":1,"action_rule":1,' -- \
@@ -114,6 +139,8 @@ check eval-invalid-file 1 'expected 20, found 21' -- "$FBCTL" eval "$T/cf291.cf"
 # preflight
 check preflight-ok 0 "ok: " -- "$FBCTL" preflight "$T/basic.cf"
 check preflight-invalid 1 "cf291.cf: invalid: instance 0 (id 291)" -- "$FBCTL" preflight "$T/cf291.cf"
+check preflight-json 0 '"outcome":"ok","ok":true' -- "$FBCTL" preflight --json "$T/basic.cf"
+check preflight-json-invalid 1 '"outcome":"invalid","ok":false' -- "$FBCTL" preflight --json "$T/cf291.cf"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

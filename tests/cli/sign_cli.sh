@@ -41,12 +41,17 @@ for c in keygen sign verify inspect "root" "manifest"; do
 	run "$c --help" 0 "usage: fb-sign $c" $S $c --help
 done
 run "no command" 2 "usage: fb-sign COMMAND" $S
+run "--version" 0 "fb-sign 0." $S --version
+run "a top-level mistake is one line and a hint" 2 "Run 'fb-sign --help'" $S frobnicate
+run "the hint is all: no command list" 0 "" sh -c "$S frobnicate 2>&1 | wc -l | grep -qx 2"
+run "an unknown option is named" 2 "unknown option or missing value: --frob" $S sign --frob x
 run "unknown command" 2 "unknown command" $S frobnicate
 run "sign without a key" 2 "--key, --type and one DOC are required" $S sign --type root x.json
 
 # --- keys -------------------------------------------------------------------
 for k in root1 root2 release1 release2 release3 online attacker; do
 	run "keygen $k" 0 "" $S keygen --no-passphrase --out $k
+	cp out.txt $k.id
 done
 run "keygen --json" 0 '"encrypted":false' $S keygen --no-passphrase --out extra --json
 cp out.txt keygen.json
@@ -93,8 +98,9 @@ run "unknown key is not counted" 1 "1 by keys that are not release keys" \
 	$S verify --root root.json m-attacker.json
 run "sign manifest with release2" 0 "" $S sign --key release2.key --type manifest m.json
 cp m.json m-before.json
-run "signing again is idempotent" 0 "" $S sign --key release2.key --type manifest m.json
-run "idempotent: same bytes" 0 "" cmp m.json m-before.json
+run "signing again with the same key is refused" 1 "already signed by key $(cat release2.id)" \
+	$S sign --key release2.key --type manifest m.json
+run "refused: the file is unchanged" 0 "" cmp m.json m-before.json
 run "manifest verifies" 0 "valid: manifest" $S verify --root root.json m.json
 run "manifest and content verify (--json)" 0 '"valid":true' $S verify --root root.json m.json \
 	--content cf291.bin --channel 291 --json
@@ -109,6 +115,8 @@ run "verify --json on failure" 1 '"valid":false' $S verify --root root.json m.js
 sed 's/"version":7/"version":8/' m.json >m-tampered.json
 run "tampered manifest field" 1 "does not verify over this manifest" \
 	$S verify --root root.json m-tampered.json
+run "a stale signature by the same key is replaced" 0 "earlier signature, over other signed fields, replaced" \
+	$S sign --key release1.key --type manifest m-tampered.json
 run "manifest signed as a root is refused" 1 'document type is "manifest", expected "root"' \
 	$S sign --key root1.key --type root m.json
 run "inspect --json" 0 '"type":"manifest"' $S inspect --json m.json
@@ -153,6 +161,27 @@ run "--channel must agree with the file" 1 "is channel 10 version 1" $S manifest
 	--content basic.cf --templates "$TPL" --channel 11 --out wrong.json
 run "--template and --templates exclude each other" 2 "exclude each other" $S manifest create \
 	--content basic.cf --templates "$TPL" --template 1:1 --out both.json
+# the registry from $FB_TEMPLATES, and a clear word when there is none
+run "manifest from \$FB_TEMPLATES" 0 "channel 10, version 1" env FB_TEMPLATES="$TPL" \
+	$S manifest create --content basic.cf --out env.json
+run "\$FB_TEMPLATES that is not a directory" 2 "templates /nonexistent (from FB_TEMPLATES) is not a directory" \
+	env FB_TEMPLATES=/nonexistent $S manifest create --content basic.cf --out env2.json
+if [ ! -d /usr/local/share/firebreak/templates ] && [ ! -d /usr/share/firebreak/templates ]; then
+	run "no registry anywhere names --templates" 2 "pass --templates DIR or set FB_TEMPLATES" \
+		$S manifest create --content basic.cf --out env3.json
+fi
+
+# expiry as a duration (--expires-days still works)
+run "manifest --expires 30d" 0 "" $S manifest create --content basic.cf --templates "$TPL" \
+	--created 1000000000 --expires 30d --out exp30.json
+run "30d is 2592000 s after created" 0 "" grep -q '"expires":1002592000' exp30.json
+run "manifest --expires-days 2" 0 "" $S manifest create --content basic.cf --templates "$TPL" \
+	--created 1000000000 --expires-days 2 --out exp2.json
+run "2 days" 0 "" grep -q '"expires":1000172800' exp2.json
+run "a bad duration is named" 2 '--expires: "3 weeks" is not a duration' $S manifest create \
+	--content basic.cf --templates "$TPL" --expires "3 weeks" --out bad.json
+run "a duration out of range is named" 2 "--expires: 10s is out of range: 1m to 36500d" \
+	$S manifest create --content basic.cf --templates "$TPL" --expires 10s --out bad.json
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -31,9 +31,8 @@
 #include "fbt_world.h"
 
 #define FAST_POLICY                                                                                \
-	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,\"max_"       \
-	"excess\":1,\"watch_s\":0,"                                                                \
-	"\"confidence\":0.8}"
+	"{\"min_bake_s\":0,\"min_healthy\":1,\"hard_cap\":1,\"max_failure_rate\":0.5,"             \
+	"\"confidence\":0.8,\"max_excess\":1,\"watch_s\":0,\"holdout\":0}"
 
 struct ctx {
 	char *db;
@@ -312,7 +311,7 @@ static int watch_run(const char *ids, struct driver *d, char **out)
 		putenv(C->env_home);
 		const char *argv[] = {
 		        fbt_bin("fbctl"), "--server", C->srv.url, "--token",    C->soc,
-		        "rollout",        "watch",    ids,        "--interval", "200",
+		        "rollout",        "watch",    ids,        "--interval", "200ms",
 		        "--timeout",      "90",       NULL};
 		execv(argv[0], (char *const *)argv);
 		_exit(127);
@@ -400,17 +399,63 @@ static void test_usage_and_help(void **state)
 	has(out, "fbctl pin add");
 	has(out, "fbctl pin rm");
 	free(out);
+	/* the version, from FB_VERSION; pin add's --version V is another option */
+	out = CTL_OK(0, NULL, "--version");
+	has(out, "fbctl " FB_VERSION "\n");
+	free(out);
+	out = CTL_OK(0, NULL, "version");
+	has(out, "fbctl " FB_VERSION);
+	free(out);
+	/* a top-level mistake: one line naming it and a hint, not the usage */
 	char *err = CTL_ERR(2, NULL, "rollout", "frobnicate");
-	has(err, "unknown command \"rollout frobnicate\"");
+	has(err, "unknown command \"rollout frobnicate\"; rollout takes: start, status");
+	has(err, "Run 'fbctl rollout --help'");
 	free(err);
 	err = CTL_ERR(2, NULL, "frobnicate");
-	has(err, "unknown command \"frobnicate\"");
+	assert_string_equal(err, "fbctl: unknown command \"frobnicate\"\n"
+	                         "Run 'fbctl --help' for the commands and options.\n");
+	free(err);
+	err = CTL_ERR(2, NULL, "--frobnicate", "whoami");
+	has(err, "fbctl: unknown option --frobnicate\n");
+	free(err);
+	err = CTL_ERR(2, NULL, "rollout", "halt", "1", "--reason");
+	has(err, "fbctl: option --reason needs a value\n");
 	free(err);
 	err = CTL_ERR(2, C->soc, "rollout");
-	has(err, "needs a subcommand");
+	has(err, "needs a subcommand: start, status");
 	free(err);
+	/* errors name the argument that is wrong or missing */
 	err = CTL_ERR(2, C->soc, "rollout", "status");
+	has(err, "fbctl: missing ID\n");
 	has(err, "usage: fbctl rollout status ID");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "status", "1", "2");
+	has(err, "unexpected argument \"2\"");
+	free(err);
+	err = CTL_ERR(2, C->admin, "channel", "create", "7");
+	has(err, "fbctl: missing NAME\n");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "watch");
+	has(err, "missing ID (the rollout to watch)");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "watch", "1", "--interval", "1000");
+	has(err, "--interval: 1000 is out of range: 100ms to 1m (a plain number is seconds");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "watch", "1", "--timeout", "soon");
+	has(err, "--timeout: \"soon\" is not a duration");
+	free(err);
+	err = CTL_ERR(2, C->soc, "rollout", "watch", "x", "--timeout", "5m");
+	has(err, "rollout ID must be a positive integer, found \"x\"");
+	free(err);
+	err = CTL_ERR(2, C->admin, "enroll-token", "create", "--name", "x", "--expires", "30s");
+	has(err, "--expires: 30s is out of range: 1m to 365d");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7", "--content", "1381");
+	has(err, "--reason R is required");
+	free(err);
+	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7", "--content", "xyz!",
+	              "--reason", "r");
+	has(err, "--content \"xyz!\" is not a sha256 digest or a prefix of one");
 	free(err);
 	err = CTL_ERR(2, C->soc, "rollout", "status", "x1");
 	has(err, "rollout ID must be an integer");
@@ -422,11 +467,11 @@ static void test_usage_and_help(void **state)
 	has(err, "--reason R is required");
 	free(err);
 	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7");
-	has(err, "--channel N and --content SHA are required");
+	has(err, "--content SHA is required");
 	free(err);
 	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "7", "--content",
 	              "0000000000000000000000000000000000000000000000000000000000000000",
-	              "--policy", "[1]");
+	              "--reason", "r", "--policy", "[1]");
 	has(err, "--policy must be a JSON object");
 	free(err);
 	/* the offline commands still work without any server */
@@ -649,8 +694,59 @@ static void test_channels_and_content(void **state)
 	has(err, "HTTP 404 not_found: no content 0000");
 	free(err);
 	err = CTL_ERR(2, C->soc, "content", "show", "abc");
-	has(err, "64 lower-case hex");
+	has(err, "content \"abc\" is not a sha256 digest or a prefix of one (4 to 64 hex");
 	free(err);
+
+	/* a unique prefix names the content, upper case too */
+	char pre[16];
+	snprintf(pre, sizeof pre, "%.12s", C->sha7);
+	out = CTL_OK(0, C->soc, "content", "show", pre);
+	has(out, C->sha7);
+	free(out);
+	for (char *q = pre; *q; q++)
+		*q = (char)(*q >= 'a' && *q <= 'f' ? *q - 'a' + 'A' : *q);
+	out = CTL_OK(0, C->soc, "content", "show", pre, "--json");
+	j = parse(out);
+	assert_string_equal(json_string_value(json_object_get(j, "sha256")), C->sha7);
+	json_decref(j);
+	free(out);
+	/* a prefix nothing has */
+	snprintf(pre, sizeof pre, "%.9s", C->sha7);
+	pre[8] = pre[8] == '0' ? '1' : '0';
+	err = CTL_ERR(1, C->soc, "content", "show", pre);
+	has(err, "no uploaded content has a digest starting with it");
+	free(err);
+	/* two files whose digests share their first 4 digits: the files are
+	 * deterministic per (channel, version), so search versions of channel
+	 * 11 (of its own) for such a pair and upload both */
+	out = CTL_OK(0, C->admin, "channel", "create", "11", "eleven");
+	free(out);
+	char(*seen)[65] = calloc(4000, 65);
+	int va = 0, vb = 0;
+	for (int v = 1; v < 4000 && !vb; v++) {
+		unsigned char *blob;
+		size_t len;
+		assert_int_equal(fbt_world_blob(11, v, &blob, &len), 0);
+		fb_sha256_hex(blob, len, seen[v]);
+		free(blob);
+		for (int u = 1; u < v && !vb; u++)
+			if (strncmp(seen[u], seen[v], 4) == 0) {
+				va = u;
+				vb = v;
+			}
+	}
+	assert_true(vb > 0);
+	char sa[65], sb[65];
+	upload(11, va, sa);
+	upload(11, vb, sb);
+	snprintf(pre, sizeof pre, "%.4s", sa);
+	err = CTL_ERR(2, C->soc, "content", "show", pre);
+	has(err, "is ambiguous: 2 uploaded digests start with it");
+	has(err, sa);
+	has(err, sb);
+	has(err, "channel 11 version");
+	free(err);
+	free(seen);
 }
 
 static void test_rings_pins_tokens_agents_audit(void **state)
@@ -821,7 +917,7 @@ static void test_rings_pins_tokens_agents_audit(void **state)
 	/* the audit log: filtered, paged */
 	out = CTL_OK(0, C->soc, "audit", "--action", "channel.create", "--json");
 	j = parse(out);
-	assert_int_equal(json_array_size(json_object_get(j, "audit")), 3);
+	assert_int_equal(json_array_size(json_object_get(j, "audit")), 4);
 	json_array_foreach(json_object_get(j, "audit"), i, t)
 	{
 		assert_string_equal(json_string_value(json_object_get(t, "action")),
@@ -936,14 +1032,19 @@ static void test_rollout_actions(void **state)
 	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "7", "--content", sha2,
 	              "--reason", "next");
 	has(err, "HTTP 409 active_rollout");
-	has(err, "pass \"supersede\": true");
+	has(err, "add --supersede to replace it"); /* fbctl's flag, not the API's field */
+	assert_null(strstr(err, "\"supersede\""));
 	free(err);
 	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "7", "--content", sha2,
-	              "--rings", "early,ga");
+	              "--rings", "early,ga", "--reason", "skip canary");
 	has(err, "ring0_required");
 	free(err);
+	/* started by the 12 digits the tables print */
+	char p2[13];
+	memcpy(p2, sha2, 12);
+	p2[12] = '\0';
 	json_int_t id2 =
-	        start_rollout(sha2, "7",
+	        start_rollout(p2, "7",
 	                      (const char *const[]){"--supersede", "--rings", "canary,early",
 	                                            "--policy", "{\"min_bake_s\":600}", NULL});
 	out = CTL_OK(0, C->soc, "rollout", "status", ids);
@@ -953,8 +1054,49 @@ static void test_rollout_actions(void **state)
 	out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
 	j = parse(out);
 	assert_int_equal(json_array_size(json_object_get(j, "rings")), 2);
+	assert_string_equal(json_string_value(json_object_get(j, "content")), sha2);
 	json_decref(j);
 	free(out);
+
+	/* watch to a pipe: a frame only when something changed, not at every
+	 * evaluation ("bake 1s of 600s", "bake 2s ...") */
+	for (int k = 0; k < 50; k++) {
+		out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
+		j = parse(out);
+		int evaluated = json_array_size(json_object_get(j, "evaluations")) > 0;
+		json_decref(j);
+		free(out);
+		if (evaluated)
+			break;
+		usleep(100000);
+	}
+	char *werr;
+	assert_int_equal(CTL(C->soc, &out, &werr, "rollout", "watch", ids, "--interval", "200ms",
+	                     "--timeout", "3s"),
+	                 1);
+	has(werr, "is still rolling after 3s (--timeout)");
+	has(out, "WAIT: no treated agent has applied the new content yet (bake");
+	int frames = 0;
+	for (const char *q = out; (q = strstr(q, "-- ")) != NULL; q += 3)
+		frames += q == out || q[-1] == '\n';
+	if (frames != 1)
+		fail_msg("expected 1 frame in 3 s of an unchanged rollout, got %d:\n%s", frames,
+		         out);
+	free(out);
+	free(werr);
+	/* --json: one line per change, the server's two answers */
+	assert_int_equal(CTL(C->soc, &out, &werr, "rollout", "watch", ids, "--interval", "200ms",
+	                     "--timeout", "2s", "--json"),
+	                 1);
+	assert_non_null(strchr(out, '\n'));
+	assert_int_equal(strchr(out, '\n')[1], '\0'); /* one line */
+	j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "rollout"), "id")),
+	                 id2);
+	assert_true(json_is_object(json_object_get(json_object_get(j, "exposure"), "rings")));
+	json_decref(j);
+	free(out);
+	free(werr);
 
 	/* pause, resume, promote refused by the gate, halt, resume needs two */
 	err = CTL_ERR(1, C->soc, "rollout", "pause", ids, "--reason", "look");
@@ -964,10 +1106,24 @@ static void test_rollout_actions(void **state)
 	has(out, "paused");
 	has(out, "reason: look first");
 	free(out);
+	/* pausing again changes nothing: refused, exit 1, the first reason kept */
+	err = CTL_ERR(1, C->release, "rollout", "pause", ids, "--reason", "look again");
+	has(err, "is already paused (reason: look first); nothing changed");
+	free(err);
 	out = CTL_OK(0, C->release, "rollout", "resume", ids, "--reason", "looked", "--json");
 	j = parse(out);
 	assert_string_equal(json_string_value(json_object_get(j, "state")), "rolling");
 	json_decref(j);
+	free(out);
+	err = CTL_ERR(1, C->release, "rollout", "resume", ids, "--reason", "looked twice",
+	              "--json");
+	has(err, "is already rolling (reason: looked); nothing changed");
+	free(err);
+	char obj[40];
+	snprintf(obj, sizeof obj, "rollout/%s", ids);
+	out = CTL_OK(0, C->soc, "audit", "--object", obj);
+	assert_null(strstr(out, "look again"));
+	assert_null(strstr(out, "looked twice"));
 	free(out);
 	err = CTL_ERR(1, C->release, "rollout", "promote", ids, "--reason", "hurry");
 	has(err, "HTTP 409 gate_refuses: the gate does not allow a promotion now");
@@ -975,14 +1131,26 @@ static void test_rollout_actions(void **state)
 	out = CTL_OK(0, C->release, "rollout", "promote", ids, "--reason", "hurry", "--force");
 	has(out, "force-promote approval recorded (1 of 2)");
 	free(out);
-	out = CTL_OK(0, C->soc, "rollout", "halt", ids, "--reason", "operator says stop");
+	static const char why[] =
+	        "operator says stop: crash reports from three canary hosts in "
+	        "the lab, dumps attached to INC-4711, do not resume before the fix";
+	out = CTL_OK(0, C->soc, "rollout", "halt", ids, "--reason", why);
 	has(out, "halted");
 	has(out, "manual halt by sam: operator says stop");
 	free(out);
-	/* with no agent exposed the controller soon moves it on to reverted */
-	out = CTL_OK(0, C->soc, "rollout", "revert", ids, "--reason", "again");
-	has(out, "reason: manual halt by sam: operator says stop"); /* idempotent */
+	/* the status shows the whole reason, not its first 72 characters */
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, why);
 	free(out);
+	/* halting or reverting it again changes nothing: exit 1 (with no agent
+	 * exposed the controller soon moves it on to reverted) */
+	err = CTL_ERR(1, C->soc, "rollout", "revert", ids, "--reason", "again");
+	has(err, "nothing changed");
+	has(err, "(reason: manual halt by sam: operator says stop");
+	free(err);
+	err = CTL_ERR(1, C->soc, "rollout", "halt", ids, "--reason", "again");
+	has(err, "nothing changed");
+	free(err);
 	out = CTL_OK(0, C->release, "rollout", "resume", ids, "--reason", "fixed");
 	has(out, "resume approval recorded (1 of 2)");
 	free(out);
@@ -990,7 +1158,7 @@ static void test_rollout_actions(void **state)
 	has(out, "manual halt by sam");
 	free(out);
 	/* watch on a rollout that has already halted: at once, exit 3 */
-	out = CTL_OK(3, C->soc, "rollout", "watch", ids, "--interval", "200");
+	out = CTL_OK(3, C->soc, "rollout", "watch", ids, "--interval", "200ms");
 	has(out, ": manual halt by sam: operator says stop");
 	assert_true(strstr(out, "reverted, ring 1 of 2") || strstr(out, "halted, ring 1 of 2"));
 	free(out);
@@ -1113,6 +1281,69 @@ static void test_watch_halted(void **state)
 	free(out);
 }
 
+/* agent list's filters are the server's, so --limit counts agents that
+ * match: two agents outside canary, then one in it; after the ones before
+ * them, "--ring canary --limit 1" is the canary, not an empty page. */
+static void test_agent_list_server_filters(void **state)
+{
+	(void)state;
+	char *et = CTL_OK(0, C->admin, "enroll-token", "create", "--name", "others", "--tags",
+	                  "{\"fleet\":\"other\"}", "--expires", "1h");
+	et[strcspn(et, "\n")] = '\0';
+	struct agent o1, o2, can;
+	agent_enroll(&o1, et);
+	agent_enroll(&o2, et);
+	free(et);
+	canaries(&can, 1);
+	char after[24], cid[24];
+	snprintf(after, sizeof after, "%lld", (long long)o1.id - 1);
+	snprintf(cid, sizeof cid, "%lld", (long long)can.id);
+	char *out = CTL_OK(0, C->soc, "agent", "list", "--ring", "canary", "--after", after,
+	                   "--limit", "1", "--json");
+	json_t *j = parse(out);
+	json_t *arr = json_object_get(j, "agents");
+	assert_int_equal(json_array_size(arr), 1);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "id")), can.id);
+	json_decref(j);
+	free(out);
+	char *err;
+	assert_int_equal(CTL(C->soc, &out, &err, "agent", "list", "--ring", "canary", "--after",
+	                     after, "--limit", "1"),
+	                 0);
+	has(out, "HEALTH");
+	has(out, cid);
+	has(err, "more: add --after ");
+	free(out);
+	free(err);
+	out = CTL_OK(0, C->soc, "agent", "list", "--tag", "fleet=other", "--json");
+	j = parse(out);
+	arr = json_object_get(j, "agents");
+	assert_int_equal(json_array_size(arr), 2);
+	assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "id")), o1.id);
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "agent", "list", "--tag", "fleet=other", "--health", "never",
+	             "--json");
+	j = parse(out);
+	assert_int_equal(json_array_size(json_object_get(j, "agents")), 2);
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(2, C->soc, "agent", "list", "--health", "sick");
+	has(err, "--health must be healthy, silent or never");
+	free(err);
+	err = CTL_ERR(2, C->soc, "agent", "list", "--tag", "fleet");
+	has(err, "--tag must be key=value");
+	free(err);
+	/* --content by a digest prefix: the agents that run it (none here) */
+	char pre[16];
+	snprintf(pre, sizeof pre, "%.10s", C->sha7);
+	out = CTL_OK(0, C->soc, "agent", "list", "--content", pre, "--json");
+	j = parse(out);
+	assert_true(json_is_array(json_object_get(j, "agents")));
+	json_decref(j);
+	free(out);
+}
+
 /* Admin policy bounds (policy-bounds get/set) and an emergency rollout
  * (rollout start --emergency, rollout approve by a second user). */
 static void test_policy_bounds_and_emergency(void **state)
@@ -1126,12 +1357,12 @@ static void test_policy_bounds_and_emergency(void **state)
 	has(out, "usage: fbctl rollout approve ID --reason R");
 	free(out);
 	char *err = CTL_ERR(2, C->admin, "policy-bounds", "set");
-	has(err, "missing argument");
+	has(err, "fbctl: missing FILE.json\n");
 	free(err);
 	err = CTL_ERR(2, C->release, "rollout", "start", "--channel", "10", "--content",
 	              "0000000000000000000000000000000000000000000000000000000000000000",
 	              "--emergency");
-	has(err, "--emergency needs --reason R");
+	has(err, "--reason R is required");
 	free(err);
 	err = CTL_ERR(2, C->release, "rollout", "approve", "1");
 	has(err, "--reason R is required");
@@ -1191,6 +1422,7 @@ static void test_policy_bounds_and_emergency(void **state)
 	              "--policy", "{\"min_bake_s\":120}", "--reason", "hurry");
 	has(err, "HTTP 422 policy_out_of_bounds: ring 'canary': min_bake_s = 120 is below the "
 	         "lower bound 600");
+	has(err, "the value is set by --policy"); /* fbctl's flag, not the API's field */
 	free(err);
 	err = CTL_ERR(1, C->release, "rollout", "start", "--channel", "10", "--content", sha,
 	              "--policy", "{\"min_bake_s\":30}", "--emergency", "--reason", "CVE fix");
@@ -1342,6 +1574,7 @@ int main(void)
 	        cmocka_unit_test(test_rollout_actions),
 	        cmocka_unit_test(test_watch_completed),
 	        cmocka_unit_test(test_watch_halted),
+	        cmocka_unit_test(test_agent_list_server_filters),
 	        cmocka_unit_test(test_policy_bounds_and_emergency),
 	        cmocka_unit_test(test_https_ca),
 	};
