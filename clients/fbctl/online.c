@@ -570,6 +570,20 @@ int cmd_rollout_status(struct opts *o)
 	printf("%-14s %lld of %zu (%s)\n", "ring", (long long)k + 1, json_array_size(rings),
 	       ctl_cell(j, "ring", b, sizeof b));
 	kv("plan", list_text(rings, b, sizeof b));
+	/* gate v2: each ring's holdout, the control kept on the previous file */
+	size_t hi;
+	json_t *h;
+	json_array_foreach(json_object_get(j, "holdout_agents"), hi, h)
+	{
+		json_int_t held = json_integer_value(json_object_get(h, "held"));
+		if (held <= 0)
+			continue;
+		char lbl[64];
+		snprintf(lbl, sizeof lbl, "holdout %s", ctl_cell(h, "ring", b, sizeof b));
+		printf("%-14s %lld of %lld agents kept on the previous content (the control)\n",
+		       lbl, (long long)held,
+		       (long long)json_integer_value(json_object_get(h, "agents")));
+	}
 	kv("started", ctl_time(j, "started", b, sizeof b));
 	kv("ring started", ctl_time(j, "ring_started", b, sizeof b));
 	kv("finished", ctl_time(j, "finished", b, sizeof b));

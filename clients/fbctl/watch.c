@@ -97,11 +97,17 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 		rc = fb_buf_printf(
 		        b,
 		        "%s %-8s %-7s [%s] %lld/%lld treated, %lld healthy, %lld crashed, "
-		        "%lld boot-looped, %lld silent\n",
+		        "%lld boot-looped, %lld silent",
 		        mark, name, dec ? dec : "-", b1, (long long)count(e, "treated"),
 		        (long long)count(e, "agents"), (long long)count(e, "healthy"),
 		        (long long)count(e, "crashed"), (long long)count(e, "boot_looped"),
 		        (long long)count(e, "silent"));
+		/* gate v2: the ring's holdout, the control kept on the previous file */
+		if (!rc && count(e, "holdout") > 0)
+			rc = fb_buf_printf(b, ", %lld held out (control)",
+			                   (long long)count(e, "holdout"));
+		if (!rc)
+			rc = fb_buf_printf(b, "\n");
 	}
 	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
 	if (!rc && last) {
@@ -139,11 +145,11 @@ static enum fb_rc change_key(const json_t *ro, const json_t *exp, struct fb_buf 
 		const char *dec = ev ? json_string_value(json_object_get(ev, "decision")) : NULL;
 		if (!rc)
 			rc = fb_buf_printf(
-			        k, "%s %s %lld %lld %lld %lld %lld %lld|", name ? name : "?",
+			        k, "%s %s %lld %lld %lld %lld %lld %lld %lld|", name ? name : "?",
 			        dec ? dec : "-", (long long)count(e, "agents"),
-			        (long long)count(e, "treated"), (long long)count(e, "healthy"),
-			        (long long)count(e, "crashed"), (long long)count(e, "boot_looped"),
-			        (long long)count(e, "silent"));
+			        (long long)count(e, "holdout"), (long long)count(e, "treated"),
+			        (long long)count(e, "healthy"), (long long)count(e, "crashed"),
+			        (long long)count(e, "boot_looped"), (long long)count(e, "silent"));
 	}
 	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
 	const char *why = json_string_value(json_object_get(last, "reason"));

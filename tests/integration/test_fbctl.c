@@ -1563,6 +1563,52 @@ static void test_https_ca(void **state)
 	free(ext);
 }
 
+/* Gate v2's holdout in fbctl: rollout status and the watch frame say how
+ * many agents of each ring the rollout keeps on the previous content. */
+static void test_status_holdout(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, C->admin, "channel", "create", "12", "twelve");
+	free(out);
+	char sha[65];
+	upload(12, 1, sha);
+	enum { N = 60 };
+	static struct agent a[N];
+	canaries(a, N);
+	json_int_t id = start_rollout(
+	        sha, "12",
+	        (const char *const[]){"--rings", "canary,early", "--policy",
+	                              "{\"holdout\":0.1,\"holdout_min\":5,\"min_bake_s\":600}",
+	                              NULL});
+	char ids[24], path[64];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
+	json_int_t held = 0, agents = 0;
+	for (int k = 0; k < 50 && held == 0; k++) { /* until the snapshot has it */
+		json_t *r = http_json("GET", path, C->soc, NULL, 200);
+		json_t *h0 = json_array_get(json_object_get(r, "holdout_agents"), 0);
+		held = json_integer_value(json_object_get(h0, "held"));
+		agents = json_integer_value(json_object_get(h0, "agents"));
+		json_decref(r);
+		if (!held)
+			usleep(100000);
+	}
+	assert_true(held > 0 && held < agents);
+	char want[160];
+	snprintf(want, sizeof want,
+	         "holdout canary %lld of %lld agents kept on the previous content (the control)",
+	         (long long)held, (long long)agents);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, want);
+	free(out);
+	snprintf(want, sizeof want, ", %lld held out (control)", (long long)held);
+	out = CTL_OK(1, C->soc, "rollout", "watch", ids, "--interval", "200ms", "--timeout", "1s");
+	has(out, want);
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "halt", ids, "--reason", "end of test");
+	free(out);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -1577,6 +1623,7 @@ int main(void)
 	        cmocka_unit_test(test_agent_list_server_filters),
 	        cmocka_unit_test(test_policy_bounds_and_emergency),
 	        cmocka_unit_test(test_https_ca),
+	        cmocka_unit_test(test_status_holdout), /* last: it fills the canary ring */
 	};
 	int rc = cmocka_run_group_tests_name("fbctl", tests, setup, teardown);
 	curl_global_cleanup();
