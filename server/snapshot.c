@@ -445,13 +445,15 @@ static int agent_get(int64_t id, struct snap_agent *out)
 	return ok;
 }
 
-/* Load one agent from the database (it enrolled through another replica). */
+/* Load one agent from the database (it enrolled through another replica):
+ * 1 loaded, 0 no such agent, -1 the database could not be asked (the
+ * caller answers 503, so a load balancer retries elsewhere: not 403). */
 static int agent_load(int64_t id)
 {
 	const char *why;
 	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c)
-		return 0;
+		return -1;
 	char ids[24];
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
@@ -461,7 +463,7 @@ static int agent_load(int64_t id)
 	        "FROM agents WHERE id = $1",
 	        1, p);
 	db_release(app.db, c);
-	int ok = 0;
+	int ok = r ? 0 : -1;
 	if (r && PQntuples(r) == 1) {
 		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
@@ -477,8 +479,13 @@ static int agent_load(int64_t id)
 int snapshot_agent_ok(int64_t id)
 {
 	struct snap_agent a;
-	if (!agent_get(id, &a) && (!agent_load(id) || !agent_get(id, &a)))
-		return 0;
+	if (!agent_get(id, &a)) {
+		int loaded = agent_load(id);
+		if (loaded < 0)
+			return -1;
+		if (!loaded || !agent_get(id, &a))
+			return 0;
+	}
 	return !(a.flags & AG_REVOKED);
 }
 
@@ -970,9 +977,21 @@ void snapshot_poll(struct http_req *req)
 {
 	int64_t id = http_req_auth(req)->agent_id;
 	struct snap_agent a;
-	if (!agent_get(id, &a) && (!agent_load(id) || !agent_get(id, &a))) {
-		http_error(req, 403, "forbidden", "agent %lld is not enrolled", (long long)id);
-		return;
+	if (!agent_get(id, &a)) {
+		int loaded = agent_load(id);
+		if (loaded < 0) {
+			http_error(
+			        req, 503, "unavailable",
+			        "agent %lld is not loaded here and the database cannot be asked; "
+			        "retry",
+			        (long long)id);
+			return;
+		}
+		if (!loaded || !agent_get(id, &a)) {
+			http_error(req, 403, "forbidden", "agent %lld is not enrolled",
+			           (long long)id);
+			return;
+		}
 	}
 	if (a.flags & AG_REVOKED) {
 		http_error(req, 403, "forbidden", "agent %lld is revoked", (long long)id);

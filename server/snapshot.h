@@ -39,7 +39,9 @@ enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps
  * and a compare under a read lock. */
 void snapshot_agent_caps(int64_t id, const char *caps);
 /* 1 when the agent is known here and not revoked (loads it from the
- * database on a miss: the first request of an agent enrolled elsewhere). */
+ * database on a miss: the first request of an agent enrolled elsewhere);
+ * 0 not enrolled or revoked; -1 unknown here and the database cannot be
+ * asked (answer 503, not 403). */
 int snapshot_agent_ok(int64_t id);
 /* Ring name of an agent (static until the next reload), or NULL. */
 const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);

@@ -774,6 +774,65 @@ static void test_agent_filters(void **state)
 	}
 }
 
+/* A replica that has not loaded an agent yet, while the database is away:
+ * 503 (a load balancer retries elsewhere, the agent retries later), not
+ * 403 (which says "not enrolled"); once the database is back, served. */
+static void test_unloaded_agent_while_database_away(void **state)
+{
+	(void)state;
+	struct fbt_server srv2;
+	const char *extra[] = {"--snapshot_check_ms=600000", "--heartbeat_flush_ms=200", NULL};
+	assert_int_equal(fbt_server_start(&srv2, C->db, extra), 0);
+	assert_int_equal(fbt_server_wait_ready(&srv2), 0);
+	char *et = new_enrollment_token("{}");
+	char pk[64];
+	new_key_b64(pk);
+	int64_t id;
+	char *tok;
+	assert_int_equal(enroll(et, pk, &id, &tok), 201); /* through the first replica */
+	const char *dbn = strstr(C->db, "dbname=");
+	assert_non_null(dbn);
+	char name[128], sql[512];
+	snprintf(name, sizeof name, "%s", dbn + strlen("dbname="));
+	name[strcspn(name, " ")] = '\0';
+	snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS false", name);
+	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
+	snprintf(sql, sizeof sql,
+	         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '%s'",
+	         name);
+	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
+	struct fbt_resp r;
+	assert_int_equal(fbt_http(&srv2, "GET", "/v1/poll", tok, NULL, 0, NULL, &r), 0);
+	long st = r.status;
+	const char *code = fbt_error_code(&r);
+	if (st != 503 || !code || strcmp(code, "unavailable"))
+		fail_msg("poll while the database is away: %ld %s", st, r.body ? r.body : "");
+	fbt_resp_free(&r);
+	char body[512];
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"b\",\"uptime_s\":1,\"active\":{}}",
+	         (long long)id);
+	assert_int_equal(
+	        fbt_http(&srv2, "POST", "/v1/heartbeat", tok, body, strlen(body), NULL, &r), 0);
+	st = r.status;
+	fbt_resp_free(&r);
+	assert_int_equal(st, 503);
+	snprintf(sql, sizeof sql, "ALTER DATABASE %s ALLOW_CONNECTIONS true", name);
+	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
+	for (int i = 0; i < 100; i++) {
+		assert_int_equal(fbt_http(&srv2, "GET", "/v1/poll", tok, NULL, 0, NULL, &r), 0);
+		st = r.status;
+		fbt_resp_free(&r);
+		if (st == 200)
+			break;
+		usleep(100000);
+	}
+	assert_int_equal(st, 200);
+	assert_int_equal(fbt_server_stop(&srv2, SIGTERM), 0);
+	free(tok);
+	free(et);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -783,6 +842,7 @@ int main(void)
 	        cmocka_unit_test(test_heartbeat_and_events),
 	        cmocka_unit_test(test_agent_filters),
 	        cmocka_unit_test(test_platform_facts),
+	        cmocka_unit_test(test_unloaded_agent_while_database_away), /* last */
 	};
 	return cmocka_run_group_tests_name("protocol", tests, setup, teardown);
 }
