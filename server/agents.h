@@ -1,5 +1,5 @@
-/* Agents: enrollment tokens, enrollment, agent tokens (keyed BLAKE2b of the
- * agent id, so checking one needs neither the database nor memory). */
+/* Agents: enrollment tokens, enrollment (the agent's token comes from
+ * auth_agent_token), the agent list, revocation. */
 #ifndef FB_AGENTS_H
 #define FB_AGENTS_H
 
@@ -8,13 +8,6 @@
 
 #include "fb.h"
 #include "http.h"
-
-/* Load (or create once) the agent-token key shared by all replicas. */
-enum fb_rc agents_init(PGconn *c, struct fb_err *err) FB_MUSTCHECK;
-void agents_cleanup(void);
-
-/* Check an "fa_<id>_<mac>" token: 1 with *agent_id set, 0 if forged. */
-int agents_token_verify(const char *token, int64_t *agent_id);
 
 void agents_enroll(struct http_req *req);                  /* POST /v1/enroll */
 void agents_enrollment_token_create(struct http_req *req); /* POST /v1/enrollment-tokens */

@@ -8,10 +8,120 @@
 #include <string.h>
 #include <strings.h>
 
-#include "agents.h"
 #include "app.h"
 #include "config.h"
 #include "log.h"
+
+/* ---- agent tokens: "fa_<id>_<mac>", a keyed BLAKE2b of the id ---------- */
+
+#define MAC_LEN 16
+static unsigned char g_key[crypto_generichash_KEYBYTES];
+static int g_key_loaded;
+
+enum fb_rc auth_agent_key_init(PGconn *c, struct fb_err *err)
+{
+	unsigned char fresh[crypto_generichash_KEYBYTES];
+	randombytes_buf(fresh, sizeof fresh);
+	char hex[2 * sizeof fresh + 1];
+	fb_hex_encode(fresh, sizeof fresh, hex);
+	sodium_memzero(fresh, sizeof fresh);
+	const char *p[] = {hex};
+	PGresult *r = db_exec(c, err,
+	                      "INSERT INTO server_secrets (name, value) VALUES ('agent_token_key', "
+	                      "decode($1, 'hex')) ON CONFLICT (name) DO NOTHING",
+	                      1, p);
+	sodium_memzero(hex, sizeof hex);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	r = db_exec(
+	        c, err,
+	        "SELECT encode(value, 'hex') FROM server_secrets WHERE name = 'agent_token_key'", 0,
+	        NULL);
+	if (!r || PQntuples(r) != 1) {
+		PQclear(r);
+		return FB_EDB;
+	}
+	enum fb_rc rc = fb_hex_decode(PQgetvalue(r, 0, 0), g_key, sizeof g_key);
+	PQclear(r);
+	if (rc) {
+		fb_err_set(err, "server_secrets.agent_token_key has the wrong length");
+		return rc;
+	}
+	g_key_loaded = 1;
+	return FB_OK;
+}
+
+void auth_cleanup(void)
+{
+	sodium_memzero(g_key, sizeof g_key);
+	g_key_loaded = 0;
+}
+
+/* The MAC an agent token carries: keyed BLAKE2b of "agent:<id>" (id > 0). */
+static void mac_for(int64_t id, unsigned char mac[MAC_LEN])
+{
+	char msg[32] = "agent:", d[20];
+	size_t n = 6, k = 0;
+	uint64_t v = (uint64_t)id;
+	do {
+		d[k++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	while (k)
+		msg[n++] = d[--k];
+	crypto_generichash(mac, MAC_LEN, (const unsigned char *)msg, n, g_key, sizeof g_key);
+}
+
+void auth_agent_token(int64_t id, char out[AUTH_AGENT_TOKEN_MAX])
+{
+	unsigned char mac[MAC_LEN];
+	mac_for(id, mac);
+	char hex[2 * MAC_LEN + 1];
+	fb_hex_encode(mac, sizeof mac, hex);
+	snprintf(out, AUTH_AGENT_TOKEN_MAX, "fa_%lld_%s", (long long)id, hex);
+}
+
+static int lower_hex(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Exactly what auth_agent_token writes: the id in decimal without sign or leading
+ * zero (at most 19 digits, 1 .. INT64_MAX), the MAC in lower-case hex. Checked
+ * on every agent request, so without formatting; the MAC is compared in
+ * constant time. */
+int auth_agent_token_verify(const char *token, int64_t *agent_id)
+{
+	*agent_id = 0;
+	if (!g_key_loaded || strncmp(token, "fa_", 3) != 0)
+		return 0;
+	const char *p = token + 3;
+	if (*p < '1' || *p > '9')
+		return 0;
+	uint64_t id = 0;
+	size_t nd = 0;
+	for (; p[nd] >= '0' && p[nd] <= '9'; nd++) {
+		if (nd == 19)
+			return 0;
+		id = id * 10 + (uint64_t)(p[nd] - '0');
+	}
+	if (p[nd] != '_' || id > INT64_MAX || strlen(p + nd + 1) != 2 * MAC_LEN)
+		return 0;
+	const char *hex = p + nd + 1;
+	unsigned char got[MAC_LEN], want[MAC_LEN];
+	for (size_t i = 0; i < MAC_LEN; i++) {
+		int hi = lower_hex(hex[2 * i]), lo = lower_hex(hex[2 * i + 1]);
+		if (hi < 0 || lo < 0)
+			return 0;
+		got[i] = (unsigned char)(hi << 4 | lo);
+	}
+	mac_for((int64_t)id, want);
+	if (sodium_memcmp(want, got, MAC_LEN) != 0)
+		return 0;
+	*agent_id = (int64_t)id;
+	return 1;
+}
 
 static const char *role_names[] = {"agent", "release", "soc", "admin"};
 
@@ -93,7 +203,7 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	if (strncmp(token, "fa_", 3) == 0) {
 		/* Agent tokens are checked by computation: no database, no memory. */
 		int64_t agent_id;
-		if (!agents_token_verify(token, &agent_id)) {
+		if (!auth_agent_token_verify(token, &agent_id)) {
 			http_error(req, 401, "unauthenticated", "invalid agent token");
 			return 0;
 		}

@@ -28,4 +28,16 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
                              char token[AUTH_TOKEN_LEN + 1], int64_t *id,
                              struct fb_err *err) FB_MUSTCHECK;
 
+/* Agent tokens "fa_<id>_<mac>" (keyed BLAKE2b of the agent id: checking
+ * one needs neither the database nor memory). The key is shared by all
+ * replicas: loaded (or created once) from server_secrets. */
+#define AUTH_AGENT_TOKEN_MAX 96
+enum fb_rc auth_agent_key_init(PGconn *c, struct fb_err *err) FB_MUSTCHECK;
+void auth_cleanup(void); /* wipes the key */
+/* The token of agent id (> 0) into out. */
+void auth_agent_token(int64_t id, char out[AUTH_AGENT_TOKEN_MAX]);
+/* 1 with *agent_id set when token is one auth_agent_token wrote; 0 if not
+ * (forged, malformed, or the key is not loaded yet). */
+int auth_agent_token_verify(const char *token, int64_t *agent_id);
+
 #endif

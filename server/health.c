@@ -2,6 +2,7 @@
  * current) and the Prometheus metrics page. */
 #include "health.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
 #include "app.h"
@@ -55,11 +56,37 @@ void health_ready(struct http_req *req)
 	                          (json_int_t)migrate_latest(), "controller", controller_json()));
 }
 
+/* The controller's gauges, from the lease this replica last read. */
+static enum fb_rc controller_metrics(struct fb_buf *b)
+{
+	struct lease_status ls;
+	int seen = lease_last_status(&ls);
+	char age[32] = "NaN";
+	if (seen && ls.has_cycle)
+		snprintf(age, sizeof age, "%.3f", ls.cycle_age_s);
+	return fb_buf_printf(
+	        b,
+	        "# HELP firebreak_controller_leader 1 while this replica holds the controller "
+	        "lease.\n"
+	        "# TYPE firebreak_controller_leader gauge\n"
+	        "firebreak_controller_leader %d\n"
+	        "# HELP firebreak_controller_last_cycle_age_seconds Seconds since any replica "
+	        "last completed a controller cycle, as this replica last read the lease (NaN: "
+	        "none yet).\n"
+	        "# TYPE firebreak_controller_last_cycle_age_seconds gauge\n"
+	        "firebreak_controller_last_cycle_age_seconds %s\n"
+	        "# HELP firebreak_controller_takeovers_total Times this replica acquired the "
+	        "controller lease.\n"
+	        "# TYPE firebreak_controller_takeovers_total counter\n"
+	        "firebreak_controller_takeovers_total %llu\n",
+	        lease_is_held(), age, (unsigned long long)lease_takeovers());
+}
+
 void health_metrics(struct http_req *req)
 {
 	struct fb_buf b;
 	fb_buf_init(&b, 16 << 20);
-	if (metrics_render(&b)) {
+	if (metrics_render(&b) || controller_metrics(&b)) {
 		fb_buf_cleanup(&b);
 		http_error(req, 500, "internal", "could not render metrics");
 		return;

@@ -14,7 +14,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "auth.h"
 #include "config.h"
 #include "log.h"
 #include "metrics.h"
@@ -43,6 +42,14 @@ struct http_req {
 	char id[17];
 	struct auth auth;
 };
+
+/* Set once at start-up (http_set_authenticator), read by every request. */
+static http_authenticator g_authenticate;
+
+void http_set_authenticator(http_authenticator fn)
+{
+	g_authenticate = fn;
+}
 
 static struct MHD_Daemon *g_daemon;
 static const struct route *g_routes;
@@ -343,8 +350,12 @@ static void dispatch(struct http_req *req)
 		return;
 	}
 	if (req->route->roles) {
-		if (!auth_request_or_reply(req, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
-		                           req->route->roles, &req->auth))
+		if (!g_authenticate) {
+			http_error(req, 503, "unavailable", "no authenticator is configured");
+			return;
+		}
+		if (!g_authenticate(req, http_req_header(req, MHD_HTTP_HEADER_AUTHORIZATION),
+		                    req->route->roles, &req->auth))
 			return;
 	}
 	req->route->handler(req);

@@ -54,6 +54,13 @@ struct http_hdr {
 };
 
 /* Start serving (epoll, internal thread pool) with the settings in cfg. */
+/* Who checks the credentials of a route that admits only some roles: fills
+ * *out and returns 1, or replies (401, 403, 503) and returns 0. The
+ * transport knows no tokens; the wiring (main.c) sets auth's, before
+ * http_start. */
+typedef int (*http_authenticator)(struct http_req *req, const char *authorization, unsigned roles,
+                                  struct auth *out);
+void http_set_authenticator(http_authenticator fn);
 enum fb_rc http_start(const struct route *routes, size_t nroutes, struct fb_err *err) FB_MUSTCHECK;
 /* The port actually bound (useful with port 0). */
 int http_port(void);

@@ -9,6 +9,7 @@
 
 #include "agents.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "content.h"
 #include "controller.h"
@@ -101,7 +102,24 @@ static int cmd_serve(void)
 	signal(SIGPIPE, SIG_IGN);
 
 	app.started_ms = fb_now_ms();
-	if (db_pool_new(cfg.db, (int)cfg.db_pool, &app.db) || metrics_init(routes_count)) {
+	/* The metrics' labels of the route table ("GET /v1/poll"). */
+	char **labels = calloc(routes_count + 1, sizeof *labels);
+	static const char *const mnames[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
+	for (size_t i = 0; labels && i < routes_count; i++) {
+		const char *mn = "?";
+		for (int k = 0; k < 5; k++)
+			if (routes[i].method == (enum http_method)(1 << k))
+				mn = mnames[k];
+		size_t n = strlen(mn) + strlen(routes[i].pattern) + 2;
+		if ((labels[i] = malloc(n)))
+			snprintf(labels[i], n, "%s %s", mn, routes[i].pattern);
+	}
+	int bad = !labels || db_pool_new(cfg.db, (int)cfg.db_pool, &app.db) ||
+	          metrics_init((const char *const *)labels, routes_count);
+	for (size_t i = 0; labels && i < routes_count; i++)
+		free(labels[i]);
+	free(labels);
+	if (bad) {
 		log_error("out of memory at start-up");
 		goto out;
 	}
@@ -117,6 +135,7 @@ static int cmd_serve(void)
 		log_error("cannot start: %s", err.msg);
 		goto out;
 	}
+	http_set_authenticator(auth_request_or_reply);
 	if (http_start(routes, routes_count, &err)) {
 		log_error("%s", err.msg);
 		goto out;
@@ -145,7 +164,7 @@ out:
 	telemetry_stop();
 	snapshot_stop();
 	content_cache_cleanup();
-	agents_cleanup();
+	auth_cleanup();
 	app_free_trust();
 	metrics_cleanup();
 	db_pool_free(app.db);

@@ -6,8 +6,6 @@
 #include <string.h>
 
 #include "app.h"
-#include "http.h"
-#include "lease.h"
 
 static const double bucket_le[] = {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
                                    0.05,   0.1,   0.25,   0.5,   1.0,  2.5};
@@ -24,17 +22,30 @@ struct route_metrics {
 static struct route_metrics *g_m; /* nroutes + 1 (last = unmatched) */
 static size_t g_n;
 
-enum fb_rc metrics_init(size_t nroutes)
+static char **g_labels; /* per route "METHOD /pattern", owned */
+
+enum fb_rc metrics_init(const char *const *labels, size_t nroutes)
 {
 	g_m = calloc(nroutes + 1, sizeof *g_m);
-	if (!g_m)
-		return FB_ENOMEM;
+	g_labels = calloc(nroutes + 1, sizeof *g_labels);
+	if (!g_m || !g_labels)
+		goto oom;
+	for (size_t i = 0; labels && i < nroutes; i++)
+		if (labels[i] && !(g_labels[i] = strdup(labels[i])))
+			goto oom;
 	g_n = nroutes + 1;
 	return FB_OK;
+oom:
+	metrics_cleanup();
+	return FB_ENOMEM;
 }
 
 void metrics_cleanup(void)
 {
+	for (size_t i = 0; g_labels && i < g_n; i++)
+		free(g_labels[i]);
+	free(g_labels);
+	g_labels = NULL;
 	free(g_m);
 	g_m = NULL;
 	g_n = 0;
@@ -59,23 +70,9 @@ void metrics_observe_request(int route_idx, unsigned status, int64_t micros)
 
 static const char *route_label(size_t i, char *buf, size_t n)
 {
-	if (i == g_n - 1)
+	if (i == g_n - 1 || !g_labels || !g_labels[i])
 		return "unmatched";
-	static const char *mnames[] = {"GET", "POST", "PUT", "DELETE", "PATCH"};
-	const char *mn = "?";
-	for (int k = 0; k < 5; k++)
-		if (routes[i].method == (enum http_method)(1 << k))
-			mn = mnames[k];
-	snprintf(buf, n, "%s %s", mn, routes[i].pattern);
-	return buf;
-}
-
-/* A gauge value as text, in a buffer of the calling thread (borrowed until
- * its next call). */
-static const char *age_text(double v)
-{
-	static _Thread_local char buf[32];
-	snprintf(buf, sizeof buf, "%.3f", v);
+	snprintf(buf, n, "%s", g_labels[i]);
 	return buf;
 }
 
@@ -151,25 +148,5 @@ enum fb_rc metrics_render(struct fb_buf *b)
 	        st.busy, st.size - st.busy, (unsigned long long)st.waits,
 	        (unsigned long long)st.timeouts, (unsigned long long)st.reconnects,
 	        (unsigned long long)st.errors);
-	if (rc)
-		return rc;
-	struct lease_status ls;
-	int seen = lease_last_status(&ls);
-	return fb_buf_printf(
-	        b,
-	        "# HELP firebreak_controller_leader 1 while this replica holds the controller "
-	        "lease.\n"
-	        "# TYPE firebreak_controller_leader gauge\n"
-	        "firebreak_controller_leader %d\n"
-	        "# HELP firebreak_controller_last_cycle_age_seconds Seconds since any replica "
-	        "last completed a controller cycle, as this replica last read the lease (NaN: "
-	        "none yet).\n"
-	        "# TYPE firebreak_controller_last_cycle_age_seconds gauge\n"
-	        "firebreak_controller_last_cycle_age_seconds %s\n"
-	        "# HELP firebreak_controller_takeovers_total Times this replica acquired the "
-	        "controller lease.\n"
-	        "# TYPE firebreak_controller_takeovers_total counter\n"
-	        "firebreak_controller_takeovers_total %llu\n",
-	        lease_is_held(), seen && ls.has_cycle ? age_text(ls.cycle_age_s) : "NaN",
-	        (unsigned long long)lease_takeovers());
+	return rc;
 }

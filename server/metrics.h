@@ -7,7 +7,9 @@
 
 #include "fb.h"
 
-enum fb_rc metrics_init(size_t nroutes) FB_MUSTCHECK;
+/* Counters for nroutes routes, labelled labels[i] ("GET /v1/poll"; copied;
+ * labels may be NULL). */
+enum fb_rc metrics_init(const char *const *labels, size_t nroutes) FB_MUSTCHECK;
 void metrics_cleanup(void);
 /* route_idx -1 = no route matched; status 0 = no reply was sent. */
 void metrics_observe_request(int route_idx, unsigned status, int64_t micros);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "agents.h"
 #include "app.h"
+#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -1097,7 +1097,8 @@ static void *listener(void *arg)
 			c = PQconnectdb(cfg.db);
 			if (PQstatus(c) != CONNECTION_OK ||
 			    db_cmd(c, &err, "LISTEN firebreak_publication") ||
-			    (!g_ready && (migrate_check(c, &err) || agents_init(c, &err)))) {
+			    (!g_ready &&
+			     (migrate_check(c, &err) || auth_agent_key_init(c, &err)))) {
 				char msg[600];
 				snprintf(msg, sizeof msg, "database: %s",
 				         PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c)
