@@ -348,11 +348,8 @@ void agents_show(struct http_req *req)
 {
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "agent id", INT64_MAX, &id))
 		return;
-	}
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
@@ -390,11 +387,8 @@ void agents_revoke(struct http_req *req)
 {
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "agent id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "agent id", INT64_MAX, &id))
 		return;
-	}
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;

@@ -10,16 +10,13 @@
 #include "config.h"
 #include "db.h"
 #include "snapshot.h"
+#include "validate.h"
 
 static int rollout_id_or_reply(struct http_req *req, char ids[24])
 {
 	int64_t id;
-	const char *s = http_req_param(req, "id");
-	if (fb_parse_i64(s, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
-		           s);
+	if (!val_param_id_or_reply(req, "id", "rollout id", INT64_MAX, &id))
 		return 0;
-	}
 	snprintf(ids, 24, "%lld", (long long)id);
 	return 1;
 }

@@ -350,11 +350,8 @@ void pins_delete(struct http_req *req)
 {
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT32_MAX, &id)) {
-		http_error(req, 400, "invalid", "pin id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "pin id", INT32_MAX, &id))
 		return;
-	}
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;

@@ -41,12 +41,8 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 {
 	memset(a, 0, sizeof *a);
 	a->req = req;
-	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT64_MAX, &a->id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "rollout id", INT64_MAX, &a->id))
 		return 0;
-	}
 	snprintf(a->ids, sizeof a->ids, "%lld", (long long)a->id);
 	a->body = http_req_json_or_reply(req);
 	if (!a->body || !val_fields_or_reply(req, a->body, allowed))
@@ -595,12 +591,8 @@ static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned 
 void rollouts_show(struct http_req *req)
 {
 	int64_t id;
-	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "rollout id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "rollout id", INT64_MAX, &id))
 		return;
-	}
 	const char *why;
 	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c) {

@@ -12,6 +12,7 @@
 #include "auth.h"
 #include "config.h"
 #include "db.h"
+#include "validate.h"
 
 static int cli_fail(const char *fmt, const char *arg)
 {
@@ -229,11 +230,8 @@ void tokens_revoke(struct http_req *req)
 {
 	int64_t id;
 	const char *ids = http_req_param(req, "id");
-	if (fb_parse_i64(ids, 1, INT64_MAX, &id)) {
-		http_error(req, 400, "invalid", "token id must be a positive integer, found '%s'",
-		           ids);
+	if (!val_param_id_or_reply(req, "id", "token id", INT64_MAX, &id))
 		return;
-	}
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;

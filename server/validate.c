@@ -204,3 +204,15 @@ int val_platform_or_reply(struct http_req *req, const json_t *platform)
 	}
 	return 1;
 }
+
+int val_param_id_or_reply(struct http_req *req, const char *param, const char *what, int64_t max,
+                          int64_t *out)
+{
+	const char *v = http_req_param(req, param);
+	if (fb_parse_i64(v, 1, max, out)) {
+		http_error(req, 400, "invalid", "%s must be a positive integer, found '%s'", what,
+		           v ? v : "");
+		return 0;
+	}
+	return 1;
+}

@@ -35,4 +35,10 @@ int val_capabilities_or_reply(struct http_req *req, const json_t *caps, int requ
  * optional, anything else refused naming the field. */
 int val_platform_or_reply(struct http_req *req, const json_t *platform);
 
+/* The path parameter param (e.g. "id") as an integer in [1, max] into *out;
+ * else 400 naming what it is ("rollout id must be a positive integer, found
+ * 'x'") and 0. */
+int val_param_id_or_reply(struct http_req *req, const char *param, const char *what, int64_t max,
+                          int64_t *out);
+
 #endif

@@ -833,6 +833,37 @@ static void test_unloaded_agent_while_database_away(void **state)
 	free(et);
 }
 
+/* A path id that is not a positive integer: 400 naming what it is, on
+ * every route with one (the one helper they share). */
+static void test_bad_path_ids(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *method, *path, *what;
+	} cases[] = {
+	        {"GET", "/v1/agents/abc", "agent id"},
+	        {"POST", "/v1/agents/0/revoke", "agent id"},
+	        {"GET", "/v1/rollouts/-3", "rollout id"},
+	        {"POST", "/v1/rollouts/x/halt", "rollout id"},
+	        {"GET", "/v1/rollouts/9x/exposure", "rollout id"},
+	        {"DELETE", "/v1/pins/abc", "pin id"},
+	        {"DELETE", "/v1/tokens/abc", "token id"},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		struct fbt_resp r;
+		const char *body = strcmp(cases[i].method, "POST") ? NULL : "{\"reason\":\"x\"}";
+		assert_int_equal(fbt_http(&C->srv, cases[i].method, cases[i].path, C->admin, body,
+		                          body ? strlen(body) : 0, NULL, &r),
+		                 0);
+		char want[96];
+		snprintf(want, sizeof want, "%s must be a positive integer, found", cases[i].what);
+		if (r.status != 400 || !r.body || !strstr(r.body, want))
+			fail_msg("%s %s: %ld %s", cases[i].method, cases[i].path, r.status,
+			         r.body ? r.body : "");
+		fbt_resp_free(&r);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -842,6 +873,7 @@ int main(void)
 	        cmocka_unit_test(test_heartbeat_and_events),
 	        cmocka_unit_test(test_agent_filters),
 	        cmocka_unit_test(test_platform_facts),
+	        cmocka_unit_test(test_bad_path_ids),
 	        cmocka_unit_test(test_unloaded_agent_while_database_away), /* last */
 	};
 	return cmocka_run_group_tests_name("protocol", tests, setup, teardown);
