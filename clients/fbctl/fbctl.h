@@ -204,6 +204,7 @@ void ctl_print_raw(const char *raw);
 /* ---- the online subcommands: online.c and watch.c --------------------------- */
 
 int cmd_whoami(struct opts *o);
+int cmd_controller(struct opts *o);
 int cmd_channel_create(struct opts *o);
 int cmd_channel_list(struct opts *o);
 int cmd_content_upload(struct opts *o);

@@ -356,6 +356,9 @@ static const struct command commands[] = {
         {"version", NULL, cmd_version, OFFLINE, "", "print fbctl's version (also fbctl --version)"},
         {"whoami", NULL, cmd_whoami, J, "[--json]",
          "the token's name and role, as the server sees it"},
+        {"controller", NULL, cmd_controller, J, "[--json]",
+         "which replica holds the controller lease, its last cycle, whether it is healthy "
+         "(exit 1 when not: no gate is running)"},
         {"channel", "create", cmd_channel_create, J | OB(O_DESCRIPTION),
          "ID NAME [--description D]", "create a channel (admin); the same again is a no-op"},
         {"channel", "list", cmd_channel_list, J, "[--json]",

@@ -251,6 +251,57 @@ out:
 	return code;
 }
 
+/* ---- the controller --------------------------------------------------------------- */
+
+/* A number of seconds as "1.2s", or "-" for null. */
+static const char *secs(const json_t *o, const char *key, char *buf, size_t n)
+{
+	const json_t *v = json_object_get(o, key);
+	if (json_is_number(v))
+		snprintf(buf, n, "%.1fs", json_number_value(v));
+	else
+		snprintf(buf, n, "-");
+	return buf;
+}
+
+int cmd_controller(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/controller", NULL, NULL, &j);
+	if (code)
+		goto out;
+	int healthy = json_is_true(json_object_get(j, "healthy"));
+	if (!o->json) {
+		char b[256], c[64], d[64], e[64];
+		kv("leader", ctl_cell(j, "leader", b, sizeof b));
+		kv("epoch", ctl_cell(j, "epoch", b, sizeof b));
+		printf("%-14s expires in %s (lease %sms)\n", "lease",
+		       secs(j, "lease_expires_in_s", c, sizeof c),
+		       ctl_cell(j, "lease_ms", d, sizeof d));
+		printf("%-14s %s, %s ago (every %sms)\n", "last cycle",
+		       ctl_cell(j, "last_cycle_at", b, sizeof b),
+		       secs(j, "last_cycle_age_s", c, sizeof c),
+		       ctl_cell(j, "interval_ms", e, sizeof e));
+		kv("healthy", healthy ? "yes" : "no");
+		if (json_is_true(json_object_get(j, "lost")))
+			kv("lost", "yes (controller.lost raised, no cycle since)");
+		printf("%-14s %s (%s)\n", "this replica", ctl_cell(j, "this_replica", b, sizeof b),
+		       json_is_true(json_object_get(j, "this_replica_leads")) ? "leads"
+		                                                              : "does not lead");
+	}
+	if (!healthy) {
+		fflush(stdout);
+		fprintf(stderr, "fbctl: the controller is not healthy: no cycle within three "
+		                "intervals; no gate is looking at the rollouts\n");
+		code = EXIT_REFUSED;
+	}
+out:
+	json_decref(j);
+	return code;
+}
+
 /* ---- channels ------------------------------------------------------------------------ */
 
 int cmd_channel_create(struct opts *o)

@@ -482,6 +482,41 @@ static void test_usage_and_help(void **state)
 	free(e2);
 }
 
+/* fbctl controller: the lease holder of this one replica, healthy once
+ * it has run a cycle; --json is the server's answer; an agent may not ask. */
+static void test_controller_status(void **state)
+{
+	(void)state;
+	char *out = NULL, *err = NULL;
+	int st = 1;
+	for (int k = 0; k < 100 && st != 0; k++) {
+		free(out);
+		free(err);
+		st = CTL(C->soc, &out, &err, "controller");
+		if (st != 0)
+			usleep(100000);
+	}
+	if (st != 0)
+		fail_msg("controller never healthy: %s%s", out, err);
+	has(out, "leader         ");
+	has(out, "healthy        yes\n");
+	has(out, "(leads)\n");
+	has(out, "last cycle     ");
+	free(out);
+	free(err);
+	out = CTL_OK(0, C->release, "controller", "--json");
+	json_t *j = parse(out);
+	assert_true(json_is_true(json_object_get(j, "healthy")));
+	assert_true(json_is_true(json_object_get(j, "this_replica_leads")));
+	assert_string_equal(json_string_value(json_object_get(j, "leader")),
+	                    json_string_value(json_object_get(j, "this_replica")));
+	json_decref(j);
+	free(out);
+	err = CTL_ERR(1, C->agentrole, "controller");
+	has(err, "HTTP 403 forbidden");
+	free(err);
+}
+
 static void test_connection_precedence_and_errors(void **state)
 {
 	(void)state;
@@ -1614,6 +1649,7 @@ int main(void)
 	curl_global_init(CURL_GLOBAL_ALL);
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_usage_and_help),
+	        cmocka_unit_test(test_controller_status),
 	        cmocka_unit_test(test_connection_precedence_and_errors),
 	        cmocka_unit_test(test_channels_and_content),
 	        cmocka_unit_test(test_rings_pins_tokens_agents_audit),
