@@ -76,26 +76,16 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {{"server", 1, 0, 's'},
-	                                   {"token", 1, 0, 't'},
-	                                   {"token-file", 1, 0, 'T'},
-	                                   {"root", 1, 0, 'r'},
-	                                   {"templates", 1, 0, 'p'},
-	                                   {"scenario", 1, 0, 'f'},
-	                                   {"agents", 1, 0, 'n'},
-	                                   {"time-scale", 1, 0, 'x'},
-	                                   {"channel", 1, 0, 'c'},
-	                                   {"seed", 1, 0, 'S'},
-	                                   {"inflight", 1, 0, 'i'},
-	                                   {"status-file", 1, 0, 'F'},
-	                                   {"content-dir", 1, 0, 'D'},
-	                                   {"agent-server", 1, 0, 'A'},
-	                                   {"cacert", 1, 0, 'C'},
-	                                   {"json", 0, 0, 'j'},
-	                                   {"protocol-v1", 0, 0, '1'},
-	                                   {"verbose", 0, 0, 'v'},
-	                                   {"help", 0, 0, 'h'},
-	                                   {0, 0, 0, 0}};
+	static const struct option lo[] = {{"server", 1, 0, 's'},      {"token", 1, 0, 't'},
+	                                   {"token-file", 1, 0, 'T'},  {"root", 1, 0, 'r'},
+	                                   {"templates", 1, 0, 'p'},   {"scenario", 1, 0, 'f'},
+	                                   {"agents", 1, 0, 'n'},      {"time-scale", 1, 0, 'x'},
+	                                   {"channel", 1, 0, 'c'},     {"seed", 1, 0, 'S'},
+	                                   {"inflight", 1, 0, 'i'},    {"status-file", 1, 0, 'F'},
+	                                   {"content-dir", 1, 0, 'D'}, {"agent-server", 1, 0, 'A'},
+	                                   {"cacert", 1, 0, 'C'},      {"json", 0, 0, 'j'},
+	                                   {"protocol-v1", 0, 0, '1'}, {"verbose", 0, 0, 'v'},
+	                                   {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->seed = 1;
 	int ch;
