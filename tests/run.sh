@@ -70,6 +70,10 @@ run() {
 	else
 		printf 'FAIL  %-34s %4d passed, %d failed (exit %d)\n' "$name" "$p" "$f" "$rc"
 		failures+=("$name")
+		# the failing assertions first (a sanitizer's leak report after an
+		# aborted test would push them out of the tail), then the tail
+		grep -a -E '^\[  (ERROR|FAILED)  \]|^ERROR: |error: Failure|runtime error|^FAIL' "$log" |
+			head -n 20 | sed 's/^/      ! /'
 		sed 's/^/      | /' "$log" | tail -n 60
 	fi
 }
