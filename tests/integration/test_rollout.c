@@ -1417,6 +1417,23 @@ static void test_compatibility(void **state)
 	agents_free(ags, N);
 }
 
+/* Until the serving snapshot has applied the rings just PUT: agent a is in
+ * ring `want` (GET /v1/agents/{id} answers the snapshot's ring). */
+static void wait_ring(const struct agent *a, const char *want)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/v1/agents/%lld", (long long)a->id);
+	for (int i = 0; i < DEADLINE * 10; i++) {
+		json_t *j = call_want(200, "GET", path, E.admin, NULL);
+		int ok = strcmp(jstr(j, "ring"), want) == 0;
+		json_decref(j);
+		if (ok)
+			return;
+		usleep(100000);
+	}
+	fail_msg("agent %lld never reached ring %s", (long long)a->id, want);
+}
+
 /* Gate v2's holdout: a deterministic share of each big enough ring stays on
  * the previous content (here: none, the channel's first file), the same on
  * every poll, counted in the rollout; small rings keep none. */
@@ -1438,6 +1455,8 @@ static void test_holdout(void **state)
 	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"holdout\"}");
 	expect(200, "PUT", "/v1/rings", E.admin, rings);
 	free(rings);
+	wait_ring(&ags[0], "canary");
+	wait_ring(&ags[N - 1], "ga");
 	char sha[65];
 	upload(1, sha);
 	int64_t id = rollout_start(sha, ",\"policy\":{\"holdout\":0.1,\"holdout_min\":10}");
@@ -1534,6 +1553,8 @@ static void test_canary_coverage(void **state)
 	snprintf(rings + n, sizeof rings - (size_t)n,
 	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"coverage\"}");
 	expect(200, "PUT", "/v1/rings", E.admin, rings);
+	wait_ring(&ags[0], "canary");
+	wait_ring(&ags[CAN + LATER - 1], "ga");
 	char sha[65], body[512];
 	upload(1, sha);
 	long audits = q("SELECT count(*) FROM audit_log");
