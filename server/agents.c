@@ -61,7 +61,7 @@ void agents_enrollment_token_create(struct http_req *req)
 	                                              5, p))) {
 		free(tags_s);
 		json_decref(tags_obj);
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	json_int_t id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -74,7 +74,7 @@ void agents_enrollment_token_create(struct http_req *req)
 	                            "enrollment_token.create", obj, NULL, after, NULL, &err);
 	json_decref(after);
 	if (rc || db_cmd(c, &err, "COMMIT")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	http_reply_json(req, 201,
@@ -131,7 +131,7 @@ void agents_enroll(struct http_req *req)
 		goto out;
 	struct fb_err err;
 	if (db_cmd(c, &err, "BEGIN")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	const char *p1[] = {hash};
@@ -141,7 +141,7 @@ void agents_enroll(struct http_req *req)
 	            "FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR UPDATE",
 	            1, p1);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	if (PQntuples(r) != 1) {
@@ -162,7 +162,7 @@ void agents_enroll(struct http_req *req)
 	            "SELECT id, tags::text FROM agents WHERE public_key = decode($1, 'hex')", 1,
 	            p2);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	int existing = PQntuples(r) == 1;
@@ -219,7 +219,7 @@ void agents_enroll(struct http_req *req)
 	free(caps_s);
 	free(extra_s);
 	if (!id || db_cmd(c, &err, "COMMIT")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	json_t *tags = json_loads(tags_s, 0, NULL);
@@ -316,7 +316,7 @@ void agents_list(struct http_req *req)
 		if (!r) {
 			db_release(app.db, c);
 			json_decref(arr);
-			http_error(req, 503, "unavailable", "%s", err.msg);
+			http_unavailable(req, err.msg);
 			return;
 		}
 		int n = PQntuples(r);
@@ -367,7 +367,7 @@ void agents_show(struct http_req *req)
 	        1, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	if (PQntuples(r) != 1) {
@@ -401,7 +401,7 @@ void agents_revoke(struct http_req *req)
 	              "UPDATE agents SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
 	              "RETURNING tags::text",
 	              1, p))) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	if (PQntuples(r) != 1) {
@@ -415,7 +415,7 @@ void agents_revoke(struct http_req *req)
 	                NULL, &err) ||
 	    snapshot_publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
 		json_decref(tags);
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	/* Here at once; other replicas on the NOTIFY. */

@@ -8,6 +8,6 @@ PGconn *app_db_or_reply(struct http_req *req)
 	const char *why;
 	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c)
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 	return c;
 }

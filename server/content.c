@@ -77,7 +77,7 @@ void content_channel_create(struct http_req *req)
 	http_reply_json(req, 201, json_pack("{s:I,s:s}", "id", (json_int_t)id, "name", name));
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", err.msg);
+	http_unavailable(req, err.msg);
 out:
 	PQclear(r);
 	if (c)
@@ -99,7 +99,7 @@ void content_channel_list(struct http_req *req)
 	        0, NULL);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *arr = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -156,7 +156,7 @@ void content_upload(struct http_req *req)
 	size_t cap = (size_t)cfg.max_upload, blen;
 	blob = malloc(cap ? cap : 1);
 	if (!blob) {
-		http_error(req, 503, "unavailable", "out of memory");
+		http_unavailable(req, "out of memory");
 		goto out;
 	}
 	if (sodium_base642bin(blob, cap, json_string_value(b64), json_string_length(b64), "\r\n",
@@ -371,7 +371,7 @@ void content_list(struct http_req *req)
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *arr = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -398,7 +398,7 @@ void content_show(struct http_req *req)
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	if (PQntuples(r) != 1) {
@@ -552,7 +552,7 @@ void content_blob(struct http_req *req)
 		if (PQresultStatus(r) != PGRES_TUPLES_OK) {
 			fb_err_set(&err, "%s", PQresultErrorMessage(r));
 			PQclear(r);
-			http_error(req, 503, "unavailable", "%s", err.msg);
+			http_unavailable(req, err.msg);
 			return;
 		}
 		if (PQntuples(r) != 1) {
@@ -564,7 +564,7 @@ void content_blob(struct http_req *req)
 		unsigned char *data = malloc(len ? len : 1);
 		if (!data) {
 			PQclear(r);
-			http_error(req, 503, "unavailable", "out of memory");
+			http_unavailable(req, "out of memory");
 			return;
 		}
 		memcpy(data, PQgetvalue(r, 0, 0), len);

@@ -535,3 +535,8 @@ void http_stop(int grace_s)
 	free(g_tls_key);
 	g_tls_cert = g_tls_key = NULL;
 }
+
+void http_unavailable(struct http_req *req, const char *msg)
+{
+	http_error(req, 503, "unavailable", "%s", msg ? msg : "unavailable");
+}

@@ -91,6 +91,10 @@ void http_reply_json(struct http_req *req, unsigned status, json_t *body);
  * for 5xx, debug otherwise). */
 void http_error(struct http_req *req, unsigned status, const char *code, const char *fmt, ...)
         FB_PRINTF(4, 5);
+/* 503 "unavailable" with msg as the message (a database error, the pool
+ * exhausted, out of memory): the request may be retried, here or on
+ * another replica. */
+void http_unavailable(struct http_req *req, const char *msg);
 
 /* Streaming replies (server-sent events). The reader is called when the
  * socket can take more; it returns bytes written, 0 after suspending the

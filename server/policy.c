@@ -492,7 +492,7 @@ void policy_bounds_get(struct http_req *req)
 	json_t *j = bounds_reply(c, &err);
 	db_release(app.db, c);
 	if (!j) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	http_reply_json(req, 200, j);
@@ -594,7 +594,7 @@ void policy_bounds_put(struct http_req *req)
 	http_reply_json(req, 200, json_incref(after));
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", err.msg);
+	http_unavailable(req, err.msg);
 out:
 	PQclear(r);
 	if (c) {

@@ -35,7 +35,7 @@ void rings_get(struct http_req *req)
 	json_t *j = rings_json(c, &err);
 	db_release(app.db, c);
 	if (!j) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	http_reply_json(req, 200, json_pack("{s:o}", "rings", j));
@@ -209,7 +209,7 @@ void rings_put(struct http_req *req)
 	http_reply_json(req, 200, json_pack("{s:O}", "rings", rings));
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", err.msg);
+	http_unavailable(req, err.msg);
 out:
 	PQclear(r);
 	if (c) {
@@ -234,7 +234,7 @@ void pins_list(struct http_req *req)
 	        0, NULL);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *j = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -335,7 +335,7 @@ void pins_create(struct http_req *req)
 	http_reply_json(req, 201, out);
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", err.msg);
+	http_unavailable(req, err.msg);
 out:
 	PQclear(r);
 	if (c) {
@@ -360,7 +360,7 @@ void pins_delete(struct http_req *req)
 	PGresult *r = NULL;
 	if (db_cmd(c, &err, "BEGIN") ||
 	    !(r = db_exec(c, &err, "DELETE FROM pins WHERE id = $1 RETURNING tag", 1, p))) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	if (PQntuples(r) == 0) {
@@ -372,7 +372,7 @@ void pins_delete(struct http_req *req)
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "pin.delete", obj, NULL, NULL,
 	                NULL, &err) ||
 	    snapshot_publish(c, "pin deleted", &err) || db_cmd(c, &err, "COMMIT")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "deleted", 1));

@@ -53,11 +53,11 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 	const char *why;
 	a->c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!a->c) {
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 		return 0;
 	}
 	if (db_cmd(a->c, &a->err, "BEGIN")) {
-		http_error(req, 503, "unavailable", "%s", a->err.msg);
+		http_unavailable(req, a->err.msg);
 		return 0;
 	}
 	a->in_tx = 1;
@@ -67,7 +67,7 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 	                      "WHERE id = $1 FOR UPDATE",
 	                      1, p);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", a->err.msg);
+		http_unavailable(req, a->err.msg);
 		return 0;
 	}
 	if (PQntuples(r) != 1) {
@@ -86,7 +86,7 @@ static int action_begin(struct http_req *req, struct action *a, const char *cons
 static int action_commit(struct action *a)
 {
 	if (db_cmd(a->c, &a->err, "COMMIT")) {
-		http_error(a->req, 503, "unavailable", "%s", a->err.msg);
+		http_unavailable(a->req, a->err.msg);
 		return 0;
 	}
 	a->in_tx = 0;
@@ -162,7 +162,7 @@ static void reply_pending(struct action *a, const char *action, int have)
 	                            obj, NULL, what, a->reason, &a->err);
 	json_decref(what);
 	if (rc) {
-		http_error(a->req, 503, "unavailable", "%s", a->err.msg);
+		http_unavailable(a->req, a->err.msg);
 		return;
 	}
 	if (!action_commit(a))
@@ -230,7 +230,7 @@ void rollouts_create(struct http_req *req)
 	const char *why;
 	c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c) {
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 		goto out;
 	}
 	if (db_cmd(c, &err, "BEGIN"))
@@ -515,7 +515,7 @@ void rollouts_create(struct http_req *req)
 	reply_rollout(req, c, id, 201);
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", err.msg);
+	http_unavailable(req, err.msg);
 out:
 	PQclear(r);
 	if (c) {
@@ -561,7 +561,7 @@ static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned 
 	const char *p[] = {ids};
 	PGresult *r = db_exec(c, &err, sql, 1, p);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	if (PQntuples(r) != 1) {
@@ -596,7 +596,7 @@ void rollouts_show(struct http_req *req)
 	const char *why;
 	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c) {
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 		return;
 	}
 	reply_rollout(req, c, id, 200);
@@ -648,7 +648,7 @@ void rollouts_list(struct http_req *req)
 	PGresult *r = db_exec(c, &err, sql, 3, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *arr = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -681,7 +681,7 @@ void rollouts_halt(struct http_req *req)
 	snprintf(reason, sizeof reason, "manual halt by %s: %s", http_req_auth(req)->name,
 	         a.reason);
 	if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason, &a.err)) {
-		http_error(req, 503, "unavailable", "%s", a.err.msg);
+		http_unavailable(req, a.err.msg);
 		goto out;
 	}
 	if (action_commit(&a))
@@ -735,7 +735,7 @@ void rollouts_pause(struct http_req *req)
 		goto out;
 	}
 	if (!set_state(&a, "rolling", "paused", "rollout.pause", 0)) {
-		http_error(req, 503, "unavailable", "%s", a.err.msg);
+		http_unavailable(req, a.err.msg);
 		goto out;
 	}
 	if (action_commit(&a))
@@ -755,7 +755,7 @@ void rollouts_resume(struct http_req *req)
 	}
 	if (strcmp(a.state, "paused") == 0) {
 		if (!set_state(&a, "paused", "rolling", "rollout.resume", 0)) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 		if (action_commit(&a))
@@ -771,7 +771,7 @@ void rollouts_resume(struct http_req *req)
 	 * from the first ring and the content's bad mark is cleared. */
 	int have = approvals(&a, "resume", NULL);
 	if (have < 0) {
-		http_error(req, 503, "unavailable", "%s", a.err.msg);
+		http_unavailable(req, a.err.msg);
 		goto out;
 	}
 	if (have < 2) {
@@ -816,7 +816,7 @@ void rollouts_resume(struct http_req *req)
 		reply_rollout(req, a.c, a.id, 200);
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", a.err.msg);
+	http_unavailable(req, a.err.msg);
 out:
 	action_end(&a);
 }
@@ -882,7 +882,7 @@ void rollouts_approve(struct http_req *req)
 	reply_rollout(req, a.c, a.id, 200);
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", a.err.msg);
+	http_unavailable(req, a.err.msg);
 out:
 	PQclear(r);
 	json_decref(after);
@@ -911,7 +911,7 @@ void rollouts_promote(struct http_req *req)
 	struct gate_inputs in;
 	struct gate_result res;
 	if (controller_evaluate(a.c, a.id, &pol, &in, &res, NULL, &a.err)) {
-		http_error(req, 503, "unavailable", "%s", a.err.msg);
+		http_unavailable(req, a.err.msg);
 		goto out;
 	}
 	if (watching && res.decision != GATE_HALT) {
@@ -939,7 +939,7 @@ void rollouts_promote(struct http_req *req)
 		}
 		int have = approvals(&a, "force-promote", NULL);
 		if (have < 0) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 		if (have < 2) {
@@ -947,7 +947,7 @@ void rollouts_promote(struct http_req *req)
 			goto out;
 		}
 		if (!consume_approvals(&a, "force-promote", NULL)) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 	}
@@ -957,7 +957,7 @@ void rollouts_promote(struct http_req *req)
 	         a.reason, res.reason);
 	if (controller_promote_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason,
 	                          &a.err)) {
-		http_error(req, 503, "unavailable", "%s", a.err.msg);
+		http_unavailable(req, a.err.msg);
 		goto out;
 	}
 	if (action_commit(&a))
@@ -995,7 +995,7 @@ void rollouts_revert(struct http_req *req)
 		                "RETURNING sha256",
 		                2, p);
 		if (!r) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 		int done = PQntuples(r) == 1;
@@ -1009,14 +1009,14 @@ void rollouts_revert(struct http_req *req)
 		}
 		a.reason = reason;
 		if (!set_state(&a, "completed", "reverted", "rollout.reverted", 1)) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 	} else if (strcmp(a.state, "rolling") == 0 || strcmp(a.state, "paused") == 0 ||
 	           strcmp(a.state, "staged") == 0 || strcmp(a.state, "watching") == 0) {
 		if (controller_halt_tx(a.c, a.id, http_req_auth(req), http_req_id(req), reason,
 		                       &a.err)) {
-			http_error(req, 503, "unavailable", "%s", a.err.msg);
+			http_unavailable(req, a.err.msg);
 			goto out;
 		}
 	} else {
@@ -1052,7 +1052,7 @@ void rollouts_clear_bad(struct http_req *req)
 	const char *why;
 	c = a.c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c) {
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 		goto out;
 	}
 	if (db_cmd(c, &a.err, "BEGIN"))
@@ -1109,7 +1109,7 @@ void rollouts_clear_bad(struct http_req *req)
 	http_reply_json(req, 200, json_pack("{s:s,s:b}", "sha256", sha, "bad", 0));
 	goto out;
 dberr:
-	http_error(req, 503, "unavailable", "%s", a.err.msg);
+	http_unavailable(req, a.err.msg);
 out:
 	if (c) {
 		if (a.in_tx)

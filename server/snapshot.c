@@ -1023,7 +1023,7 @@ void snapshot_poll(struct http_req *req)
 			if (!nds) {
 				pthread_mutex_unlock(&s->doc_mu);
 				pthread_rwlock_unlock(&g_state_lock);
-				http_error(req, 503, "unavailable", "out of memory");
+				http_unavailable(req, "out of memory");
 				return;
 			}
 			s->docs = nds;

@@ -138,7 +138,7 @@ void stream_events(struct http_req *req)
 	}
 	struct client *cl = calloc(1, sizeof *cl);
 	if (!cl) {
-		http_error(req, 503, "unavailable", "out of memory");
+		http_unavailable(req, "out of memory");
 		return;
 	}
 	fb_buf_init(&cl->buf, CLIENT_BUF_MAX);
@@ -167,7 +167,7 @@ void stream_events(struct http_req *req)
 	if (rc) {
 		fb_buf_cleanup(&cl->buf);
 		free(cl);
-		http_error(req, 503, "unavailable", "out of memory");
+		http_unavailable(req, "out of memory");
 		return;
 	}
 	pthread_mutex_lock(&g_mu);

@@ -666,7 +666,7 @@ void telemetry_heartbeat(struct http_req *req)
 	active_s = active_json(&f);
 	caps_s = f.has_caps ? caps_json(&f) : NULL;
 	if (!active_s || (f.has_caps && !caps_s)) {
-		http_error(req, 503, "unavailable", "out of memory");
+		http_unavailable(req, "out of memory");
 		goto out;
 	}
 	h.active = active_s;
@@ -682,7 +682,7 @@ void telemetry_heartbeat(struct http_req *req)
 		if (prow)
 			json_object_set_new(prow, "id", json_integer(h.agent_id));
 		if (!prow) {
-			http_error(req, 503, "unavailable", "out of memory");
+			http_unavailable(req, "out of memory");
 			goto out;
 		}
 	}
@@ -890,7 +890,7 @@ void telemetry_events(struct http_req *req)
 	const char *why;
 	c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
 	if (!c) {
-		http_error(req, 503, "unavailable", "%s", why);
+		http_unavailable(req, why);
 		goto out;
 	}
 	struct fb_err err;

@@ -211,7 +211,7 @@ void tokens_list(struct http_req *req)
 	                      0, NULL);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *arr = json_array();
@@ -239,7 +239,7 @@ void tokens_revoke(struct http_req *req)
 	const char *p[] = {ids};
 	PGresult *r = NULL;
 	if (db_cmd(c, &err, "BEGIN")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	r = db_exec(c, &err,
@@ -247,7 +247,7 @@ void tokens_revoke(struct http_req *req)
 	            "RETURNING id",
 	            1, p);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	if (PQntuples(r) == 0) {
@@ -267,7 +267,7 @@ void tokens_revoke(struct http_req *req)
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "token.revoke", obj, NULL, NULL,
 	                NULL, &err) ||
 	    db_cmd(c, &err, "COMMIT")) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		goto out;
 	}
 	http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));
