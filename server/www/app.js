@@ -160,12 +160,13 @@
     var headers = { Authorization: "Bearer " + token(), Accept: "text/event-stream" };
     if (S.lastEventId !== null) headers["Last-Event-ID"] = S.lastEventId;
     var retry = 2000;
-    setLive("connecting", S.lastEventId === null ? "connecting…" : "reconnecting…");
+    setLive("connecting", S.streamed ? "reconnecting…" : "connecting…");
     fetch("/v1/events", { headers: headers, signal: ctl.signal, cache: "no-store" })
       .then(function (res) {
         if (!res.ok || !res.body) throw new Error("event stream: HTTP " + res.status);
         setLive("live", "live");
-        if (S.lastEventId !== null) refreshAll(); /* whatever was missed while away */
+        if (S.streamed) refreshAll(); /* whatever was missed while away */
+        S.streamed = true;
         var reader = res.body.getReader();
         var dec = new TextDecoder();
         var buf = "";
@@ -207,6 +208,19 @@
         setLive("down", "reconnecting…");
         setTimeout(function () { if (S.me && !S.stream) streamStart(); }, retry);
       });
+  }
+
+  /* The latest events from the API, so the list is not empty on arrival;
+   * the stream then resumes after the newest of them (Last-Event-ID). */
+  function backfill() {
+    return api("GET", "/v1/events/recent?limit=200").then(function (j) {
+      S.recent = [];
+      (j.events || []).forEach(function (e) {
+        if (e.type === "gate.evaluation" && e.data && e.data.decision === "WAIT") return;
+        if (S.recent.length < 12) S.recent.push({ id: String(e.id), type: e.type, rollout: e.rollout_id, at: e.at, data: e.data || {}, past: true });
+      });
+      S.lastEventId = String(j.last_id || 0);
+    }, function () { /* the stream alone, then */ });
   }
 
   function streamStop() {
@@ -252,16 +266,18 @@
     var p = "/v1/rollouts/" + id;
     var old = S.data[id] || {};
     var wantSeries = force || !old.series || Date.now() - (old.seriesAt || 0) >= SERIES_MS;
-    return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure")]).then(function (x) {
+    return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure"),
+      wantSeries ? api("GET", p + "/statistics") : null]).then(function (x) {
       old = S.data[id] || {};
       if (!wantSeries && old.r && old.r.state !== x[0].state) {
         wantSeries = true; /* a state change: draw the final points now */
-        return api("GET", p + "/series").then(function (sr) { x[1] = sr; return store(x); });
+        return Promise.all([api("GET", p + "/series"), api("GET", p + "/statistics")]).then(function (sr) { x[1] = sr[0]; x[3] = sr[1]; return store(x); });
       }
       return store(x);
       function store(y) {
         S.data[id] = {
           r: y[0], series: y[1] ? y[1].points || [] : old.series, seriesAt: y[1] ? Date.now() : old.seriesAt,
+          stats: y[3] ? y[3].points || [] : old.stats,
           exposure: y[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content,
         };
       }
@@ -280,7 +296,7 @@
   function refreshAll() {
     var gen = ++S.renderGen;
     if (S.view === "rollout") {
-      return load(S.viewId).then(function () { if (gen === S.renderGen) render(); });
+      return Promise.all([load(S.viewId), loadLiveness()]).then(function () { if (gen === S.renderGen) render(); });
     }
     return api("GET", "/v1/rollouts").then(function (j) {
       var now = Date.now() / 1000;
@@ -294,7 +310,7 @@
       S.boardAt = Date.now();
       S.boardErr = null;
       var unknown = keep.some(function (r) { return !S.channels[r.channel]; });
-      return Promise.all([unknown ? loadChannels() : null].concat(keep.map(function (r) { return load(r.id); })));
+      return Promise.all([unknown ? loadChannels() : null, loadLiveness()].concat(keep.map(function (r) { return load(r.id); })));
     }, function (e) { S.boardErr = e; }).then(function () { if (gen === S.renderGen) render(); });
   }
 
@@ -337,6 +353,8 @@
     S.data = {};
     S.recent = [];
     S.lastEventId = null;
+    S.streamed = false;
+    S.live = null;
     S.board = null;
     S.boardErr = null;
     S.haltedHere = {};
@@ -361,7 +379,7 @@
         route();
         return;
       }
-      return loadChannels().then(function () {
+      return Promise.all([loadChannels(), backfill()]).then(function () {
         streamStart();
         clearInterval(S.timer);
         S.timer = setInterval(function () { if (!document.hidden) refreshAll(); }, REFRESH_MS);
@@ -441,6 +459,7 @@
       stat(active.length, "active", active.length ? "ok" : "idle"),
       stat(halted.length, "halted in 24 h", halted.length ? "bad" : "idle"),
       stat(ended.length - halted.length, "completed in 24 h", "idle"),
+      fleetStat(),
       h("div", { class: "summary-clock" }, h("span", { class: "muted", text: "updated " }), h("span", { id: "updated", text: clock(Date.now() / 1000) + " UTC" }))));
 
     var events = h("aside", { class: "events panel", id: "events" });
@@ -459,6 +478,15 @@
     }
     app.appendChild(h("div", { class: "layout" }, main, events));
     renderEvents();
+  }
+
+  /* The fleet's median heartbeat age: stale beyond 5 minutes. */
+  function fleetStat() {
+    if (!S.live) return null;
+    var m = S.live.median;
+    var el = stat(m === null || m === undefined ? "—" : age(m), "fleet heartbeat age (median of " + S.live.agents + " agents" + (S.live.never ? ", " + S.live.never + " never heard from" : "") + ")", m === null || m > ONLINE_S ? "bad" : "ok");
+    el.id = "fleet-age";
+    return el;
   }
 
   function stat(n, label, tone) {
@@ -483,7 +511,7 @@
       var what = why.indexOf(dec) === 0 ? why : dec + (why ? ": " + why : "");
       ul.appendChild(h("li", { class: "ev ev-" + tone },
         h("span", { class: "ev-time", text: clock(e.at) }),
-        h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }),
+        e.rollout ? h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }) : h("span", { class: "ev-kind", text: kind }),
         what ? h("span", { class: "ev-what", text: what }) : null));
     });
     el.appendChild(ul);
@@ -558,6 +586,9 @@
     return h("div", { class: "progress" }, h("div", { class: "ring-where", text: now }), ol);
   }
 
+  /* Per ring, two things kept apart: what is true now (liveness from the
+   * agents' last heartbeats, and exposure counted now) and what the gate
+   * saw (its inputs and statistics at each evaluation, plotted). */
   function health(d, detail) {
     var r = d.r;
     var wrap = h("div", { class: "health" });
@@ -566,6 +597,8 @@
       if (!detail && i > r.ring_index) return;
       var x = d.exposure[name] || {};
       var pts = (d.series || []).filter(function (p) { return p.ring === name; });
+      var sts = (d.stats || []).filter(function (p) { return p.ring === name; });
+      var lv = liveness(name);
       var counts = h("dl", { class: "counts", "data-ring": name },
         cnt("agents", x.agents, "in ring"),
         cnt("holdout", x.holdout, "holdout (control)"),
@@ -575,13 +608,91 @@
         cnt("boot_looped", x.boot_looped, "boot-looping"),
         cnt("silent", x.silent, "silent"),
         cnt("pending", x.pending, "pending"));
-      wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") },
-        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name }), h("span", { class: "muted", text: pts.length ? " gate inputs while in this ring, " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") : " no evaluations in this ring" })),
-        counts,
-        pts.length ? plot(pts, detail) : null));
+      var showStats = detail || i === r.ring_index;
+      var saw = h("div", { class: "saw" },
+        h("h4", { class: "block-title" }, h("span", { text: "What the gate saw" }), h("span", { class: "muted", text: pts.length ? " · " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") + " in this ring" : " · no evaluations in this ring" })),
+        pts.length ? plot(pts, detail) : null,
+        pts.length ? legend() : null,
+        showStats && sts.length ? statPlots(sts, detail) : null);
+      wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") + (lv && lv.state === "dead" ? " ring-health-dead" : ""), "data-ring": name },
+        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name })),
+        h("div", { class: "now" },
+          h("h4", { class: "block-title" }, h("span", { text: "Now" }), h("span", { class: "muted", text: S.live ? " · as of " + clock(S.live.now) + " UTC" : "" })),
+          livenessBlock(name, lv),
+          counts),
+        saw));
     });
-    wrap.appendChild(legend());
     return wrap;
+  }
+
+  /* ---- liveness: agents heard from, per ring (GET /v1/liveness) --------------- */
+
+  var ONLINE_S = 300; /* heard from within 5 minutes: online */
+
+  function liveness(name) {
+    var L = S.live && S.live.byRing[name];
+    if (!L) return null;
+    var online = L.seen_5m;
+    var st = !L.agents ? "empty" : online === 0 ? "dead" : online < L.agents ? "partial" : "online";
+    return { L: L, online: online, state: st };
+  }
+
+  function livenessBlock(name, lv) {
+    if (!lv) return h("p", { class: "muted liveness", "data-ring": name, text: S.liveErr ? "liveness unavailable: " + S.liveErr : "liveness: loading…" });
+    var L = lv.L;
+    var head;
+    if (lv.state === "dead") {
+      head = h("span", { class: "live-tag live-dead", text: "DEAD" });
+    } else if (lv.state === "partial") {
+      head = h("span", { class: "live-tag live-partial", text: (L.agents - lv.online) + " SILENT" });
+    } else if (lv.state === "online") {
+      head = h("span", { class: "live-tag live-online", text: "ONLINE" });
+    } else {
+      head = h("span", { class: "live-tag live-empty", text: "NO AGENTS" });
+    }
+    var said = lv.state === "empty" ? "no agent in this ring" :
+      lv.online + " of " + L.agents + " online (heard from within 5 min)" +
+      (lv.state === "dead" ? (L.last_seen_age_s === null ? "; none has ever been heard from" : "; the last one was heard from " + age(L.last_seen_age_s) + " ago") :
+        L.median_age_s !== null ? "; median heartbeat age " + age(L.median_age_s) : "");
+    /* the last-seen distribution: a stacked bar */
+    var parts = [
+      { k: "1m", n: L.seen_1m, label: "≤ 1 min" },
+      { k: "5m", n: L.seen_5m - L.seen_1m, label: "1–5 min" },
+      { k: "60m", n: L.seen_60m - L.seen_5m, label: "5–60 min" },
+      { k: "old", n: L.seen - L.seen_60m, label: "> 60 min" },
+      { k: "never", n: L.never, label: "never" },
+    ];
+    var total = parts.reduce(function (a, p) { return a + p.n; }, 0);
+    var bar = h("div", { class: "seen-bar", role: "img", "aria-label": "last seen: " + parts.map(function (p) { return p.label + " " + p.n; }).join(", ") });
+    parts.forEach(function (p) {
+      if (!(p.n > 0 && total > 0)) return;
+      var seg = h("span", { class: "seen seen-" + p.k, title: p.label + ": " + p.n, "data-n": p.n });
+      seg.style.width = (100 * p.n / total).toFixed(2) + "%"; /* CSSOM: allowed by the CSP */
+      bar.appendChild(seg);
+    });
+    var keys = h("div", { class: "seen-keys" }, parts.map(function (p) {
+      return h("span", { class: "seen-key seen-key-" + p.k, "data-k": p.k }, h("span", { class: "seen-sw seen-" + p.k }), p.label + " ", h("b", { text: String(p.n) }));
+    }));
+    return h("div", { class: "liveness liveness-" + lv.state, "data-ring": name, "data-live": lv.state, "data-online": lv.online, "data-agents": L.agents },
+      h("div", { class: "live-line" }, head, h("span", { class: "live-said", text: said })),
+      bar, keys);
+  }
+
+  function age(s) {
+    s = Math.round(s);
+    if (s < 120) return s + " s";
+    if (s < 7200) return Math.round(s / 60) + " min";
+    if (s < 172800) return Math.round(s / 3600) + " h";
+    return Math.round(s / 86400) + " d";
+  }
+
+  function loadLiveness() {
+    return api("GET", "/v1/liveness").then(function (j) {
+      var by = {};
+      (j.rings || []).forEach(function (x) { by[x.ring] = x; });
+      S.live = { now: j.now, byRing: by, median: j.median_heartbeat_age_s, agents: j.agents, never: j.never };
+      S.liveErr = null;
+    }, function (e) { S.liveErr = e; });
   }
 
   function cnt(k, v, label) {
@@ -596,46 +707,151 @@
     }));
   }
 
-  /* An inline SVG of the gate's counts over time within one ring. */
-  function plot(pts, big) {
-    var W = 640, H = big ? 200 : 150, L = 38, R = 12, T = 12, B = 24;
-    var t0 = pts[0].at, t1 = pts[pts.length - 1].at;
+  /* ---- plots (inline SVG) ------------------------------------------------------- */
+
+  /* Time ticks at round steps, so labels run along the axis. */
+  function timeTicks(t0, t1, n) {
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    var span = Math.max(1, t1 - t0), step = steps[steps.length - 1];
+    for (var i = 0; i < steps.length; i++) if (span / steps[i] <= n) { step = steps[i]; break; }
+    var out = [];
+    for (var t = Math.ceil(t0 / step) * step; t <= t1; t += step) out.push(t);
+    return { ticks: out, step: step };
+  }
+  function tickLabel(t, step) {
+    var d = new Date(t * 1000);
+    if (step >= 86400) return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
+    return step >= 60 ? pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) : clock(t);
+  }
+  function numLabel(v, integer) {
+    var a0 = Math.abs(v);
+    if (a0 >= 1e6) return (v / 1e6).toFixed(a0 % 1e6 ? 1 : 0) + "M";
+    if (a0 >= 1e4) return (v / 1e3).toFixed(a0 % 1e3 ? 1 : 0) + "k";
+    if (integer || v === Math.round(v)) return String(Math.round(v));
+    var a = Math.abs(v);
+    return a >= 10 ? v.toFixed(0) : a >= 1 ? v.toFixed(1) : v.toFixed(2);
+  }
+
+  /* A frame: grid, y ticks (only integers for counts: no "1, 1, 0"), time
+   * ticks along the axis; returns {svg, X, Y}. */
+  function frame(t0, t1, ymin, ymax, o) {
+    var W = 640, H = o.H, L = 44, R = 12, T = 12, B = 24;
     if (t1 <= t0) t1 = t0 + 1;
-    var ymax = 1;
-    pts.forEach(function (p) { SERIES.forEach(function (x) { ymax = Math.max(ymax, p[x.k] || 0); }); });
-    ymax = niceMax(ymax);
+    if (ymax <= ymin) ymax = ymin + 1;
     function X(t) { return L + (W - L - R) * (t - t0) / (t1 - t0); }
-    function Y(v) { return T + (H - T - B) * (1 - v / ymax); }
-    var svg = s("svg", { class: "plot", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "counts over time" });
-    [0, ymax / 2, ymax].forEach(function (v) {
+    function Y(v) { return T + (H - T - B) * (1 - (v - ymin) / (ymax - ymin)); }
+    var svg = s("svg", { class: "plot " + (o.cls || ""), viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": o.label });
+    [ymin, (ymin + ymax) / 2, ymax].forEach(function (v) {
+      if (o.integer && v !== Math.floor(v)) return;
       svg.appendChild(s("line", { class: "grid", x1: L, x2: W - R, y1: Y(v), y2: Y(v) }));
-      svg.appendChild(s("text", { class: "axis", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, String(Math.round(v))));
+      svg.appendChild(s("text", { class: "axis axis-y", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, numLabel(v, o.integer)));
     });
-    svg.appendChild(s("text", { class: "axis", x: L, y: H - 6 }, clock(t0)));
-    svg.appendChild(s("text", { class: "axis", x: W - R, y: H - 6, "text-anchor": "end" }, clock(pts[pts.length - 1].at)));
+    var tt = timeTicks(t0, t1, 6);
+    tt.ticks.forEach(function (t) {
+      var x = X(t);
+      svg.appendChild(s("line", { class: "tick", x1: x, x2: x, y1: H - B, y2: H - B + 4 }));
+      svg.appendChild(s("text", { class: "axis axis-t", x: x, y: H - 6, "text-anchor": x < L + 30 ? "start" : x > W - R - 30 ? "end" : "middle" }, tickLabel(t, tt.step)));
+    });
+    return { svg: svg, X: X, Y: Y, T: T, B: B, H: H, L: L };
+  }
+
+  function marks(f, pts) {
     pts.forEach(function (p) {
       if (p.decision && p.decision !== "WAIT") {
-        var x = X(p.at);
-        svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: T, y2: H - B }));
-        var left = x - L < 70; /* no room on the left: write it to the right */
-        svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: left ? x + 4 : x - 4, y: T + 10, "text-anchor": left ? "start" : "end" }, p.decision));
+        var x = f.X(p.at);
+        f.svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: f.T, y2: f.H - f.B }));
+        var left = x - f.L < 70; /* no room on the left: write it to the right */
+        f.svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: left ? x + 4 : x - 4, y: f.T + 10, "text-anchor": left ? "start" : "end" }, p.decision));
       }
     });
-    SERIES.forEach(function (x) {
-      var d = pts.map(function (p, i) { return (i ? "L" : "M") + X(p.at).toFixed(1) + " " + Y(p[x.k] || 0).toFixed(1); }).join(" ");
-      if (pts.length === 1) d += " L" + (X(pts[0].at) + 4) + " " + Y(pts[0][x.k] || 0).toFixed(1);
-      svg.appendChild(s("path", { class: "line line-" + x.k, d: d }));
-      var last = pts[pts.length - 1];
-      svg.appendChild(s("circle", { class: "dot dot-" + x.k, cx: X(last.at), cy: Y(last[x.k] || 0), r: 3 }));
+  }
+
+  function line(f, pts, get, cls) {
+    var d = "", first = true, last = null;
+    pts.forEach(function (p) {
+      var v = get(p);
+      if (v === null || v === undefined || !isFinite(v)) return;
+      d += (first ? "M" : " L") + f.X(p.at).toFixed(1) + " " + f.Y(v).toFixed(1);
+      first = false;
+      last = { p: p, v: v };
     });
-    return svg;
+    if (!last) return;
+    if (pts.length === 1) d += " L" + (f.X(last.p.at) + 4) + " " + f.Y(last.v).toFixed(1);
+    f.svg.appendChild(s("path", { class: "line line-" + cls, d: d }));
+    f.svg.appendChild(s("circle", { class: "dot dot-" + cls, cx: f.X(last.p.at), cy: f.Y(last.v), r: 3 }));
+  }
+
+  /* An inline SVG of the gate's counts over time within one ring. */
+  function plot(pts, big) {
+    var ymax = 1;
+    pts.forEach(function (p) { SERIES.forEach(function (x) { ymax = Math.max(ymax, p[x.k] || 0); }); });
+    var f = frame(pts[0].at, pts[pts.length - 1].at, 0, niceMax(ymax), { H: big ? 200 : 150, integer: true, label: "counts over time", cls: "plot-counts" });
+    marks(f, pts);
+    SERIES.forEach(function (x) { line(f, pts, function (p) { return p[x.k] || 0; }, x.k); });
+    return f.svg;
+  }
+
+  function num(v) { return v === null || v === undefined || !isFinite(v) ? null : Number(v); }
+  function rel(p, k) { return p.relative ? num(p.relative[k]) : null; }
+
+  /* The statistics behind the decisions, from GET .../statistics: treated
+   * vs control failure rate, the excess bound vs its limit, the relative
+   * test's statistic vs its threshold. Each carries the last point's values
+   * (data-*) and says them in words. */
+  function statPlots(pts, big) {
+    var defs = [
+      { k: "rates", title: "Failure rate per 1000 host-hours", unit: 1000, fmt: function (v) { return v.toFixed(2); },
+        lines: [{ k: "treated", label: "treated", get: function (p) { return rel(p, "treated_rate"); } },
+                { k: "control", label: "control", get: function (p) { return rel(p, "control_rate"); } }] },
+      { k: "excess", title: "Excess failed share, upper bound vs limit", unit: 100, fmt: function (v) { return v.toFixed(2) + " %"; },
+        lines: [{ k: "bound", label: "excess upper bound", get: function (p) { return num(p.excess_upper); } },
+                { k: "limit", label: "max_excess", get: function (p) { return num(p.max_excess); } }] },
+      { k: "test", title: "Relative test: log-LR vs threshold", unit: 1, fmt: function (v) { return v.toFixed(2); },
+        lines: [{ k: "statistic", label: "statistic", get: function (p) { return rel(p, "statistic"); } },
+                { k: "threshold", label: "threshold", get: function (p) { return rel(p, "threshold"); } }] },
+    ];
+    var box = h("div", { class: "stats" });
+    defs.forEach(function (def) {
+      var lo = 0, hi = 0, any = false;
+      pts.forEach(function (p) {
+        def.lines.forEach(function (l) {
+          var v = l.get(p);
+          if (v === null) return;
+          any = true;
+          v *= def.unit;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        });
+      });
+      var lastP = pts[pts.length - 1];
+      var attrs = { class: "stat-plot stat-" + def.k, "data-stat": def.k, "data-eval": lastP.id };
+      var words = [];
+      def.lines.forEach(function (l) {
+        var v = l.get(lastP);
+        attrs["data-" + l.k] = v === null ? "" : String(v);
+        words.push(l.label + " " + (v === null ? "—" : def.fmt(v * def.unit)));
+      });
+      var el = h("figure", attrs,
+        h("figcaption", {}, h("span", { class: "stat-title", text: def.title }), h("span", { class: "stat-now", text: words.join(" · ") })));
+      if (any) {
+        var f = frame(pts[0].at, lastP.at, lo < 0 ? -niceMax(-lo) : 0, niceMax(hi > 0 ? hi : 1e-9), { H: big ? 150 : 120, label: def.title, cls: "plot-stat" });
+        marks(f, pts);
+        def.lines.forEach(function (l) { line(f, pts, function (p) { var v = l.get(p); return v === null ? null : v * def.unit; }, "s-" + l.k); });
+        el.appendChild(f.svg);
+      } else {
+        el.appendChild(h("p", { class: "muted", text: "no values in these evaluations" }));
+      }
+      box.appendChild(el);
+    });
+    return box;
   }
 
   function niceMax(v) {
-    var steps = [1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000];
-    for (var i = 0; i < steps.length; i++) if (steps[i] >= v) return steps[i];
-    var p = Math.pow(10, Math.ceil(Math.log10(v)));
-    return p / 2 >= v ? p / 2 : p;
+    if (!(v > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(v)));
+    var m = v / p;
+    var n = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : m <= 5 ? 5 : 10;
+    return n * p;
   }
 
   /* ---- one rollout's page ---------------------------------------------------------- */

@@ -123,6 +123,23 @@ async function main() {
   check((await page.locator('button.halt').count()) === 3, 'soc sees three halt buttons');
   log(`soc sees rollouts ${A}, ${B}, ${C} rolling with ring, counts, gate reason and plots; stream live`);
 
+  step = 'the live events are back-filled on load';
+  // Nothing has been streamed since the page opened: what the list shows
+  // came from GET /v1/events/recent (the rollouts' starts, the promotions).
+  await page.locator('#events .ev-kind', { hasText: 'started #' }).first().waitFor({ timeout: WAIT });
+  const evs = await page.locator('#events .ev').count();
+  check(evs >= 3, `only ${evs} events on arrival`);
+  log(`the live-event list holds ${evs} events on arrival`);
+
+  step = 'liveness now, apart from what the gate saw';
+  await page.locator(`${card(C)} .liveness[data-ring="early"][data-live="online"]`).waitFor({ timeout: WAIT });
+  check(/^2 of 2 online/.test(await text(`${card(C)} .liveness[data-ring="early"] .live-said`)), 'C early liveness');
+  check((await page.locator(`${card(C)} .ring-health[data-ring="early"] .now .counts`).count()) === 1, 'exposure counts not under "Now"');
+  check((await page.locator(`${card(C)} .ring-health[data-ring="early"] .saw svg.plot-counts`).count()) === 1, 'gate inputs not under "What the gate saw"');
+  check(/^[0-9]+ (s|min)$/.test(await text('#fleet-age .stat-n')), `fleet heartbeat age: ${await text('#fleet-age .stat-n')}`);
+  check(/2 never heard from|median of 8 agents/.test(await text('#fleet-age .stat-l')), `fleet heartbeat label: ${await text('#fleet-age .stat-l')}`);
+  log(`C's early ring: ${await text(`${card(C)} .liveness[data-ring="early"] .live-said`)}; fleet heartbeat age ${await text('#fleet-age .stat-n')}`);
+
   step = 'a halt appears without reload';
   await page.evaluate(() => { window.__sameDocument = 'yes'; });
   const navigations = [];
@@ -213,6 +230,45 @@ async function main() {
   check(/marked BAD/.test(await text('#content')), 'content not shown as bad');
   check(/ok/.test(await text('#content .pf')), 'preflight');
   check((await page.locator(`${card(A)} .counts`).count()) === 4, 'exposure for every ring of the plan');
+
+  step = 'a dead ring shows as dead';
+  // Two agents of ga were last heard from two hours ago (the C test set it).
+  const dead = `${card(A)} .liveness[data-ring="ga"]`;
+  await page.locator(`${dead}[data-live="dead"]`).waitFor({ timeout: WAIT });
+  check((await text(`${dead} .live-tag`)) === 'DEAD', `ga tag: ${await text(`${dead} .live-tag`)}`);
+  check(/^0 of 2 online .*heard from 2 h ago$/.test(await text(`${dead} .live-said`)), `ga: ${await text(`${dead} .live-said`)}`);
+  check((await page.locator(`${card(A)} .ring-health-dead[data-ring="ga"]`).count()) === 1, 'the dead ring is not marked');
+  check((await text(`${dead} .seen-key-old b`)) === '2', 'last-seen distribution');
+  log(`ring ga: DEAD, ${await text(`${dead} .live-said`)}`);
+
+  step = 'statistics plots';
+  const st = await (await fetch(`${args.url}/v1/rollouts/${A}/statistics`, { headers: { Authorization: `Bearer ${args.soc}` } })).json();
+  const fig = (k) => `${card(A)} .ring-health[data-ring="canary"] figure[data-stat="${k}"]`;
+  for (const k of ['rates', 'excess', 'test']) {
+    check((await page.locator(`${fig(k)} svg.plot-stat path.line`).count()) === 2, `plot ${k}: two lines`);
+  }
+  const evalId = Number(await page.getAttribute(fig('rates'), 'data-eval'));
+  const pt = st.points.find((p) => p.id === evalId);
+  check(pt && pt.ring === 'canary', `evaluation ${evalId} not in the API's canary points`);
+  const same = async (k, attr, v) => {
+    const got = await page.getAttribute(fig(k), `data-${attr}`);
+    check(v !== null && v !== undefined && Number(got) === v, `${k} ${attr}: page ${got}, API ${v}`);
+  };
+  await same('rates', 'treated', pt.relative.treated_rate);
+  await same('rates', 'control', pt.relative.control_rate);
+  await same('excess', 'bound', pt.excess_upper);
+  await same('excess', 'limit', pt.max_excess);
+  await same('test', 'statistic', pt.relative.statistic);
+  await same('test', 'threshold', pt.relative.threshold);
+  check(pt.relative.treated_rate > 0, `the halting evaluation has no treated failures: ${JSON.stringify(pt)}`);
+  const tlabels = await page.locator(`${card(A)} .ring-health[data-ring="canary"] svg.plot-counts text.axis-t`).allTextContents();
+  check(tlabels.length >= 3, `time axis labels: ${JSON.stringify(tlabels)}`);
+  for (const sel of ['svg.plot-counts', `figure[data-stat="rates"] svg`]) {
+    const ylabels = await page.locator(`${card(A)} .ring-health[data-ring="canary"] ${sel} text.axis-y`).allTextContents();
+    check(new Set(ylabels).size === ylabels.length, `repeated y labels in ${sel}: ${JSON.stringify(ylabels)}`);
+  }
+  log(`canary statistics at evaluation ${evalId}: treated ${pt.relative.treated_rate}/h vs control ${pt.relative.control_rate}/h, `
+    + `excess bound ${pt.excess_upper} vs ${pt.max_excess}, log-LR ${pt.relative.statistic} vs ${pt.relative.threshold}; time axis ${tlabels.join(' ')}`);
   check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
   await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
   log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
@@ -247,6 +303,7 @@ try {
   log('all checks passed');
 } catch (e) {
   rc = 1;
+  console.log(`dashboard: FAILED: ${e.message}`); // stdout: the C test prints it whole
   console.error(`dashboard: FAILED: ${e.message}`);
   if (problems.length) console.error(`browser problems:\n  ${problems.join('\n  ')}`);
   if (page) await page.screenshot({ path: join(args.out, 'failure.png'), fullPage: true }).catch(() => {});

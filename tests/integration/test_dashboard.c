@@ -380,6 +380,23 @@ static void world_up(void)
 	}
 }
 
+/* Two agents of the last ring ("ga", the rest) that enrolled and were last
+ * heard from two hours ago: a dead ring the page must call dead. */
+static void world_dead_ring(void)
+{
+	int64_t ids[2];
+	for (int i = 0; i < 2; i++) {
+		struct agent a;
+		agent_new(&a, 3);
+		ids[i] = a.id;
+		free(a.token);
+	}
+	assert_int_equal(q("WITH u AS (UPDATE agents SET last_seen_at = now() - interval '2 hours' "
+	                   "WHERE id IN (%lld, %lld) RETURNING 1) SELECT count(*) FROM u",
+	                   (long long)ids[0], (long long)ids[1]),
+	                 2);
+}
+
 /* The crash reports the browser test posts as the canary agents of A:
  * [{"agent_id", "token", "channel", "content", "boot_id"}]. */
 static char *write_plan(const char *dir)
@@ -417,6 +434,7 @@ static void test_dashboard_in_chromium(void **state)
 		         "tests/browser/node_modules (run make deps)");
 	env_up();
 	world_up();
+	world_dead_ring();
 
 	E.dir = fbt_tmpdir("dashboard");
 	E.plan = write_plan(E.dir);
