@@ -15,6 +15,7 @@
   var SERIES_MS = 30000; /* the plots' points, when nothing happened meanwhile */
   var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
   var OPERATORS = { soc: 1, release: 1, admin: 1 };
+  var RELEASERS = { release: 1, admin: 1 }; /* pause, resume, approve (routes.c) */
   var SVGNS = "http://www.w3.org/2000/svg";
   var SERIES = [
     { k: "healthy", label: "healthy" },
@@ -359,6 +360,7 @@
     S.boardErr = null;
     S.haltedHere = {};
     if ($("halt-dialog").open) $("halt-dialog").close();
+    if ($("action-dialog").open) $("action-dialog").close();
     clearInterval(S.timer);
     S.timer = 0;
     clearInterval(S.ctlTimer);
@@ -541,6 +543,7 @@
           h("code", { title: r.content, text: short(r.content) }),
           " · started " + ago(r.started))),
       h("span", { class: "spacer" }),
+      actionButtons(r),
       canHalt ? h("button", { class: "btn btn-danger halt", type: "button", "data-rollout": r.id, onclick: function () { openHalt(r); }, text: "Halt…" }) : null,
       detail ? null : h("a", { class: "btn btn-quiet", href: "#/rollouts/" + r.id, text: "Details" }));
 
@@ -990,6 +993,75 @@
     });
   }
 
+  /* ---- pause, resume, approve ------------------------------------------------------ */
+
+  /* What each action does, for whom (the roles routes.c admits) and when
+   * (the states rollouts.c accepts); buttons the token's role may not use
+   * are not shown, and whatever the server refuses is shown in the dialog. */
+  var ACTIONS = {
+    pause: { label: "Pause…", title: "Pause", when: function (r) { return r.state === "rolling"; },
+      effect: "Pausing stops promotion to the next ring; agents keep what they run and the gate keeps watching. Recorded in the audit log under your name." },
+    resume: { label: "Resume…", title: "Resume", when: function (r) { return r.state === "paused" || r.state === "halted" || r.state === "reverted"; },
+      effect: function (r) {
+        return r.state === "paused" ? "Resuming lets the gate promote again from the ring it is in. Recorded in the audit log under your name." :
+          "Restarting a halted rollout needs two different approvers: it starts again from the first ring and clears the content's bad mark. Your approval is recorded; a second person must approve too.";
+      } },
+    approve: { label: "Approve…", title: "Approve", when: function (r) { return r.state === "staged"; },
+      effect: "This emergency rollout waits for a second, different approver; approving starts it at the first ring. Recorded in the audit log under your name." },
+  };
+
+  function actionButtons(r) {
+    if (!S.me || !RELEASERS[S.me.role]) return null;
+    return Object.keys(ACTIONS).filter(function (k) { return ACTIONS[k].when(r); }).map(function (k) {
+      return h("button", { class: "btn act " + k, type: "button", "data-rollout": r.id, "data-action": k, onclick: function () { openAction(r, k); }, text: ACTIONS[k].label });
+    });
+  }
+
+  var actionTarget = null;
+
+  function openAction(r, k) {
+    var a = ACTIONS[k];
+    actionTarget = { r: r, k: k };
+    $("action-title").textContent = a.title + " rollout #" + r.id + "?";
+    $("action-what").textContent = channelName(r.channel) + ", content v" + r.version + " (" + short(r.content) + "), now " + r.state + (r.ring ? " in ring " + r.ring : "") + ".";
+    $("action-effect").textContent = typeof a.effect === "function" ? a.effect(r) : a.effect;
+    $("action-confirm").textContent = a.title;
+    $("action-reason").value = "";
+    $("action-error").hidden = true;
+    $("action-confirm").disabled = false;
+    $("action-dialog").showModal();
+    $("action-reason").focus();
+  }
+
+  function actionError(msg) {
+    var e = $("action-error");
+    e.textContent = msg;
+    e.hidden = false;
+  }
+
+  function submitAction(ev) {
+    ev.preventDefault();
+    var t = actionTarget;
+    if (!t) return;
+    var reason = $("action-reason").value.trim();
+    if (!reason) {
+      actionError("A reason is required: it goes into the audit log.");
+      $("action-reason").focus();
+      return;
+    }
+    $("action-confirm").disabled = true;
+    api("POST", "/v1/rollouts/" + t.r.id + "/" + t.k, { reason: reason }).then(function (res) {
+      $("action-dialog").close();
+      actionTarget = null;
+      if (res && res.needed) flash("Rollout #" + t.r.id + ": your approval is recorded (" + res.approvals + " of " + res.needed + "); another approver must " + t.k + " too", "info");
+      else flash("Rollout #" + t.r.id + " is " + ((res && res.state) || "updated") + ": you did " + t.k, "info");
+      return load(t.r.id, true).then(refreshAll);
+    }, function (e) {
+      $("action-confirm").disabled = false;
+      actionError("The server refused: " + e);
+    });
+  }
+
   /* ---- flash messages ----------------------------------------------------------------- */
 
   function flash(text, tone) {
@@ -1003,6 +1075,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     $("halt-form").addEventListener("submit", submitHalt);
+    $("action-form").addEventListener("submit", submitAction);
+    $("action-cancel").addEventListener("click", function () { $("action-dialog").close(); actionTarget = null; });
     $("halt-cancel").addEventListener("click", function () { $("halt-dialog").close(); haltTarget = null; });
     $("logout").addEventListener("click", function () { loggedOut("Logged out."); });
     window.addEventListener("hashchange", function () { if (S.me) route(); });

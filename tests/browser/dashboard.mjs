@@ -24,14 +24,14 @@ const args = Object.fromEntries(
     return i < 0 ? [a.replace(/^--/, ''), '1'] : [a.slice(2, i), a.slice(i + 1)];
   }),
 );
-for (const k of ['url', 'soc', 'agent', 'plan', 'out']) {
+for (const k of ['url', 'soc', 'release', 'agent', 'plan', 'out']) {
   if (!args[k]) {
     console.error(`dashboard.mjs: --${k}= is required`);
     process.exit(2);
   }
 }
 const plan = JSON.parse(readFileSync(args.plan, 'utf8'));
-const A = plan.crashing, B = plan.halt, C = plan.other;
+const A = plan.crashing, B = plan.halt, C = plan.other, D = plan.staged;
 const origin = new URL(args.url).origin;
 const WAIT = 60000; // generous: the server is a sanitizer build
 
@@ -120,7 +120,9 @@ async function main() {
   check((await page.locator(`${card(A)} svg.plot path.line-healthy`).count()) === 1, 'A has no health plot');
   check((await text(`${card(A)} .decision`)).toLowerCase() === 'waiting', `A gate decision: ${await text(`${card(A)} .decision`)}`);
   check((await text(`${card(A)} .gate-reason`)).startsWith('WAIT for:'), 'A gate reason');
-  check((await page.locator('button.halt').count()) === 3, 'soc sees three halt buttons');
+  await page.locator(`${card(D)}[data-state="staged"]`).waitFor({ timeout: WAIT });
+  check((await page.locator('button.halt').count()) === 4, 'soc sees four halt buttons');
+  check((await page.locator('button.act').count()) === 0, 'soc sees pause, resume or approve (release and admin only)');
   log(`soc sees rollouts ${A}, ${B}, ${C} rolling with ring, counts, gate reason and plots; stream live`);
 
   step = 'the live events are back-filled on load';
@@ -281,6 +283,44 @@ async function main() {
   await page.unroute('**/v1/controller');
   await page.locator('#ctl[data-state="ok"]').waitFor({ timeout: WAIT });
   log('the controller line: replica and last cycle; red when the server says no cycle for 3 intervals');
+
+  step = 'release pauses, resumes and approves with reasons';
+  await page.click('#logout');
+  await login(args.release);
+  await page.locator('#who').getByText('rel-one').waitFor({ timeout: WAIT });
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.locator(`${card(C)} button.pause`).waitFor({ timeout: WAIT });
+  check((await page.locator(`${card(C)} button.resume, ${card(C)} button.approve`).count()) === 0, 'C (rolling) offers resume or approve');
+  check((await page.locator(`${card(D)} button.approve`).count()) === 1, 'D (staged) offers no approve');
+  const act = async (id, verb, reason, state) => {
+    await page.click(`${card(id)} button.${verb}`);
+    await page.locator('#action-dialog[open]').waitFor({ timeout: WAIT });
+    check((await text('#action-title')).includes(`#${id}`), `${verb} dialog names the rollout`);
+    await page.click('#action-confirm');
+    check(/reason is required/.test(await text('#action-error')), `${verb}: an empty reason was not refused`);
+    await page.fill('#action-reason', reason);
+    await page.click('#action-confirm');
+    await page.locator('#action-dialog:not([open])').waitFor({ state: 'attached', timeout: WAIT });
+    await page.locator(`${card(id)}[data-state="${state}"]`).waitFor({ timeout: WAIT });
+    const api = await (await fetch(`${args.url}/v1/rollouts/${id}`, { headers: { Authorization: `Bearer ${args.release}` } })).json();
+    check(api.state === state, `${verb} ${id}: the server says ${api.state}`);
+    log(`release: ${verb} #${id} -> ${state} (the server agrees)`);
+  };
+  await act(C, 'pause', 'dashboard test: hold early over the weekend', 'paused');
+  check((await text(`${card(C)} .badge`)) === 'PAUSED', 'C badge');
+  await act(C, 'resume', 'dashboard test: the weekend is over', 'rolling');
+  await act(D, 'approve', 'dashboard test: approved after review', 'rolling');
+  // A refusal is shown, not swallowed: pause what is no longer rolling.
+  await page.click(`${card(C)} button.pause`);
+  await page.locator('#action-dialog[open]').waitFor({ timeout: WAIT });
+  await page.fill('#action-reason', 'a token without the role');
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.soc);
+  await page.click('#action-confirm');
+  await page.locator('#action-error', { hasText: 'HTTP 403' }).waitFor({ timeout: WAIT });
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.release);
+  await page.click('#action-cancel');
+  await page.screenshot({ path: join(args.out, 'release.png'), fullPage: true });
+  log('the server\'s 403 shows in the action dialog');
 
   step = 'logout';
   await page.click('#logout');
