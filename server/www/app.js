@@ -14,6 +14,7 @@
   var CONTROLLER_MS = 2000; /* how often the controller's state is fetched */
   var SERIES_MS = 30000; /* the plots' points, when nothing happened meanwhile */
   var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
+  var RECENT_HALT_S = 3600; /* a halt this recent stays open on the board */
   var OPERATORS = { soc: 1, release: 1, admin: 1 };
   var RELEASERS = { release: 1, admin: 1 }; /* pause, resume, approve (routes.c) */
   var SVGNS = "http://www.w3.org/2000/svg";
@@ -295,6 +296,7 @@
   }
 
   function refreshAll() {
+    if (S.view === "history" || S.view === "audit") return Promise.resolve(); /* fetched on demand */
     var gen = ++S.renderGen;
     if (S.view === "rollout") {
       return Promise.all([load(S.viewId), loadLiveness()]).then(function () { if (gen === S.renderGen) render(); });
@@ -321,6 +323,7 @@
     streamStop();
     $("who").hidden = true;
     $("logout").hidden = true;
+    $("nav").hidden = true;
     var app = $("app");
     clear(app);
     var err = h("p", { id: "login-error", class: "login-error", role: "alert", text: msg || "" });
@@ -377,6 +380,7 @@
       append(who, [h("span", { class: "who-name", text: me.name }), " ", h("span", { class: "role role-" + me.role, text: me.role })]);
       who.hidden = false;
       $("logout").hidden = false;
+      $("nav").hidden = !OPERATORS[me.role];
       if (!OPERATORS[me.role]) {
         route();
         return;
@@ -413,8 +417,11 @@
 
   function route() {
     var m = /^#\/rollouts\/(\d+)$/.exec(location.hash);
-    S.view = m ? "rollout" : "board";
+    S.view = m ? "rollout" : location.hash === "#/history" ? "history" : location.hash === "#/audit" ? "audit" : "board";
     S.viewId = m ? Number(m[1]) : 0;
+    Array.prototype.forEach.call(document.querySelectorAll("#nav a"), function (a) {
+      a.setAttribute("aria-current", a.getAttribute("data-view") === (S.view === "rollout" ? "board" : S.view) ? "page" : "false");
+    });
     var app = $("app");
     if (!S.me) return;
     if (!OPERATORS[S.me.role]) {
@@ -429,6 +436,8 @@
       return;
     }
     clear(app);
+    if (S.view === "history") { renderHistory(app); return; }
+    if (S.view === "audit") { renderAudit(app); return; }
     app.appendChild(h("p", { class: "muted", text: "Loading…" }));
     refreshAll();
   }
@@ -437,6 +446,7 @@
 
   function render() {
     if (!S.me || !OPERATORS[S.me.role]) return;
+    if (S.view === "history" || S.view === "audit") return; /* their forms stay as typed */
     var app = $("app");
     var y = window.scrollY;
     clear(app);
@@ -466,18 +476,24 @@
 
     var events = h("aside", { class: "events panel", id: "events" });
     var main = h("div", { class: "board" });
-    if (halted.length) {
-      main.appendChild(h("h2", { class: "section-title section-bad", text: "Halted" }));
-      halted.forEach(function (d) { main.appendChild(card(d, false)); });
-    }
+    /* Active first; a halt of the last hour stays open below them (it needs
+     * eyes); everything else that ended is one line each, collapsed. */
+    var nowS = Date.now() / 1000;
+    var fresh = halted.filter(function (d) { return d.r.finished && nowS - d.r.finished < RECENT_HALT_S; });
+    var rest = ended.filter(function (d) { return fresh.indexOf(d) < 0; });
     main.appendChild(h("h2", { class: "section-title", text: "Active rollouts" }));
     if (!active.length) main.appendChild(h("p", { class: "empty", text: "No rollout is active. Nothing is being shipped right now." }));
     active.forEach(function (d) { main.appendChild(card(d, false)); });
-    var done = ended.filter(function (d) { return halted.indexOf(d) < 0; });
-    if (done.length) {
-      main.appendChild(h("h2", { class: "section-title", text: "Ended in the last 24 hours" }));
-      done.forEach(function (d) { main.appendChild(card(d, false)); });
+    if (fresh.length) {
+      main.appendChild(h("h2", { class: "section-title section-bad", text: "Halted in the last hour" }));
+      fresh.forEach(function (d) { main.appendChild(card(d, false)); });
     }
+    var det = h("details", { class: "ended", id: "ended", open: S.endedOpen },
+      h("summary", { class: "section-title", text: "Ended in the last 24 hours (" + rest.length + ")" }),
+      rest.length ? h("ul", { class: "rows" }, rest.map(row)) : h("p", { class: "muted", text: "None." }),
+      h("p", {}, h("a", { href: "#/history", text: "Older rollouts: history →" })));
+    det.addEventListener("toggle", function () { S.endedOpen = det.open; });
+    main.appendChild(det);
     app.appendChild(h("div", { class: "layout" }, main, events));
     renderEvents();
   }
@@ -489,6 +505,17 @@
     var el = stat(m === null || m === undefined ? "—" : age(m), "fleet heartbeat age (median of " + S.live.agents + " agents" + (S.live.never ? ", " + S.live.never + " never heard from" : "") + ")", m === null || m > ONLINE_S ? "bad" : "ok");
     el.id = "fleet-age";
     return el;
+  }
+
+  /* One line for a rollout that ended: state, id, channel, when, why. */
+  function row(d) {
+    var r = d.r || d;
+    return h("li", { class: "row row-" + r.state, "data-rollout": r.id, "data-state": r.state },
+      h("span", { class: "row-state badge-mini badge-" + r.state, text: r.state.toUpperCase() }),
+      h("a", { class: "row-id", href: "#/rollouts/" + r.id, text: "#" + r.id }),
+      h("span", { class: "row-ch", text: channelName(r.channel) + " v" + r.version }),
+      h("span", { class: "row-when muted", title: stamp(r.finished || r.started), text: r.finished ? "ended " + ago(r.finished) : "started " + ago(r.started) }),
+      h("span", { class: "row-why", text: r.state_reason || "" }));
   }
 
   function stat(n, label, tone) {
@@ -857,6 +884,106 @@
     return n * p;
   }
 
+  /* ---- history: every rollout, beyond 24 h, a page at a time ------------------- */
+
+  var RANGES = [["1", "last 24 h"], ["7", "last 7 days"], ["30", "last 30 days"], ["0", "all time"]];
+  var STATES = ["", "active", "completed", "halted", "reverted", "superseded", "staged", "rolling", "paused", "watching"];
+
+  function select(id, opts, value) {
+    var el = h("select", { id: id });
+    opts.forEach(function (o) {
+      var op = h("option", { value: o[0], text: o[1] });
+      if (o[0] === value) op.selected = true;
+      el.appendChild(op);
+    });
+    return el;
+  }
+
+  function renderHistory(app) {
+    var H = S.hist = S.hist || { days: "7", state: "", limit: 50 };
+    var days = select("hist-days", RANGES, H.days);
+    var state = select("hist-state", STATES.map(function (x) { return [x, x || "any state"]; }), H.state);
+    var out = h("div", { id: "hist-out" }, h("p", { class: "muted", text: "Loading…" }));
+    var more = h("button", { class: "btn", type: "button", id: "hist-more", text: "Show more" });
+    function fetchPage() {
+      var q = ["limit=" + H.limit];
+      if (H.days !== "0") q.push("since=" + Math.floor(Date.now() / 1000 - Number(H.days) * 86400));
+      if (H.state) q.push("state=" + encodeURIComponent(H.state));
+      more.disabled = true;
+      api("GET", "/v1/rollouts?" + q.join("&")).then(function (j) {
+        clear(out);
+        var rs = j.rollouts || [];
+        out.appendChild(h("p", { class: "muted", id: "hist-count", text: rs.length + " rollout" + (rs.length === 1 ? "" : "s") + (rs.length >= H.limit ? " (newest first; more exist)" : "") }));
+        out.appendChild(h("ul", { class: "rows" }, rs.map(row)));
+        more.hidden = rs.length < H.limit;
+        more.disabled = false;
+      }, function (e) {
+        clear(out);
+        out.appendChild(h("p", { class: "big-error", text: "Cannot list rollouts: " + e }));
+        more.disabled = false;
+      });
+    }
+    days.addEventListener("change", function () { H.days = days.value; H.limit = 50; fetchPage(); });
+    state.addEventListener("change", function () { H.state = state.value; H.limit = 50; fetchPage(); });
+    more.addEventListener("click", function () { H.limit = Math.min(10000, H.limit * 2); fetchPage(); });
+    app.appendChild(h("section", { class: "panel history", id: "history" },
+      h("h1", { text: "Rollout history" }),
+      h("div", { class: "filters" }, h("label", { for: "hist-days", text: "Range" }), days, h("label", { for: "hist-state", text: "State" }), state),
+      out, more));
+    fetchPage();
+  }
+
+  /* ---- audit: who did what, filtered, older pages on demand ------------------------ */
+
+  function renderAudit(app) {
+    var A = S.aud = S.aud || { action: "", object: "", actor: "" };
+    var f = {};
+    var form = h("form", { class: "filters", id: "audit-filters" });
+    [["action", "action", "e.g. rollout.halt"], ["object", "object", "e.g. rollout/12"], ["actor", "actor", "e.g. soc:alice"]].forEach(function (x) {
+      f[x[0]] = h("input", { id: "audit-" + x[0], type: "text", value: A[x[0]], placeholder: x[2], spellcheck: "false" });
+      form.appendChild(h("label", { for: "audit-" + x[0], text: x[1] }));
+      form.appendChild(f[x[0]]);
+    });
+    form.appendChild(h("button", { class: "btn btn-primary", type: "submit", id: "audit-apply", text: "Filter" }));
+    var list = h("ol", { class: "tl audit-list", id: "audit-list" });
+    var note = h("p", { class: "muted", id: "audit-note", text: "Loading…" });
+    var older = h("button", { class: "btn", type: "button", id: "audit-older", text: "Older", hidden: true });
+    var before = null;
+    function fetchPage(reset) {
+      var q = ["limit=50"];
+      ["action", "object", "actor"].forEach(function (k) { if (A[k]) q.push(k + "=" + encodeURIComponent(A[k])); });
+      if (!reset && before) q.push("before=" + before);
+      older.disabled = true;
+      api("GET", "/v1/audit?" + q.join("&")).then(function (j) {
+        if (reset) clear(list);
+        (j.audit || []).forEach(function (a) {
+          var ch = a.before || a.after ? JSON.stringify(a.before) + " → " + JSON.stringify(a.after) : "";
+          list.appendChild(h("li", { class: "tl-item audit-item" + (/halt|revert/.test(a.action) ? " tl-bad" : ""), "data-action": a.action },
+            h("span", { class: "tl-time", title: stamp(a.at), text: stamp(a.at).slice(5, 16) }),
+            h("span", { class: "tl-what", text: a.action }),
+            h("span", { class: "tl-who", text: a.actor + " · " + a.object }),
+            a.reason || ch ? h("p", { class: "tl-text", text: (a.reason || "") + (ch ? (a.reason ? " — " : "") + ch : "") }) : null));
+        });
+        before = j.next_before || null;
+        older.hidden = !before;
+        older.disabled = false;
+        note.textContent = list.children.length ? list.children.length + " record" + (list.children.length === 1 ? "" : "s") + " shown, newest first" : "No audit record matches.";
+      }, function (e) {
+        note.textContent = "Cannot read the audit log: " + e;
+        older.disabled = false;
+      });
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      ["action", "object", "actor"].forEach(function (k) { A[k] = f[k].value.trim(); });
+      before = null;
+      fetchPage(true);
+    });
+    older.addEventListener("click", function () { fetchPage(false); });
+    app.appendChild(h("section", { class: "panel audit", id: "audit" }, h("h1", { text: "Audit log" }), form, note, list, older));
+    fetchPage(true);
+  }
+
   /* ---- one rollout's page ---------------------------------------------------------- */
 
   function renderRollout(app, id) {
@@ -1054,7 +1181,7 @@
       $("action-dialog").close();
       actionTarget = null;
       if (res && res.needed) flash("Rollout #" + t.r.id + ": your approval is recorded (" + res.approvals + " of " + res.needed + "); another approver must " + t.k + " too", "info");
-      else flash("Rollout #" + t.r.id + " is " + ((res && res.state) || "updated") + ": you did " + t.k, "info");
+      else flash("Rollout #" + t.r.id + " is " + ((res && res.state) || "updated") + ": you " + { pause: "paused", resume: "resumed", approve: "approved" }[t.k] + " it", "info");
       return load(t.r.id, true).then(refreshAll);
     }, function (e) {
       $("action-confirm").disabled = false;

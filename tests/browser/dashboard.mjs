@@ -322,6 +322,30 @@ async function main() {
   await page.screenshot({ path: join(args.out, 'release.png'), fullPage: true });
   log('the server\'s 403 shows in the action dialog');
 
+  step = 'active first, history, audit';
+  await page.locator(`${card(D)}[data-state="rolling"]`).waitFor({ timeout: WAIT });
+  const titles = await page.locator('.board h2.section-title').allTextContents();
+  check(titles[0] === 'Active rollouts' && titles[1] === 'Halted in the last hour', `board sections: ${JSON.stringify(titles)}`);
+  check((await page.locator('#ended[open]').count()) === 0, 'the ended rollouts are not collapsed');
+  await page.click('#nav a[data-view="history"]');
+  await page.locator('#hist-count').waitFor({ timeout: WAIT });
+  const hist = await page.locator('#history .row').evaluateAll((els) => els.map((e) => `${e.dataset.rollout}:${e.dataset.state}`));
+  check(JSON.stringify(hist) === JSON.stringify([`${D}:rolling`, `${C}:rolling`, `${B}:halted`, `${A}:${hist[3].split(':')[1]}`]), `history: ${JSON.stringify(hist)}`);
+  await page.selectOption('#hist-state', 'halted');
+  await page.locator('#history .row[data-state="rolling"]').first().waitFor({ state: 'detached', timeout: WAIT });
+  await page.click('#nav a[data-view="audit"]');
+  await page.locator('#audit .audit-item').first().waitFor({ timeout: WAIT });
+  await page.fill('#audit-action', 'rollout.halt');
+  await page.click('#audit-apply');
+  await page.locator('#audit-note', { hasText: /^2 records shown/ }).waitFor({ timeout: WAIT });
+  const acts = await page.locator('#audit .audit-item').evaluateAll((els) => els.map((e) => e.dataset.action));
+  check(acts.length === 2 && acts.every((a) => a === 'rollout.halt'), `audit filtered: ${JSON.stringify(acts)}`);
+  check(/soc:soc-one/.test(await text('#audit-list')), 'the soc halt is not in the audit view');
+  await page.screenshot({ path: join(args.out, 'audit.png'), fullPage: true });
+  await page.click('#nav a[data-view="board"]');
+  await page.locator(`${card(C)}`).waitFor({ timeout: WAIT });
+  log(`board: ${titles.join(' / ')}; history lists ${hist.join(', ')}; audit filtered to rollout.halt: ${acts.length} records`);
+
   step = 'logout';
   await page.click('#logout');
   await page.locator('#login').waitFor({ timeout: WAIT });
