@@ -568,7 +568,7 @@
           h("span", { class: "channel", text: channelName(r.channel) }),
           " · content v" + r.version + " ",
           h("code", { title: r.content, text: short(r.content) }),
-          " · started " + ago(r.started))),
+          r.started ? " · started " + ago(r.started) : r.state === "staged" ? " · staged: waits for a second approver" : "")),
       h("span", { class: "spacer" }),
       actionButtons(r),
       canHalt ? h("button", { class: "btn btn-danger halt", type: "button", "data-rollout": r.id, onclick: function () { openHalt(r); }, text: "Halt…" }) : null,

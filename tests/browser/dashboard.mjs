@@ -159,6 +159,11 @@ async function main() {
   check((await page.locator(`${card(A)} button.halt`).count()) === 0, 'a halted rollout still offers the halt button');
   log(`rollout ${A} shows HALTED (hard cap) from the event stream, same document, no reload`);
   await page.waitForTimeout(600); // let the flash and plots settle for the picture
+  // the picture shows the halt: its section at the top, under the sticky bar
+  await page.evaluate(() => {
+    document.querySelector('.board h2.section-bad').scrollIntoView();
+    window.scrollBy(0, -70);
+  });
   await page.screenshot({ path: join(args.out, 'dashboard.png') });
   await page.screenshot({ path: join(args.out, 'dashboard-full.png'), fullPage: true });
   if (args.doc) { // the README's picture: a little taller, then back
