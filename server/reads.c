@@ -2,6 +2,7 @@
  * audit log; ring membership comes from the serving snapshot. */
 #include "reads.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -287,13 +288,30 @@ static int dbl_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+#define LIVENESS_CACHE_MS 2000 /* one computation serves every dashboard this long */
+
+static pthread_mutex_t g_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *g_live; /* the last answer, owned here */
+static int64_t g_live_at;
+
 /* Liveness now, independent of any rollout: per ring (snapshot order) the
  * agents in it, how many were heard from (heartbeat, poll or event as
  * recorded in agents.last_seen_at) within 1, 5 and 60 minutes, how many
  * never, the median and the most recent heartbeat age; and the fleet's
- * median heartbeat age. */
+ * median heartbeat age. It reads every agent's last-seen time, so one
+ * answer is reused for LIVENESS_CACHE_MS (a deep copy per request: jansson
+ * values are not shared between threads). */
 void reads_fleet_liveness(struct http_req *req)
 {
+	json_t *cached = NULL;
+	pthread_mutex_lock(&g_live_mu);
+	if (g_live && fb_mono_ms() - g_live_at < LIVENESS_CACHE_MS)
+		cached = json_deep_copy(g_live);
+	pthread_mutex_unlock(&g_live_mu);
+	if (cached) {
+		http_reply_json(req, 200, cached);
+		return;
+	}
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
@@ -377,6 +395,12 @@ void reads_fleet_liveness(struct http_req *req)
 	                    na ? json_real(all[na / 2]) : json_null());
 	free(sv);
 	free(all);
+	json_t *keep = json_deep_copy(out);
+	pthread_mutex_lock(&g_live_mu);
+	json_decref(g_live);
+	g_live = keep;
+	g_live_at = fb_mono_ms();
+	pthread_mutex_unlock(&g_live_mu);
 	http_reply_json(req, 200, out);
 }
 
