@@ -295,10 +295,10 @@ static json_t *g_live; /* the last answer, owned here */
 static int64_t g_live_at;
 
 /* Liveness now, independent of any rollout: per ring (snapshot order) the
- * agents in it, how many were heard from (heartbeat, poll or event as
- * recorded in agents.last_seen_at) within 1, 5 and 60 minutes, how many
- * never, the median and the most recent heartbeat age; and the fleet's
- * median heartbeat age. It reads every agent's last-seen time, so one
+ * agents in it, how many were heard from (their last heartbeat,
+ * agents.last_seen_at as the flusher wrote it) within 1, 5 and 60 minutes,
+ * how many never, the median and the most recent heartbeat age; and the
+ * fleet's median heartbeat age. It reads every agent's last-seen time, so one
  * answer is reused for LIVENESS_CACHE_MS (a deep copy per request: jansson
  * values are not shared between threads). */
 void reads_fleet_liveness(struct http_req *req)
