@@ -900,7 +900,7 @@
   }
 
   function renderHistory(app) {
-    var H = S.hist = S.hist || { days: "7", state: "", limit: 50 };
+    var H = S.hist = S.hist || { days: "7", state: "", limit: 50, seq: 0 };
     var days = select("hist-days", RANGES, H.days);
     var state = select("hist-state", STATES.map(function (x) { return [x, x || "any state"]; }), H.state);
     var out = h("div", { id: "hist-out" }, h("p", { class: "muted", text: "Loading…" }));
@@ -910,7 +910,9 @@
       if (H.days !== "0") q.push("since=" + Math.floor(Date.now() / 1000 - Number(H.days) * 86400));
       if (H.state) q.push("state=" + encodeURIComponent(H.state));
       more.disabled = true;
+      var seq = ++H.seq; /* an older answer arriving late is dropped */
       api("GET", "/v1/rollouts?" + q.join("&")).then(function (j) {
+        if (seq !== H.seq) return;
         clear(out);
         var rs = j.rollouts || [];
         out.appendChild(h("p", { class: "muted", id: "hist-count", text: rs.length + " rollout" + (rs.length === 1 ? "" : "s") + (rs.length >= H.limit ? " (newest first; more exist)" : "") }));
@@ -918,6 +920,7 @@
         more.hidden = rs.length < H.limit;
         more.disabled = false;
       }, function (e) {
+        if (seq !== H.seq) return;
         clear(out);
         out.appendChild(h("p", { class: "big-error", text: "Cannot list rollouts: " + e }));
         more.disabled = false;
@@ -936,7 +939,7 @@
   /* ---- audit: who did what, filtered, older pages on demand ------------------------ */
 
   function renderAudit(app) {
-    var A = S.aud = S.aud || { action: "", object: "", actor: "" };
+    var A = S.aud = S.aud || { action: "", object: "", actor: "", seq: 0 };
     var f = {};
     var form = h("form", { class: "filters", id: "audit-filters" });
     [["action", "action", "e.g. rollout.halt"], ["object", "object", "e.g. rollout/12"], ["actor", "actor", "e.g. soc:alice"]].forEach(function (x) {
@@ -954,7 +957,9 @@
       ["action", "object", "actor"].forEach(function (k) { if (A[k]) q.push(k + "=" + encodeURIComponent(A[k])); });
       if (!reset && before) q.push("before=" + before);
       older.disabled = true;
+      var seq = ++A.seq; /* an older answer arriving late is dropped */
       api("GET", "/v1/audit?" + q.join("&")).then(function (j) {
+        if (seq !== A.seq) return;
         if (reset) clear(list);
         (j.audit || []).forEach(function (a) {
           var ch = a.before || a.after ? JSON.stringify(a.before) + " → " + JSON.stringify(a.after) : "";
@@ -969,6 +974,7 @@
         older.disabled = false;
         note.textContent = list.children.length ? list.children.length + " record" + (list.children.length === 1 ? "" : "s") + " shown, newest first" : "No audit record matches.";
       }, function (e) {
+        if (seq !== A.seq) return;
         note.textContent = "Cannot read the audit log: " + e;
         older.disabled = false;
       });
