@@ -643,7 +643,7 @@
         h("h4", { class: "block-title" }, h("span", { text: "What the gate saw" }), h("span", { class: "muted", text: pts.length ? " · " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") + " in this ring" : " · no evaluations in this ring" })),
         pts.length ? plot(pts, detail) : null,
         pts.length ? legend() : null,
-        showStats && sts.length ? statPlots(sts, detail) : null);
+        showStats && sts.length ? (detail ? statPlots(sts, true) : statsFolded(r.id + "/" + name, sts)) : null);
       wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") + (lv && lv.state === "dead" ? " ring-health-dead" : ""), "data-ring": name },
         h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name })),
         h("div", { class: "now" },
@@ -874,6 +874,20 @@
       box.appendChild(el);
     });
     return box;
+  }
+
+  /* On the board the statistics fold into one line (the page stays short
+   * with several rollouts); the rollout's page shows them open. */
+  function statsFolded(key, sts) {
+    var p = sts[sts.length - 1];
+    var f2 = function (v) { return v === null ? "—" : v.toFixed(2); };
+    var tr = rel(p, "treated_rate"), cr = rel(p, "control_rate");
+    var line = "Statistics: treated " + f2(tr === null ? null : tr * 1000) + " vs control " + f2(cr === null ? null : cr * 1000) +
+      " per 1000 host-hours; log-LR " + f2(rel(p, "statistic")) + " of " + f2(rel(p, "threshold"));
+    S.statsOpen = S.statsOpen || {};
+    var det = h("details", { class: "stats-fold", open: !!S.statsOpen[key] }, h("summary", { text: line }), statPlots(sts, false));
+    det.addEventListener("toggle", function () { S.statsOpen[key] = det.open; });
+    return det;
   }
 
   function niceMax(v) {

@@ -159,6 +159,10 @@ async function main() {
   check((await page.locator(`${card(A)} button.halt`).count()) === 0, 'a halted rollout still offers the halt button');
   log(`rollout ${A} shows HALTED (hard cap) from the event stream, same document, no reload`);
   await page.waitForTimeout(600); // let the flash and plots settle for the picture
+  // the board folds the statistics into one line; open A's for the picture
+  check(/^Statistics: treated [0-9.]+ vs control [0-9.]+ per 1000 host-hours; log-LR [0-9.-]+ of [0-9.]+$/.test(await text(`${card(A)} .stats-fold summary`)), `A's folded statistics: ${await text(`${card(A)} .stats-fold summary`)}`);
+  await page.click(`${card(A)} .stats-fold summary`);
+  await page.locator(`${card(A)} .stats-fold[open] figure[data-stat="test"] svg`).waitFor({ timeout: WAIT });
   // the picture shows the halt: its section at the top, under the sticky bar
   await page.evaluate(() => {
     document.querySelector('.board h2.section-bad').scrollIntoView();
