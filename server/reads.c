@@ -2,6 +2,7 @@
  * audit log; ring membership comes from the serving snapshot. */
 #include "reads.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -203,6 +204,236 @@ void reads_audit(struct http_req *req)
 	if (!PQgetisnull(r, 0, 1) && json_array_size(items) == (size_t)limit)
 		json_object_set_new(out, "next_before",
 		                    json_integer(strtoll(PQgetvalue(r, 0, 1), NULL, 10)));
+	PQclear(r);
+	http_reply_json(req, 200, out);
+}
+
+/* Every evaluation's statistics, in time order: the relative test
+ * (result.relative: treated and control failure rates per host-hour, their
+ * ratio, the log-LR statistic and its threshold), the excess upper bound
+ * against policy.max_excess, and the absolute guard (result.treated_upper
+ * against policy.max_failure_rate, result.statistic against
+ * result.threshold). Same paging as the series: ?after=last_id. */
+void reads_rollout_statistics(struct http_req *req)
+{
+	char ids[24];
+	if (!rollout_id_or_reply(req, ids))
+		return;
+	const char *after = http_req_query(req, "after");
+	int64_t av = 0;
+	if (after && fb_parse_i64(after, 0, INT64_MAX, &av)) {
+		http_error(req, 400, "invalid", "after must be an evaluation id (from last_id)");
+		return;
+	}
+	PGconn *c = app_db_or_reply(req);
+	if (!c)
+		return;
+	struct fb_err err;
+	const char *p[] = {ids, after};
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
+	        "coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM "
+	        "created_at)::bigint, 'ring', ring_name, 'ring_index', ring_index, "
+	        "'decision', decision, "
+	        "'relative', inputs->'result'->'relative', "
+	        "'excess_upper', inputs->'result'->'excess_upper', "
+	        "'max_excess', inputs->'policy'->'max_excess', "
+	        "'treated_upper', inputs->'result'->'treated_upper', "
+	        "'max_failure_rate', inputs->'policy'->'max_failure_rate', "
+	        "'statistic', inputs->'result'->'statistic', "
+	        "'threshold', inputs->'result'->'threshold') ORDER BY id), '[]')::text, max(id) "
+	        "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 "
+	        "AND ($2::bigint IS NULL OR id > $2) ORDER BY id DESC LIMIT 5000) g",
+	        2, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		return;
+	}
+	if (strcmp(PQgetvalue(r, 0, 0), "0") == 0) {
+		PQclear(r);
+		http_error(req, 404, "not_found", "no rollout %s", ids);
+		return;
+	}
+	json_t *pts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+	json_t *out = json_pack("{s:s,s:o}", "rollout", ids, "points", pts ? pts : json_array());
+	json_object_set_new(out, "last_id",
+	                    PQgetisnull(r, 0, 2)
+	                            ? json_integer(av)
+	                            : json_integer(strtoll(PQgetvalue(r, 0, 2), NULL, 10)));
+	PQclear(r);
+	http_reply_json(req, 200, out);
+}
+
+struct seen {
+	int ring;
+	double age; /* seconds since the last heartbeat */
+};
+
+static int seen_cmp(const void *a, const void *b)
+{
+	const struct seen *x = a, *y = b;
+	if (x->ring != y->ring)
+		return x->ring < y->ring ? -1 : 1;
+	return x->age < y->age ? -1 : x->age > y->age;
+}
+
+static int dbl_cmp(const void *a, const void *b)
+{
+	double x = *(const double *)a, y = *(const double *)b;
+	return x < y ? -1 : x > y;
+}
+
+#define LIVENESS_CACHE_MS 2000 /* one computation serves every dashboard this long */
+
+static pthread_mutex_t g_live_mu = PTHREAD_MUTEX_INITIALIZER;
+static json_t *g_live; /* the last answer, owned here */
+static int64_t g_live_at;
+
+/* Liveness now, independent of any rollout: per ring (snapshot order) the
+ * agents in it, how many were heard from (their last heartbeat,
+ * agents.last_seen_at as the flusher wrote it) within 1, 5 and 60 minutes,
+ * how many never, the median and the most recent heartbeat age; and the
+ * fleet's median heartbeat age. It reads every agent's last-seen time, so one
+ * answer is reused for LIVENESS_CACHE_MS (a deep copy per request: jansson
+ * values are not shared between threads). */
+void reads_fleet_liveness(struct http_req *req)
+{
+	json_t *cached = NULL;
+	pthread_mutex_lock(&g_live_mu);
+	if (g_live && fb_mono_ms() - g_live_at < LIVENESS_CACHE_MS)
+		cached = json_deep_copy(g_live);
+	pthread_mutex_unlock(&g_live_mu);
+	if (cached) {
+		http_reply_json(req, 200, cached);
+		return;
+	}
+	PGconn *c = app_db_or_reply(req);
+	if (!c)
+		return;
+	struct fb_err err;
+	PGresult *r =
+	        db_exec(c, &err,
+	                "SELECT id, extract(epoch FROM clock_timestamp() - last_seen_at)::float8, "
+	                "extract(epoch FROM clock_timestamp())::float8 "
+	                "FROM agents WHERE revoked_at IS NULL",
+	                0, NULL);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		return;
+	}
+	int64_t sizes[SNAP_MAX_RINGS];
+	char names[SNAP_MAX_RINGS][40];
+	int nr = snapshot_ring_sizes(sizes, names, SNAP_MAX_RINGS);
+	int n = PQntuples(r);
+	struct seen *sv = malloc(sizeof *sv * (size_t)(n ? n : 1));
+	double *all = malloc(sizeof *all * (size_t)(n ? n : 1));
+	if (!sv || !all) {
+		free(sv);
+		free(all);
+		PQclear(r);
+		http_error(req, 503, "unavailable", "out of memory");
+		return;
+	}
+	int64_t never[SNAP_MAX_RINGS] = {0}, m1[SNAP_MAX_RINGS] = {0}, m5[SNAP_MAX_RINGS] = {0},
+	        m60[SNAP_MAX_RINGS] = {0};
+	int ns = 0, na = 0;
+	int64_t fleet_never = 0;
+	double now = n ? strtod(PQgetvalue(r, 0, 2), NULL) : 0;
+	for (int i = 0; i < n; i++) {
+		char rb[64];
+		const char *ring =
+		        snapshot_agent_ring(strtoll(PQgetvalue(r, i, 0), NULL, 10), rb, sizeof rb);
+		int ri = -1;
+		for (int k = 0; ring && k < nr && ri < 0; k++)
+			if (strcmp(names[k], ring) == 0)
+				ri = k;
+		if (PQgetisnull(r, i, 1)) {
+			fleet_never++;
+			if (ri >= 0)
+				never[ri]++;
+			continue;
+		}
+		double age = strtod(PQgetvalue(r, i, 1), NULL);
+		if (age < 0)
+			age = 0;
+		all[na++] = age;
+		if (ri < 0)
+			continue;
+		sv[ns++] = (struct seen){ri, age};
+		m1[ri] += age <= 60;
+		m5[ri] += age <= 300;
+		m60[ri] += age <= 3600;
+	}
+	PQclear(r);
+	qsort(sv, (size_t)ns, sizeof *sv, seen_cmp);
+	qsort(all, (size_t)na, sizeof *all, dbl_cmp);
+	json_t *rings = json_array();
+	for (int k = 0, j = 0; k < nr; k++) {
+		int lo = j;
+		while (j < ns && sv[j].ring == k)
+			j++;
+		int cnt = j - lo;
+		json_t *o = json_pack("{s:s,s:I,s:I,s:I,s:I,s:I,s:I}", "ring", names[k], "agents",
+		                      (json_int_t)sizes[k], "seen", (json_int_t)cnt, "seen_1m",
+		                      (json_int_t)m1[k], "seen_5m", (json_int_t)m5[k], "seen_60m",
+		                      (json_int_t)m60[k], "never", (json_int_t)never[k]);
+		json_object_set_new(o, "median_age_s",
+		                    cnt ? json_real(sv[lo + cnt / 2].age) : json_null());
+		json_object_set_new(o, "last_seen_age_s",
+		                    cnt ? json_real(sv[lo].age) : json_null());
+		json_array_append_new(rings, o);
+	}
+	json_t *out = json_pack("{s:f,s:o,s:I,s:I}", "now", now, "rings", rings, "agents",
+	                        (json_int_t)(na + fleet_never), "never", (json_int_t)fleet_never);
+	json_object_set_new(out, "median_heartbeat_age_s",
+	                    na ? json_real(all[na / 2]) : json_null());
+	free(sv);
+	free(all);
+	json_t *keep = json_deep_copy(out);
+	pthread_mutex_lock(&g_live_mu);
+	json_decref(g_live);
+	g_live = keep;
+	g_live_at = fb_mono_ms();
+	pthread_mutex_unlock(&g_live_mu);
+	http_reply_json(req, 200, out);
+}
+
+/* The latest operator events, newest first, as the stream sends them
+ * ({id, type, rollout_id, data, at}), and last_id: open the stream with
+ * Last-Event-ID: last_id to continue without a gap. */
+void reads_events_recent(struct http_req *req)
+{
+	const char *lim = http_req_query(req, "limit");
+	int64_t limit = 50;
+	if (lim && fb_parse_i64(lim, 1, 1000, &limit)) {
+		http_error(req, 400, "invalid", "limit must be 1..1000, found '%s'", lim);
+		return;
+	}
+	PGconn *c = app_db_or_reply(req);
+	if (!c)
+		return;
+	char ls[24];
+	snprintf(ls, sizeof ls, "%lld", (long long)limit);
+	struct fb_err err;
+	const char *p[] = {ls};
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT coalesce(json_agg(json_build_object('id', id, 'type', type, 'rollout_id', "
+	        "rollout_id, 'data', data, 'at', extract(epoch FROM created_at)::bigint) ORDER BY "
+	        "id DESC), '[]')::text, (SELECT coalesce(max(id), 0) FROM notifications) "
+	        "FROM (SELECT * FROM notifications ORDER BY id DESC LIMIT $1) n",
+	        1, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "%s", err.msg);
+		return;
+	}
+	json_t *items = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	json_t *out = json_pack("{s:o,s:I}", "events", items ? items : json_array(), "last_id",
+	                        (json_int_t)strtoll(PQgetvalue(r, 0, 1), NULL, 10));
 	PQclear(r);
 	http_reply_json(req, 200, out);
 }

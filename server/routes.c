@@ -65,6 +65,9 @@ const struct route routes[] = {
         {HTTP_GET, "/v1/events", ROLES_OPERATOR, 0, stream_events},
         {HTTP_GET, "/v1/audit", ROLES_OPERATOR, 0, reads_audit},
         {HTTP_GET, "/v1/controller", ROLES_OPERATOR, 0, lease_http_get},
+        {HTTP_GET, "/v1/events/recent", ROLES_OPERATOR, 0, reads_events_recent},
+        {HTTP_GET, "/v1/liveness", ROLES_OPERATOR, 0, reads_fleet_liveness},
+        {HTTP_GET, "/v1/rollouts/{id}/statistics", ROLES_OPERATOR, 0, reads_rollout_statistics},
 
         /* rings and pins */
         {HTTP_GET, "/v1/rings", ROLES_OPERATOR, 0, rings_get},

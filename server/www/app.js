@@ -14,7 +14,9 @@
   var CONTROLLER_MS = 2000; /* how often the controller's state is fetched */
   var SERIES_MS = 30000; /* the plots' points, when nothing happened meanwhile */
   var ENDED_WINDOW_S = 24 * 3600; /* ended rollouts stay on the board this long */
+  var RECENT_HALT_S = 3600; /* a halt this recent stays open on the board */
   var OPERATORS = { soc: 1, release: 1, admin: 1 };
+  var RELEASERS = { release: 1, admin: 1 }; /* pause, resume, approve (routes.c) */
   var SVGNS = "http://www.w3.org/2000/svg";
   var SERIES = [
     { k: "healthy", label: "healthy" },
@@ -160,12 +162,13 @@
     var headers = { Authorization: "Bearer " + token(), Accept: "text/event-stream" };
     if (S.lastEventId !== null) headers["Last-Event-ID"] = S.lastEventId;
     var retry = 2000;
-    setLive("connecting", S.lastEventId === null ? "connecting…" : "reconnecting…");
+    setLive("connecting", S.streamed ? "reconnecting…" : "connecting…");
     fetch("/v1/events", { headers: headers, signal: ctl.signal, cache: "no-store" })
       .then(function (res) {
         if (!res.ok || !res.body) throw new Error("event stream: HTTP " + res.status);
         setLive("live", "live");
-        if (S.lastEventId !== null) refreshAll(); /* whatever was missed while away */
+        if (S.streamed) refreshAll(); /* whatever was missed while away */
+        S.streamed = true;
         var reader = res.body.getReader();
         var dec = new TextDecoder();
         var buf = "";
@@ -207,6 +210,19 @@
         setLive("down", "reconnecting…");
         setTimeout(function () { if (S.me && !S.stream) streamStart(); }, retry);
       });
+  }
+
+  /* The latest events from the API, so the list is not empty on arrival;
+   * the stream then resumes after the newest of them (Last-Event-ID). */
+  function backfill() {
+    return api("GET", "/v1/events/recent?limit=200").then(function (j) {
+      S.recent = [];
+      (j.events || []).forEach(function (e) {
+        if (e.type === "gate.evaluation" && e.data && e.data.decision === "WAIT") return;
+        if (S.recent.length < 12) S.recent.push({ id: String(e.id), type: e.type, rollout: e.rollout_id, at: e.at, data: e.data || {}, past: true });
+      });
+      S.lastEventId = String(j.last_id || 0);
+    }, function () { /* the stream alone, then */ });
   }
 
   function streamStop() {
@@ -252,16 +268,18 @@
     var p = "/v1/rollouts/" + id;
     var old = S.data[id] || {};
     var wantSeries = force || !old.series || Date.now() - (old.seriesAt || 0) >= SERIES_MS;
-    return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure")]).then(function (x) {
+    return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure"),
+      wantSeries ? api("GET", p + "/statistics") : null]).then(function (x) {
       old = S.data[id] || {};
       if (!wantSeries && old.r && old.r.state !== x[0].state) {
         wantSeries = true; /* a state change: draw the final points now */
-        return api("GET", p + "/series").then(function (sr) { x[1] = sr; return store(x); });
+        return Promise.all([api("GET", p + "/series"), api("GET", p + "/statistics")]).then(function (sr) { x[1] = sr[0]; x[3] = sr[1]; return store(x); });
       }
       return store(x);
       function store(y) {
         S.data[id] = {
           r: y[0], series: y[1] ? y[1].points || [] : old.series, seriesAt: y[1] ? Date.now() : old.seriesAt,
+          stats: y[3] ? y[3].points || [] : old.stats,
           exposure: y[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content,
         };
       }
@@ -278,9 +296,10 @@
   }
 
   function refreshAll() {
+    if (S.view === "history" || S.view === "audit") return Promise.resolve(); /* fetched on demand */
     var gen = ++S.renderGen;
     if (S.view === "rollout") {
-      return load(S.viewId).then(function () { if (gen === S.renderGen) render(); });
+      return Promise.all([load(S.viewId), loadLiveness()]).then(function () { if (gen === S.renderGen) render(); });
     }
     return api("GET", "/v1/rollouts").then(function (j) {
       var now = Date.now() / 1000;
@@ -294,7 +313,7 @@
       S.boardAt = Date.now();
       S.boardErr = null;
       var unknown = keep.some(function (r) { return !S.channels[r.channel]; });
-      return Promise.all([unknown ? loadChannels() : null].concat(keep.map(function (r) { return load(r.id); })));
+      return Promise.all([unknown ? loadChannels() : null, loadLiveness()].concat(keep.map(function (r) { return load(r.id); })));
     }, function (e) { S.boardErr = e; }).then(function () { if (gen === S.renderGen) render(); });
   }
 
@@ -304,6 +323,7 @@
     streamStop();
     $("who").hidden = true;
     $("logout").hidden = true;
+    $("nav").hidden = true;
     var app = $("app");
     clear(app);
     var err = h("p", { id: "login-error", class: "login-error", role: "alert", text: msg || "" });
@@ -337,10 +357,13 @@
     S.data = {};
     S.recent = [];
     S.lastEventId = null;
+    S.streamed = false;
+    S.live = null;
     S.board = null;
     S.boardErr = null;
     S.haltedHere = {};
     if ($("halt-dialog").open) $("halt-dialog").close();
+    if ($("action-dialog").open) $("action-dialog").close();
     clearInterval(S.timer);
     S.timer = 0;
     clearInterval(S.ctlTimer);
@@ -357,11 +380,12 @@
       append(who, [h("span", { class: "who-name", text: me.name }), " ", h("span", { class: "role role-" + me.role, text: me.role })]);
       who.hidden = false;
       $("logout").hidden = false;
+      $("nav").hidden = !OPERATORS[me.role];
       if (!OPERATORS[me.role]) {
         route();
         return;
       }
-      return loadChannels().then(function () {
+      return Promise.all([loadChannels(), backfill()]).then(function () {
         streamStart();
         clearInterval(S.timer);
         S.timer = setInterval(function () { if (!document.hidden) refreshAll(); }, REFRESH_MS);
@@ -393,8 +417,11 @@
 
   function route() {
     var m = /^#\/rollouts\/(\d+)$/.exec(location.hash);
-    S.view = m ? "rollout" : "board";
+    S.view = m ? "rollout" : location.hash === "#/history" ? "history" : location.hash === "#/audit" ? "audit" : "board";
     S.viewId = m ? Number(m[1]) : 0;
+    Array.prototype.forEach.call(document.querySelectorAll("#nav a"), function (a) {
+      a.setAttribute("aria-current", a.getAttribute("data-view") === (S.view === "rollout" ? "board" : S.view) ? "page" : "false");
+    });
     var app = $("app");
     if (!S.me) return;
     if (!OPERATORS[S.me.role]) {
@@ -409,6 +436,8 @@
       return;
     }
     clear(app);
+    if (S.view === "history") { renderHistory(app); return; }
+    if (S.view === "audit") { renderAudit(app); return; }
     app.appendChild(h("p", { class: "muted", text: "Loading…" }));
     refreshAll();
   }
@@ -417,6 +446,7 @@
 
   function render() {
     if (!S.me || !OPERATORS[S.me.role]) return;
+    if (S.view === "history" || S.view === "audit") return; /* their forms stay as typed */
     var app = $("app");
     var y = window.scrollY;
     clear(app);
@@ -441,24 +471,51 @@
       stat(active.length, "active", active.length ? "ok" : "idle"),
       stat(halted.length, "halted in 24 h", halted.length ? "bad" : "idle"),
       stat(ended.length - halted.length, "completed in 24 h", "idle"),
+      fleetStat(),
       h("div", { class: "summary-clock" }, h("span", { class: "muted", text: "updated " }), h("span", { id: "updated", text: clock(Date.now() / 1000) + " UTC" }))));
 
     var events = h("aside", { class: "events panel", id: "events" });
     var main = h("div", { class: "board" });
-    if (halted.length) {
-      main.appendChild(h("h2", { class: "section-title section-bad", text: "Halted" }));
-      halted.forEach(function (d) { main.appendChild(card(d, false)); });
-    }
+    /* Active first; a halt of the last hour stays open below them (it needs
+     * eyes); everything else that ended is one line each, collapsed. */
+    var nowS = Date.now() / 1000;
+    var fresh = halted.filter(function (d) { return d.r.finished && nowS - d.r.finished < RECENT_HALT_S; });
+    var rest = ended.filter(function (d) { return fresh.indexOf(d) < 0; });
     main.appendChild(h("h2", { class: "section-title", text: "Active rollouts" }));
     if (!active.length) main.appendChild(h("p", { class: "empty", text: "No rollout is active. Nothing is being shipped right now." }));
     active.forEach(function (d) { main.appendChild(card(d, false)); });
-    var done = ended.filter(function (d) { return halted.indexOf(d) < 0; });
-    if (done.length) {
-      main.appendChild(h("h2", { class: "section-title", text: "Ended in the last 24 hours" }));
-      done.forEach(function (d) { main.appendChild(card(d, false)); });
+    if (fresh.length) {
+      main.appendChild(h("h2", { class: "section-title section-bad", text: "Halted in the last hour" }));
+      fresh.forEach(function (d) { main.appendChild(card(d, false)); });
     }
+    var det = h("details", { class: "ended", id: "ended", open: S.endedOpen },
+      h("summary", { class: "section-title", text: "Ended in the last 24 hours (" + rest.length + ")" }),
+      rest.length ? h("ul", { class: "rows" }, rest.map(row)) : h("p", { class: "muted", text: "None." }),
+      h("p", {}, h("a", { href: "#/history", text: "Older rollouts: history →" })));
+    det.addEventListener("toggle", function () { S.endedOpen = det.open; });
+    main.appendChild(det);
     app.appendChild(h("div", { class: "layout" }, main, events));
     renderEvents();
+  }
+
+  /* The fleet's median heartbeat age: stale beyond 5 minutes. */
+  function fleetStat() {
+    if (!S.live) return null;
+    var m = S.live.median;
+    var el = stat(m === null || m === undefined ? "—" : age(m), "fleet heartbeat age (median of " + S.live.agents + " agents" + (S.live.never ? ", " + S.live.never + " never heard from" : "") + ")", m === null || m > ONLINE_S ? "bad" : "ok");
+    el.id = "fleet-age";
+    return el;
+  }
+
+  /* One line for a rollout that ended: state, id, channel, when, why. */
+  function row(d) {
+    var r = d.r || d;
+    return h("li", { class: "row row-" + r.state, "data-rollout": r.id, "data-state": r.state },
+      h("span", { class: "row-state badge-mini badge-" + r.state, text: r.state.toUpperCase() }),
+      h("a", { class: "row-id", href: "#/rollouts/" + r.id, text: "#" + r.id }),
+      h("span", { class: "row-ch", text: channelName(r.channel) + " v" + r.version }),
+      h("span", { class: "row-when muted", title: stamp(r.finished || r.started), text: r.finished ? "ended " + ago(r.finished) : "started " + ago(r.started) }),
+      h("span", { class: "row-why", text: r.state_reason || "" }));
   }
 
   function stat(n, label, tone) {
@@ -483,7 +540,7 @@
       var what = why.indexOf(dec) === 0 ? why : dec + (why ? ": " + why : "");
       ul.appendChild(h("li", { class: "ev ev-" + tone },
         h("span", { class: "ev-time", text: clock(e.at) }),
-        h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }),
+        e.rollout ? h("a", { class: "ev-kind", href: "#/rollouts/" + e.rollout, text: kind + " #" + e.rollout }) : h("span", { class: "ev-kind", text: kind }),
         what ? h("span", { class: "ev-what", text: what }) : null));
     });
     el.appendChild(ul);
@@ -511,8 +568,9 @@
           h("span", { class: "channel", text: channelName(r.channel) }),
           " · content v" + r.version + " ",
           h("code", { title: r.content, text: short(r.content) }),
-          " · started " + ago(r.started))),
+          r.started ? " · started " + ago(r.started) : r.state === "staged" ? " · staged: waits for a second approver" : "")),
       h("span", { class: "spacer" }),
+      actionButtons(r),
       canHalt ? h("button", { class: "btn btn-danger halt", type: "button", "data-rollout": r.id, onclick: function () { openHalt(r); }, text: "Halt…" }) : null,
       detail ? null : h("a", { class: "btn btn-quiet", href: "#/rollouts/" + r.id, text: "Details" }));
 
@@ -558,6 +616,9 @@
     return h("div", { class: "progress" }, h("div", { class: "ring-where", text: now }), ol);
   }
 
+  /* Per ring, two things kept apart: what is true now (liveness from the
+   * agents' last heartbeats, and exposure counted now) and what the gate
+   * saw (its inputs and statistics at each evaluation, plotted). */
   function health(d, detail) {
     var r = d.r;
     var wrap = h("div", { class: "health" });
@@ -566,6 +627,8 @@
       if (!detail && i > r.ring_index) return;
       var x = d.exposure[name] || {};
       var pts = (d.series || []).filter(function (p) { return p.ring === name; });
+      var sts = (d.stats || []).filter(function (p) { return p.ring === name; });
+      var lv = liveness(name);
       var counts = h("dl", { class: "counts", "data-ring": name },
         cnt("agents", x.agents, "in ring"),
         cnt("holdout", x.holdout, "holdout (control)"),
@@ -575,13 +638,91 @@
         cnt("boot_looped", x.boot_looped, "boot-looping"),
         cnt("silent", x.silent, "silent"),
         cnt("pending", x.pending, "pending"));
-      wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") },
-        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name }), h("span", { class: "muted", text: pts.length ? " gate inputs while in this ring, " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") : " no evaluations in this ring" })),
-        counts,
-        pts.length ? plot(pts, detail) : null));
+      var showStats = detail || i === r.ring_index;
+      var saw = h("div", { class: "saw" },
+        h("h4", { class: "block-title" }, h("span", { text: "What the gate saw" }), h("span", { class: "muted", text: pts.length ? " · " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") + " in this ring" : " · no evaluations in this ring" })),
+        pts.length ? plot(pts, detail) : null,
+        pts.length ? legend() : null,
+        showStats && sts.length ? (detail ? statPlots(sts, true) : statsFolded(r.id + "/" + name, sts)) : null);
+      wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") + (lv && lv.state === "dead" ? " ring-health-dead" : ""), "data-ring": name },
+        h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name })),
+        h("div", { class: "now" },
+          h("h4", { class: "block-title" }, h("span", { text: "Now" }), h("span", { class: "muted", text: S.live ? " · as of " + clock(S.live.now) + " UTC" : "" })),
+          livenessBlock(name, lv),
+          counts),
+        saw));
     });
-    wrap.appendChild(legend());
     return wrap;
+  }
+
+  /* ---- liveness: agents heard from, per ring (GET /v1/liveness) --------------- */
+
+  var ONLINE_S = 300; /* heard from within 5 minutes: online */
+
+  function liveness(name) {
+    var L = S.live && S.live.byRing[name];
+    if (!L) return null;
+    var online = L.seen_5m;
+    var st = !L.agents ? "empty" : online === 0 ? "dead" : online < L.agents ? "partial" : "online";
+    return { L: L, online: online, state: st };
+  }
+
+  function livenessBlock(name, lv) {
+    if (!lv) return h("p", { class: "muted liveness", "data-ring": name, text: S.liveErr ? "liveness unavailable: " + S.liveErr : "liveness: loading…" });
+    var L = lv.L;
+    var head;
+    if (lv.state === "dead") {
+      head = h("span", { class: "live-tag live-dead", text: "DEAD" });
+    } else if (lv.state === "partial") {
+      head = h("span", { class: "live-tag live-partial", text: (L.agents - lv.online) + " SILENT" });
+    } else if (lv.state === "online") {
+      head = h("span", { class: "live-tag live-online", text: "ONLINE" });
+    } else {
+      head = h("span", { class: "live-tag live-empty", text: "NO AGENTS" });
+    }
+    var said = lv.state === "empty" ? "no agent in this ring" :
+      lv.online + " of " + L.agents + " online (heard from within 5 min)" +
+      (lv.state === "dead" ? (L.last_seen_age_s === null ? "; none has ever been heard from" : "; the last one was heard from " + age(L.last_seen_age_s) + " ago") :
+        L.median_age_s !== null ? "; median heartbeat age " + age(L.median_age_s) : "");
+    /* the last-seen distribution: a stacked bar */
+    var parts = [
+      { k: "1m", n: L.seen_1m, label: "≤ 1 min" },
+      { k: "5m", n: L.seen_5m - L.seen_1m, label: "1–5 min" },
+      { k: "60m", n: L.seen_60m - L.seen_5m, label: "5–60 min" },
+      { k: "old", n: L.seen - L.seen_60m, label: "> 60 min" },
+      { k: "never", n: L.never, label: "never" },
+    ];
+    var total = parts.reduce(function (a, p) { return a + p.n; }, 0);
+    var bar = h("div", { class: "seen-bar", role: "img", "aria-label": "last seen: " + parts.map(function (p) { return p.label + " " + p.n; }).join(", ") });
+    parts.forEach(function (p) {
+      if (!(p.n > 0 && total > 0)) return;
+      var seg = h("span", { class: "seen seen-" + p.k, title: p.label + ": " + p.n, "data-n": p.n });
+      seg.style.width = (100 * p.n / total).toFixed(2) + "%"; /* CSSOM: allowed by the CSP */
+      bar.appendChild(seg);
+    });
+    var keys = h("div", { class: "seen-keys" }, parts.map(function (p) {
+      return h("span", { class: "seen-key seen-key-" + p.k, "data-k": p.k }, h("span", { class: "seen-sw seen-" + p.k }), p.label + " ", h("b", { text: String(p.n) }));
+    }));
+    return h("div", { class: "liveness liveness-" + lv.state, "data-ring": name, "data-live": lv.state, "data-online": lv.online, "data-agents": L.agents },
+      h("div", { class: "live-line" }, head, h("span", { class: "live-said", text: said })),
+      bar, keys);
+  }
+
+  function age(s) {
+    s = Math.round(s);
+    if (s < 120) return s + " s";
+    if (s < 7200) return Math.round(s / 60) + " min";
+    if (s < 172800) return Math.round(s / 3600) + " h";
+    return Math.round(s / 86400) + " d";
+  }
+
+  function loadLiveness() {
+    return api("GET", "/v1/liveness").then(function (j) {
+      var by = {};
+      (j.rings || []).forEach(function (x) { by[x.ring] = x; });
+      S.live = { now: j.now, byRing: by, median: j.median_heartbeat_age_s, agents: j.agents, never: j.never };
+      S.liveErr = null;
+    }, function (e) { S.liveErr = e; });
   }
 
   function cnt(k, v, label) {
@@ -596,46 +737,271 @@
     }));
   }
 
-  /* An inline SVG of the gate's counts over time within one ring. */
-  function plot(pts, big) {
-    var W = 640, H = big ? 200 : 150, L = 38, R = 12, T = 12, B = 24;
-    var t0 = pts[0].at, t1 = pts[pts.length - 1].at;
+  /* ---- plots (inline SVG) ------------------------------------------------------- */
+
+  /* Time ticks at round steps, so labels run along the axis. */
+  function timeTicks(t0, t1, n) {
+    var steps = [1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400];
+    var span = Math.max(1, t1 - t0), step = steps[steps.length - 1];
+    for (var i = 0; i < steps.length; i++) if (span / steps[i] <= n) { step = steps[i]; break; }
+    var out = [];
+    for (var t = Math.ceil(t0 / step) * step; t <= t1; t += step) out.push(t);
+    return { ticks: out, step: step };
+  }
+  function tickLabel(t, step) {
+    var d = new Date(t * 1000);
+    if (step >= 86400) return d.getUTCFullYear() + "-" + pad(d.getUTCMonth() + 1) + "-" + pad(d.getUTCDate());
+    return step >= 60 ? pad(d.getUTCHours()) + ":" + pad(d.getUTCMinutes()) : clock(t);
+  }
+  function numLabel(v, integer) {
+    var a0 = Math.abs(v);
+    if (a0 >= 1e6) return (v / 1e6).toFixed(a0 % 1e6 ? 1 : 0) + "M";
+    if (a0 >= 1e4) return (v / 1e3).toFixed(a0 % 1e3 ? 1 : 0) + "k";
+    if (integer || v === Math.round(v)) return String(Math.round(v));
+    var a = Math.abs(v);
+    return a >= 10 ? v.toFixed(0) : a >= 1 ? v.toFixed(1) : v.toFixed(2);
+  }
+
+  /* A frame: grid, y ticks (only integers for counts: no "1, 1, 0"), time
+   * ticks along the axis; returns {svg, X, Y}. */
+  function frame(t0, t1, ymin, ymax, o) {
+    var W = 640, H = o.H, L = 44, R = 12, T = 12, B = 24;
     if (t1 <= t0) t1 = t0 + 1;
-    var ymax = 1;
-    pts.forEach(function (p) { SERIES.forEach(function (x) { ymax = Math.max(ymax, p[x.k] || 0); }); });
-    ymax = niceMax(ymax);
+    if (ymax <= ymin) ymax = ymin + 1;
     function X(t) { return L + (W - L - R) * (t - t0) / (t1 - t0); }
-    function Y(v) { return T + (H - T - B) * (1 - v / ymax); }
-    var svg = s("svg", { class: "plot", viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": "counts over time" });
-    [0, ymax / 2, ymax].forEach(function (v) {
+    function Y(v) { return T + (H - T - B) * (1 - (v - ymin) / (ymax - ymin)); }
+    var svg = s("svg", { class: "plot " + (o.cls || ""), viewBox: "0 0 " + W + " " + H, role: "img", "aria-label": o.label });
+    [ymin, (ymin + ymax) / 2, ymax].forEach(function (v) {
+      if (o.integer && v !== Math.floor(v)) return;
       svg.appendChild(s("line", { class: "grid", x1: L, x2: W - R, y1: Y(v), y2: Y(v) }));
-      svg.appendChild(s("text", { class: "axis", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, String(Math.round(v))));
+      svg.appendChild(s("text", { class: "axis axis-y", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, numLabel(v, o.integer)));
     });
-    svg.appendChild(s("text", { class: "axis", x: L, y: H - 6 }, clock(t0)));
-    svg.appendChild(s("text", { class: "axis", x: W - R, y: H - 6, "text-anchor": "end" }, clock(pts[pts.length - 1].at)));
+    var tt = timeTicks(t0, t1, 6);
+    tt.ticks.forEach(function (t) {
+      var x = X(t);
+      svg.appendChild(s("line", { class: "tick", x1: x, x2: x, y1: H - B, y2: H - B + 4 }));
+      svg.appendChild(s("text", { class: "axis axis-t", x: x, y: H - 6, "text-anchor": x < L + 30 ? "start" : x > W - R - 30 ? "end" : "middle" }, tickLabel(t, tt.step)));
+    });
+    return { svg: svg, X: X, Y: Y, T: T, B: B, H: H, L: L };
+  }
+
+  function marks(f, pts) {
     pts.forEach(function (p) {
       if (p.decision && p.decision !== "WAIT") {
-        var x = X(p.at);
-        svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: T, y2: H - B }));
-        var left = x - L < 70; /* no room on the left: write it to the right */
-        svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: left ? x + 4 : x - 4, y: T + 10, "text-anchor": left ? "start" : "end" }, p.decision));
+        var x = f.X(p.at);
+        f.svg.appendChild(s("line", { class: "mark mark-" + p.decision.toLowerCase(), x1: x, x2: x, y1: f.T, y2: f.H - f.B }));
+        var left = x - f.L < 70; /* no room on the left: write it to the right */
+        f.svg.appendChild(s("text", { class: "mark-label mark-label-" + p.decision.toLowerCase(), x: left ? x + 4 : x - 4, y: f.T + 10, "text-anchor": left ? "start" : "end" }, p.decision));
       }
     });
-    SERIES.forEach(function (x) {
-      var d = pts.map(function (p, i) { return (i ? "L" : "M") + X(p.at).toFixed(1) + " " + Y(p[x.k] || 0).toFixed(1); }).join(" ");
-      if (pts.length === 1) d += " L" + (X(pts[0].at) + 4) + " " + Y(pts[0][x.k] || 0).toFixed(1);
-      svg.appendChild(s("path", { class: "line line-" + x.k, d: d }));
-      var last = pts[pts.length - 1];
-      svg.appendChild(s("circle", { class: "dot dot-" + x.k, cx: X(last.at), cy: Y(last[x.k] || 0), r: 3 }));
+  }
+
+  function line(f, pts, get, cls) {
+    var d = "", first = true, last = null;
+    pts.forEach(function (p) {
+      var v = get(p);
+      if (v === null || v === undefined || !isFinite(v)) return;
+      d += (first ? "M" : " L") + f.X(p.at).toFixed(1) + " " + f.Y(v).toFixed(1);
+      first = false;
+      last = { p: p, v: v };
     });
-    return svg;
+    if (!last) return;
+    if (pts.length === 1) d += " L" + (f.X(last.p.at) + 4) + " " + f.Y(last.v).toFixed(1);
+    f.svg.appendChild(s("path", { class: "line line-" + cls, d: d }));
+    f.svg.appendChild(s("circle", { class: "dot dot-" + cls, cx: f.X(last.p.at), cy: f.Y(last.v), r: 3 }));
+  }
+
+  /* An inline SVG of the gate's counts over time within one ring. */
+  function plot(pts, big) {
+    var ymax = 1;
+    pts.forEach(function (p) { SERIES.forEach(function (x) { ymax = Math.max(ymax, p[x.k] || 0); }); });
+    var f = frame(pts[0].at, pts[pts.length - 1].at, 0, niceMax(ymax), { H: big ? 200 : 150, integer: true, label: "counts over time", cls: "plot-counts" });
+    marks(f, pts);
+    SERIES.forEach(function (x) { line(f, pts, function (p) { return p[x.k] || 0; }, x.k); });
+    return f.svg;
+  }
+
+  function num(v) { return v === null || v === undefined || !isFinite(v) ? null : Number(v); }
+  function rel(p, k) { return p.relative ? num(p.relative[k]) : null; }
+
+  /* The statistics behind the decisions, from GET .../statistics: treated
+   * vs control failure rate, the excess bound vs its limit, the relative
+   * test's statistic vs its threshold. Each carries the last point's values
+   * (data-*) and says them in words. */
+  function statPlots(pts, big) {
+    var defs = [
+      { k: "rates", title: "Failure rate per 1000 host-hours", unit: 1000, fmt: function (v) { return v.toFixed(2); },
+        lines: [{ k: "treated", label: "treated", get: function (p) { return rel(p, "treated_rate"); } },
+                { k: "control", label: "control", get: function (p) { return rel(p, "control_rate"); } }] },
+      { k: "excess", title: "Excess failed share, upper bound vs limit", unit: 100, fmt: function (v) { return v.toFixed(2) + " %"; },
+        lines: [{ k: "bound", label: "excess upper bound", get: function (p) { return num(p.excess_upper); } },
+                { k: "limit", label: "max_excess", get: function (p) { return num(p.max_excess); } }] },
+      { k: "test", title: "Relative test: log-LR vs threshold", unit: 1, fmt: function (v) { return v.toFixed(2); },
+        lines: [{ k: "statistic", label: "statistic", get: function (p) { return rel(p, "statistic"); } },
+                { k: "threshold", label: "threshold", get: function (p) { return rel(p, "threshold"); } }] },
+    ];
+    var box = h("div", { class: "stats" });
+    defs.forEach(function (def) {
+      var lo = 0, hi = 0, any = false;
+      pts.forEach(function (p) {
+        def.lines.forEach(function (l) {
+          var v = l.get(p);
+          if (v === null) return;
+          any = true;
+          v *= def.unit;
+          lo = Math.min(lo, v);
+          hi = Math.max(hi, v);
+        });
+      });
+      var lastP = pts[pts.length - 1];
+      var attrs = { class: "stat-plot stat-" + def.k, "data-stat": def.k, "data-eval": lastP.id };
+      var words = [];
+      def.lines.forEach(function (l) {
+        var v = l.get(lastP);
+        attrs["data-" + l.k] = v === null ? "" : String(v);
+        words.push(l.label + " " + (v === null ? "—" : def.fmt(v * def.unit)));
+      });
+      var el = h("figure", attrs,
+        h("figcaption", {}, h("span", { class: "stat-title", text: def.title }), h("span", { class: "stat-now", text: words.join(" · ") })));
+      if (any) {
+        var f = frame(pts[0].at, lastP.at, lo < 0 ? -niceMax(-lo) : 0, niceMax(hi > 0 ? hi : 1e-9), { H: big ? 150 : 120, label: def.title, cls: "plot-stat" });
+        marks(f, pts);
+        def.lines.forEach(function (l) { line(f, pts, function (p) { var v = l.get(p); return v === null ? null : v * def.unit; }, "s-" + l.k); });
+        el.appendChild(f.svg);
+      } else {
+        el.appendChild(h("p", { class: "muted", text: "no values in these evaluations" }));
+      }
+      box.appendChild(el);
+    });
+    return box;
+  }
+
+  /* On the board the statistics fold into one line (the page stays short
+   * with several rollouts); the rollout's page shows them open. */
+  function statsFolded(key, sts) {
+    var p = sts[sts.length - 1];
+    var f2 = function (v) { return v === null ? "—" : v.toFixed(2); };
+    var tr = rel(p, "treated_rate"), cr = rel(p, "control_rate");
+    var line = "Statistics: treated " + f2(tr === null ? null : tr * 1000) + " vs control " + f2(cr === null ? null : cr * 1000) +
+      " per 1000 host-hours; log-LR " + f2(rel(p, "statistic")) + " of " + f2(rel(p, "threshold"));
+    S.statsOpen = S.statsOpen || {};
+    var det = h("details", { class: "stats-fold", open: !!S.statsOpen[key] }, h("summary", { text: line }), statPlots(sts, false));
+    det.addEventListener("toggle", function () { S.statsOpen[key] = det.open; });
+    return det;
   }
 
   function niceMax(v) {
-    var steps = [1, 2, 4, 5, 10, 20, 25, 50, 100, 200, 250, 500, 1000];
-    for (var i = 0; i < steps.length; i++) if (steps[i] >= v) return steps[i];
-    var p = Math.pow(10, Math.ceil(Math.log10(v)));
-    return p / 2 >= v ? p / 2 : p;
+    if (!(v > 0)) return 1;
+    var p = Math.pow(10, Math.floor(Math.log10(v)));
+    var m = v / p;
+    var n = m <= 1 ? 1 : m <= 2 ? 2 : m <= 4 ? 4 : m <= 5 ? 5 : 10;
+    return n * p;
+  }
+
+  /* ---- history: every rollout, beyond 24 h, a page at a time ------------------- */
+
+  var RANGES = [["1", "last 24 h"], ["7", "last 7 days"], ["30", "last 30 days"], ["0", "all time"]];
+  var STATES = ["", "active", "completed", "halted", "reverted", "superseded", "staged", "rolling", "paused", "watching"];
+
+  function select(id, opts, value) {
+    var el = h("select", { id: id });
+    opts.forEach(function (o) {
+      var op = h("option", { value: o[0], text: o[1] });
+      if (o[0] === value) op.selected = true;
+      el.appendChild(op);
+    });
+    return el;
+  }
+
+  function renderHistory(app) {
+    var H = S.hist = S.hist || { days: "7", state: "", limit: 50, seq: 0 };
+    var days = select("hist-days", RANGES, H.days);
+    var state = select("hist-state", STATES.map(function (x) { return [x, x || "any state"]; }), H.state);
+    var out = h("div", { id: "hist-out" }, h("p", { class: "muted", text: "Loading…" }));
+    var more = h("button", { class: "btn", type: "button", id: "hist-more", text: "Show more" });
+    function fetchPage() {
+      var q = ["limit=" + H.limit];
+      if (H.days !== "0") q.push("since=" + Math.floor(Date.now() / 1000 - Number(H.days) * 86400));
+      if (H.state) q.push("state=" + encodeURIComponent(H.state));
+      more.disabled = true;
+      var seq = ++H.seq; /* an older answer arriving late is dropped */
+      api("GET", "/v1/rollouts?" + q.join("&")).then(function (j) {
+        if (seq !== H.seq) return;
+        clear(out);
+        var rs = j.rollouts || [];
+        out.appendChild(h("p", { class: "muted", id: "hist-count", text: rs.length + " rollout" + (rs.length === 1 ? "" : "s") + (rs.length >= H.limit ? " (newest first; more exist)" : "") }));
+        out.appendChild(h("ul", { class: "rows" }, rs.map(row)));
+        more.hidden = rs.length < H.limit;
+        more.disabled = false;
+      }, function (e) {
+        if (seq !== H.seq) return;
+        clear(out);
+        out.appendChild(h("p", { class: "big-error", text: "Cannot list rollouts: " + e }));
+        more.disabled = false;
+      });
+    }
+    days.addEventListener("change", function () { H.days = days.value; H.limit = 50; fetchPage(); });
+    state.addEventListener("change", function () { H.state = state.value; H.limit = 50; fetchPage(); });
+    more.addEventListener("click", function () { H.limit = Math.min(10000, H.limit * 2); fetchPage(); });
+    app.appendChild(h("section", { class: "panel history", id: "history" },
+      h("h1", { text: "Rollout history" }),
+      h("div", { class: "filters" }, h("label", { for: "hist-days", text: "Range" }), days, h("label", { for: "hist-state", text: "State" }), state),
+      out, more));
+    fetchPage();
+  }
+
+  /* ---- audit: who did what, filtered, older pages on demand ------------------------ */
+
+  function renderAudit(app) {
+    var A = S.aud = S.aud || { action: "", object: "", actor: "", seq: 0 };
+    var f = {};
+    var form = h("form", { class: "filters", id: "audit-filters" });
+    [["action", "action", "e.g. rollout.halt"], ["object", "object", "e.g. rollout/12"], ["actor", "actor", "e.g. soc:alice"]].forEach(function (x) {
+      f[x[0]] = h("input", { id: "audit-" + x[0], type: "text", value: A[x[0]], placeholder: x[2], spellcheck: "false" });
+      form.appendChild(h("label", { for: "audit-" + x[0], text: x[1] }));
+      form.appendChild(f[x[0]]);
+    });
+    form.appendChild(h("button", { class: "btn btn-primary", type: "submit", id: "audit-apply", text: "Filter" }));
+    var list = h("ol", { class: "tl audit-list", id: "audit-list" });
+    var note = h("p", { class: "muted", id: "audit-note", text: "Loading…" });
+    var older = h("button", { class: "btn", type: "button", id: "audit-older", text: "Older", hidden: true });
+    var before = null;
+    function fetchPage(reset) {
+      var q = ["limit=50"];
+      ["action", "object", "actor"].forEach(function (k) { if (A[k]) q.push(k + "=" + encodeURIComponent(A[k])); });
+      if (!reset && before) q.push("before=" + before);
+      older.disabled = true;
+      var seq = ++A.seq; /* an older answer arriving late is dropped */
+      api("GET", "/v1/audit?" + q.join("&")).then(function (j) {
+        if (seq !== A.seq) return;
+        if (reset) clear(list);
+        (j.audit || []).forEach(function (a) {
+          var ch = a.before || a.after ? JSON.stringify(a.before) + " → " + JSON.stringify(a.after) : "";
+          list.appendChild(h("li", { class: "tl-item audit-item" + (/halt|revert/.test(a.action) ? " tl-bad" : ""), "data-action": a.action },
+            h("span", { class: "tl-time", title: stamp(a.at), text: stamp(a.at).slice(5, 16) }),
+            h("span", { class: "tl-what", text: a.action }),
+            h("span", { class: "tl-who", text: a.actor + " · " + a.object }),
+            a.reason || ch ? h("p", { class: "tl-text", text: (a.reason || "") + (ch ? (a.reason ? " — " : "") + ch : "") }) : null));
+        });
+        before = j.next_before || null;
+        older.hidden = !before;
+        older.disabled = false;
+        note.textContent = list.children.length ? list.children.length + " record" + (list.children.length === 1 ? "" : "s") + " shown, newest first" : "No audit record matches.";
+      }, function (e) {
+        if (seq !== A.seq) return;
+        note.textContent = "Cannot read the audit log: " + e;
+        older.disabled = false;
+      });
+    }
+    form.addEventListener("submit", function (e) {
+      e.preventDefault();
+      ["action", "object", "actor"].forEach(function (k) { A[k] = f[k].value.trim(); });
+      before = null;
+      fetchPage(true);
+    });
+    older.addEventListener("click", function () { fetchPage(false); });
+    app.appendChild(h("section", { class: "panel audit", id: "audit" }, h("h1", { text: "Audit log" }), form, note, list, older));
+    fetchPage(true);
   }
 
   /* ---- one rollout's page ---------------------------------------------------------- */
@@ -774,6 +1140,75 @@
     });
   }
 
+  /* ---- pause, resume, approve ------------------------------------------------------ */
+
+  /* What each action does, for whom (the roles routes.c admits) and when
+   * (the states rollouts.c accepts); buttons the token's role may not use
+   * are not shown, and whatever the server refuses is shown in the dialog. */
+  var ACTIONS = {
+    pause: { label: "Pause…", title: "Pause", when: function (r) { return r.state === "rolling"; },
+      effect: "Pausing stops promotion to the next ring; agents keep what they run and the gate keeps watching. Recorded in the audit log under your name." },
+    resume: { label: "Resume…", title: "Resume", when: function (r) { return r.state === "paused" || r.state === "halted" || r.state === "reverted"; },
+      effect: function (r) {
+        return r.state === "paused" ? "Resuming lets the gate promote again from the ring it is in. Recorded in the audit log under your name." :
+          "Restarting a halted rollout needs two different approvers: it starts again from the first ring and clears the content's bad mark. Your approval is recorded; a second person must approve too.";
+      } },
+    approve: { label: "Approve…", title: "Approve", when: function (r) { return r.state === "staged"; },
+      effect: "This emergency rollout waits for a second, different approver; approving starts it at the first ring. Recorded in the audit log under your name." },
+  };
+
+  function actionButtons(r) {
+    if (!S.me || !RELEASERS[S.me.role]) return null;
+    return Object.keys(ACTIONS).filter(function (k) { return ACTIONS[k].when(r); }).map(function (k) {
+      return h("button", { class: "btn act " + k, type: "button", "data-rollout": r.id, "data-action": k, onclick: function () { openAction(r, k); }, text: ACTIONS[k].label });
+    });
+  }
+
+  var actionTarget = null;
+
+  function openAction(r, k) {
+    var a = ACTIONS[k];
+    actionTarget = { r: r, k: k };
+    $("action-title").textContent = a.title + " rollout #" + r.id + "?";
+    $("action-what").textContent = channelName(r.channel) + ", content v" + r.version + " (" + short(r.content) + "), now " + r.state + (r.ring ? " in ring " + r.ring : "") + ".";
+    $("action-effect").textContent = typeof a.effect === "function" ? a.effect(r) : a.effect;
+    $("action-confirm").textContent = a.title;
+    $("action-reason").value = "";
+    $("action-error").hidden = true;
+    $("action-confirm").disabled = false;
+    $("action-dialog").showModal();
+    $("action-reason").focus();
+  }
+
+  function actionError(msg) {
+    var e = $("action-error");
+    e.textContent = msg;
+    e.hidden = false;
+  }
+
+  function submitAction(ev) {
+    ev.preventDefault();
+    var t = actionTarget;
+    if (!t) return;
+    var reason = $("action-reason").value.trim();
+    if (!reason) {
+      actionError("A reason is required: it goes into the audit log.");
+      $("action-reason").focus();
+      return;
+    }
+    $("action-confirm").disabled = true;
+    api("POST", "/v1/rollouts/" + t.r.id + "/" + t.k, { reason: reason }).then(function (res) {
+      $("action-dialog").close();
+      actionTarget = null;
+      if (res && res.needed) flash("Rollout #" + t.r.id + ": your approval is recorded (" + res.approvals + " of " + res.needed + "); another approver must " + t.k + " too", "info");
+      else flash("Rollout #" + t.r.id + " is " + ((res && res.state) || "updated") + ": you " + { pause: "paused", resume: "resumed", approve: "approved" }[t.k] + " it", "info");
+      return load(t.r.id, true).then(refreshAll);
+    }, function (e) {
+      $("action-confirm").disabled = false;
+      actionError("The server refused: " + e);
+    });
+  }
+
   /* ---- flash messages ----------------------------------------------------------------- */
 
   function flash(text, tone) {
@@ -787,6 +1222,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     $("halt-form").addEventListener("submit", submitHalt);
+    $("action-form").addEventListener("submit", submitAction);
+    $("action-cancel").addEventListener("click", function () { $("action-dialog").close(); actionTarget = null; });
     $("halt-cancel").addEventListener("click", function () { $("halt-dialog").close(); haltTarget = null; });
     $("logout").addEventListener("click", function () { loggedOut("Logged out."); });
     window.addEventListener("hashchange", function () { if (S.me) route(); });

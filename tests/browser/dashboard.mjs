@@ -24,14 +24,14 @@ const args = Object.fromEntries(
     return i < 0 ? [a.replace(/^--/, ''), '1'] : [a.slice(2, i), a.slice(i + 1)];
   }),
 );
-for (const k of ['url', 'soc', 'agent', 'plan', 'out']) {
+for (const k of ['url', 'soc', 'release', 'agent', 'plan', 'out']) {
   if (!args[k]) {
     console.error(`dashboard.mjs: --${k}= is required`);
     process.exit(2);
   }
 }
 const plan = JSON.parse(readFileSync(args.plan, 'utf8'));
-const A = plan.crashing, B = plan.halt, C = plan.other;
+const A = plan.crashing, B = plan.halt, C = plan.other, D = plan.staged;
 const origin = new URL(args.url).origin;
 const WAIT = 60000; // generous: the server is a sanitizer build
 
@@ -120,8 +120,27 @@ async function main() {
   check((await page.locator(`${card(A)} svg.plot path.line-healthy`).count()) === 1, 'A has no health plot');
   check((await text(`${card(A)} .decision`)).toLowerCase() === 'waiting', `A gate decision: ${await text(`${card(A)} .decision`)}`);
   check((await text(`${card(A)} .gate-reason`)).startsWith('WAIT for:'), 'A gate reason');
-  check((await page.locator('button.halt').count()) === 3, 'soc sees three halt buttons');
+  await page.locator(`${card(D)}[data-state="staged"]`).waitFor({ timeout: WAIT });
+  check((await page.locator('button.halt').count()) === 4, 'soc sees four halt buttons');
+  check((await page.locator('button.act').count()) === 0, 'soc sees pause, resume or approve (release and admin only)');
   log(`soc sees rollouts ${A}, ${B}, ${C} rolling with ring, counts, gate reason and plots; stream live`);
+
+  step = 'the live events are back-filled on load';
+  // Nothing has been streamed since the page opened: what the list shows
+  // came from GET /v1/events/recent (the rollouts' starts, the promotions).
+  await page.locator('#events .ev-kind', { hasText: 'started #' }).first().waitFor({ timeout: WAIT });
+  const evs = await page.locator('#events .ev').count();
+  check(evs >= 3, `only ${evs} events on arrival`);
+  log(`the live-event list holds ${evs} events on arrival`);
+
+  step = 'liveness now, apart from what the gate saw';
+  await page.locator(`${card(C)} .liveness[data-ring="early"][data-live="online"]`).waitFor({ timeout: WAIT });
+  check(/^2 of 2 online/.test(await text(`${card(C)} .liveness[data-ring="early"] .live-said`)), 'C early liveness');
+  check((await page.locator(`${card(C)} .ring-health[data-ring="early"] .now .counts`).count()) === 1, 'exposure counts not under "Now"');
+  check((await page.locator(`${card(C)} .ring-health[data-ring="early"] .saw svg.plot-counts`).count()) === 1, 'gate inputs not under "What the gate saw"');
+  check(/^[0-9]+ (s|min)$/.test(await text('#fleet-age .stat-n')), `fleet heartbeat age: ${await text('#fleet-age .stat-n')}`);
+  check(/2 never heard from|median of 8 agents/.test(await text('#fleet-age .stat-l')), `fleet heartbeat label: ${await text('#fleet-age .stat-l')}`);
+  log(`C's early ring: ${await text(`${card(C)} .liveness[data-ring="early"] .live-said`)}; fleet heartbeat age ${await text('#fleet-age .stat-n')}`);
 
   step = 'a halt appears without reload';
   await page.evaluate(() => { window.__sameDocument = 'yes'; });
@@ -140,6 +159,15 @@ async function main() {
   check((await page.locator(`${card(A)} button.halt`).count()) === 0, 'a halted rollout still offers the halt button');
   log(`rollout ${A} shows HALTED (hard cap) from the event stream, same document, no reload`);
   await page.waitForTimeout(600); // let the flash and plots settle for the picture
+  // the board folds the statistics into one line; open A's for the picture
+  check(/^Statistics: treated [0-9.]+ vs control [0-9.]+ per 1000 host-hours; log-LR [0-9.-]+ of [0-9.]+$/.test(await text(`${card(A)} .stats-fold summary`)), `A's folded statistics: ${await text(`${card(A)} .stats-fold summary`)}`);
+  await page.click(`${card(A)} .stats-fold summary`);
+  await page.locator(`${card(A)} .stats-fold[open] figure[data-stat="test"] svg`).waitFor({ timeout: WAIT });
+  // the picture shows the halt: its section at the top, under the sticky bar
+  await page.evaluate(() => {
+    document.querySelector('.board h2.section-bad').scrollIntoView();
+    window.scrollBy(0, -70);
+  });
   await page.screenshot({ path: join(args.out, 'dashboard.png') });
   await page.screenshot({ path: join(args.out, 'dashboard-full.png'), fullPage: true });
   if (args.doc) { // the README's picture: a little taller, then back
@@ -213,6 +241,45 @@ async function main() {
   check(/marked BAD/.test(await text('#content')), 'content not shown as bad');
   check(/ok/.test(await text('#content .pf')), 'preflight');
   check((await page.locator(`${card(A)} .counts`).count()) === 4, 'exposure for every ring of the plan');
+
+  step = 'a dead ring shows as dead';
+  // Two agents of ga were last heard from two hours ago (the C test set it).
+  const dead = `${card(A)} .liveness[data-ring="ga"]`;
+  await page.locator(`${dead}[data-live="dead"]`).waitFor({ timeout: WAIT });
+  check((await text(`${dead} .live-tag`)) === 'DEAD', `ga tag: ${await text(`${dead} .live-tag`)}`);
+  check(/^0 of 2 online .*heard from 2 h ago$/.test(await text(`${dead} .live-said`)), `ga: ${await text(`${dead} .live-said`)}`);
+  check((await page.locator(`${card(A)} .ring-health-dead[data-ring="ga"]`).count()) === 1, 'the dead ring is not marked');
+  check((await text(`${dead} .seen-key-old b`)) === '2', 'last-seen distribution');
+  log(`ring ga: DEAD, ${await text(`${dead} .live-said`)}`);
+
+  step = 'statistics plots';
+  const st = await (await fetch(`${args.url}/v1/rollouts/${A}/statistics`, { headers: { Authorization: `Bearer ${args.soc}` } })).json();
+  const fig = (k) => `${card(A)} .ring-health[data-ring="canary"] figure[data-stat="${k}"]`;
+  for (const k of ['rates', 'excess', 'test']) {
+    check((await page.locator(`${fig(k)} svg.plot-stat path.line`).count()) === 2, `plot ${k}: two lines`);
+  }
+  const evalId = Number(await page.getAttribute(fig('rates'), 'data-eval'));
+  const pt = st.points.find((p) => p.id === evalId);
+  check(pt && pt.ring === 'canary', `evaluation ${evalId} not in the API's canary points`);
+  const same = async (k, attr, v) => {
+    const got = await page.getAttribute(fig(k), `data-${attr}`);
+    check(v !== null && v !== undefined && Number(got) === v, `${k} ${attr}: page ${got}, API ${v}`);
+  };
+  await same('rates', 'treated', pt.relative.treated_rate);
+  await same('rates', 'control', pt.relative.control_rate);
+  await same('excess', 'bound', pt.excess_upper);
+  await same('excess', 'limit', pt.max_excess);
+  await same('test', 'statistic', pt.relative.statistic);
+  await same('test', 'threshold', pt.relative.threshold);
+  check(pt.relative.treated_rate > 0, `the halting evaluation has no treated failures: ${JSON.stringify(pt)}`);
+  const tlabels = await page.locator(`${card(A)} .ring-health[data-ring="canary"] svg.plot-counts text.axis-t`).allTextContents();
+  check(tlabels.length >= 3, `time axis labels: ${JSON.stringify(tlabels)}`);
+  for (const sel of ['svg.plot-counts', `figure[data-stat="rates"] svg`]) {
+    const ylabels = await page.locator(`${card(A)} .ring-health[data-ring="canary"] ${sel} text.axis-y`).allTextContents();
+    check(new Set(ylabels).size === ylabels.length, `repeated y labels in ${sel}: ${JSON.stringify(ylabels)}`);
+  }
+  log(`canary statistics at evaluation ${evalId}: treated ${pt.relative.treated_rate}/h vs control ${pt.relative.control_rate}/h, `
+    + `excess bound ${pt.excess_upper} vs ${pt.max_excess}, log-LR ${pt.relative.statistic} vs ${pt.relative.threshold}; time axis ${tlabels.join(' ')}`);
   check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
   await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
   log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
@@ -225,6 +292,68 @@ async function main() {
   await page.unroute('**/v1/controller');
   await page.locator('#ctl[data-state="ok"]').waitFor({ timeout: WAIT });
   log('the controller line: replica and last cycle; red when the server says no cycle for 3 intervals');
+
+  step = 'release pauses, resumes and approves with reasons';
+  await page.click('#logout');
+  await login(args.release);
+  await page.locator('#who').getByText('rel-one').waitFor({ timeout: WAIT });
+  await page.evaluate(() => { location.hash = '#/'; });
+  await page.locator(`${card(C)} button.pause`).waitFor({ timeout: WAIT });
+  check((await page.locator(`${card(C)} button.resume, ${card(C)} button.approve`).count()) === 0, 'C (rolling) offers resume or approve');
+  check((await page.locator(`${card(D)} button.approve`).count()) === 1, 'D (staged) offers no approve');
+  const act = async (id, verb, reason, state) => {
+    await page.click(`${card(id)} button.${verb}`);
+    await page.locator('#action-dialog[open]').waitFor({ timeout: WAIT });
+    check((await text('#action-title')).includes(`#${id}`), `${verb} dialog names the rollout`);
+    await page.click('#action-confirm');
+    check(/reason is required/.test(await text('#action-error')), `${verb}: an empty reason was not refused`);
+    await page.fill('#action-reason', reason);
+    await page.click('#action-confirm');
+    await page.locator('#action-dialog:not([open])').waitFor({ state: 'attached', timeout: WAIT });
+    await page.locator(`${card(id)}[data-state="${state}"]`).waitFor({ timeout: WAIT });
+    const api = await (await fetch(`${args.url}/v1/rollouts/${id}`, { headers: { Authorization: `Bearer ${args.release}` } })).json();
+    check(api.state === state, `${verb} ${id}: the server says ${api.state}`);
+    log(`release: ${verb} #${id} -> ${state} (the server agrees)`);
+  };
+  await act(C, 'pause', 'dashboard test: hold early over the weekend', 'paused');
+  check((await text(`${card(C)} .badge`)) === 'PAUSED', 'C badge');
+  await act(C, 'resume', 'dashboard test: the weekend is over', 'rolling');
+  await act(D, 'approve', 'dashboard test: approved after review', 'rolling');
+  // A refusal is shown, not swallowed: pause what is no longer rolling.
+  await page.click(`${card(C)} button.pause`);
+  await page.locator('#action-dialog[open]').waitFor({ timeout: WAIT });
+  await page.fill('#action-reason', 'a token without the role');
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.soc);
+  await page.click('#action-confirm');
+  await page.locator('#action-error', { hasText: 'HTTP 403' }).waitFor({ timeout: WAIT });
+  await page.evaluate((t) => sessionStorage.setItem('firebreak.token', t), args.release);
+  await page.click('#action-cancel');
+  await page.screenshot({ path: join(args.out, 'release.png'), fullPage: true });
+  log('the server\'s 403 shows in the action dialog');
+
+  step = 'active first, history, audit';
+  await page.locator(`${card(D)}[data-state="rolling"]`).waitFor({ timeout: WAIT });
+  const titles = await page.locator('.board h2.section-title').allTextContents();
+  check(titles[0] === 'Active rollouts' && titles[1] === 'Halted in the last hour', `board sections: ${JSON.stringify(titles)}`);
+  check((await page.locator('#ended[open]').count()) === 0, 'the ended rollouts are not collapsed');
+  await page.click('#nav a[data-view="history"]');
+  await page.locator('#hist-count').waitFor({ timeout: WAIT });
+  const hist = await page.locator('#history .row').evaluateAll((els) => els.map((e) => `${e.dataset.rollout}:${e.dataset.state}`));
+  check(JSON.stringify(hist) === JSON.stringify([`${D}:rolling`, `${C}:rolling`, `${B}:halted`, `${A}:${hist[3].split(':')[1]}`]), `history: ${JSON.stringify(hist)}`);
+  await page.selectOption('#hist-state', 'halted');
+  await page.locator('#history .row[data-state="rolling"]').first().waitFor({ state: 'detached', timeout: WAIT });
+  await page.click('#nav a[data-view="audit"]');
+  await page.locator('#audit .audit-item').first().waitFor({ timeout: WAIT });
+  await page.fill('#audit-action', 'rollout.halt');
+  await page.click('#audit-apply');
+  await page.locator('#audit-note', { hasText: /^2 records shown/ }).waitFor({ timeout: WAIT });
+  const acts = await page.locator('#audit .audit-item').evaluateAll((els) => els.map((e) => e.dataset.action));
+  check(acts.length === 2 && acts.every((a) => a === 'rollout.halt'), `audit filtered: ${JSON.stringify(acts)}`);
+  check(/soc:soc-one/.test(await text('#audit-list')), 'the soc halt is not in the audit view');
+  await page.screenshot({ path: join(args.out, 'audit.png'), fullPage: true });
+  await page.click('#nav a[data-view="board"]');
+  await page.locator(`${card(C)}`).waitFor({ timeout: WAIT });
+  log(`board: ${titles.join(' / ')}; history lists ${hist.join(', ')}; audit filtered to rollout.halt: ${acts.length} records`);
 
   step = 'logout';
   await page.click('#logout');
@@ -247,6 +376,7 @@ try {
   log('all checks passed');
 } catch (e) {
   rc = 1;
+  console.log(`dashboard: FAILED: ${e.message}`); // stdout: the C test prints it whole
   console.error(`dashboard: FAILED: ${e.message}`);
   if (problems.length) console.error(`browser problems:\n  ${problems.join('\n  ')}`);
   if (page) await page.screenshot({ path: join(args.out, 'failure.png'), fullPage: true }).catch(() => {});

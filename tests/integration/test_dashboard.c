@@ -27,12 +27,13 @@
 #include "fbt.h"
 #include "fbt_world.h"
 
-#define NCH      3
+#define NCH      4
 #define NAG      6
 #define DEADLINE 90 /* seconds: generous, for sanitizer builds */
 
-static const int CHANNELS[NCH] = {291, 292, 293};
-static const char *const CHANNEL_NAMES[NCH] = {"named-pipes", "dns-rules", "script-heuristics"};
+static const int CHANNELS[NCH] = {291, 292, 293, 294};
+static const char *const CHANNEL_NAMES[NCH] = {"named-pipes", "dns-rules", "script-heuristics",
+                                               "registry-rules"};
 
 struct agent {
 	int64_t id;
@@ -53,7 +54,9 @@ struct env {
 	struct fbsig_root *root;
 	struct agent ag[NAG];
 	char sha[NCH][65];
-	int64_t ro[NCH]; /* A (291, halted by its crashes), B (292, halted by hand), C (293) */
+	int64_t ro[NCH]; /* A (291, halted by its crashes), B (292, halted by hand), C (293,
+	                  * paused and resumed by release), D (294, emergency, staged by the
+	                  * admin, approved by release) */
 	char *dir, *plan, *out, *err; /* freed in env_down, also after a failure */
 };
 
@@ -370,6 +373,15 @@ static void world_up(void)
 	           "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"confidence\":0.8},"
 	           "\"ring_policies\":{\"early\":{\"min_bake_s\":86400,"
 	           "\"min_healthy\":500}}");
+	/* D: an emergency rollout the admin stages; a second person approves it. */
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":true,"
+	         "\"reason\":\"registry rule for an active campaign\"}",
+	         CHANNELS[3], E.sha[3]);
+	json_t *d = call_want(201, "POST", "/v1/rollouts", E.admin, body);
+	E.ro[3] = json_integer_value(json_object_get(d, "id"));
+	assert_string_equal(jstr(d, "state"), "staged");
+	json_decref(d);
 	drive_until(2, "rolling", 1);
 	drive_until(0, "rolling", 0);
 	drive_until(1, "rolling", 0);
@@ -378,6 +390,23 @@ static void world_up(void)
 			agent_step(&E.ag[i]);
 		usleep(700000);
 	}
+}
+
+/* Two agents of the last ring ("ga", the rest) that enrolled and were last
+ * heard from two hours ago: a dead ring the page must call dead. */
+static void world_dead_ring(void)
+{
+	int64_t ids[2];
+	for (int i = 0; i < 2; i++) {
+		struct agent a;
+		agent_new(&a, 3);
+		ids[i] = a.id;
+		free(a.token);
+	}
+	assert_int_equal(q("WITH u AS (UPDATE agents SET last_seen_at = now() - interval '2 hours' "
+	                   "WHERE id IN (%lld, %lld) RETURNING 1) SELECT count(*) FROM u",
+	                   (long long)ids[0], (long long)ids[1]),
+	                 2);
 }
 
 /* The crash reports the browser test posts as the canary agents of A:
@@ -395,9 +424,9 @@ static char *write_plan(const char *dir)
 			                                E.ag[i].token, "channel", CHANNELS[0],
 			                                "content", E.sha[0], "boot_id", boot));
 		}
-	json_t *plan =
-	        json_pack("{s:I,s:I,s:I,s:o}", "crashing", (json_int_t)E.ro[0], "halt",
-	                  (json_int_t)E.ro[1], "other", (json_int_t)E.ro[2], "crashes", crashes);
+	json_t *plan = json_pack("{s:I,s:I,s:I,s:I,s:o}", "crashing", (json_int_t)E.ro[0], "halt",
+	                         (json_int_t)E.ro[1], "other", (json_int_t)E.ro[2], "staged",
+	                         (json_int_t)E.ro[3], "crashes", crashes);
 	char *path = malloc(1200);
 	assert_non_null(path);
 	snprintf(path, 1200, "%s/plan.json", dir);
@@ -417,13 +446,16 @@ static void test_dashboard_in_chromium(void **state)
 		         "tests/browser/node_modules (run make deps)");
 	env_up();
 	world_up();
+	world_dead_ring();
 
 	E.dir = fbt_tmpdir("dashboard");
 	E.plan = write_plan(E.dir);
 	const char *dir = E.dir, *plan = E.plan;
-	char a_url[300], a_soc[300], a_agent[300], a_plan[1300], a_out[1300], a_doc[300];
+	char a_url[300], a_soc[300], a_rel[300], a_agent[300], a_plan[1300], a_out[1300],
+	        a_doc[300];
 	snprintf(a_url, sizeof a_url, "--url=%s", E.srv.url);
 	snprintf(a_soc, sizeof a_soc, "--soc=%s", E.soc);
+	snprintf(a_rel, sizeof a_rel, "--release=%s", E.rel1);
 	snprintf(a_agent, sizeof a_agent, "--agent=%s", E.ag[5].token);
 	snprintf(a_plan, sizeof a_plan, "--plan=%s", plan);
 	snprintf(a_out, sizeof a_out, "--out=%s", dir);
@@ -431,15 +463,11 @@ static void test_dashboard_in_chromium(void **state)
 	const char *doc = getenv("FBT_DASHBOARD_DOC");
 	snprintf(a_doc, sizeof a_doc, "--doc=%s",
 	         doc && strcmp(doc, "1") == 0 ? "docs/dashboard.png" : "");
-	const char *argv[] = {"/usr/bin/node",
-	                      "tests/browser/dashboard.mjs",
-	                      a_url,
-	                      a_soc,
-	                      a_agent,
-	                      a_plan,
-	                      a_out,
-	                      a_doc,
-	                      NULL};
+	const char *argv[] = {"/usr/bin/node", "tests/browser/dashboard.mjs",
+	                      a_url,           a_soc,
+	                      a_rel,           a_agent,
+	                      a_plan,          a_out,
+	                      a_doc,           NULL};
 	int rc = fbt_run(argv, NULL, &E.out, &E.err);
 	printf("%s", E.out ? E.out : "");
 	if (rc != 0)
@@ -475,15 +503,39 @@ static void test_dashboard_in_chromium(void **state)
 	                   b),
 	                 1);
 	/* C: the agent token's halt was refused: still rolling in early, no
-	 * halt in its audit trail, content not marked bad. */
+	 * halt in its audit trail, content not marked bad; release paused and
+	 * resumed it from the page, once each, with the typed reasons. */
 	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
 	                   "ring_index = 1",
 	                   c),
 	                 1);
 	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
-	                   "action NOT IN ('rollout.start', 'rollout.promote')",
+	                   "action NOT IN ('rollout.start', 'rollout.promote', 'rollout.pause', "
+	                   "'rollout.resume')",
 	                   c),
 	                 0);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	                   "action = 'rollout.pause' AND actor = 'release:rel-one' AND reason LIKE "
+	                   "'%%dashboard test: hold early over the weekend%%'",
+	                   c),
+	                 1);
+	assert_int_equal(
+	        q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	          "action = 'rollout.resume' AND actor = 'release:rel-one' AND reason LIKE "
+	          "'%%dashboard test: the weekend is over%%'",
+	          c),
+	        1);
+	/* D: staged by the admin, started by release's approval from the page. */
+	long dd = E.ro[3];
+	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
+	                   "ring_index = 0",
+	                   dd),
+	                 1);
+	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	                   "action = 'rollout.approve' AND actor = 'release:rel-one' AND reason "
+	                   "LIKE '%%dashboard test: approved after review%%'",
+	                   dd),
+	                 1);
 	assert_int_equal(
 	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", E.sha[2]), 1);
 }
