@@ -22,14 +22,17 @@ static int rollout_id_or_reply(struct http_req *req, char ids[24])
 	return 1;
 }
 
-/* Every evaluation's counts, in time order: the points of the plots. */
-void reads_rollout_series(struct http_req *req)
+/* The points of one rollout's plots: per gate evaluation, in time order,
+ * its id, time, ring, decision and the JSON members `fields` (a constant
+ * SQL fragment of json_build_object arguments over gate_evaluations.inputs),
+ * at most 5,000, after ?after=last_id when given. Replies. */
+static void reply_evaluation_points(struct http_req *req, const char *fields)
 {
 	char ids[24];
 	if (!rollout_id_or_reply(req, ids))
 		return;
 	const char *after = http_req_query(req, "after");
-	int64_t av;
+	int64_t av = 0;
 	if (after && fb_parse_i64(after, 0, INT64_MAX, &av)) {
 		http_error(req, 400, "invalid", "after must be an evaluation id (from last_id)");
 		return;
@@ -37,27 +40,21 @@ void reads_rollout_series(struct http_req *req)
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
+	char sql[2048];
+	snprintf(sql, sizeof sql,
+	         "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
+	         "coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM "
+	         "created_at)::bigint, 'ring', ring_name, 'ring_index', ring_index, "
+	         "'decision', decision, %s) ORDER BY id), '[]')::text, max(id) "
+	         "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 "
+	         "AND ($2::bigint IS NULL OR id > $2) ORDER BY id DESC LIMIT 5000) g",
+	         fields);
 	struct fb_err err;
 	const char *p[] = {ids, after};
-	PGresult *r = db_exec(c, &err,
-	                      "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
-	                      "coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch "
-	                      "FROM created_at)::bigint, "
-	                      "'ring', ring_name, 'ring_index', ring_index, 'decision', decision, "
-	                      "'treated', (inputs->'inputs'->>'treated')::bigint, "
-	                      "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
-	                      "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
-	                      "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
-	                      "'silent', (inputs->'inputs'->>'silent')::bigint, "
-	                      "'control', (inputs->'inputs'->>'control')::bigint, "
-	                      "'control_failed', (inputs->'inputs'->>'control_failed')::bigint) "
-	                      "ORDER BY id), '[]')::text, "
-	                      "max(id) FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 "
-	                      "AND ($2::bigint IS NULL OR id > $2) ORDER BY id DESC LIMIT 5000) g",
-	                      2, p);
+	PGresult *r = db_exec(c, &err, sql, 2, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	if (strcmp(PQgetvalue(r, 0, 0), "0") == 0) {
@@ -66,14 +63,27 @@ void reads_rollout_series(struct http_req *req)
 		return;
 	}
 	json_t *pts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-	json_t *out = json_pack("{s:s,s:o}", "rollout", ids, "points", pts);
+	json_t *out = json_pack("{s:s,s:o}", "rollout", ids, "points", pts ? pts : json_array());
 	/* poll again with ?after=last_id for only the new points */
 	json_object_set_new(out, "last_id",
 	                    PQgetisnull(r, 0, 2)
-	                            ? json_integer(after ? av : 0)
+	                            ? json_integer(av)
 	                            : json_integer(strtoll(PQgetvalue(r, 0, 2), NULL, 10)));
 	PQclear(r);
 	http_reply_json(req, 200, out);
+}
+
+/* Every evaluation's counts, in time order: the points of the plots. */
+void reads_rollout_series(struct http_req *req)
+{
+	reply_evaluation_points(req,
+	                        "'treated', (inputs->'inputs'->>'treated')::bigint, "
+	                        "'healthy', (inputs->'inputs'->>'healthy')::bigint, "
+	                        "'crashed', (inputs->'inputs'->>'crashed')::bigint, "
+	                        "'boot_looped', (inputs->'inputs'->>'boot_looped')::bigint, "
+	                        "'silent', (inputs->'inputs'->>'silent')::bigint, "
+	                        "'control', (inputs->'inputs'->>'control')::bigint, "
+	                        "'control_failed', (inputs->'inputs'->>'control_failed')::bigint");
 }
 
 /* Per ring: agents in it now, how many the rollout holds back on the
@@ -216,54 +226,13 @@ void reads_audit(struct http_req *req)
  * result.threshold). Same paging as the series: ?after=last_id. */
 void reads_rollout_statistics(struct http_req *req)
 {
-	char ids[24];
-	if (!rollout_id_or_reply(req, ids))
-		return;
-	const char *after = http_req_query(req, "after");
-	int64_t av = 0;
-	if (after && fb_parse_i64(after, 0, INT64_MAX, &av)) {
-		http_error(req, 400, "invalid", "after must be an evaluation id (from last_id)");
-		return;
-	}
-	PGconn *c = app_db_or_reply(req);
-	if (!c)
-		return;
-	struct fb_err err;
-	const char *p[] = {ids, after};
-	PGresult *r = db_exec(
-	        c, &err,
-	        "SELECT (SELECT count(*) FROM rollouts WHERE id = $1), "
-	        "coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM "
-	        "created_at)::bigint, 'ring', ring_name, 'ring_index', ring_index, "
-	        "'decision', decision, "
-	        "'relative', inputs->'result'->'relative', "
-	        "'excess_upper', inputs->'result'->'excess_upper', "
-	        "'max_excess', inputs->'policy'->'max_excess', "
-	        "'treated_upper', inputs->'result'->'treated_upper', "
-	        "'max_failure_rate', inputs->'policy'->'max_failure_rate', "
-	        "'statistic', inputs->'result'->'statistic', "
-	        "'threshold', inputs->'result'->'threshold') ORDER BY id), '[]')::text, max(id) "
-	        "FROM (SELECT * FROM gate_evaluations WHERE rollout_id = $1 "
-	        "AND ($2::bigint IS NULL OR id > $2) ORDER BY id DESC LIMIT 5000) g",
-	        2, p);
-	db_release(app.db, c);
-	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
-		return;
-	}
-	if (strcmp(PQgetvalue(r, 0, 0), "0") == 0) {
-		PQclear(r);
-		http_error(req, 404, "not_found", "no rollout %s", ids);
-		return;
-	}
-	json_t *pts = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-	json_t *out = json_pack("{s:s,s:o}", "rollout", ids, "points", pts ? pts : json_array());
-	json_object_set_new(out, "last_id",
-	                    PQgetisnull(r, 0, 2)
-	                            ? json_integer(av)
-	                            : json_integer(strtoll(PQgetvalue(r, 0, 2), NULL, 10)));
-	PQclear(r);
-	http_reply_json(req, 200, out);
+	reply_evaluation_points(req, "'relative', inputs->'result'->'relative', "
+	                             "'excess_upper', inputs->'result'->'excess_upper', "
+	                             "'max_excess', inputs->'policy'->'max_excess', "
+	                             "'treated_upper', inputs->'result'->'treated_upper', "
+	                             "'max_failure_rate', inputs->'policy'->'max_failure_rate', "
+	                             "'statistic', inputs->'result'->'statistic', "
+	                             "'threshold', inputs->'result'->'threshold'");
 }
 
 struct seen {
