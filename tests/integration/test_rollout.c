@@ -644,22 +644,39 @@ static void test_halt_by_crashes_and_revert(void **state)
 	drive_until(id, ags, 5, "halted|reverted", -1);
 	E.watch = NULL;
 
-	/* halted by the hard cap, with the reason in words */
+	/* halted by the crash reports, with the reason in words: the hard cap
+	 * (3 reports), or - when two crashes arrive in one look before the
+	 * boot loop - gate v2's relative test (2 of 3 canaries against a
+	 * control without failures) */
 	json_t *r = rollout_get(id);
 	assert_int_equal(json_integer_value(json_object_get(r, "ring_index")), 0);
 	assert_true(json_is_true(json_object_get(r, "content_bad")));
-	assert_non_null(strstr(jstr(r, "state_reason"), "hard cap 3 reached"));
+	const char *why = jstr(r, "state_reason");
+	int by_cap = strstr(why, "hard cap 3 reached") != NULL;
+	if (!by_cap && !strstr(why, "confidently above 1.5 times"))
+		fail_msg("halted for another reason: %s", why);
 	json_decref(r);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
-	                   "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed or "
-	                   "boot-looped%%(2 crashed, 1 boot-looped)%%' AND "
-	                   "(inputs -> 'inputs' ->> 'crashed')::int = 2 AND "
-	                   "(inputs -> 'inputs' ->> 'boot_looped')::int = 1",
-	                   (long long)id),
-	                 1);
+	if (by_cap)
+		assert_int_equal(
+		        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		          "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed or "
+		          "boot-looped%%(2 crashed, 1 boot-looped)%%' AND "
+		          "(inputs -> 'inputs' ->> 'crashed')::int = 2 AND "
+		          "(inputs -> 'inputs' ->> 'boot_looped')::int = 1",
+		          (long long)id),
+		        1);
+	else
+		assert_int_equal(
+		        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		          "decision = 'HALT' AND reason LIKE 'HALT: treated %%' AND "
+		          "(inputs -> 'result' -> 'relative' ->> 'halt')::boolean AND "
+		          "(inputs -> 'inputs' ->> 'crashed')::int + (inputs -> 'inputs' ->> "
+		          "'boot_looped')::int >= 2",
+		          (long long)id),
+		        1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND bad_reason "
-	          "LIKE '%%hard cap%%'",
+	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND (bad_reason "
+	          "LIKE '%%hard cap%%' OR bad_reason LIKE '%%confidently above%%')",
 	          v2),
 	        1);
 	assert_int_equal(
@@ -674,16 +691,21 @@ static void test_halt_by_crashes_and_revert(void **state)
 
 	/* every exposed agent is sent back to the last known good file, by a newer
 	 * sequence; the others never saw the bad one */
+	int failed = 0;
 	for (int k = 0; k < 3; k++) {
 		int64_t end = fb_mono_ms() + DEADLINE * 1000;
 		while (strcmp(ags[k].assigned, v1) && fb_mono_ms() < end) {
 			agent_step(&ags[k]);
 			usleep(100000);
 		}
-		assert_true(k == 2 ? ags[k].looped : ags[k].crashed);
+		/* the cap needs all three; a relative halt comes after any two */
+		if (by_cap)
+			assert_true(k == 2 ? ags[k].looped : ags[k].crashed);
+		failed += ags[k].crashed || ags[k].looped;
 		assert_string_equal(ags[k].assigned, v1);
 		assert_true(ags[k].seq > ags[k].bad_seq);
 	}
+	assert_true(failed >= 2);
 	assert_int_equal(ags[3].bad_seq, 0);
 	assert_int_equal(ags[4].bad_seq, 0);
 	assert_string_equal(ags[3].assigned, v1);
