@@ -133,7 +133,7 @@ void reads_rollout_exposure(struct http_req *req)
 	        1, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	int n = PQntuples(r);
@@ -206,7 +206,7 @@ void reads_audit(struct http_req *req)
 	        5, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *items = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
@@ -290,7 +290,7 @@ void reads_fleet_liveness(struct http_req *req)
 	                0, NULL);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	int64_t sizes[SNAP_MAX_RINGS];
@@ -303,7 +303,7 @@ void reads_fleet_liveness(struct http_req *req)
 		free(sv);
 		free(all);
 		PQclear(r);
-		http_error(req, 503, "unavailable", "out of memory");
+		http_unavailable(req, "out of memory");
 		return;
 	}
 	int64_t never[SNAP_MAX_RINGS] = {0}, m1[SNAP_MAX_RINGS] = {0}, m5[SNAP_MAX_RINGS] = {0},
@@ -397,7 +397,7 @@ void reads_events_recent(struct http_req *req)
 	        1, p);
 	db_release(app.db, c);
 	if (!r) {
-		http_error(req, 503, "unavailable", "%s", err.msg);
+		http_unavailable(req, err.msg);
 		return;
 	}
 	json_t *items = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
