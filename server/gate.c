@@ -247,9 +247,16 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	bool counted = in->silence_counted != 0;
 	bool inconsistent = false;
 
+	/* Over host-time the control's failures are those on the previous
+	 * content in the window, also of hosts that applied the file since:
+	 * they may outnumber the hosts still on it. Only the per-host share
+	 * needs them clamped. */
+	int64_t cfailed_t = cfailed;
+	double ec_in = in->control_exposure_s;
+	bool by_time = isfinite(ec_in) && ec_in > 0.0;
 	if (cfailed > control) {
 		cfailed = control;
-		inconsistent = true;
+		inconsistent = !by_time;
 	}
 	int64_t reported = crashed + looped;
 	int64_t failures = reported + (counted ? silent : 0);
@@ -286,7 +293,7 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	                         .failed = failures,
 	                         .exposure_s = in->exposure_s,
 	                         .control = control,
-	                         .control_failed = cfailed,
+	                         .control_failed = by_time ? cfailed_t : cfailed,
 	                         .control_exposure_s = in->control_exposure_s};
 	gate_relative(p, in->has_prev ? &in->prev : NULL, &grp, log(1.0 / alpha), &out->seq,
 	              &out->rel);
@@ -312,7 +319,12 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	double pct = 100.0 * conf;
 	char ctl[200], trt[160], ctr[160];
 	gate_rate_text(trt, sizeof trt, out->rel.treated_rate, failures, n);
-	gate_rate_text(ctr, sizeof ctr, out->rel.control_rate, cfailed, control);
+	if (cfailed_t > control && by_time) /* failures of hosts that have the file now */
+		snprintf(ctr, sizeof ctr,
+		         "%.2f per 1000 host-hours (%lld failed, %lld hosts on it now)",
+		         1000.0 * out->rel.control_rate, (long long)cfailed_t, (long long)control);
+	else
+		gate_rate_text(ctr, sizeof ctr, out->rel.control_rate, cfailed, control);
 	if (control > 0)
 		snprintf(ctl, sizeof ctl, "control %s", ctr);
 	else
@@ -334,9 +346,9 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	if (isfinite(et) && isfinite(ec) && et > 0.0 && ec > 0.0) {
 		/* Over host-time: the control's rate times the treated hosts'
 		 * exposure, the control's Poisson uncertainty scaled up. */
-		double rate = (double)cfailed / ec;
+		double rate = (double)cfailed_t / ec;
 		lambda = rate * et;
-		var = lambda + et * et * (double)cfailed / (ec * ec);
+		var = lambda + et * et * (double)cfailed_t / (ec * ec);
 		bg_rate = nt > 0.0 ? lambda / nt : 0.0;
 		/* checked at every look for as long as a ring waits: a guard's
 		 * quantile (a crash-everything canary still trips it at its

@@ -371,6 +371,27 @@ static void test_control_zero_failures(void **state)
 	assert_contains(r.reason, "control 0.00 per 1000 host-hours (0 of 5000 hosts)");
 }
 
+/* Late in the last ring the hosts still on the previous content are few
+ * (the holdout), but the control's failures over host-time include those of
+ * hosts that failed before they applied the file: more failures than hosts
+ * on it now. The relative test must count them all (clamping them to the
+ * hosts would understate the control's rate and halt a good file). */
+static void test_control_failures_outnumber_hosts(void **state)
+{
+	(void)state;
+	struct gate_policy p = pol(GA);
+	struct gate_inputs in = ring_in(30, 1960, 40, 100, 3600);
+	in.control_exposure_s = 10000.0 * 3600.0; /* 100 failures in 10,000 host-hours */
+	struct gate_result r;
+	gate_decide(&p, &in, &r);
+	assert_near(r.rel.control_rate * 1000.0, 10.0, 1e-9);
+	assert_true(r.rel.ratio < 1.6);
+	assert_int_not_equal(r.decision, GATE_HALT);
+	assert_contains(r.reason,
+	                "control 10.00 per 1000 host-hours (100 failed, 40 hosts on it now)");
+	assert_null(strstr(r.reason, "inconsistent"));
+}
+
 static void test_no_control(void **state)
 {
 	(void)state;
@@ -1490,6 +1511,7 @@ int main(void)
 	        cmocka_unit_test(test_all_silent),
 	        cmocka_unit_test(test_control_zero_failures),
 	        cmocka_unit_test(test_no_control),
+	        cmocka_unit_test(test_control_failures_outnumber_hosts),
 	        cmocka_unit_test(test_hard_cap),
 	        cmocka_unit_test(test_bake_not_met),
 	        cmocka_unit_test(test_min_healthy_not_met),
