@@ -32,6 +32,8 @@ struct fb_config {
 	int64_t preflight_wall_ms;      /* preflight time limit */
 	int64_t assignment_ttl;         /* seconds an assignment stays valid */
 	int64_t heartbeat_flush_ms;     /* batch interval of the heartbeat flusher */
+	int64_t signal_warmup;          /* health samples before a host's verdicts (signals.h) */
+	int64_t signal_k;               /* consecutive beats above threshold; 0 = defaults */
 	int64_t snapshot_check_ms;      /* periodic snapshot freshness check */
 	int64_t controller_interval_ms; /* gate evaluation interval */
 	int64_t controller_lease_ms;    /* lease length; 0 = 2 x controller_interval_ms */

@@ -4,7 +4,7 @@
 
 #include <string.h>
 
-enum field { F_AGENT, F_BOOT, F_UPTIME, F_VERSION, F_ACTIVE, F_CAPS, F_NONE };
+enum field { F_AGENT, F_BOOT, F_UPTIME, F_VERSION, F_ACTIVE, F_CAPS, F_HEALTH, F_NONE };
 #define REQUIRED (1u << F_AGENT | 1u << F_BOOT | 1u << F_UPTIME | 1u << F_ACTIVE)
 
 struct cur {
@@ -76,8 +76,8 @@ static int is(const struct hbbody_text *t, const char *s)
 
 static enum field field_of(const struct hbbody_text *k)
 {
-	static const char *const names[] = {"agent_id",      "boot_id", "uptime_s",
-	                                    "agent_version", "active",  "capabilities"};
+	static const char *const names[] = {"agent_id", "boot_id",      "uptime_s", "agent_version",
+	                                    "active",   "capabilities", "health"};
 	for (int f = 0; f < F_NONE; f++)
 		if (is(k, names[f]))
 			return (enum field)f;
@@ -139,12 +139,101 @@ static int caps(struct cur *c, struct hbbody *o)
 	return take(c, ']');
 }
 
+/* A channel key: digits only, 1 .. 2^32-1. */
+static int channel_key(const struct hbbody_text *t, uint32_t *ch)
+{
+	int64_t v = 0;
+	if (t->n < 1 || t->n > 10 || t->p[0] == '0')
+		return 0;
+	for (size_t i = 0; i < t->n; i++) {
+		if (t->p[i] < '0' || t->p[i] > '9')
+			return 0;
+		v = v * 10 + (t->p[i] - '0');
+	}
+	if (v > 0xffffffffLL)
+		return 0;
+	*ch = (uint32_t)v;
+	return 1;
+}
+
+/* {"evals": n, "errors": n, ...}: each counter at most once. */
+static int counters(struct cur *c, struct sig_channel *ch)
+{
+	static const char *const names[] = {"evals", "errors", "timeouts", "detections", "blocks"};
+	int64_t *dst[] = {&ch->evals, &ch->errors, &ch->timeouts, &ch->detections, &ch->blocks};
+	for (int i = 0; i < 5; i++)
+		*dst[i] = -1;
+	if (!take(c, '{'))
+		return 0;
+	if (take(c, '}'))
+		return 1;
+	do {
+		struct hbbody_text k;
+		int i = 0;
+		if (!text(c, &k) || !take(c, ':'))
+			return 0;
+		while (i < 5 && !is(&k, names[i]))
+			i++;
+		if (i == 5 || *dst[i] >= 0 || !number(c, dst[i]))
+			return 0;
+	} while (take(c, ','));
+	return take(c, '}');
+}
+
+/* The health object: known integer fields once each, channels once. */
+static int health(struct cur *c, struct sig_health *h)
+{
+	static const char *const names[] = {"interval_s", "agent_cpu_p95", "agent_cpu_mean",
+	                                    "host_cpu", "agent_rss_kb"};
+	int64_t *dst[] = {&h->interval_s, &h->agent_cpu_p95, &h->agent_cpu_mean, &h->host_cpu,
+	                  &h->agent_rss_kb};
+	int chans = 0;
+	sig_health_clear(h);
+	if (!take(c, '{'))
+		return 0;
+	if (take(c, '}'))
+		return 1;
+	do {
+		struct hbbody_text k;
+		int i = 0;
+		if (!text(c, &k) || !take(c, ':'))
+			return 0;
+		while (i < 5 && !is(&k, names[i]))
+			i++;
+		if (i < 5) {
+			if (*dst[i] >= 0 || !number(c, dst[i]))
+				return 0;
+			continue;
+		}
+		if (!is(&k, "channels") || chans++ || !take(c, '{'))
+			return 0;
+		if (take(c, '}'))
+			continue;
+		do {
+			struct hbbody_text ck;
+			if (h->nch == SIG_MAX_CHANNELS || !text(c, &ck) || !take(c, ':'))
+				return 0;
+			struct sig_channel *ch = &h->ch[h->nch];
+			if (!channel_key(&ck, &ch->channel) || !counters(c, ch))
+				return 0;
+			for (size_t j = 0; j < h->nch; j++)
+				if (h->ch[j].channel == ch->channel)
+					return 0;
+			h->nch++;
+		} while (take(c, ','));
+		if (!take(c, '}'))
+			return 0;
+	} while (take(c, ','));
+	return take(c, '}');
+}
+
 int hbbody_parse(const char *body, size_t n, struct hbbody *o)
 {
 	struct cur c = {body, body + n};
 	unsigned seen = 0;
 	o->has_version = 0;
 	o->has_caps = 0;
+	o->has_health = 0;
 	o->nactive = 0;
 	o->ncaps = 0;
 	if (!take(&c, '{'))
@@ -181,6 +270,11 @@ int hbbody_parse(const char *body, size_t n, struct hbbody *o)
 			if (!caps(&c, o))
 				return 0;
 			o->has_caps = 1;
+			break;
+		case F_HEALTH:
+			if (!health(&c, &o->health))
+				return 0;
+			o->has_health = 1;
 			break;
 		case F_NONE: return 0;
 		}

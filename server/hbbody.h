@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "signals.h"
+
 #define HBBODY_MAX_ENTRIES 256 /* active channels, capabilities */
 #define HBBODY_MAX_TEXT    64  /* boot_id, agent_version */
 
@@ -32,14 +34,19 @@ struct hbbody {
 	size_t ncaps; /* when has_caps */
 	uint32_t cap_id[HBBODY_MAX_ENTRIES];
 	uint16_t cap_version[HBBODY_MAX_ENTRIES];
+	int has_health;
+	struct sig_health health; /* when has_health; ranges not checked here */
 };
 
 /* 1 when body (n bytes) is a JSON object with exactly the heartbeat's keys
- * (agent_id, boot_id, uptime_s and active; agent_version and capabilities
- * optional), each once, of these types: agent_id and uptime_s integers;
+ * (agent_id, boot_id, uptime_s and active; agent_version, capabilities
+ * and health optional), each once, of these types: agent_id and uptime_s integers;
  * boot_id and agent_version strings of 1 to 64 characters; active an object
  * of at most 256 strings; capabilities an array of at most 256 objects of
- * exactly {"id": 0 .. 2^32-1, "version": 0 .. 65535}. out then points into
+ * exactly {"id": 0 .. 2^32-1, "version": 0 .. 65535}; health an object of
+ * the integer fields of server/PROTOCOL.md and channels, an object of
+ * channel ids -> objects of integer counters (sig_health_check is the
+ * caller's). out then points into
  * body. 0 otherwise (out undefined): parse with jansson instead. */
 int hbbody_parse(const char *body, size_t n, struct hbbody *out);
 

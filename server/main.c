@@ -17,6 +17,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "signals.h"
 #include "snapshot.h"
 #include "stream.h"
 #include "telemetry.h"
@@ -130,6 +131,13 @@ static int cmd_serve(void)
 	/* Database-dependent start-up happens in the snapshot thread, which
 	 * retries until the database is reachable and current; until then
 	 * /readyz and the agent endpoints answer 503. */
+	struct sig_thresholds st;
+	sig_thresholds_default(&st);
+	st.warmup = (int)cfg.signal_warmup;
+	for (int i = 0; i < SIG_COUNT; i++)
+		if (cfg.signal_k > 0)
+			st.k[i] = (int)cfg.signal_k;
+	sig_init(&st);
 	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err) ||
 	    stream_start(&err)) {
 		log_error("cannot start: %s", err.msg);
@@ -162,6 +170,7 @@ out:
 	stream_stop();
 	controller_stop();
 	telemetry_stop();
+	sig_shutdown();
 	snapshot_stop();
 	content_cache_cleanup();
 	auth_cleanup();

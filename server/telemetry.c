@@ -15,6 +15,7 @@
 #include "hbbody.h"
 #include "log.h"
 #include "pending.h"
+#include "signals.h"
 #include "snapshot.h"
 #include "validate.h"
 
@@ -37,6 +38,13 @@ static uint64_t g_dropped;
  * "extra"}], at most MAX_PLATFORM waiting. Guarded by g_mu. */
 #define MAX_PLATFORM 100000
 static json_t *g_platform;
+/* Degraded verdicts (signals.h) as event rows, written by the flusher with
+ * the next batch; at most MAX_DEGRADED waiting (more are dropped and
+ * counted: a verdict lost is a host not counted, never a wrong count).
+ * Guarded by g_mu. */
+#define MAX_DEGRADED 100000
+static json_t *g_degraded;
+static uint64_t g_degraded_dropped;
 
 /* Decimal digits of v. */
 static enum fb_rc add_u64(struct fb_buf *b, uint64_t v)
@@ -312,6 +320,33 @@ static enum fb_rc flush_platform(PGconn *c, json_t *plat, struct fb_err *err)
 	return FB_OK;
 }
 
+/* Degraded verdicts as events: idempotent per (agent, event id), so one
+ * verdict per signal, channel and content. */
+static enum fb_rc flush_degraded(PGconn *c, json_t *rows, struct fb_err *err)
+{
+	char *js = json_dumps(rows, JSON_COMPACT);
+	if (!js)
+		return FB_ENOMEM;
+	const char *p[] = {js};
+	PGresult *r = db_exec(
+	        c, err,
+	        "INSERT INTO events (agent_id, event_id, kind, channel_id, content_sha256, "
+	        "boot_id, "
+	        "details, occurred_at) SELECT d.agent_id, d.event_id, 'degraded', d.channel_id, "
+	        "d.content_sha256, d.boot_id, d.details, to_timestamp(d.at) FROM "
+	        "jsonb_to_recordset($1::jsonb) AS d(agent_id bigint, event_id text, channel_id "
+	        "int, "
+	        "content_sha256 text, boot_id text, details jsonb, at float8) "
+	        "JOIN agents a ON a.id = d.agent_id JOIN channels ch ON ch.id = d.channel_id "
+	        "ON CONFLICT (agent_id, event_id) DO NOTHING",
+	        1, p);
+	free(js);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	return FB_OK;
+}
+
 /* Takes the batch heartbeat_flush_ms after the previous take, or as soon
  * as FLUSH_EARLY agents are waiting, or at once when writing the previous
  * batch took longer: a heartbeat waits at most one interval (less under
@@ -331,9 +366,10 @@ static void *flusher(void *arg)
 		if (!g_pending || !pending_count(g_pending))
 			continue;
 		struct pending *batch = g_pending;
-		json_t *plat = g_platform;
+		json_t *plat = g_platform, *deg = g_degraded;
 		g_pending = NULL;
 		g_platform = NULL;
+		g_degraded = NULL;
 		pthread_mutex_unlock(&g_mu);
 
 		const char *why;
@@ -343,6 +379,8 @@ static void *flusher(void *arg)
 		enum fb_rc rc = c ? flush_batch(c, batch, &done, &err) : FB_EDB;
 		if (c && !rc && plat)
 			rc = flush_platform(c, plat, &err);
+		if (c && !rc && deg && json_array_size(deg))
+			rc = flush_degraded(c, deg, &err);
 		if (c)
 			db_release(app.db, c);
 		if (rc && plat && !g_stop) { /* keep them for the next batch */
@@ -353,6 +391,15 @@ static void *flusher(void *arg)
 				json_array_extend(g_platform, plat);
 			pthread_mutex_unlock(&g_mu);
 		}
+		if (rc && deg && !g_stop) { /* keep them for the next batch */
+			pthread_mutex_lock(&g_mu);
+			if (!g_degraded)
+				g_degraded = json_array();
+			if (json_array_size(g_degraded) + json_array_size(deg) <= MAX_DEGRADED)
+				json_array_extend(g_degraded, deg);
+			pthread_mutex_unlock(&g_mu);
+		}
+		json_decref(deg);
 		json_decref(plat);
 		if (rc) {
 			pthread_mutex_lock(&g_mu);
@@ -408,6 +455,8 @@ void telemetry_stop(void)
 	g_pending = NULL;
 	json_decref(g_platform);
 	g_platform = NULL;
+	json_decref(g_degraded);
+	g_degraded = NULL;
 }
 
 /* The agent id in the body must be the token's own. */
@@ -488,6 +537,7 @@ struct hb_fields {
 	size_t ncaps;
 	uint32_t cap_id[HBBODY_MAX_ENTRIES];
 	uint16_t cap_version[HBBODY_MAX_ENTRIES];
+	const struct sig_health *health; /* NULL: not sent */
 };
 
 /* The active map as compact JSON with its keys in strcmp order (what
@@ -588,16 +638,27 @@ static int heartbeat_fast(struct http_req *req, struct hbbody *p, struct hb_fiel
 	f->ncaps = p->ncaps;
 	memcpy(f->cap_id, p->cap_id, p->ncaps * sizeof p->cap_id[0]);
 	memcpy(f->cap_version, p->cap_version, p->ncaps * sizeof p->cap_version[0]);
+	f->health = NULL;
+	if (p->has_health) {
+		char field[96], why[96];
+		if (!sig_health_check(&p->health, field, sizeof field, why, sizeof why))
+			return 0;
+		for (size_t i = 0; i < p->health.nch; i++)
+			if (!snapshot_channel_known(p->health.ch[i].channel))
+				return 0;
+		f->health = &p->health;
+	}
 	return 1;
 }
 
 /* The heartbeat read with jansson and validated field by field; replies the
  * error and returns 0 when anything is wrong. */
-static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb_fields *f)
+static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb_fields *f,
+                                   struct sig_health *hs)
 {
 	static const char *const allowed[] = {"agent_id",      "boot_id", "uptime_s",
 	                                      "agent_version", "active",  "capabilities",
-	                                      "platform",      NULL};
+	                                      "platform",      "health",  NULL};
 	if (!val_fields_or_reply(req, body, allowed) || !self_or_reply(req, body))
 		return 0;
 	const char *boot = val_string_or_reply(req, body, "boot_id", 1, 64, 1);
@@ -632,6 +693,23 @@ static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb
 	if (!val_capabilities_or_reply(req, caps, 0) ||
 	    !val_platform_or_reply(req, json_object_get(body, "platform")))
 		return 0;
+	json_t *health = json_object_get(body, "health");
+	f->health = NULL;
+	if (health) {
+		char field[96], why[96];
+		if (!sig_health_from_json(health, hs, field, sizeof field, why, sizeof why)) {
+			http_error(req, 400, "invalid", "field '%s' %s", field, why);
+			return 0;
+		}
+		for (size_t i = 0; i < hs->nch; i++)
+			if (!snapshot_channel_known(hs->ch[i].channel)) {
+				http_error(req, 400, "invalid",
+				           "field 'health.channels.%u': unknown channel",
+				           hs->ch[i].channel);
+				return 0;
+			}
+		f->health = hs;
+	}
 	f->boot_id = (struct hbbody_text){boot, strlen(boot)};
 	f->version = (struct hbbody_text){ver, ver ? strlen(ver) : 0};
 	f->has_caps = caps != NULL;
@@ -644,16 +722,66 @@ static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb
 	return 1;
 }
 
+/* One degraded event row for the flusher (see flush_degraded). */
+static json_t *degraded_row(int64_t agent, const char *boot, const struct sig_verdict *v,
+                            const struct hbbody_text *ch, const struct hbbody_text *sha)
+{
+	char id[80];
+	snprintf(id, sizeof id, "deg:%s:%.*s:%.16s", sig_name(v->signal), (int)ch->n, ch->p,
+	         sha->p);
+	return json_pack("{s:I, s:s, s:s#, s:s#, s:s, s:{s:s, s:f, s:f}, s:f}", "agent_id",
+	                 (json_int_t)agent, "event_id", id, "channel_id", ch->p, (int)ch->n,
+	                 "content_sha256", sha->p, (int)sha->n, "boot_id", boot, "details",
+	                 "signal", sig_name(v->signal), "value", v->value, "baseline", v->baseline,
+	                 "at", (double)fb_now_ms() / 1000.0);
+}
+
+/* The per-host verdicts of this heartbeat's health, queued as events: a
+ * host signal counts for every channel the host runs (with the content it
+ * runs there), a channel signal for its channel. */
+static void judge_health(int64_t agent, const char *boot, const struct hb_fields *f)
+{
+	struct sig_verdict v[16];
+	size_t n = sig_observe(agent, f->health, v, sizeof v / sizeof v[0]);
+	if (!n)
+		return;
+	json_t *rows = json_array();
+	for (size_t i = 0; rows && i < n; i++)
+		for (size_t k = 0; k < f->nactive; k++) {
+			if (v[i].channel) {
+				char key[16];
+				snprintf(key, sizeof key, "%u", v[i].channel);
+				if (strlen(key) != f->active_key[k].n ||
+				    memcmp(key, f->active_key[k].p, f->active_key[k].n) != 0)
+					continue;
+			}
+			json_array_append_new(rows,
+			                      degraded_row(agent, boot, &v[i], &f->active_key[k],
+			                                   &f->active_val[k]));
+		}
+	pthread_mutex_lock(&g_mu);
+	if (!g_degraded)
+		g_degraded = json_array();
+	if (rows && g_degraded &&
+	    json_array_size(g_degraded) + json_array_size(rows) <= MAX_DEGRADED)
+		json_array_extend(g_degraded, rows);
+	else
+		g_degraded_dropped += n;
+	pthread_mutex_unlock(&g_mu);
+	json_decref(rows);
+}
+
 void telemetry_heartbeat(struct http_req *req)
 {
 	struct hbbody p;
 	struct hb_fields f;
+	static _Thread_local struct sig_health hs; /* the JSON path's health (12 KiB) */
 	json_t *body = NULL, *prow = NULL;
 	char *active_s = NULL, *caps_s = NULL;
 	char boot[HBBODY_MAX_TEXT + 1], ver[HBBODY_MAX_TEXT + 1];
 	if (!heartbeat_fast(req, &p, &f)) {
 		body = http_req_json_or_reply(req);
-		if (!body || !heartbeat_json_or_reply(req, body, &f))
+		if (!body || !heartbeat_json_or_reply(req, body, &f, &hs))
 			goto out;
 	}
 	struct pending_hb h = {.agent_id = http_req_auth(req)->agent_id,
@@ -711,6 +839,8 @@ void telemetry_heartbeat(struct http_req *req)
 		           rc == FB_ETOOBIG ? "" : fb_rc_str(rc));
 		goto out;
 	}
+	if (f.health)
+		judge_health(h.agent_id, boot, &f);
 	http_reply(req, 202, NULL, "", 0, NULL, 0);
 out:
 	json_decref(prow);

@@ -35,8 +35,11 @@ UNIT_TESTS += test_pending
 test_pending_SRCS := tests/unit/test_pending.c server/pending.c
 test_pending_LIBS := fbcommon
 UNIT_TESTS += test_hbbody
-test_hbbody_SRCS := tests/unit/test_hbbody.c server/hbbody.c
+test_hbbody_SRCS := tests/unit/test_hbbody.c server/hbbody.c server/signals.c
 test_hbbody_LIBS := fbcommon
+UNIT_TESTS += test_signals
+test_signals_SRCS := tests/unit/test_signals.c server/signals.c
+test_signals_LIBS := fbcommon
 
 # Heartbeat ingest, the capability-class cache, agent tokens, the agent load.
 INT_TESTS += test_heartbeat

@@ -158,6 +158,102 @@ static long heartbeat(int64_t id, const char *boot_json, long uptime, const char
 	return req("POST", "/v1/heartbeat", tok, body);
 }
 
+/* A heartbeat of agent id with a health object (raw JSON), and its reply. */
+static long health_beat(int64_t id, const char *health, const char *extra, char *reply, size_t n)
+{
+	char tok[96], body[4096];
+	token_of(id, tok);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"hb-%lld\",\"uptime_s\":60,\"active\":{\"291\":"
+	         "\"" SHA_A "\",\"292\":\"" SHA_B "\"}%s,\"health\":%s}",
+	         (long long)id, (long long)id, extra ? extra : "", health);
+	struct fbt_resp r;
+	fbt_http(&C->srv, "POST", "/v1/heartbeat", tok, body, strlen(body), NULL, &r);
+	long st = r.status;
+	if (reply)
+		snprintf(reply, n, "%s", r.body ? r.body : "");
+	fbt_resp_free(&r);
+	return st;
+}
+
+/* Health in heartbeats (issue 17): bad values get 400 naming the field and
+ * store nothing, on both the fast and the JSON path; a host whose agent
+ * CPU stays high for three beats after its baseline is recorded degraded,
+ * once per channel it runs, with the content it runs there; noise is not. */
+static void test_health_signals(void **state)
+{
+	(void)state;
+	char reply[1024];
+	/* what is stored about 301 before the refused heartbeats */
+	static const char seen_sql[] =
+	        "SELECT coalesce((extract(epoch FROM last_seen_at) * 1000)"
+	        "::bigint, 0) + (os IS NOT NULL)::int FROM agents WHERE id = 301";
+	long before = fbt_db_long(C->db, seen_sql);
+	static const struct {
+		const char *health, *field;
+	} bad[] = {
+	        {"{\"interval_s\":60,\"host_cpu\":101}", "health.host_cpu"},
+	        {"{\"interval_s\":0}", "health.interval_s"},
+	        {"{\"interval_s\":60,\"agent_cpu_p95\":-1}", "health.agent_cpu_p95"},
+	        {"{\"interval_s\":60,\"agent_cpu_p95\":2.5}", "health.agent_cpu_p95"},
+	        {"{\"interval_s\":60,\"gpu\":1}", "health.gpu"},
+	        {"{\"interval_s\":60,\"channels\":{\"999\":{}}}", "health.channels.999"},
+	        {"{\"interval_s\":60,\"channels\":{\"291\":{\"evals\":1,\"errors\":2}}}",
+	         "health.channels.291.errors"},
+	        {"\"fine\"", "health"},
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		for (int path = 0; path < 2; path++) { /* platform forces the JSON path */
+			long st = health_beat(301, bad[i].health,
+			                      path ? ",\"platform\":{\"os\":\"linux\"}" : NULL,
+			                      reply, sizeof reply);
+			if (st != 400 || !strstr(reply, bad[i].field))
+				fail_msg("case %zu path %d: %ld %s (want 400 naming %s)", i, path,
+				         st, reply, bad[i].field);
+		}
+	}
+	usleep(500000); /* two flush intervals: nothing may have been written */
+	assert_int_equal(fbt_db_long(C->db, seen_sql), before);
+
+	/* 301: five normal beats, a storm of three; 302: noise only */
+	char h[256];
+	for (int i = 0; i < 8; i++) {
+		int storm = i >= 5;
+		snprintf(h, sizeof h,
+		         "{\"interval_s\":60,\"agent_cpu_p95\":%d,\"agent_cpu_mean\":5,"
+		         "\"host_cpu\":20,\"agent_rss_kb\":40000,\"channels\":{\"291\":{\"evals\":"
+		         "100,\"errors\":0,\"detections\":1}}}",
+		         storm ? 97 : 10 + i % 3);
+		assert_int_equal(health_beat(301, h,
+		                             i == 3 ? ",\"platform\":{\"os\":\"linux\"}" : NULL,
+		                             reply, sizeof reply),
+		                 202);
+		snprintf(h, sizeof h,
+		         "{\"interval_s\":60,\"agent_cpu_p95\":%d,\"agent_cpu_mean\":5}",
+		         i == 6 ? 60 : 12);
+		assert_int_equal(health_beat(302, h, NULL, reply, sizeof reply), 202);
+	}
+	assert_int_equal(db_wait(2, "SELECT count(*) FROM events WHERE agent_id = 301 AND kind = "
+	                            "'degraded'"),
+	                 2);
+	assert_int_equal(fbt_db_long(C->db,
+	                             "SELECT count(*) FROM events WHERE agent_id = 301 AND kind = "
+	                             "'degraded' AND details ->> 'signal' = 'agent_cpu' AND "
+	                             "((channel_id = 291 AND content_sha256 = '" SHA_A "') OR "
+	                             "(channel_id = 292 AND content_sha256 = '" SHA_B "')) AND "
+	                             "(details ->> 'value')::float = 97 AND "
+	                             "(details ->> 'baseline')::float BETWEEN 10 AND 13"),
+	                 2);
+	/* more storm beats: the verdict is not repeated */
+	snprintf(h, sizeof h, "{\"interval_s\":60,\"agent_cpu_p95\":99}");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(health_beat(301, h, NULL, reply, sizeof reply), 202);
+	usleep(600000);
+	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM events WHERE kind = 'degraded' "
+	                                    "AND agent_id IN (301, 302)"),
+	                 2);
+}
+
 /* 300 agents, three active maps and two capability sets between them; some
  * agents twice in one flush interval; boot ids that COPY must escape. */
 static void test_batched_heartbeats(void **state)
@@ -346,6 +442,7 @@ int main(void)
 	        cmocka_unit_test(test_batched_heartbeats),
 	        cmocka_unit_test(test_capability_class_changes_publish),
 	        cmocka_unit_test(test_agent_token_forms),
+	        cmocka_unit_test(test_health_signals),
 	        cmocka_unit_test(test_snapshot_loads_many_agents),
 	};
 	return cmocka_run_group_tests_name("heartbeat", tests, setup, teardown);

@@ -46,10 +46,9 @@ static void test_fresh_then_rerun_is_noop(void **state)
 	assert_true(n >= 1);
 	/* the core tables exist; the default rings are seeded */
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM rings"), 4);
-	const char *tables[] = {"channels",          "content",       "agents",
-	                        "rollouts",          "gate_policies", "gate_evaluations",
-	                        "telemetry_rollups", "events",        "audit_log",
-	                        "api_tokens",        "policy_bounds"};
+	const char *tables[] = {"channels",      "content",          "agents",         "rollouts",
+	                        "gate_policies", "gate_evaluations", "signal_rollups", "events",
+	                        "audit_log",     "api_tokens",       "policy_bounds"};
 	for (size_t i = 0; i < sizeof tables / sizeof tables[0]; i++) {
 		char sql[128];
 		snprintf(sql, sizeof sql, "SELECT count(*) FROM %s", tables[i]);

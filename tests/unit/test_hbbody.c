@@ -4,6 +4,7 @@
  * thousand mutated bodies (fixed seed), whatever it accepts jansson parses
  * (rejecting duplicate keys, as the server does) to the same values. */
 #include "hbbody.h"
+#include "signals.h"
 
 #include <jansson.h>
 #include <setjmp.h>
@@ -21,6 +22,12 @@
 	"{\"agent_id\":42,\"boot_id\":\"bench-42\",\"uptime_s\":3601,\"agent_version\":\"1.0.0\"," \
 	"\"active\":{\"291\":\"" SHA_A "\",\"292\":\"" SHA_A "\"},\"capabilities\":[{\"id\":1,"    \
 	"\"version\":1},{\"id\":7,\"version\":2}]}"
+
+#define HEALTH_BODY                                                                                \
+	"{\"agent_id\":5,\"boot_id\":\"b\",\"uptime_s\":9,\"active\":{\"291\":\"" SHA_A "\"},"     \
+	"\"health\":{\"interval_s\":60,\"agent_cpu_p95\":7,\"agent_cpu_mean\":2,\"host_cpu\":31,"  \
+	"\"agent_rss_kb\":51200,\"channels\":{\"291\":{\"evals\":1200,\"errors\":1,"               \
+	"\"timeouts\":0,\"detections\":3,\"blocks\":0},\"7\":{}}}}"
 
 static int parses(const char *s, struct hbbody *o)
 {
@@ -63,6 +70,54 @@ static void test_agent_body(void **state)
 	                   &o));
 	assert_true(o.has_caps);
 	assert_int_equal(o.ncaps, 0);
+}
+
+static void test_health_body(void **state)
+{
+	(void)state;
+	static struct hbbody o;
+	assert_true(parses(HEALTH_BODY, &o));
+	assert_true(o.has_health);
+	assert_int_equal(o.health.interval_s, 60);
+	assert_int_equal(o.health.agent_cpu_p95, 7);
+	assert_int_equal(o.health.agent_cpu_mean, 2);
+	assert_int_equal(o.health.host_cpu, 31);
+	assert_int_equal(o.health.agent_rss_kb, 51200);
+	assert_int_equal(o.health.nch, 2);
+	assert_int_equal(o.health.ch[0].channel, 291);
+	assert_int_equal(o.health.ch[0].evals, 1200);
+	assert_int_equal(o.health.ch[0].errors, 1);
+	assert_int_equal(o.health.ch[0].detections, 3);
+	assert_int_equal(o.health.ch[1].channel, 7);
+	assert_int_equal(o.health.ch[1].evals, -1); /* not sent */
+	/* a body without health has none */
+	assert_true(parses(BODY, &o));
+	assert_false(o.has_health);
+	/* left to jansson: what is not an unsigned integer, unknown or twice */
+	const char *others[] = {
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"interval_s\":-1}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"interval_s\":1.5}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"cpu\":1}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"interval_s\":1,\"interval_s\":2}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"01\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{},\"1\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"evals\":1,\"evals\":1}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"matches\":1}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{},\"channels\":{}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":[]}",
+	};
+	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
+		if (parses(others[i], &o))
+			fail_msg("case %zu was recognised: %s", i, others[i]);
 }
 
 static void test_left_to_jansson(void **state)
@@ -146,8 +201,31 @@ static void same_as_jansson(const char *s, size_t n, const struct hbbody *o)
 	if (!j)
 		fail_msg("recognised, but jansson refuses (%s): %.*s", je.text, (int)n, s);
 	assert_true(json_is_object(j));
-	assert_int_equal(json_object_size(j), 4 + o->has_version + o->has_caps);
-	json_t *v = json_object_get(j, "agent_id");
+	assert_int_equal(json_object_size(j), 4 + o->has_version + o->has_caps + o->has_health);
+	json_t *v = json_object_get(j, "health");
+	if (o->has_health) {
+		static struct sig_health h;
+		char f[96], w[96];
+		(void)sig_health_from_json(v, &h, f, sizeof f, w, sizeof w); /* ranges aside */
+		assert_int_equal(h.interval_s, o->health.interval_s);
+		assert_int_equal(h.agent_cpu_p95, o->health.agent_cpu_p95);
+		assert_int_equal(h.agent_cpu_mean, o->health.agent_cpu_mean);
+		assert_int_equal(h.host_cpu, o->health.host_cpu);
+		assert_int_equal(h.agent_rss_kb, o->health.agent_rss_kb);
+		assert_int_equal(h.nch, o->health.nch);
+		for (size_t i = 0; i < h.nch; i++) {
+			const struct sig_channel *a = &h.ch[i], *b = &o->health.ch[i];
+			assert_int_equal(a->channel, b->channel);
+			assert_int_equal(a->evals, b->evals);
+			assert_int_equal(a->errors, b->errors);
+			assert_int_equal(a->timeouts, b->timeouts);
+			assert_int_equal(a->detections, b->detections);
+			assert_int_equal(a->blocks, b->blocks);
+		}
+	} else {
+		assert_null(v);
+	}
+	v = json_object_get(j, "agent_id");
 	assert_true(json_is_integer(v) && json_integer_value(v) == o->agent_id);
 	v = json_object_get(j, "uptime_s");
 	assert_true(json_is_integer(v) && json_integer_value(v) == o->uptime_s);
@@ -208,11 +286,12 @@ static void test_differential(void **state)
 	        "{\"boot_id\":\"b\",\"active\":{},\"agent_id\":9,\"uptime_s\":0}",
 	        "{ \"agent_id\" : 7 , \"boot_id\" : \"x y\" , \"uptime_s\" : 10 , \"active\" : { "
 	        "\"1\" : \"z\" } , \"capabilities\" : [ { \"version\" : 3 , \"id\" : 2 } ] }",
+	        HEALTH_BODY,
 	};
 	char buf[1024];
 	long recognised = 0, total = 0;
 	for (int round = 0; round < 300000; round++) {
-		const char *seed = seeds[next() % 3];
+		const char *seed = seeds[next() % 4];
 		size_t n = strlen(seed);
 		memcpy(buf, seed, n);
 		int edits = 1 + (int)(next() % 3);
@@ -241,7 +320,7 @@ static void test_differential(void **state)
 	}
 	/* the mutations keep a fair share recognisable, so the check has teeth */
 	assert_true(recognised > total / 50);
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < 4; i++) {
 		assert_true(parses(seeds[i], &o));
 		same_as_jansson(seeds[i], strlen(seeds[i]), &o);
 	}
@@ -251,6 +330,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_agent_body),
+	        cmocka_unit_test(test_health_body),
 	        cmocka_unit_test(test_left_to_jansson),
 	        cmocka_unit_test(test_differential),
 	};
