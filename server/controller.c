@@ -2,6 +2,7 @@
  * and halts, each in one transaction. */
 #include "controller.h"
 
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -18,6 +19,7 @@
 #include "lease.h"
 #include "log.h"
 #include "segments.h"
+#include "signals.h"
 #include "snapshot.h"
 
 static pthread_t g_thread;
@@ -143,13 +145,71 @@ static void judge_segments(const struct gate_policy *pol, const struct gate_inpu
 	         seg, pol->max_ratio, 100.0 * nrel->excess, ring_reason);
 }
 
+/* Each health signal judged like crashes, by the relative test against the
+ * control, at the Bonferroni threshold over the signals; the tests' state
+ * carried in *sig_json (a new object keyed by signal). A ring that did not
+ * halt on crashes halts on the signal with the most evidence, named. */
+static void judge_signals(const struct gate_policy *pol, const struct gate_group *g,
+                          const json_t *prev, struct gate_result *res, json_t **sig_json)
+{
+	json_t *out = json_object();
+	double alpha = 1.0 - pol->confidence;
+	double threshold = log((double)SIG_COUNT / (alpha > 0.0 ? alpha : 0.05));
+	int worst = -1;
+	struct gate_rel worst_rel = {0};
+	for (int s = 0; s < SIG_COUNT; s++) {
+		struct gate_seq pseq, next;
+		int have = gate_seq_from_json(
+		        json_object_get(json_object_get(prev, sig_name(s)), "seq"), &pseq);
+		struct gate_rel rel;
+		gate_relative(pol, have ? &pseq : NULL, &g[s], threshold, &next, &rel);
+		if (rel.halt && (worst < 0 || rel.statistic > worst_rel.statistic)) {
+			worst = s;
+			worst_rel = rel;
+		}
+		json_object_set_new(out, sig_name(s),
+		                    json_pack("{s:I, s:I, s:f, s:I, s:I, s:f, s:o, s:o}", "treated",
+		                              (json_int_t)g[s].treated, "degraded",
+		                              (json_int_t)g[s].failed, "exposure_s",
+		                              g[s].exposure_s, "control", (json_int_t)g[s].control,
+		                              "control_degraded", (json_int_t)g[s].control_failed,
+		                              "control_exposure_s", g[s].control_exposure_s, "seq",
+		                              gate_seq_to_json(&next), "relative",
+		                              gate_rel_to_json(&rel)));
+	}
+	*sig_json = out;
+	if (worst < 0 || res->decision == GATE_HALT)
+		return;
+	char ring_reason[sizeof res->reason], times[48];
+	snprintf(ring_reason, sizeof ring_reason, "%s", res->reason);
+	if (worst_rel.control_rate > 0.0)
+		snprintf(times, sizeof times, "%.1f times the control's rate", worst_rel.ratio);
+	else
+		snprintf(times, sizeof times, "the control had none");
+	res->decision = GATE_HALT;
+	res->stalled = 0;
+	snprintf(
+	        res->reason, sizeof res->reason,
+	        "HALT: %s: %lld of %lld degraded (%.2f per 1000 host-hours) vs %lld of %lld in "
+	        "control (%.2f per 1000 host-hours): %s, confidently above %.1f times (relative "
+	        "log-LR %.2f >= %.2f, Bonferroni over %d signals), %.2f points more hosts degraded "
+	        "than the control's rate predicts. Crashes: %.400s",
+	        sig_label(worst), (long long)g[worst].failed, (long long)g[worst].treated,
+	        1000.0 * worst_rel.treated_rate, (long long)g[worst].control_failed,
+	        (long long)g[worst].control, 1000.0 * worst_rel.control_rate, times, pol->max_ratio,
+	        worst_rel.statistic, worst_rel.threshold, SIG_COUNT, 100.0 * worst_rel.excess,
+	        ring_reason);
+}
+
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy,
                                struct gate_inputs *in, struct gate_result *res, json_t **segments,
-                               struct fb_err *err)
+                               json_t **signals, struct fb_err *err)
 {
 	char ids[24];
 	if (segments)
 		*segments = NULL;
+	if (signals)
+		*signals = NULL;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p1[] = {ids};
 	PGresult *r = db_exec(c, err,
@@ -215,19 +275,64 @@ enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy
 		else
 			json_decref(sj);
 	}
+	struct gate_group sg[SIG_COUNT];
+	if (!rc)
+		rc = counts_signals(c, &q, sg, err);
+	if (!rc) {
+		json_t *gj = NULL;
+		judge_signals(policy, sg, json_object_get(last, "signals"), res, &gj);
+		if (signals)
+			*signals = gj;
+		else
+			json_decref(gj);
+	}
 	json_decref(last);
 	return rc;
 }
 
+/* The signals' figures into this minute's signal_rollups rows. */
+static enum fb_rc store_rollups(PGconn *c, const char *ids, json_t *signals, struct fb_err *err)
+{
+	char *js = json_dumps(signals, JSON_COMPACT);
+	if (!js)
+		return FB_ENOMEM;
+	const char *p[] = {ids, js};
+	PGresult *r = db_exec(
+	        c, err,
+	        "INSERT INTO signal_rollups AS s (rollout_id, ring_index, signal, bucket, treated, "
+	        "degraded, exposure_s, control, control_degraded, control_exposure_s, statistic, "
+	        "threshold) SELECT r.id, r.ring_index, e.key, date_trunc('minute', now()), "
+	        "(e.value ->> 'treated')::int, (e.value ->> 'degraded')::int, "
+	        "(e.value ->> 'exposure_s')::float8, (e.value ->> 'control')::int, "
+	        "(e.value ->> 'control_degraded')::int, (e.value ->> "
+	        "'control_exposure_s')::float8, "
+	        "(e.value -> 'relative' ->> 'statistic')::float8, "
+	        "(e.value -> 'relative' ->> 'threshold')::float8 "
+	        "FROM rollouts r, jsonb_each($2::jsonb) e WHERE r.id = $1 "
+	        "ON CONFLICT (rollout_id, ring_index, signal, bucket) DO UPDATE SET "
+	        "treated = EXCLUDED.treated, degraded = EXCLUDED.degraded, exposure_s = "
+	        "EXCLUDED.exposure_s, control = EXCLUDED.control, control_degraded = "
+	        "EXCLUDED.control_degraded, control_exposure_s = EXCLUDED.control_exposure_s, "
+	        "statistic = EXCLUDED.statistic, threshold = EXCLUDED.threshold",
+	        2, p);
+	free(js);
+	if (!r)
+		return FB_EDB;
+	PQclear(r);
+	return FB_OK;
+}
+
 static enum fb_rc store_evaluation(PGconn *c, int64_t id, const struct gate_policy *pol,
                                    const struct gate_inputs *in, const struct gate_result *res,
-                                   json_t *segments, struct fb_err *err)
+                                   json_t *segments, json_t *signals, struct fb_err *err)
 {
 	json_t *inputs = json_pack("{s:o,s:o,s:o,s:s}", "inputs", gate_inputs_to_json(in), "policy",
 	                           gate_policy_to_json(pol), "result", gate_result_to_json(res),
 	                           "evaluator", g_whoami);
 	if (segments)
 		json_object_set(inputs, "segments", segments);
+	if (signals)
+		json_object_set(inputs, "signals", signals);
 	char *is = json_dumps(inputs, JSON_COMPACT);
 	json_decref(inputs);
 	char ids[24];
@@ -244,7 +349,7 @@ static enum fb_rc store_evaluation(PGconn *c, int64_t id, const struct gate_poli
 	if (!r)
 		return FB_EDB;
 	PQclear(r);
-	return FB_OK;
+	return signals ? store_rollups(c, ids, signals, err) : FB_OK;
 }
 
 static json_t *rollout_state_json(PGconn *c, const char *ids)
@@ -518,7 +623,7 @@ static void evaluate_one(PGconn *c, int64_t id)
 {
 	struct fb_err err = {{0}};
 	char ids[24];
-	json_t *segments = NULL;
+	json_t *segments = NULL, *signals = NULL;
 	snprintf(ids, sizeof ids, "%lld", (long long)id);
 	const char *p[] = {ids};
 	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
@@ -541,7 +646,7 @@ static void evaluate_one(PGconn *c, int64_t id)
 	struct gate_policy pol;
 	struct gate_inputs in;
 	struct gate_result res;
-	if (controller_evaluate(c, id, &pol, &in, &res, &segments, &err))
+	if (controller_evaluate(c, id, &pol, &in, &res, &segments, &signals, &err))
 		goto fail;
 	int watch_done = 0;
 	if (watching && res.decision != GATE_HALT) {
@@ -556,7 +661,7 @@ static void evaluate_one(PGconn *c, int64_t id)
 		         watch_done ? "WATCHED" : "WATCHING", (long long)watched,
 		         (long long)pol.watch_s, watch_done ? ": completed" : "", gate);
 	}
-	if (store_evaluation(c, id, &pol, &in, &res, segments, &err))
+	if (store_evaluation(c, id, &pol, &in, &res, segments, signals, &err))
 		goto fail;
 	if (res.decision == GATE_HALT &&
 	    controller_halt_tx(c, id, &controller_actor, NULL, res.reason, &err))
@@ -579,9 +684,11 @@ static void evaluate_one(PGconn *c, int64_t id)
 	if (db_cmd(c, &err, "COMMIT"))
 		goto fail;
 	json_decref(segments);
+	json_decref(signals);
 	return;
 fail:
 	json_decref(segments);
+	json_decref(signals);
 	log_warn("controller: rollout %lld: %s", (long long)id, err.msg);
 	PQclear(PQexec(c, "ROLLBACK"));
 }

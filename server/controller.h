@@ -20,10 +20,11 @@ int controller_is_leader(void);
  * caller's transaction) and decide, the ring and each platform segment big
  * enough to judge. *policy_out and *in are filled too; segments (may be
  * NULL) gets a new reference to the segments' figures and test states,
- * stored with the evaluation. */
+ * stored with the evaluation; signals (may be NULL) the same for each health
+ * signal (GATE.md, "Health signals"), which may halt the ring too. */
 enum fb_rc controller_evaluate(PGconn *c, int64_t id, struct gate_policy *policy_out,
                                struct gate_inputs *in, struct gate_result *res, json_t **segments,
-                               struct fb_err *err) FB_MUSTCHECK;
+                               json_t **signals, struct fb_err *err) FB_MUSTCHECK;
 
 /* Within the caller's transaction: halt rollout id (rolling or paused),
  * mark its content bad, publish the revert. actor for the audit record. */

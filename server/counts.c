@@ -8,6 +8,7 @@
 
 #include "db.h"
 #include "segments.h"
+#include "signals.h"
 
 /* Per agent of the rollout's channel: treated (applied the content since
  * the start) or control (on the previous content), its failure and its
@@ -111,6 +112,69 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 		s->g.control = col_i(r, i, 12);
 		s->g.control_failed = col_i(r, i, 13);
 		s->g.control_exposure_s = strtod(PQgetvalue(r, i, 14), NULL);
+	}
+	PQclear(r);
+	return FB_OK;
+}
+
+/* Degraded verdicts (server/signals.c) per signal, counted as COUNTS_SQL
+ * counts crashes: the first verdict of a host on the new content after it
+ * applied it is a treated one; on the previous content before it applied
+ * the new one (or never did), a control one. Host-time runs until the
+ * verdict or the host's last heartbeat: health comes only with them. */
+static const char SIGNALS_SQL[] =
+        "WITH ap AS (SELECT agent_id, min(received_at) AS at FROM events "
+        " WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
+        " GROUP BY agent_id), "
+        "dg AS (SELECT agent_id, details ->> 'signal' AS signal, "
+        " min(received_at) FILTER (WHERE content_sha256 = $1) AS t_at, "
+        " min(received_at) FILTER (WHERE content_sha256 IS NOT DISTINCT FROM $2) AS c_at "
+        " FROM events WHERE kind = 'degraded' AND channel_id = $3::int "
+        " AND received_at >= $4::timestamptz GROUP BY 1, 2), "
+        "x AS (SELECT a.id, ap.at, coalesce(a.last_seen_at, ap.at) AS seen, "
+        " greatest(a.enrolled_at, $4::timestamptz) AS c0, "
+        " (a.active ->> $3::text) IS NOT DISTINCT FROM $2 AS on_prev "
+        " FROM agents a LEFT JOIN ap ON ap.agent_id = a.id "
+        " WHERE a.revoked_at IS NULL AND (ap.at IS NOT NULL OR (a.last_seen_at >= "
+        " $4::timestamptz AND (a.active ->> $3::text) IS NOT DISTINCT FROM $2))), "
+        "y AS (SELECT s.signal, x.*, dg.t_at, dg.c_at FROM x CROSS JOIN unnest($5::text[]) AS "
+        " s(signal) LEFT JOIN dg ON dg.agent_id = x.id AND dg.signal = s.signal) "
+        "SELECT signal, count(*) FILTER (WHERE at IS NOT NULL), "
+        " count(*) FILTER (WHERE at IS NOT NULL AND t_at >= at), "
+        " coalesce(sum(CASE WHEN at IS NOT NULL THEN greatest(0, extract(epoch FROM "
+        " least(now(), CASE WHEN t_at >= at THEN t_at ELSE greatest(seen, at) END) - at)) "
+        " END), 0), "
+        " count(*) FILTER (WHERE at IS NULL AND on_prev), "
+        " count(*) FILTER (WHERE c_at IS NOT NULL AND (at IS NULL OR c_at < at)), "
+        " coalesce(sum(CASE WHEN on_prev OR at IS NOT NULL THEN greatest(0, extract(epoch "
+        " FROM least(now(), coalesce(at, 'infinity'), coalesce(c_at, 'infinity'), seen) - c0)) "
+        " END), 0) "
+        "FROM y GROUP BY signal";
+
+enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_group *g,
+                          struct fb_err *err)
+{
+	char names[128] = "{";
+	for (int s = 0; s < SIG_COUNT; s++) {
+		strcat(names, s ? "," : "");
+		strcat(names, sig_name(s));
+	}
+	strcat(names, "}");
+	const char *p[] = {q->content, q->previous, q->channel, q->started, names};
+	memset(g, 0, SIG_COUNT * sizeof *g);
+	PGresult *r = db_exec(c, err, SIGNALS_SQL, 5, p);
+	if (!r)
+		return FB_EDB;
+	for (int i = 0; i < PQntuples(r); i++) {
+		int s = sig_of_name(PQgetvalue(r, i, 0));
+		if (s < 0)
+			continue;
+		g[s].treated = col_i(r, i, 1);
+		g[s].failed = col_i(r, i, 2);
+		g[s].exposure_s = strtod(PQgetvalue(r, i, 3), NULL);
+		g[s].control = col_i(r, i, 4);
+		g[s].control_failed = col_i(r, i, 5);
+		g[s].control_exposure_s = strtod(PQgetvalue(r, i, 6), NULL);
 	}
 	PQclear(r);
 	return FB_OK;

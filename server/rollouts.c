@@ -910,7 +910,7 @@ void rollouts_promote(struct http_req *req)
 	struct gate_policy pol;
 	struct gate_inputs in;
 	struct gate_result res;
-	if (controller_evaluate(a.c, a.id, &pol, &in, &res, NULL, &a.err)) {
+	if (controller_evaluate(a.c, a.id, &pol, &in, &res, NULL, NULL, &a.err)) {
 		http_unavailable(req, a.err.msg);
 		goto out;
 	}

@@ -10,8 +10,7 @@
 
 #include "fb.h"
 
-static const char *const g_names[SIG_COUNT] = {"agent_cpu", "memory", "eval_errors",
-                                               "detections"};
+static const char *const g_names[SIG_COUNT] = {"agent_cpu", "memory", "eval_errors", "detections"};
 static const char *const g_labels[SIG_COUNT] = {"agent CPU", "memory", "evaluation errors",
                                                 "detections"};
 
@@ -71,7 +70,8 @@ int sig_health_check(const struct sig_health *h, char *field, size_t fn, char *w
 		int64_t v = *(const int64_t *)(const void *)((const char *)h + top[i].off);
 		if (v > top[i].max) {
 			snprintf(f, sizeof f, "health.%s", top[i].name);
-			snprintf(w, sizeof w, "must be an integer 0 .. %lld", (long long)top[i].max);
+			snprintf(w, sizeof w, "must be an integer 0 .. %lld",
+			         (long long)top[i].max);
 			return bad(field, fn, why, wn, f, w);
 		}
 	}
@@ -88,9 +88,11 @@ int sig_health_check(const struct sig_health *h, char *field, size_t fn, char *w
 		for (int k = 0; k < 5; k++)
 			if (v[k] > MAX_COUNTER) {
 				snprintf(f, sizeof f, "health.channels.%u.%s", c->channel, n[k]);
-				return bad(field, fn, why, wn, f, "must be an integer 0 .. 1000000000");
+				return bad(field, fn, why, wn, f,
+				           "must be an integer 0 .. 1000000000");
 			}
-		int64_t failed = (c->errors > 0 ? c->errors : 0) + (c->timeouts > 0 ? c->timeouts : 0);
+		int64_t failed =
+		        (c->errors > 0 ? c->errors : 0) + (c->timeouts > 0 ? c->timeouts : 0);
 		if (c->evals >= 0 && failed > c->evals) {
 			snprintf(f, sizeof f, "health.channels.%u.errors", c->channel);
 			return bad(field, fn, why, wn, f, "errors + timeouts cannot exceed evals");
@@ -113,8 +115,8 @@ static int uint_of(const json_t *v, int64_t *out)
 	return 1;
 }
 
-int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, size_t fn,
-                         char *why, size_t wn)
+int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, size_t fn, char *why,
+                         size_t wn)
 {
 	static const char *const top[] = {"interval_s", "agent_cpu_p95", "agent_cpu_mean",
 	                                  "host_cpu", "agent_rss_kb"};
@@ -151,9 +153,10 @@ int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, siz
 			int64_t ch;
 			snprintf(f, sizeof f, "health.channels.%.40s", ck);
 			if (fb_parse_i64(ck, 1, 0xffffffffLL, &ch) || !json_is_object(cv))
-				return bad(field, fn, why, wn, f,
-				           "must be a channel id (1 .. 4294967295) with an object of "
-				           "counters");
+				return bad(
+				        field, fn, why, wn, f,
+				        "must be a channel id (1 .. 4294967295) with an object of "
+				        "counters");
 			struct sig_channel *c = &h->ch[h->nch++];
 			c->channel = (uint32_t)ch;
 			c->evals = c->errors = c->timeouts = c->detections = c->blocks = -1;
@@ -169,9 +172,11 @@ int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, siz
 						d = cs[i];
 				snprintf(f, sizeof f, "health.channels.%u.%.20s", c->channel, n);
 				if (!d)
-					return bad(field, fn, why, wn, f, "is not a channel counter");
+					return bad(field, fn, why, wn, f,
+					           "is not a channel counter");
 				if (!uint_of(x, d))
-					return bad(field, fn, why, wn, f, "must be an unsigned integer");
+					return bad(field, fn, why, wn, f,
+					           "must be an unsigned integer");
 			}
 		}
 	}
@@ -357,10 +362,14 @@ size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verd
 	pthread_mutex_lock(&s->mu);
 	struct host *st = find(s, agent_id, hv, 1);
 	if (st) {
-		if (h->agent_cpu_p95 >= 0 && judge(&st->cpu, SIG_AGENT_CPU, (double)h->agent_cpu_p95, &base) && n < max)
-			out[n++] = (struct sig_verdict){SIG_AGENT_CPU, 0, (double)h->agent_cpu_p95, base};
-		if (h->agent_rss_kb >= 0 && judge(&st->mem, SIG_MEMORY, (double)h->agent_rss_kb, &base) && n < max)
-			out[n++] = (struct sig_verdict){SIG_MEMORY, 0, (double)h->agent_rss_kb, base};
+		if (h->agent_cpu_p95 >= 0 &&
+		    judge(&st->cpu, SIG_AGENT_CPU, (double)h->agent_cpu_p95, &base) && n < max)
+			out[n++] = (struct sig_verdict){SIG_AGENT_CPU, 0, (double)h->agent_cpu_p95,
+			                                base};
+		if (h->agent_rss_kb >= 0 &&
+		    judge(&st->mem, SIG_MEMORY, (double)h->agent_rss_kb, &base) && n < max)
+			out[n++] =
+			        (struct sig_verdict){SIG_MEMORY, 0, (double)h->agent_rss_kb, base};
 		for (size_t i = 0; i < h->nch; i++) {
 			const struct sig_channel *c = &h->ch[i];
 			int k = channel_slot(st, c->channel);
@@ -370,13 +379,16 @@ size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verd
 				double v = per_min * (double)((c->errors > 0 ? c->errors : 0) +
 				                              (c->timeouts > 0 ? c->timeouts : 0));
 				if (judge(&st->err[k], SIG_EVAL_ERRORS, v, &base) && n < max)
-					out[n++] = (struct sig_verdict){SIG_EVAL_ERRORS, c->channel, v, base};
+					out[n++] = (struct sig_verdict){SIG_EVAL_ERRORS, c->channel,
+					                                v, base};
 			}
 			if (c->detections >= 0 || c->blocks >= 0) {
-				double v = per_min * (double)((c->detections > 0 ? c->detections : 0) +
-				                              (c->blocks > 0 ? c->blocks : 0));
+				double v =
+				        per_min * (double)((c->detections > 0 ? c->detections : 0) +
+				                           (c->blocks > 0 ? c->blocks : 0));
 				if (judge(&st->det[k], SIG_DETECTIONS, v, &base) && n < max)
-					out[n++] = (struct sig_verdict){SIG_DETECTIONS, c->channel, v, base};
+					out[n++] = (struct sig_verdict){SIG_DETECTIONS, c->channel,
+					                                v, base};
 			}
 		}
 	}

@@ -57,8 +57,8 @@ int sig_health_check(const struct sig_health *h, char *field, size_t fn, char *w
 
 /* Read the JSON object (types, unknown keys, ranges); 1 when valid, else 0
  * with field and why as sig_health_check. */
-int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, size_t fn,
-                         char *why, size_t wn);
+int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, size_t fn, char *why,
+                         size_t wn);
 
 /* The verdict thresholds (defaults in GATE.md; config keys signal_*). */
 struct sig_thresholds {

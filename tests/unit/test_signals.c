@@ -70,10 +70,11 @@ static void test_validation(void **state)
 	(void)state;
 	static struct sig_health h;
 	char f[96], w[96];
-	json_t *j = json_loads("{\"interval_s\": 60, \"agent_cpu_p95\": 250, \"agent_cpu_mean\": 80,"
-	                       " \"host_cpu\": 100, \"agent_rss_kb\": 1099511627776, \"channels\":"
-	                       " {\"291\": {\"evals\": 10, \"errors\": 4, \"timeouts\": 6}}}",
-	                       0, NULL);
+	json_t *j =
+	        json_loads("{\"interval_s\": 60, \"agent_cpu_p95\": 250, \"agent_cpu_mean\": 80,"
+	                   " \"host_cpu\": 100, \"agent_rss_kb\": 1099511627776, \"channels\":"
+	                   " {\"291\": {\"evals\": 10, \"errors\": 4, \"timeouts\": 6}}}",
+	                   0, NULL);
 	assert_true(sig_health_from_json(j, &h, f, sizeof f, w, sizeof w));
 	assert_int_equal(h.nch, 1);
 	assert_int_equal(h.ch[0].channel, 291);
