@@ -59,8 +59,9 @@ static const struct param params[] = {
          "seconds a signed assignment stays valid (re-signed at half-life)"},
         {"heartbeat_flush_ms", P_INT, &cfg.heartbeat_flush_ms, "2000", 50, 60000,
          "interval of the batched heartbeat writes"},
-        {"signal_warmup", P_INT, &cfg.signal_warmup, "5", 1, 255,
-         "heartbeats with health that make a host's baseline before any verdict"},
+        {"signal_warmup", P_INT, &cfg.signal_warmup, "0", 0, 255,
+         "heartbeats with health that make a host's baseline before any verdict (0: each "
+         "signal's default, GATE.md)"},
         {"signal_k", P_INT, &cfg.signal_k, "0", 0, 100,
          "consecutive heartbeats above the threshold that make a host degraded (0: each "
          "signal's default, GATE.md)"},

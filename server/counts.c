@@ -154,12 +154,12 @@ static const char SIGNALS_SQL[] =
 enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_group *g,
                           struct fb_err *err)
 {
-	char names[128] = "{";
-	for (int s = 0; s < SIG_COUNT; s++) {
-		strcat(names, s ? "," : "");
-		strcat(names, sig_name(s));
-	}
-	strcat(names, "}");
+	char names[128];
+	size_t len = 0;
+	for (int s = 0; s < SIG_COUNT; s++)
+		len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", s ? "," : "{",
+		                        sig_name(s));
+	snprintf(names + len, sizeof names - len, "}");
 	const char *p[] = {q->content, q->previous, q->channel, q->started, names};
 	memset(g, 0, SIG_COUNT * sizeof *g);
 	PGresult *r = db_exec(c, err, SIGNALS_SQL, 5, p);

@@ -133,10 +133,12 @@ static int cmd_serve(void)
 	 * /readyz and the agent endpoints answer 503. */
 	struct sig_thresholds st;
 	sig_thresholds_default(&st);
-	st.warmup = (int)cfg.signal_warmup;
-	for (int i = 0; i < SIG_COUNT; i++)
+	for (int i = 0; i < SIG_COUNT; i++) {
 		if (cfg.signal_k > 0)
 			st.k[i] = (int)cfg.signal_k;
+		if (cfg.signal_warmup > 0)
+			st.warmup[i] = (int)cfg.signal_warmup;
+	}
 	sig_init(&st);
 	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err) ||
 	    stream_start(&err)) {

@@ -187,28 +187,42 @@ int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, siz
 
 void sig_thresholds_default(struct sig_thresholds *t)
 {
-	/* agent CPU p95: twice its normal and 30 points above it, 3 beats */
+	memset(t, 0, sizeof *t);
+	/* agent CPU p95: twice its normal and 30 points above it, 5 beats
+	 * (an on-demand scan of a few minutes is not a storm) */
 	t->factor[SIG_AGENT_CPU] = 2.0;
 	t->floor[SIG_AGENT_CPU] = 30.0;
-	t->k[SIG_AGENT_CPU] = 3;
+	t->k[SIG_AGENT_CPU] = 5;
 	/* memory: half again its normal and 100 MiB above it, 3 beats */
 	t->factor[SIG_MEMORY] = 1.5;
 	t->floor[SIG_MEMORY] = 102400.0;
 	t->k[SIG_MEMORY] = 3;
-	/* evaluation errors per minute: any where there were none, 2 beats */
+	/* evaluation errors per minute: any where there were none, more than
+	 * Poisson scatter where there were some, 2 beats */
 	t->factor[SIG_EVAL_ERRORS] = 4.0;
 	t->floor[SIG_EVAL_ERRORS] = 0.5;
 	t->k[SIG_EVAL_ERRORS] = 2;
-	/* detections + blocks per minute: five times normal and 20 above, 2 beats */
+	t->scatter[SIG_EVAL_ERRORS] = 3.0;
+	/* detections + blocks per minute: five times normal and 20 above (and
+	 * Poisson scatter), 3 beats (a user unpacking a sample archive makes a
+	 * burst of a minute or two) */
 	t->factor[SIG_DETECTIONS] = 5.0;
 	t->floor[SIG_DETECTIONS] = 20.0;
-	t->k[SIG_DETECTIONS] = 2;
-	t->warmup = 5;
+	t->k[SIG_DETECTIONS] = 3;
+	t->scatter[SIG_DETECTIONS] = 3.0;
+	/* the baseline's pace: a moving mean of ~20 samples; memory ~500 (8 h
+	 * at one heartbeat a minute) */
+	t->pace[SIG_AGENT_CPU] = t->pace[SIG_EVAL_ERRORS] = t->pace[SIG_DETECTIONS] = 1.0 / 20;
+	t->pace[SIG_MEMORY] = 1.0 / 500;
+	/* a level needs a few samples; a rate of rare counts needs more */
+	t->warmup[SIG_AGENT_CPU] = t->warmup[SIG_MEMORY] = 5;
+	t->warmup[SIG_EVAL_ERRORS] = t->warmup[SIG_DETECTIONS] = 20;
 }
 
 /* One signal of one host (or one channel of it). */
 struct slot {
-	float base;     /* mean of the normal samples (running, then moving) */
+	float base;     /* the host's normal (running mean, then moving) */
+	float before;   /* the normal when the current streak began */
 	uint8_t n;      /* normal samples seen, up to 255 */
 	uint8_t streak; /* consecutive heartbeats above the threshold */
 	uint8_t fired;  /* the verdict was given for this streak */
@@ -311,27 +325,32 @@ static int judge(struct slot *sl, int sig, double v, double *baseline)
 {
 	double b = sl->base;
 	sl->used = 1;
-	if (sl->n < g_t.warmup) { /* learning what is normal for this host */
+	if (sl->n < g_t.warmup[sig]) { /* learning what is normal for this host */
 		sl->base = (float)((b * sl->n + v) / (sl->n + 1));
 		sl->n++;
 		return 0;
 	}
-	double thr = fmax(g_t.factor[sig] * b, b + g_t.floor[sig]);
+	double thr = fmax(g_t.factor[sig] * b, b + g_t.floor[sig] + g_t.scatter[sig] * sqrt(b));
+	/* The baseline moves towards each sample, capped at the threshold
+	 * (so that it estimates a noisy host's level without bias, while a
+	 * storm moves it by at most a step per heartbeat and makes its verdict
+	 * first), at the signal's pace: memory slowly, so that a leak cannot
+	 * drag it along. */
+	sl->base = (float)(b + (fmin(v, thr) - b) * g_t.pace[sig]);
+	if (sl->n < 255)
+		sl->n++;
 	if (v <= thr) {
-		/* normal: it moves the baseline (a moving mean of ~20 samples) */
-		sl->base = (float)(b + (v - b) / 20.0);
-		if (sl->n < 255)
-			sl->n++;
 		sl->streak = 0;
 		sl->fired = 0;
 		return 0;
 	}
-	/* above: never learnt, so a lasting storm is never taken for normal */
+	if (sl->streak == 0)
+		sl->before = (float)b;
 	if (sl->streak < 255)
 		sl->streak++;
 	if (sl->streak >= g_t.k[sig] && !sl->fired) {
 		sl->fired = 1;
-		*baseline = b;
+		*baseline = sl->before;
 		return 1;
 	}
 	return 0;

@@ -62,10 +62,13 @@ int sig_health_from_json(const json_t *j, struct sig_health *h, char *field, siz
 
 /* The verdict thresholds (defaults in GATE.md; config keys signal_*). */
 struct sig_thresholds {
-	double factor[SIG_COUNT]; /* above factor x baseline ... */
-	double floor[SIG_COUNT];  /* ... and above baseline + floor */
-	int k[SIG_COUNT];         /* for this many consecutive heartbeats */
-	int warmup;               /* samples that make a baseline before any verdict */
+	double factor[SIG_COUNT];  /* above factor x baseline ... */
+	double floor[SIG_COUNT];   /* ... and above baseline + floor + scatter x sqrt(baseline) */
+	double scatter[SIG_COUNT]; /* counts scatter like Poisson: a host with a few errors a
+	                              minute is not degraded by one more */
+	int k[SIG_COUNT];          /* for this many consecutive heartbeats */
+	int warmup[SIG_COUNT];     /* samples that make a baseline before any verdict */
+	double pace[SIG_COUNT];    /* share of the way to each (capped) sample the baseline moves */
 };
 void sig_thresholds_default(struct sig_thresholds *t);
 

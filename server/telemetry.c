@@ -320,6 +320,13 @@ static enum fb_rc flush_platform(PGconn *c, json_t *plat, struct fb_err *err)
 	return FB_OK;
 }
 
+/* Heartbeats or verdicts wait to be written. Under g_mu. */
+static int work_waiting(void)
+{
+	return (g_pending && pending_count(g_pending)) ||
+	       (g_degraded && json_array_size(g_degraded));
+}
+
 /* Degraded verdicts as events: idempotent per (agent, event id), so one
  * verdict per signal, channel and content. */
 static enum fb_rc flush_degraded(PGconn *c, json_t *rows, struct fb_err *err)
@@ -356,14 +363,14 @@ static void *flusher(void *arg)
 	(void)arg;
 	int64_t next = fb_mono_ms() + cfg.heartbeat_flush_ms;
 	pthread_mutex_lock(&g_mu);
-	while (!g_stop || (g_pending && pending_count(g_pending))) {
+	while (!g_stop || work_waiting()) {
 		if (!g_stop && fb_mono_ms() < next &&
 		    (!g_pending || pending_count(g_pending) < FLUSH_EARLY)) {
 			wait_until(next);
 			continue;
 		}
 		next = fb_mono_ms() + cfg.heartbeat_flush_ms;
-		if (!g_pending || !pending_count(g_pending))
+		if (!work_waiting()) /* verdicts come after their heartbeat's put */
 			continue;
 		struct pending *batch = g_pending;
 		json_t *plat = g_platform, *deg = g_degraded;
@@ -374,13 +381,17 @@ static void *flusher(void *arg)
 
 		const char *why;
 		struct fb_err err;
-		size_t done = 0, n = pending_count(batch), bytes = pending_bytes(batch);
+		size_t done = 0, n = batch ? pending_count(batch) : 0;
+		size_t bytes = batch ? pending_bytes(batch) : 0;
 		PGconn *c = db_acquire(app.db, 5000, &why);
-		enum fb_rc rc = c ? flush_batch(c, batch, &done, &err) : FB_EDB;
+		enum fb_rc rc = !c ? FB_EDB : n ? flush_batch(c, batch, &done, &err) : FB_OK;
 		if (c && !rc && plat)
 			rc = flush_platform(c, plat, &err);
-		if (c && !rc && deg && json_array_size(deg))
+		if (c && !rc && deg && json_array_size(deg)) {
 			rc = flush_degraded(c, deg, &err);
+			log_debug("flushed %zu degraded verdict row(s)%s", json_array_size(deg),
+			          rc ? " - failed" : "");
+		}
 		if (c)
 			db_release(app.db, c);
 		if (rc && plat && !g_stop) { /* keep them for the next batch */
@@ -403,7 +414,7 @@ static void *flusher(void *arg)
 		json_decref(plat);
 		if (rc) {
 			pthread_mutex_lock(&g_mu);
-			size_t lost = put_back(batch, done);
+			size_t lost = batch ? put_back(batch, done) : 0;
 			pthread_mutex_unlock(&g_mu);
 			log_warn("heartbeat flush: %zu of %zu written, the rest failed (%s); "
 			         "retrying with the next batch%s",
@@ -745,6 +756,10 @@ static void judge_health(int64_t agent, const char *boot, const struct hb_fields
 	size_t n = sig_observe(agent, f->health, v, sizeof v / sizeof v[0]);
 	if (!n)
 		return;
+	for (size_t i = 0; i < n; i++)
+		log_debug("agent %lld degraded: %s%s%.0u at %.1f (baseline %.1f)", (long long)agent,
+		          sig_name(v[i].signal), v[i].channel ? " on channel " : "", v[i].channel,
+		          v[i].value, v[i].baseline);
 	json_t *rows = json_array();
 	for (size_t i = 0; rows && i < n; i++)
 		for (size_t k = 0; k < f->nactive; k++) {

@@ -178,7 +178,7 @@ static long health_beat(int64_t id, const char *health, const char *extra, char 
 
 /* Health in heartbeats (issue 17): bad values get 400 naming the field and
  * store nothing, on both the fast and the JSON path; a host whose agent
- * CPU stays high for three beats after its baseline is recorded degraded,
+ * CPU stays high for five beats after its baseline is recorded degraded,
  * once per channel it runs, with the content it runs there; noise is not. */
 static void test_health_signals(void **state)
 {
@@ -215,9 +215,9 @@ static void test_health_signals(void **state)
 	usleep(500000); /* two flush intervals: nothing may have been written */
 	assert_int_equal(fbt_db_long(C->db, seen_sql), before);
 
-	/* 301: five normal beats, a storm of three; 302: noise only */
+	/* 301: five normal beats, a storm of five; 302: noise only */
 	char h[256];
-	for (int i = 0; i < 8; i++) {
+	for (int i = 0; i < 10; i++) {
 		int storm = i >= 5;
 		snprintf(h, sizeof h,
 		         "{\"interval_s\":60,\"agent_cpu_p95\":%d,\"agent_cpu_mean\":5,"

@@ -949,6 +949,8 @@ static int rng_bernoulli(struct rng *r, double p)
  * controller's are; a host that failed on the previous content is a control
  * failure even if it applies the file later. Segment 1 is a platform that
  * makes up seg_share of every ring; the gate also judges each segment. */
+#define SIM_SIGS 4              /* agent_cpu, memory, eval_errors, detections */
+#define NPROC    (1 + SIM_SIGS) /* process 0: crashes */
 #define LOOK_S   60
 #define FILL_S   600
 #define MAX_HOST 30000
@@ -966,11 +968,22 @@ struct sim_cfg {
 	double latent_s;  /* crashes start this long after apply */
 	int64_t watch_s;  /* the last ring's watch (0: complete at its promotion) */
 	int no_holdout;   /* holdout 0 (the control is the later rings only) */
+	/* Health signals (GATE.md, "Health signals"), judged beside crashes
+	 * when sig_on: per signal the background hazard of a degraded verdict
+	 * per host-hour (what the noise makes of the per-host rule), the share
+	 * of treated hosts the file degrades, on segment 1 only when sig_seg,
+	 * after a mean delay. */
+	int sig_on;
+	double sig_bg[SIM_SIGS];
+	double sig_p[SIM_SIGS];
+	double sig_delay_s;
+	int sig_seg;
 };
 
 struct sim_tally {
-	int halted[5];  /* in ring i; [nrings] = while watching */
-	int by_segment; /* halts by a segment's test */
+	int halted[5];           /* in ring i; [nrings] = while watching */
+	int by_segment;          /* halts by a segment's test */
+	int by_signal[SIM_SIGS]; /* halts by a health signal's test */
 	int completed, stuck;
 	int64_t exposed_at_halt_max;
 	int reached;        /* promoted out of the last ring (then watching) */
@@ -982,16 +995,19 @@ enum { EV_APPLY = 1, EV_TFAIL, EV_CFAIL };
 struct sim_ev {
 	double t;
 	int32_t host, next;
-	uint8_t type;
+	uint8_t type, proc;
 };
+/* Per host and process (crash, then each signal): its background failure
+ * time, its delay after the apply when the file hits it, and bit flags. */
 struct sim_host {
-	double bg, delay;
-	uint8_t ring, seg, held, victim, applied, cfailed, tfailed, cancelled;
+	double bg[NPROC], delay[NPROC];
+	uint8_t ring, seg, held, applied;
+	uint8_t victim, cfailed, tfailed, cancelled; /* bit p: process p */
 	double apply;
 };
 struct sim {
 	struct sim_host h[MAX_HOST];
-	struct sim_ev ev[3 * MAX_HOST];
+	struct sim_ev ev[(1 + 2 * NPROC) * MAX_HOST];
 	int32_t head[MAX_LOOK], tail[MAX_LOOK];
 	int nev;
 	double applies[MAX_HOST]; /* sorted apply times, for seasoned counts */
@@ -1003,7 +1019,7 @@ static double rng_unit(struct rng *r)
 	return ((double)(rng_next(r) >> 11) + 0.5) * 0x1.0p-53;
 }
 
-static void sim_add(struct sim *s, double t, int32_t host, uint8_t type)
+static void sim_add(struct sim *s, double t, int32_t host, uint8_t type, uint8_t proc)
 {
 	int64_t k = (int64_t)ceil(t / LOOK_S);
 	if (k < 1)
@@ -1011,7 +1027,7 @@ static void sim_add(struct sim *s, double t, int32_t host, uint8_t type)
 	if (k >= MAX_LOOK)
 		return;
 	struct sim_ev *e = &s->ev[s->nev];
-	*e = (struct sim_ev){t, host, -1, type};
+	*e = (struct sim_ev){t, host, -1, type, proc};
 	if (s->tail[k] >= 0)
 		s->ev[s->tail[k]].next = s->nev;
 	else
@@ -1044,8 +1060,11 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 	memset(s.tail, -1, sizeof s.tail);
 	s.nev = 0;
 	s.napplies = 0;
-	struct sim_grp grp[2] = {{0}};
+	static struct sim_grp gall[NPROC][2];
+	memset(gall, 0, sizeof gall);
+	struct sim_grp *grp = gall[0]; /* crashes */
 	double hazard = c->bg_per_h / 3600.0;
+	int nproc = c->sig_on ? NPROC : 1;
 	for (int i = 0; i < c->nrings; i++) {
 		struct gate_policy p;
 		gate_policy_default(i, c->nrings, &p);
@@ -1058,14 +1077,24 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 			h->seg = a - off[i] < nseg;
 			h->held = rng_unit(g) < share;
 			h->victim = rng_unit(g) < (h->seg ? c->p_seg : c->p_file);
-			h->delay = c->latent_s - c->delay_s * log(rng_unit(g));
-			h->bg = hazard > 0 ? -log(rng_unit(g)) / hazard : INFINITY;
-			if (h->bg < (double)MAX_LOOK * LOOK_S)
-				sim_add(&s, h->bg, (int32_t)a, EV_CFAIL);
-			grp[h->seg].risk_c++;
+			h->delay[0] = c->latent_s - c->delay_s * log(rng_unit(g));
+			h->bg[0] = hazard > 0 ? -log(rng_unit(g)) / hazard : INFINITY;
+			for (int q = 1; q < nproc; q++) {
+				double hz = c->sig_bg[q - 1] / 3600.0, pv = c->sig_p[q - 1];
+				if (c->sig_seg && !h->seg)
+					pv = 0.0;
+				h->victim |= (uint8_t)((rng_unit(g) < pv) << q);
+				h->delay[q] = -c->sig_delay_s * log(rng_unit(g));
+				h->bg[q] = hz > 0 ? -log(rng_unit(g)) / hz : INFINITY;
+			}
+			for (int q = 0; q < nproc; q++) {
+				if (h->bg[q] < (double)MAX_LOOK * LOOK_S)
+					sim_add(&s, h->bg[q], (int32_t)a, EV_CFAIL, (uint8_t)q);
+				gall[q][h->seg].risk_c++;
+			}
 		}
 	}
-	struct gate_seq seq_ring = {0}, seq_seg[2] = {{0}};
+	struct gate_seq seq_ring = {0}, seq_seg[2] = {{0}}, seq_sig[SIM_SIGS] = {{0}};
 	int has_prev = 0;
 	int ring = 0, watching = 0;
 	double ring_t0 = 0.0, watch_t0 = 0.0;
@@ -1081,44 +1110,55 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 					continue;
 				h->apply = ring_t0 + rng_unit(g) * FILL_S;
 				s.applies[s.napplies++] = h->apply;
-				sim_add(&s, h->apply, (int32_t)a, EV_APPLY);
-				double tf = h->victim ? h->apply + h->delay : INFINITY;
-				if (h->bg > h->apply) {
-					h->cancelled = 1; /* a background failure on the file */
-					tf = fmin(tf, h->bg);
+				sim_add(&s, h->apply, (int32_t)a, EV_APPLY, 0);
+				for (int q = 0; q < nproc; q++) {
+					double tf = h->victim >> q & 1 ? h->apply + h->delay[q]
+					                               : INFINITY;
+					if (h->bg[q] > h->apply) {
+						/* a background failure on the file */
+						h->cancelled |= (uint8_t)(1u << q);
+						tf = fmin(tf, h->bg[q]);
+					}
+					if (tf < (double)MAX_LOOK * LOOK_S)
+						sim_add(&s, tf, (int32_t)a, EV_TFAIL, (uint8_t)q);
 				}
-				if (tf < (double)MAX_LOOK * LOOK_S)
-					sim_add(&s, tf, (int32_t)a, EV_TFAIL);
 			}
 			qsort(s.applies + before, (size_t)(s.napplies - before), sizeof(double),
 			      cmp_dbl);
 		}
-		for (int sg = 0; sg < 2; sg++) {
-			grp[sg].et += (double)grp[sg].risk_t * LOOK_S;
-			grp[sg].ec += (double)grp[sg].risk_c * LOOK_S;
-		}
+		for (int q = 0; q < nproc; q++)
+			for (int sg = 0; sg < 2; sg++) {
+				gall[q][sg].et += (double)gall[q][sg].risk_t * LOOK_S;
+				gall[q][sg].ec += (double)gall[q][sg].risk_c * LOOK_S;
+			}
 		for (int32_t e = s.head[k]; e >= 0; e = s.ev[e].next) {
 			struct sim_ev *ev = &s.ev[e];
 			struct sim_host *h = &s.h[ev->host];
-			struct sim_grp *gr = &grp[h->seg];
 			double left = now - ev->t;
+			uint8_t bit = (uint8_t)(1u << ev->proc);
 			if (ev->type == EV_APPLY) {
 				h->applied = 1;
-				gr->applied++;
 				exposed++;
-				if (!h->cfailed) {
-					gr->risk_c--;
-					gr->ec -= left;
+				for (int q = 0; q < nproc; q++) {
+					struct sim_grp *gr = &gall[q][h->seg];
+					gr->applied++;
+					if (!(h->cfailed >> q & 1)) {
+						gr->risk_c--;
+						gr->ec -= left;
+					}
+					gr->risk_t++;
+					gr->et += left;
 				}
-				gr->risk_t++;
-				gr->et += left;
-			} else if (ev->type == EV_TFAIL && !h->tfailed) {
-				h->tfailed = 1;
+				continue;
+			}
+			struct sim_grp *gr = &gall[ev->proc][h->seg];
+			if (ev->type == EV_TFAIL && !(h->tfailed & bit)) {
+				h->tfailed |= bit;
 				gr->tfail++;
 				gr->risk_t--;
 				gr->et -= left;
-			} else if (ev->type == EV_CFAIL && !h->cancelled && !h->applied) {
-				h->cfailed = 1;
+			} else if (ev->type == EV_CFAIL && !(h->cancelled & bit) && !h->applied) {
+				h->cfailed |= bit;
 				gr->cfail++;
 				gr->risk_c--;
 				gr->ec -= left;
@@ -1180,6 +1220,29 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 			seq_seg[sg] = next;
 			if (grp[sg].applied >= p.min_segment_agents && rel.halt)
 				seg_halt = 1;
+		}
+		/* The health signals, as the controller judges them (Bonferroni
+		 * over the four). */
+		int sig_halt = -1;
+		double sig_best = 0.0;
+		for (int q = 1; q < nproc; q++) {
+			struct sim_grp *a0 = &gall[q][0], *a1 = &gall[q][1];
+			struct gate_group gg = {a0->applied + a1->applied, a0->tfail + a1->tfail,
+			                        a0->et + a1->et,           0,
+			                        a0->cfail + a1->cfail,     a0->ec + a1->ec};
+			struct gate_rel rel;
+			struct gate_seq next;
+			gate_relative(&p, &seq_sig[q - 1], &gg,
+			              log((double)SIM_SIGS / (1.0 - p.confidence)), &next, &rel);
+			seq_sig[q - 1] = next;
+			if (rel.halt && (sig_halt < 0 || rel.statistic > sig_best)) {
+				sig_halt = q - 1;
+				sig_best = rel.statistic;
+			}
+		}
+		if (r.decision != GATE_HALT && !seg_halt && sig_halt >= 0) {
+			t->by_signal[sig_halt]++;
+			seg_halt = 1;
 		}
 		if ((r.decision == GATE_HALT || seg_halt) && getenv("SIM_DEBUG"))
 			printf("# halt in ring %d%s at %.0f (cfail %lld ec %.0f tfail %lld et %.0f "
@@ -1256,9 +1319,13 @@ static void sim_run(const struct sim_cfg *c, int reps, uint64_t seed, struct sim
 #define REHEARSALS 1000
 
 /* The fleet of the rehearsal: 3,000 agents, an early ring of 1,000. */
-static const struct sim_cfg sim_3k = {"3k", 3, {100, 1000, 1900, 0}, 0.001, 0, 0, 0, 600, 0, 0, 0};
-static const struct sim_cfg sim_26k = {"26k", 4, {100, 1000, 5000, 20000}, 0.001, 0, 0, 0, 600, 0,
-                                       0,     0};
+static const struct sim_cfg sim_3k = {
+        .name = "3k", .nrings = 3, .size = {100, 1000, 1900, 0}, .bg_per_h = 0.001, .delay_s = 600};
+static const struct sim_cfg sim_26k = {.name = "26k",
+                                       .nrings = 4,
+                                       .size = {100, 1000, 5000, 20000},
+                                       .bg_per_h = 0.001,
+                                       .delay_s = 600};
 
 static int sim_halted(const struct sim_tally *t, int upto)
 {
@@ -1313,8 +1380,12 @@ static void test_sim_subtle_files(void **state)
 	printf("#   => 0.5%% file halted before leaving early %.1f%%, completed %.1f%%\n",
 	       100.0 * sim_halted(&t, 1) / REHEARSALS, 100.0 * t.completed / REHEARSALS);
 	assert_true(sim_halted(&t, 1) * 100 >= REHEARSALS * 55);
-	struct sim_cfg big = {
-	        "early 3000", 3, {100, 3000, 6900, 0}, 0.001, 0.005, 0, 0, 600, 0, 0, 0};
+	struct sim_cfg big = {.name = "early 3000",
+	                      .nrings = 3,
+	                      .size = {100, 3000, 6900, 0},
+	                      .bg_per_h = 0.001,
+	                      .p_file = 0.005,
+	                      .delay_s = 600};
 	sim_run(&big, REHEARSALS / 2, 0x5eed0113, &t);
 	printf("#   => 0.5%% file, early ring of 3,000: halted before leaving early %.1f%% (must "
 	       "be >= 90%%)\n",
@@ -1337,6 +1408,59 @@ static void test_sim_segment(void **state)
 	       100.0 * sim_halted(&t, 1) / REHEARSALS, t.by_segment);
 	assert_true(sim_halted(&t, 1) * 100 >= REHEARSALS * 95);
 	assert_true(t.by_segment > 0);
+}
+
+/* Health signals (GATE.md, "Health signals"): each is a second failure
+ * process per host (a degraded verdict), judged beside crashes at the
+ * Bonferroni threshold over the four. Good files under background verdict
+ * rates up to 2 % per host-hour on every signal at once: false halts at
+ * most 1 %. A file that degrades a share of the hosts that apply it on one
+ * signal: halted before it leaves early, by that signal. */
+static void test_sim_signals(void **state)
+{
+	(void)state;
+	static const char *const names[SIM_SIGS] = {"agent CPU", "memory", "evaluation errors",
+	                                            "detections"};
+	static const double noise[] = {0.005, 0.02};
+	for (int i = 0; i < 2; i++) {
+		struct sim_cfg c = sim_3k;
+		c.sig_on = 1;
+		c.sig_delay_s = 600;
+		for (int q = 0; q < SIM_SIGS; q++)
+			c.sig_bg[q] = noise[i];
+		struct sim_tally t;
+		sim_run(&c, REHEARSALS, 0x5eed0151 + (uint64_t)i, &t);
+		int halted = sim_halted(&t, c.nrings);
+		printf("#   => good file, every signal's verdicts at %.1f%%/host-hour: false halts "
+		       "%.1f%% (must be <= 1%%; by a signal %d), completed %.1f%%\n",
+		       100 * noise[i], 100.0 * halted / REHEARSALS,
+		       t.by_signal[0] + t.by_signal[1] + t.by_signal[2] + t.by_signal[3],
+		       100.0 * t.completed / REHEARSALS);
+		assert_true(halted * 100 <= REHEARSALS);
+		assert_true(t.completed * 100 >= REHEARSALS * 95);
+	}
+	/* each behaviour on its own signal, on share of the hosts, under the
+	 * 0.5 % noise on every signal */
+	static const double shares[] = {0.05, 0.02};
+	for (int q = 0; q < SIM_SIGS; q++)
+		for (int j = 0; j < 2; j++) {
+			struct sim_cfg c = sim_3k;
+			c.sig_on = 1;
+			c.sig_delay_s = 600;
+			for (int k = 0; k < SIM_SIGS; k++)
+				c.sig_bg[k] = 0.005;
+			c.sig_p[q] = shares[j];
+			struct sim_tally t;
+			sim_run(&c, REHEARSALS / 2, 0x5eed0160 + (uint64_t)(2 * q + j), &t);
+			int early = sim_halted(&t, 1);
+			printf("#   => %s on %.0f%% of hosts: halted before leaving early %.1f%% "
+			       "(by "
+			       "that signal %d)\n",
+			       names[q], 100 * shares[j], 100.0 * early / (REHEARSALS / 2),
+			       t.by_signal[q]);
+			if (j == 0)
+				assert_true(early * 100 >= (REHEARSALS / 2) * 95);
+		}
 }
 
 /* Crashes that start only after the last promotion: the watch catches them. */
@@ -1526,6 +1650,7 @@ int main(void)
 	        cmocka_unit_test(test_sim_good_file),
 	        cmocka_unit_test(test_sim_subtle_files),
 	        cmocka_unit_test(test_sim_segment),
+	        cmocka_unit_test(test_sim_signals),
 	        cmocka_unit_test(test_sim_latent),
 	        cmocka_unit_test(test_sim_crash_everything),
 	        cmocka_unit_test(test_sim_operating_characteristic),
