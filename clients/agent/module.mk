@@ -15,6 +15,12 @@ UNIT_TESTS += test_agent_state
 test_agent_state_SRCS := tests/unit/test_agent_state.c clients/agent/state.c
 test_agent_state_LIBS := fbclient fbcommon
 
+# Unit tests: the health measurements (/proc parsing, the CPU sampler and its
+# percentile, the heartbeat's health object).
+UNIT_TESTS += test_agent_health
+test_agent_health_SRCS := tests/unit/test_agent_health.c clients/agent/health.c
+test_agent_health_LIBS := fbcommon
+
 # End to end: the real firebreakd, database and fb-agent binary.
 ifneq ($(wildcard tests/integration/test_agent.c),)
 INT_TESTS += test_agent
