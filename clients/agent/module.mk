@@ -16,10 +16,12 @@ test_agent_state_SRCS := tests/unit/test_agent_state.c clients/agent/state.c
 test_agent_state_LIBS := fbclient fbcommon
 
 # Unit tests: the health measurements (/proc parsing, the CPU sampler and its
-# percentile, the heartbeat's health object).
+# percentile, the heartbeat's health object) and content evaluation over
+# /proc and an input file, with a channel file staged in a temporary state.
 UNIT_TESTS += test_agent_health
-test_agent_health_SRCS := tests/unit/test_agent_health.c clients/agent/health.c
-test_agent_health_LIBS := fbcommon
+test_agent_health_SRCS := tests/unit/test_agent_health.c clients/agent/health.c \
+	clients/agent/scan.c clients/agent/state.c
+test_agent_health_LIBS := fbschema fbcommon
 
 # End to end: the real firebreakd, database and fb-agent binary.
 ifneq ($(wildcard tests/integration/test_agent.c),)

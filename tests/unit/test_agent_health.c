@@ -1,8 +1,13 @@
-/* Unit tests of fb-agent's health measurements: /proc/stat and statm
- * parsing, host CPU from two readings, the CPU sampler's percentile and mean
- * (time-weighted, overflow, real getrusage samples), the heartbeat's health
- * object (fields, ranges, caps, reset). */
+/* Unit tests of fb-agent's health measurements and content evaluation:
+ * /proc/stat and statm parsing, host CPU from two readings, the CPU
+ * sampler's percentile and mean (time-weighted, overflow, real getrusage
+ * samples), the heartbeat's health object (fields, ranges, caps, reset),
+ * and evaluation passes over an input file and the host's real /proc with a
+ * channel file staged in a temporary state directory: evaluations,
+ * detections, would-be blocks, time-outs at the step budget and errors for
+ * a file that cannot be loaded. */
 #include "../../clients/agent/health.h" /* the agent has no -I of its own */
+#include "../../clients/agent/scan.h"
 
 #include <setjmp.h>
 #include <stdarg.h>
@@ -107,7 +112,7 @@ static void test_percentile_and_mean(void **state)
 	/* 100 one-second samples at 0 .. 99 % */
 	for (uint64_t v = 0; v < 100; v++)
 		ag_health_add_sample(&h, v * 10000, 1000000);
-	assert_int_equal(ag_health_cpu_p95(&h), 94); /* 95 % of the time at or below */
+	assert_int_equal(ag_health_cpu_p95(&h), 94);  /* 95 % of the time at or below */
 	assert_int_equal(ag_health_cpu_mean(&h), 50); /* 49.5 rounds up */
 
 	/* weighted by length: one 10 s sample at 100 % and 90 s at 0 % */
@@ -235,8 +240,8 @@ static void test_health_json(void **state)
 	assert_int_equal(get(b, "evals"), 0);
 	assert_null(json_object_get(chs, "5"));
 	/* nothing but the protocol's fields */
-	const char *known[] = {"interval_s", "agent_cpu_p95", "agent_cpu_mean", "host_cpu",
-	                       "agent_rss_kb", "channels"};
+	const char *known[] = {"interval_s", "agent_cpu_p95", "agent_cpu_mean",
+	                       "host_cpu",   "agent_rss_kb",  "channels"};
 	const char *key;
 	json_t *v;
 	json_object_foreach(o, key, v)
@@ -281,6 +286,296 @@ static void test_health_json(void **state)
 	json_decref(active);
 }
 
+/* ---- evaluation --------------------------------------------------------------- */
+
+/* A temporary state directory with the template registry; content is
+ * staged into channel CH with stage(). */
+struct fix {
+	char dir[64];
+	char input[128];
+	struct cf_registry *reg;
+	struct ag_state *st;
+	struct ag_scanner sc;
+	struct ag_health h;
+};
+
+static int warns;
+static char last_warn[1024];
+static char all_warns[16384]; /* every warning of the test, one per line */
+
+static void capture_log(const char *level, const char *fmt, ...)
+{
+	if (strcmp(level, "warn") != 0)
+		return;
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(last_warn, sizeof last_warn, fmt, ap);
+	va_end(ap);
+	size_t l = strlen(all_warns);
+	snprintf(all_warns + l, sizeof all_warns - l, "%s\n", last_warn);
+	warns++;
+}
+
+static int fix_setup(void **state)
+{
+	struct fix *f = calloc(1, sizeof *f);
+	struct fb_err err = {""};
+	snprintf(f->dir, sizeof f->dir, "/tmp/test_agent_health.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->input, sizeof f->input, "%s/events.jsonl", f->dir);
+	if (cf_registry_load_dir("schema/templates", &f->reg, &err))
+		return -1;
+	char sd[128];
+	snprintf(sd, sizeof sd, "%s/state", f->dir);
+	if (ag_state_open(sd, &f->st, &err))
+		return -1;
+	ag_health_init(&f->h, fb_mono_ms());
+	warns = 0;
+	last_warn[0] = all_warns[0] = '\0';
+	*state = f;
+	return 0;
+}
+
+static int fix_teardown(void **state)
+{
+	struct fix *f = *state;
+	char cmd[128];
+	ag_scanner_cleanup(&f->sc);
+	ag_state_free(f->st);
+	cf_registry_free(f->reg);
+	snprintf(cmd, sizeof cmd, "rm -rf '%s'", f->dir);
+	assert_int_equal(system(cmd), 0);
+	free(f);
+	return 0;
+}
+
+/* Compile the JSON text form (channel and version set here) and make it
+ * channel CH's active content; its sha256 goes to sha. */
+static void stage_json(struct fix *f, json_t *t, int64_t version, char *sha)
+{
+	unsigned char *bin = NULL;
+	size_t len = 0;
+	struct fb_err err = {""};
+	json_object_set_new(t, "channel", json_integer(CH));
+	json_object_set_new(t, "content_version", json_integer(version));
+	char *text = json_dumps(t, JSON_COMPACT);
+	json_decref(t);
+	if (cf_compile_json(NULL, text, strlen(text), &bin, &len, &err))
+		fail_msg("compile: %s", err.msg);
+	fb_sha256_hex(bin, len, sha);
+	if (ag_slot_apply(f->st, CH, sha, version, bin, len, 1790000000 + version, &err))
+		fail_msg("apply: %s", err.msg);
+	free(bin);
+	free(text);
+}
+
+/* tests/data/schema/valid/basic.json: 1 block ^mimikatz\.exe$ (icase);
+ * 2 alert powershell -enc... with parent winword.exe; 3 block hash + .dll;
+ * 4 alert 203.0.113.0/24 port 443; 5 log 2001:db8::/32. */
+static void stage_basic(struct fix *f, int64_t version, char *sha)
+{
+	json_t *t = json_load_file("tests/data/schema/valid/basic.json", 0, NULL);
+	assert_non_null(t);
+	stage_json(f, t, version, sha);
+}
+
+static void write_input(const struct fix *f, const char *text)
+{
+	assert_int_equal(fb_file_write_atomic(f->input, text, strlen(text), 0644), FB_OK);
+}
+
+static struct ag_scan_result pass(struct fix *f, const struct ag_scan_opts *o)
+{
+	struct ag_scan_result res;
+	struct fb_err err = {""};
+	if (ag_scan_pass(&f->sc, f->st, f->reg, o, &f->h, &res, &err))
+		fail_msg("pass: %s", err.msg);
+	return res;
+}
+
+static const char *const EVENTS =
+        "# what a host saw\n"
+        "{\"process_name\":\"mimikatz.exe\",\"command_line\":\"mimikatz.exe "
+        "privilege::debug\"}\n"
+        "{\"process_name\":\"PowerShell.exe\",\"parent_name\":\"winword.exe\","
+        "\"command_line\":\"powershell -enc SQBFAFgAIAAoAE4AZQB3AC0A\"}\n"
+        "\n"
+        "{\"process_name\":\"bash\",\"command_line\":\"bash -l\"}\n"
+        "not json\n"
+        "  {\"remote_addr\":\"203.0.113.9\",\"remote_port\":443}";
+
+static void test_scan_input_file(void **state)
+{
+	struct fix *f = *state;
+	char sha[FB_SHA256_HEX_LEN + 1];
+	struct ag_scan_opts o = {.input = f->input, .max_events = 256, .log = capture_log};
+	write_input(f, EVENTS);
+	/* nothing active: nothing to do, not even the events */
+	struct ag_scan_result res = pass(f, &o);
+	assert_int_equal(res.channels, 0);
+	assert_int_equal(res.events, 0);
+	assert_int_equal(f->h.n_ch, 0);
+
+	stage_basic(f, 1, sha);
+	res = pass(f, &o);
+	assert_int_equal(res.channels, 1);
+	assert_int_equal(res.events, 4); /* the comment, blank and malformed lines skipped */
+	assert_int_equal(res.evals, 4);
+	assert_int_equal(res.matches, 3);
+	assert_false(res.truncated);
+	assert_int_equal(warns, 1);
+	assert_non_null(strstr(last_warn, "line 6 skipped"));
+	struct ag_chan_health *c = ag_health_channel(&f->h, CH);
+	assert_int_equal(c->evals, 4);
+	assert_int_equal(c->detections, 3); /* mimikatz, powershell, the c2 address */
+	assert_int_equal(c->blocks, 1);     /* mimikatz: would block */
+	assert_int_equal(c->errors, 0);
+	assert_int_equal(c->timeouts, 0);
+	assert_string_equal(f->sc.files[0].sha256, sha);
+	/* counters add up over the interval */
+	pass(f, &o);
+	assert_int_equal(c->evals, 8);
+	assert_int_equal(c->blocks, 2);
+
+	/* bounded: at most max_events; none at all with 0 */
+	o.max_events = 2;
+	res = pass(f, &o);
+	assert_int_equal(res.events, 2);
+	assert_int_equal(c->evals, 10);
+	o.max_events = 0;
+	res = pass(f, &o);
+	assert_int_equal(res.evals, 0);
+	assert_int_equal(c->evals, 10);
+
+	/* new content is loaded in place of the old */
+	char sha2[FB_SHA256_HEX_LEN + 1];
+	stage_basic(f, 2, sha2);
+	o.max_events = 256;
+	pass(f, &o);
+	assert_int_equal(f->sc.n, 1);
+	assert_string_equal(f->sc.files[0].sha256, sha2);
+	assert_int_equal(c->evals, 14);
+	/* a deactivated channel is dropped */
+	struct fb_err err = {""};
+	assert_int_equal(ag_slot_deactivate(f->st, CH, 1790000100, &err), FB_OK);
+	res = pass(f, &o);
+	assert_int_equal(res.channels, 0);
+	assert_int_equal(f->sc.n, 0);
+
+	/* an input that cannot be read fails the pass and counts nothing */
+	stage_basic(f, 3, sha);
+	o.input = "/nonexistent/events.jsonl";
+	assert_int_not_equal(ag_scan_pass(&f->sc, f->st, f->reg, &o, &f->h, &res, &err), FB_OK);
+	assert_non_null(strstr(err.msg, "scan-input /nonexistent/events.jsonl"));
+	assert_int_equal(c->evals, 14);
+}
+
+/* Over the step budget: every evaluation is a time-out, none a detection. */
+static void test_scan_timeouts(void **state)
+{
+	struct fix *f = *state;
+	char sha[FB_SHA256_HEX_LEN + 1];
+	stage_basic(f, 1, sha);
+	write_input(f, EVENTS);
+	struct ag_scan_opts o = {
+	        .input = f->input, .max_events = 256, .budget = 2, .log = capture_log};
+	struct ag_scan_result res = pass(f, &o);
+	struct ag_chan_health *c = ag_health_channel(&f->h, CH);
+	assert_int_equal(res.evals, 4);
+	assert_int_equal(c->timeouts, 4);
+	assert_int_equal(c->detections, 0);
+	assert_int_equal(c->errors, 0);
+	assert_non_null(strstr(last_warn, "4 time-out(s)"));
+	assert_non_null(strstr(last_warn, "step budget"));
+	/* with the default budget the same content evaluates */
+	o.budget = 0;
+	pass(f, &o);
+	assert_int_equal(c->timeouts, 4);
+	assert_int_equal(c->detections, 3);
+}
+
+/* A file that cannot be loaded: every evaluation is an error. */
+static void test_scan_errors(void **state)
+{
+	struct fix *f = *state;
+	char sha[FB_SHA256_HEX_LEN + 1], path[4096];
+	stage_basic(f, 1, sha);
+	write_input(f, EVENTS);
+	struct ag_scan_opts o = {.input = f->input, .max_events = 256, .log = capture_log};
+	/* the slot's bytes changed on disk */
+	assert_int_equal(ag_slot_path(f->st, CH, AG_SLOT_NONE, path, sizeof path), FB_OK);
+	assert_int_equal(fb_file_write_atomic(path, "junk", 4, 0644), FB_OK);
+	struct ag_scan_result res = pass(f, &o);
+	struct ag_chan_health *c = ag_health_channel(&f->h, CH);
+	assert_int_equal(res.evals, 4);
+	assert_int_equal(c->errors, 4);
+	assert_int_equal(c->detections, 0);
+	assert_non_null(strstr(all_warns, "cannot be evaluated"));
+	assert_non_null(strstr(all_warns, "not the content"));
+	/* the warning is not repeated while nothing changes (the malformed
+	 * input line is, once per pass) */
+	int w = warns;
+	pass(f, &o);
+	assert_int_equal(c->errors, 8);
+	assert_int_equal(warns, w + 1);
+	assert_null(strstr(last_warn, "cannot be evaluated"));
+
+	/* a build whose registry lacks a template the file uses (network_rule) */
+	char sha2[FB_SHA256_HEX_LEN + 1], tdir[128], cmd[512];
+	stage_basic(f, 2, sha2);
+	snprintf(tdir, sizeof tdir, "%s/templates", f->dir);
+	snprintf(cmd, sizeof cmd,
+	         "mkdir '%s' && cp schema/templates/process_rule.json "
+	         "schema/templates/file_hash.json '%s'/",
+	         tdir, tdir);
+	assert_int_equal(system(cmd), 0);
+	struct cf_registry *small = NULL;
+	struct fb_err err = {""};
+	assert_int_equal(cf_registry_load_dir(tdir, &small, &err), FB_OK);
+	res = (struct ag_scan_result){0};
+	assert_int_equal(ag_scan_pass(&f->sc, f->st, small, &o, &f->h, &res, &err), FB_OK);
+	assert_int_equal(c->errors, 12);
+	assert_non_null(strstr(all_warns, "does not parse"));
+	assert_non_null(strstr(all_warns, "unknown template id 3")); /* the parser's reason */
+	ag_scanner_cleanup(&f->sc);                                  /* its files borrow small */
+	cf_registry_free(small);
+	/* the full registry evaluates it again */
+	pass(f, &o);
+	assert_int_equal(c->errors, 12);
+	assert_int_equal(c->detections, 3);
+}
+
+/* The host's real processes: this test program is one of them. */
+static void test_scan_proc(void **state)
+{
+	struct fix *f = *state;
+	char sha[FB_SHA256_HEX_LEN + 1];
+	json_t *t =
+	        json_pack("{s:i, s:[{s:i, s:i, s:i, s:[{s:s}, {s:i}, n, {s:s}, n, n]}]}", "format",
+	                  1, "instances", "id", 7, "template", 1, "template_version", 1, "fields",
+	                  "string", "this test", "int", 3, "regex", "test_agent_health");
+	assert_non_null(t);
+	stage_json(f, t, 1, sha);
+	struct ag_scan_opts o = {.max_events = AG_SCAN_MAX_EVENTS, .log = capture_log};
+	struct ag_scan_result res = pass(f, &o);
+	struct ag_chan_health *c = ag_health_channel(&f->h, CH);
+	assert_true(res.events >= 1);
+	assert_int_equal(c->evals, res.events);
+	assert_true(c->detections >= 1); /* this process's command line */
+	assert_int_equal(c->blocks, c->detections);
+	assert_int_equal(c->errors + c->timeouts, 0);
+	assert_int_equal(warns, 0);
+
+	/* ag_scan_events alone, bounded */
+	struct cf_event *evs[3] = {0};
+	size_t n = 0;
+	struct fb_err err = {""};
+	assert_int_equal(ag_scan_events(&o, evs, 1, &n, &err), FB_OK);
+	assert_int_equal(n, 1);
+	cf_event_free(evs[0]);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -290,6 +585,10 @@ int main(void)
 	        cmocka_unit_test(test_percentile_and_mean),
 	        cmocka_unit_test(test_sampler_real),
 	        cmocka_unit_test(test_health_json),
+	        cmocka_unit_test_setup_teardown(test_scan_input_file, fix_setup, fix_teardown),
+	        cmocka_unit_test_setup_teardown(test_scan_timeouts, fix_setup, fix_teardown),
+	        cmocka_unit_test_setup_teardown(test_scan_errors, fix_setup, fix_teardown),
+	        cmocka_unit_test_setup_teardown(test_scan_proc, fix_setup, fix_teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
