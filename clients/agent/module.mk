@@ -6,7 +6,8 @@ LIBS += fbclient
 fbclient_SRCS := clients/lib/fbclient.c
 
 BINS += fb-agent
-fb-agent_SRCS := clients/agent/main.c clients/agent/agent.c clients/agent/state.c
+fb-agent_SRCS := clients/agent/main.c clients/agent/agent.c clients/agent/state.c \
+	clients/agent/health.c clients/agent/scan.c
 fb-agent_LIBS := fbclient fbsign fbschema fbcommon
 
 # Unit tests: state, slots, refusals, events and the boot-loop guard in a
