@@ -307,6 +307,7 @@ enum fb_rc ag_scan_pass(struct ag_scanner *sc, struct ag_state *st, const struct
 		const struct ag_loaded *lf = &sc->files[i];
 		struct ag_chan_health *c = ag_health_channel(h, lf->channel);
 		uint64_t timeouts = 0, errors = 0, matches = 0, blocks = 0;
+		uint32_t block_rule = 0;
 		char first[256] = "";
 		if (!c)
 			continue;
@@ -338,13 +339,11 @@ enum fb_rc ag_scan_pass(struct ag_scanner *sc, struct ag_state *st, const struct
 			matches++;
 			c->detections++;
 			res->matches++;
-			if (vd.action == CF_ACT_BLOCK) {
+			if (vd.action == CF_ACT_BLOCK) { /* counted, never acted on */
 				blocks++;
 				c->blocks++;
-				say(o, "debug",
-				    "channel %u rule %u says block (not acted on: fb-agent never "
-				    "blocks)",
-				    lf->channel, vd.action_rule);
+				if (!block_rule)
+					block_rule = vd.action_rule;
 			}
 		}
 		if (timeouts || errors)
@@ -354,8 +353,11 @@ enum fb_rc ag_scan_pass(struct ag_scanner *sc, struct ag_state *st, const struct
 			    lf->channel, lf->sha256, (unsigned long long)timeouts,
 			    (unsigned long long)errors, n, first);
 		if (matches)
-			say(o, "debug", "channel %u: %llu detection(s), %llu would block",
-			    lf->channel, (unsigned long long)matches, (unsigned long long)blocks);
+			say(o, "debug",
+			    "channel %u: %llu detection(s), %llu would be blocked (first by rule "
+			    "%u; fb-agent never blocks)",
+			    lf->channel, (unsigned long long)matches, (unsigned long long)blocks,
+			    block_rule);
 	}
 	if (res->truncated)
 		say(o, "warn", "evaluation pass stopped at its %lld ms cap after %llu evaluations",
