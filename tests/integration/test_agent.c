@@ -393,6 +393,7 @@ struct relay {
 	size_t poll_len;
 	int tamper_blobs;   /* flip a byte of every blob */
 	json_t *heartbeats; /* each POST /v1/heartbeat: {"body": ..., "status": N} */
+	int old_server;     /* refuse heartbeats with health as a server before it did */
 };
 
 struct upload {
@@ -476,6 +477,17 @@ static enum MHD_Result relay_handler(void *cls, struct MHD_Connection *con, cons
 		return ret;
 	}
 	int tamper = rl->tamper_blobs && strncmp(url, "/v1/blobs/", 10) == 0;
+	if (rl->old_server && strcmp(url, "/v1/heartbeat") == 0 && up->p &&
+	    memmem(up->p, up->n, "\"health\"", 8)) {
+		static const char refusal[] =
+		        "{\"error\":{\"code\":\"invalid\",\"message\":\"unknown field 'health'\"}}";
+		json_array_append_new(rl->heartbeats,
+		                      json_pack("{s:o?, s:i}", "body",
+		                                json_loadb(up->p, up->n, 0, NULL), "status", 400));
+		enum MHD_Result ret = relay_reply(con, 400, refusal, sizeof refusal - 1, NULL);
+		pthread_mutex_unlock(&rl->mu);
+		return ret;
+	}
 	pthread_mutex_unlock(&rl->mu);
 	CURL *c = curl_easy_init();
 	char u[2048], line[1024];
@@ -1462,6 +1474,50 @@ static void test_health_reported_and_judged(void **state)
 	agent_free(&a);
 }
 
+/* A server from before the health object refuses it (400 naming the
+ * field): the agent sends the same heartbeat again without it at once, so
+ * the host does not look silent, and says so. */
+static void test_health_refused_by_old_server(void **state)
+{
+	struct world *w = *state;
+	struct relay rl;
+	relay_start(&rl, w);
+	rl.old_server = 1;
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", rl.url);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_non_null(strstr(a.log, "refused the heartbeat's health object (unknown field "
+	                              "'health'); sent without it"));
+	assert_int_equal(relay_heartbeats(&rl), 2);
+	json_t *first = relay_heartbeat(&rl, 0), *second = relay_heartbeat(&rl, 1);
+	assert_int_equal(json_integer_value(json_object_get(first, "status")), 400);
+	assert_non_null(json_object_get(json_object_get(first, "body"), "health"));
+	assert_int_equal(json_integer_value(json_object_get(second, "status")), 202);
+	assert_null(json_object_get(json_object_get(second, "body"), "health"));
+	/* the rest of the heartbeat is the same */
+	json_object_del(json_object_get(first, "body"), "health");
+	assert_true(json_equal(json_object_get(first, "body"), json_object_get(second, "body")));
+	json_decref(first);
+	json_decref(second);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM agents WHERE id = %lld AND last_seen_at IS "
+	                         "NOT NULL",
+	                         (long long)a.id),
+	                 1);
+	/* with health = 0 it is not sent at all */
+	snprintf(a.extra, sizeof a.extra, "--health=0");
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(relay_heartbeats(&rl), 3);
+	json_t *third = relay_heartbeat(&rl, 2);
+	assert_int_equal(json_integer_value(json_object_get(third, "status")), 202);
+	assert_null(json_object_get(json_object_get(third, "body"), "health"));
+	assert_null(strstr(a.log, "refused the heartbeat's health"));
+	json_decref(third);
+	relay_stop(&rl);
+	agent_free(&a);
+}
+
 /* Root rotation: a server under root version 2 signs assignments naming it;
  * an agent pinned to version 1 fetches /v1/roots/2, accepts it with
  * fbsig_root_update (signed by the old and the new root keys), persists it and
@@ -1662,6 +1718,7 @@ int main(void)
 	        cmocka_unit_test(test_https_with_ca_bundle),
 	        cmocka_unit_test(test_daemon_follows_and_stops_cleanly),
 	        cmocka_unit_test(test_health_reported_and_judged),
+	        cmocka_unit_test(test_health_refused_by_old_server),
 	        cmocka_unit_test(test_root_rotation),
 	        cmocka_unit_test(test_rollout_halted_by_agent_telemetry),
 	};
