@@ -177,6 +177,7 @@ enum fb_rc ag_open(struct ag *a, const struct ag_config *cfg, struct fb_err *err
 	memset(a, 0, sizeof *a);
 	a->cfg = cfg;
 	a->started_mono_ms = fb_mono_ms();
+	ag_health_init(&a->health, a->started_mono_ms);
 	if ((rc = fbsig_init())) {
 		fb_err_set(err, "libsodium did not start");
 		return rc;
@@ -268,6 +269,7 @@ void ag_close(struct ag *a, int clean)
 	}
 	fbc_free(a->http);
 	json_decref(a->caps);
+	ag_scanner_cleanup(&a->scanner); /* before the registry its files borrow */
 	cf_registry_free(a->reg);
 	fbsig_root_free(a->root);
 	ag_state_free(a->st);
@@ -533,7 +535,28 @@ out:
 	return rc;
 }
 
-/* ---- heartbeat ------------------------------------------------------------ */
+/* ---- evaluation and heartbeat --------------------------------------------- */
+
+void ag_evaluate(struct ag *a)
+{
+	struct ag_scan_opts o = {.input = a->cfg->scan_input,
+	                         .max_events = (size_t)a->cfg->scan_max_events,
+	                         .budget = 0, /* CF_DEFAULT_BUDGET, as the preflight */
+	                         .max_ms = a->cfg->scan_max_ms,
+	                         .log = ag_log};
+	struct ag_scan_result res;
+	struct fb_err err = {""};
+	if (ag_scan_pass(&a->scanner, a->st, a->reg, &o, &a->health, &res, &err)) {
+		ag_log("warn", "evaluation pass: %s", err.msg);
+		return;
+	}
+	if (res.channels)
+		ag_log("debug",
+		       "evaluated %zu event(s) against %zu channel(s): %llu evaluations, %llu "
+		       "detection(s) in %lld ms",
+		       res.events, res.channels, (unsigned long long)res.evals,
+		       (unsigned long long)res.matches, (long long)res.ms);
+}
 
 enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err)
 {
@@ -541,17 +564,31 @@ enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err)
 	struct fbc_resp r;
 	fbc_resp_init(&r);
 	json_t *active = ag_state_active_json(a->st);
-	json_t *body = NULL;
+	json_t *body = NULL, *health = NULL;
+	char *htext = NULL;
+	struct ag_cpu_times host_now;
+	int host_ok = 0;
+	int64_t now = fb_mono_ms();
 	if (!active) {
 		rc = FB_ENOMEM;
 		goto out;
 	}
+	/* The health object is measured whether or not it is sent, so that the
+	 * next interval starts here either way. */
+	ag_health_sample(&a->health, now, 1);
+	health = ag_health_json(&a->health, now, active, &host_now, &host_ok);
+	if (!health) {
+		rc = FB_ENOMEM;
+		goto out;
+	}
+	int send_health = a->cfg->health && (!a->health_refused_ms ||
+	                                     now - a->health_refused_ms >= AG_HEALTH_RETRY_MS);
 	body = json_pack("{s:I, s:s, s:I, s:s, s:o, s:O}", "agent_id", (json_int_t)a->id.agent_id,
 	                 "boot_id", a->boot.boot_id, "uptime_s",
-	                 (json_int_t)((fb_mono_ms() - a->started_mono_ms) / 1000), "agent_version",
+	                 (json_int_t)((now - a->started_mono_ms) / 1000), "agent_version",
 	                 AG_VERSION, "active", active, "capabilities", a->caps);
 	active = NULL;
-	if (!body) {
+	if (!body || (send_health && json_object_set(body, "health", health))) {
 		rc = FB_ENOMEM;
 		goto out;
 	}
@@ -561,15 +598,35 @@ enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err)
 		json_object_set_new(body, "platform", plat);
 	if ((rc = post_json(a, "/v1/heartbeat", body, 1, &r, err)))
 		goto out;
+	if (r.status == 400 && send_health && strstr(r.err_msg, "health")) {
+		/* A server that does not take (this) health object must still see
+		 * the host alive: resend without it, and try it again later. */
+		ag_log("warn",
+		       "server refused the heartbeat's health object (%s); sent without it, "
+		       "health is tried again in %d minutes",
+		       r.err_msg, AG_HEALTH_RETRY_MS / 60000);
+		a->health_refused_ms = now;
+		send_health = 0;
+		json_object_del(body, "health");
+		if ((rc = post_json(a, "/v1/heartbeat", body, 1, &r, err)))
+			goto out;
+	}
 	if (r.status != 202 && r.status != 200) {
 		unexpected(err, "heartbeat", &r);
 		rc = FB_EIO;
 		goto out;
 	}
-	ag_log("debug", "heartbeat sent");
+	if (send_health) {
+		a->health_refused_ms = 0;
+		htext = json_dumps(health, JSON_COMPACT);
+	}
+	ag_log("debug", "heartbeat sent%s%s", htext ? " with health " : "", htext ? htext : "");
 	a->platform_sent = 1;
+	ag_health_reset(&a->health, now, &host_now, host_ok);
 out:
+	free(htext);
 	json_decref(active);
+	json_decref(health);
 	json_decref(body);
 	fbc_resp_cleanup(&r);
 	return rc;
@@ -885,6 +942,8 @@ enum fb_rc ag_cycle(struct ag *a, struct fb_err *err)
 	enum fb_rc prc = ag_poll(a, err);
 	if (prc)
 		ag_log("error", "poll: %s", err->msg);
+	/* Evaluate what is active now (possibly just applied) before reporting. */
+	ag_evaluate(a);
 	/* Heartbeat and events even when the poll failed: telemetry matters most
 	 * when content misbehaves. */
 	enum fb_rc hrc = ag_heartbeat(a, &e2);

@@ -8,6 +8,8 @@
 #include "fbclient.h"
 #include "fbschema.h"
 #include "fbsign.h"
+#include "health.h"
+#include "scan.h"
 #include "state.h"
 
 #include <jansson.h>
@@ -20,7 +22,8 @@
 #define AG_MAX_ROOT_STEPS   32          /* root versions fetched in one update */
 #define AG_MAX_SMALL_RESP   (64 * 1024) /* bytes of an enroll/heartbeat/events answer */
 #define AG_EVENTS_PER_POST  100
-#define AG_EVENT_MAX_REASON 512 /* bytes of a rejected event's reason (PROTOCOL.md) */
+#define AG_EVENT_MAX_REASON 512           /* bytes of a rejected event's reason (PROTOCOL.md) */
+#define AG_HEALTH_RETRY_MS  (3600 * 1000) /* after the server refused "health" */
 
 /* Configuration (flags and config file; defaults in main.c's table). */
 struct ag_config {
@@ -40,6 +43,11 @@ struct ag_config {
 	int64_t timeout_s;
 	int64_t boot_loop_starts;
 	int64_t boot_loop_minutes;
+	int64_t health;          /* 1: heartbeats carry the health object */
+	char *scan_input;        /* JSON Lines events to evaluate; "": the host's processes */
+	int64_t scan_interval_s; /* between evaluation passes (0: only after each poll) */
+	int64_t scan_max_events; /* events per pass (0: no evaluation) */
+	int64_t scan_max_ms;     /* wall-clock cap of one pass */
 };
 
 /* A running agent. */
@@ -57,7 +65,10 @@ struct ag {
 	size_t n_channels; /* 0: follow every channel of the assignment */
 	char crash_on[AG_MAX_CRASH_ON][FB_SHA256_HEX_LEN + 1];
 	size_t n_crash_on;
-	int platform_sent; /* this run's first heartbeat carried the platform facts */
+	int platform_sent;         /* this run's first heartbeat carried the platform facts */
+	struct ag_health health;   /* measurements since the last accepted heartbeat */
+	struct ag_scanner scanner; /* the active channel files, parsed */
+	int64_t health_refused_ms; /* monotonic ms the server last refused "health", 0 */
 };
 
 /* Load everything local (root, registry, state, identity), start a boot
@@ -75,7 +86,12 @@ enum fb_rc ag_enroll(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
 enum fb_rc ag_poll(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
 enum fb_rc ag_heartbeat(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
 enum fb_rc ag_flush_events(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
-/* enroll if needed, poll and apply, heartbeat, report pending events. */
+/* One evaluation pass of the active content over local events (scan.h),
+ * counted for the next heartbeat's health object; logs what went wrong and
+ * never fails. */
+void ag_evaluate(struct ag *a);
+/* enroll if needed, poll and apply, evaluate, heartbeat, report pending
+ * events. */
 enum fb_rc ag_cycle(struct ag *a, struct fb_err *err) FB_MUSTCHECK;
 
 /* Parse "291,292" into ids (at most max); FB_EINVAL on junk. */

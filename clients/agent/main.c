@@ -7,6 +7,7 @@
 #include <getopt.h>
 #include <signal.h>
 #include <sodium.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,16 @@ static const struct opt opts[] = {
          "boot-loop guard: N unclean starts ..."},
         {"boot-loop-minutes", OPT_INT, O(boot_loop_minutes), "10", 1, 10080, "M",
          "... within M minutes after a content change revert to the last known good"},
+        {"health", OPT_INT, O(health), "1", 0, 1, "0|1",
+         "send the health object (CPU, memory, evaluation counts) with heartbeats"},
+        {"scan-interval", OPT_INT, O(scan_interval_s), "10", 0, 86400, "S",
+         "seconds between content evaluation passes (0: only after each poll)"},
+        {"scan-input", OPT_STR, O(scan_input), "", 0, 0, "FILE",
+         "JSON Lines events to evaluate content on (empty: the host's processes)"},
+        {"scan-max-events", OPT_INT, O(scan_max_events), "256", 0, 10000, "N",
+         "events per evaluation pass (0: no evaluation)"},
+        {"scan-max-ms", OPT_INT, O(scan_max_ms), "2000", 1, 60000, "MS",
+         "wall-clock cap of one evaluation pass"},
 };
 #define NOPTS (sizeof opts / sizeof opts[0])
 
@@ -175,15 +186,22 @@ static void sleep_until_stop(int64_t ms)
 }
 
 /* The daemon loop: a poll every interval + jitter, a heartbeat (and event
- * report) every heartbeat interval, exponential back-off on errors. */
+ * report) every heartbeat interval, exponential back-off on errors; an
+ * evaluation pass every scan interval and an agent-CPU sample about every
+ * second, sleeping in between. */
 static int run_daemon(struct ag *a, const struct ag_config *cfg)
 {
 	int failures = 0;
-	int64_t next_poll = 0, next_hb = 0;
+	int64_t next_poll = 0, next_hb = 0, next_sample = fb_mono_ms() + 1000;
+	int64_t scan_ms = cfg->scan_interval_s * 1000, next_scan = INT64_MAX;
 	while (!stop_requested) {
 		int64_t now = fb_mono_ms();
 		struct fb_err err = {""};
 		enum fb_rc rc = FB_OK;
+		if (now >= next_sample) {
+			ag_health_sample(&a->health, now, 0);
+			next_sample = now + 1000;
+		}
 		if (now >= next_poll) {
 			rc = ag_cycle(a, &err);
 			int64_t wait = cfg->poll_interval_s * 1000;
@@ -205,6 +223,11 @@ static int run_daemon(struct ag *a, const struct ag_config *cfg)
 			}
 			next_poll = fb_mono_ms() + wait;
 			next_hb = fb_mono_ms() + cfg->heartbeat_interval_s * 1000;
+			if (scan_ms > 0) /* the cycle evaluated */
+				next_scan = fb_mono_ms() + scan_ms;
+		} else if (now >= next_scan) {
+			ag_evaluate(a);
+			next_scan = fb_mono_ms() + scan_ms;
 		} else if (now >= next_hb) {
 			if (a->id.agent_id > 0) {
 				if (ag_heartbeat(a, &err))
@@ -215,6 +238,8 @@ static int run_daemon(struct ag *a, const struct ag_config *cfg)
 			next_hb = fb_mono_ms() + cfg->heartbeat_interval_s * 1000;
 		}
 		int64_t until = next_poll < next_hb ? next_poll : next_hb;
+		until = next_scan < until ? next_scan : until;
+		until = next_sample < until ? next_sample : until;
 		sleep_until_stop(until - fb_mono_ms());
 	}
 	ag_log("info", "stop requested");

@@ -43,13 +43,16 @@ run() {
 # --help lists every setting and the test-only hook.
 for opt in --config --once --server --root --state-dir --templates --channels --enroll-token \
 	--ca-bundle --hostname --log-level --poll-interval --poll-jitter --heartbeat-interval \
-	--backoff-max --timeout --boot-loop-starts --boot-loop-minutes FB_AGENT_TEST_CRASH_ON "TEST ONLY"; do
+	--backoff-max --timeout --boot-loop-starts --boot-loop-minutes --health --scan-interval \
+	--scan-input --scan-max-events --scan-max-ms FB_AGENT_TEST_CRASH_ON "TEST ONLY"; do
 	run "--help lists $opt" 0 "$opt" "$A" --help
 done
 run "unknown flag" 2 "see fb-agent --help" "$A" --bogus
 run "no server" 2 "--server and --root are required" "$A" --root x
 run "bad integer" 2 "poll-interval: \"soon\" is not an integer" "$A" --poll-interval soon
 run "integer out of range" 2 "is not an integer in 1..1000" "$A" --boot-loop-starts 0
+run "health is 0 or 1" 2 "health: \"2\" is not an integer in 0..1" "$A" --health 2
+run "scan-max-events is capped" 2 "is not an integer in 0..10000" "$A" --scan-max-events 10001
 run "stray argument" 2 "unexpected argument" "$A" --server http://x --root r extra
 
 # A root to start with (fb-sign's worked example, shortened).

@@ -162,12 +162,10 @@ static int world_teardown(void **state)
 	return 0;
 }
 
-/* A valid channel file of version v (the harness's), its manifest signed by
- * two release keys, uploaded. */
-static void content_make(struct world *w, int64_t v, struct content *c)
+/* c's blob (set by the caller) as version v: its manifest signed by two
+ * release keys, uploaded. */
+static void content_upload(struct world *w, int64_t v, struct content *c)
 {
-	memset(c, 0, sizeof *c);
-	assert_int_equal(fbt_world_blob(CHANNEL, v, &c->blob, &c->len), 0);
 	fb_sha256_hex(c->blob, c->len, c->sha);
 	c->manifest = fbt_world_manifest(&w->fw, c->blob, c->len, CHANNEL, v, 2, 30 * 86400);
 	assert_non_null(c->manifest);
@@ -182,6 +180,37 @@ static void content_make(struct world *w, int64_t v, struct content *c)
 		fail_msg("upload version %lld: HTTP %ld: %s", (long long)v, r.status, r.body);
 	fbt_resp_free(&r);
 	free(body);
+}
+
+/* A valid channel file of version v (the harness's), uploaded. */
+static void content_make(struct world *w, int64_t v, struct content *c)
+{
+	memset(c, 0, sizeof *c);
+	assert_int_equal(fbt_world_blob(CHANNEL, v, &c->blob, &c->len), 0);
+	content_upload(w, v, c);
+}
+
+/* The harness's file of version v plus one more rule, given as a JSON
+ * instance of the text form, uploaded. */
+static void content_make_plus(struct world *w, int64_t v, const char *rule, struct content *c)
+{
+	char path[1100];
+	struct fb_err err = {""};
+	memset(c, 0, sizeof *c);
+	snprintf(path, sizeof path, "%s/tests/data/schema/valid/basic.json", getenv("FB_SRC"));
+	json_t *t = json_load_file(path, 0, NULL);
+	json_t *inst = json_loads(rule, 0, NULL);
+	assert_non_null(t);
+	assert_non_null(inst);
+	json_object_set_new(t, "channel", json_integer(CHANNEL));
+	json_object_set_new(t, "content_version", json_integer(v));
+	json_array_append_new(json_object_get(t, "instances"), inst);
+	char *text = json_dumps(t, JSON_COMPACT);
+	json_decref(t);
+	if (cf_compile_json(NULL, text, strlen(text), &c->blob, &c->len, &err))
+		fail_msg("compile: %s", err.msg);
+	free(text);
+	content_upload(w, v, c);
 }
 
 static void content_free(struct content *c)
@@ -362,7 +391,9 @@ struct relay {
 	pthread_mutex_t mu;
 	char *poll_doc; /* served for /v1/poll instead of the server's answer */
 	size_t poll_len;
-	int tamper_blobs; /* flip a byte of every blob */
+	int tamper_blobs;   /* flip a byte of every blob */
+	json_t *heartbeats; /* each POST /v1/heartbeat: {"body": ..., "status": N} */
+	int old_server;     /* refuse heartbeats with health as a server before it did */
 };
 
 struct upload {
@@ -446,6 +477,17 @@ static enum MHD_Result relay_handler(void *cls, struct MHD_Connection *con, cons
 		return ret;
 	}
 	int tamper = rl->tamper_blobs && strncmp(url, "/v1/blobs/", 10) == 0;
+	if (rl->old_server && strcmp(url, "/v1/heartbeat") == 0 && up->p &&
+	    memmem(up->p, up->n, "\"health\"", 8)) {
+		static const char refusal[] =
+		        "{\"error\":{\"code\":\"invalid\",\"message\":\"unknown field 'health'\"}}";
+		json_array_append_new(rl->heartbeats,
+		                      json_pack("{s:o?, s:i}", "body",
+		                                json_loadb(up->p, up->n, 0, NULL), "status", 400));
+		enum MHD_Result ret = relay_reply(con, 400, refusal, sizeof refusal - 1, NULL);
+		pthread_mutex_unlock(&rl->mu);
+		return ret;
+	}
 	pthread_mutex_unlock(&rl->mu);
 	CURL *c = curl_easy_init();
 	char u[2048], line[1024];
@@ -479,6 +521,14 @@ static enum MHD_Result relay_handler(void *cls, struct MHD_Connection *con, cons
 	curl_easy_cleanup(c);
 	if (tamper && status == 200 && k.n > 0)
 		k.p[k.n - 1] ^= 0x01;
+	if (strcmp(method, "POST") == 0 && strcmp(url, "/v1/heartbeat") == 0) {
+		json_t *hb = json_pack("{s:o?, s:i}", "body",
+		                       up->p ? json_loadb(up->p, up->n, 0, NULL) : NULL, "status",
+		                       (int)status);
+		pthread_mutex_lock(&rl->mu);
+		json_array_append_new(rl->heartbeats, hb);
+		pthread_mutex_unlock(&rl->mu);
+	}
 	enum MHD_Result ret = relay_reply(con, (unsigned)status, k.p ? k.p : "", k.n, k.etag);
 	free(k.p);
 	return ret;
@@ -499,6 +549,7 @@ static void relay_start(struct relay *rl, const struct world *w)
 {
 	memset(rl, 0, sizeof *rl);
 	pthread_mutex_init(&rl->mu, NULL);
+	rl->heartbeats = json_array();
 	snprintf(rl->upstream, sizeof rl->upstream, "%s", w->srv.url);
 	rl->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION, 0,
 	                         NULL, NULL, relay_handler, rl, MHD_OPTION_NOTIFY_COMPLETED,
@@ -513,6 +564,7 @@ static void relay_stop(struct relay *rl)
 {
 	MHD_stop_daemon(rl->d);
 	free(rl->poll_doc);
+	json_decref(rl->heartbeats);
 	pthread_mutex_destroy(&rl->mu);
 }
 
@@ -525,6 +577,72 @@ static void relay_serve_poll(struct relay *rl, const char *doc, size_t len)
 	memcpy(rl->poll_doc, doc, len);
 	rl->poll_len = len;
 	pthread_mutex_unlock(&rl->mu);
+}
+
+/* The n-th heartbeat the relay passed on (negative: from the end), a new
+ * reference. */
+static json_t *relay_heartbeat(struct relay *rl, long n)
+{
+	pthread_mutex_lock(&rl->mu);
+	size_t count = json_array_size(rl->heartbeats);
+	json_t *hb = json_array_get(rl->heartbeats, n < 0 ? count + (size_t)n : (size_t)n);
+	json_incref(hb);
+	pthread_mutex_unlock(&rl->mu);
+	assert_non_null(hb);
+	return hb;
+}
+
+static size_t relay_heartbeats(struct relay *rl)
+{
+	pthread_mutex_lock(&rl->mu);
+	size_t n = json_array_size(rl->heartbeats);
+	pthread_mutex_unlock(&rl->mu);
+	return n;
+}
+
+/* ---- health ---------------------------------------------------------------- */
+
+/* o's member k: an unsigned integer (as PROTOCOL.md requires), at most max. */
+static json_int_t uint_field(const json_t *o, const char *k, json_int_t max)
+{
+	json_t *v = json_object_get(o, k);
+	if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > max)
+		fail_msg("health field %s: not an integer in 0..%lld", k, (long long)max);
+	return json_integer_value(v);
+}
+
+/* health as fb-agent measured it: each host-level field present, in
+ * PROTOCOL.md's range and plausible here; returns channel 291's counters
+ * (borrowed), checked for consistency. */
+static json_t *check_health(const json_t *health)
+{
+	assert_non_null(health);
+	json_int_t cpu_max = 100 * (json_int_t)sysconf(_SC_NPROCESSORS_ONLN) + 10;
+	assert_true(uint_field(health, "interval_s", 86400) >= 1);
+	uint_field(health, "agent_cpu_p95", cpu_max);
+	uint_field(health, "agent_cpu_mean", cpu_max);
+	uint_field(health, "host_cpu", 100);
+	assert_true(uint_field(health, "agent_rss_kb", (json_int_t)1 << 40) > 1024);
+	assert_int_equal(json_object_size(health), 6);
+	json_t *ch = json_object_get(json_object_get(health, "channels"), "291");
+	assert_non_null(ch);
+	json_int_t evals = uint_field(ch, "evals", 1000000000);
+	assert_true(uint_field(ch, "errors", evals) + uint_field(ch, "timeouts", evals) <= evals);
+	assert_true(uint_field(ch, "blocks", evals) <= uint_field(ch, "detections", evals));
+	return ch;
+}
+
+/* The health object of the last "heartbeat sent with health" line of an
+ * agent's debug log (new reference), or NULL. */
+static json_t *logged_health(const char *log)
+{
+	const char *key = "heartbeat sent with health ", *p = NULL, *q = log;
+	while ((q = strstr(q, key)) != NULL)
+		p = q = q + strlen(key);
+	if (!p)
+		return NULL;
+	const char *e = strchr(p, '\n');
+	return json_loadb(p, e ? (size_t)(e - p) : strlen(p), 0, NULL);
 }
 
 /* ---- tests --------------------------------------------------------------- */
@@ -605,6 +723,14 @@ static void test_apply_then_update(void **state)
 	assert_int_equal(agent_run(w, &a, NULL), 0);
 	assert_active(&a, &c1);
 	assert_non_null(strstr(a.log, "applied channel 291"));
+	/* It evaluated the new file over this host's processes (itself among
+	 * them) and reported that with the heartbeat. */
+	json_t *health = logged_health(a.log);
+	json_t *counts = check_health(health);
+	assert_true(json_integer_value(json_object_get(counts, "evals")) >= 1);
+	assert_int_equal(json_integer_value(json_object_get(counts, "errors")), 0);
+	json_decref(health);
+	assert_null(strstr(a.log, "refused the heartbeat's health"));
 	assert_int_equal(db_wait(w, 1,
 	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
 	                         "'applied' AND content_sha256 = '%s' AND channel_id = %d",
@@ -1202,6 +1328,196 @@ static void test_daemon_follows_and_stops_cleanly(void **state)
 	agent_free(&a);
 }
 
+/* Health in the heartbeat (PROTOCOL.md, "Health"), real agent against the
+ * real server through the relay, which keeps every heartbeat body: the
+ * agent evaluates its content over an input of 41 events (one mimikatz,
+ * which the harness's file blocks) and reports the counts with its CPU,
+ * the host's and its memory; the server takes each (202). Then a file with
+ * a rule that blocks every process: a detection storm on the same input,
+ * which the server judges against the host's own history (a 'degraded'
+ * event naming the signal and the content). Last, the daemon: heartbeats
+ * every 2 s, a pass every second, the counts of each interval. */
+static void test_health_reported_and_judged(void **state)
+{
+	struct world *w = *state;
+	struct content c1, c2;
+	content_make(w, 80, &c1);
+	publish_ga(w, &c1);
+	struct relay rl;
+	relay_start(&rl, w);
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", rl.url);
+	char input[1100], line[256];
+	snprintf(input, sizeof input, "%s/events.jsonl", a.dir);
+	FILE *fp = fopen(input, "w");
+	assert_non_null(fp);
+	fprintf(fp, "{\"process_name\":\"mimikatz.exe\",\"command_line\":\"mimikatz.exe "
+	            "sekurlsa::logonpasswords\",\"parent_name\":\"cmd.exe\"}\n");
+	for (int i = 0; i < 40; i++) {
+		snprintf(line, sizeof line,
+		         "{\"process_name\":\"worker%d\",\"command_line\":\"/usr/bin/worker%d "
+		         "--serve\",\"parent_name\":\"systemd\",\"pid\":%d}\n",
+		         i, i, 1000 + i);
+		fputs(line, fp);
+	}
+	assert_int_equal(fclose(fp), 0);
+	snprintf(a.extra, sizeof a.extra, "--scan-input=%s", input);
+
+	/* The server learns what is normal for this host from its first
+	 * heartbeats (signal_warmup, 5), then judges. */
+	for (int run = 0; run < 6; run++) {
+		assert_int_equal(agent_run(w, &a, NULL), 0);
+		assert_null(strstr(a.log, "refused the heartbeat's health"));
+		json_t *hb = relay_heartbeat(&rl, -1);
+		assert_int_equal(json_integer_value(json_object_get(hb, "status")), 202);
+		json_t *ch = check_health(json_object_get(json_object_get(hb, "body"), "health"));
+		/* one pass of --once: every event once, mimikatz detected and
+		 * (would be) blocked */
+		assert_int_equal(json_integer_value(json_object_get(ch, "evals")), 41);
+		assert_int_equal(json_integer_value(json_object_get(ch, "detections")), 1);
+		assert_int_equal(json_integer_value(json_object_get(ch, "blocks")), 1);
+		assert_int_equal(json_integer_value(json_object_get(ch, "errors")), 0);
+		assert_int_equal(json_integer_value(json_object_get(ch, "timeouts")), 0);
+		json_decref(hb);
+	}
+	assert_true(relay_heartbeats(&rl) == 6); /* never resent without health */
+	assert_int_equal(events_of(w, &a, "degraded"), 0);
+
+	/* A file that blocks every process: 41 detections of 41 on the same
+	 * input, twice (the signal's k), and the host is degraded on
+	 * detections for that content. */
+	content_make_plus(w, 81,
+	                  "{\"id\": 6, \"template\": 1, \"template_version\": 1, \"fields\": "
+	                  "[{\"string\": \"block every process\"}, {\"int\": 3}, "
+	                  "{\"regex\": \".\"}, null, null, null]}",
+	                  &c2);
+	publish_ga(w, &c2);
+	for (int run = 0; run < 2; run++) {
+		assert_int_equal(agent_run(w, &a, NULL), 0);
+		json_t *hb = relay_heartbeat(&rl, -1);
+		assert_int_equal(json_integer_value(json_object_get(hb, "status")), 202);
+		json_t *ch = check_health(json_object_get(json_object_get(hb, "body"), "health"));
+		assert_int_equal(json_integer_value(json_object_get(ch, "evals")), 41);
+		assert_int_equal(json_integer_value(json_object_get(ch, "detections")), 41);
+		assert_int_equal(json_integer_value(json_object_get(ch, "blocks")), 41);
+		json_decref(hb);
+	}
+	assert_active(&a, &c2);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
+	                         "'degraded' AND details->>'signal' = 'detections' AND "
+	                         "channel_id = %d AND content_sha256 = '%s'",
+	                         (long long)a.id, CHANNEL, c2.sha),
+	                 1);
+	assert_int_equal(events_of(w, &a, "degraded"), 1); /* nothing else */
+
+	/* The daemon: a heartbeat every 2 s, a pass every second; each
+	 * heartbeat after the first cycle's covers about 2 s and counts the
+	 * passes of its interval (41 evaluations each, all blocked). */
+	char server[200], root[1100], st[1100], tpl[1100], scan[1200], logp[1100];
+	snprintf(server, sizeof server, "--server=%s", rl.url);
+	snprintf(root, sizeof root, "--root=%s", a.root);
+	snprintf(st, sizeof st, "--state-dir=%s/state", a.dir);
+	snprintf(tpl, sizeof tpl, "--templates=%s", w->templates);
+	snprintf(scan, sizeof scan, "--scan-input=%s", input);
+	snprintf(logp, sizeof logp, "%s/daemon.log", a.dir);
+	const char *argv[] = {fbt_bin("fb-agent"),
+	                      server,
+	                      root,
+	                      st,
+	                      tpl,
+	                      scan,
+	                      "--poll-interval=60",
+	                      "--poll-jitter=0",
+	                      "--heartbeat-interval=2",
+	                      "--scan-interval=1",
+	                      "--log-level=debug",
+	                      NULL};
+	size_t before = relay_heartbeats(&rl);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		int fd = open(logp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+		if (fd >= 0) {
+			dup2(fd, 2);
+			close(fd);
+		}
+		execv(argv[0], (char *const *)argv);
+		_exit(127);
+	}
+	for (int i = 0; i < 150 && relay_heartbeats(&rl) < before + 4; i++)
+		sleep_ms(100);
+	kill(pid, SIGTERM);
+	int status = 0;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status));
+	assert_int_equal(WEXITSTATUS(status), 0);
+	size_t after = relay_heartbeats(&rl);
+	assert_true(after >= before + 4);
+	for (size_t i = before + 1; i < after; i++) {
+		json_t *hb = relay_heartbeat(&rl, (long)i);
+		json_t *h = json_object_get(json_object_get(hb, "body"), "health");
+		assert_int_equal(json_integer_value(json_object_get(hb, "status")), 202);
+		json_t *ch = check_health(h);
+		json_int_t iv = json_integer_value(json_object_get(h, "interval_s"));
+		json_int_t ev = json_integer_value(json_object_get(ch, "evals"));
+		if (iv < 1 || iv > 4 || ev < 41 || ev % 41 != 0 || ev > 41 * (iv + 1))
+			fail_msg("heartbeat %zu: interval %lld s, %lld evaluations", i,
+			         (long long)iv, (long long)ev);
+		assert_int_equal(json_integer_value(json_object_get(ch, "blocks")), ev);
+		json_decref(hb);
+	}
+	relay_stop(&rl);
+	content_free(&c1);
+	content_free(&c2);
+	agent_free(&a);
+}
+
+/* A server from before the health object refuses it (400 naming the
+ * field): the agent sends the same heartbeat again without it at once, so
+ * the host does not look silent, and says so. */
+static void test_health_refused_by_old_server(void **state)
+{
+	struct world *w = *state;
+	struct relay rl;
+	relay_start(&rl, w);
+	rl.old_server = 1;
+	struct agent a;
+	agent_init(w, &a);
+	snprintf(a.url, sizeof a.url, "%s", rl.url);
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_non_null(strstr(a.log, "refused the heartbeat's health object (unknown field "
+	                              "'health'); sent without it"));
+	assert_int_equal(relay_heartbeats(&rl), 2);
+	json_t *first = relay_heartbeat(&rl, 0), *second = relay_heartbeat(&rl, 1);
+	assert_int_equal(json_integer_value(json_object_get(first, "status")), 400);
+	assert_non_null(json_object_get(json_object_get(first, "body"), "health"));
+	assert_int_equal(json_integer_value(json_object_get(second, "status")), 202);
+	assert_null(json_object_get(json_object_get(second, "body"), "health"));
+	/* the rest of the heartbeat is the same */
+	json_object_del(json_object_get(first, "body"), "health");
+	assert_true(json_equal(json_object_get(first, "body"), json_object_get(second, "body")));
+	json_decref(first);
+	json_decref(second);
+	assert_int_equal(db_wait(w, 1,
+	                         "SELECT count(*) FROM agents WHERE id = %lld AND last_seen_at IS "
+	                         "NOT NULL",
+	                         (long long)a.id),
+	                 1);
+	/* with health = 0 it is not sent at all */
+	snprintf(a.extra, sizeof a.extra, "--health=0");
+	assert_int_equal(agent_run(w, &a, NULL), 0);
+	assert_int_equal(relay_heartbeats(&rl), 3);
+	json_t *third = relay_heartbeat(&rl, 2);
+	assert_int_equal(json_integer_value(json_object_get(third, "status")), 202);
+	assert_null(json_object_get(json_object_get(third, "body"), "health"));
+	assert_null(strstr(a.log, "refused the heartbeat's health"));
+	json_decref(third);
+	relay_stop(&rl);
+	agent_free(&a);
+}
+
 /* Root rotation: a server under root version 2 signs assignments naming it;
  * an agent pinned to version 1 fetches /v1/roots/2, accepts it with
  * fbsig_root_update (signed by the old and the new root keys), persists it and
@@ -1401,6 +1717,8 @@ int main(void)
 	        cmocka_unit_test(test_telemetry_refusals),
 	        cmocka_unit_test(test_https_with_ca_bundle),
 	        cmocka_unit_test(test_daemon_follows_and_stops_cleanly),
+	        cmocka_unit_test(test_health_reported_and_judged),
+	        cmocka_unit_test(test_health_refused_by_old_server),
 	        cmocka_unit_test(test_root_rotation),
 	        cmocka_unit_test(test_rollout_halted_by_agent_telemetry),
 	};
