@@ -130,8 +130,10 @@ static int world_setup(void **state)
 	w->db = fbt_db_new();
 	snprintf(w->root_path, sizeof w->root_path, "%s", w->fw.root_path);
 	snprintf(w->templates, sizeof w->templates, "%s", w->fw.templates);
+	/* signal_warmup 5: the health test's host learns its normal in five
+	 * runs of the agent instead of the count signals' default twenty */
 	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                       "--controller=0", NULL};
+	                       "--signal_warmup=5", "--controller=0", NULL};
 	if (fbt_server_start(&w->srv, w->db, server_args(w, extra)))
 		return -1;
 	w->admin = fbt_token(w->db, "admin", "test-admin");
@@ -1385,15 +1387,15 @@ static void test_health_reported_and_judged(void **state)
 	assert_int_equal(events_of(w, &a, "degraded"), 0);
 
 	/* A file that blocks every process: 41 detections of 41 on the same
-	 * input, twice (the signal's k), and the host is degraded on
-	 * detections for that content. */
+	 * input, three times (the detections signal's k), and the host is
+	 * degraded on detections for that content. */
 	content_make_plus(w, 81,
 	                  "{\"id\": 6, \"template\": 1, \"template_version\": 1, \"fields\": "
 	                  "[{\"string\": \"block every process\"}, {\"int\": 3}, "
 	                  "{\"regex\": \".\"}, null, null, null]}",
 	                  &c2);
 	publish_ga(w, &c2);
-	for (int run = 0; run < 2; run++) {
+	for (int run = 0; run < 3; run++) {
 		assert_int_equal(agent_run(w, &a, NULL), 0);
 		json_t *hb = relay_heartbeat(&rl, -1);
 		assert_int_equal(json_integer_value(json_object_get(hb, "status")), 202);
