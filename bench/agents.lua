@@ -3,6 +3,8 @@
 -- MODE poll:      GET wrk.path, "Authorization: Bearer TOKEN", no If-None-Match
 --      poll304:   the same with "If-None-Match: ETAG" (FILE lines: "TOKEN ETAG")
 --      heartbeat: POST /v1/heartbeat with a heartbeat body for the token's agent
+--      heartbeat_health: the same with a health object (server/PROTOCOL.md):
+--                 CPU, memory and per-channel counters that vary by request
 --      get:       plain GET wrk.path (the blob download)
 -- FILE has one agent a line ("TOKEN" or "TOKEN ETAG"); every thread takes
 -- its own share and goes round it in order, so consecutive requests are from
@@ -24,6 +26,10 @@ function init(args)
 	mode = args[1] or "get"
 	active = os.getenv("FB_BENCH_ACTIVE") or "{}"
 	caps = os.getenv("FB_BENCH_CAPS") or "[]"
+	channels = {}
+	for ch in active:gmatch('"(%d+)"%s*:') do
+		channels[#channels + 1] = ch
+	end
 	local file = args[2]
 	local limit = tonumber(args[3] or "0")
 	local nthreads = tonumber(os.getenv("FB_BENCH_THREADS") or "1")
@@ -37,7 +43,7 @@ function init(args)
 				if mode == "poll304" then
 					h["If-None-Match"] = etag
 				end
-				if mode == "heartbeat" then
+				if mode == "heartbeat" or mode == "heartbeat_health" then
 					-- formatted in request(): a million formatted
 					-- heartbeats would take 600 MB here
 					reqs[#reqs + 1] = tok
@@ -78,12 +84,24 @@ function request()
 	if pos > n then
 		pos = 1
 	end
-	if mode == "heartbeat" then
+	if mode == "heartbeat" or mode == "heartbeat_health" then
 		local tok = reqs[pos]
 		local id = tok:match("^fa_(%d+)_")
 		local body = '{"agent_id":' .. id .. ',"boot_id":"bench-' .. id .. '","uptime_s":' ..
 			(3600 + sent) .. ',"agent_version":"1.0.0","active":' .. active ..
-			',"capabilities":' .. caps .. '}'
+			',"capabilities":' .. caps
+		if mode == "heartbeat_health" then
+			local per = {}
+			for i, ch in ipairs(channels) do
+				per[i] = '"' .. ch .. '":{"evals":' .. (1200 + sent % 50) ..
+					',"errors":0,"timeouts":0,"detections":' .. (sent % 4) .. ',"blocks":0}'
+			end
+			body = body .. ',"health":{"interval_s":60,"agent_cpu_p95":' .. (3 + sent % 7) ..
+				',"agent_cpu_mean":' .. (1 + sent % 3) .. ',"host_cpu":' .. (20 + sent % 30) ..
+				',"agent_rss_kb":' .. (50000 + sent % 1000) .. ',"channels":{' ..
+				table.concat(per, ",") .. '}}'
+		end
+		body = body .. '}'
 		return wrk.format("POST", "/v1/heartbeat", {["Authorization"] = "Bearer " .. tok,
 			["Content-Type"] = "application/json"}, body)
 	end

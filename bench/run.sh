@@ -300,6 +300,8 @@ for r in $(seq 0 "$ROUNDS"); do
 	fbc=$(($(ticks "$FBPID") - fb0)) pgc=$(($(pg_ticks) - pg0))
 	echo "{\"requests\":$sent,\"expected\":$want,\"visible\":$seen,\"lag_ms\":$lag,\"firebreakd_cpu_s\":$(echo "scale=2; $fbc / $HZ" | bc),\"postgres_cpu_s\":$(echo "scale=2; $pgc / $HZ" | bc)}" >"$tmp/res/$tag-fb-hbvis.json"
 	say "  heartbeats: $seen of $want distinct agents visible in the database ${lag} ms after the load ended (CPU: firebreakd $((fbc / HZ)) s, PostgreSQL $((pgc / HZ)) s)"
+	# the same heartbeats with a health object (issue 17: within 10 %)
+	run "$tag-fb-hbhealth" "$FB/v1/heartbeat" heartbeat_health "$tmp/tokens.txt" 0 "$d"
 done
 
 # --- gate reaction: crash reports from canary agents -> the halt in their poll
@@ -440,7 +442,7 @@ def pair($fb; $ng; $target; $what):
 	versions: {firebreak: $firebreakd, commit: $commit, compiler: $gcc, libmicrohttpd: $mhd,
 		   nginx: $nginx, wrk: $wrk, postgresql: $postgres},
 	load: {wrk_connections: $conns, seconds_per_run: $dur, rounds: $rounds,
-	       interleaving: "per round: fb poll304, nginx 304, fb poll200, nginx 200, fb blob, nginx blob, fb heartbeat"},
+	       interleaving: "per round: fb poll304, nginx 304, fb poll200, nginx 200, fb blob, nginx blob, fb heartbeat, fb heartbeat with health"},
 	snapshot: {agents: $agents, rings_of_poll_sample: $rings, poll_sample_agents: 10000,
 		   channels: 5, poll_answer_bytes: $poll_size, blob_bytes: $blob_size,
 		   setup_ms: $t_setup, agents_insert_ms: $t_insert},
@@ -455,6 +457,7 @@ def pair($fb; $ng; $target; $what):
 			firebreakd: ([$runs[] | select(.name | test("-fb-hbvis$")) | .firebreakd_cpu_s * 1e6 / .requests] | median | round),
 			postgresql: ([$runs[] | select(.name | test("-fb-hbvis$")) | .postgres_cpu_s * 1e6 / .requests] | median | round)},
 		   target_visible_ms: 5000}),
+	heartbeat_health: pair("fb-hbhealth"; "fb-heartbeat"; 0.9; "POST /v1/heartbeat with a health object (CPU, memory, per-channel counters; judged per host) vs the same heartbeats without it, same round"),
 	memory: {agents_added: $mem_agents, rss_before_kib: $rss0, rss_after_load_kib: $rss_loaded,
 		 rss_after_kib: $rss1, peak_before_kib: $hwm0, peak_after_kib: $hwm1,
 		 bytes_per_agent: (($rss1 - $rss0) * 1024 / $mem_agents | round),
@@ -478,6 +481,7 @@ row("poll 304 (req/s)"; .poll_304),
 row("poll 200 (req/s)"; .poll_200),
 row("blob 1 MiB (req/s)"; .blob_1mib),
 row("heartbeat (req/s)"; .heartbeat),
+"heartbeat with health (req/s, vs without)\t\(.heartbeat_health.firebreak_rps)\t\(.heartbeat_health.nginx_rps)\t\(.heartbeat_health.ratio)\t≥ 0.9",
 "heartbeats visible (ms after load, max)\t\(.heartbeat.visible_lag_ms_max)\t-\t-\t≤ 5000",
 "memory per agent (bytes, RSS)\t\(.memory.bytes_per_agent)\t-\t-\t≤ 128",
 "memory per agent (bytes, peak)\t\(.memory.peak_bytes_per_agent)\t-\t-\t-",
