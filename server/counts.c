@@ -118,10 +118,11 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 }
 
 /* Degraded verdicts (server/signals.c) per signal, counted as COUNTS_SQL
- * counts crashes: the first verdict of a host on the new content after it
- * applied it is a treated one; on the previous content before it applied
- * the new one (or never did), a control one. Host-time runs until the
- * verdict or the host's last heartbeat: health comes only with them. */
+ * counts crashes, for the ring and each platform segment: the first verdict
+ * of a host on the new content after it applied it is a treated one; on the
+ * previous content before it applied the new one (or never did), a control
+ * one. Host-time runs until the verdict or the host's last heartbeat: health
+ * comes only with them. */
 static const char SIGNALS_SQL[] =
         "WITH ap AS (SELECT agent_id, min(received_at) AS at FROM events "
         " WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
@@ -131,15 +132,16 @@ static const char SIGNALS_SQL[] =
         " min(received_at) FILTER (WHERE content_sha256 IS NOT DISTINCT FROM $2) AS c_at "
         " FROM events WHERE kind = 'degraded' AND channel_id = $3::int "
         " AND received_at >= $4::timestamptz GROUP BY 1, 2), "
-        "x AS (SELECT a.id, ap.at, coalesce(a.last_seen_at, ap.at) AS seen, "
-        " greatest(a.enrolled_at, $4::timestamptz) AS c0, "
+        "x AS (SELECT a.id, a.os, a.os_build, a.arch, a.agent_version, ap.at, "
+        " coalesce(a.last_seen_at, ap.at) AS seen, greatest(a.enrolled_at, $4::timestamptz) AS c0, "
         " (a.active ->> $3::text) IS NOT DISTINCT FROM $2 AS on_prev "
         " FROM agents a LEFT JOIN ap ON ap.agent_id = a.id "
         " WHERE a.revoked_at IS NULL AND (ap.at IS NOT NULL OR (a.last_seen_at >= "
         " $4::timestamptz AND (a.active ->> $3::text) IS NOT DISTINCT FROM $2))), "
         "y AS (SELECT s.signal, x.*, dg.t_at, dg.c_at FROM x CROSS JOIN unnest($5::text[]) AS "
         " s(signal) LEFT JOIN dg ON dg.agent_id = x.id AND dg.signal = s.signal) "
-        "SELECT signal, count(*) FILTER (WHERE at IS NOT NULL), "
+        "SELECT signal, grouping(os, os_build, arch, agent_version), os, os_build, arch, "
+        " agent_version, count(*) FILTER (WHERE at IS NOT NULL), "
         " count(*) FILTER (WHERE at IS NOT NULL AND t_at >= at), "
         " coalesce(sum(CASE WHEN at IS NOT NULL THEN greatest(0, extract(epoch FROM "
         " least(now(), CASE WHEN t_at >= at THEN t_at ELSE greatest(seen, at) END) - at)) "
@@ -149,9 +151,21 @@ static const char SIGNALS_SQL[] =
         " coalesce(sum(CASE WHEN on_prev OR at IS NOT NULL THEN greatest(0, extract(epoch "
         " FROM least(now(), coalesce(at, 'infinity'), coalesce(c_at, 'infinity'), seen) - c0)) "
         " END), 0) "
-        "FROM y GROUP BY signal";
+        "FROM y GROUP BY GROUPING SETS ((signal), (signal, os), (signal, os_build), "
+        " (signal, arch), (signal, agent_version))";
+
+static void group_of(PGresult *r, int i, int col, struct gate_group *g)
+{
+	g->treated = col_i(r, i, col);
+	g->failed = col_i(r, i, col + 1);
+	g->exposure_s = strtod(PQgetvalue(r, i, col + 2), NULL);
+	g->control = col_i(r, i, col + 3);
+	g->control_failed = col_i(r, i, col + 4);
+	g->control_exposure_s = strtod(PQgetvalue(r, i, col + 5), NULL);
+}
 
 enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_group *g,
+                          struct counts_signal_seg *segs, size_t max, size_t *nsegs,
                           struct fb_err *err)
 {
 	char names[128];
@@ -162,19 +176,32 @@ enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_gro
 	snprintf(names + len, sizeof names - len, "}");
 	const char *p[] = {q->content, q->previous, q->channel, q->started, names};
 	memset(g, 0, SIG_COUNT * sizeof *g);
+	*nsegs = 0;
 	PGresult *r = db_exec(c, err, SIGNALS_SQL, 5, p);
 	if (!r)
 		return FB_EDB;
 	for (int i = 0; i < PQntuples(r); i++) {
 		int s = sig_of_name(PQgetvalue(r, i, 0));
+		int grouping = (int)col_i(r, i, 1);
+		int dim = grouping == 15   ? -1
+		          : grouping == 7  ? 0
+		          : grouping == 11 ? 1
+		          : grouping == 13 ? 2
+		          : grouping == 14 ? 3
+		                           : -2;
 		if (s < 0)
 			continue;
-		g[s].treated = col_i(r, i, 1);
-		g[s].failed = col_i(r, i, 2);
-		g[s].exposure_s = strtod(PQgetvalue(r, i, 3), NULL);
-		g[s].control = col_i(r, i, 4);
-		g[s].control_failed = col_i(r, i, 5);
-		g[s].control_exposure_s = strtod(PQgetvalue(r, i, 6), NULL);
+		if (dim == -1) {
+			group_of(r, i, 6, &g[s]);
+			continue;
+		}
+		if (dim < 0 || PQgetisnull(r, i, 2 + dim) || *nsegs >= max)
+			continue;
+		struct counts_signal_seg *sg = &segs[(*nsegs)++];
+		sg->signal = s;
+		sg->dim = dim;
+		snprintf(sg->value, sizeof sg->value, "%s", PQgetvalue(r, i, 2 + dim));
+		group_of(r, i, 6, &sg->g);
 	}
 	PQclear(r);
 	return FB_OK;

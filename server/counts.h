@@ -34,12 +34,22 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
                          struct counts_segment *segs, size_t *nsegs,
                          struct fb_err *err) FB_MUSTCHECK;
 
-/* Per health signal (signals.h order): the ring's treated hosts, those of
- * them degraded on the new content after applying it, and their host-time
- * while observed (until the verdict or the last heartbeat); the control:
- * hosts on the previous content, degraded there, and their host-time. One
- * query, on c, inside the caller's transaction. */
+/* A platform segment's figures for one health signal. */
+struct counts_signal_seg {
+	int signal;     /* signals.h */
+	int dim;        /* index into segment_dims */
+	char value[72]; /* the fact's value */
+	struct gate_group g;
+};
+
+/* Per health signal (signals.h order) into g[SIG_COUNT]: the ring's treated
+ * hosts, those of them degraded on the new content after applying it, and
+ * their host-time while observed (until the verdict or the last heartbeat);
+ * the control: hosts on the previous content, degraded there, and their
+ * host-time. The same per platform segment into segs (at most max, *nsegs
+ * of them). One query, on c, inside the caller's transaction. */
 enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_group *g,
+                          struct counts_signal_seg *segs, size_t max, size_t *nsegs,
                           struct fb_err *err) FB_MUSTCHECK;
 
 #endif

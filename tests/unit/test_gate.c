@@ -1095,6 +1095,8 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 		}
 	}
 	struct gate_seq seq_ring = {0}, seq_seg[2] = {{0}}, seq_sig[SIM_SIGS] = {{0}};
+	struct gate_seq seq_sigseg[SIM_SIGS][2];
+	memset(seq_sigseg, 0, sizeof seq_sigseg);
 	int has_prev = 0;
 	int ring = 0, watching = 0;
 	double ring_t0 = 0.0, watch_t0 = 0.0;
@@ -1238,6 +1240,25 @@ static void sim_rehearse(const struct sim_cfg *c, struct rng *g, struct sim_tall
 			if (rel.halt && (sig_halt < 0 || rel.statistic > sig_best)) {
 				sig_halt = q - 1;
 				sig_best = rel.statistic;
+			}
+			/* and each segment: over the signals and its judged ones */
+			int judged_q = (a0->applied >= p.min_segment_agents) +
+			               (a1->applied >= p.min_segment_agents);
+			for (int sg = 0; sg < 2; sg++) {
+				struct sim_grp *a = &gall[q][sg];
+				struct gate_group sgg = {a->applied, a->tfail, a->et,
+				                         0,          a->cfail, a->ec};
+				struct gate_rel srel;
+				gate_relative(&p, &seq_sigseg[q - 1][sg], &sgg,
+				              log(2.0 * SIM_SIGS * (judged_q > 1 ? judged_q : 1) /
+				                  (1.0 - p.confidence)),
+				              &next, &srel);
+				seq_sigseg[q - 1][sg] = next;
+				if (a->applied >= p.min_segment_agents && srel.halt &&
+				    (sig_halt < 0 || srel.statistic > sig_best)) {
+					sig_halt = q - 1;
+					sig_best = srel.statistic;
+				}
 			}
 		}
 		if (r.decision != GATE_HALT && !seg_halt && sig_halt >= 0) {
@@ -1426,6 +1447,7 @@ static void test_sim_signals(void **state)
 		struct sim_cfg c = sim_3k;
 		c.sig_on = 1;
 		c.sig_delay_s = 600;
+		c.seg_share = 0.05; /* a platform of 5 %: its segment tests run too */
 		for (int q = 0; q < SIM_SIGS; q++)
 			c.sig_bg[q] = noise[i];
 		struct sim_tally t;
@@ -1461,6 +1483,29 @@ static void test_sim_signals(void **state)
 			if (j == 0)
 				assert_true(early * 100 >= (REHEARSALS / 2) * 95);
 		}
+}
+
+/* A CPU storm on half of one platform (5 % of the fleet) only: halted
+ * before it leaves early, by the signal's segment test. */
+static void test_sim_signal_segment(void **state)
+{
+	(void)state;
+	struct sim_cfg c = sim_3k;
+	c.sig_on = 1;
+	c.sig_delay_s = 600;
+	for (int k = 0; k < SIM_SIGS; k++)
+		c.sig_bg[k] = 0.005;
+	c.seg_share = 0.05;
+	c.sig_seg = 1;
+	c.sig_p[0] = 0.5;
+	struct sim_tally t;
+	sim_run(&c, REHEARSALS / 2, 0x5eed0170, &t);
+	int early = sim_halted(&t, 1);
+	printf("#   => agent CPU on half of a 5%% platform: halted before leaving early %.1f%% "
+	       "(must be >= 95%%; by that signal %d)\n",
+	       100.0 * early / (REHEARSALS / 2), t.by_signal[0]);
+	assert_true(early * 100 >= (REHEARSALS / 2) * 95);
+	assert_true(t.by_signal[0] * 100 >= (REHEARSALS / 2) * 95);
 }
 
 /* Crashes that start only after the last promotion: the watch catches them. */
@@ -1651,6 +1696,7 @@ int main(void)
 	        cmocka_unit_test(test_sim_subtle_files),
 	        cmocka_unit_test(test_sim_segment),
 	        cmocka_unit_test(test_sim_signals),
+	        cmocka_unit_test(test_sim_signal_segment),
 	        cmocka_unit_test(test_sim_latent),
 	        cmocka_unit_test(test_sim_crash_everything),
 	        cmocka_unit_test(test_sim_operating_characteristic),
