@@ -10,20 +10,17 @@
 
 #include <cmocka.h> /* after the three above, which it needs */
 
-#include <netinet/in.h>
-#include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fb.h"
 #include "fbt.h"
 #include "fbt_agent.h"
 #include "fbt_env.h"
+#include "fbt_hook.h"
 #include "fbt_rollout.h"
 
 static struct fbt_env E; /* E.srv2: a second replica on the same database */
@@ -239,102 +236,11 @@ static void test_leader_election(void **state)
 
 /* ---- the SOC webhook ------------------------------------------------------------------ */
 
-/* A one-thread HTTP receiver: answers 500 to the first fail_first requests,
- * 200 after, and keeps what it received. */
-struct hook {
-	int fd, port, fail_first;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	int n;
-	char body[4][4096];
-	int64_t at[4];
-	volatile int stop;
-};
-
-static void *hook_main(void *arg)
-{
-	struct hook *h = arg;
-	while (!h->stop) {
-		struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int c = accept(h->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		char buf[8192];
-		size_t len = 0;
-		const char *body = "";
-		for (;;) {
-			ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-			buf[len] = '\0';
-			char *eoh = strstr(buf, "\r\n\r\n");
-			if (eoh) {
-				const char *cl = strcasestr(buf, "Content-Length:");
-				long want = cl ? strtol(cl + 15, NULL, 10) : 0;
-				body = eoh + 4;
-				if ((long)strlen(body) >= want || len == sizeof buf - 1)
-					break;
-			}
-		}
-		pthread_mutex_lock(&h->mu);
-		int k = h->n++;
-		if (k < 4) {
-			snprintf(h->body[k], sizeof h->body[k], "%s", body);
-			h->at[k] = fb_mono_ms();
-		}
-		pthread_mutex_unlock(&h->mu);
-		const char *resp =
-		        k < h->fail_first ? "HTTP/1.1 500 Internal Server Error\r\nContent-Length: "
-		                            "0\r\nConnection: close\r\n\r\n"
-		                          : "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: "
-		                            "close\r\n\r\n";
-		(void)!send(c, resp, strlen(resp), MSG_NOSIGNAL);
-		close(c);
-	}
-	return NULL;
-}
-
-static void hook_start(struct hook *h, int fail_first)
-{
-	memset(h, 0, sizeof *h);
-	h->fail_first = fail_first;
-	pthread_mutex_init(&h->mu, NULL);
-	h->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	assert_true(h->fd >= 0);
-	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	assert_int_equal(listen(h->fd, 16), 0);
-	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&sa, &sl), 0);
-	h->port = ntohs(sa.sin_port);
-	assert_int_equal(pthread_create(&h->thread, NULL, hook_main, h), 0);
-}
-
-static int hook_count(struct hook *h)
-{
-	pthread_mutex_lock(&h->mu);
-	int n = h->n;
-	pthread_mutex_unlock(&h->mu);
-	return n;
-}
-
-static void hook_stop(struct hook *h)
-{
-	h->stop = 1;
-	pthread_join(h->thread, NULL);
-	close(h->fd);
-	pthread_mutex_destroy(&h->mu);
-}
-
 static void test_webhook_on_halt(void **state)
 {
 	(void)state;
-	struct hook h;
-	hook_start(&h, 1);
+	struct fbt_hook h;
+	fbt_hook_start(&h, 1);
 	char flag[128];
 	snprintf(flag, sizeof flag, "--webhook_url=http://127.0.0.1:%d/soc", h.port);
 	fbt_env_up(&E, (const char *[]){flag, NULL});
@@ -355,17 +261,19 @@ static void test_webhook_on_halt(void **state)
 	          (long long)id),
 	        1);
 	usleep(1500000); /* delivered means delivered once */
-	int n = hook_count(&h);
+	int n = fbt_hook_count(&h, NULL);
 	assert_true(n >= 2);
 	int halted = 0;
 	int64_t halted_at[2] = {0, 0};
 	for (int i = 0; i < n && i < 4; i++) {
-		json_t *b = json_loads(h.body[i], 0, NULL);
+		int64_t at;
+		const char *text = fbt_hook_body(&h, i, &at);
+		json_t *b = text ? json_loads(text, 0, NULL) : NULL;
 		if (!b)
-			fail_msg("webhook body %d is not JSON: %s", i, h.body[i]);
+			fail_msg("webhook body %d is not JSON: %s", i, text ? text : "(none)");
 		if (strcmp(fbt_jstr(b, "type"), "rollout.halted") == 0) {
 			if (halted < 2)
-				halted_at[halted] = h.at[i];
+				halted_at[halted] = at;
 			halted++;
 			assert_int_equal(json_integer_value(json_object_get(b, "rollout_id")), id);
 			assert_string_equal(fbt_jstr(json_object_get(b, "data"), "state"),
@@ -376,7 +284,7 @@ static void test_webhook_on_halt(void **state)
 	}
 	assert_int_equal(halted, 2);                     /* the refused attempt and the delivery */
 	assert_true(halted_at[1] - halted_at[0] >= 900); /* the retry waited a second */
-	hook_stop(&h);
+	fbt_hook_stop(&h);
 }
 
 /* A rollout whose gate can only WAIT (an empty fleet) is paused by the

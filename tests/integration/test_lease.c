@@ -12,19 +12,18 @@
 
 #include <cmocka.h> /* after the three above, which it needs */
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fb.h"
 #include "fbt.h"
 #include "fbt_env.h"
+#include "fbt_hook.h"
 #include "fbt_rollout.h"
 #include "fbt_world.h"
 
@@ -304,87 +303,6 @@ static void test_fence_refuses_after_the_lease_is_gone(void **state)
 	assert_true(metric(g_srv[0], "firebreak_controller_takeovers_total") >= 2);
 }
 
-/* ---- a webhook receiver ------------------------------------------------------ */
-
-struct hook {
-	int fd;
-	int port;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	int n, lost;
-	volatile int stop;
-};
-
-static void *hook_main(void *arg)
-{
-	struct hook *h = arg;
-	while (!h->stop) {
-		struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int c = accept(h->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		char buf[8192];
-		size_t len = 0;
-		for (;;) {
-			ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-			buf[len] = '\0';
-			char *eoh = strstr(buf, "\r\n\r\n");
-			const char *cl = strcasestr(buf, "Content-Length:");
-			if (eoh && (long)strlen(eoh + 4) >= (cl ? strtol(cl + 15, NULL, 10) : 0))
-				break;
-			if (len == sizeof buf - 1)
-				break;
-		}
-		pthread_mutex_lock(&h->mu);
-		h->n++;
-		if (strstr(buf, "\"controller.lost\""))
-			h->lost++;
-		pthread_mutex_unlock(&h->mu);
-		const char *resp =
-		        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-		(void)!send(c, resp, strlen(resp), MSG_NOSIGNAL);
-		close(c);
-	}
-	return NULL;
-}
-
-static void hook_start(struct hook *h)
-{
-	memset(h, 0, sizeof *h);
-	pthread_mutex_init(&h->mu, NULL);
-	h->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	assert_true(h->fd >= 0);
-	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	assert_int_equal(listen(h->fd, 16), 0);
-	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&sa, &sl), 0);
-	h->port = ntohs(sa.sin_port);
-	assert_int_equal(pthread_create(&h->thread, NULL, hook_main, h), 0);
-}
-
-static int hook_lost(struct hook *h)
-{
-	pthread_mutex_lock(&h->mu);
-	int n = h->lost;
-	pthread_mutex_unlock(&h->mu);
-	return n;
-}
-
-static void hook_stop(struct hook *h)
-{
-	h->stop = 1;
-	pthread_join(h->thread, NULL);
-	close(h->fd);
-	pthread_mutex_destroy(&h->mu);
-}
-
 /* 1 when replica i answers GET /v1/controller with healthy == want; a 503
  * (its pool noticing a restarted database) counts as not yet. */
 static int healthy_is(int i, int want)
@@ -403,8 +321,8 @@ static int healthy_is(int i, int want)
 static void test_controller_lost(void **state)
 {
 	(void)state;
-	struct hook h;
-	hook_start(&h);
+	struct fbt_hook h;
+	fbt_hook_start(&h, 0);
 	char flag[128];
 	snprintf(flag, sizeof flag, "--webhook_url=http://127.0.0.1:%d/soc", h.port);
 	env_up((const char *[]){flag, NULL}, (const char *[]){flag, "--controller=0", NULL});
@@ -422,7 +340,8 @@ static void test_controller_lost(void **state)
 		assert_true(json_is_true(json_object_get(c, "lost")));
 		assert_true(json_is_null(json_object_get(c, "leader")));
 		json_decref(c);
-		WAIT_FOR("the controller.lost webhook", hook_lost(&h) == outage);
+		WAIT_FOR("the controller.lost webhook",
+		         fbt_hook_count(&h, "\"controller.lost\"") == outage);
 		assert_int_equal(
 		        Q("SELECT count(*) FROM notifications WHERE type = 'controller.lost' AND "
 		          "delivered_at IS NOT NULL AND (data ->> 'noticed_by') LIKE '%%:%d'",
@@ -433,13 +352,13 @@ static void test_controller_lost(void **state)
 		assert_int_equal(
 		        Q("SELECT count(*) FROM notifications WHERE type = 'controller.lost'"),
 		        outage);
-		assert_int_equal(hook_lost(&h), outage);
+		assert_int_equal(fbt_hook_count(&h, "\"controller.lost\""), outage);
 		assert_true(metric(g_srv[1], "firebreak_controller_last_cycle_age_seconds") >
 		            3.0 * INTERVAL / 1000);
 		assert_int_equal(kill(g_srv[0]->pid, SIGCONT), 0);
 		WAIT_FOR("a healthy controller again", healthy_is(1, 1));
 	}
-	hook_stop(&h);
+	fbt_hook_stop(&h);
 }
 
 static long silence_counted_after(long after, const char *counted)
