@@ -13,7 +13,8 @@ test_duration_LIBS := fbcommon
 
 # Integration tests: real PostgreSQL (started by tests/run.sh), real firebreakd.
 LIBS += fbt
-fbt_SRCS := tests/lib/fbt.c tests/lib/fbt_world.c
+fbt_SRCS := tests/lib/fbt.c tests/lib/fbt_world.c tests/lib/fbt_env.c tests/lib/fbt_agent.c \
+	tests/lib/fbt_rollout.c tests/lib/fbt_hook.c
 INT_TESTS += test_server test_migrate test_config test_protocol
 test_server_SRCS := tests/integration/test_server.c
 test_server_LIBS := fbt fbsign fbschema fbcommon

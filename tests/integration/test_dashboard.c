@@ -14,7 +14,6 @@
 #include <cmocka.h>
 /* clang-format on */
 
-#include <signal.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,14 +21,14 @@
 #include <unistd.h>
 
 #include "fb.h"
-#include "fbschema.h"
 #include "fbsign.h"
 #include "fbt.h"
+#include "fbt_env.h"
+#include "fbt_rollout.h"
 #include "fbt_world.h"
 
-#define NCH      4
-#define NAG      6
-#define DEADLINE 90 /* seconds: generous, for sanitizer builds */
+#define NCH 4
+#define NAG 6
 
 static const int CHANNELS[NCH] = {291, 292, 293, 294};
 static const char *const CHANNEL_NAMES[NCH] = {"named-pipes", "dns-rules", "script-heuristics",
@@ -46,148 +45,46 @@ struct agent {
 	int nev;
 };
 
-struct env {
-	char *db;
-	struct fbt_server srv;
-	char *admin, *rel1, *soc;
-	char *caps;
-	struct fbsig_root *root;
+/* The database, tokens, server and channel 291 (the first of CHANNELS) are
+ * fbt_env's; the rest of the world is this test's own. */
+static struct fbt_env E;
+static struct world {
 	struct agent ag[NAG];
 	char sha[NCH][65];
 	int64_t ro[NCH]; /* A (291, halted by its crashes), B (292, halted by hand), C (293,
 	                  * paused and resumed by release), D (294, emergency, staged by the
 	                  * admin, approved by release) */
 	char *dir, *plan, *out, *err; /* freed in env_down, also after a failure */
-};
+} W;
 
-static struct env E;
-
-/* ---- HTTP ---------------------------------------------------------------------- */
-
-static const char *raw(json_t *j)
-{
-	const char *s = json_string_value(json_object_get(j, "_raw"));
-	return s ? s : "";
-}
-
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    long *status)
-{
-	struct fbt_resp r;
-	if (fbt_http(&E.srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
-		fail_msg("%s %s: transport error", method, path);
-	*status = r.status;
-	json_t *j = fbt_resp_json(&r);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		j = json_object();
-	}
-	json_object_set_new(j, "_raw", json_string(r.body ? r.body : ""));
-	fbt_resp_free(&r);
-	return j;
-}
-
-static json_t *call_want(long want, const char *method, const char *path, const char *token,
-                         const char *body)
-{
-	long st;
-	json_t *j = call(method, path, token, body, &st);
-	if (st != want)
-		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, raw(j));
-	return j;
-}
-
-static void expect(long want, const char *method, const char *path, const char *token,
-                   const char *body)
-{
-	json_decref(call_want(want, method, path, token, body));
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof sql, fmt, ap);
-	va_end(ap);
-	return fbt_db_long(E.db, sql);
-}
+/* A number from this test's database (fbt_db_longf). */
+#define Q(...) fbt_db_longf(E.db, __VA_ARGS__)
 
 /* ---- the world ------------------------------------------------------------------ */
 
+/* fbt_env_up with the controller looking every second, and the other channels. */
 static void env_up(void)
 {
-	memset(&E, 0, sizeof E);
-	E.db = fbt_db_new();
-	E.admin = fbt_token(E.db, "admin", "ada");
-	E.rel1 = fbt_token(E.db, "release", "rel-one");
-	E.soc = fbt_token(E.db, "soc", "soc-one");
-	assert_non_null(E.admin);
-	assert_non_null(E.rel1);
-	assert_non_null(E.soc);
-	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                       "--controller_interval_ms=1000", NULL};
-	assert_int_equal(fbt_server_start(&E.srv, E.db, extra), 0);
-
-	struct cf_registry *reg;
-	struct fb_err err;
-	assert_int_equal(cf_registry_load_dir(fbt_world_default()->templates, &reg, &err), FB_OK);
-	json_t *caps = cf_registry_capabilities(reg);
-	E.caps = json_dumps(caps, JSON_COMPACT);
-	json_decref(caps);
-	cf_registry_free(reg);
-
-	unsigned char *rootb;
-	size_t rootlen;
-	assert_int_equal(fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen),
-	                 FB_OK);
-	assert_int_equal(
-	        fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &E.root, &err),
-	        FB_OK);
-	free(rootb);
-
-	int ready = 0;
-	for (int i = 0; i < 300 && !ready; i++) {
-		long st;
-		json_decref(call("GET", "/readyz", NULL, NULL, &st));
-		ready = st == 200;
-		if (!ready)
-			usleep(100000);
-	}
-	assert_true(ready);
-	for (int c = 0; c < NCH; c++) {
+	fbt_env_up(&E, (const char *[]){"--controller_interval_ms=1000", NULL});
+	for (int c = 1; c < NCH; c++) {
 		char body[256];
 		snprintf(body, sizeof body, "{\"id\":%d,\"name\":\"%s\"}", CHANNELS[c],
 		         CHANNEL_NAMES[c]);
-		expect(201, "POST", "/v1/channels", E.admin, body);
+		fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin, body);
 	}
 }
 
 static int env_down(void **state)
 {
 	(void)state;
-	if (E.srv.pid > 0)
-		assert_int_equal(fbt_server_stop(&E.srv, SIGTERM), 0); /* clean exit, no leaks */
 	for (int i = 0; i < NAG; i++)
-		free(E.ag[i].token);
-	fbsig_root_free(E.root);
-	free(E.dir);
-	free(E.plan);
-	free(E.out);
-	free(E.err);
-	free(E.db);
-	free(E.admin);
-	free(E.rel1);
-	free(E.soc);
-	free(E.caps);
-	memset(&E, 0, sizeof E);
+		free(W.ag[i].token);
+	free(W.dir);
+	free(W.plan);
+	free(W.out);
+	free(W.err);
+	memset(&W, 0, sizeof W);
+	fbt_env_down(&E);
 	return 0;
 }
 
@@ -197,9 +94,9 @@ static void agent_new(struct agent *a, int ring)
 {
 	memset(a, 0, sizeof *a);
 	a->ring = ring;
-	json_t *j =
-	        call_want(201, "POST", "/v1/enrollment-tokens", E.admin, "{\"name\":\"fleet\"}");
-	char *et = strdup(jstr(j, "token"));
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/enrollment-tokens", E.admin,
+	                         "{\"name\":\"fleet\"}");
+	char *et = strdup(fbt_jstr(j, "token"));
 	json_decref(j);
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
 	crypto_sign_keypair(pk, sk);
@@ -211,9 +108,9 @@ static void agent_new(struct agent *a, int ring)
 	         "\"agent_version\":\"test\",\"capabilities\":%s}",
 	         et, pk64, ring, E.caps);
 	free(et);
-	j = call_want(201, "POST", "/v1/enroll", NULL, body);
+	j = fbt_env_want(&E, 201, "POST", "/v1/enroll", NULL, body);
 	a->id = json_integer_value(json_object_get(j, "agent_id"));
-	a->token = strdup(jstr(j, "agent_token"));
+	a->token = strdup(fbt_jstr(j, "agent_token"));
 	json_decref(j);
 	assert_true(a->id > 0);
 }
@@ -262,7 +159,7 @@ static void agent_applied(struct agent *a, int c)
 	        "\"channel\":%d,\"content\":\"%s\",\"boot_id\":\"boot-%lld-1\"}]}",
 	        (long long)a->id, a->nev, (long long)(fb_now_ms() / 1000), CHANNELS[c],
 	        a->active[c], (long long)a->id);
-	json_t *j = call_want(200, "POST", "/v1/events", a->token, body);
+	json_t *j = fbt_env_want(&E, 200, "POST", "/v1/events", a->token, body);
 	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
 	json_decref(j);
 }
@@ -281,7 +178,7 @@ static void agent_heartbeat(struct agent *a)
 	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld-1\",\"uptime_s\":10,"
 	         "\"agent_version\":\"test\",\"active\":%s,\"capabilities\":%s}",
 	         (long long)a->id, (long long)a->id, active, E.caps);
-	expect(202, "POST", "/v1/heartbeat", a->token, body);
+	fbt_env_expect(&E, 202, "POST", "/v1/heartbeat", a->token, body);
 }
 
 /* Poll, apply what changed (reporting it), heartbeat. */
@@ -297,44 +194,37 @@ static void agent_step(struct agent *a)
 	agent_heartbeat(a);
 }
 
-static json_t *rollout_get(int64_t id)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
-	return call_want(200, "GET", path, E.soc, NULL);
-}
-
 /* Step every agent until rollout id is in state at ring index ring and every
  * agent of the rings it has reached runs its content. */
 static void drive_until(int c, const char *state, int ring)
 {
-	int64_t end = fb_mono_ms() + DEADLINE * 1000;
+	int64_t end = fb_mono_ms() + FBT_DEADLINE * 1000;
 	while (fb_mono_ms() < end) {
 		for (int i = 0; i < NAG; i++)
-			agent_step(&E.ag[i]);
-		json_t *r = rollout_get(E.ro[c]);
-		int done = strcmp(jstr(r, "state"), state) == 0 &&
+			agent_step(&W.ag[i]);
+		json_t *r = fbt_rollout_get(&E, W.ro[c]);
+		int done = strcmp(fbt_jstr(r, "state"), state) == 0 &&
 		           json_integer_value(json_object_get(r, "ring_index")) == ring;
 		json_decref(r);
 		for (int i = 0; done && i < NAG; i++)
-			if (E.ag[i].ring <= ring && strcmp(E.ag[i].active[c], E.sha[c]))
+			if (W.ag[i].ring <= ring && strcmp(W.ag[i].active[c], W.sha[c]))
 				done = 0;
 		if (done)
 			return;
 		usleep(200000);
 	}
-	json_t *r = rollout_get(E.ro[c]);
-	fail_msg("rollout %lld did not reach %s at ring %d: %s", (long long)E.ro[c], state, ring,
-	         raw(r));
+	json_t *r = fbt_rollout_get(&E, W.ro[c]);
+	fail_msg("rollout %lld did not reach %s at ring %d: %s", (long long)W.ro[c], state, ring,
+	         fbt_env_raw(r));
 }
 
 static int64_t rollout_start(int c, const char *extra)
 {
 	char body[4096];
 	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"%s\"%s}",
-	         CHANNELS[c], E.sha[c],
+	         CHANNELS[c], W.sha[c],
 	         c == 0 ? "named-pipe detections, CF 291 style" : "weekly update", extra);
-	json_t *j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.rel1, body);
 	int64_t id = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
 	assert_true(id > 0);
@@ -346,29 +236,29 @@ static void world_up(void)
 {
 	static const int rings[NAG] = {0, 0, 0, 1, 1, 2};
 	for (int i = 0; i < NAG; i++)
-		agent_new(&E.ag[i], rings[i]);
+		agent_new(&W.ag[i], rings[i]);
 	char body[2048];
 	snprintf(body, sizeof body,
 	         "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[%lld,%lld,%lld]}},"
 	         "{\"name\":\"early\",\"selector\":{\"agents\":[%lld,%lld]}},"
 	         "{\"name\":\"broad\",\"selector\":{\"agents\":[%lld]}},"
 	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"dashboard test\"}",
-	         (long long)E.ag[0].id, (long long)E.ag[1].id, (long long)E.ag[2].id,
-	         (long long)E.ag[3].id, (long long)E.ag[4].id, (long long)E.ag[5].id);
-	expect(200, "PUT", "/v1/rings", E.admin, body);
+	         (long long)W.ag[0].id, (long long)W.ag[1].id, (long long)W.ag[2].id,
+	         (long long)W.ag[3].id, (long long)W.ag[4].id, (long long)W.ag[5].id);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, body);
 	for (int c = 0; c < NCH; c++) {
 		char *up =
-		        fbt_world_content(fbt_world_default(), (uint32_t)CHANNELS[c], 1, E.sha[c]);
+		        fbt_world_content(fbt_world_default(), (uint32_t)CHANNELS[c], 1, W.sha[c]);
 		assert_non_null(up);
-		expect(201, "POST", "/v1/content", E.rel1, up);
+		fbt_env_expect(&E, 201, "POST", "/v1/content", E.rel1, up);
 		free(up);
 	}
 	/* A: fast hard cap, otherwise the canary's normal bar (it waits);
 	 * B: the default policy (it waits in the canary ring);
 	 * C: a fast canary, then it bakes in early for a day. */
-	E.ro[0] = rollout_start(0, ",\"policy\":{\"hard_cap\":3,\"min_bake_s\":1}");
-	E.ro[1] = rollout_start(1, "");
-	E.ro[2] = rollout_start(
+	W.ro[0] = rollout_start(0, ",\"policy\":{\"hard_cap\":3,\"min_bake_s\":1}");
+	W.ro[1] = rollout_start(1, "");
+	W.ro[2] = rollout_start(
 	        2, ",\"policy\":{\"min_bake_s\":1,\"min_healthy\":1,"
 	           "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"confidence\":0.8},"
 	           "\"ring_policies\":{\"early\":{\"min_bake_s\":86400,"
@@ -377,17 +267,17 @@ static void world_up(void)
 	snprintf(body, sizeof body,
 	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":true,"
 	         "\"reason\":\"registry rule for an active campaign\"}",
-	         CHANNELS[3], E.sha[3]);
-	json_t *d = call_want(201, "POST", "/v1/rollouts", E.admin, body);
-	E.ro[3] = json_integer_value(json_object_get(d, "id"));
-	assert_string_equal(jstr(d, "state"), "staged");
+	         CHANNELS[3], W.sha[3]);
+	json_t *d = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.admin, body);
+	W.ro[3] = json_integer_value(json_object_get(d, "id"));
+	assert_string_equal(fbt_jstr(d, "state"), "staged");
 	json_decref(d);
 	drive_until(2, "rolling", 1);
 	drive_until(0, "rolling", 0);
 	drive_until(1, "rolling", 0);
 	for (int k = 0; k < 3; k++) { /* a few more evaluations: points for the plots */
 		for (int i = 0; i < NAG; i++)
-			agent_step(&E.ag[i]);
+			agent_step(&W.ag[i]);
 		usleep(700000);
 	}
 }
@@ -403,7 +293,7 @@ static void world_dead_ring(void)
 		ids[i] = a.id;
 		free(a.token);
 	}
-	assert_int_equal(q("WITH u AS (UPDATE agents SET last_seen_at = now() - interval '2 hours' "
+	assert_int_equal(Q("WITH u AS (UPDATE agents SET last_seen_at = now() - interval '2 hours' "
 	                   "WHERE id IN (%lld, %lld) RETURNING 1) SELECT count(*) FROM u",
 	                   (long long)ids[0], (long long)ids[1]),
 	                 2);
@@ -415,18 +305,18 @@ static char *write_plan(const char *dir)
 {
 	json_t *crashes = json_array();
 	for (int i = 0; i < NAG; i++)
-		if (E.ag[i].ring == 0) {
+		if (W.ag[i].ring == 0) {
 			char boot[64];
-			snprintf(boot, sizeof boot, "boot-%lld-1", (long long)E.ag[i].id);
+			snprintf(boot, sizeof boot, "boot-%lld-1", (long long)W.ag[i].id);
 			json_array_append_new(crashes,
 			                      json_pack("{s:I,s:s,s:i,s:s,s:s}", "agent_id",
-			                                (json_int_t)E.ag[i].id, "token",
-			                                E.ag[i].token, "channel", CHANNELS[0],
-			                                "content", E.sha[0], "boot_id", boot));
+			                                (json_int_t)W.ag[i].id, "token",
+			                                W.ag[i].token, "channel", CHANNELS[0],
+			                                "content", W.sha[0], "boot_id", boot));
 		}
-	json_t *plan = json_pack("{s:I,s:I,s:I,s:I,s:o}", "crashing", (json_int_t)E.ro[0], "halt",
-	                         (json_int_t)E.ro[1], "other", (json_int_t)E.ro[2], "staged",
-	                         (json_int_t)E.ro[3], "crashes", crashes);
+	json_t *plan = json_pack("{s:I,s:I,s:I,s:I,s:o}", "crashing", (json_int_t)W.ro[0], "halt",
+	                         (json_int_t)W.ro[1], "other", (json_int_t)W.ro[2], "staged",
+	                         (json_int_t)W.ro[3], "crashes", crashes);
 	char *path = malloc(1200);
 	assert_non_null(path);
 	snprintf(path, 1200, "%s/plan.json", dir);
@@ -448,15 +338,15 @@ static void test_dashboard_in_chromium(void **state)
 	world_up();
 	world_dead_ring();
 
-	E.dir = fbt_tmpdir("dashboard");
-	E.plan = write_plan(E.dir);
-	const char *dir = E.dir, *plan = E.plan;
+	W.dir = fbt_tmpdir("dashboard");
+	W.plan = write_plan(W.dir);
+	const char *dir = W.dir, *plan = W.plan;
 	char a_url[300], a_soc[300], a_rel[300], a_agent[300], a_plan[1300], a_out[1300],
 	        a_doc[300];
 	snprintf(a_url, sizeof a_url, "--url=%s", E.srv.url);
 	snprintf(a_soc, sizeof a_soc, "--soc=%s", E.soc);
 	snprintf(a_rel, sizeof a_rel, "--release=%s", E.rel1);
-	snprintf(a_agent, sizeof a_agent, "--agent=%s", E.ag[5].token);
+	snprintf(a_agent, sizeof a_agent, "--agent=%s", W.ag[5].token);
 	snprintf(a_plan, sizeof a_plan, "--plan=%s", plan);
 	snprintf(a_out, sizeof a_out, "--out=%s", dir);
 	/* FBT_DASHBOARD_DOC=1 also refreshes the README's screenshot. */
@@ -468,76 +358,76 @@ static void test_dashboard_in_chromium(void **state)
 	                      a_rel,           a_agent,
 	                      a_plan,          a_out,
 	                      a_doc,           NULL};
-	int rc = fbt_run(argv, NULL, &E.out, &E.err);
-	printf("%s", E.out ? E.out : "");
+	int rc = fbt_run(argv, NULL, &W.out, &W.err);
+	printf("%s", W.out ? W.out : "");
 	if (rc != 0)
-		fail_msg("dashboard.mjs exited %d:\n%s\n%s", rc, E.out ? E.out : "",
-		         E.err ? E.err : "");
+		fail_msg("dashboard.mjs exited %d:\n%s\n%s", rc, W.out ? W.out : "",
+		         W.err ? W.err : "");
 
 	/* A: halted by the controller (the canaries' crashes), not by a person. */
-	long a = E.ro[0], b = E.ro[1], c = E.ro[2];
-	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state IN "
+	long a = W.ro[0], b = W.ro[1], c = W.ro[2];
+	assert_int_equal(Q("SELECT count(*) FROM rollouts WHERE id = %ld AND state IN "
 	                   "('halted', 'reverted') AND state_reason LIKE '%%hard cap%%'",
 	                   a),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
 	                   "object = 'rollout/%ld' AND token_id IS NULL",
 	                   a),
 	                 1);
 	/* B: halted by the soc operator through the halt button, with the reason
 	 * typed into the dialog, exactly once. */
-	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'halted' AND "
+	assert_int_equal(Q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'halted' AND "
 	                   "state_reason LIKE 'manual halt by soc-one: %%'",
 	                   b),
 	                 1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM audit_log l JOIN api_tokens t ON t.id = l.token_id WHERE "
+	        Q("SELECT count(*) FROM audit_log l JOIN api_tokens t ON t.id = l.token_id WHERE "
 	          "l.action = 'rollout.halt' AND l.object = 'rollout/%ld' AND t.name = 'soc-one' "
 	          "AND "
 	          "t.role = 'soc' AND l.actor = 'soc:soc-one' AND l.reason LIKE "
 	          "'%%dashboard test: DNS rules look wrong%%'",
 	          b),
 	        1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
 	                   "object = 'rollout/%ld'",
 	                   b),
 	                 1);
 	/* C: the agent token's halt was refused: still rolling in early, no
 	 * halt in its audit trail, content not marked bad; release paused and
 	 * resumed it from the page, once each, with the typed reasons. */
-	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
+	assert_int_equal(Q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
 	                   "ring_index = 1",
 	                   c),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
 	                   "action NOT IN ('rollout.start', 'rollout.promote', 'rollout.pause', "
 	                   "'rollout.resume')",
 	                   c),
 	                 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
 	                   "action = 'rollout.pause' AND actor = 'release:rel-one' AND reason LIKE "
 	                   "'%%dashboard test: hold early over the weekend%%'",
 	                   c),
 	                 1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	        Q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
 	          "action = 'rollout.resume' AND actor = 'release:rel-one' AND reason LIKE "
 	          "'%%dashboard test: the weekend is over%%'",
 	          c),
 	        1);
 	/* D: staged by the admin, started by release's approval from the page. */
-	long dd = E.ro[3];
-	assert_int_equal(q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
+	long dd = W.ro[3];
+	assert_int_equal(Q("SELECT count(*) FROM rollouts WHERE id = %ld AND state = 'rolling' AND "
 	                   "ring_index = 0",
 	                   dd),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE object = 'rollout/%ld' AND "
 	                   "action = 'rollout.approve' AND actor = 'release:rel-one' AND reason "
 	                   "LIKE '%%dashboard test: approved after review%%'",
 	                   dd),
 	                 1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", E.sha[2]), 1);
+	        Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", W.sha[2]), 1);
 }
 
 int main(void)

@@ -12,38 +12,30 @@
 
 #include <cmocka.h> /* after the three above, which it needs */
 
-#include <netinet/in.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "fb.h"
 #include "fbt.h"
+#include "fbt_env.h"
+#include "fbt_hook.h"
+#include "fbt_rollout.h"
 #include "fbt_world.h"
 
-#define CH       291
 #define DEADLINE 60 /* seconds: generous, for sanitizer builds */
 #define INTERVAL 200
 #define LEASE    (2 * INTERVAL)
 
-static char *g_db, *g_admin, *g_rel;
-static struct fbt_server g_srv[2];
+static struct fbt_env E;
+static struct fbt_server *const g_srv[2] = {&E.srv, &E.srv2}; /* the replicas */
 
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof sql, fmt, ap);
-	va_end(ap);
-	return fbt_db_long(g_db, sql);
-}
+/* A number from this test's database (fbt_db_longf). */
+#define Q(...) fbt_db_longf(E.db, __VA_ARGS__)
 
 static void sleep_ms(int ms)
 {
@@ -67,16 +59,10 @@ static json_t *get(struct fbt_server *s, const char *path, const char *token, lo
 static json_t *controller(struct fbt_server *s)
 {
 	long st;
-	json_t *j = get(s, "/v1/controller", g_admin, &st);
+	json_t *j = get(s, "/v1/controller", E.admin, &st);
 	if (st != 200)
 		fail_msg("GET /v1/controller: %ld", st);
 	return j;
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
 }
 
 /* The value of a metric line "name value" on s's /metrics, or -1. */
@@ -95,72 +81,28 @@ static double metric(struct fbt_server *s, const char *name)
 	return v;
 }
 
-/* Start replica i with extra flags (NULL-terminated, may be NULL). */
-static void replica_up(int i, const char *const *more)
-{
-	const char *extra[16] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                         "--controller_interval_ms=200"};
-	int n = 3;
-	for (int k = 0; more && more[k] && n < 15; k++)
-		extra[n++] = more[k];
-	extra[n] = NULL;
-	assert_int_equal(fbt_server_start(&g_srv[i], g_db, extra), 0);
-	assert_int_equal(fbt_server_wait_ready(&g_srv[i]), 0);
-}
-
 static const char *g_rollout_extra = ""; /* more members of the rollout body */
 
-/* A database, tokens, the channel, content v1 and a rolling rollout of it
- * that no agent applies. Returns the rollout id. */
+/* The fixture (fbt_env_up: a database, tokens, replica 0 with flags more0,
+ * channel FBT_CH), replica 1 with flags more1 unless NULL, content v1 and a
+ * rolling rollout of it that no agent applies. Returns the rollout id. */
 static int64_t env_up(const char *const *more0, const char *const *more1)
 {
-	g_db = fbt_db_new();
-	g_admin = fbt_token(g_db, "admin", "ada");
-	g_rel = fbt_token(g_db, "release", "rel");
-	replica_up(0, more0);
+	fbt_env_up(&E, more0);
 	if (more1)
-		replica_up(1, more1);
-	struct fbt_resp r;
-	const char *ch = "{\"id\":291,\"name\":\"named-pipes\"}";
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/channels", g_admin, ch, strlen(ch), NULL, &r), 0);
-	assert_int_equal(r.status, 201);
-	fbt_resp_free(&r);
+		fbt_env_start(&E, &E.srv2, more1);
 	char sha[65];
-	char *body = fbt_world_content(fbt_world_default(), CH, 1, sha);
-	assert_non_null(body);
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/content", g_rel, body, strlen(body), NULL, &r), 0);
-	assert_int_equal(r.status, 201);
-	fbt_resp_free(&r);
-	free(body);
-	char rb[512];
-	snprintf(rb, sizeof rb, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", CH,
-	         sha, g_rollout_extra);
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/rollouts", g_rel, rb, strlen(rb), NULL, &r), 0);
-	if (r.status != 201)
-		fail_msg("POST /v1/rollouts: %ld %s", r.status, r.body);
-	json_t *j = fbt_resp_json(&r);
-	int64_t id = json_integer_value(json_object_get(j, "id"));
-	json_decref(j);
-	fbt_resp_free(&r);
-	return id;
+	fbt_rollout_upload(&E, 1, sha);
+	return fbt_rollout_start(&E, sha, g_rollout_extra);
 }
 
 static int env_down(void **state)
 {
 	(void)state;
 	for (int i = 0; i < 2; i++)
-		if (g_srv[i].pid > 0) {
-			kill(g_srv[i].pid, SIGCONT);
-			assert_int_equal(fbt_server_stop(&g_srv[i], SIGTERM), 0);
-		}
-	memset(g_srv, 0, sizeof g_srv);
-	free(g_db);
-	free(g_admin);
-	free(g_rel);
-	g_db = g_admin = g_rel = NULL;
+		if (g_srv[i]->pid > 0)
+			kill(g_srv[i]->pid, SIGCONT);
+	fbt_env_down(&E);
 	return 0;
 }
 
@@ -182,14 +124,14 @@ static int replica_of(const char *who)
 	const char *colon = strrchr(who, ':');
 	long pid = colon ? strtol(colon + 1, NULL, 10) : 0;
 	for (int i = 0; i < 2; i++)
-		if (g_srv[i].pid > 0 && g_srv[i].pid == pid)
+		if (g_srv[i]->pid > 0 && g_srv[i]->pid == pid)
 			return i;
 	return -1;
 }
 
 static int leader_is(int i)
 {
-	json_t *c = controller(&g_srv[i]);
+	json_t *c = controller(g_srv[i]);
 	int yes = json_is_true(json_object_get(c, "this_replica_leads"));
 	json_decref(c);
 	return yes;
@@ -199,7 +141,7 @@ static int leader_is(int i)
  * notifications). */
 static long epoch_rows(long e)
 {
-	return q("SELECT (SELECT count(*) FROM gate_evaluations WHERE controller_epoch = %ld) + "
+	return Q("SELECT (SELECT count(*) FROM gate_evaluations WHERE controller_epoch = %ld) + "
 	         "(SELECT count(*) FROM audit_log WHERE controller_epoch = %ld) + "
 	         "(SELECT count(*) FROM notifications WHERE controller_epoch = %ld)",
 	         e, e, e);
@@ -209,34 +151,34 @@ static void test_hung_leader_is_replaced_and_fenced(void **state)
 {
 	(void)state;
 	int64_t id = env_up(NULL, (const char *[]){NULL});
-	WAIT_FOR("evaluations", q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld",
+	WAIT_FOR("evaluations", Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld",
 	                          (long long)id) >= 5);
-	json_t *c = controller(&g_srv[1]);
-	int old = replica_of(jstr(c, "leader")), other = 1 - old;
+	json_t *c = controller(g_srv[1]);
+	int old = replica_of(fbt_jstr(c, "leader")), other = 1 - old;
 	long e1 = (long)json_integer_value(json_object_get(c, "epoch"));
 	assert_true(old >= 0);
 	assert_true(json_is_true(json_object_get(c, "healthy")));
 	assert_int_equal(json_integer_value(json_object_get(c, "interval_ms")), INTERVAL);
 	json_decref(c);
 	/* every evaluation names the epoch that wrote it */
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE controller_epoch IS NULL"),
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE controller_epoch IS NULL"),
 	                 0);
-	assert_true(metric(&g_srv[old], "firebreak_controller_leader") == 1);
-	assert_true(metric(&g_srv[other], "firebreak_controller_leader") == 0);
-	assert_true(metric(&g_srv[other], "firebreak_controller_last_cycle_age_seconds") >= 0);
+	assert_true(metric(g_srv[old], "firebreak_controller_leader") == 1);
+	assert_true(metric(g_srv[other], "firebreak_controller_leader") == 0);
+	assert_true(metric(g_srv[other], "firebreak_controller_last_cycle_age_seconds") >= 0);
 
 	/* hang the leader: the other replica takes over within the lease (and
 	 * a look), plus scheduling slack for sanitizer builds */
-	assert_int_equal(kill(g_srv[old].pid, SIGSTOP), 0);
+	assert_int_equal(kill(g_srv[old]->pid, SIGSTOP), 0);
 	int64_t took = WAIT_FOR("a takeover", leader_is(other));
 	print_message("takeover %lld ms after SIGSTOP (lease %d ms, interval %d ms)\n",
 	              (long long)took, LEASE, INTERVAL);
 	assert_true(took <= LEASE + INTERVAL + 1500);
-	c = controller(&g_srv[other]);
+	c = controller(g_srv[other]);
 	long e2 = (long)json_integer_value(json_object_get(c, "epoch"));
 	assert_true(e2 > e1);
 	json_decref(c);
-	assert_true(metric(&g_srv[other], "firebreak_controller_takeovers_total") >= 1);
+	assert_true(metric(g_srv[other], "firebreak_controller_takeovers_total") >= 1);
 	/* the new leader evaluates while the old one is still hung */
 	long n2 = epoch_rows(e2);
 	WAIT_FOR("evaluations by the new leader", epoch_rows(e2) >= n2 + 3);
@@ -244,28 +186,28 @@ static void test_hung_leader_is_replaced_and_fenced(void **state)
 	long n1 = epoch_rows(e1);
 
 	/* wake the stale leader: it makes no decision and writes nothing */
-	assert_int_equal(kill(g_srv[old].pid, SIGCONT), 0);
+	assert_int_equal(kill(g_srv[old]->pid, SIGCONT), 0);
 	sleep_ms(8 * INTERVAL);
 	assert_int_equal(epoch_rows(e1), n1);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations g WHERE controller_epoch = %ld "
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations g WHERE controller_epoch = %ld "
 	                   "AND created_at > (SELECT acquired_at FROM controller_epochs WHERE "
 	                   "epoch = %ld)",
 	                   e1, e2),
 	                 0);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE controller_epoch IS NULL"),
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE controller_epoch IS NULL"),
 	                 0);
 	assert_false(leader_is(old));
 	assert_true(leader_is(other));
-	assert_true(metric(&g_srv[old], "firebreak_controller_leader") == 0);
-	assert_true(metric(&g_srv[other], "firebreak_controller_leader") == 1);
+	assert_true(metric(g_srv[old], "firebreak_controller_leader") == 0);
+	assert_true(metric(g_srv[other], "firebreak_controller_leader") == 1);
 	/* only the new epoch goes on writing */
 	long more = epoch_rows(e2);
 	WAIT_FOR("more evaluations by the new leader", epoch_rows(e2) >= more + 3);
-	assert_int_equal(q("SELECT max(epoch) FROM controller_epochs"), e2);
+	assert_int_equal(Q("SELECT max(epoch) FROM controller_epochs"), e2);
 	/* both replicas stay ready and say who leads */
 	for (int i = 0; i < 2; i++) {
 		long st;
-		json_t *r = get(&g_srv[i], "/readyz", NULL, &st);
+		json_t *r = get(g_srv[i], "/readyz", NULL, &st);
 		assert_int_equal(st, 200);
 		json_t *ctl = json_object_get(r, "controller");
 		assert_true(json_is_boolean(json_object_get(ctl, "leader")));
@@ -284,7 +226,7 @@ struct steal {
 static void *steal_main(void *arg)
 {
 	struct steal *s = arg;
-	s->rc = fbt_db_exec(g_db, "UPDATE controller_lease SET holder = 'intruder:1', epoch = "
+	s->rc = fbt_db_exec(E.db, "UPDATE controller_lease SET holder = 'intruder:1', epoch = "
 	                          "epoch + 1, expires_at = now() + interval '1 hour'");
 	return NULL;
 }
@@ -300,30 +242,20 @@ static void test_fence_refuses_after_the_lease_is_gone(void **state)
 	 * still says it leads, so only the fence in the database stops it */
 	int64_t id = env_up((const char *[]){"--controller_lease_ms=3000", NULL}, NULL);
 	/* a second rollout on another channel, evaluated after the first */
-	struct fbt_resp r;
-	const char *ch = "{\"id\":292,\"name\":\"second\"}";
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/channels", g_admin, ch, strlen(ch), NULL, &r), 0);
-	fbt_resp_free(&r);
+	fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin,
+	               "{\"id\":292,\"name\":\"second\"}");
 	char sha[65];
 	char *body = fbt_world_content(fbt_world_default(), 292, 1, sha);
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/content", g_rel, body, strlen(body), NULL, &r), 0);
-	assert_int_equal(r.status, 201);
-	fbt_resp_free(&r);
+	fbt_env_expect(&E, 201, "POST", "/v1/content", E.rel1, body);
 	free(body);
 	char rb[256];
 	snprintf(rb, sizeof rb, "{\"channel\":292,\"content\":\"%s\",\"reason\":\"test\"}", sha);
-	assert_int_equal(
-	        fbt_http(&g_srv[0], "POST", "/v1/rollouts", g_rel, rb, strlen(rb), NULL, &r), 0);
-	assert_int_equal(r.status, 201);
-	json_t *j = fbt_resp_json(&r);
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.rel1, rb);
 	int64_t id2 = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
-	fbt_resp_free(&r);
 	WAIT_FOR("evaluations of both",
-	         q("SELECT count(DISTINCT rollout_id) FROM gate_evaluations") == 2);
-	long e1 = q("SELECT epoch FROM controller_lease");
+	         Q("SELECT count(DISTINCT rollout_id) FROM gate_evaluations") == 2);
+	long e1 = Q("SELECT epoch FROM controller_lease");
 	char sql[512];
 	snprintf(sql, sizeof sql,
 	         "CREATE FUNCTION slow_eval() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
@@ -331,125 +263,44 @@ static void test_fence_refuses_after_the_lease_is_gone(void **state)
 	         "CREATE TRIGGER slow_eval BEFORE INSERT ON gate_evaluations FOR EACH ROW "
 	         "EXECUTE FUNCTION slow_eval()",
 	         (long long)id);
-	assert_int_equal(fbt_db_exec(g_db, sql), 0);
+	assert_int_equal(fbt_db_exec(E.db, sql), 0);
 	WAIT_FOR("the controller inside a slow evaluation",
-	         q("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
+	         Q("SELECT count(*) FROM pg_stat_activity WHERE application_name = "
 	           "'firebreakd controller' AND wait_event = 'PgSleep'") == 1);
 	long before2 =
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id2);
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id2);
 	struct steal s = {0};
 	assert_int_equal(pthread_create(&s.t, NULL, steal_main, &s), 0);
 	pthread_join(s.t, NULL);
 	assert_int_equal(s.rc, 0);
 	/* the slow transaction committed (it held the lock), then nothing */
-	long at_steal = q("SELECT count(*) FROM gate_evaluations");
+	long at_steal = Q("SELECT count(*) FROM gate_evaluations");
 	sleep_ms(6 * INTERVAL);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations"), at_steal);
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations"), at_steal);
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id2),
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id2),
 	        before2);
 	assert_int_equal(epoch_rows(e1 + 1), 0);
 	/* the refusal is the fence's, in the same cycle */
 	char *log = NULL;
 	size_t len;
-	assert_int_equal(fb_file_read(g_srv[0].log, 64 << 20, (unsigned char **)&log, &len), 0);
+	assert_int_equal(fb_file_read(g_srv[0]->log, 64 << 20, (unsigned char **)&log, &len), 0);
 	int refused = strstr(log, "no longer held by") && strstr(log, "nothing written");
 	free(log);
 	if (!refused)
-		fail_msg("the fence did not refuse a write (log %s)", g_srv[0].log);
-	json_t *c = controller(&g_srv[0]);
-	assert_string_equal(jstr(c, "leader"), "intruder:1");
+		fail_msg("the fence did not refuse a write (log %s)", g_srv[0]->log);
+	json_t *c = controller(g_srv[0]);
+	assert_string_equal(fbt_jstr(c, "leader"), "intruder:1");
 	assert_false(json_is_true(json_object_get(c, "this_replica_leads")));
 	json_decref(c);
-	assert_true(metric(&g_srv[0], "firebreak_controller_leader") == 0);
+	assert_true(metric(g_srv[0], "firebreak_controller_leader") == 0);
 	/* the thief goes away: the replica takes the lease back, a new epoch */
-	assert_int_equal(fbt_db_exec(g_db, "DROP TRIGGER slow_eval ON gate_evaluations"), 0);
-	assert_int_equal(fbt_db_exec(g_db, "UPDATE controller_lease SET expires_at = now()"), 0);
+	assert_int_equal(fbt_db_exec(E.db, "DROP TRIGGER slow_eval ON gate_evaluations"), 0);
+	assert_int_equal(fbt_db_exec(E.db, "UPDATE controller_lease SET expires_at = now()"), 0);
 	WAIT_FOR("the lease back", leader_is(0));
-	assert_int_equal(q("SELECT epoch FROM controller_lease"), e1 + 2);
+	assert_int_equal(Q("SELECT epoch FROM controller_lease"), e1 + 2);
 	WAIT_FOR("evaluations again", epoch_rows(e1 + 2) >= 2);
-	assert_true(metric(&g_srv[0], "firebreak_controller_takeovers_total") >= 2);
-}
-
-/* ---- a webhook receiver ------------------------------------------------------ */
-
-struct hook {
-	int fd;
-	int port;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	int n, lost;
-	volatile int stop;
-};
-
-static void *hook_main(void *arg)
-{
-	struct hook *h = arg;
-	while (!h->stop) {
-		struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-		if (poll(&pfd, 1, 100) <= 0)
-			continue;
-		int c = accept(h->fd, NULL, NULL);
-		if (c < 0)
-			continue;
-		char buf[8192];
-		size_t len = 0;
-		for (;;) {
-			ssize_t r = recv(c, buf + len, sizeof buf - 1 - len, 0);
-			if (r <= 0)
-				break;
-			len += (size_t)r;
-			buf[len] = '\0';
-			char *eoh = strstr(buf, "\r\n\r\n");
-			const char *cl = strcasestr(buf, "Content-Length:");
-			if (eoh && (long)strlen(eoh + 4) >= (cl ? strtol(cl + 15, NULL, 10) : 0))
-				break;
-			if (len == sizeof buf - 1)
-				break;
-		}
-		pthread_mutex_lock(&h->mu);
-		h->n++;
-		if (strstr(buf, "\"controller.lost\""))
-			h->lost++;
-		pthread_mutex_unlock(&h->mu);
-		const char *resp =
-		        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-		(void)!send(c, resp, strlen(resp), MSG_NOSIGNAL);
-		close(c);
-	}
-	return NULL;
-}
-
-static void hook_start(struct hook *h)
-{
-	memset(h, 0, sizeof *h);
-	pthread_mutex_init(&h->mu, NULL);
-	h->fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = 0};
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	socklen_t sl = sizeof sa;
-	assert_true(h->fd >= 0);
-	assert_int_equal(bind(h->fd, (struct sockaddr *)&sa, sizeof sa), 0);
-	assert_int_equal(listen(h->fd, 16), 0);
-	assert_int_equal(getsockname(h->fd, (struct sockaddr *)&sa, &sl), 0);
-	h->port = ntohs(sa.sin_port);
-	assert_int_equal(pthread_create(&h->thread, NULL, hook_main, h), 0);
-}
-
-static int hook_lost(struct hook *h)
-{
-	pthread_mutex_lock(&h->mu);
-	int n = h->lost;
-	pthread_mutex_unlock(&h->mu);
-	return n;
-}
-
-static void hook_stop(struct hook *h)
-{
-	h->stop = 1;
-	pthread_join(h->thread, NULL);
-	close(h->fd);
-	pthread_mutex_destroy(&h->mu);
+	assert_true(metric(g_srv[0], "firebreak_controller_takeovers_total") >= 2);
 }
 
 /* 1 when replica i answers GET /v1/controller with healthy == want; a 503
@@ -457,7 +308,7 @@ static void hook_stop(struct hook *h)
 static int healthy_is(int i, int want)
 {
 	long st;
-	json_t *c = get(&g_srv[i], "/v1/controller", g_admin, &st);
+	json_t *c = get(g_srv[i], "/v1/controller", E.admin, &st);
 	int yes = json_is_true(json_object_get(c, "healthy"));
 	json_decref(c);
 	return st == 200 && yes == want;
@@ -470,48 +321,49 @@ static int healthy_is(int i, int want)
 static void test_controller_lost(void **state)
 {
 	(void)state;
-	struct hook h;
-	hook_start(&h);
+	struct fbt_hook h;
+	fbt_hook_start(&h, 0);
 	char flag[128];
 	snprintf(flag, sizeof flag, "--webhook_url=http://127.0.0.1:%d/soc", h.port);
 	env_up((const char *[]){flag, NULL}, (const char *[]){flag, "--controller=0", NULL});
 	WAIT_FOR("a healthy controller", healthy_is(1, 1));
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'controller.lost'"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = 'controller.lost'"), 0);
 	for (int outage = 1; outage <= 2; outage++) {
-		assert_int_equal(kill(g_srv[0].pid, SIGSTOP), 0);
+		assert_int_equal(kill(g_srv[0]->pid, SIGSTOP), 0);
 		int64_t seen = WAIT_FOR("controller.lost",
-		                        q("SELECT count(*) FROM notifications WHERE type = "
+		                        Q("SELECT count(*) FROM notifications WHERE type = "
 		                          "'controller.lost'") == outage);
 		print_message("controller.lost %lld ms after SIGSTOP\n", (long long)seen);
 		assert_true(seen >= 2 * INTERVAL);
-		json_t *c = controller(&g_srv[1]);
+		json_t *c = controller(g_srv[1]);
 		assert_false(json_is_true(json_object_get(c, "healthy")));
 		assert_true(json_is_true(json_object_get(c, "lost")));
 		assert_true(json_is_null(json_object_get(c, "leader")));
 		json_decref(c);
-		WAIT_FOR("the controller.lost webhook", hook_lost(&h) == outage);
+		WAIT_FOR("the controller.lost webhook",
+		         fbt_hook_count(&h, "\"controller.lost\"") == outage);
 		assert_int_equal(
-		        q("SELECT count(*) FROM notifications WHERE type = 'controller.lost' AND "
+		        Q("SELECT count(*) FROM notifications WHERE type = 'controller.lost' AND "
 		          "delivered_at IS NOT NULL AND (data ->> 'noticed_by') LIKE '%%:%d'",
-		          (int)g_srv[1].pid),
+		          (int)g_srv[1]->pid),
 		        outage);
 		/* once per outage, not once per cycle */
 		sleep_ms(6 * INTERVAL);
 		assert_int_equal(
-		        q("SELECT count(*) FROM notifications WHERE type = 'controller.lost'"),
+		        Q("SELECT count(*) FROM notifications WHERE type = 'controller.lost'"),
 		        outage);
-		assert_int_equal(hook_lost(&h), outage);
-		assert_true(metric(&g_srv[1], "firebreak_controller_last_cycle_age_seconds") >
+		assert_int_equal(fbt_hook_count(&h, "\"controller.lost\""), outage);
+		assert_true(metric(g_srv[1], "firebreak_controller_last_cycle_age_seconds") >
 		            3.0 * INTERVAL / 1000);
-		assert_int_equal(kill(g_srv[0].pid, SIGCONT), 0);
+		assert_int_equal(kill(g_srv[0]->pid, SIGCONT), 0);
 		WAIT_FOR("a healthy controller again", healthy_is(1, 1));
 	}
-	hook_stop(&h);
+	fbt_hook_stop(&h);
 }
 
 static long silence_counted_after(long after, const char *counted)
 {
-	return q("SELECT count(*) FROM gate_evaluations WHERE id > %ld AND (inputs -> 'inputs' "
+	return Q("SELECT count(*) FROM gate_evaluations WHERE id > %ld AND (inputs -> 'inputs' "
 	         "->> 'silence_counted')::boolean = %s",
 	         after, counted);
 }
@@ -528,10 +380,10 @@ static void test_database_restart_pauses_silence(void **state)
 	WAIT_FOR("evaluations that count silence", silence_counted_after(0, "true") >= 3);
 	assert_int_equal(silence_counted_after(0, "false"), 0);
 	assert_int_equal(fbt_pg_restart(), 0);
-	long back = q("SELECT coalesce(max(id), 0) FROM gate_evaluations");
+	long back = Q("SELECT coalesce(max(id), 0) FROM gate_evaluations");
 	WAIT_FOR("evaluations after the restart", silence_counted_after(back, "false") >= 3);
 	/* the first ones after the restart do not count it */
-	assert_int_equal(q("SELECT (inputs -> 'inputs' ->> 'silence_counted')::boolean::int FROM "
+	assert_int_equal(Q("SELECT (inputs -> 'inputs' ->> 'silence_counted')::boolean::int FROM "
 	                   "gate_evaluations WHERE id = (SELECT min(id) FROM gate_evaluations "
 	                   "WHERE id > %ld)",
 	                   back),
@@ -550,11 +402,11 @@ static void test_access_and_config(void **state)
 	(void)state;
 	env_up(NULL, NULL);
 	long st;
-	json_decref(get(&g_srv[0], "/v1/controller", NULL, &st));
+	json_decref(get(g_srv[0], "/v1/controller", NULL, &st));
 	assert_int_equal(st, 401);
 	WAIT_FOR("the lease", leader_is(0));
-	json_t *c = controller(&g_srv[0]);
-	assert_string_equal(jstr(c, "this_replica"), jstr(c, "leader"));
+	json_t *c = controller(g_srv[0]);
+	assert_string_equal(fbt_jstr(c, "this_replica"), fbt_jstr(c, "leader"));
 	assert_int_equal(json_integer_value(json_object_get(c, "lease_ms")), LEASE);
 	json_decref(c);
 	const char *argv[] = {fbt_bin("firebreakd"), "--controller_interval_ms=500",

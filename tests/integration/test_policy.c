@@ -14,7 +14,6 @@
 #include <cmocka.h> /* after the three above, which it needs */
 
 #include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,58 +21,15 @@
 
 #include "fb.h"
 #include "fbt.h"
-#include "fbt_world.h"
+#include "fbt_agent.h"
+#include "fbt_env.h"
+#include "fbt_rollout.h"
 
-#define CH 291
+static struct fbt_env E;
+static char *g_agentrole; /* an API token of role agent */
 
-struct env {
-	char *db;
-	struct fbt_server srv;
-	char *admin, *rel1, *rel2, *soc, *agentrole;
-};
-static struct env E;
-
-/* ---- HTTP ------------------------------------------------------------------ */
-
-static const char *raw(json_t *j)
-{
-	const char *s = json_string_value(json_object_get(j, "_raw"));
-	return s ? s : "";
-}
-
-/* Any status; the parsed body (an object, "_raw" holds the text). */
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    long *status)
-{
-	struct fbt_resp r;
-	if (fbt_http(&E.srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
-		fail_msg("%s %s: transport error", method, path);
-	*status = r.status;
-	json_t *j = fbt_resp_json(&r);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		j = json_object();
-	}
-	json_object_set_new(j, "_raw", json_string(r.body ? r.body : ""));
-	fbt_resp_free(&r);
-	return j;
-}
-
-static json_t *call_want(long want, const char *method, const char *path, const char *token,
-                         const char *body)
-{
-	long st;
-	json_t *j = call(method, path, token, body, &st);
-	if (st != want)
-		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, raw(j));
-	return j;
-}
-
-static void expect(long want, const char *method, const char *path, const char *token,
-                   const char *body)
-{
-	json_decref(call_want(want, method, path, token, body));
-}
+/* A number from this test's database (fbt_db_longf). */
+#define Q(...) fbt_db_longf(E.db, __VA_ARGS__)
 
 /* A refusal with its error code and a message that contains each of the
  * NULL-terminated needles. */
@@ -83,83 +39,42 @@ static void expect(long want, const char *method, const char *path, const char *
 static void refused(long want, const char *code, const char *method, const char *path,
                     const char *token, const char *body, const char *const *needles)
 {
-	json_t *j = call_want(want, method, path, token, body);
+	json_t *j = fbt_env_want(&E, want, method, path, token, body);
 	json_t *e = json_object_get(j, "error");
 	const char *got = json_string_value(json_object_get(e, "code"));
 	const char *msg = json_string_value(json_object_get(e, "message"));
 	if (!got || strcmp(got, code))
-		fail_msg("%s %s: expected error %s: %s", method, path, code, raw(j));
+		fail_msg("%s %s: expected error %s: %s", method, path, code, fbt_env_raw(j));
 	for (int i = 0; needles[i]; i++)
 		if (!msg || !strstr(msg, needles[i]))
 			fail_msg("%s %s: expected \"%s\" in the message: %s", method, path,
-			         needles[i], raw(j));
+			         needles[i], fbt_env_raw(j));
 	json_decref(j);
-}
-
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof sql, fmt, ap);
-	va_end(ap);
-	return fbt_db_long(E.db, sql);
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
 }
 
 /* ---- environment ------------------------------------------------------------- */
 
 static void env_up(void)
 {
-	memset(&E, 0, sizeof E);
-	E.db = fbt_db_new();
-	E.admin = fbt_token(E.db, "admin", "ada");
-	E.rel1 = fbt_token(E.db, "release", "rel-one");
-	E.rel2 = fbt_token(E.db, "release", "rel-two");
-	E.soc = fbt_token(E.db, "soc", "soc-one");
-	E.agentrole = fbt_token(E.db, "agent", "agt");
-	assert_non_null(E.agentrole);
-	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                       "--controller_interval_ms=200", NULL};
-	assert_int_equal(fbt_server_start(&E.srv, E.db, extra), 0);
-	assert_int_equal(fbt_server_wait_ready(&E.srv), 0);
-	expect(201, "POST", "/v1/channels", E.admin, "{\"id\":291,\"name\":\"named-pipes\"}");
+	fbt_env_up(&E, NULL);
+	g_agentrole = fbt_token(E.db, "agent", "agt");
+	assert_non_null(g_agentrole);
 }
 
 static int env_down(void **state)
 {
 	(void)state;
-	if (E.srv.pid > 0)
-		assert_int_equal(fbt_server_stop(&E.srv, SIGTERM), 0); /* clean exit, no leaks */
-	free(E.db);
-	free(E.admin);
-	free(E.rel1);
-	free(E.rel2);
-	free(E.soc);
-	free(E.agentrole);
-	memset(&E, 0, sizeof E);
+	fbt_env_down(&E);
+	free(g_agentrole);
+	g_agentrole = NULL;
 	return 0;
-}
-
-static void upload(int64_t version, char sha[65])
-{
-	char *body = fbt_world_content(fbt_world_default(), CH, version, sha);
-	assert_non_null(body);
-	expect(201, "POST", "/v1/content", E.rel1, body);
-	free(body);
 }
 
 /* POST /v1/rollouts of sha with more members ("" or ",\"k\":v"). */
 static char *rollout_body(const char *sha, const char *more)
 {
 	char *b = malloc(4096);
-	snprintf(b, 4096, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", CH, sha,
+	snprintf(b, 4096, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", FBT_CH, sha,
 	         more);
 	return b;
 }
@@ -167,7 +82,7 @@ static char *rollout_body(const char *sha, const char *more)
 static json_t *rollout_create(long want, const char *token, const char *sha, const char *more)
 {
 	char *b = rollout_body(sha, more);
-	json_t *j = call_want(want, "POST", "/v1/rollouts", token, b);
+	json_t *j = fbt_env_want(&E, want, "POST", "/v1/rollouts", token, b);
 	free(b);
 	return j;
 }
@@ -175,35 +90,27 @@ static json_t *rollout_create(long want, const char *token, const char *sha, con
 static void rollout_refused(const char *sha, const char *more, const char *const *needles)
 {
 	char *b = rollout_body(sha, more);
-	long before = q("SELECT count(*) FROM rollouts");
-	long audits = q("SELECT count(*) FROM audit_log");
+	long before = Q("SELECT count(*) FROM rollouts");
+	long audits = Q("SELECT count(*) FROM audit_log");
 	refused(422, "policy_out_of_bounds", "POST", "/v1/rollouts", E.rel1, b, needles);
-	assert_int_equal(q("SELECT count(*) FROM rollouts"), before);
-	assert_int_equal(q("SELECT count(*) FROM audit_log"), audits);
+	assert_int_equal(Q("SELECT count(*) FROM rollouts"), before);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audits);
 	free(b);
 }
 #define ROLLOUT_REFUSED(sha, more, ...)                                                            \
 	rollout_refused((sha), (more), (const char *const[]){__VA_ARGS__, NULL})
 
-static json_t *rollout_get(int64_t id)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
-	return call_want(200, "GET", path, E.soc, NULL);
-}
-
 static json_t *approve(long want, int64_t id, const char *token)
 {
-	char path[96];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld/approve", (long long)id);
-	return call_want(want, "POST", path, token, "{\"reason\":\"second pair of eyes\"}");
+	return fbt_rollout_action(&E, want, id, "approve", token,
+	                          "{\"reason\":\"second pair of eyes\"}");
 }
 
 /* ---- bounds ---------------------------------------------------------------------- */
 
 static json_t *bounds_get(const char *token)
 {
-	return call_want(200, "GET", "/v1/policy-bounds", token, NULL);
+	return fbt_env_want(&E, 200, "GET", "/v1/policy-bounds", token, NULL);
 }
 
 /* The stored document as text, to compare before and after a refusal. */
@@ -218,7 +125,7 @@ static char *bounds_text(void)
 
 static void put_ok(const char *body)
 {
-	expect(200, "PUT", "/v1/policy-bounds", E.admin, body);
+	fbt_env_expect(&E, 200, "PUT", "/v1/policy-bounds", E.admin, body);
 }
 
 /* A PUT refused with status/code and a message naming each needle; nothing
@@ -226,13 +133,13 @@ static void put_ok(const char *body)
 static void put_refused(long want, const char *code, const char *body, const char *const *needles)
 {
 	char *before = bounds_text();
-	long versions = q("SELECT count(*) FROM policy_bounds");
-	long audits = q("SELECT count(*) FROM audit_log");
-	long events = q("SELECT count(*) FROM notifications");
+	long versions = Q("SELECT count(*) FROM policy_bounds");
+	long audits = Q("SELECT count(*) FROM audit_log");
+	long events = Q("SELECT count(*) FROM notifications");
 	refused(want, code, "PUT", "/v1/policy-bounds", E.admin, body, needles);
-	assert_int_equal(q("SELECT count(*) FROM policy_bounds"), versions);
-	assert_int_equal(q("SELECT count(*) FROM audit_log"), audits);
-	assert_int_equal(q("SELECT count(*) FROM notifications"), events);
+	assert_int_equal(Q("SELECT count(*) FROM policy_bounds"), versions);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audits);
+	assert_int_equal(Q("SELECT count(*) FROM notifications"), events);
 	char *after = bounds_text();
 	assert_string_equal(before, after);
 	free(before);
@@ -264,17 +171,17 @@ static void test_bounds_api(void **state)
 	        "{\"bounds\":{\"min_bake_s\":{\"min\":600},\"confidence\":{\"min\":0.9,\"max\":"
 	        "0.999}},\"rings\":{\"canary\":{\"hard_cap\":{\"min\":1,\"max\":5}}},"
 	        "\"emergency\":{\"min_bake_s\":{\"min\":60}},\"reason\":\"change board 12\"}";
-	expect(403, "GET", "/v1/policy-bounds", E.agentrole, NULL);
-	expect(401, "GET", "/v1/policy-bounds", NULL, NULL);
-	expect(403, "PUT", "/v1/policy-bounds", E.rel1, doc);
-	expect(403, "PUT", "/v1/policy-bounds", E.soc, doc);
-	expect(403, "PUT", "/v1/policy-bounds", E.agentrole, doc);
-	assert_int_equal(q("SELECT count(*) FROM policy_bounds"), 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action LIKE 'policy_bounds%%'"),
+	fbt_env_expect(&E, 403, "GET", "/v1/policy-bounds", g_agentrole, NULL);
+	fbt_env_expect(&E, 401, "GET", "/v1/policy-bounds", NULL, NULL);
+	fbt_env_expect(&E, 403, "PUT", "/v1/policy-bounds", E.rel1, doc);
+	fbt_env_expect(&E, 403, "PUT", "/v1/policy-bounds", E.soc, doc);
+	fbt_env_expect(&E, 403, "PUT", "/v1/policy-bounds", g_agentrole, doc);
+	assert_int_equal(Q("SELECT count(*) FROM policy_bounds"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action LIKE 'policy_bounds%%'"),
 	                 0);
 
 	/* the admin sets them: version 1, read back as written */
-	j = call_want(200, "PUT", "/v1/policy-bounds", E.admin, doc);
+	j = fbt_env_want(&E, 200, "PUT", "/v1/policy-bounds", E.admin, doc);
 	assert_int_equal(json_integer_value(json_object_get(j, "version")), 1);
 	json_decref(j);
 	j = bounds_get(E.soc);
@@ -288,17 +195,17 @@ static void test_bounds_api(void **state)
 	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "emergency_floor"),
 	                                                    "min_bake_s")),
 	                 60);
-	assert_string_equal(jstr(j, "updated_by"), "admin:ada");
-	assert_string_equal(jstr(j, "reason"), "change board 12");
+	assert_string_equal(fbt_jstr(j, "updated_by"), "admin:ada");
+	assert_string_equal(fbt_jstr(j, "reason"), "change board 12");
 	assert_true(json_integer_value(json_object_get(j, "updated")) > 0);
 	json_decref(j);
 	/* audited before -> after, and an operator event */
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'policy_bounds.replace' "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'policy_bounds.replace' "
 	                   "AND actor = 'admin:ada' AND reason = 'change board 12' "
 	                   "AND (before ->> 'version')::int = 0 AND (after ->> 'version')::int = 1 "
 	                   "AND (after -> 'bounds' -> 'min_bake_s' ->> 'min')::int = 600"),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = "
 	                   "'policy_bounds.changed' AND (data ->> 'version')::int = 1"),
 	                 1);
 
@@ -365,8 +272,8 @@ static void test_bounds_api(void **state)
 	assert_int_equal(json_integer_value(json_object_get(j, "version")), 2);
 	assert_int_equal(json_object_size(json_object_get(j, "bounds")), 0);
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM policy_bounds"), 2);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'policy_bounds.replace' "
+	assert_int_equal(Q("SELECT count(*) FROM policy_bounds"), 2);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'policy_bounds.replace' "
 	                   "AND (before ->> 'version')::int = 1 AND (after ->> 'version')::int = 2 "
 	                   "AND after -> 'bounds' = '{}'::jsonb"),
 	                 1);
@@ -379,8 +286,8 @@ static void test_rollouts_within_bounds(void **state)
 	(void)state;
 	env_up();
 	char v1[65], v2[65];
-	upload(1, v1);
-	upload(2, v2);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
 	put_ok("{\"bounds\":{\"min_bake_s\":{\"min\":600},\"confidence\":{\"min\":0.9,\"max\":0.99}"
 	       "}"
 	       ",\"rings\":{\"canary\":{\"hard_cap\":{\"min\":1,\"max\":5}},\"ga\":{\"min_bake_s\":"
@@ -413,7 +320,7 @@ static void test_rollouts_within_bounds(void **state)
 	char *bad = rollout_body(v1, ",\"policy\":{\"min_bake\":600}");
 	REFUSED(422, "bad_policy", "POST", "/v1/rollouts", E.rel1, bad, "min_bake");
 	free(bad);
-	assert_int_equal(q("SELECT count(*) FROM rollouts"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM rollouts"), 0);
 
 	/* inside: accepted, normal (rolling at once), the bounds' version recorded */
 	json_t *j = rollout_create(201, E.rel1, v1,
@@ -421,7 +328,7 @@ static void test_rollouts_within_bounds(void **state)
 	                           "\"ring_policies\":{\"canary\":{\"hard_cap\":5},\"early\":{"
 	                           "\"hard_cap\":50}}");
 	int64_t id = json_integer_value(json_object_get(j, "id"));
-	assert_string_equal(jstr(j, "state"), "rolling");
+	assert_string_equal(fbt_jstr(j, "state"), "rolling");
 	assert_true(json_is_false(json_object_get(j, "emergency")));
 	assert_int_equal(json_integer_value(json_object_get(j, "policy_bounds")), 3);
 	assert_true(json_integer_value(json_object_get(j, "started")) > 0);
@@ -432,8 +339,8 @@ static void test_rollouts_within_bounds(void **state)
 	                         json_array_get(json_object_get(j, "policy"), 1), "hard_cap")),
 	                 50);
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM approvals"), 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.start' AND "
+	assert_int_equal(Q("SELECT count(*) FROM approvals"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.start' AND "
 	                   "(after ->> 'policy_bounds')::int = 3"),
 	                 1);
 
@@ -442,7 +349,7 @@ static void test_rollouts_within_bounds(void **state)
 	put_ok("{\"bounds\":{\"min_bake_s\":{\"min\":1200}},\"reason\":\"stricter\"}");
 	int seen = 0;
 	for (int i = 0; i < 100 && !seen; i++) {
-		seen = q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		seen = Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 		         "created_at > (SELECT created_at FROM policy_bounds WHERE version = 4) "
 		         "AND (inputs -> 'policy' ->> 'min_bake_s')::int = 600",
 		         (long long)id) > 0;
@@ -450,8 +357,8 @@ static void test_rollouts_within_bounds(void **state)
 			usleep(100000);
 	}
 	assert_true(seen);
-	j = rollout_get(id);
-	assert_string_equal(jstr(j, "state"), "rolling");
+	j = fbt_rollout_get(&E, id);
+	assert_string_equal(fbt_jstr(j, "state"), "rolling");
 	assert_int_equal(json_integer_value(json_object_get(j, "policy_bounds")), 3);
 	assert_int_equal(json_integer_value(json_object_get(
 	                         json_array_get(json_object_get(j, "policy"), 0), "min_bake_s")),
@@ -467,37 +374,9 @@ static void test_rollouts_within_bounds(void **state)
 
 /* ---- emergency -------------------------------------------------------------------------- */
 
-struct agent {
-	int64_t id;
-	char *token;
-};
-
-static void agent_new(struct agent *a)
-{
-	json_t *j = call_want(201, "POST", "/v1/enrollment-tokens", E.admin,
-	                      "{\"name\":\"batch\",\"tags\":{}}");
-	char *et = strdup(jstr(j, "token"));
-	json_decref(j);
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-	crypto_sign_keypair(pk, sk);
-	sodium_memzero(sk, sizeof sk);
-	char pk64[64], body[4096];
-	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
-	snprintf(body, sizeof body,
-	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
-	         "\"agent_version\":\"test\",\"capabilities\":[{\"id\":1,\"version\":1},{\"id\":2,"
-	         "\"version\":1},{\"id\":3,\"version\":1}]}",
-	         et, pk64);
-	free(et);
-	j = call_want(201, "POST", "/v1/enroll", NULL, body);
-	a->id = json_integer_value(json_object_get(j, "agent_id"));
-	a->token = strdup(jstr(j, "agent_token"));
-	json_decref(j);
-}
-
 /* 1 when the agent's current assignment names sha; *seq (may be NULL)
  * receives the assignment's sequence. */
-static int agent_offered_seq(struct agent *a, const char *sha, long *seq)
+static int agent_offered_seq(struct fbt_agent *a, const char *sha, long *seq)
 {
 	struct fbt_resp r;
 	if (fbt_http(&E.srv, "GET", "/v1/poll", a->token, NULL, 0, NULL, &r))
@@ -512,13 +391,13 @@ static int agent_offered_seq(struct agent *a, const char *sha, long *seq)
 	return offered;
 }
 
-static int agent_offered(struct agent *a, const char *sha)
+static int agent_offered(struct fbt_agent *a, const char *sha)
 {
 	return agent_offered_seq(a, sha, NULL);
 }
 
 /* The agent in canary alone (explicit list), everyone else in the rest. */
-static void canary_ring(struct agent *a)
+static void canary_ring(struct fbt_agent *a)
 {
 	char body[1024];
 	snprintf(body, sizeof body,
@@ -527,41 +406,44 @@ static void canary_ring(struct agent *a)
 	         "\"percent\":39}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":"
 	         "\"test\"}",
 	         (long long)a->id);
-	expect(200, "PUT", "/v1/rings", E.admin, body);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, body);
 }
 
 static void test_emergency_two_approvers(void **state)
 {
 	(void)state;
 	env_up();
-	struct agent ag;
-	agent_new(&ag);
+	struct fbt_agent ag;
+	fbt_agent_new(
+	        &E, &ag, 0, FBT_GOOD, "{}",
+	        "[{\"id\":1,\"version\":1},{\"id\":2,\"version\":1},{\"id\":3,\"version\":1}]",
+	        NULL);
 	canary_ring(&ag);
 	char v1[65];
-	upload(1, v1);
+	fbt_rollout_upload(&E, 1, v1);
 	put_ok("{\"bounds\":{\"min_bake_s\":{\"min\":600},\"confidence\":{\"min\":0.9}},"
 	       "\"emergency\":{\"min_bake_s\":{\"min\":60}},\"reason\":\"emergency floor 60\"}");
 
 	/* roles: soc and agent tokens can neither create nor approve */
 	static const char *em = ",\"emergency\":true,\"policy\":{\"min_bake_s\":120}";
 	json_decref(rollout_create(403, E.soc, v1, em));
-	json_decref(rollout_create(403, E.agentrole, v1, em));
+	json_decref(rollout_create(403, g_agentrole, v1, em));
 	/* a reason is required, and a boolean; ring 0 is never skipped */
 	char body[512];
 	snprintf(body, sizeof body,
 	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":true,\"policy\":{\"min_bake_s\":"
 	         "120}}",
-	         CH, v1);
+	         FBT_CH, v1);
 	REFUSED(400, "invalid", "POST", "/v1/rollouts", E.rel1, body, "reason");
 	snprintf(body, sizeof body,
 	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":1,"
 	         "\"reason\":\"x\"}",
-	         CH, v1);
+	         FBT_CH, v1);
 	REFUSED(400, "invalid", "POST", "/v1/rollouts", E.rel1, body, "emergency");
 	snprintf(body, sizeof body,
 	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":true,\"rings\":[\"early\","
 	         "\"ga\"],\"reason\":\"x\",\"policy\":{\"min_bake_s\":120}}",
-	         CH, v1);
+	         FBT_CH, v1);
 	REFUSED(422, "ring0_required", "POST", "/v1/rollouts", E.rel1, body, "canary");
 	/* bake below the normal bound: only for an emergency, and not below its floor */
 	ROLLOUT_REFUSED(v1, ",\"policy\":{\"min_bake_s\":120}", "min_bake_s = 120",
@@ -572,13 +454,13 @@ static void test_emergency_two_approvers(void **state)
 	ROLLOUT_REFUSED(v1,
 	                ",\"emergency\":true,\"policy\":{\"min_bake_s\":120,\"confidence\":0.85}",
 	                "confidence = 0.85", "lower bound 0.9");
-	assert_int_equal(q("SELECT count(*) FROM approvals"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM approvals"), 0);
 
 	/* accepted: staged, emergency, not started, the creator's approval recorded */
-	long pub = q("SELECT seq FROM publication");
+	long pub = Q("SELECT seq FROM publication");
 	json_t *j = rollout_create(201, E.rel1, v1, em);
 	int64_t id = json_integer_value(json_object_get(j, "id"));
-	assert_string_equal(jstr(j, "state"), "staged");
+	assert_string_equal(fbt_jstr(j, "state"), "staged");
 	assert_true(json_is_true(json_object_get(j, "emergency")));
 	assert_true(json_is_null(json_object_get(j, "started")));
 	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
@@ -589,30 +471,30 @@ static void test_emergency_two_approvers(void **state)
 	                         json_array_get(json_object_get(j, "policy"), 0), "hard_cap")),
 	                 3);
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM approvals a JOIN api_tokens t ON t.id = "
+	assert_int_equal(Q("SELECT count(*) FROM approvals a JOIN api_tokens t ON t.id = "
 	                   "a.approver WHERE a.rollout_id = %lld AND a.action = 'emergency-start' "
 	                   "AND t.name = 'rel-one' AND NOT a.consumed",
 	                   (long long)id),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.stage' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.stage' AND "
 	                   "object = 'rollout/%lld' AND after ->> 'state' = 'staged' AND "
 	                   "(after ->> 'emergency')::boolean AND reason = 'test'",
 	                   (long long)id),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.staged' AND "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = 'rollout.staged' AND "
 	                   "rollout_id = %lld",
 	                   (long long)id),
 	                 1);
 	/* it serves nothing: no new publication, the agent is not offered the file,
 	 * the controller does not evaluate it */
-	assert_int_equal(q("SELECT seq FROM publication"), pub);
+	assert_int_equal(Q("SELECT seq FROM publication"), pub);
 	for (int i = 0; i < 8; i++) {
 		assert_false(agent_offered(&ag, v1));
 		usleep(150000);
 	}
 	/* not even in a publication made while it is staged */
 	canary_ring(&ag);
-	long pub2 = q("SELECT seq FROM publication"), seen = 0;
+	long pub2 = Q("SELECT seq FROM publication"), seen = 0;
 	assert_true(pub2 > pub);
 	for (int i = 0; i < 200 && seen < pub2; i++) {
 		assert_false(agent_offered_seq(&ag, v1, &seen));
@@ -621,58 +503,58 @@ static void test_emergency_two_approvers(void **state)
 	}
 	assert_true(seen >= pub2);
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
 	        0);
 	/* it is the channel's active rollout */
 	char *b2 = rollout_body(v1, "");
 	REFUSED(409, "active_rollout", "POST", "/v1/rollouts", E.rel2, b2, "is active");
 	free(b2);
-	j = call_want(200, "GET", "/v1/rollouts?state=active", E.soc, NULL);
+	j = fbt_env_want(&E, 200, "GET", "/v1/rollouts?state=active", E.soc, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "rollouts")), 1);
 	json_decref(j);
 	/* other actions do not start it */
 	char path[96];
 	snprintf(path, sizeof path, "/v1/rollouts/%lld/resume", (long long)id);
-	expect(409, "POST", path, E.rel2, "{\"reason\":\"go\"}");
+	fbt_env_expect(&E, 409, "POST", path, E.rel2, "{\"reason\":\"go\"}");
 	snprintf(path, sizeof path, "/v1/rollouts/%lld/promote", (long long)id);
-	expect(409, "POST", path, E.rel2, "{\"reason\":\"go\"}");
+	fbt_env_expect(&E, 409, "POST", path, E.rel2, "{\"reason\":\"go\"}");
 
 	/* the creator approving again does not count; soc and agents cannot */
 	j = approve(202, id, E.rel1);
-	assert_string_equal(jstr(j, "action"), "emergency-start");
+	assert_string_equal(fbt_jstr(j, "action"), "emergency-start");
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	assert_int_equal(json_integer_value(json_object_get(j, "needed")), 2);
 	json_decref(j);
 	json_decref(approve(403, id, E.soc));
-	json_decref(approve(403, id, E.agentrole));
-	j = rollout_get(id);
-	assert_string_equal(jstr(j, "state"), "staged");
+	json_decref(approve(403, id, g_agentrole));
+	j = fbt_rollout_get(&E, id);
+	assert_string_equal(fbt_jstr(j, "state"), "staged");
 	json_decref(j);
 	assert_false(agent_offered(&ag, v1));
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
 	                   "'rollout/%lld' AND after ->> 'action' = 'emergency-start'",
 	                   (long long)id),
 	                 1);
 
 	/* a second, different release user starts it at ring 0 */
 	j = approve(200, id, E.rel2);
-	assert_string_equal(jstr(j, "state"), "rolling");
+	assert_string_equal(fbt_jstr(j, "state"), "rolling");
 	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
 	assert_true(json_integer_value(json_object_get(j, "started")) > 0);
 	assert_true(json_integer_value(json_object_get(j, "ring_started")) > 0);
-	assert_non_null(strstr(jstr(j, "state_reason"), "emergency start approved by rel-two"));
+	assert_non_null(strstr(fbt_jstr(j, "state_reason"), "emergency start approved by rel-two"));
 	json_decref(j);
-	assert_true(q("SELECT seq FROM publication") > pub);
-	assert_int_equal(q("SELECT count(*) FROM approvals WHERE rollout_id = %lld AND NOT "
+	assert_true(Q("SELECT seq FROM publication") > pub);
+	assert_int_equal(Q("SELECT count(*) FROM approvals WHERE rollout_id = %lld AND NOT "
 	                   "consumed",
 	                   (long long)id),
 	                 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.approve' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.approve' AND "
 	                   "object = 'rollout/%lld' AND before ->> 'state' = 'staged' AND after "
 	                   "->> 'state' = 'rolling' AND actor = 'release:rel-two'",
 	                   (long long)id),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.started' AND "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = 'rollout.started' AND "
 	                   "rollout_id = %lld",
 	                   (long long)id),
 	                 1);
@@ -686,7 +568,7 @@ static void test_emergency_two_approvers(void **state)
 	/* the gate evaluates it from now on, at ring 0 */
 	int evaluated = 0;
 	for (int i = 0; i < 100 && !evaluated; i++) {
-		evaluated = q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		evaluated = Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 		              "ring_index = 0",
 		              (long long)id) > 0;
 		if (!evaluated)
@@ -703,7 +585,7 @@ static void test_emergency_default_floor_and_halt(void **state)
 	(void)state;
 	env_up();
 	char v1[65];
-	upload(1, v1);
+	fbt_rollout_upload(&E, 1, v1);
 	/* no bounds at all: the default emergency floor of 300 s still holds */
 	ROLLOUT_REFUSED(v1, ",\"emergency\":true,\"policy\":{\"min_bake_s\":299}",
 	                "min_bake_s = 299", "lower bound 300", "default emergency floor");
@@ -714,43 +596,42 @@ static void test_emergency_default_floor_and_halt(void **state)
 	json_decref(j);
 	char path[96];
 	snprintf(path, sizeof path, "/v1/rollouts/%lld/pause", (long long)normal);
-	expect(200, "POST", path, E.rel1, "{\"reason\":\"hold\"}");
+	fbt_env_expect(&E, 200, "POST", path, E.rel1, "{\"reason\":\"hold\"}");
 	/* an emergency superseding it: staged, and the old one stops serving */
 	j = rollout_create(
 	        201, E.rel2, v1,
 	        ",\"emergency\":true,\"supersede\":true,\"policy\":{\"min_bake_s\":300}");
 	int64_t id = json_integer_value(json_object_get(j, "id"));
-	assert_string_equal(jstr(j, "state"), "staged");
+	assert_string_equal(fbt_jstr(j, "state"), "staged");
 	json_decref(j);
-	j = rollout_get(normal);
-	assert_string_equal(jstr(j, "state"), "superseded");
+	j = fbt_rollout_get(&E, normal);
+	assert_string_equal(fbt_jstr(j, "state"), "superseded");
 	json_decref(j);
 
 	/* one operator halts a staged rollout: the file is marked bad, it never starts */
 	snprintf(path, sizeof path, "/v1/rollouts/%lld/halt", (long long)id);
-	expect(403, "POST", path, E.agentrole, "{\"reason\":\"no\"}");
-	j = call_want(200, "POST", path, E.soc, "{\"reason\":\"wrong file\"}");
-	assert_true(!strcmp(jstr(j, "state"), "halted") || !strcmp(jstr(j, "state"), "reverted"));
-	assert_non_null(strstr(jstr(j, "state_reason"), "manual halt by soc-one: wrong file"));
+	fbt_env_expect(&E, 403, "POST", path, g_agentrole, "{\"reason\":\"no\"}");
+	j = fbt_env_want(&E, 200, "POST", path, E.soc, "{\"reason\":\"wrong file\"}");
+	assert_true(!strcmp(fbt_jstr(j, "state"), "halted") ||
+	            !strcmp(fbt_jstr(j, "state"), "reverted"));
+	assert_non_null(strstr(fbt_jstr(j, "state_reason"), "manual halt by soc-one: wrong file"));
 	assert_true(json_is_true(json_object_get(j, "content_bad")));
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND "
 	                   "object = 'rollout/%lld' AND before ->> 'state' = 'staged'",
 	                   (long long)id),
 	                 1);
 	json_decref(approve(409, id, E.rel1));
-	j = rollout_get(id);
+	j = fbt_rollout_get(&E, id);
 	assert_true(json_is_null(json_object_get(j, "started")));
 	json_decref(j);
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
 	        0);
 }
 
 int main(void)
 {
-	if (sodium_init() < 0)
-		return 2;
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_bounds_api, env_down),
 	        cmocka_unit_test_teardown(test_rollouts_within_bounds, env_down),

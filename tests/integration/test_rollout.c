@@ -1,8 +1,9 @@
 /* Rollouts, rings, pins and the controller against the real firebreakd and
- * PostgreSQL: simulated agents enroll with real keys, poll and verify their
- * assignments with libfbsign exactly as an agent does, apply, report
- * applied/crash events and heartbeat; the gate moves (or halts) the rollout
- * from that telemetry alone. Each test has its own database and server. */
+ * PostgreSQL: simulated agents (tests/lib/fbt_agent.h) enroll with real keys,
+ * poll and verify their assignments with libfbsign exactly as an agent does,
+ * apply, report applied/crash events and heartbeat; the gate moves (or
+ * halts) the rollout from that telemetry alone. Each test has its own
+ * database and server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,8 +11,6 @@
 #include <cmocka.h> /* after the three above, which it needs */
 
 #include <math.h>
-#include <signal.h>
-#include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,182 +18,22 @@
 
 #include "fb.h"
 #include "fbschema.h"
-#include "fbsign.h"
 #include "fbt.h"
+#include "fbt_agent.h"
+#include "fbt_env.h"
+#include "fbt_rollout.h"
 #include "fbt_world.h"
 
-#define CH       291
-#define DEADLINE 90 /* seconds: generous, for sanitizer builds */
+static struct fbt_env E;
 
-/* A fast gate: seconds instead of hours, one healthy agent per ring. */
-#define FAST_POLICY                                                                                \
-	"{\"min_bake_s\":1,\"min_healthy\":1,\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_"   \
-	"s\":0,\"confidence\":0.8,"                                                                \
-	"\"hard_cap\":3,\"silence_timeout_s\":20}"
-
-enum behaviour {
-	GOOD,    /* applies what it is assigned and keeps heartbeating */
-	CRASHER, /* applies the bad file, crashes, reports it on the next boot */
-	SILENT,  /* applies the bad file, heartbeats once, then is never heard again */
-	LOOPER,  /* applies the bad file, boot-loops, reverts locally to what it ran */
-};
-
-struct agent {
-	int64_t id;
-	char *token;
-	int ring; /* index of the ring the test put it in */
-	enum behaviour how;
-	char etag[160];
-	int64_t seq; /* last accepted assignment sequence */
-	char audience[128];
-	char assigned[65]; /* content named for channel CH; "" when none */
-	int64_t assigned_version;
-	char active[65];
-	char previous[65]; /* what it ran before active (its A/B slot) */
-	int looped;        /* refuses the bad file until something newer is assigned */
-	int boot;
-	int nev;
-	int dead;
-	int crashed;
-	int64_t bad_seq;      /* sequence of the assignment that named the bad file */
-	int replays_expected; /* refuse a replayed sequence instead of failing */
-	int replays;
-	char caps[1024];
-};
-
-struct env {
-	char *db;
-	struct fbt_server srv;
-	char *admin, *rel1, *rel2, *soc;
-	char *caps_all;
-	const char *bad;   /* the content CRASHER and SILENT agents fail on */
-	const char *watch; /* content whose exposure is checked ring by ring */
-};
-
-static struct env E;
-static struct fbsig_root *g_root;
-
-/* ---- HTTP ------------------------------------------------------------------ */
-
-static const char *raw(json_t *j)
-{
-	const char *s = json_string_value(json_object_get(j, "_raw"));
-	return s ? s : "";
-}
-
-/* Any status; the parsed body (an object, "_raw" holds the text). */
-static json_t *call(const char *method, const char *path, const char *token, const char *body,
-                    long *status)
-{
-	struct fbt_resp r;
-	if (fbt_http(&E.srv, method, path, token, body, body ? strlen(body) : 0, NULL, &r))
-		fail_msg("%s %s: transport error", method, path);
-	*status = r.status;
-	json_t *j = fbt_resp_json(&r);
-	if (!json_is_object(j)) {
-		json_decref(j);
-		j = json_object();
-	}
-	json_object_set_new(j, "_raw", json_string(r.body ? r.body : ""));
-	fbt_resp_free(&r);
-	return j;
-}
-
-static json_t *call_want(long want, const char *method, const char *path, const char *token,
-                         const char *body)
-{
-	long st;
-	json_t *j = call(method, path, token, body, &st);
-	if (st != want)
-		fail_msg("%s %s: expected %ld, got %ld: %s", method, path, want, st, raw(j));
-	return j;
-}
-
-static void expect(long want, const char *method, const char *path, const char *token,
-                   const char *body)
-{
-	json_decref(call_want(want, method, path, token, body));
-}
-
-/* The error code of a refusal, checked. */
-static void expect_code(long want, const char *code, const char *method, const char *path,
-                        const char *token, const char *body)
-{
-	json_t *j = call_want(want, method, path, token, body);
-	const char *got = json_string_value(json_object_get(json_object_get(j, "error"), "code"));
-	if (!got || strcmp(got, code))
-		fail_msg("%s %s: expected error %s: %s", method, path, code, raw(j));
-	json_decref(j);
-}
-
-static long q(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static long q(const char *fmt, ...)
-{
-	char sql[4096];
-	va_list ap;
-	va_start(ap, fmt);
-	vsnprintf(sql, sizeof sql, fmt, ap);
-	va_end(ap);
-	return fbt_db_long(E.db, sql);
-}
-
-/* ---- environment ------------------------------------------------------------- */
-
-static void env_up(const char *extra_flag)
-{
-	memset(&E, 0, sizeof E);
-	E.db = fbt_db_new();
-	E.admin = fbt_token(E.db, "admin", "ada");
-	E.rel1 = fbt_token(E.db, "release", "rel-one");
-	E.rel2 = fbt_token(E.db, "release", "rel-two");
-	E.soc = fbt_token(E.db, "soc", "soc-one");
-	assert_non_null(E.admin);
-	assert_non_null(E.soc);
-	const char *extra[] = {"--heartbeat_flush_ms=200", "--snapshot_check_ms=200",
-	                       "--controller_interval_ms=200", extra_flag, NULL};
-	assert_int_equal(fbt_server_start(&E.srv, E.db, extra), 0);
-	struct cf_registry *reg;
-	struct fb_err err;
-	assert_int_equal(cf_registry_load_dir(fbt_world_default()->templates, &reg, &err), FB_OK);
-	json_t *caps = cf_registry_capabilities(reg);
-	E.caps_all = json_dumps(caps, JSON_COMPACT);
-	json_decref(caps);
-	cf_registry_free(reg);
-	int ready = 0;
-	for (int i = 0; i < 300 && !ready; i++) {
-		long st;
-		json_decref(call("GET", "/readyz", NULL, NULL, &st));
-		ready = st == 200;
-		if (!ready)
-			usleep(100000);
-	}
-	assert_true(ready);
-	expect(201, "POST", "/v1/channels", E.admin, "{\"id\":291,\"name\":\"named-pipes\"}");
-}
+/* A number from this test's database (fbt_db_longf). */
+#define Q(...) fbt_db_longf(E.db, __VA_ARGS__)
 
 static int env_down(void **state)
 {
 	(void)state;
-	if (E.srv.pid > 0)
-		assert_int_equal(fbt_server_stop(&E.srv, SIGTERM), 0); /* clean exit, no leaks */
-	free(E.db);
-	free(E.admin);
-	free(E.rel1);
-	free(E.rel2);
-	free(E.soc);
-	free(E.caps_all);
-	memset(&E, 0, sizeof E);
+	fbt_env_down(&E);
 	return 0;
-}
-
-/* ---- content and rollouts ----------------------------------------------------- */
-
-static void upload(int64_t version, char sha[65])
-{
-	char *body = fbt_world_content(fbt_world_default(), CH, version, sha);
-	assert_non_null(body);
-	expect(201, "POST", "/v1/content", E.rel1, body);
-	free(body);
 }
 
 /* Upload a file compiled from the text form tests/data/schema/valid/<name>.json. */
@@ -204,7 +43,7 @@ static void upload_file(const char *name, int64_t version, char sha[65])
 	snprintf(path, sizeof path, "%s/tests/data/schema/valid/%s.json", getenv("FB_SRC"), name);
 	json_t *t = json_load_file(path, 0, NULL);
 	assert_non_null(t);
-	json_object_set_new(t, "channel", json_integer(CH));
+	json_object_set_new(t, "channel", json_integer(FBT_CH));
 	json_object_set_new(t, "content_version", json_integer(version));
 	char *text = json_dumps(t, JSON_COMPACT);
 	json_decref(t);
@@ -214,342 +53,13 @@ static void upload_file(const char *name, int64_t version, char sha[65])
 	assert_int_equal(cf_compile_json(NULL, text, strlen(text), &blob, &len, &err), FB_OK);
 	free(text);
 	fb_sha256_hex(blob, len, sha);
-	char *m = fbt_world_manifest(fbt_world_default(), blob, len, CH, version, 2, 86400);
+	char *m = fbt_world_manifest(fbt_world_default(), blob, len, FBT_CH, version, 2, 86400);
 	assert_non_null(m);
 	char *body = fbt_world_upload_body(m, blob, len);
-	expect(201, "POST", "/v1/content", E.rel1, body);
+	fbt_env_expect(&E, 201, "POST", "/v1/content", E.rel1, body);
 	free(body);
 	free(m);
 	free(blob);
-}
-
-/* Start a rollout of sha; extra: more members of the body ("" or ",\"k\":v"). */
-static int64_t rollout_start(const char *sha, const char *extra)
-{
-	char body[4096];
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"test\"%s}", CH,
-	         sha, extra);
-	json_t *j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
-	int64_t id = json_integer_value(json_object_get(j, "id"));
-	assert_true(id > 0);
-	assert_string_equal(json_string_value(json_object_get(j, "state")), "rolling");
-	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
-	json_decref(j);
-	return id;
-}
-
-static json_t *rollout_get(int64_t id)
-{
-	char path[64];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
-	return call_want(200, "GET", path, E.soc, NULL);
-}
-
-static const char *jstr(json_t *o, const char *k)
-{
-	const char *s = json_string_value(json_object_get(o, k));
-	return s ? s : "";
-}
-
-static int state_in(const char *state, const char *list);
-
-/* Check the state (one of "a|b") and ring index (unless -1) of a rollout. */
-static void expect_rollout(int64_t id, const char *state, int ring)
-{
-	json_t *r = rollout_get(id);
-	if (!state_in(jstr(r, "state"), state) ||
-	    (ring >= 0 && json_integer_value(json_object_get(r, "ring_index")) != ring))
-		fail_msg("rollout %lld: expected %s ring %d: %s", (long long)id, state, ring,
-		         raw(r));
-	json_decref(r);
-}
-
-/* POST /v1/rollouts/{id}/{action} with body; returns the parsed answer. */
-static json_t *action(long want, int64_t id, const char *act, const char *token, const char *body)
-{
-	char path[96];
-	snprintf(path, sizeof path, "/v1/rollouts/%lld/%s", (long long)id, act);
-	return call_want(want, "POST", path, token, body);
-}
-
-/* Forced promotions (two release approvers each) until the rollout completes. */
-static void force_complete(int64_t id)
-{
-	static const char *force = "{\"reason\":\"push it through\",\"force\":true}";
-	for (int i = 0; i < 12; i++) {
-		json_t *r = rollout_get(id);
-		int done = strcmp(jstr(r, "state"), "completed") == 0;
-		json_decref(r);
-		if (done)
-			return;
-		char path[96];
-		snprintf(path, sizeof path, "/v1/rollouts/%lld/promote", (long long)id);
-		long st;
-		json_t *j = call("POST", path, E.rel1, force, &st);
-		if (st == 202)
-			json_decref(call_want(200, "POST", path, E.rel2, force));
-		else if (st != 200)
-			fail_msg("forced promotion of %lld: %ld %s", (long long)id, st, raw(j));
-		json_decref(j);
-	}
-	fail_msg("rollout %lld did not complete", (long long)id);
-}
-
-/* ---- simulated agents ---------------------------------------------------------- */
-
-/* An agent that enrolls with platform facts (a JSON object, or NULL). */
-static void agent_new_on(struct agent *a, int ring, enum behaviour how, const char *tags,
-                         const char *caps, const char *platform)
-{
-	memset(a, 0, sizeof *a);
-	a->ring = ring;
-	a->how = how;
-	char body[4096];
-	snprintf(body, sizeof body, "{\"name\":\"batch\",\"tags\":%s}", tags ? tags : "{}");
-	json_t *j = call_want(201, "POST", "/v1/enrollment-tokens", E.admin, body);
-	char *et = strdup(jstr(j, "token"));
-	json_decref(j);
-	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-	crypto_sign_keypair(pk, sk);
-	sodium_memzero(sk, sizeof sk);
-	char pk64[64];
-	sodium_bin2base64(pk64, sizeof pk64, pk, sizeof pk, sodium_base64_VARIANT_ORIGINAL);
-	snprintf(a->caps, sizeof a->caps, "%s", caps ? caps : E.caps_all);
-	snprintf(body, sizeof body,
-	         "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"h\","
-	         "\"agent_version\":\"test\",\"capabilities\":%s%s%s}",
-	         et, pk64, a->caps, platform ? ",\"platform\":" : "", platform ? platform : "");
-	free(et);
-	j = call_want(201, "POST", "/v1/enroll", NULL, body);
-	a->id = json_integer_value(json_object_get(j, "agent_id"));
-	a->token = strdup(jstr(j, "agent_token"));
-	json_decref(j);
-	a->boot = 1;
-}
-
-static void agent_new(struct agent *a, int ring, enum behaviour how, const char *tags,
-                      const char *caps)
-{
-	agent_new_on(a, ring, how, tags, caps, NULL);
-}
-
-static void agents_free(struct agent *ags, int n)
-{
-	for (int i = 0; i < n; i++)
-		free(ags[i].token);
-}
-
-/* Poll as an agent does: If-None-Match, then verify the assignment against
- * the pinned root (online-key signature, expiry, sequence above the last
- * accepted one, every embedded manifest). 1 when a new one was accepted. */
-static int agent_poll(struct agent *a)
-{
-	char inm[200];
-	snprintf(inm, sizeof inm, "If-None-Match: %s", a->etag);
-	const char *h[] = {inm, NULL};
-	struct fbt_resp r;
-	if (fbt_http(&E.srv, "GET", "/v1/poll", a->token, NULL, 0, a->etag[0] ? h : NULL, &r))
-		fail_msg("poll: transport error");
-	if (r.status == 304) {
-		fbt_resp_free(&r);
-		return 0;
-	}
-	if (r.status != 200)
-		fail_msg("agent %lld: poll: %ld %s", (long long)a->id, r.status,
-		         r.body ? r.body : "");
-	struct fbsig_assignment *as;
-	struct fb_err err;
-	enum fb_rc rc = fbsig_assignment_verify(g_root, r.body, r.len, fb_now_ms() / 1000, a->seq,
-	                                        &as, &err);
-	if (rc == FB_EROLLBACK && a->replays_expected) {
-		fbt_resp_free(&r); /* refused, as an agent does; it keeps what it runs */
-		a->replays++;
-		return 0;
-	}
-	if (rc)
-		fail_msg("agent %lld: the assignment does not verify (last sequence %lld): %s",
-		         (long long)a->id, (long long)a->seq, err.msg);
-	fbt_header(&r, "ETag", a->etag, sizeof a->etag);
-	fbt_resp_free(&r);
-	a->seq = as->sequence;
-	snprintf(a->audience, sizeof a->audience, "%s", as->audience);
-	a->assigned[0] = '\0';
-	a->assigned_version = 0;
-	for (size_t i = 0; i < as->n_channels; i++)
-		if (as->channels[i].channel == CH) {
-			snprintf(a->assigned, sizeof a->assigned, "%s", as->channels[i].sha256);
-			a->assigned_version = as->channels[i].version;
-		}
-	fbsig_assignment_free(as);
-	return 1;
-}
-
-static void agent_heartbeat(struct agent *a)
-{
-	char body[2048], active[128] = "{}";
-	if (a->active[0])
-		snprintf(active, sizeof active, "{\"%d\":\"%s\"}", CH, a->active);
-	snprintf(body, sizeof body,
-	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld-%d\",\"uptime_s\":10,"
-	         "\"agent_version\":\"test\",\"active\":%s,\"capabilities\":%s}",
-	         (long long)a->id, (long long)a->id, a->boot, active, a->caps);
-	expect(202, "POST", "/v1/heartbeat", a->token, body);
-}
-
-/* One event: applied (content), crash (content active at the crash, in the
- * boot that crashed) or boot_loop (reverted from content). */
-static void agent_event(struct agent *a, const char *kind, const char *content)
-{
-	char body[2048], ev[1024];
-	int64_t now = fb_now_ms() / 1000;
-	a->nev++;
-	if (strcmp(kind, "crash") == 0)
-		snprintf(ev, sizeof ev,
-		         "\"content\":\"%s\",\"boot_id\":\"boot-%lld-%d\",\"code\":\"0xC0000005\","
-		         "\"module\":\"csagent.sys\"",
-		         content, (long long)a->id, a->boot - 1);
-	else if (strcmp(kind, "boot_loop") == 0)
-		snprintf(ev, sizeof ev,
-		         "\"reverted_from\":\"%s\",\"reverted_to\":\"%s\","
-		         "\"boot_id\":\"boot-%lld-%d\",\"unclean_starts\":3",
-		         content, a->previous, (long long)a->id, a->boot);
-	else
-		snprintf(ev, sizeof ev, "\"content\":\"%s\",\"boot_id\":\"boot-%lld-%d\"", content,
-		         (long long)a->id, a->boot);
-	snprintf(body, sizeof body,
-	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"ev-%d\",\"kind\":\"%s\",\"at\":%lld,"
-	         "\"channel\":%d,%s}]}",
-	         (long long)a->id, a->nev, kind, (long long)now, CH, ev);
-	json_t *j = call_want(200, "POST", "/v1/events", a->token, body);
-	assert_int_equal(json_integer_value(json_object_get(j, "accepted")), 1);
-	json_decref(j);
-}
-
-/* One round of an agent's life: poll, apply what changed, report, heartbeat. */
-static void agent_step(struct agent *a)
-{
-	if (a->dead)
-		return;
-	agent_poll(a);
-	if (strcmp(a->assigned, a->active) && !(a->looped && strcmp(a->assigned, E.bad) == 0)) {
-		snprintf(a->previous, sizeof a->previous, "%s", a->active);
-		snprintf(a->active, sizeof a->active, "%s", a->assigned);
-		if (a->active[0])
-			agent_event(a, "applied", a->active);
-		if (E.bad && strcmp(a->active, E.bad) == 0) {
-			a->bad_seq = a->seq;
-			if (a->how == CRASHER) {
-				a->boot++; /* crashed; the next boot reports it */
-				a->crashed = 1;
-				agent_event(a, "crash", a->active);
-			} else if (a->how == LOOPER) {
-				a->boot += 3; /* three unclean starts, then the guard */
-				agent_event(a, "boot_loop", a->active);
-				snprintf(a->active, sizeof a->active, "%s", a->previous);
-				a->looped = 1;
-			} else if (a->how == SILENT) {
-				agent_heartbeat(a);
-				a->dead = 1;
-				return;
-			}
-		}
-	}
-	agent_heartbeat(a);
-}
-
-static int state_in(const char *state, const char *list)
-{
-	size_t n = strlen(state);
-	for (const char *p = list; p && *p;) {
-		const char *bar = strchr(p, '|');
-		size_t len = bar ? (size_t)(bar - p) : strlen(p);
-		if (len == n && strncmp(p, state, n) == 0)
-			return 1;
-		p = bar ? bar + 1 : NULL;
-	}
-	return 0;
-}
-
-/* Drive the agents until the rollout is in one of states ("a|b") and, unless
- * ring is -1, at ring index ring; fails at the deadline. While E.watch is
- * set, every agent that was assigned it must sit in a ring the rollout had
- * reached (read after the poll, so a promotion in between cannot excuse it). */
-static void drive_until(int64_t id, struct agent *ags, int n, const char *states, int ring)
-{
-	int64_t end = fb_mono_ms() + DEADLINE * 1000;
-	while (fb_mono_ms() < end) {
-		for (int i = 0; i < n; i++)
-			agent_step(&ags[i]);
-		json_t *r = rollout_get(id);
-		const char *st = jstr(r, "state");
-		int at = (int)json_integer_value(json_object_get(r, "ring_index"));
-		for (int i = 0; E.watch && i < n; i++)
-			if (strcmp(ags[i].assigned, E.watch) == 0 && strcmp(st, "completed") &&
-			    ags[i].ring > at)
-				fail_msg("agent %lld of ring %d got the content while the rollout "
-				         "is "
-				         "at ring %d: %s",
-				         (long long)ags[i].id, ags[i].ring, at, raw(r));
-		int done = state_in(st, states) && (ring < 0 || at == ring);
-		json_decref(r);
-		if (done)
-			return;
-		usleep(150000);
-	}
-	json_t *r = rollout_get(id);
-	fail_msg("rollout %lld did not reach %s (ring %d) within %ds: %s", (long long)id, states,
-	         ring, DEADLINE, raw(r));
-}
-
-/* PUT /v1/rings: canary, early, broad by explicit agent lists (ids of the
- * agents with that ring index), ga the rest. */
-static void rings_by_lists(struct agent *ags, int n)
-{
-	static const char *names[] = {"canary", "early", "broad"};
-	char body[4096] = "{\"rings\":[";
-	size_t len = strlen(body);
-	for (int k = 0; k < 3; k++) {
-		len += (size_t)snprintf(body + len, sizeof body - len,
-		                        "{\"name\":\"%s\",\"selector\":{\"agents\":[", names[k]);
-		int first = 1;
-		for (int i = 0; i < n; i++)
-			if (ags[i].ring == k) {
-				len += (size_t)snprintf(body + len, sizeof body - len, "%s%lld",
-				                        first ? "" : ",", (long long)ags[i].id);
-				first = 0;
-			}
-		len += (size_t)snprintf(body + len, sizeof body - len, "]}},");
-	}
-	snprintf(body + len, sizeof body - len,
-	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"test rings\"}");
-	expect(200, "PUT", "/v1/rings", E.admin, body);
-}
-
-/* Make sha GA on the channel: a one-ring rollout (canary), promoted by two
- * release approvers (the gate would take hours). */
-static int64_t make_ga(const char *sha)
-{
-	int64_t id = rollout_start(sha, ",\"rings\":[\"canary\"],\"policy\":{\"watch_s\":0}");
-	force_complete(id);
-	return id;
-}
-
-/* Every agent steps until each is running want (deadline). */
-static void settle(struct agent *ags, int n, const char *want)
-{
-	int64_t end = fb_mono_ms() + DEADLINE * 1000;
-	for (;;) {
-		int all = 1;
-		for (int i = 0; i < n; i++) {
-			agent_step(&ags[i]);
-			all = all && (ags[i].dead || strcmp(ags[i].active, want) == 0);
-		}
-		if (all)
-			return;
-		if (fb_mono_ms() > end)
-			fail_msg("agents did not all settle on %s", want);
-		usleep(150000);
-	}
 }
 
 /* ---- driven by telemetry ------------------------------------------------------ */
@@ -557,24 +67,25 @@ static void settle(struct agent *ags, int n, const char *want)
 static void test_good_file_through_every_ring(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	struct agent ags[6];
+	fbt_env_up(&E, NULL);
+	struct fbt_agent ags[6];
 	int rings[6] = {0, 0, 1, 2, 3, 3};
 	for (int i = 0; i < 6; i++)
-		agent_new(&ags[i], rings[i], GOOD, NULL, NULL);
-	rings_by_lists(ags, 6);
+		fbt_agent_new(&E, &ags[i], rings[i], FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 6);
 	char v1[65];
-	upload(1, v1);
-	int64_t id = rollout_start(v1, ",\"policy\":" FAST_POLICY);
+	fbt_rollout_upload(&E, 1, v1);
+	int64_t id = fbt_rollout_start(&E, v1, ",\"policy\":" FBT_FAST_POLICY);
 	E.watch = v1; /* no agent gets it before its ring's turn */
-	drive_until(id, ags, 6, "completed", -1);
+	fbt_rollout_drive(&E, id, ags, 6, "completed", -1);
 	E.watch = NULL;
 	for (int i = 0; i < 6; i++)
-		agent_step(&ags[i]);
+		fbt_agent_step(&E, &ags[i]);
 
 	/* GA is the new file, and every ring's assignment names it */
 	assert_int_equal(
-	        q("SELECT count(*) FROM channels WHERE id = %d AND ga_sha256 = '%s'", CH, v1), 1);
+	        Q("SELECT count(*) FROM channels WHERE id = %d AND ga_sha256 = '%s'", FBT_CH, v1),
+	        1);
 	static const char *names[] = {"canary", "early", "broad", "ga"};
 	for (int i = 0; i < 6; i++) {
 		assert_string_equal(ags[i].assigned, v1);
@@ -582,18 +93,18 @@ static void test_good_file_through_every_ring(void **state)
 		assert_string_equal(ags[i].audience, names[ags[i].ring]);
 	}
 	/* explainable: one PROMOTE per ring, with the figures and a reason in words */
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	                   "decision = 'PROMOTE'",
 	                   (long long)id),
 	                 4);
 	assert_int_equal(
-	        q("SELECT count(DISTINCT ring_name) FROM gate_evaluations WHERE rollout_id = "
+	        Q("SELECT count(DISTINCT ring_name) FROM gate_evaluations WHERE rollout_id = "
 	          "%lld AND decision = 'PROMOTE' AND reason LIKE 'PROMOTE: baked%%' AND "
 	          "(inputs -> 'inputs' ->> 'healthy')::int >= 1 AND inputs -> 'result' ->> "
 	          "'decision' = 'PROMOTE'",
 	          (long long)id),
 	        4);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	                   "decision = 'HALT'",
 	                   (long long)id),
 	                 0);
@@ -612,67 +123,68 @@ static void test_good_file_through_every_ring(void **state)
 	                   (long long)id),
 	                 16);
 	/* the evaluations are served to operators too */
-	json_t *r = rollout_get(id);
+	json_t *r = fbt_rollout_get(&E, id);
 	json_t *ev = json_object_get(r, "evaluations");
 	assert_true(json_array_size(ev) >= 4);
-	assert_string_equal(jstr(json_array_get(ev, 0), "decision"), "PROMOTE");
-	assert_string_equal(jstr(json_array_get(ev, 0), "ring"), "ga");
-	assert_non_null(strstr(jstr(json_array_get(ev, 0), "reason"), "healthy"));
+	assert_string_equal(fbt_jstr(json_array_get(ev, 0), "decision"), "PROMOTE");
+	assert_string_equal(fbt_jstr(json_array_get(ev, 0), "ring"), "ga");
+	assert_non_null(strstr(fbt_jstr(json_array_get(ev, 0), "reason"), "healthy"));
 	json_decref(r);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
 	                   "actor = 'controller' AND object = 'rollout/%lld'",
 	                   (long long)id),
 	                 3);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.complete'"), 1);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.complete'"), 1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM notifications WHERE type = 'rollout.completed' AND "
+	        Q("SELECT count(*) FROM notifications WHERE type = 'rollout.completed' AND "
 	          "rollout_id = %lld",
 	          (long long)id),
 	        1);
-	agents_free(ags, 6);
+	fbt_agent_free(ags, 6);
 }
 
 static void test_halt_by_crashes_and_revert(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	struct agent ags[5];
-	agent_new(&ags[0], 0, CRASHER, NULL, NULL);
-	agent_new(&ags[1], 0, CRASHER, NULL, NULL);
-	agent_new(&ags[2], 0, LOOPER, NULL, NULL);
-	agent_new(&ags[3], 1, GOOD, NULL, NULL);
-	agent_new(&ags[4], 3, GOOD, NULL, NULL);
-	rings_by_lists(ags, 5);
+	fbt_env_up(&E, NULL);
+	struct fbt_agent ags[5];
+	fbt_agent_new(&E, &ags[0], 0, FBT_CRASHER, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[1], 0, FBT_CRASHER, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[2], 0, FBT_LOOPER, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[3], 1, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[4], 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 5);
 	char v1[65], v2[65];
-	upload(1, v1);
-	upload(2, v2);
-	make_ga(v1);
-	settle(ags, 5, v1);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, ags, 5, v1);
 
 	E.bad = v2;
 	E.watch = v2;
-	int64_t id = rollout_start(
-	        v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
-	            "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
-	            "\"silence_timeout_s\":60}");
-	drive_until(id, ags, 5, "halted|reverted", -1);
+	int64_t id = fbt_rollout_start(
+	        &E, v2,
+	        ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	        "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
+	        "\"silence_timeout_s\":60}");
+	fbt_rollout_drive(&E, id, ags, 5, "halted|reverted", -1);
 	E.watch = NULL;
 
 	/* halted by the crash reports, with the reason in words: the hard cap
 	 * (3 reports), or - when two crashes arrive in one look before the
 	 * boot loop - gate v2's relative test (2 of 3 canaries against a
 	 * control without failures) */
-	json_t *r = rollout_get(id);
+	json_t *r = fbt_rollout_get(&E, id);
 	assert_int_equal(json_integer_value(json_object_get(r, "ring_index")), 0);
 	assert_true(json_is_true(json_object_get(r, "content_bad")));
-	const char *why = jstr(r, "state_reason");
+	const char *why = fbt_jstr(r, "state_reason");
 	int by_cap = strstr(why, "hard cap 3 reached") != NULL;
 	if (!by_cap && !strstr(why, "confidently above 1.5 times"))
 		fail_msg("halted for another reason: %s", why);
 	json_decref(r);
 	if (by_cap)
 		assert_int_equal(
-		        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 		          "decision = 'HALT' AND reason LIKE 'HALT: 3 treated agents crashed or "
 		          "boot-looped%%(2 crashed, 1 boot-looped)%%' AND "
 		          "(inputs -> 'inputs' ->> 'crashed')::int = 2 AND "
@@ -681,7 +193,7 @@ static void test_halt_by_crashes_and_revert(void **state)
 		        1);
 	else
 		assert_int_equal(
-		        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+		        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 		          "decision = 'HALT' AND reason LIKE 'HALT: treated %%' AND "
 		          "(inputs -> 'result' -> 'relative' ->> 'halt')::boolean AND "
 		          "(inputs -> 'inputs' ->> 'crashed')::int + (inputs -> 'inputs' ->> "
@@ -689,16 +201,16 @@ static void test_halt_by_crashes_and_revert(void **state)
 		          (long long)id),
 		        1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND (bad_reason "
+	        Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad AND (bad_reason "
 	          "LIKE '%%hard cap%%' OR bad_reason LIKE '%%confidently above%%')",
 	          v2),
 	        1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND actor = "
+	        Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.halt' AND actor = "
 	          "'controller' AND object = 'rollout/%lld' AND after ->> 'state' = 'halted'",
 	          (long long)id),
 	        1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted' AND "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted' AND "
 	                   "rollout_id = %lld",
 	                   (long long)id),
 	                 1);
@@ -707,9 +219,9 @@ static void test_halt_by_crashes_and_revert(void **state)
 	 * sequence; the others never saw the bad one */
 	int failed = 0;
 	for (int k = 0; k < 3; k++) {
-		int64_t end = fb_mono_ms() + DEADLINE * 1000;
+		int64_t end = fb_mono_ms() + FBT_DEADLINE * 1000;
 		while (strcmp(ags[k].assigned, v1) && fb_mono_ms() < end) {
-			agent_step(&ags[k]);
+			fbt_agent_step(&E, &ags[k]);
 			usleep(100000);
 		}
 		/* the cap needs all three; a relative halt comes after any two */
@@ -724,41 +236,42 @@ static void test_halt_by_crashes_and_revert(void **state)
 	assert_int_equal(ags[4].bad_seq, 0);
 	assert_string_equal(ags[3].assigned, v1);
 	/* once the exposed agents heartbeat the old file, the rollout is reverted */
-	drive_until(id, ags, 5, "reverted", -1);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
+	fbt_rollout_drive(&E, id, ags, 5, "reverted", -1);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
 	                   "actor = 'controller' AND object = 'rollout/%lld'",
 	                   (long long)id),
 	                 1);
 	/* a bad file cannot be rolled out again */
 	char body[256];
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", CH, v2);
-	expect_code(409, "content_bad", "POST", "/v1/rollouts", E.rel1, body);
-	agents_free(ags, 5);
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", FBT_CH, v2);
+	fbt_env_expect_code(&E, 409, "content_bad", "POST", "/v1/rollouts", E.rel1, body);
+	fbt_agent_free(ags, 5);
 }
 
 static void test_halt_by_silence(void **state)
 {
 	(void)state;
-	env_up("--restart_grace_s=0");
-	struct agent ags[4];
-	agent_new(&ags[0], 0, SILENT, NULL, NULL);
-	agent_new(&ags[1], 0, SILENT, NULL, NULL);
-	agent_new(&ags[2], 1, GOOD, NULL, NULL);
-	agent_new(&ags[3], 3, GOOD, NULL, NULL);
-	rings_by_lists(ags, 4);
+	fbt_env_up(&E, (const char *[]){"--restart_grace_s=0", NULL});
+	struct fbt_agent ags[4];
+	fbt_agent_new(&E, &ags[0], 0, FBT_SILENT, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[1], 0, FBT_SILENT, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[2], 1, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[3], 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 4);
 	char v1[65], v2[65];
-	upload(1, v1);
-	upload(2, v2);
-	make_ga(v1);
-	settle(ags, 4, v1);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, ags, 4, v1);
 	E.bad = v2;
-	int64_t id = rollout_start(
-	        v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
-	            "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
-	            "\"silence_timeout_s\":4}");
-	drive_until(id, ags, 4, "halted", -1);
+	int64_t id = fbt_rollout_start(
+	        &E, v2,
+	        ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	        "\"max_failure_rate\":0.5,\"max_excess\":1,\"watch_s\":0,\"hard_cap\":3,"
+	        "\"silence_timeout_s\":4}");
+	fbt_rollout_drive(&E, id, ags, 4, "halted", -1);
 	assert_true(ags[0].dead && ags[1].dead);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	                   "decision = 'HALT' AND reason LIKE '%%silent for more than 4s%%' AND "
 	                   "(inputs -> 'inputs' ->> 'silent')::int = 2 AND "
 	                   "(inputs -> 'inputs' ->> 'silence_counted')::boolean",
@@ -772,55 +285,56 @@ static void test_halt_by_silence(void **state)
 	         "(SELECT min(greatest(a.last_seen_at, (SELECT max(received_at) FROM events e "
 	         "WHERE e.agent_id = a.id))) FROM agents a WHERE a.id IN (%lld, %lld))",
 	         (long long)ags[0].id, (long long)ags[1].id);
-	assert_int_equal(q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	                   "decision = 'HALT' AND created_at < %s + interval '4 s'",
 	                   (long long)id, life),
 	                 0);
 	assert_true(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND decision = "
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND decision = "
 	          "'WAIT' AND created_at > %s AND (inputs -> 'inputs' ->> 'treated')::int = 2",
 	          (long long)id, life) >= 1);
-	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	assert_int_equal(Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
 	/* the good agents were never offered it and stay on the last known good */
 	assert_string_equal(ags[2].assigned, v1);
 	assert_string_equal(ags[3].assigned, v1);
-	agents_free(ags, 4);
+	fbt_agent_free(ags, 4);
 }
 
 /* Without a hard cap, the sequential test halts on the failure rate. */
 static void test_halt_by_failure_rate(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	struct agent ags[5];
+	fbt_env_up(&E, NULL);
+	struct fbt_agent ags[5];
 	for (int i = 0; i < 3; i++)
-		agent_new(&ags[i], 0, CRASHER, NULL, NULL);
-	agent_new(&ags[3], 1, GOOD, NULL, NULL);
-	agent_new(&ags[4], 3, GOOD, NULL, NULL);
-	rings_by_lists(ags, 5);
+		fbt_agent_new(&E, &ags[i], 0, FBT_CRASHER, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[3], 1, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[4], 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 5);
 	char v1[65], v2[65];
-	upload(1, v1);
-	upload(2, v2);
-	make_ga(v1);
-	settle(ags, 5, v1);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, ags, 5, v1);
 	E.bad = v2;
 	E.watch = v2;
-	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
+	int64_t id = fbt_rollout_start(&E, v2,
+	                               ",\"policy\":{\"min_bake_s\":3600,\"min_healthy\":1,"
 	                               "\"max_failure_rate\":0.05,\"confidence\":0.8,"
 	                               "\"hard_cap\":0,\"silence_timeout_s\":60}");
-	drive_until(id, ags, 5, "halted|reverted", -1);
+	fbt_rollout_drive(&E, id, ags, 5, "halted|reverted", -1);
 	E.watch = NULL;
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	          "decision = 'HALT' AND reason LIKE 'HALT: treated %%' AND ((inputs -> "
 	          "'result' -> 'relative' ->> 'halt')::boolean OR (inputs -> 'result' ->> "
 	          "'statistic')::float8 >= (inputs -> 'result' ->> 'threshold')::float8) AND "
 	          "(inputs -> 'policy' ->> 'hard_cap')::int = 0",
 	          (long long)id),
 	        1);
-	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
-	settle(ags, 5, v1);
-	agents_free(ags, 5);
+	assert_int_equal(Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	fbt_agent_settle(&E, ags, 5, v1);
+	fbt_agent_free(ags, 5);
 }
 
 /* Halting the first file ever rolled out on a channel: there is no last
@@ -829,24 +343,24 @@ static void test_halt_by_failure_rate(void **state)
 static void test_halt_first_content(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	struct agent ags[2];
-	agent_new(&ags[0], 0, GOOD, NULL, NULL);
-	agent_new(&ags[1], 3, GOOD, NULL, NULL);
-	rings_by_lists(ags, 2);
+	fbt_env_up(&E, NULL);
+	struct fbt_agent ags[2];
+	fbt_agent_new(&E, &ags[0], 0, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[1], 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 2);
 	char v1[65];
-	upload(1, v1);
-	int64_t id = rollout_start(v1, "");
-	settle(&ags[0], 1, v1);
-	agent_step(&ags[1]);
+	fbt_rollout_upload(&E, 1, v1);
+	int64_t id = fbt_rollout_start(&E, v1, "");
+	fbt_agent_settle(&E, &ags[0], 1, v1);
+	fbt_agent_step(&E, &ags[1]);
 	assert_string_equal(ags[1].assigned, ""); /* ga was never offered it */
 	int64_t seq = ags[0].seq;
-	json_decref(action(200, id, "halt", E.soc, "{\"reason\":\"no\"}"));
-	settle(&ags[0], 1, "");
+	json_decref(fbt_rollout_action(&E, 200, id, "halt", E.soc, "{\"reason\":\"no\"}"));
+	fbt_agent_settle(&E, &ags[0], 1, "");
 	assert_true(ags[0].seq > seq);
 	assert_string_equal(ags[0].assigned, "");
-	drive_until(id, ags, 2, "reverted", -1);
-	agents_free(ags, 2);
+	fbt_rollout_drive(&E, id, ags, 2, "reverted", -1);
+	fbt_agent_free(ags, 2);
 }
 
 /* ---- manual actions, roles, two-person rule ------------------------------------ */
@@ -856,184 +370,189 @@ static void test_halt_first_content(void **state)
 
 static long audits(const char *act)
 {
-	return q("SELECT count(*) FROM audit_log WHERE action = '%s'", act);
+	return Q("SELECT count(*) FROM audit_log WHERE action = '%s'", act);
 }
 
 static void test_manual_actions_and_roles(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	struct agent ag;
-	agent_new(&ag, 3, GOOD, NULL, NULL);
+	fbt_env_up(&E, NULL);
+	struct fbt_agent ag;
+	fbt_agent_new(&E, &ag, 3, FBT_GOOD, NULL, NULL, NULL);
 	char v1[65], v2[65];
-	upload(1, v1);
-	upload(2, v2);
-	make_ga(v1);
-	settle(&ag, 1, v1);
-	int64_t id = rollout_start(v2, ",\"policy\":{\"min_bake_s\":3600}");
-	long n_eval = q("SELECT count(*) FROM gate_evaluations");
-	long n_appr = q("SELECT count(*) FROM approvals");
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, &ag, 1, v1);
+	int64_t id = fbt_rollout_start(&E, v2, ",\"policy\":{\"min_bake_s\":3600}");
+	long n_eval = Q("SELECT count(*) FROM gate_evaluations");
+	long n_appr = Q("SELECT count(*) FROM approvals");
 
 	/* promote: refused by the gate with its reason; force needs two distinct
 	 * release users, and only release users */
-	json_t *j = action(409, id, "promote", E.rel1, R("looks fine"));
-	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "gate_refuses");
-	assert_non_null(strstr(jstr(json_object_get(j, "error"), "message"),
+	json_t *j = fbt_rollout_action(&E, 409, id, "promote", E.rel1, R("looks fine"));
+	assert_string_equal(fbt_jstr(json_object_get(j, "error"), "code"), "gate_refuses");
+	assert_non_null(strstr(fbt_jstr(json_object_get(j, "error"), "message"),
 	                       "WAIT: no treated agent has applied the new content yet"));
 	json_decref(j);
-	json_decref(action(403, id, "promote", E.soc, FORCE));
-	json_decref(action(403, id, "promote", E.admin, FORCE));
-	json_decref(action(403, id, "promote", ag.token, FORCE));
-	json_decref(action(400, id, "promote", E.rel1, "{\"force\":true}"));
-	json_decref(action(400, id, "promote", E.rel1, "{\"reason\":\"x\",\"force\":\"yes\"}"));
-	assert_int_equal(q("SELECT count(*) FROM approvals"), n_appr);
-	j = action(202, id, "promote", E.rel1, FORCE);
+	json_decref(fbt_rollout_action(&E, 403, id, "promote", E.soc, FORCE));
+	json_decref(fbt_rollout_action(&E, 403, id, "promote", E.admin, FORCE));
+	json_decref(fbt_rollout_action(&E, 403, id, "promote", ag.token, FORCE));
+	json_decref(fbt_rollout_action(&E, 400, id, "promote", E.rel1, "{\"force\":true}"));
+	json_decref(fbt_rollout_action(&E, 400, id, "promote", E.rel1,
+	                               "{\"reason\":\"x\",\"force\":\"yes\"}"));
+	assert_int_equal(Q("SELECT count(*) FROM approvals"), n_appr);
+	j = fbt_rollout_action(&E, 202, id, "promote", E.rel1, FORCE);
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	j = action(202, id, "promote", E.rel1, FORCE); /* the same approver twice */
+	j = fbt_rollout_action(&E, 202, id, "promote", E.rel1, FORCE); /* the same approver twice */
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	expect_rollout(id, "rolling", 0);
-	j = action(200, id, "promote", E.rel2, FORCE);
+	fbt_rollout_expect(&E, id, "rolling", 0);
+	j = fbt_rollout_action(&E, 200, id, "promote", E.rel2, FORCE);
 	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 1);
 	json_decref(j);
 	assert_int_equal(
-	        q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
+	        Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.promote' AND "
 	          "actor = 'release:rel-two' AND reason LIKE 'forced promotion by rel-two: %%'"),
 	        1);
 	assert_int_equal(
-	        q("SELECT count(*) FROM approvals WHERE rollout_id = %lld AND NOT consumed",
+	        Q("SELECT count(*) FROM approvals WHERE rollout_id = %lld AND NOT consumed",
 	          (long long)id),
 	        0);
 
 	/* pause and resume: release users; soc and agents may not */
-	json_decref(action(403, id, "pause", E.soc, R("wait")));
-	json_decref(action(403, id, "pause", ag.token, R("wait")));
-	json_decref(action(400, id, "pause", E.rel1, "{}"));
-	json_decref(action(400, id, "pause", E.rel1, "{\"reason\":\"x\",\"extra\":1}"));
+	json_decref(fbt_rollout_action(&E, 403, id, "pause", E.soc, R("wait")));
+	json_decref(fbt_rollout_action(&E, 403, id, "pause", ag.token, R("wait")));
+	json_decref(fbt_rollout_action(&E, 400, id, "pause", E.rel1, "{}"));
+	json_decref(
+	        fbt_rollout_action(&E, 400, id, "pause", E.rel1, "{\"reason\":\"x\",\"extra\":1}"));
 	assert_int_equal(audits("rollout.pause"), 0);
-	j = action(200, id, "pause", E.rel1, R("change freeze"));
-	assert_string_equal(jstr(j, "state"), "paused");
+	j = fbt_rollout_action(&E, 200, id, "pause", E.rel1, R("change freeze"));
+	assert_string_equal(fbt_jstr(j, "state"), "paused");
 	json_decref(j);
-	j = action(200, id, "pause", E.rel2, R("change freeze")); /* idempotent */
-	assert_string_equal(jstr(j, "state"), "paused");
+	j = fbt_rollout_action(&E, 200, id, "pause", E.rel2, R("change freeze")); /* idempotent */
+	assert_string_equal(fbt_jstr(j, "state"), "paused");
 	json_decref(j);
 	assert_int_equal(audits("rollout.pause"), 1);
 	/* a paused rollout is not evaluated */
 	long before =
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id);
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id);
 	usleep(1500000);
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld", (long long)id),
 	        before);
-	json_decref(action(403, id, "resume", E.soc, R("go")));
-	json_decref(action(400, id, "resume", E.rel1, "{\"reason\":\"\"}"));
-	j = action(200, id, "resume", E.rel1, R("freeze over"));
-	assert_string_equal(jstr(j, "state"), "rolling");
+	json_decref(fbt_rollout_action(&E, 403, id, "resume", E.soc, R("go")));
+	json_decref(fbt_rollout_action(&E, 400, id, "resume", E.rel1, "{\"reason\":\"\"}"));
+	j = fbt_rollout_action(&E, 200, id, "resume", E.rel1, R("freeze over"));
+	assert_string_equal(fbt_jstr(j, "state"), "rolling");
 	json_decref(j);
-	json_decref(action(200, id, "resume", E.rel1, R("freeze over")));
+	json_decref(fbt_rollout_action(&E, 200, id, "resume", E.rel1, R("freeze over")));
 	assert_int_equal(audits("rollout.resume"), 1);
-	expect_rollout(id, "rolling", 1);
+	fbt_rollout_expect(&E, id, "rolling", 1);
 
 	/* an approval to force ring 1 lapses when the rollout moves (here: halted) */
-	j = action(202, id, "promote", E.rel1, FORCE);
+	j = fbt_rollout_action(&E, 202, id, "promote", E.rel1, FORCE);
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
 
 	/* halt: one soc user is enough; agents may not; bad bodies store nothing */
-	json_decref(action(403, id, "halt", ag.token, R("stop")));
-	json_decref(action(400, id, "halt", E.soc, "{}"));
-	json_decref(action(400, id, "halt", E.soc, "not json"));
-	json_decref(action(400, id, "halt", E.soc, "{\"reason\":7}"));
-	json_decref(action(404, 999, "halt", E.soc, R("stop")));
-	expect_rollout(id, "rolling", 1);
+	json_decref(fbt_rollout_action(&E, 403, id, "halt", ag.token, R("stop")));
+	json_decref(fbt_rollout_action(&E, 400, id, "halt", E.soc, "{}"));
+	json_decref(fbt_rollout_action(&E, 400, id, "halt", E.soc, "not json"));
+	json_decref(fbt_rollout_action(&E, 400, id, "halt", E.soc, "{\"reason\":7}"));
+	json_decref(fbt_rollout_action(&E, 404, 999, "halt", E.soc, R("stop")));
+	fbt_rollout_expect(&E, id, "rolling", 1);
 	assert_int_equal(audits("rollout.halt"), 0);
-	assert_int_equal(q("SELECT count(*) FROM content WHERE bad"), 0);
-	j = action(200, id, "halt", E.soc, R("customer reports"));
-	assert_string_equal(jstr(j, "state"), "halted");
+	assert_int_equal(Q("SELECT count(*) FROM content WHERE bad"), 0);
+	j = fbt_rollout_action(&E, 200, id, "halt", E.soc, R("customer reports"));
+	assert_string_equal(fbt_jstr(j, "state"), "halted");
 	assert_true(json_is_true(json_object_get(j, "content_bad")));
 	assert_non_null(
-	        strstr(jstr(j, "state_reason"), "manual halt by soc-one: customer reports"));
+	        strstr(fbt_jstr(j, "state_reason"), "manual halt by soc-one: customer reports"));
 	json_decref(j);
-	j = action(200, id, "halt", E.rel1, R("again")); /* idempotent, release may too */
-	assert_true(state_in(jstr(j, "state"), "halted|reverted"));
+	j = fbt_rollout_action(&E, 200, id, "halt", E.rel1,
+	                       R("again")); /* idempotent, release may too */
+	assert_true(fbt_rollout_state_in(fbt_jstr(j, "state"), "halted|reverted"));
 	json_decref(j);
 	assert_int_equal(audits("rollout.halt"), 1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted'"), 1);
-	json_decref(action(409, id, "pause", E.rel1, R("too late")));
-	json_decref(action(409, id, "promote", E.rel1, FORCE));
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = 'rollout.halted'"), 1);
+	json_decref(fbt_rollout_action(&E, 409, id, "pause", E.rel1, R("too late")));
+	json_decref(fbt_rollout_action(&E, 409, id, "promote", E.rel1, FORCE));
 
 	/* resuming a halted rollout: two distinct approvers, back to ring 0, the
 	 * bad mark cleared */
-	json_decref(action(403, id, "resume", E.soc, R("fixed")));
-	j = action(202, id, "resume", E.rel1, R("root cause found"));
+	json_decref(fbt_rollout_action(&E, 403, id, "resume", E.soc, R("fixed")));
+	j = fbt_rollout_action(&E, 202, id, "resume", E.rel1, R("root cause found"));
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	j = action(202, id, "resume", E.rel1, R("root cause found"));
+	j = fbt_rollout_action(&E, 202, id, "resume", E.rel1, R("root cause found"));
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	expect_rollout(id, "halted|reverted", 1); /* reverted: nobody ran it */
-	j = action(200, id, "resume", E.rel2, R("agreed"));
-	assert_string_equal(jstr(j, "state"), "rolling");
+	fbt_rollout_expect(&E, id, "halted|reverted", 1); /* reverted: nobody ran it */
+	j = fbt_rollout_action(&E, 200, id, "resume", E.rel2, R("agreed"));
+	assert_string_equal(fbt_jstr(j, "state"), "rolling");
 	assert_int_equal(json_integer_value(json_object_get(j, "ring_index")), 0);
 	assert_true(json_is_false(json_object_get(j, "content_bad")));
 	json_decref(j);
 	assert_int_equal(audits("rollout.resume"), 2);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'approval' AND object = "
 	                   "'rollout/%lld'",
 	                   (long long)id),
 	                 5); /* forced promotion 2, lapsed 1, resume 2 */
 
-	j = action(202, id, "promote", E.rel2, FORCE); /* rel-one's earlier one lapsed */
+	j = fbt_rollout_action(&E, 202, id, "promote", E.rel2,
+	                       FORCE); /* rel-one's earlier one lapsed */
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	expect_rollout(id, "rolling", 0);
+	fbt_rollout_expect(&E, id, "rolling", 0);
 
 	/* revert of a completed rollout: GA back to the previous file, marked bad */
-	force_complete(id);
-	assert_int_equal(q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s' AND "
+	fbt_rollout_force_complete(&E, id);
+	assert_int_equal(Q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s' AND "
 	                   "prev_ga_sha256 = '%s'",
 	                   v2, v1),
 	                 1);
-	settle(&ag, 1, v2);
+	fbt_agent_settle(&E, &ag, 1, v2);
 	int64_t seq_v2 = ag.seq;
-	json_decref(action(403, id, "revert", ag.token, R("bad")));
-	json_decref(action(400, id, "revert", E.soc, "{\"why\":\"bad\"}"));
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
+	json_decref(fbt_rollout_action(&E, 403, id, "revert", ag.token, R("bad")));
+	json_decref(fbt_rollout_action(&E, 400, id, "revert", E.soc, "{\"why\":\"bad\"}"));
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
 	                   "actor = 'soc:soc-one'"),
 	                 0);
-	j = action(200, id, "revert", E.soc, R("field reports"));
-	assert_string_equal(jstr(j, "state"), "reverted");
+	j = fbt_rollout_action(&E, 200, id, "revert", E.soc, R("field reports"));
+	assert_string_equal(fbt_jstr(j, "state"), "reverted");
 	assert_true(json_is_true(json_object_get(j, "content_bad")));
 	json_decref(j);
-	json_decref(action(200, id, "revert", E.soc, R("field reports"))); /* idempotent */
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
+	json_decref(fbt_rollout_action(&E, 200, id, "revert", E.soc,
+	                               R("field reports"))); /* idempotent */
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.reverted' AND "
 	                   "actor = 'soc:soc-one'"),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s'", v1), 1);
-	settle(&ag, 1, v1);
+	assert_int_equal(Q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s'", v1), 1);
+	fbt_agent_settle(&E, &ag, 1, v1);
 	assert_true(ag.seq > seq_v2);
 
 	/* clearing the bad mark: two distinct release approvers */
 	char path[128];
 	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", v2);
-	expect(403, "POST", path, E.soc, R("fixed"));
-	expect(400, "POST", path, E.rel1, "{}");
-	j = call_want(202, "POST", path, E.rel1, R("false alarm"));
+	fbt_env_expect(&E, 403, "POST", path, E.soc, R("fixed"));
+	fbt_env_expect(&E, 400, "POST", path, E.rel1, "{}");
+	j = fbt_env_want(&E, 202, "POST", path, E.rel1, R("false alarm"));
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	j = call_want(202, "POST", path, E.rel1, R("false alarm"));
+	j = fbt_env_want(&E, 202, "POST", path, E.rel1, R("false alarm"));
 	assert_int_equal(json_integer_value(json_object_get(j, "approvals")), 1);
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
-	j = call_want(200, "POST", path, E.rel2, R("agreed"));
+	assert_int_equal(Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 1);
+	j = fbt_env_want(&E, 200, "POST", path, E.rel2, R("agreed"));
 	assert_true(json_is_false(json_object_get(j, "bad")));
 	json_decref(j);
-	expect(200, "POST", path, E.rel2, R("agreed")); /* idempotent */
-	assert_int_equal(q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 0);
+	fbt_env_expect(&E, 200, "POST", path, E.rel2, R("agreed")); /* idempotent */
+	assert_int_equal(Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND bad", v2), 0);
 	assert_int_equal(audits("content.clear_bad"), 1);
 	(void)n_eval;
-	agents_free(&ag, 1);
+	fbt_agent_free(&ag, 1);
 }
 
 /* ---- supersession and refusals -------------------------------------------------- */
@@ -1041,31 +560,31 @@ static void test_manual_actions_and_roles(void **state)
 static void test_supersession(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	char v1[65], v2[65], body[512];
-	upload(1, v1);
-	upload(2, v2);
-	int64_t first = rollout_start(v1, "");
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", CH, v2);
-	expect_code(409, "active_rollout", "POST", "/v1/rollouts", E.rel1, body);
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"supersede\":false}", CH,
-	         v2);
-	expect_code(409, "active_rollout", "POST", "/v1/rollouts", E.rel1, body);
-	assert_int_equal(q("SELECT count(*) FROM rollouts"), 1);
-	expect_rollout(first, "rolling", 0);
-	int64_t second = rollout_start(v2, ",\"supersede\":true");
-	expect_rollout(first, "superseded", -1);
-	expect_rollout(second, "rolling", 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.supersede' AND "
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	int64_t first = fbt_rollout_start(&E, v1, "");
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", FBT_CH, v2);
+	fbt_env_expect_code(&E, 409, "active_rollout", "POST", "/v1/rollouts", E.rel1, body);
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"supersede\":false}",
+	         FBT_CH, v2);
+	fbt_env_expect_code(&E, 409, "active_rollout", "POST", "/v1/rollouts", E.rel1, body);
+	assert_int_equal(Q("SELECT count(*) FROM rollouts"), 1);
+	fbt_rollout_expect(&E, first, "rolling", 0);
+	int64_t second = fbt_rollout_start(&E, v2, ",\"supersede\":true");
+	fbt_rollout_expect(&E, first, "superseded", -1);
+	fbt_rollout_expect(&E, second, "rolling", 0);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.supersede' AND "
 	                   "object = 'rollout/%lld'",
 	                   (long long)first),
 	                 1);
 	/* a superseded rollout is finished: no action revives it */
-	json_decref(action(409, first, "pause", E.rel1, R("x")));
-	json_decref(action(409, first, "resume", E.rel1, R("x")));
-	json_decref(action(409, first, "promote", E.rel1, R("x")));
+	json_decref(fbt_rollout_action(&E, 409, first, "pause", E.rel1, R("x")));
+	json_decref(fbt_rollout_action(&E, 409, first, "resume", E.rel1, R("x")));
+	json_decref(fbt_rollout_action(&E, 409, first, "promote", E.rel1, R("x")));
 	/* the list of active rollouts names only the new one */
-	json_t *j = call_want(200, "GET", "/v1/rollouts?state=active", E.soc, NULL);
+	json_t *j = fbt_env_want(&E, 200, "GET", "/v1/rollouts?state=active", E.soc, NULL);
 	json_t *arr = json_object_get(j, "rollouts");
 	assert_int_equal(json_array_size(arr), 1);
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(arr, 0), "id")), second);
@@ -1075,24 +594,24 @@ static void test_supersession(void **state)
 static void test_rollout_refusals(void **state)
 {
 	(void)state;
-	env_up(NULL);
-	expect(201, "POST", "/v1/channels", E.admin, "{\"id\":292,\"name\":\"other\"}");
+	fbt_env_up(&E, NULL);
+	fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin, "{\"id\":292,\"name\":\"other\"}");
 	char v1[65], v2[65], v3[65], other[65], body[1024];
-	upload(1, v1);
-	upload(2, v2);
-	upload(3, v3);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_upload(&E, 3, v3);
 	char *ob = fbt_world_content(fbt_world_default(), 292, 1, other);
-	expect(201, "POST", "/v1/content", E.rel1, ob);
+	fbt_env_expect(&E, 201, "POST", "/v1/content", E.rel1, ob);
 	free(ob);
-	make_ga(v2);
+	fbt_rollout_make_ga(&E, v2);
 	/* v3 is halted, so marked bad */
-	int64_t id3 = rollout_start(v3, "");
-	json_decref(action(200, id3, "halt", E.soc, R("bad file")));
+	int64_t id3 = fbt_rollout_start(&E, v3, "");
+	json_decref(fbt_rollout_action(&E, 200, id3, "halt", E.soc, R("bad file")));
 	/* No agent runs v3, so the controller marks the rollout reverted (an
 	 * audit record of its own): let that happen before counting. */
-	drive_until(id3, NULL, 0, "reverted", -1);
-	long n = q("SELECT count(*) FROM rollouts");
-	long audit = q("SELECT count(*) FROM audit_log");
+	fbt_rollout_drive(&E, id3, NULL, 0, "reverted", -1);
+	long n = Q("SELECT count(*) FROM rollouts");
+	long audit = Q("SELECT count(*) FROM audit_log");
 	struct {
 		long status;
 		const char *code;
@@ -1120,51 +639,52 @@ static void test_rollout_refusals(void **state)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		/* v3 is bad: use a fresh good file for the plan and policy cases */
 		const char *c = cases[i].content;
-		snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"%s}", CH, c,
+		snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"%s}", FBT_CH, c,
 		         cases[i].extra);
 		long st;
-		json_t *j = call("POST", "/v1/rollouts", E.rel1, body, &st);
-		const char *code = jstr(json_object_get(j, "error"), "code");
+		json_t *j = fbt_env_call(&E, "POST", "/v1/rollouts", E.rel1, body, &st);
+		const char *code = fbt_jstr(json_object_get(j, "error"), "code");
 		int want_bad = c == v3 && cases[i].status != 409;
 		/* for the plan and policy cases a bad file would be refused first; they
 		 * run with v3 after its mark is cleared below */
 		if (!want_bad && (st != cases[i].status || strcmp(code, cases[i].code)))
 			fail_msg("case %zu: expected %ld %s, got %ld: %s", i, cases[i].status,
-			         cases[i].code, st, raw(j));
+			         cases[i].code, st, fbt_env_raw(j));
 		json_decref(j);
 	}
 	/* clear v3's mark (two approvers) and run the plan and policy cases */
 	char path[128];
 	snprintf(path, sizeof path, "/v1/content/%s/clear-bad", v3);
-	expect(202, "POST", path, E.rel1, R("fixed"));
-	expect(200, "POST", path, E.rel2, R("fixed"));
-	audit = q("SELECT count(*) FROM audit_log");
+	fbt_env_expect(&E, 202, "POST", path, E.rel1, R("fixed"));
+	fbt_env_expect(&E, 200, "POST", path, E.rel2, R("fixed"));
+	audit = Q("SELECT count(*) FROM audit_log");
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		if (cases[i].content != v3 || cases[i].status == 409)
 			continue;
-		snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"%s}", CH, v3,
+		snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"%s}", FBT_CH, v3,
 		         cases[i].extra);
 		long st;
-		json_t *j = call("POST", "/v1/rollouts", E.rel1, body, &st);
-		const char *code = jstr(json_object_get(j, "error"), "code");
+		json_t *j = fbt_env_call(&E, "POST", "/v1/rollouts", E.rel1, body, &st);
+		const char *code = fbt_jstr(json_object_get(j, "error"), "code");
 		if (st != cases[i].status || strcmp(code, cases[i].code))
 			fail_msg("case %zu: expected %ld %s, got %ld: %s", i, cases[i].status,
-			         cases[i].code, st, raw(j));
+			         cases[i].code, st, fbt_env_raw(j));
 		json_decref(j);
 	}
 	/* roles: soc, admin-only and agent tokens */
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", CH, v3);
-	expect(403, "POST", "/v1/rollouts", E.soc, body);
-	expect(401, "POST", "/v1/rollouts", NULL, body);
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\"}", FBT_CH, v3);
+	fbt_env_expect(&E, 403, "POST", "/v1/rollouts", E.soc, body);
+	fbt_env_expect(&E, 401, "POST", "/v1/rollouts", NULL, body);
 	/* unknown channel */
 	snprintf(body, sizeof body, "{\"channel\":4242,\"content\":\"%s\"}", v3);
-	expect_code(404, "not_found", "POST", "/v1/rollouts", E.rel1, body);
+	fbt_env_expect_code(&E, 404, "not_found", "POST", "/v1/rollouts", E.rel1, body);
 	/* nothing was stored by any refusal */
-	assert_int_equal(q("SELECT count(*) FROM rollouts"), n);
-	assert_int_equal(q("SELECT count(*) FROM audit_log"), audit);
+	assert_int_equal(Q("SELECT count(*) FROM rollouts"), n);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audit);
 	/* and the good request still works */
-	rollout_start(v3,
-	              ",\"rings\":[\"canary\",\"ga\"],\"ring_policies\":{\"ga\":{\"hard_cap\":5}}");
+	fbt_rollout_start(
+	        &E, v3,
+	        ",\"rings\":[\"canary\",\"ga\"],\"ring_policies\":{\"ga\":{\"hard_cap\":5}}");
 	(void)audit;
 }
 
@@ -1173,17 +693,18 @@ static void test_rollout_refusals(void **state)
 static void test_rings(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	enum { N = 14 };
-	struct agent ags[N];
-	agent_new(&ags[0], 0, GOOD, "{\"site\":\"fra1\"}", NULL); /* listed and tagged */
-	agent_new(&ags[1], 1, GOOD, "{\"site\":\"fra1\"}", NULL); /* tagged */
+	struct fbt_agent ags[N];
+	fbt_agent_new(&E, &ags[0], 0, FBT_GOOD, "{\"site\":\"fra1\"}", NULL,
+	              NULL); /* listed and tagged */
+	fbt_agent_new(&E, &ags[1], 1, FBT_GOOD, "{\"site\":\"fra1\"}", NULL, NULL); /* tagged */
 	for (int i = 2; i < N; i++)
-		agent_new(&ags[i], -1, GOOD, "{\"site\":\"ams2\"}", NULL);
-	json_t *j = call_want(200, "GET", "/v1/rings", E.soc, NULL);
+		fbt_agent_new(&E, &ags[i], -1, FBT_GOOD, "{\"site\":\"ams2\"}", NULL, NULL);
+	json_t *j = fbt_env_want(&E, 200, "GET", "/v1/rings", E.soc, NULL);
 	char *before = json_dumps(json_object_get(j, "rings"), JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
-	long audit = q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'");
+	long audit = Q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'");
 
 	char good[1024];
 	snprintf(good, sizeof good,
@@ -1192,9 +713,9 @@ static void test_rings(void **state)
 	         "{\"name\":\"broad\",\"selector\":{\"percent\":50}},"
 	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"new layout\"}",
 	         (long long)ags[0].id);
-	expect(403, "PUT", "/v1/rings", E.rel1, good);
-	expect(403, "PUT", "/v1/rings", E.soc, good);
-	expect(403, "PUT", "/v1/rings", ags[0].token, good);
+	fbt_env_expect(&E, 403, "PUT", "/v1/rings", E.rel1, good);
+	fbt_env_expect(&E, 403, "PUT", "/v1/rings", E.soc, good);
+	fbt_env_expect(&E, 403, "PUT", "/v1/rings", ags[0].token, good);
 	static const char *bad[] = {
 	        "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"percent\":5}}]}",
 	        "{\"rings\":[{\"name\":\"a\",\"selector\":{\"percent\":5}},{\"name\":\"a\","
@@ -1220,26 +741,27 @@ static void test_rings(void **state)
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
 		long st;
-		j = call("PUT", "/v1/rings", E.admin, bad[i], &st);
+		j = fbt_env_call(&E, "PUT", "/v1/rings", E.admin, bad[i], &st);
 		if (st != 400)
-			fail_msg("rings case %zu: expected 400, got %ld: %s", i, st, raw(j));
+			fail_msg("rings case %zu: expected 400, got %ld: %s", i, st,
+			         fbt_env_raw(j));
 		json_decref(j);
 	}
-	j = call_want(200, "GET", "/v1/rings", E.soc, NULL);
+	j = fbt_env_want(&E, 200, "GET", "/v1/rings", E.soc, NULL);
 	char *after = json_dumps(json_object_get(j, "rings"), JSON_COMPACT | JSON_SORT_KEYS);
 	json_decref(j);
 	assert_string_equal(before, after); /* refusals changed nothing */
 	free(before);
 	free(after);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'"), audit);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'"), audit);
 
 	/* resolution: explicit lists first, then tags, then hash buckets */
-	expect(200, "PUT", "/v1/rings", E.admin, good);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace' AND "
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, good);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace' AND "
 	                   "actor = 'admin:ada' AND reason = 'new layout' AND after IS NOT NULL"),
 	                 audit + 1);
 	for (int k = 0; k < 50; k++) { /* until the new publication is served */
-		agent_poll(&ags[0]);
+		fbt_agent_poll(&E, &ags[0]);
 		if (strcmp(ags[0].audience, "canary") == 0)
 			break;
 		usleep(100000);
@@ -1247,7 +769,7 @@ static void test_rings(void **state)
 	int broad = 0, ga = 0;
 	char first[N][128];
 	for (int i = 0; i < N; i++) {
-		agent_poll(&ags[i]);
+		fbt_agent_poll(&E, &ags[i]);
 		snprintf(first[i], sizeof first[i], "%s", ags[i].audience);
 		if (i >= 2) {
 			broad += strcmp(ags[i].audience, "broad") == 0;
@@ -1260,9 +782,9 @@ static void test_rings(void **state)
 	assert_true(broad > 0);              /* 50 %: both buckets are used */
 	assert_true(ga > 0);
 	/* stable: a new publication keeps every agent in its ring */
-	expect(200, "PUT", "/v1/rings", E.admin, good);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, good);
 	for (int i = 0; i < N; i++) {
-		for (int k = 0; k < 50 && !agent_poll(&ags[i]); k++)
+		for (int k = 0; k < 50 && !fbt_agent_poll(&E, &ags[i]); k++)
 			usleep(100000);
 		assert_string_equal(ags[i].audience, first[i]);
 	}
@@ -1274,32 +796,32 @@ static void test_rings(void **state)
 	         "{\"name\":\"broad\",\"selector\":{\"percent\":100}},"
 	         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}",
 	         (long long)ags[0].id);
-	expect(200, "PUT", "/v1/rings", E.admin, all);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, all);
 	for (int i = 2; i < N; i++) {
-		for (int k = 0; k < 50 && !agent_poll(&ags[i]); k++)
+		for (int k = 0; k < 50 && !fbt_agent_poll(&E, &ags[i]); k++)
 			usleep(100000);
 		assert_string_equal(ags[i].audience, "broad");
 	}
 
 	/* a ring an active rollout uses cannot be removed; renaming others can */
 	char v1[65];
-	upload(1, v1);
-	int64_t id = rollout_start(v1, ",\"rings\":[\"canary\",\"broad\",\"ga\"]");
-	long n_audit = q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'");
+	fbt_rollout_upload(&E, 1, v1);
+	int64_t id = fbt_rollout_start(&E, v1, ",\"rings\":[\"canary\",\"broad\",\"ga\"]");
+	long n_audit = Q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'");
 	const char *drop_broad = "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"percent\":1}},"
 	                         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}";
-	expect_code(409, "conflict", "PUT", "/v1/rings", E.admin, drop_broad);
-	assert_int_equal(q("SELECT count(*) FROM rings WHERE name = 'broad'"), 1);
+	fbt_env_expect_code(&E, 409, "conflict", "PUT", "/v1/rings", E.admin, drop_broad);
+	assert_int_equal(Q("SELECT count(*) FROM rings WHERE name = 'broad'"), 1);
 	const char *drop_early = "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"percent\":1}},"
 	                         "{\"name\":\"broad\",\"selector\":{\"percent\":20}},"
 	                         "{\"name\":\"ga\",\"selector\":{\"rest\":true}}]}";
-	expect(200, "PUT", "/v1/rings", E.admin, drop_early);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'"),
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, drop_early);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rings.replace'"),
 	                 n_audit + 1);
 	/* once the rollout is over, the ring may go */
-	json_decref(action(200, id, "halt", E.soc, R("done testing")));
-	expect(200, "PUT", "/v1/rings", E.admin, drop_broad);
-	agents_free(ags, N);
+	json_decref(fbt_rollout_action(&E, 200, id, "halt", E.soc, R("done testing")));
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, drop_broad);
+	fbt_agent_free(ags, N);
 }
 
 /* ---- pins ------------------------------------------------------------------------- */
@@ -1307,68 +829,72 @@ static void test_rings(void **state)
 static void test_pins(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	enum { N = 5 };
-	struct agent ags[N];
-	agent_new(&ags[0], 0, GOOD, "{\"customer\":\"acme\"}", NULL); /* n-1, in canary */
-	agent_new(&ags[1], 0, GOOD, "{\"customer\":\"beta\"}", NULL); /* version 1, in canary */
-	agent_new(&ags[2], 0, GOOD, NULL, NULL);                      /* canary */
-	agent_new(&ags[3], 3, GOOD, NULL, NULL);                      /* ga */
-	agent_new(&ags[4], 3, GOOD, "{\"customer\":\"acme\"}", NULL); /* n-1, in ga */
-	rings_by_lists(ags, N);
+	struct fbt_agent ags[N];
+	fbt_agent_new(&E, &ags[0], 0, FBT_GOOD, "{\"customer\":\"acme\"}", NULL,
+	              NULL); /* n-1, in canary */
+	fbt_agent_new(&E, &ags[1], 0, FBT_GOOD, "{\"customer\":\"beta\"}", NULL,
+	              NULL);                                       /* version 1, in canary */
+	fbt_agent_new(&E, &ags[2], 0, FBT_GOOD, NULL, NULL, NULL); /* canary */
+	fbt_agent_new(&E, &ags[3], 3, FBT_GOOD, NULL, NULL, NULL); /* ga */
+	fbt_agent_new(&E, &ags[4], 3, FBT_GOOD, "{\"customer\":\"acme\"}", NULL,
+	              NULL); /* n-1, in ga */
+	fbt_agent_rings(&E, ags, N);
 	char v1[65], v2[65], v3[65];
-	upload(1, v1);
-	upload(2, v2);
-	upload(3, v3);
-	make_ga(v1);
-	make_ga(v2);
-	settle(ags, N, v2);
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_upload(&E, 3, v3);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_rollout_make_ga(&E, v2);
+	fbt_agent_settle(&E, ags, N, v2);
 
 	/* admin only, validated */
 	const char *pin_acme = "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"n-1\","
 	                       "\"reason\":\"customer asked\"}";
 	const char *pin_beta = "{\"tag\":\"customer=beta\",\"channel\":291,\"mode\":\"version\","
 	                       "\"version\":1}";
-	expect(403, "POST", "/v1/pins", E.rel1, pin_acme);
-	expect(403, "POST", "/v1/pins", E.soc, pin_acme);
-	expect(400, "POST", "/v1/pins", E.admin,
-	       "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"n-2\"}");
-	expect(400, "POST", "/v1/pins", E.admin,
-	       "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"version\"}");
-	expect(400, "POST", "/v1/pins", E.admin,
-	       "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"n-1\",\"version\":1}");
-	expect(400, "POST", "/v1/pins", E.admin,
-	       "{\"tag\":\"acme\",\"channel\":291,\"mode\":\"n-1\"}");
-	expect_code(
-	        422, "unknown_version", "POST", "/v1/pins", E.admin,
+	fbt_env_expect(&E, 403, "POST", "/v1/pins", E.rel1, pin_acme);
+	fbt_env_expect(&E, 403, "POST", "/v1/pins", E.soc, pin_acme);
+	fbt_env_expect(&E, 400, "POST", "/v1/pins", E.admin,
+	               "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"n-2\"}");
+	fbt_env_expect(&E, 400, "POST", "/v1/pins", E.admin,
+	               "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"version\"}");
+	fbt_env_expect(
+	        &E, 400, "POST", "/v1/pins", E.admin,
+	        "{\"tag\":\"customer=acme\",\"channel\":291,\"mode\":\"n-1\",\"version\":1}");
+	fbt_env_expect(&E, 400, "POST", "/v1/pins", E.admin,
+	               "{\"tag\":\"acme\",\"channel\":291,\"mode\":\"n-1\"}");
+	fbt_env_expect_code(
+	        &E, 422, "unknown_version", "POST", "/v1/pins", E.admin,
 	        "{\"tag\":\"customer=beta\",\"channel\":291,\"mode\":\"version\",\"version\":9}");
-	assert_int_equal(q("SELECT count(*) FROM pins"), 0);
-	json_t *j = call_want(201, "POST", "/v1/pins", E.admin, pin_acme);
+	assert_int_equal(Q("SELECT count(*) FROM pins"), 0);
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/pins", E.admin, pin_acme);
 	int64_t pin_a = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
-	expect(409, "POST", "/v1/pins", E.admin, pin_acme);
-	expect(201, "POST", "/v1/pins", E.admin, pin_beta);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'pin.create'"), 2);
-	j = call_want(200, "GET", "/v1/pins", E.soc, NULL);
+	fbt_env_expect(&E, 409, "POST", "/v1/pins", E.admin, pin_acme);
+	fbt_env_expect(&E, 201, "POST", "/v1/pins", E.admin, pin_beta);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'pin.create'"), 2);
+	j = fbt_env_want(&E, 200, "GET", "/v1/pins", E.soc, NULL);
 	assert_int_equal(json_array_size(json_object_get(j, "pins")), 2);
 	json_decref(j);
 
 	/* n-1 lags GA by one version, a version pin holds its version */
-	settle(&ags[0], 1, v1);
-	settle(&ags[4], 1, v1);
-	settle(&ags[1], 1, v1);
-	settle(&ags[2], 1, v2);
-	settle(&ags[3], 1, v2);
+	fbt_agent_settle(&E, &ags[0], 1, v1);
+	fbt_agent_settle(&E, &ags[4], 1, v1);
+	fbt_agent_settle(&E, &ags[1], 1, v1);
+	fbt_agent_settle(&E, &ags[2], 1, v2);
+	fbt_agent_settle(&E, &ags[3], 1, v2);
 	char want[64];
 	snprintf(want, sizeof want, "canary+pin%lld", (long long)pin_a);
 	assert_string_equal(ags[0].audience, want);
 
 	/* a rollout of v3: pinned agents are not offered it, even in its ring */
-	int64_t id = rollout_start(v3, "");
-	settle(&ags[2], 1, v3);
+	int64_t id = fbt_rollout_start(&E, v3, "");
+	fbt_agent_settle(&E, &ags[2], 1, v3);
 	for (int k = 0; k < 3; k++) {
 		for (int i = 0; i < N; i++)
-			agent_step(&ags[i]);
+			fbt_agent_step(&E, &ags[i]);
 		usleep(200000);
 	}
 	assert_string_equal(ags[0].assigned, v1);
@@ -1376,24 +902,24 @@ static void test_pins(void **state)
 	assert_string_equal(ags[3].assigned, v2);
 	assert_string_equal(ags[4].assigned, v1);
 	/* after it completed GA, n-1 moves to the previous GA */
-	force_complete(id);
-	settle(&ags[0], 1, v2);
-	settle(&ags[4], 1, v2);
-	settle(&ags[3], 1, v3);
-	agent_step(&ags[1]);
+	fbt_rollout_force_complete(&E, id);
+	fbt_agent_settle(&E, &ags[0], 1, v2);
+	fbt_agent_settle(&E, &ags[4], 1, v2);
+	fbt_agent_settle(&E, &ags[3], 1, v3);
+	fbt_agent_step(&E, &ags[1]);
 	assert_string_equal(ags[1].assigned, v1);
 	assert_int_equal(ags[1].assigned_version, 1);
 
 	/* removing a pin gives the agent its ring's content again */
 	char path[64];
 	snprintf(path, sizeof path, "/v1/pins/%lld", (long long)pin_a);
-	expect(403, "DELETE", path, E.soc, NULL);
-	expect(200, "DELETE", path, E.admin, NULL);
-	expect(404, "DELETE", path, E.admin, NULL);
-	settle(&ags[0], 1, v3);
+	fbt_env_expect(&E, 403, "DELETE", path, E.soc, NULL);
+	fbt_env_expect(&E, 200, "DELETE", path, E.admin, NULL);
+	fbt_env_expect(&E, 404, "DELETE", path, E.admin, NULL);
+	fbt_agent_settle(&E, &ags[0], 1, v3);
 	assert_string_equal(ags[0].audience, "canary");
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'pin.delete'"), 1);
-	agents_free(ags, N);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'pin.delete'"), 1);
+	fbt_agent_free(ags, N);
 }
 
 /* ---- compatibility ---------------------------------------------------------------- */
@@ -1401,36 +927,36 @@ static void test_pins(void **state)
 static void test_compatibility(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	/* v1 uses templates 1, 2 and 3; v2 uses named_pipe version 2 (id 7) */
 	const char *old_build = "[{\"id\":1,\"version\":1},{\"id\":2,\"version\":1},"
 	                        "{\"id\":3,\"version\":1},{\"id\":7,\"version\":1}]";
 	enum { N = 3 };
-	struct agent ags[N];
-	agent_new(&ags[0], 0, GOOD, NULL, old_build);
-	agent_new(&ags[1], 0, GOOD, NULL, NULL);
-	agent_new(&ags[2], 3, GOOD, NULL, old_build);
-	rings_by_lists(ags, N);
+	struct fbt_agent ags[N];
+	fbt_agent_new(&E, &ags[0], 0, FBT_GOOD, NULL, old_build, NULL);
+	fbt_agent_new(&E, &ags[1], 0, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[2], 3, FBT_GOOD, NULL, old_build, NULL);
+	fbt_agent_rings(&E, ags, N);
 	char v1[65], v2[65];
-	upload(1, v1);
+	fbt_rollout_upload(&E, 1, v1);
 	upload_file("named_pipe_v2", 2, v2);
-	make_ga(v1);
-	settle(ags, N, v1);
-	int64_t id = rollout_start(v2, "");
-	settle(&ags[1], 1, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, ags, N, v1);
+	int64_t id = fbt_rollout_start(&E, v2, "");
+	fbt_agent_settle(&E, &ags[1], 1, v2);
 	for (int k = 0; k < 3; k++) {
 		for (int i = 0; i < N; i++)
-			agent_step(&ags[i]);
+			fbt_agent_step(&E, &ags[i]);
 		usleep(200000);
 	}
 	assert_string_equal(ags[0].assigned, v1); /* same ring, older build */
 	/* not even once GA: a build that cannot interpret it stays on v1 */
-	force_complete(id);
-	assert_int_equal(q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s'", v2), 1);
-	settle(&ags[1], 1, v2);
+	fbt_rollout_force_complete(&E, id);
+	assert_int_equal(Q("SELECT count(*) FROM channels WHERE ga_sha256 = '%s'", v2), 1);
+	fbt_agent_settle(&E, &ags[1], 1, v2);
 	for (int k = 0; k < 3; k++) {
 		for (int i = 0; i < N; i++)
-			agent_step(&ags[i]);
+			fbt_agent_step(&E, &ags[i]);
 		usleep(200000);
 	}
 	assert_string_equal(ags[0].assigned, v1);
@@ -1441,27 +967,27 @@ static void test_compatibility(void **state)
 	 * needed. Until the new publication is loaded (about a second) a poll
 	 * may see the new class's document at the old sequence; the agent
 	 * refuses it as a replay and keeps what it runs, as a real one does. */
-	snprintf(ags[2].caps, sizeof ags[2].caps, "%s", E.caps_all);
+	snprintf(ags[2].caps, sizeof ags[2].caps, "%s", E.caps);
 	ags[2].replays_expected = 1;
-	long pub = q("SELECT seq FROM publication");
-	agent_heartbeat(&ags[2]);
-	for (int k = 0; k < 100 && q("SELECT seq FROM publication") == pub; k++)
+	long pub = Q("SELECT seq FROM publication");
+	fbt_agent_heartbeat(&E, &ags[2]);
+	for (int k = 0; k < 100 && Q("SELECT seq FROM publication") == pub; k++)
 		usleep(100000);
-	assert_true(q("SELECT seq FROM publication") > pub);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'pin.create'"), 0);
-	settle(&ags[2], 1, v2);
-	agents_free(ags, N);
+	assert_true(Q("SELECT seq FROM publication") > pub);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'pin.create'"), 0);
+	fbt_agent_settle(&E, &ags[2], 1, v2);
+	fbt_agent_free(ags, N);
 }
 
 /* Until the serving snapshot has applied the rings just PUT: agent a is in
  * ring `want` (GET /v1/agents/{id} answers the snapshot's ring). */
-static void wait_ring(const struct agent *a, const char *want)
+static void wait_ring(const struct fbt_agent *a, const char *want)
 {
 	char path[64];
 	snprintf(path, sizeof path, "/v1/agents/%lld", (long long)a->id);
-	for (int i = 0; i < DEADLINE * 10; i++) {
-		json_t *j = call_want(200, "GET", path, E.admin, NULL);
-		int ok = strcmp(jstr(j, "ring"), want) == 0;
+	for (int i = 0; i < FBT_DEADLINE * 10; i++) {
+		json_t *j = fbt_env_want(&E, 200, "GET", path, E.admin, NULL);
+		int ok = strcmp(fbt_jstr(j, "ring"), want) == 0;
 		json_decref(j);
 		if (ok)
 			return;
@@ -1476,11 +1002,11 @@ static void wait_ring(const struct agent *a, const char *want)
 static void test_holdout(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	enum { N = 120, CANARY = 100 };
-	static struct agent ags[N];
+	static struct fbt_agent ags[N];
 	for (int i = 0; i < N; i++)
-		agent_new(&ags[i], i < CANARY ? 0 : 1, GOOD, NULL, NULL);
+		fbt_agent_new(&E, &ags[i], i < CANARY ? 0 : 1, FBT_GOOD, NULL, NULL, NULL);
 	char *rings = malloc(8192);
 	int n = snprintf(rings, 8192,
 	                 "{\"rings\":[{\"name\":\"canary\",\"selector\":{\"agents\":[");
@@ -1489,17 +1015,17 @@ static void test_holdout(void **state)
 		              (long long)ags[i].id);
 	snprintf(rings + n, (size_t)(8192 - n),
 	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"holdout\"}");
-	expect(200, "PUT", "/v1/rings", E.admin, rings);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, rings);
 	free(rings);
 	wait_ring(&ags[0], "canary");
 	wait_ring(&ags[N - 1], "ga");
 	char sha[65];
-	upload(1, sha);
-	int64_t id = rollout_start(sha, ",\"policy\":{\"holdout\":0.1,\"holdout_min\":10}");
+	fbt_rollout_upload(&E, 1, sha);
+	int64_t id = fbt_rollout_start(&E, sha, ",\"policy\":{\"holdout\":0.1,\"holdout_min\":10}");
 	json_t *r = NULL;
 	for (int k = 0; k < 100; k++) { /* until the snapshot has the rollout */
 		json_decref(r);
-		r = rollout_get(id);
+		r = fbt_rollout_get(&E, id);
 		json_t *h0 = json_array_get(json_object_get(r, "holdout_agents"), 0);
 		if (json_integer_value(json_object_get(h0, "held")) > 0)
 			break;
@@ -1510,7 +1036,7 @@ static void test_holdout(void **state)
 	assert_true(fabs(json_number_value(json_array_get(hold, 0)) - 0.1) < 1e-9);
 	assert_true(json_number_value(json_array_get(hold, 1)) == 0.0); /* 20 agents: none */
 	json_t *ha = json_object_get(r, "holdout_agents");
-	assert_string_equal(jstr(json_array_get(ha, 0), "ring"), "canary");
+	assert_string_equal(fbt_jstr(json_array_get(ha, 0), "ring"), "canary");
 	assert_int_equal(json_integer_value(json_object_get(json_array_get(ha, 0), "agents")),
 	                 CANARY);
 	int64_t held = json_integer_value(json_object_get(json_array_get(ha, 0), "held"));
@@ -1523,7 +1049,7 @@ static void test_holdout(void **state)
 	for (int k = 0; k < 100 && got < CANARY - held; k++) {
 		got = 0;
 		for (int i = 0; i < CANARY; i++) {
-			agent_poll(&ags[i]);
+			fbt_agent_poll(&E, &ags[i]);
 			got += strcmp(ags[i].assigned, sha) == 0;
 		}
 		if (got < CANARY - held)
@@ -1538,22 +1064,22 @@ static void test_holdout(void **state)
 	}
 	assert_int_equal(marked, held); /* the held documents say so in their audience */
 	for (int i = CANARY; i < N; i++) {
-		agent_poll(&ags[i]);
+		fbt_agent_poll(&E, &ags[i]);
 		assert_string_equal(ags[i].assigned, ""); /* ring not reached */
 	}
 	/* Stable: the same agents again (the hash of rollout and agent). */
 	for (int i = 0; i < CANARY; i++) {
 		ags[i].etag[0] = '\0';
 		ags[i].seq = 0;
-		agent_poll(&ags[i]);
+		fbt_agent_poll(&E, &ags[i]);
 		assert_int_equal(strcmp(ags[i].assigned, sha) == 0, first[i]);
 	}
 	/* Ended: the snapshot holds nobody back for it any more. */
 	char path[64];
 	snprintf(path, sizeof path, "/v1/rollouts/%lld/halt", (long long)id);
-	expect(200, "POST", path, E.soc, "{\"reason\":\"end of test\"}");
+	fbt_env_expect(&E, 200, "POST", path, E.soc, "{\"reason\":\"end of test\"}");
 	for (int k = 0; k < 50; k++) {
-		r = rollout_get(id);
+		r = fbt_rollout_get(&E, id);
 		held = json_integer_value(json_object_get(
 		        json_array_get(json_object_get(r, "holdout_agents"), 0), "held"));
 		json_decref(r);
@@ -1562,7 +1088,7 @@ static void test_holdout(void **state)
 		usleep(100000);
 	}
 	assert_int_equal(held, 0);
-	agents_free(ags, N);
+	fbt_agent_free(ags, N);
 }
 
 /* Canary coverage: a platform the later rings hold enough of to judge must
@@ -1571,12 +1097,12 @@ static void test_holdout(void **state)
 static void test_canary_coverage(void **state)
 {
 	(void)state;
-	env_up(NULL);
+	fbt_env_up(&E, NULL);
 	enum { CAN = 6, LATER = 25 };
-	static struct agent ags[CAN + LATER];
+	static struct fbt_agent ags[CAN + LATER];
 	for (int i = 0; i < CAN + LATER; i++)
-		agent_new_on(
-		        &ags[i], i < CAN ? 0 : 1, GOOD, NULL, NULL,
+		fbt_agent_new(
+		        &E, &ags[i], i < CAN ? 0 : 1, FBT_GOOD, NULL, NULL,
 		        i < CAN ? "{\"os\":\"windows\",\"os_build\":\"22631\",\"arch\":\"x86_64\"}"
 		                : "{\"os\":\"windows\",\"os_build\":\"19045\",\"arch\":\"x86_"
 		                  "64\"}");
@@ -1588,75 +1114,66 @@ static void test_canary_coverage(void **state)
 		              (long long)ags[i].id);
 	snprintf(rings + n, sizeof rings - (size_t)n,
 	         "]}},{\"name\":\"ga\",\"selector\":{\"rest\":true}}],\"reason\":\"coverage\"}");
-	expect(200, "PUT", "/v1/rings", E.admin, rings);
+	fbt_env_expect(&E, 200, "PUT", "/v1/rings", E.admin, rings);
 	wait_ring(&ags[0], "canary");
 	wait_ring(&ags[CAN + LATER - 1], "ga");
 	char sha[65], body[512];
-	upload(1, sha);
-	long audits = q("SELECT count(*) FROM audit_log");
-	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", CH,
+	fbt_rollout_upload(&E, 1, sha);
+	long audits = Q("SELECT count(*) FROM audit_log");
+	snprintf(body, sizeof body, "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\"}", FBT_CH,
 	         sha);
-	json_t *j = call_want(422, "POST", "/v1/rollouts", E.rel1, body);
-	assert_string_equal(jstr(json_object_get(j, "error"), "code"), "canary_coverage");
-	const char *msg = jstr(json_object_get(j, "error"), "message");
+	json_t *j = fbt_env_want(&E, 422, "POST", "/v1/rollouts", E.rel1, body);
+	assert_string_equal(fbt_jstr(json_object_get(j, "error"), "code"), "canary_coverage");
+	const char *msg = fbt_jstr(json_object_get(j, "error"), "message");
 	if (!strstr(msg,
 	            "ring 'canary' holds 0 agents of os_build 19045, which later rings hold 25"))
 		fail_msg("coverage message: %s", msg);
 	json_decref(j);
 	snprintf(body, sizeof body,
-	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"maybe\"}", CH,
-	         sha);
-	expect_code(400, "invalid", "POST", "/v1/rollouts", E.rel1, body);
-	assert_int_equal(q("SELECT count(*) FROM rollouts"), 0);
-	assert_int_equal(q("SELECT count(*) FROM audit_log"), audits);
+	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"maybe\"}",
+	         FBT_CH, sha);
+	fbt_env_expect_code(&E, 400, "invalid", "POST", "/v1/rollouts", E.rel1, body);
+	assert_int_equal(Q("SELECT count(*) FROM rollouts"), 0);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audits);
 
 	/* Fewer later agents than min_segment_agents are not required. */
 	snprintf(body, sizeof body,
 	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"policy\":"
 	         "{\"min_segment_agents\":26}}",
-	         CH, sha);
-	j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	         FBT_CH, sha);
+	j = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.rel1, body);
 	int64_t first = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = "
 	                   "'rollout.coverage_warning'"),
 	                 0);
 	snprintf(body, sizeof body, "/v1/rollouts/%lld/halt", (long long)first);
-	expect(200, "POST", body, E.soc, "{\"reason\":\"next\"}");
+	fbt_env_expect(&E, 200, "POST", body, E.soc, "{\"reason\":\"next\"}");
 
 	/* warn: started, the gaps audited and announced */
 	char sha2[65];
-	upload(2, sha2);
+	fbt_rollout_upload(&E, 2, sha2);
 	snprintf(body, sizeof body,
-	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"warn\"}", CH,
-	         sha2);
-	j = call_want(201, "POST", "/v1/rollouts", E.rel1, body);
+	         "{\"channel\":%d,\"content\":\"%s\",\"reason\":\"t\",\"coverage\":\"warn\"}",
+	         FBT_CH, sha2);
+	j = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.rel1, body);
 	int64_t id = json_integer_value(json_object_get(j, "id"));
 	json_decref(j);
-	assert_int_equal(q("SELECT count(*) FROM audit_log WHERE action = 'rollout.start' AND "
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.start' AND "
 	                   "object = 'rollout/%lld' AND after -> 'coverage_warnings' -> 0 ->> "
 	                   "'value' = '19045'",
 	                   (long long)id),
 	                 1);
-	assert_int_equal(q("SELECT count(*) FROM notifications WHERE type = "
+	assert_int_equal(Q("SELECT count(*) FROM notifications WHERE type = "
 	                   "'rollout.coverage_warning' AND rollout_id = %lld AND data -> "
 	                   "'uncovered' -> 0 ->> 'dimension' = 'os_build'",
 	                   (long long)id),
 	                 1);
-	agents_free(ags, CAN + LATER);
+	fbt_agent_free(ags, CAN + LATER);
 }
 
 int main(void)
 {
-	if (sodium_init() < 0)
-		return 2;
-	unsigned char *rootb;
-	size_t rootlen;
-	struct fb_err err;
-	if (fb_file_read(fbt_world_default()->root_path, 1 << 20, &rootb, &rootlen) ||
-	    fbsig_root_load_trusted(rootb, rootlen, fb_now_ms() / 1000, 0, &g_root, &err))
-		return 2;
-	free(rootb);
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_good_file_through_every_ring, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_crashes_and_revert, env_down),
@@ -1672,7 +1189,5 @@ int main(void)
 	        cmocka_unit_test_teardown(test_holdout, env_down),
 	        cmocka_unit_test_teardown(test_canary_coverage, env_down),
 	};
-	int rc = cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
-	fbsig_root_free(g_root);
-	return rc;
+	return cmocka_run_group_tests_name("rollout", tests, NULL, NULL);
 }

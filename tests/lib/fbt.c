@@ -9,6 +9,7 @@
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -85,6 +86,20 @@ long fbt_db_long(const char *db, const char *sql)
 	}
 	PQfinish(c);
 	return v;
+}
+
+long fbt_db_longf(const char *db, const char *fmt, ...)
+{
+	char sql[4096];
+	va_list ap;
+	va_start(ap, fmt);
+	int n = vsnprintf(sql, sizeof sql, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof sql) {
+		fprintf(stderr, "fbt: query longer than %zu bytes: %.80s...\n", sizeof sql, sql);
+		return -1;
+	}
+	return fbt_db_long(db, sql);
 }
 
 char *fbt_db_new(void)
@@ -345,6 +360,12 @@ const char *fbt_error_code(const struct fbt_resp *r)
 		snprintf(code, sizeof code, "%s", c);
 	json_decref(j);
 	return code;
+}
+
+const char *fbt_jstr(const json_t *o, const char *k)
+{
+	const char *s = json_string_value(json_object_get(o, k));
+	return s ? s : "";
 }
 
 const char *fbt_header(const struct fbt_resp *r, const char *name, char *buf, size_t n)

@@ -56,6 +56,9 @@ json_t *fbt_resp_json(const struct fbt_resp *r);
 /* The error code of a {"error":{"code":...}} body, or "" (borrowed from a
  * static buffer, valid until the next call). */
 const char *fbt_error_code(const struct fbt_resp *r);
+/* The string member k of object o, or "" when o is not an object or the
+ * member is missing or not a string (borrowed from o). */
+const char *fbt_jstr(const json_t *o, const char *k);
 /* Value of a response header (case-insensitive), copied into buf; NULL. */
 const char *fbt_header(const struct fbt_resp *r, const char *name, char *buf, size_t n);
 
@@ -65,6 +68,9 @@ char *fbt_token(const char *db, const char *role, const char *name);
 /* Run a query and return the first column of the first row as a long
  * (e.g. SELECT count(*) ...); -1 on error. */
 long fbt_db_long(const char *db, const char *sql);
+/* The same with the query formatted printf-style (up to 4 KiB; longer is
+ * an error): -1 on error. */
+long fbt_db_longf(const char *db, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Run a statement; 0 on success. */
 int fbt_db_exec(const char *db, const char *sql);
 
