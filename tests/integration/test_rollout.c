@@ -111,14 +111,14 @@ static void test_good_file_through_every_ring(void **state)
 	/* each evaluation judged the four health signals too (none degraded
 	 * here), and the minute rollups hold them per ring */
 	assert_int_equal(
-	        q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	        Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
 	          "decision = 'PROMOTE' AND (SELECT count(*) FROM jsonb_object_keys("
 	          "inputs -> 'signals')) = 4 AND (inputs -> 'signals' -> 'agent_cpu' ->> "
 	          "'treated')::int >= 1 AND inputs -> 'signals' -> 'memory' -> 'seq' IS NOT "
 	          "NULL",
 	          (long long)id),
 	        4);
-	assert_int_equal(q("SELECT count(DISTINCT (ring_index, signal)) FROM signal_rollups WHERE "
+	assert_int_equal(Q("SELECT count(DISTINCT (ring_index, signal)) FROM signal_rollups WHERE "
 	                   "rollout_id = %lld AND degraded = 0",
 	                   (long long)id),
 	                 16);
