@@ -432,7 +432,7 @@ static json_t *rollout_summary(struct app *A, int k)
 	struct ro *r = &A->ro[k];
 	const char *st = r->id ? state_of(r) : "rejected";
 	const struct scn_content *t = &s->contents[ch->rollout];
-	int bad = t->crash_probability > 0;
+	int bad = scn_content_bad(s, ch->rollout);
 	int halted = !strcmp(st, "halted") || !strcmp(st, "reverted");
 	json_t *exposure = json_object();
 	for (int i = 0; i < s->n_contents; i++)
