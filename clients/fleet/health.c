@@ -130,8 +130,7 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 	double cap_cpu = fmin(100.0 * h->cpus, FH_MAX_CPU);
 	memset(out, 0, sizeof *out);
 	out->interval_s = (uint32_t)clamp(floor(a->interval_s + 0.5), 1, FH_MAX_IVAL);
-	/* intervals of the scenario's heartbeat this object covers */
-	double per = a->interval_s > 0 && s->heartbeat_s > 0 ? a->interval_s / s->heartbeat_s : 1;
+	double per = a->interval_s > 0 ? a->interval_s / 60.0 : 0; /* minutes covered */
 
 	/* agent CPU: one per-agent level for mean and p95, a jitter each */
 	double cpu_lvl = exp(h->agent_cpu.spread * normal(seed, id, key(TAG_AGENT, 0, SG_CPU)));

@@ -43,8 +43,8 @@ struct fhealth {
 /* Draw agent a's health object for one heartbeat under s->health (which
  * must be on) into *out. Content behaviours count only when a->armed, never
  * for a channel's baseline, and only on the agents each behaviour picked
- * (its share, its segments). Counters are per interval of the scenario's
- * heartbeat (s->heartbeat_s), scaled by a->interval_s. */
+ * (its share, its segments). Counters are the noise model's rates per
+ * minute over a->interval_s. */
 void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealth_agent *a,
                     struct fhealth *out);
 

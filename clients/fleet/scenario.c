@@ -416,11 +416,11 @@ static const struct scn_health health_defaults = {
         .burst_p95 = 40,
         .host_cpu = {20, 0.5, 0.3},
         .rss_kb = {51200, 0.3, 0.02},
-        .evals = {1000, 0.5, 0.1},
+        .evals = {6000, 0.5, 0.1},
         .error_rate = 1e-6,
         .timeout_rate = 1e-6,
         .detections = {0.5, 1, 0},
-        .blocks = {0.02, 1, 0},
+        .blocks = {0.002, 1, 0},
 };
 
 /* health.<key>: an object of allowed keys whose first is the signal's level
@@ -464,8 +464,8 @@ static enum fb_rc parse_health(const json_t *h, struct scenario *s, struct fb_er
 	        "mean", "p95", "spread", "jitter", "burst_probability", "burst_p95", NULL};
 	static const char *const host_keys[] = {"mean", "spread", "jitter", NULL};
 	static const char *const rss_keys[] = {"base", "spread", "jitter", NULL};
-	static const char *const evals_keys[] = {"per_interval", "spread", "jitter", NULL};
-	static const char *const count_keys[] = {"per_interval", "spread", NULL};
+	static const char *const evals_keys[] = {"per_min", "spread", "jitter", NULL};
+	static const char *const count_keys[] = {"per_min", "spread", NULL};
 	struct scn_health *q = &s->health;
 	enum fb_rc rc;
 	if (!h)
@@ -492,11 +492,11 @@ static enum fb_rc parse_health(const json_t *h, struct scenario *s, struct fb_er
 	    (rc = get_num(cpu, "burst_p95", 0, 100000, &q->burst_p95, "health.agent_cpu", err)) ||
 	    (rc = parse_signal(h, "host_cpu", host_keys, 100, &q->host_cpu, err)) ||
 	    (rc = parse_signal(h, "agent_rss_kb", rss_keys, 1099511627776.0, &q->rss_kb, err)) ||
-	    (rc = parse_signal(h, "evals", evals_keys, 1e9, &q->evals, err)) ||
+	    (rc = parse_signal(h, "evals", evals_keys, 1e8, &q->evals, err)) ||
 	    (rc = get_num(h, "eval_error_rate", 0, 1, &q->error_rate, "health", err)) ||
 	    (rc = get_num(h, "eval_timeout_rate", 0, 1, &q->timeout_rate, "health", err)) ||
-	    (rc = parse_signal(h, "detections", count_keys, 1e9, &q->detections, err)) ||
-	    (rc = parse_signal(h, "blocks", count_keys, 1e9, &q->blocks, err)))
+	    (rc = parse_signal(h, "detections", count_keys, 1e8, &q->detections, err)) ||
+	    (rc = parse_signal(h, "blocks", count_keys, 1e8, &q->blocks, err)))
 		return rc;
 	if (q->agent_cpu_p95 < q->agent_cpu.base) {
 		fb_err_set(err, "health.agent_cpu.p95 (%g) must be at least its mean (%g)",

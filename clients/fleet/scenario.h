@@ -77,8 +77,9 @@ struct scn_signal {
 };
 
 /* The noise model of the heartbeats' health object (README.md, "Health
- * signals"); on = 0: no health object is sent. Counters are per heartbeat
- * interval (the scenario's, scaled), per channel with content. */
+ * signals"); on = 0: no health object is sent. Counters are rates per minute
+ * of real time (the server judges them per minute: the same at any
+ * heartbeat interval and time scale), per channel with content. */
 struct scn_health {
 	int on;
 	int cpus;                     /* CPUs of a simulated host */
@@ -88,10 +89,10 @@ struct scn_health {
 	double burst_p95;             /* per cent of one CPU */
 	struct scn_signal host_cpu;   /* per cent of the host */
 	struct scn_signal rss_kb;     /* KiB */
-	struct scn_signal evals;      /* per interval and channel */
+	struct scn_signal evals;      /* per minute and channel */
 	double error_rate;            /* share of evaluations that fail */
 	double timeout_rate;          /* share of evaluations that time out */
-	struct scn_signal detections; /* Poisson mean per interval and channel (jitter unused) */
+	struct scn_signal detections; /* Poisson mean per minute and channel (jitter unused) */
 	struct scn_signal blocks;     /* ditto */
 };
 

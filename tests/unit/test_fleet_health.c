@@ -77,9 +77,9 @@ static void test_parse_defaults(void **st)
 	assert_true(h->burst_probability == 0.01 && h->burst_p95 == 40);
 	assert_true(h->host_cpu.base == 20);
 	assert_true(h->rss_kb.base == 51200 && h->rss_kb.jitter == 0.02);
-	assert_true(h->evals.base == 1000);
+	assert_true(h->evals.base == 6000);
 	assert_true(h->error_rate == 1e-6 && h->timeout_rate == 1e-6);
-	assert_true(h->detections.base == 0.5 && h->blocks.base == 0.02);
+	assert_true(h->detections.base == 0.5 && h->blocks.base == 0.002);
 	const struct scn_content *cpu = &s.contents[content(&s, "cpu")];
 	assert_true(cpu->health[SCN_CPU_SPIKE].on);
 	assert_true(cpu->health[SCN_CPU_SPIKE].share == 0.5);
@@ -97,6 +97,7 @@ static void test_parse_defaults(void **st)
 	assert_true(seg->health[SCN_EVAL_ERRORS].value == 0.01);
 	assert_true(s.contents[content(&s, "leak")].health[SCN_MEMORY_LEAK].value == 600);
 	assert_true(s.contents[content(&s, "fp")].health[SCN_FP_STORM].value == 20);
+	assert_true(s.contents[content(&s, "both")].health[SCN_FP_STORM].value == 5);
 	/* bad: a crash or any behaviour; the baselines are not */
 	assert_true(scn_content_bad(&s, content(&s, "cpu")));
 	assert_true(scn_content_bad(&s, content(&s, "err")));
@@ -108,10 +109,10 @@ static void test_parse_defaults(void **st)
 	                   "\"jitter\":0.1,\"burst_probability\":0,\"burst_p95\":50},"
 	                   "\"host_cpu\":{\"mean\":30,\"spread\":0,\"jitter\":0},"
 	                   "\"agent_rss_kb\":{\"base\":100000,\"spread\":0,\"jitter\":0},"
-	                   "\"evals\":{\"per_interval\":50,\"spread\":0,\"jitter\":0},"
+	                   "\"evals\":{\"per_min\":50,\"spread\":0,\"jitter\":0},"
 	                   "\"eval_error_rate\":0,\"eval_timeout_rate\":0.5,"
-	                   "\"detections\":{\"per_interval\":3,\"spread\":0},"
-	                   "\"blocks\":{\"per_interval\":0}}";
+	                   "\"detections\":{\"per_min\":3,\"spread\":0},"
+	                   "\"blocks\":{\"per_min\":0}}";
 	if (parse(full, 4, &s, &err))
 		fail_msg("%s", err.msg);
 	assert_int_equal(s.health.cpus, 8);
@@ -162,8 +163,8 @@ static void test_refusals(void **st)
 	        "health.host_cpu: unknown field 'base'");
 	refused("\"health\":{}", "\"health\":{\"agent_rss_kb\":{\"base\":\"50M\"}}",
 	        "health.agent_rss_kb.base");
-	refused("\"health\":{}", "\"health\":{\"evals\":{\"per_interval\":2e9}}",
-	        "health.evals.per_interval");
+	refused("\"health\":{}", "\"health\":{\"evals\":{\"per_min\":2e9}}",
+	        "health.evals.per_min");
 	refused("\"health\":{}", "\"health\":{\"detections\":{\"jitter\":1}}",
 	        "health.detections: unknown field 'jitter'");
 	refused("\"health\":{}", "\"health\":{\"blocks\":3}", "health.blocks must be an object");
@@ -362,12 +363,12 @@ static void test_noise(void **st)
 	assert_in_range(p95[N / 2], 7, 9);
 	assert_in_range(host[N / 2], 19, 21);
 	assert_in_range(rss[N / 2], 50000, 52400);
-	assert_in_range(evals[N / 2], 970, 1030);
-	/* Poisson means: base x exp(spread^2 / 2) = 0.5 x e^0.5 = 0.82, 0.033 */
-	assert_true(fabs(det / N - 0.824) < 0.06);
-	assert_true(fabs(blk / N - 0.033) < 0.01);
-	/* 2e-6 of ~1,100 evaluations: about 0.2 % of heartbeats have one */
-	assert_true(errs / N < 0.01);
+	assert_in_range(evals[N / 2], 190, 210); /* 6,000 a minute, 2 s */
+	/* Poisson means over 2 s: base x exp(spread^2 / 2) / 30 = 0.5 x e^0.5 / 30 */
+	assert_true(fabs(det / N - 0.0275) < 0.006);
+	assert_true(blk / N < 0.001);
+	/* 2e-6 of ~220 evaluations: about 0.04 % of heartbeats have one */
+	assert_true(errs / N < 0.005);
 	/* one agent over time: bursts in about 1 % of heartbeats */
 	for (uint64_t hb = 0; hb < N; hb++) {
 		struct fhealth_agent a = agent(&s, 1, hb, 1, "base", NULL, 100, 100);
@@ -383,7 +384,7 @@ static void test_noise(void **st)
 	a.interval_s *= 2;
 	fhealth_sample(&s, 1, &a, &h2);
 	assert_int_equal(h2.interval_s, 2 * h1.interval_s);
-	assert_true(fabs((double)h2.ch[0].evals / (double)h1.ch[0].evals - 2) < 0.01);
+	assert_true(fabs((double)h2.ch[0].evals / (double)h1.ch[0].evals - 2) < 0.02);
 	scn_cleanup(&s);
 }
 
@@ -482,14 +483,15 @@ static void test_fp_storm_and_eval_errors(void **st)
 	(void)st;
 	struct scenario s;
 	struct fb_err err = {{0}};
-	assert_int_equal(parse("{}", 1, &s, &err), FB_OK);
+	assert_int_equal(parse("{\"blocks\":{\"per_min\":0.1}}", 1, &s, &err), FB_OK);
 	double det[2] = {0}, blk[2] = {0}, other[2] = {0};
 	double evals = 0, errs = 0, hit = 0, n_hit = 0;
 	for (int64_t i = 0; i < 4000; i++) {
 		struct fhealth h;
 		for (int storm = 0; storm < 2; storm++) {
 			struct fhealth_agent a =
-			        agent(&s, i, 2, 1, storm ? "fp" : "base", "base", 50, 100);
+			        agent(&s, i, 2, 1, storm ? "fp" : "base", "base", 500, 1000);
+			a.interval_s = 60; /* a minute: enough detections to count */
 			fhealth_sample(&s, 5, &a, &h);
 			det[storm] += (double)h.ch[0].detections;
 			blk[storm] += (double)h.ch[0].blocks;
@@ -507,7 +509,7 @@ static void test_fp_storm_and_eval_errors(void **st)
 	}
 	/* x 20 on the storming channel, nothing on the other */
 	assert_true(fabs(det[1] / det[0] - 20) < 2);
-	assert_true(fabs(blk[1] / blk[0] - 20) < 5);
+	assert_true(fabs(blk[1] / blk[0] - 20) < 3);
 	assert_true(fabs(other[1] / other[0] - 1) < 0.1);
 	/* 10 % of the evaluations fail on 30 % of the hosts; the rest see noise */
 	assert_true(fabs(errs / evals - 0.1) < 0.005);
