@@ -221,3 +221,62 @@ rehearse_latent() {
 	fbe_expect "latent: reverted fleet-wide" "$f" '.on_bad_content == 0 and .exposed_not_on_last_known_good == 0'
 	fbe_server_stop
 }
+
+# ---- health signals (issue 17) -----------------------------------------------
+# The scenarios' health section makes every heartbeat carry a health object
+# (server/PROTOCOL.md, "Health (optional)"); the server refuses a malformed
+# one with 400, so no heartbeat error means every one was accepted (202).
+
+# fbe_degraded SHA OUT: agents with a degraded event per signal, on content
+# SHA and on any other content, as {"on_file": {signal: n}, "elsewhere": {...}}.
+fbe_degraded() {
+	psql "$FBE_DB" -qXAt -v sha="$1" >"$2" <<'SQL'
+SELECT json_build_object(
+  'on_file', (SELECT coalesce(json_object_agg(sig, n), '{}') FROM (
+     SELECT details->>'signal' AS sig, count(DISTINCT agent_id) AS n FROM events
+     WHERE kind = 'degraded' AND content_sha256 = :'sha' GROUP BY 1) a),
+  'elsewhere', (SELECT coalesce(json_object_agg(sig, n), '{}') FROM (
+     SELECT details->>'signal' AS sig, count(DISTINCT agent_id) AS n FROM events
+     WHERE kind = 'degraded' AND content_sha256 <> :'sha' GROUP BY 1) b))
+SQL
+}
+
+# 12. A good file under the noise of every health signal: completed, no
+# false halt, every heartbeat with health accepted.
+rehearse_health_noise() {
+	fbe_setup health_noise --restart_grace_s=0
+	fbe_run health_noise health_noise.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "health_noise: completed" "$f" '.rollout.state == "completed"'
+	fbe_expect "health_noise: no false halt" "$f" '.false_halts == 0'
+	fbe_expect "health_noise: every heartbeat carried health" "$f" \
+		'.fleet.health.heartbeats == .fleet.requests.heartbeat and .fleet.health.heartbeats > 0'
+	fbe_expect "health_noise: every heartbeat accepted (202)" "$f" '.fleet.request_errors.heartbeat == 0'
+	fbe_degraded "$(jq -r .uploads.good.sha256 "$f")" "$FBE_DIR/degraded.json"
+	echo "health_noise: degraded agents per signal: $(cat "$FBE_DIR/degraded.json")"
+	fbe_server_stop
+}
+
+# 13. One file with every health behaviour on a share of its hosts: each
+# signal's degraded hosts are recorded by the server among those that got
+# it. (The gate does not judge these verdicts yet: any end state.)
+rehearse_health_signals() {
+	fbe_setup health_signals --restart_grace_s=0
+	fbe_run health_signals health_signals.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "health_signals: every heartbeat accepted (202)" "$f" \
+		'.fleet.request_errors.heartbeat == 0 and .fleet.health.heartbeats == .fleet.requests.heartbeat'
+	fbe_expect "health_signals: every behaviour showed" "$f" \
+		'[.fleet.health.agents[]] | all(. > 0)'
+	fbe_degraded "$(jq -r .uploads.storm.sha256 "$f")" "$FBE_DIR/degraded.json"
+	echo "health_signals: degraded agents per signal: $(cat "$FBE_DIR/degraded.json")"
+	jq -s '{fleet: .[0].fleet.health.agents, degraded: .[1].on_file}' "$f" "$FBE_DIR/degraded.json" \
+		>"$FBE_DIR/both.json"
+	# the server's degraded hosts per signal against fb-fleet's hosts per
+	# behaviour (a host that got the file late may not stay degraded long
+	# enough for a verdict; the noise may add one)
+	fbe_expect "health_signals: the server saw each behaviour as its signal" "$FBE_DIR/both.json" \
+		'.degraded.agent_cpu * 2 >= .fleet.cpu_spike and .degraded.memory * 2 >= .fleet.memory_leak and
+		 .degraded.eval_errors * 2 >= .fleet.eval_errors and .degraded.detections * 2 >= .fleet.fp_storm'
+	fbe_server_stop
+}
