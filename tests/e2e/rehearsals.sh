@@ -268,6 +268,8 @@ rehearse_health_signals() {
 		'.fleet.request_errors.heartbeat == 0 and .fleet.health.heartbeats == .fleet.requests.heartbeat'
 	fbe_expect "health_signals: every behaviour showed" "$f" \
 		'[.fleet.health.agents[]] | all(. > 0)'
+	fbe_expect "health_signals: the leak on os_build 19045, all of it" "$f" \
+		'.fleet.health.agents.memory_leak == .segments.os_build["19045"].applied'
 	fbe_degraded "$(jq -r .uploads.storm.sha256 "$f")" "$FBE_DIR/degraded.json"
 	echo "health_signals: degraded agents per signal: $(cat "$FBE_DIR/degraded.json")"
 	jq -s '{fleet: .[0].fleet.health.agents, degraded: .[1].on_file}' "$f" "$FBE_DIR/degraded.json" \
