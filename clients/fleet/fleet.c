@@ -65,7 +65,8 @@ struct fl_agent {
 	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, reverted, crash_report, plat_due;
 	uint8_t health_seen; /* bit b: behaviour b (enum scn_behaviour_kind) showed in a heartbeat
 	                      */
-	uint16_t hb_no;      /* health objects sent in this boot: with boot_no, keys their draws */
+	uint16_t hb_no; /* health objects sent in this boot (wraps): with boot_no, keys their draws
+	                 */
 	struct fl_event ev[FL_MAX_EVENTS];
 	int32_t hb_from; /* the health interval's start, ms after fleet.t0 (in the padding) */
 };

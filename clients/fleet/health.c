@@ -20,14 +20,15 @@ enum {
 	SG_CPU = 0,
 	SG_CPU_P95,
 	SG_BURST,
-	SG_SPIKE,
 	SG_HOST,
 	SG_RSS,
-	SG_EVALS = 8,
-	SG_ERRORS = 16,
-	SG_TIMEOUTS = 24,
-	SG_DETECTIONS = 32,
-	SG_BLOCKS = 40,
+	SG_SPIKE = 8, /* + channel, like the ones below */
+	SG_EVALS = 16,
+	SG_ERRORS = 24,
+	SG_TIMEOUTS = 32,
+	SG_DETECTIONS = 40,
+	SG_BLOCKS = 48,
+	SG_SECOND = 100, /* + any of the above: a second draw of the same thing */
 };
 
 static uint64_t mix64(uint64_t x)
@@ -155,7 +156,7 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 	}
 	mean = clamp(mean, 0, cap_cpu);
 	p95 = clamp(fmax(p95, mean), 0, cap_cpu);
-	double u_mean = unif(seed, id, key(TAG_BEAT, n, SG_CPU + 100));
+	double u_mean = unif(seed, id, key(TAG_BEAT, n, SG_CPU + SG_SECOND));
 	out->agent_cpu_mean = (uint32_t)clamp(sround(mean, u_mean), 0, cap_cpu);
 	out->agent_cpu_p95 = (uint32_t)clamp(floor(p95 + 0.5), out->agent_cpu_mean, cap_cpu);
 
@@ -189,7 +190,7 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 		double ev = level(&h->evals, seed, id, SG_EVALS + k) * per *
 		            exp(h->evals.jitter * normal(seed, id, key(TAG_BEAT, n, SG_EVALS + k)));
 		c->evals = (uint64_t)clamp(
-		        sround(ev, unif(seed, id, key(TAG_BEAT, n, SG_EVALS + k + 100))), 0,
+		        sround(ev, unif(seed, id, key(TAG_BEAT, n, SG_EVALS + k + SG_SECOND))), 0,
 		        (double)FH_MAX_COUNT);
 		double err = h->error_rate, on = on_share(s, seed, a, k, SCN_EVAL_ERRORS);
 		if (on > 0) {
@@ -199,11 +200,12 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 		err = fmin(err, 1.0);
 		c->errors = poisson((double)c->evals * err,
 		                    unif(seed, id, key(TAG_BEAT, n, SG_ERRORS + k)),
-		                    normal(seed, id, key(TAG_BEAT, n, SG_ERRORS + k + 100)));
+		                    normal(seed, id, key(TAG_BEAT, n, SG_ERRORS + k + SG_SECOND)));
 		c->errors = c->errors > c->evals ? c->evals : c->errors;
-		c->timeouts = poisson((double)c->evals * h->timeout_rate,
-		                      unif(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k)),
-		                      normal(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k + 100)));
+		c->timeouts =
+		        poisson((double)c->evals * h->timeout_rate,
+		                unif(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k)),
+		                normal(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k + SG_SECOND)));
 		if (c->timeouts > c->evals - c->errors)
 			c->timeouts = c->evals - c->errors;
 		double mult = 1;
@@ -215,10 +217,10 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 		c->detections =
 		        poisson(level(&h->detections, seed, id, SG_DETECTIONS + k) * per * mult,
 		                unif(seed, id, key(TAG_BEAT, n, SG_DETECTIONS + k)),
-		                normal(seed, id, key(TAG_BEAT, n, SG_DETECTIONS + k + 100)));
+		                normal(seed, id, key(TAG_BEAT, n, SG_DETECTIONS + k + SG_SECOND)));
 		c->blocks = poisson(level(&h->blocks, seed, id, SG_BLOCKS + k) * per * mult,
 		                    unif(seed, id, key(TAG_BEAT, n, SG_BLOCKS + k)),
-		                    normal(seed, id, key(TAG_BEAT, n, SG_BLOCKS + k + 100)));
+		                    normal(seed, id, key(TAG_BEAT, n, SG_BLOCKS + k + SG_SECOND)));
 	}
 }
 
