@@ -28,6 +28,7 @@ enum {
 	SG_TIMEOUTS = 32,
 	SG_DETECTIONS = 40,
 	SG_BLOCKS = 48,
+	SG_DET_BURST = 56,
 	SG_SECOND = 100, /* + any of the above: a second draw of the same thing */
 };
 
@@ -100,6 +101,21 @@ int fhealth_member(const struct scenario *s, uint64_t seed, int64_t index, int p
 	return unif(seed, index, key(TAG_MEMBER, (uint64_t)c, (uint64_t)b)) < h->share;
 }
 
+/* 1 when heartbeat n of an agent falls in a burst: one starts at each
+ * heartbeat with probability p (draw sig) and lasts 1..beats heartbeats
+ * (uniform, draw sig + SG_SECOND), so n is in one when a burst started j
+ * heartbeats earlier and lasts more than j. Stateless, at most 2 x beats
+ * draws. */
+static int in_burst(uint64_t seed, int64_t id, uint64_t n, int sig, double p, int beats)
+{
+	for (uint64_t j = 0; p > 0 && j < (uint64_t)beats && j <= n; j++)
+		if (unif(seed, id, key(TAG_BEAT, n - j, (uint64_t)sig)) < p &&
+		    floor(unif(seed, id, key(TAG_BEAT, n - j, (uint64_t)sig + SG_SECOND)) *
+		          beats) >= (double)j)
+			return 1;
+	return 0;
+}
+
 /* The share of agent a's interval during which behaviour b of channel k's
  * content was on (0: not on at all), or -1 when it does not apply. */
 static double on_share(const struct scenario *s, uint64_t seed, const struct fhealth_agent *a,
@@ -139,8 +155,10 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 	              exp(h->agent_cpu.jitter * normal(seed, id, key(TAG_BEAT, n, SG_CPU)));
 	double p95 = h->agent_cpu_p95 * cpu_lvl *
 	             exp(h->agent_cpu.jitter * normal(seed, id, key(TAG_BEAT, n, SG_CPU_P95)));
-	if (unif(seed, id, key(TAG_BEAT, n, SG_BURST)) < h->burst_probability)
-		p95 = fmax(p95, h->burst_p95);
+	if (in_burst(seed, id, n, SG_BURST, h->burst_probability, h->burst_beats))
+		p95 = fmax(p95,
+		           h->burst_p95 * exp(h->agent_cpu.jitter *
+		                              normal(seed, id, key(TAG_BEAT, n, SG_BURST + 200))));
 	double quiet_mean = mean;
 	for (int k = 0; k < s->n_channels; k++) {
 		double on = on_share(s, seed, a, k, SCN_CPU_SPIKE);
@@ -192,7 +210,10 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 		c->evals = (uint64_t)clamp(
 		        sround(ev, unif(seed, id, key(TAG_BEAT, n, SG_EVALS + k + SG_SECOND))), 0,
 		        (double)FH_MAX_COUNT);
-		double err = h->error_rate, on = on_share(s, seed, a, k, SCN_EVAL_ERRORS);
+		/* a host's (channel's) own error level: a few flaky hosts */
+		double flaky = exp(h->error_spread *
+		                   normal(seed, id, key(TAG_AGENT, 0, (uint64_t)SG_ERRORS + k)));
+		double err = h->error_rate * flaky, on = on_share(s, seed, a, k, SCN_EVAL_ERRORS);
 		if (on > 0) {
 			err += s->contents[a->content[k]].health[SCN_EVAL_ERRORS].value * on;
 			out->behaviours |= 1u << SCN_EVAL_ERRORS;
@@ -203,15 +224,19 @@ void fhealth_sample(const struct scenario *s, uint64_t seed, const struct fhealt
 		                    normal(seed, id, key(TAG_BEAT, n, SG_ERRORS + k + SG_SECOND)));
 		c->errors = c->errors > c->evals ? c->evals : c->errors;
 		c->timeouts =
-		        poisson((double)c->evals * h->timeout_rate,
+		        poisson((double)c->evals * fmin(h->timeout_rate * flaky, 1.0),
 		                unif(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k)),
 		                normal(seed, id, key(TAG_BEAT, n, SG_TIMEOUTS + k + SG_SECOND)));
 		if (c->timeouts > c->evals - c->errors)
 			c->timeouts = c->evals - c->errors;
-		double mult = 1;
+		double mult = in_burst(seed, id, n, SG_DET_BURST + k, h->det_burst_probability,
+		                       h->det_burst_beats)
+		                      ? h->det_burst_factor
+		                      : 1;
 		on = on_share(s, seed, a, k, SCN_FP_STORM);
 		if (on > 0) {
-			mult += (s->contents[a->content[k]].health[SCN_FP_STORM].value - 1) * on;
+			mult *= 1 +
+			        (s->contents[a->content[k]].health[SCN_FP_STORM].value - 1) * on;
 			out->behaviours |= 1u << SCN_FP_STORM;
 		}
 		c->detections =

@@ -414,14 +414,34 @@ static const struct scn_health health_defaults = {
         .agent_cpu_p95 = 8,
         .burst_probability = 0.01,
         .burst_p95 = 40,
+        .burst_beats = 3,
         .host_cpu = {20, 0.5, 0.3},
         .rss_kb = {51200, 0.3, 0.02},
         .evals = {6000, 0.5, 0.1},
         .error_rate = 1e-6,
         .timeout_rate = 1e-6,
+        .error_spread = 2,
         .detections = {0.5, 1, 0},
         .blocks = {0.002, 1, 0},
+        .det_burst_probability = 0.005,
+        .det_burst_factor = 10,
+        .det_burst_beats = 2,
 };
+
+/* An optional integer in [lo, hi] (*out unchanged when absent). */
+static enum fb_rc get_int(const json_t *obj, const char *key, int lo, int hi, int *out,
+                          const char *where, struct fb_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v)
+		return FB_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		fb_err_set(err, "%s.%s must be an integer in [%d, %d]", where, key, lo, hi);
+		return FB_EINVAL;
+	}
+	*out = (int)json_integer_value(v);
+	return FB_OK;
+}
 
 /* health.<key>: an object of allowed keys whose first is the signal's level
  * (in [0, hi]); spread and jitter (when allowed) in [0, 3]. Absent keys keep
@@ -457,15 +477,19 @@ static enum fb_rc parse_health(const json_t *h, struct scenario *s, struct fb_er
 	                                      "evals",
 	                                      "eval_error_rate",
 	                                      "eval_timeout_rate",
+	                                      "eval_error_spread",
 	                                      "detections",
 	                                      "blocks",
 	                                      NULL};
 	static const char *const cpu_keys[] = {
-	        "mean", "p95", "spread", "jitter", "burst_probability", "burst_p95", NULL};
+	        "mean",      "p95",         "spread", "jitter", "burst_probability",
+	        "burst_p95", "burst_beats", NULL};
 	static const char *const host_keys[] = {"mean", "spread", "jitter", NULL};
 	static const char *const rss_keys[] = {"base", "spread", "jitter", NULL};
 	static const char *const evals_keys[] = {"per_min", "spread", "jitter", NULL};
 	static const char *const count_keys[] = {"per_min", "spread", NULL};
+	static const char *const det_keys[] = {"per_min",      "spread",      "burst_probability",
+	                                       "burst_factor", "burst_beats", NULL};
 	struct scn_health *q = &s->health;
 	enum fb_rc rc;
 	if (!h)
@@ -475,27 +499,29 @@ static enum fb_rc parse_health(const json_t *h, struct scenario *s, struct fb_er
 		return FB_EINVAL;
 	}
 	*q = health_defaults;
-	const json_t *cpus = json_object_get(h, "cpus");
-	if (cpus && (!json_is_integer(cpus) || json_integer_value(cpus) < 1 ||
-	             json_integer_value(cpus) > 1000)) {
-		fb_err_set(err, "health.cpus must be an integer in [1, 1000]");
-		return FB_EINVAL;
-	}
-	if (cpus)
-		q->cpus = (int)json_integer_value(cpus);
 	const json_t *cpu = json_object_get(h, "agent_cpu");
+	const json_t *det = json_object_get(h, "detections");
 	if ((rc = only_keys(h, allowed, "health", err)) ||
+	    (rc = get_int(h, "cpus", 1, 1000, &q->cpus, "health", err)) ||
 	    (rc = parse_signal(h, "agent_cpu", cpu_keys, 100000, &q->agent_cpu, err)) ||
 	    (rc = get_num(cpu, "p95", 0, 100000, &q->agent_cpu_p95, "health.agent_cpu", err)) ||
 	    (rc = get_num(cpu, "burst_probability", 0, 1, &q->burst_probability, "health.agent_cpu",
 	                  err)) ||
 	    (rc = get_num(cpu, "burst_p95", 0, 100000, &q->burst_p95, "health.agent_cpu", err)) ||
+	    (rc = get_int(cpu, "burst_beats", 1, 100, &q->burst_beats, "health.agent_cpu", err)) ||
 	    (rc = parse_signal(h, "host_cpu", host_keys, 100, &q->host_cpu, err)) ||
 	    (rc = parse_signal(h, "agent_rss_kb", rss_keys, 1099511627776.0, &q->rss_kb, err)) ||
 	    (rc = parse_signal(h, "evals", evals_keys, 1e8, &q->evals, err)) ||
 	    (rc = get_num(h, "eval_error_rate", 0, 1, &q->error_rate, "health", err)) ||
 	    (rc = get_num(h, "eval_timeout_rate", 0, 1, &q->timeout_rate, "health", err)) ||
-	    (rc = parse_signal(h, "detections", count_keys, 1e8, &q->detections, err)) ||
+	    (rc = get_num(h, "eval_error_spread", 0, 3, &q->error_spread, "health", err)) ||
+	    (rc = parse_signal(h, "detections", det_keys, 1e8, &q->detections, err)) ||
+	    (rc = get_num(det, "burst_probability", 0, 1, &q->det_burst_probability,
+	                  "health.detections", err)) ||
+	    (rc = get_num(det, "burst_factor", 1, 1e6, &q->det_burst_factor, "health.detections",
+	                  err)) ||
+	    (rc = get_int(det, "burst_beats", 1, 100, &q->det_burst_beats, "health.detections",
+	                  err)) ||
 	    (rc = parse_signal(h, "blocks", count_keys, 1e8, &q->blocks, err)))
 		return rc;
 	if (q->agent_cpu_p95 < q->agent_cpu.base) {

@@ -85,15 +85,20 @@ struct scn_health {
 	int cpus;                     /* CPUs of a simulated host */
 	struct scn_signal agent_cpu;  /* mean, per cent of one CPU */
 	double agent_cpu_p95;         /* median p95 (same per-agent level, own jitter) */
-	double burst_probability;     /* per heartbeat: the p95 jumps to burst_p95 */
-	double burst_p95;             /* per cent of one CPU */
+	double burst_probability;     /* per heartbeat: a burst (a scan) starts */
+	double burst_p95;             /* its p95 (median), per cent of one CPU */
+	int burst_beats;              /* it lasts 1..burst_beats heartbeats */
 	struct scn_signal host_cpu;   /* per cent of the host */
 	struct scn_signal rss_kb;     /* KiB */
 	struct scn_signal evals;      /* per minute and channel */
-	double error_rate;            /* share of evaluations that fail */
-	double timeout_rate;          /* share of evaluations that time out */
+	double error_rate;            /* share of evaluations that fail (median host) */
+	double timeout_rate;          /* share of evaluations that time out (median host) */
+	double error_spread;          /* sigma of ln of a host's (channel's) error rates */
 	struct scn_signal detections; /* Poisson mean per minute and channel (jitter unused) */
 	struct scn_signal blocks;     /* ditto */
+	double det_burst_probability; /* per heartbeat and channel: a burst starts */
+	double det_burst_factor;      /* detections and blocks x this in a burst */
+	int det_burst_beats;          /* it lasts 1..det_burst_beats heartbeats */
 };
 
 /* What a content file does to the hosts that apply it. */

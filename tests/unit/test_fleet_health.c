@@ -74,12 +74,14 @@ static void test_parse_defaults(void **st)
 	assert_int_equal(h->cpus, 4);
 	assert_true(h->agent_cpu.base == 2 && h->agent_cpu_p95 == 8);
 	assert_true(h->agent_cpu.spread == 0.5 && h->agent_cpu.jitter == 0.25);
-	assert_true(h->burst_probability == 0.01 && h->burst_p95 == 40);
+	assert_true(h->burst_probability == 0.01 && h->burst_p95 == 40 && h->burst_beats == 3);
 	assert_true(h->host_cpu.base == 20);
 	assert_true(h->rss_kb.base == 51200 && h->rss_kb.jitter == 0.02);
 	assert_true(h->evals.base == 6000);
-	assert_true(h->error_rate == 1e-6 && h->timeout_rate == 1e-6);
+	assert_true(h->error_rate == 1e-6 && h->timeout_rate == 1e-6 && h->error_spread == 2);
 	assert_true(h->detections.base == 0.5 && h->blocks.base == 0.002);
+	assert_true(h->det_burst_probability == 0.005 && h->det_burst_factor == 10 &&
+	            h->det_burst_beats == 2);
 	const struct scn_content *cpu = &s.contents[content(&s, "cpu")];
 	assert_true(cpu->health[SCN_CPU_SPIKE].on);
 	assert_true(cpu->health[SCN_CPU_SPIKE].share == 0.5);
@@ -145,6 +147,16 @@ static void test_refusals(void **st)
 {
 	(void)st;
 	refused("\"health\":{}", "\"health\":[]", "health must be an object");
+	refused("\"health\":{}", "\"health\":{\"agent_cpu\":{\"burst_beats\":0}}",
+	        "health.agent_cpu.burst_beats must be an integer in [1, 100]");
+	refused("\"health\":{}", "\"health\":{\"agent_cpu\":{\"burst_beats\":2.5}}",
+	        "health.agent_cpu.burst_beats");
+	refused("\"health\":{}", "\"health\":{\"detections\":{\"burst_factor\":0.5}}",
+	        "health.detections.burst_factor");
+	refused("\"health\":{}", "\"health\":{\"detections\":{\"burst_beats\":101}}",
+	        "health.detections.burst_beats");
+	refused("\"health\":{}", "\"health\":{\"eval_error_spread\":4}",
+	        "health.eval_error_spread");
 	refused("\"health\":{}", "\"health\":{\"cpu\":1}", "health: unknown field 'cpu'");
 	refused("\"health\":{}", "\"health\":{\"cpus\":0}", "health.cpus");
 	refused("\"health\":{}", "\"health\":{\"cpus\":2.5}", "health.cpus");
@@ -369,7 +381,8 @@ static void test_noise(void **st)
 	assert_true(blk / N < 0.001);
 	/* 2e-6 of ~220 evaluations: about 0.04 % of heartbeats have one */
 	assert_true(errs / N < 0.005);
-	/* one agent over time: bursts in about 1 % of heartbeats */
+	/* one agent over time: scans start in 1 % of heartbeats and last 1-3,
+	 * their p95 around 40: about 1 % of heartbeats at 40 or more */
 	for (uint64_t hb = 0; hb < N; hb++) {
 		struct fhealth_agent a = agent(&s, 1, hb, 1, "base", NULL, 100, 100);
 		struct fhealth h;
@@ -386,6 +399,82 @@ static void test_noise(void **st)
 	assert_int_equal(h2.interval_s, 2 * h1.interval_s);
 	assert_true(fabs((double)h2.ch[0].evals / (double)h1.ch[0].evals - 2) < 0.02);
 	scn_cleanup(&s);
+}
+
+/* Runs of consecutive heartbeats with flag set: how many of each length
+ * (runs[0]: beats in any run). */
+static void runs_of(const uint8_t *flag, int n, int *runs, int max)
+{
+	memset(runs, 0, sizeof(int) * (size_t)max);
+	for (int i = 0, len = 0; i <= n; i++) {
+		if (i < n && flag[i]) {
+			len++;
+			runs[0]++;
+			continue;
+		}
+		if (len)
+			runs[len < max ? len : max - 1]++;
+		len = 0;
+	}
+}
+
+/* CPU scans and detection bursts last a few heartbeats; a few hosts have
+ * far more evaluation errors than the median. */
+static void test_bursts_and_flaky_hosts(void **st)
+{
+	(void)st;
+	struct scenario s;
+	struct fb_err err = {{0}};
+	enum { N = 10000 };
+	static uint8_t cpu[N], det[N];
+	int runs[8];
+	assert_int_equal(
+	        parse("{\"agent_cpu\":{\"spread\":0,\"jitter\":0,\"burst_probability\":0.05,"
+	              "\"burst_p95\":60},\"detections\":{\"per_min\":600,\"spread\":0,"
+	              "\"burst_probability\":0.1,\"burst_factor\":100}}",
+	              1, &s, &err),
+	        FB_OK);
+	for (int hb = 0; hb < N; hb++) {
+		struct fhealth_agent a = agent(&s, 3, (uint64_t)hb, 1, "base", NULL, 100, 100);
+		struct fhealth h;
+		fhealth_sample(&s, 1, &a, &h);
+		assert_true(h.agent_cpu_p95 == 8 || h.agent_cpu_p95 == 60);
+		cpu[hb] = h.agent_cpu_p95 == 60;
+		det[hb] = h.ch[0].detections > 500; /* 20 in 2 s, 2,000 in a burst */
+	}
+	/* a beat is in a scan with 1 - 0.95 x (1 - 0.05 x 2/3) x (1 - 0.05 / 3) */
+	runs_of(cpu, N, runs, 8);
+	assert_in_range(runs[0], 800, 1150);
+	assert_true(runs[1] > 0 && runs[2] > 0 && runs[3] > 0);
+	/* longer runs only where bursts touch: rare */
+	assert_true(runs[4] + runs[5] + runs[6] + runs[7] < (runs[1] + runs[2] + runs[3]) / 5);
+	/* detections: 1 - 0.9 x 0.95 of the beats, runs of 1 and 2 */
+	runs_of(det, N, runs, 8);
+	assert_in_range(runs[0], 1200, 1700);
+	assert_true(runs[1] > 0 && runs[2] > 0);
+	scn_cleanup(&s);
+
+	/* 1e-4 of 6,000 evaluations a minute: 0.6 a minute on the median host;
+	 * with eval_error_spread 2 a few hosts have many, with 0 none */
+	for (int spread = 0; spread <= 2; spread += 2) {
+		char h[128];
+		snprintf(h, sizeof h, "{\"eval_error_rate\":1e-4,\"eval_error_spread\":%d}",
+		         spread);
+		assert_int_equal(parse(h, 1, &s, &err), FB_OK);
+		int many = 0;
+		for (int64_t i = 0; i < N; i++) {
+			struct fhealth_agent a = agent(&s, i, 1, 1, "base", NULL, 100, 100);
+			struct fhealth out;
+			a.interval_s = 60;
+			fhealth_sample(&s, 1, &a, &out);
+			many += out.ch[0].errors + out.ch[0].timeouts >= 5;
+		}
+		if (spread)
+			assert_true(many > N / 20);
+		else
+			assert_true(many < N / 200);
+		scn_cleanup(&s);
+	}
 }
 
 static void test_cpu_spike(void **st)
@@ -533,6 +622,7 @@ int main(void)
 	        cmocka_unit_test(test_protocol),
 	        cmocka_unit_test(test_deterministic),
 	        cmocka_unit_test(test_noise),
+	        cmocka_unit_test(test_bursts_and_flaky_hosts),
 	        cmocka_unit_test(test_cpu_spike),
 	        cmocka_unit_test(test_memory_leak),
 	        cmocka_unit_test(test_fp_storm_and_eval_errors),
