@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include "health.h"
+
 #define FL_MAX_EVENTS 8
 #define FL_MAX_ASG    256           /* cached assignment verifications */
 #define FL_MAX_POLL   (1024 * 1024) /* bytes of an assignment */
@@ -61,7 +63,12 @@ struct fl_agent {
 	int8_t crash_ch;       /* the crash being rebooted from: faulting channel, -1: background */
 	int8_t last_ch;        /* channel of the latest content change (boot-loop guard) */
 	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, reverted, crash_report, plat_due;
+	uint8_t health_seen; /* bit b: behaviour b (enum scn_behaviour_kind) showed in a heartbeat
+	                      */
+	uint16_t hb_no; /* health objects sent in this boot (wraps): with boot_no, keys their draws
+	                 */
 	struct fl_event ev[FL_MAX_EVENTS];
+	int32_t hb_from; /* the health interval's start, ms after fleet.t0 (in the padding) */
 };
 
 struct fl_asg {
@@ -90,8 +97,9 @@ struct fl_slot {
 	char etag[80];
 	int32_t agent; /* -1: free */
 	int kind;
-	int ch;   /* blob: the channel it is for */
-	int plat; /* heartbeat: carries the platform facts */
+	int ch;          /* blob: the channel it is for */
+	int plat;        /* heartbeat: carries the platform facts */
+	int64_t sent_ms; /* when the request started (a heartbeat's health interval ends) */
 };
 
 struct fleet {
@@ -120,6 +128,8 @@ struct fleet {
 	int64_t t0;        /* monotonic ms at fleet_new: the epoch of cc_at and applied */
 	int send_platform; /* platform facts in enroll and the first heartbeat of a boot */
 	int send_faulting; /* faulting_channel on crash events */
+	int send_health;   /* the health object in every heartbeat */
+	int64_t hb_health; /* heartbeats sent with it */
 	int ro_active[FL_NCH];
 	char plat_json[SCN_MAX_PLATFORMS][FL_PLAT_JSON];
 	int64_t hb_ms, poll_ms, reboot_ms;
@@ -219,6 +229,18 @@ static int32_t heap_pop(struct fleet *f)
 }
 
 /* ---- set-up ------------------------------------------------------------- */
+
+/* Milliseconds after f->t0 (at least 1: 0 means "none"), and back. */
+static int32_t rel_ms(const struct fleet *f, int64_t t)
+{
+	int64_t d = t - f->t0;
+	return d < 1 ? 1 : d > INT32_MAX ? INT32_MAX : (int32_t)d;
+}
+
+static int64_t abs_ms(const struct fleet *f, int32_t t)
+{
+	return f->t0 + t;
+}
 
 static size_t on_body(char *p, size_t sz, size_t nm, void *ud)
 {
@@ -338,6 +360,7 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct f
 	free(cs);
 	f->send_platform = f->s->n_platforms > 0 && !opts->protocol_v1;
 	f->send_faulting = !opts->protocol_v1;
+	f->send_health = f->s->health.on && !opts->protocol_v1;
 	if ((rc = platform_json(f, err)))
 		goto out;
 	int64_t now = mono_ms(), idx = 0;
@@ -355,6 +378,7 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct f
 			a->heap_pos = -1;
 			a->boot_no = 1;
 			a->boot_ms = now;
+			a->hb_from = rel_ms(f, now);
 			/* spread the first requests over one interval */
 			int64_t j = (int64_t)(draw(f, idx, 1) * (double)f->poll_ms);
 			a->next_poll = now + j;
@@ -449,18 +473,6 @@ static void push_event(struct fleet *f, struct fl_agent *a, int kind, int conten
 	e->at = (uint32_t)(fb_now_ms() / 1000);
 	a->ev_retry = 0;
 	(void)f;
-}
-
-/* Milliseconds after f->t0 (at least 1: 0 means "none"), and back. */
-static int32_t rel_ms(const struct fleet *f, int64_t t)
-{
-	int64_t d = t - f->t0;
-	return d < 1 ? 1 : d > INT32_MAX ? INT32_MAX : (int32_t)d;
-}
-
-static int64_t abs_ms(const struct fleet *f, int32_t t)
-{
-	return f->t0 + t;
 }
 
 /* The scenario behaviour of fleet content c, or NULL for a well-behaved one
@@ -579,6 +591,8 @@ static void boot(struct fleet *f, int64_t i, int64_t now)
 	a->unclean++;
 	a->state = FL_UP;
 	a->plat_due = 1;
+	a->hb_from = rel_ms(f, now); /* a new agent process: its health starts here */
+	a->hb_no = 0;
 	int k = a->last_ch;
 	if (k >= 0 && a->unclean >= f->s->boot_loop_starts && a->active[k] >= 0 &&
 	    a->active[k] != a->lkg[k]) {
@@ -629,16 +643,44 @@ static const char *agent_version(const struct fleet *f, const struct fl_agent *a
 	return FL_VERSION;
 }
 
-/* with_platform: add the agent's "platform" object. */
-static enum fb_rc body_heartbeat(struct fleet *f, struct fl_agent *a, int with_platform,
+/* Agent i's health object at now (the interval since its last accepted
+ * heartbeat), appended to b as `,"health":{...}`. */
+static enum fb_rc body_health(struct fleet *f, int64_t i, int64_t now, struct fb_buf *b)
+{
+	struct fl_agent *a = &f->a[i];
+	struct fhealth_agent in = {.index = i,
+	                           .plat = a->plat,
+	                           .hb_no = (uint64_t)a->boot_no << 16 | a->hb_no++,
+	                           .interval_s = (double)(now - abs_ms(f, a->hb_from)) / 1000.0,
+	                           .up_s = (double)(now - a->boot_ms) / 1000.0,
+	                           .armed = f->test_on};
+	for (int k = 0; k < f->s->n_channels; k++) {
+		in.content[k] = -1;
+		if (a->active[k] < 0)
+			continue;
+		in.channels |= 1u << k;
+		in.content[k] = f->c[a->active[k]].scn;
+		in.applied_s[k] = (double)(now - abs_ms(f, a->applied[k])) / 1000.0;
+	}
+	struct fhealth h;
+	fhealth_sample(f->s, f->o.seed, &in, &h);
+	a->health_seen |= h.behaviours;
+	f->hb_health++;
+	enum fb_rc rc = fb_buf_addstr(b, ",\"health\":");
+	return rc ? rc : fhealth_json(f->s, &h, b);
+}
+
+/* Agent i's heartbeat at now; with_platform: add its "platform" object. */
+static enum fb_rc body_heartbeat(struct fleet *f, int64_t i, int with_platform, int64_t now,
                                  struct fb_buf *b)
 {
+	struct fl_agent *a = &f->a[i];
 	enum fb_rc rc =
 	        fb_buf_printf(b,
 	                      "{\"agent_id\":%lld,\"boot_id\":\"b%lld-%u\",\"uptime_s\":%lld,"
 	                      "\"agent_version\":\"%s\",\"active\":{",
 	                      (long long)a->id, (long long)a->id, a->boot_no,
-	                      (long long)((mono_ms() - a->boot_ms) / 1000), agent_version(f, a));
+	                      (long long)((now - a->boot_ms) / 1000), agent_version(f, a));
 	for (int k = 0, n = 0; !rc && k < f->s->n_channels; k++)
 		if (a->active[k] >= 0)
 			rc = fb_buf_printf(b, "%s\"%u\":\"%s\"", n++ ? "," : "", f->s->ch[k].id,
@@ -647,6 +689,8 @@ static enum fb_rc body_heartbeat(struct fleet *f, struct fl_agent *a, int with_p
 		rc = fb_buf_printf(b, "},\"capabilities\":%s", f->caps);
 	if (!rc && with_platform)
 		rc = fb_buf_printf(b, ",\"platform\":%s", f->plat_json[a->plat]);
+	if (!rc && f->send_health)
+		rc = body_health(f, i, now, b);
 	if (!rc)
 		rc = fb_buf_addstr(b, "}");
 	return rc;
@@ -729,6 +773,7 @@ static void start(struct fleet *f, int32_t i, int kind)
 	s->kind = kind;
 	s->ch = 0;
 	s->plat = 0;
+	s->sent_ms = mono_ms();
 	curl_slist_free_all(s->hdrs);
 	s->hdrs = curl_slist_append(NULL, "Content-Type: application/json");
 	if (a->id && kind != RQ_BLOB && kind != RQ_ENROLL) {
@@ -761,7 +806,7 @@ static void start(struct fleet *f, int32_t i, int kind)
 	case RQ_HB:
 		snprintf(url, sizeof url, "%s/v1/heartbeat", f->o.base_url);
 		s->plat = f->send_platform && a->plat_due && a->plat >= 0;
-		rc = body_heartbeat(f, a, s->plat, &s->req);
+		rc = body_heartbeat(f, i, s->plat, s->sent_ms, &s->req);
 		break;
 	default:
 		snprintf(url, sizeof url, "%s/v1/events", f->o.base_url);
@@ -987,6 +1032,8 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 		a->next_hb = now + f->hb_ms;
 		if (ok && s->plat)
 			a->plat_due = 0;
+		if (ok) /* the next health object covers the time since this one */
+			a->hb_from = rel_ms(f, s->sent_ms);
 		break;
 	default:
 		if (ok || status == 400) {
@@ -1348,14 +1395,28 @@ json_t *fleet_stats_json(const struct fleet *f)
 	json_object_set_new(req, "heartbeat_lag_max_s",
 	                    json_real((double)f->hb_lag_max_ms / 1000.0));
 	json_object_set_new(req, "heartbeats_late_by_an_interval", json_integer(f->hb_late));
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}",
-	                 "agents", (json_int_t)f->n, "up", (json_int_t)up, "rebooting",
-	                 (json_int_t)down, "dead", (json_int_t)dead, "offline", (json_int_t)offline,
-	                 "crashed_agents", (json_int_t)crashed, "crashes", (json_int_t)f->crashes,
-	                 "content_crashes", (json_int_t)f->content_crashes, "background_crashes",
-	                 (json_int_t)f->bg_crashes, "boot_loop_reverts",
-	                 (json_int_t)f->boot_loop_reverts, "rejected_assignments",
-	                 (json_int_t)f->rejected_assignments, "rejected_blobs",
-	                 (json_int_t)f->rejected_blobs, "requests", req, "request_errors", errs,
-	                 "blips", blips, "last_error", f->last_err);
+	json_t *j = json_pack(
+	        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}", "agents",
+	        (json_int_t)f->n, "up", (json_int_t)up, "rebooting", (json_int_t)down, "dead",
+	        (json_int_t)dead, "offline", (json_int_t)offline, "crashed_agents",
+	        (json_int_t)crashed, "crashes", (json_int_t)f->crashes, "content_crashes",
+	        (json_int_t)f->content_crashes, "background_crashes", (json_int_t)f->bg_crashes,
+	        "boot_loop_reverts", (json_int_t)f->boot_loop_reverts, "rejected_assignments",
+	        (json_int_t)f->rejected_assignments, "rejected_blobs",
+	        (json_int_t)f->rejected_blobs, "requests", req, "request_errors", errs, "blips",
+	        blips, "last_error", f->last_err);
+	if (j && f->s->health.on) {
+		/* agents in which each behaviour showed in at least one heartbeat */
+		int64_t seen[SCN_N_BEHAVIOURS] = {0};
+		for (int64_t i = 0; i < f->n; i++)
+			for (int b = 0; b < SCN_N_BEHAVIOURS; b++)
+				seen[b] += (f->a[i].health_seen >> b) & 1;
+		json_t *agents = json_object();
+		for (int b = 0; b < SCN_N_BEHAVIOURS; b++)
+			json_object_set_new(agents, scn_behaviour_names[b], json_integer(seen[b]));
+		json_object_set_new(j, "health",
+		                    json_pack("{s:I,s:o}", "heartbeats", (json_int_t)f->hb_health,
+		                              "agents", agents));
+	}
+	return j;
 }

@@ -68,7 +68,9 @@ static void usage(FILE *f)
 	        "  --cacert FILE      trust the CA certificates in FILE for https\n"
 	        "  --json             print one JSON summary object on stdout\n"
 	        "  --protocol-v1      never send the gate v2 fields (platform, faulting_channel,\n"
-	        "                     the baselines' holdout/watch keys) to a server without them\n"
+	        "                     the baselines' holdout/watch keys) nor the heartbeat's "
+	        "health\n"
+	        "                     to a server without them\n"
 	        "  --verbose          progress on stderr\n\n"
 	        "exit status: 0 expectations held, 1 an expectation failed, 2 usage or set-up "
 	        "error\n");
@@ -432,7 +434,7 @@ static json_t *rollout_summary(struct app *A, int k)
 	struct ro *r = &A->ro[k];
 	const char *st = r->id ? state_of(r) : "rejected";
 	const struct scn_content *t = &s->contents[ch->rollout];
-	int bad = t->crash_probability > 0;
+	int bad = scn_content_bad(s, ch->rollout);
 	int halted = !strcmp(st, "halted") || !strcmp(st, "reverted");
 	json_t *exposure = json_object();
 	for (int i = 0; i < s->n_contents; i++)

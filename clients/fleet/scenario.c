@@ -344,12 +344,13 @@ void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
 	}
 }
 
-/* contents.X.segments: {"os_build": ["19045"], ...} -> the platforms whose
- * facts match every listed key. */
-static enum fb_rc parse_segments(const json_t *seg, struct scenario *s, struct scn_content *k,
+/* contents.X.segments (or a behaviour's): {"os_build": ["19045"], ...} ->
+ * *mask, the platforms whose facts match every listed key; every platform
+ * when seg is NULL. */
+static enum fb_rc parse_segments(const json_t *seg, const struct scenario *s, uint32_t *mask,
                                  const char *where, struct fb_err *err)
 {
-	k->platform_mask = 0xffffffffu;
+	*mask = 0xffffffffu;
 	if (!seg)
 		return FB_OK;
 	if (s->n_platforms == 0) {
@@ -395,11 +396,222 @@ static enum fb_rc parse_segments(const json_t *seg, struct scenario *s, struct s
 				if (strcmp(s->platforms[p].fact[f], json_string_value(v)) == 0)
 					m |= 1u << p;
 		}
-		k->platform_mask &= m;
+		*mask &= m;
 	}
-	if (!(k->platform_mask & ((1u << s->n_platforms) - 1))) {
+	if (!(*mask & ((1u << s->n_platforms) - 1))) {
 		fb_err_set(err, "%s.segments matches none of the platforms", where);
 		return FB_EINVAL;
+	}
+	return FB_OK;
+}
+
+/* The noise model's defaults (README.md, "Health signals"): an endpoint
+ * agent on a 4-CPU office host. */
+static const struct scn_health health_defaults = {
+        .on = 1,
+        .cpus = 4,
+        .agent_cpu = {2, 0.5, 0.25},
+        .agent_cpu_p95 = 8,
+        .burst_probability = 0.01,
+        .burst_p95 = 40,
+        .burst_beats = 3,
+        .host_cpu = {20, 0.5, 0.3},
+        .rss_kb = {51200, 0.3, 0.02},
+        .evals = {6000, 0.5, 0.1},
+        .error_rate = 1e-6,
+        .timeout_rate = 1e-6,
+        .error_spread = 2,
+        .detections = {0.5, 1, 0},
+        .blocks = {0.002, 1, 0},
+        .det_burst_probability = 0.005,
+        .det_burst_factor = 10,
+        .det_burst_beats = 2,
+};
+
+/* An optional integer in [lo, hi] (*out unchanged when absent). */
+static enum fb_rc get_int(const json_t *obj, const char *key, int lo, int hi, int *out,
+                          const char *where, struct fb_err *err)
+{
+	json_t *v = json_object_get(obj, key);
+	if (!v)
+		return FB_OK;
+	if (!json_is_integer(v) || json_integer_value(v) < lo || json_integer_value(v) > hi) {
+		fb_err_set(err, "%s.%s must be an integer in [%d, %d]", where, key, lo, hi);
+		return FB_EINVAL;
+	}
+	*out = (int)json_integer_value(v);
+	return FB_OK;
+}
+
+/* health.<key>: an object of allowed keys whose first is the signal's level
+ * (in [0, hi]); spread and jitter (when allowed) in [0, 3]. Absent keys keep
+ * their defaults. */
+static enum fb_rc parse_signal(const json_t *h, const char *key, const char *const *allowed,
+                               double hi, struct scn_signal *g, struct fb_err *err)
+{
+	const json_t *o = json_object_get(h, key);
+	char w[64];
+	enum fb_rc rc;
+	snprintf(w, sizeof w, "health.%s", key);
+	if (!o)
+		return FB_OK;
+	if (!json_is_object(o)) {
+		fb_err_set(err, "%s must be an object", w);
+		return FB_EINVAL;
+	}
+	if ((rc = only_keys(o, allowed, w, err)) ||
+	    (rc = get_num(o, allowed[0], 0, hi, &g->base, w, err)) ||
+	    (rc = get_num(o, "spread", 0, 3, &g->spread, w, err)) ||
+	    (rc = get_num(o, "jitter", 0, 3, &g->jitter, w, err)))
+		return rc;
+	return FB_OK;
+}
+
+/* The optional health section: the noise of every agent's health signals. */
+static enum fb_rc parse_health(const json_t *h, struct scenario *s, struct fb_err *err)
+{
+	static const char *const allowed[] = {"cpus",
+	                                      "agent_cpu",
+	                                      "host_cpu",
+	                                      "agent_rss_kb",
+	                                      "evals",
+	                                      "eval_error_rate",
+	                                      "eval_timeout_rate",
+	                                      "eval_error_spread",
+	                                      "detections",
+	                                      "blocks",
+	                                      NULL};
+	static const char *const cpu_keys[] = {
+	        "mean",      "p95",         "spread", "jitter", "burst_probability",
+	        "burst_p95", "burst_beats", NULL};
+	static const char *const host_keys[] = {"mean", "spread", "jitter", NULL};
+	static const char *const rss_keys[] = {"base", "spread", "jitter", NULL};
+	static const char *const evals_keys[] = {"per_min", "spread", "jitter", NULL};
+	static const char *const count_keys[] = {"per_min", "spread", NULL};
+	static const char *const det_keys[] = {"per_min",      "spread",      "burst_probability",
+	                                       "burst_factor", "burst_beats", NULL};
+	struct scn_health *q = &s->health;
+	enum fb_rc rc;
+	if (!h)
+		return FB_OK;
+	if (!json_is_object(h)) {
+		fb_err_set(err, "health must be an object (the noise model; {} for the defaults)");
+		return FB_EINVAL;
+	}
+	*q = health_defaults;
+	const json_t *cpu = json_object_get(h, "agent_cpu");
+	const json_t *det = json_object_get(h, "detections");
+	if ((rc = only_keys(h, allowed, "health", err)) ||
+	    (rc = get_int(h, "cpus", 1, 1000, &q->cpus, "health", err)) ||
+	    (rc = parse_signal(h, "agent_cpu", cpu_keys, 100000, &q->agent_cpu, err)) ||
+	    (rc = get_num(cpu, "p95", 0, 100000, &q->agent_cpu_p95, "health.agent_cpu", err)) ||
+	    (rc = get_num(cpu, "burst_probability", 0, 1, &q->burst_probability, "health.agent_cpu",
+	                  err)) ||
+	    (rc = get_num(cpu, "burst_p95", 0, 100000, &q->burst_p95, "health.agent_cpu", err)) ||
+	    (rc = get_int(cpu, "burst_beats", 1, 100, &q->burst_beats, "health.agent_cpu", err)) ||
+	    (rc = parse_signal(h, "host_cpu", host_keys, 100, &q->host_cpu, err)) ||
+	    (rc = parse_signal(h, "agent_rss_kb", rss_keys, 1099511627776.0, &q->rss_kb, err)) ||
+	    (rc = parse_signal(h, "evals", evals_keys, 1e8, &q->evals, err)) ||
+	    (rc = get_num(h, "eval_error_rate", 0, 1, &q->error_rate, "health", err)) ||
+	    (rc = get_num(h, "eval_timeout_rate", 0, 1, &q->timeout_rate, "health", err)) ||
+	    (rc = get_num(h, "eval_error_spread", 0, 3, &q->error_spread, "health", err)) ||
+	    (rc = parse_signal(h, "detections", det_keys, 1e8, &q->detections, err)) ||
+	    (rc = get_num(det, "burst_probability", 0, 1, &q->det_burst_probability,
+	                  "health.detections", err)) ||
+	    (rc = get_num(det, "burst_factor", 1, 1e6, &q->det_burst_factor, "health.detections",
+	                  err)) ||
+	    (rc = get_int(det, "burst_beats", 1, 100, &q->det_burst_beats, "health.detections",
+	                  err)) ||
+	    (rc = parse_signal(h, "blocks", count_keys, 1e8, &q->blocks, err)))
+		return rc;
+	if (q->agent_cpu_p95 < q->agent_cpu.base) {
+		fb_err_set(err, "health.agent_cpu.p95 (%g) must be at least its mean (%g)",
+		           q->agent_cpu_p95, q->agent_cpu.base);
+		return FB_EINVAL;
+	}
+	if (q->agent_cpu_p95 > 100.0 * q->cpus || q->burst_p95 > 100.0 * q->cpus) {
+		fb_err_set(err,
+		           "health.agent_cpu: p95 and burst_p95 must be at most 100 x health.cpus "
+		           "(%d)",
+		           100 * q->cpus);
+		return FB_EINVAL;
+	}
+	if (q->error_rate + q->timeout_rate > 1) {
+		fb_err_set(err, "health: eval_error_rate + eval_timeout_rate must be at most 1");
+		return FB_EINVAL;
+	}
+	return FB_OK;
+}
+
+int scn_content_bad(const struct scenario *s, int i)
+{
+	const struct scn_content *c = &s->contents[i];
+	int bad = c->crash_probability > 0;
+	for (int b = 0; b < SCN_N_BEHAVIOURS; b++)
+		bad |= c->health[b].on && c->health[b].share > 0;
+	return bad;
+}
+
+const char *const scn_behaviour_names[SCN_N_BEHAVIOURS] = {"cpu_spike", "memory_leak", "fp_storm",
+                                                           "eval_errors"};
+
+/* The key of each behaviour's magnitude, its default and its range. */
+static const struct {
+	const char *key;
+	double def, lo, hi;
+} behaviour_value[SCN_N_BEHAVIOURS] = {
+        {"level", 100, 1, 100000},    /* per cent of one CPU */
+        {"kb_per_min", 1024, 1, 1e9}, /* KiB per minute */
+        {"factor", 10, 1, 1e6},       /* detections and blocks x factor */
+        {"rate", 0.01, 1e-9, 1},      /* share of the evaluations */
+};
+
+/* contents.X.cpu_spike, memory_leak, fp_storm, eval_errors: {share (1),
+ * after_s (0), <magnitude>, segments (the content's)}. Needs the health
+ * section (without it no heartbeat carries the signals). */
+static enum fb_rc parse_behaviours(const json_t *c, const struct scenario *s, struct scn_content *k,
+                                   const char *where, struct fb_err *err)
+{
+	for (int b = 0; b < SCN_N_BEHAVIOURS; b++) {
+		const json_t *o = json_object_get(c, scn_behaviour_names[b]);
+		struct scn_behaviour *h = &k->health[b];
+		char w[192];
+		enum fb_rc rc;
+		if (!o)
+			continue;
+		snprintf(w, sizeof w, "%s.%s", where, scn_behaviour_names[b]);
+		if (!s->health.on) {
+			fb_err_set(err,
+			           "%s needs the scenario's health section (\"health\": {} for the "
+			           "default noise)",
+			           w);
+			return FB_EINVAL;
+		}
+		if (!json_is_object(o)) {
+			fb_err_set(err, "%s must be an object {share, after_s, %s, segments}", w,
+			           behaviour_value[b].key);
+			return FB_EINVAL;
+		}
+		const char *const allowed[] = {"share", "after_s", behaviour_value[b].key,
+		                               "segments", NULL};
+		h->on = 1;
+		h->share = 1;
+		h->value = behaviour_value[b].def;
+		if ((rc = only_keys(o, allowed, w, err)) ||
+		    (rc = get_num(o, "share", 0, 1, &h->share, w, err)) ||
+		    (rc = get_num(o, "after_s", 0, 86400, &h->after_s, w, err)) ||
+		    (rc = get_num(o, behaviour_value[b].key, behaviour_value[b].lo,
+		                  behaviour_value[b].hi, &h->value, w, err)))
+			return rc;
+		h->platform_mask = k->platform_mask;
+		const json_t *seg = json_object_get(o, "segments");
+		if (seg && (rc = parse_segments(seg, s, &h->platform_mask, w, err)))
+			return rc;
+		if (b == SCN_CPU_SPIKE && h->value > 100.0 * s->health.cpus) {
+			fb_err_set(err, "%s.level must be at most 100 x health.cpus (%d)", w,
+			           100 * s->health.cpus);
+			return FB_EINVAL;
+		}
 	}
 	return FB_OK;
 }
@@ -407,9 +619,10 @@ static enum fb_rc parse_segments(const json_t *seg, struct scenario *s, struct s
 static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, int ch, const char *prefix,
                                  struct scenario *s, struct fb_err *err)
 {
-	static const char *const allowed[] = {
-	        "upload",      "crash_probability", "crash_delay_s", "crash_after_s",
-	        "after_crash", "boot_loop",         "segments",      NULL};
+	static const char *const allowed[] = {"upload",        "crash_probability", "crash_delay_s",
+	                                      "crash_after_s", "after_crash",       "boot_loop",
+	                                      "segments",      "cpu_spike",         "memory_leak",
+	                                      "fp_storm",      "eval_errors",       NULL};
 	if (!json_is_object(cs) || json_object_size(cs) < 1 ||
 	    json_object_size(cs) + (size_t)s->n_contents > SCN_MAX_CONTENTS) {
 		fb_err_set(err, "%scontents must be an object of 1..%d named contents (%d in all)",
@@ -443,7 +656,9 @@ static enum fb_rc parse_contents(const json_t *cs, const char *base_dir, int ch,
 		                  err)) ||
 		    (rc = get_num(c, "crash_delay_s", 0, 86400, &k->crash_delay_s, where, err)) ||
 		    (rc = get_num(c, "crash_after_s", 0, 86400, &k->crash_after_s, where, err)) ||
-		    (rc = parse_segments(json_object_get(c, "segments"), s, k, where, err)))
+		    (rc = parse_segments(json_object_get(c, "segments"), s, &k->platform_mask,
+		                         where, err)) ||
+		    (rc = parse_behaviours(c, s, k, where, err)))
 			return rc;
 		if (up[0] == '/' || !base_dir)
 			snprintf(k->upload, sizeof k->upload, "%s", up);
@@ -802,6 +1017,7 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	                                      "settle_s",
 	                                      "timeout_s",
 	                                      "expect",
+	                                      "health",
 	                                      NULL};
 	static const char *const timing_keys[] = {"heartbeat_s", "poll_s", "reboot_s",
 	                                          "boot_loop_starts", NULL};
@@ -832,6 +1048,7 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 		time_scale = s->agents > 1250 ? (double)s->agents / 1250.0 : 1.0;
 	s->time_scale = time_scale;
 	if ((rc = parse_platforms(json_object_get(j, "platforms"), s, err)) ||
+	    (rc = parse_health(json_object_get(j, "health"), s, err)) ||
 	    (rc = parse_channels(j, base_dir, s, err)) ||
 	    (rc = parse_blips(json_object_get(j, "blips"), s, err)) ||
 	    (rc = get_num(j, "background_crash_rate", 0, 1, &s->background_crash_rate, "scenario",
@@ -870,6 +1087,10 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	for (int i = 0; i < s->n_contents; i++) {
 		s->contents[i].crash_delay_s *= time_scale;
 		s->contents[i].crash_after_s *= time_scale;
+		for (int b = 0; b < SCN_N_BEHAVIOURS; b++)
+			s->contents[i].health[b].after_s *= time_scale;
+		/* a leak reaches the same size at the same point of the scaled run */
+		s->contents[i].health[SCN_MEMORY_LEAK].value /= time_scale;
 	}
 	for (int i = 0; i < s->n_blips; i++) {
 		s->blips[i].after_s *= time_scale;

@@ -1,7 +1,8 @@
 /* fb-fleet scenarios: the JSON file that describes a simulated fleet (its
- * rings and platform segments), the behaviour of each content file, network
- * blips, the rollouts under test (one per channel) and the expectations
- * checked against the summary (format: README.md). */
+ * rings and platform segments), the behaviour of each content file, the
+ * noise of the agents' health signals, network blips, the rollouts under
+ * test (one per channel) and the expectations checked against the summary
+ * (format: README.md). */
 #ifndef FLEET_SCENARIO_H
 #define FLEET_SCENARIO_H
 
@@ -43,6 +44,63 @@ struct scn_platform {
 	char extra_val[SCN_MAX_EXTRA][SCN_MAX_FACT];
 };
 
+/* The health behaviours a content may have (issue 17), in the order of
+ * scn_behaviour_names. */
+enum scn_behaviour_kind {
+	SCN_CPU_SPIKE = 0, /* agent CPU goes to a level */
+	SCN_MEMORY_LEAK,   /* agent RSS grows */
+	SCN_FP_STORM,      /* detections and blocks multiplied */
+	SCN_EVAL_ERRORS,   /* a share of the evaluations fail */
+	SCN_N_BEHAVIOURS
+};
+extern const char *const scn_behaviour_names[SCN_N_BEHAVIOURS];
+
+/* One health behaviour of a content, on the hosts that applied it: a share
+ * of them (a fixed draw per agent, content and behaviour) whose platform is
+ * in platform_mask, from after_s after the apply on. */
+struct scn_behaviour {
+	int on;                 /* given in the scenario */
+	double share;           /* of the hosts that apply it */
+	double after_s;         /* from apply (scaled) */
+	double value;           /* cpu_spike: level, per cent of one CPU; memory_leak:
+	                           KiB per minute of real time (scaled: the scenario's
+	                           kb_per_min / time scale); fp_storm: factor;
+	                           eval_errors: share of the evaluations that fail */
+	uint32_t platform_mask; /* its own segments, else the content's */
+};
+
+/* Noise of one health signal: every agent has its own level, the fleet's
+ * median `base` times exp(spread x N(0,1)) drawn once per agent (and
+ * channel), and each heartbeat multiplies it by exp(jitter x N(0,1)). */
+struct scn_signal {
+	double base, spread, jitter;
+};
+
+/* The noise model of the heartbeats' health object (README.md, "Health
+ * signals"); on = 0: no health object is sent. Counters are rates per minute
+ * of real time (the server judges them per minute: the same at any
+ * heartbeat interval and time scale), per channel with content. */
+struct scn_health {
+	int on;
+	int cpus;                     /* CPUs of a simulated host */
+	struct scn_signal agent_cpu;  /* mean, per cent of one CPU */
+	double agent_cpu_p95;         /* median p95 (same per-agent level, own jitter) */
+	double burst_probability;     /* per heartbeat: a burst (a scan) starts */
+	double burst_p95;             /* its p95 (median), per cent of one CPU */
+	int burst_beats;              /* it lasts 1..burst_beats heartbeats */
+	struct scn_signal host_cpu;   /* per cent of the host */
+	struct scn_signal rss_kb;     /* KiB */
+	struct scn_signal evals;      /* per minute and channel */
+	double error_rate;            /* share of evaluations that fail (median host) */
+	double timeout_rate;          /* share of evaluations that time out (median host) */
+	double error_spread;          /* sigma of ln of a host's (channel's) error rates */
+	struct scn_signal detections; /* Poisson mean per minute and channel (jitter unused) */
+	struct scn_signal blocks;     /* ditto */
+	double det_burst_probability; /* per heartbeat and channel: a burst starts */
+	double det_burst_factor;      /* detections and blocks x this in a burst */
+	int det_burst_beats;          /* it lasts 1..det_burst_beats heartbeats */
+};
+
 /* What a content file does to the hosts that apply it. */
 struct scn_content {
 	char name[SCN_MAX_NAME];
@@ -54,6 +112,7 @@ struct scn_content {
 	enum scn_after_crash after_crash;
 	int boot_loop;          /* 1: every boot with it active crashes again */
 	uint32_t platform_mask; /* bit p: platform p's agents can be victims */
+	struct scn_behaviour health[SCN_N_BEHAVIOURS]; /* ignored on a baseline */
 };
 
 /* A fraction of one ring offline for a while, starting after_s after the
@@ -113,6 +172,7 @@ struct scenario {
 	struct scn_blip blips[SCN_MAX_BLIPS];
 	double settle_s, timeout_s;
 	double time_scale;
+	struct scn_health health;
 };
 
 /* Parse a scenario from text. base_dir resolves relative upload paths (NULL:
@@ -131,6 +191,8 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 enum fb_rc scn_load(const char *path, const char *content_dir, int64_t agents, double time_scale,
                     struct scenario *out, struct fb_err *err) FB_MUSTCHECK;
 void scn_cleanup(struct scenario *s);
+/* 1 when content i misbehaves in any way (crashes or a health behaviour). */
+int scn_content_bad(const struct scenario *s, int i);
 /* Index of the ring named name, or -1. */
 int scn_ring_index(const struct scenario *s, const char *name);
 

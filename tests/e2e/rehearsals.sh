@@ -221,3 +221,68 @@ rehearse_latent() {
 	fbe_expect "latent: reverted fleet-wide" "$f" '.on_bad_content == 0 and .exposed_not_on_last_known_good == 0'
 	fbe_server_stop
 }
+
+# ---- health signals (issue 17) -----------------------------------------------
+# The scenarios' health section makes every heartbeat carry a health object
+# (server/PROTOCOL.md, "Health (optional)"); the server refuses a malformed
+# one with 400, so no heartbeat error means every one was accepted (202).
+# The server learns a host's normal count signals in 5 heartbeats instead of
+# 20 (--signal_warmup=5): the baseline phase of a small rehearsal is short.
+
+# fbe_degraded SHA OUT: agents with a degraded event per signal, on content
+# SHA and on any other content, as {"on_file": {signal: n}, "elsewhere": {...}}.
+fbe_degraded() {
+	psql "$FBE_DB" -qXAt -v sha="$1" >"$2" <<'SQL'
+SELECT json_build_object(
+  'on_file', (SELECT coalesce(json_object_agg(sig, n), '{}') FROM (
+     SELECT details->>'signal' AS sig, count(DISTINCT agent_id) AS n FROM events
+     WHERE kind = 'degraded' AND content_sha256 = :'sha' GROUP BY 1) a),
+  'elsewhere', (SELECT coalesce(json_object_agg(sig, n), '{}') FROM (
+     SELECT details->>'signal' AS sig, count(DISTINCT agent_id) AS n FROM events
+     WHERE kind = 'degraded' AND content_sha256 <> :'sha' GROUP BY 1) b))
+SQL
+}
+
+# 12. A good file under the noise of every health signal: completed, no
+# false halt, every heartbeat with health accepted.
+rehearse_health_noise() {
+	fbe_setup health_noise --restart_grace_s=0 --signal_warmup=5
+	fbe_run health_noise health_noise.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "health_noise: completed" "$f" '.rollout.state == "completed"'
+	fbe_expect "health_noise: no false halt" "$f" '.false_halts == 0'
+	fbe_expect "health_noise: every heartbeat carried health" "$f" \
+		'.fleet.health.heartbeats == .fleet.requests.heartbeat and .fleet.health.heartbeats > 0'
+	fbe_expect "health_noise: every heartbeat accepted (202)" "$f" '.fleet.request_errors.heartbeat == 0'
+	fbe_degraded "$(jq -r .uploads.good.sha256 "$f")" "$FBE_DIR/degraded.json"
+	echo "health_noise: degraded agents per signal: $(cat "$FBE_DIR/degraded.json")"
+	fbe_server_stop
+}
+
+# 13-16. rehearse_health_bad NAME LABEL AGENTS: a file with one health
+# behaviour (health_cpu, health_leak, health_fp, health_errors) is halted
+# before it leaves early with LABEL (the signal, as the gate names it) first
+# in the reason; the server's degraded hosts are on the file, not on the
+# baseline.
+rehearse_health_bad() {
+	local name=$1 label=$2
+	fbe_setup "$name" --restart_grace_s=0 --signal_warmup=5
+	fbe_run "$name" "$name.json" "$3"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "$name: halted" "$f" '.rollout.state == "halted" or .rollout.state == "reverted"'
+	fbe_expect "$name: before leaving the early ring" "$f" '.rollout.ring_index <= 1'
+	fbe_expect "$name: exposure within canary + early" "$f" '.exposure_under_test <= .rings[0].agents + .rings[1].agents'
+	fbe_expect "$name: the reason names $label first" "$f" \
+		".rollout.state_reason | startswith(\"HALT: $label:\")"
+	fbe_expect "$name: every heartbeat accepted (202)" "$f" \
+		'.fleet.request_errors.heartbeat == 0 and .fleet.health.heartbeats == .fleet.requests.heartbeat'
+	fbe_degraded "$(jq -r .uploads.bad.sha256 "$f")" "$FBE_DIR/degraded.json"
+	echo "$name: degraded agents per signal: $(cat "$FBE_DIR/degraded.json"); behaviour showed on: $(jq -c .fleet.health.agents "$f")"
+	fbe_expect "$name: degraded hosts on the file only" "$FBE_DIR/degraded.json" \
+		'(.on_file | length) > 0 and ([.elsewhere[]] | add // 0) <= 1'
+	if [ "$name" = health_leak ]; then
+		fbe_expect "$name: only os_build 19045 leaked" "$f" \
+			'.fleet.health.agents.memory_leak > 0 and .fleet.health.agents.memory_leak <= .segments.os_build["19045"].applied'
+	fi
+	fbe_server_stop
+}
