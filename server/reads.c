@@ -11,6 +11,7 @@
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "log.h"
 #include "signals.h"
 #include "snapshot.h"
 #include "validate.h"
@@ -408,6 +409,117 @@ void reads_rollout_signals(struct http_req *req)
 	                        "signal_names", names, "rings", rings);
 	json_decref(plan);
 	http_reply_json(req, 200, out);
+}
+
+/* Prometheus label value: backslash, quote and newline escaped. */
+static enum fb_rc label_value(struct fb_buf *b, const char *v)
+{
+	enum fb_rc rc = FB_OK;
+	for (; !rc && *v; v++)
+		rc = *v == '\\'   ? fb_buf_addstr(b, "\\\\")
+		     : *v == '"'  ? fb_buf_addstr(b, "\\\"")
+		     : *v == '\n' ? fb_buf_addstr(b, "\\n")
+		                  : fb_buf_add(b, v, 1);
+	return rc;
+}
+
+/* {rollout="12",ring="canary"[,signal="..."][,arm="..."]} */
+static enum fb_rc signal_labels(struct fb_buf *b, const char *metric, const char *rollout,
+                                const char *ring, const char *signal, const char *arm)
+{
+	enum fb_rc rc = fb_buf_printf(b, "%s{rollout=\"%s\",ring=\"", metric, rollout);
+	if (!rc)
+		rc = label_value(b, ring);
+	if (!rc && signal)
+		rc = fb_buf_addstr(b, "\",signal=\"");
+	if (!rc && signal)
+		rc = label_value(b, signal);
+	if (!rc && arm)
+		rc = fb_buf_printf(b, "\",arm=\"%s", arm);
+	if (!rc)
+		rc = fb_buf_addstr(b, "\"} ");
+	return rc;
+}
+
+enum fb_rc reads_signal_metrics(struct fb_buf *b)
+{
+	enum fb_rc rc = fb_buf_addstr(
+	        b, "# HELP firebreak_ring_degraded Hosts degraded on a health signal since the "
+	           "rollout started, treated (on the new content) or control, as the gate last saw "
+	           "them in the ring; active rollouts only.\n"
+	           "# TYPE firebreak_ring_degraded gauge\n");
+	/* a scrape does not wait long for a busy pool */
+	const char *why;
+	PGconn *c = db_acquire(app.db, cfg.db_wait_ms < 250 ? (int)cfg.db_wait_ms : 250, &why);
+	if (!c) {
+		log_warn("metrics: no health signal gauges: %s", why);
+		return rc;
+	}
+	struct fb_err err;
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT r.id, r.ring_plan ->> s.ring_index, s.signal, s.treated, s.degraded, "
+	        "s.control, s.control_degraded, s.statistic, s.threshold FROM rollouts r "
+	        "JOIN LATERAL (SELECT DISTINCT ON (x.ring_index, x.signal) x.* FROM signal_rollups "
+	        "x "
+	        "WHERE x.rollout_id = r.id ORDER BY x.ring_index, x.signal, x.bucket DESC) s ON "
+	        "true "
+	        "WHERE r.state IN ('staged', 'rolling', 'paused', 'watching') "
+	        "ORDER BY r.id, s.ring_index, s.signal",
+	        0, NULL);
+	db_release(app.db, c);
+	if (!r) {
+		log_warn("metrics: no health signal gauges: %s", err.msg);
+		return rc;
+	}
+	int n = PQntuples(r);
+	static const char *const arms[2] = {"treated", "control"};
+	for (int i = 0; !rc && i < n; i++)
+		for (int a = 0; !rc && a < 2; a++) {
+			rc = signal_labels(b, "firebreak_ring_degraded", PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), arms[a]);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, a ? 6 : 4));
+		}
+	if (!rc)
+		rc = fb_buf_addstr(b, "# HELP firebreak_ring_signal_hosts Hosts the health signals "
+		                      "are judged over in the ring: treated or control.\n"
+		                      "# TYPE firebreak_ring_signal_hosts gauge\n");
+	for (int i = 0; !rc && i < n; i++) {
+		/* the same for every signal of a ring: once, from its first row */
+		if (i > 0 && !strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, i - 1, 0)) &&
+		    !strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, i - 1, 1)))
+			continue;
+		for (int a = 0; !rc && a < 2; a++) {
+			rc = signal_labels(b, "firebreak_ring_signal_hosts", PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), NULL, arms[a]);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, a ? 5 : 3));
+		}
+	}
+	static const struct {
+		const char *name, *help;
+		int col;
+	} tests[] = {
+	        {"firebreak_ring_signal_statistic",
+	         "The relative test's log-likelihood ratio of a health signal in the ring.", 7},
+	        {"firebreak_ring_signal_threshold",
+	         "The statistic at which the signal halts the rollout (Bonferroni over the "
+	         "signals).",
+	         8},
+	};
+	for (size_t t = 0; !rc && t < sizeof tests / sizeof tests[0]; t++) {
+		rc = fb_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", tests[t].name,
+		                   tests[t].help, tests[t].name);
+		for (int i = 0; !rc && i < n; i++) {
+			rc = signal_labels(b, tests[t].name, PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), NULL);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, tests[t].col));
+		}
+	}
+	PQclear(r);
+	return rc;
 }
 
 struct seen {

@@ -1,10 +1,10 @@
 /* What operators see of the health signals (issue 17), against the real
  * firebreakd and PostgreSQL: GET /v1/rollouts/{id}/signals (per ring and
  * signal the minute series, the worst signal, paging by ?since, the error
- * conventions of the other rollout reads). The data is real: a first rollout
- * completes so that the channel has a previous file, a second one starts,
- * and agents whose heartbeats carry a CPU storm become degraded — two
- * treated, one in the control. */
+ * conventions of the other rollout reads) and the per-ring gauges on
+ * /metrics. The data is real: a first rollout completes so that the channel
+ * has a previous file, a second one starts, and agents whose heartbeats
+ * carry a CPU storm become degraded — two treated, one in the control. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -59,6 +59,20 @@ static json_t *call(long want, const char *method, const char *path, const char 
 		j = json_object();
 	fbt_resp_free(&r);
 	return j;
+}
+
+/* The body of an answer (caller frees). */
+static char *text_of(long want, const char *path, const char *token)
+{
+	struct fbt_resp r;
+	if (fbt_http(&C->srv, "GET", path, token, NULL, 0, NULL, &r))
+		fail_msg("GET %s: transport error", path);
+	if (r.status != want)
+		fail_msg("GET %s: %ld, expected %ld: %s", path, r.status, want,
+		         r.body ? r.body : "");
+	char *s = strdup(r.body ? r.body : "");
+	fbt_resp_free(&r);
+	return s;
 }
 
 /* The error code of a refused read. */
@@ -395,10 +409,77 @@ static void test_signals_endpoint(void **state)
 	refused(403, "forbidden", path, tok);
 }
 
+/* The line of metric name with labels, and its value; -1 when absent. */
+static double metric(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n'), p = p ? p + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return strtod(p + n + 1, NULL);
+	return -1;
+}
+
+static void test_signal_metrics(void **state)
+{
+	(void)state;
+	char *m = text_of(200, "/metrics", NULL);
+	char want[256];
+	long long r2 = (long long)C->ro2, r1 = (long long)C->ro1;
+	snprintf(want, sizeof want,
+	         "firebreak_ring_degraded{rollout=\"%lld\",ring=\"canary\",signal=\"agent_cpu\","
+	         "arm=\"treated\"}",
+	         r2);
+	assert_true(metric(m, want) == 2);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_degraded{rollout=\"%lld\",ring=\"canary\",signal=\"agent_cpu\","
+	         "arm=\"control\"}",
+	         r2);
+	assert_true(metric(m, want) == 1);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_degraded{rollout=\"%lld\",ring=\"canary\",signal=\"memory\","
+	         "arm=\"treated\"}",
+	         r2);
+	assert_true(metric(m, want) == 0);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_signal_hosts{rollout=\"%lld\",ring=\"canary\",arm=\"treated\"}",
+	         r2);
+	assert_true(metric(m, want) == 3);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_signal_hosts{rollout=\"%lld\",ring=\"canary\",arm=\"control\"}",
+	         r2);
+	assert_true(metric(m, want) == 5);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_signal_threshold{rollout=\"%lld\",ring=\"canary\",signal="
+	         "\"eval_errors\"}",
+	         r2);
+	assert_true(fabs(metric(m, want) - log(4 / (1 - strtod(CONF, NULL)))) < 1e-3);
+	snprintf(want, sizeof want,
+	         "firebreak_ring_signal_statistic{rollout=\"%lld\",ring=\"canary\",signal="
+	         "\"agent_cpu\"}",
+	         r2);
+	assert_true(strstr(m, want) != NULL);
+	assert_non_null(strstr(m, "# TYPE firebreak_ring_degraded gauge\n"));
+	/* only active rollouts: not the completed one */
+	snprintf(want, sizeof want, "rollout=\"%lld\"", r1);
+	assert_null(strstr(m, want));
+	free(m);
+
+	/* halted, it leaves the page */
+	char path[96];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/halt", r2);
+	json_decref(call(200, "POST", path, C->soc, "{\"reason\":\"end of the signals test\"}"));
+	m = text_of(200, "/metrics", NULL);
+	snprintf(want, sizeof want, "rollout=\"%lld\"", r2);
+	assert_null(strstr(m, want));
+	assert_non_null(strstr(m, "# TYPE firebreak_ring_degraded gauge\n"));
+	free(m);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test(test_signals_endpoint),
+	        cmocka_unit_test(test_signal_metrics),
 	};
 	return cmocka_run_group_tests_name("signal_reads", tests, setup, teardown);
 }
