@@ -1,5 +1,6 @@
 /* Liveness (process answers), readiness (database reachable and schema
- * current) and the Prometheus metrics page. */
+ * current) and the Prometheus metrics page (with the active rollouts'
+ * health-signal gauges, read from the database at each scrape). */
 #include "health.h"
 
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "lease.h"
 #include "metrics.h"
 #include "migrate.h"
+#include "reads.h"
 #include "snapshot.h"
 
 void health_live(struct http_req *req)
@@ -86,7 +88,7 @@ void health_metrics(struct http_req *req)
 {
 	struct fb_buf b;
 	fb_buf_init(&b, 16 << 20);
-	if (metrics_render(&b) || controller_metrics(&b)) {
+	if (metrics_render(&b) || controller_metrics(&b) || reads_signal_metrics(&b)) {
 		fb_buf_cleanup(&b);
 		http_error(req, 500, "internal", "could not render metrics");
 		return;

@@ -2,6 +2,7 @@
  * audit log; ring membership comes from the serving snapshot. */
 #include "reads.h"
 
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,8 @@
 #include "app.h"
 #include "config.h"
 #include "db.h"
+#include "log.h"
+#include "signals.h"
 #include "snapshot.h"
 #include "validate.h"
 
@@ -233,6 +236,290 @@ void reads_rollout_statistics(struct http_req *req)
 	                             "'max_failure_rate', inputs->'policy'->'max_failure_rate', "
 	                             "'statistic', inputs->'result'->'statistic', "
 	                             "'threshold', inputs->'result'->'threshold'");
+}
+
+/* ---- health signals per ring and minute (signal_rollups) ----------------- */
+
+#define SIGNAL_MINUTES 1440 /* points per ring and signal: the last day of minutes */
+
+static double col_f(const PGresult *r, int i, int k)
+{
+	return strtod(PQgetvalue(r, i, k), NULL);
+}
+
+/* A degraded count over host-seconds as a rate per 1000 host-hours; null
+ * without host-time. New reference. */
+static json_t *per_1000h(int64_t degraded, double exposure_s)
+{
+	return exposure_s > 0.0 ? json_real(3.6e6 * (double)degraded / exposure_s) : json_null();
+}
+
+/* One signal_rollups row (columns from k: bucket, treated, degraded,
+ * exposure_s, control, control_degraded, control_exposure_s, statistic,
+ * threshold) as a point. New reference. */
+static json_t *signal_point(const PGresult *r, int i, int k)
+{
+	int64_t treated = strtoll(PQgetvalue(r, i, k + 1), NULL, 10);
+	int64_t degraded = strtoll(PQgetvalue(r, i, k + 2), NULL, 10);
+	int64_t control = strtoll(PQgetvalue(r, i, k + 4), NULL, 10);
+	int64_t cdegraded = strtoll(PQgetvalue(r, i, k + 5), NULL, 10);
+	double exposure = col_f(r, i, k + 3), cexposure = col_f(r, i, k + 6);
+	json_t *p = json_pack("{s:I,s:I,s:I,s:f,s:I,s:I,s:f,s:f,s:f}", "at",
+	                      (json_int_t)strtoll(PQgetvalue(r, i, k), NULL, 10), "treated",
+	                      (json_int_t)treated, "degraded", (json_int_t)degraded, "exposure_s",
+	                      exposure, "control", (json_int_t)control, "control_degraded",
+	                      (json_int_t)cdegraded, "control_exposure_s", cexposure, "statistic",
+	                      col_f(r, i, k + 7), "threshold", col_f(r, i, k + 8));
+	json_object_set_new(p, "treated_per_1000h", per_1000h(degraded, exposure));
+	json_object_set_new(p, "control_per_1000h", per_1000h(cdegraded, cexposure));
+	return p;
+}
+
+/* How close a signal's last point is to halting: its statistic over its
+ * threshold; -inf when no host, treated or control, is degraded on it. */
+static double signal_score(const json_t *p)
+{
+	if (json_integer_value(json_object_get(p, "degraded")) +
+	            json_integer_value(json_object_get(p, "control_degraded")) <=
+	    0)
+		return -INFINITY;
+	double st = json_real_value(json_object_get(p, "statistic"));
+	double th = json_real_value(json_object_get(p, "threshold"));
+	return th > 0.0 ? st / th : st;
+}
+
+/* The ring's worst signal: the one whose last point has the highest
+ * statistic relative to its threshold (more degraded hosts break a tie),
+ * as that point plus signal and label; null when no host is degraded on
+ * any. New reference. */
+static json_t *signal_worst(json_t *signals)
+{
+	const char *name, *best = NULL;
+	json_t *s, *bp = NULL;
+	double bs = -INFINITY;
+	json_object_foreach(signals, name, s)
+	{
+		json_t *pts = json_object_get(s, "points");
+		json_t *p = json_array_get(pts, json_array_size(pts) - 1);
+		double sc = p ? signal_score(p) : -INFINITY;
+		if (sc == -INFINITY)
+			continue;
+		if (!bp || sc > bs ||
+		    (sc == bs && json_integer_value(json_object_get(p, "degraded")) >
+		                         json_integer_value(json_object_get(bp, "degraded")))) {
+			best = name;
+			bp = p;
+			bs = sc;
+		}
+	}
+	if (!bp)
+		return json_null();
+	json_t *w = json_deep_copy(bp);
+	json_object_set_new(w, "signal", json_string(best));
+	json_object_set(w, "label", json_object_get(json_object_get(signals, best), "label"));
+	return w;
+}
+
+/* Per ring of the plan and per health signal, the minute series the
+ * controller writes to signal_rollups: treated and control hosts, the
+ * degraded among them and their host-time, the degraded rates per 1000
+ * host-hours, the relative test's statistic and threshold; and the ring's
+ * worst signal. The last SIGNAL_MINUTES minutes of each, or those from
+ * ?since=UNIX on (the current minute's point is rewritten at every look). */
+void reads_rollout_signals(struct http_req *req)
+{
+	char ids[24];
+	if (!rollout_id_or_reply(req, ids))
+		return;
+	const char *since = http_req_query(req, "since");
+	int64_t sv;
+	if (since && fb_parse_i64(since, 0, 253402300799LL, &sv)) {
+		http_error(req, 400, "invalid", "since must be a Unix time in seconds, found '%s'",
+		           since);
+		return;
+	}
+	PGconn *c = app_db_or_reply(req);
+	if (!c)
+		return;
+	char lim[24];
+	snprintf(lim, sizeof lim, "%d", SIGNAL_MINUTES);
+	struct fb_err err;
+	const char *p[] = {ids, since, lim};
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT r.ring_plan::text, r.ring_index, s.ring_index, s.signal, "
+	        "extract(epoch FROM s.bucket)::bigint, s.treated, s.degraded, s.exposure_s, "
+	        "s.control, s.control_degraded, s.control_exposure_s, s.statistic, s.threshold "
+	        "FROM rollouts r LEFT JOIN LATERAL (SELECT * FROM (SELECT x.*, row_number() OVER "
+	        "(PARTITION BY x.ring_index, x.signal ORDER BY x.bucket DESC) AS n "
+	        "FROM signal_rollups x WHERE x.rollout_id = r.id AND ($2::bigint IS NULL OR "
+	        "x.bucket >= to_timestamp($2::bigint))) y WHERE y.n <= $3::int) s ON true "
+	        "WHERE r.id = $1 ORDER BY s.ring_index, s.signal, s.bucket",
+	        3, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_unavailable(req, err.msg);
+		return;
+	}
+	int n = PQntuples(r);
+	if (n == 0) {
+		PQclear(r);
+		http_error(req, 404, "not_found", "no rollout %s", ids);
+		return;
+	}
+	json_t *plan = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	int64_t cur = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	json_t *rings = json_array(), *names = json_array();
+	for (int s = 0; s < SIG_COUNT; s++)
+		json_array_append_new(names, json_string(sig_name(s)));
+	for (size_t k = 0; k < json_array_size(plan); k++) {
+		json_t *sigs = json_object();
+		for (int s = 0; s < SIG_COUNT; s++)
+			json_object_set_new(
+			        sigs, sig_name(s),
+			        json_pack("{s:s,s:[]}", "label", sig_label(s), "points"));
+		json_array_append_new(rings,
+		                      json_pack("{s:O,s:I,s:o}", "ring", json_array_get(plan, k),
+		                                "ring_index", (json_int_t)k, "signals", sigs));
+	}
+	for (int i = 0; i < n; i++) {
+		if (PQgetisnull(r, i, 2))
+			continue; /* no rollups yet */
+		json_t *ring =
+		        json_array_get(rings, (size_t)strtoll(PQgetvalue(r, i, 2), NULL, 10));
+		if (!ring)
+			continue;
+		const char *name = PQgetvalue(r, i, 3);
+		json_t *sigs = json_object_get(ring, "signals");
+		if (!json_object_get(sigs, name)) /* a signal this server does not know */
+			json_object_set_new(sigs, name,
+			                    json_pack("{s:s,s:[]}", "label", name, "points"));
+		json_array_append_new(json_object_get(json_object_get(sigs, name), "points"),
+		                      signal_point(r, i, 4));
+	}
+	PQclear(r);
+	size_t k;
+	json_t *ring;
+	json_array_foreach(rings, k, ring)
+	{
+		json_object_set_new(ring, "worst", signal_worst(json_object_get(ring, "signals")));
+	}
+	json_t *out = json_pack("{s:s,s:I,s:O?,s:o,s:o}", "rollout", ids, "ring_index",
+	                        (json_int_t)cur, "ring", json_array_get(plan, (size_t)cur),
+	                        "signal_names", names, "rings", rings);
+	json_decref(plan);
+	http_reply_json(req, 200, out);
+}
+
+/* Prometheus label value: backslash, quote and newline escaped. */
+static enum fb_rc label_value(struct fb_buf *b, const char *v)
+{
+	enum fb_rc rc = FB_OK;
+	for (; !rc && *v; v++)
+		rc = *v == '\\'   ? fb_buf_addstr(b, "\\\\")
+		     : *v == '"'  ? fb_buf_addstr(b, "\\\"")
+		     : *v == '\n' ? fb_buf_addstr(b, "\\n")
+		                  : fb_buf_add(b, v, 1);
+	return rc;
+}
+
+/* {rollout="12",ring="canary"[,signal="..."][,arm="..."]} */
+static enum fb_rc signal_labels(struct fb_buf *b, const char *metric, const char *rollout,
+                                const char *ring, const char *signal, const char *arm)
+{
+	enum fb_rc rc = fb_buf_printf(b, "%s{rollout=\"%s\",ring=\"", metric, rollout);
+	if (!rc)
+		rc = label_value(b, ring);
+	if (!rc && signal)
+		rc = fb_buf_addstr(b, "\",signal=\"");
+	if (!rc && signal)
+		rc = label_value(b, signal);
+	if (!rc && arm)
+		rc = fb_buf_printf(b, "\",arm=\"%s", arm);
+	if (!rc)
+		rc = fb_buf_addstr(b, "\"} ");
+	return rc;
+}
+
+enum fb_rc reads_signal_metrics(struct fb_buf *b)
+{
+	enum fb_rc rc = fb_buf_addstr(
+	        b, "# HELP firebreak_ring_degraded Hosts degraded on a health signal since the "
+	           "rollout started, treated (on the new content) or control, as the gate last saw "
+	           "them in the ring; active rollouts only.\n"
+	           "# TYPE firebreak_ring_degraded gauge\n");
+	/* a scrape does not wait long for a busy pool */
+	const char *why;
+	PGconn *c = db_acquire(app.db, cfg.db_wait_ms < 250 ? (int)cfg.db_wait_ms : 250, &why);
+	if (!c) {
+		log_warn("metrics: no health signal gauges: %s", why);
+		return rc;
+	}
+	struct fb_err err;
+	PGresult *r = db_exec(
+	        c, &err,
+	        "SELECT r.id, r.ring_plan ->> s.ring_index, s.signal, s.treated, s.degraded, "
+	        "s.control, s.control_degraded, s.statistic, s.threshold FROM rollouts r "
+	        "JOIN LATERAL (SELECT DISTINCT ON (x.ring_index, x.signal) x.* FROM signal_rollups "
+	        "x "
+	        "WHERE x.rollout_id = r.id ORDER BY x.ring_index, x.signal, x.bucket DESC) s ON "
+	        "true "
+	        "WHERE r.state IN ('staged', 'rolling', 'paused', 'watching') "
+	        "ORDER BY r.id, s.ring_index, s.signal",
+	        0, NULL);
+	db_release(app.db, c);
+	if (!r) {
+		log_warn("metrics: no health signal gauges: %s", err.msg);
+		return rc;
+	}
+	int n = PQntuples(r);
+	static const char *const arms[2] = {"treated", "control"};
+	for (int i = 0; !rc && i < n; i++)
+		for (int a = 0; !rc && a < 2; a++) {
+			rc = signal_labels(b, "firebreak_ring_degraded", PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), arms[a]);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, a ? 6 : 4));
+		}
+	if (!rc)
+		rc = fb_buf_addstr(b, "# HELP firebreak_ring_signal_hosts Hosts the health signals "
+		                      "are judged over in the ring: treated or control.\n"
+		                      "# TYPE firebreak_ring_signal_hosts gauge\n");
+	for (int i = 0; !rc && i < n; i++) {
+		/* the same for every signal of a ring: once, from its first row */
+		if (i > 0 && !strcmp(PQgetvalue(r, i, 0), PQgetvalue(r, i - 1, 0)) &&
+		    !strcmp(PQgetvalue(r, i, 1), PQgetvalue(r, i - 1, 1)))
+			continue;
+		for (int a = 0; !rc && a < 2; a++) {
+			rc = signal_labels(b, "firebreak_ring_signal_hosts", PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), NULL, arms[a]);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, a ? 5 : 3));
+		}
+	}
+	static const struct {
+		const char *name, *help;
+		int col;
+	} tests[] = {
+	        {"firebreak_ring_signal_statistic",
+	         "The relative test's log-likelihood ratio of a health signal in the ring.", 7},
+	        {"firebreak_ring_signal_threshold",
+	         "The statistic at which the signal halts the rollout (Bonferroni over the "
+	         "signals).",
+	         8},
+	};
+	for (size_t t = 0; !rc && t < sizeof tests / sizeof tests[0]; t++) {
+		rc = fb_buf_printf(b, "# HELP %s %s\n# TYPE %s gauge\n", tests[t].name,
+		                   tests[t].help, tests[t].name);
+		for (int i = 0; !rc && i < n; i++) {
+			rc = signal_labels(b, tests[t].name, PQgetvalue(r, i, 0),
+			                   PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), NULL);
+			if (!rc)
+				rc = fb_buf_printf(b, "%s\n", PQgetvalue(r, i, tests[t].col));
+		}
+	}
+	PQclear(r);
+	return rc;
 }
 
 struct seen {

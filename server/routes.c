@@ -68,6 +68,7 @@ const struct route routes[] = {
         {HTTP_GET, "/v1/events/recent", ROLES_OPERATOR, 0, reads_events_recent},
         {HTTP_GET, "/v1/liveness", ROLES_OPERATOR, 0, reads_fleet_liveness},
         {HTTP_GET, "/v1/rollouts/{id}/statistics", ROLES_OPERATOR, 0, reads_rollout_statistics},
+        {HTTP_GET, "/v1/rollouts/{id}/signals", ROLES_OPERATOR, 0, reads_rollout_signals},
 
         /* rings and pins */
         {HTTP_GET, "/v1/rings", ROLES_OPERATOR, 0, rings_get},

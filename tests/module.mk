@@ -93,3 +93,8 @@ test_webhook_LIBS := fbt fbsign fbschema fbcommon
 INT_TESTS += test_publication
 test_publication_SRCS := tests/integration/test_publication.c
 test_publication_LIBS := fbt fbsign fbschema fbcommon
+
+# What operators see of the health signals: GET .../signals and /metrics.
+INT_TESTS += test_signal_reads
+test_signal_reads_SRCS := tests/integration/test_signal_reads.c
+test_signal_reads_LIBS := fbt fbsign fbschema fbcommon

@@ -478,3 +478,68 @@ void ctl_print_raw(const char *raw)
 {
 	printf("%s\n", raw ? raw : "");
 }
+
+/* The ring of the signals answer where the rollout is now, or NULL. */
+static const json_t *current_signal_ring(const json_t *signals)
+{
+	return json_array_get(json_object_get(signals, "rings"),
+	                      (size_t)json_integer_value(json_object_get(signals, "ring_index")));
+}
+
+json_t *ctl_worst_signal(const json_t *signals)
+{
+	const json_t *ring = current_signal_ring(signals);
+	const json_t *w = json_object_get(ring, "worst");
+	if (!json_is_object(w))
+		return NULL;
+	json_t *out = json_deep_copy(w);
+	if (out)
+		json_object_set(out, "ring", json_object_get(ring, "ring"));
+	return out;
+}
+
+static double num(const json_t *o, const char *k)
+{
+	return json_number_value(json_object_get(o, k));
+}
+
+/* A rate member as "12.34", or "-" when null (no host-time). */
+static void rate_text(const json_t *o, const char *k, char *buf, size_t n)
+{
+	if (json_is_number(json_object_get(o, k)))
+		snprintf(buf, n, "%.2f", num(o, k));
+	else
+		snprintf(buf, n, "-");
+}
+
+const char *ctl_signal_text(const json_t *signals, const json_t *worst, char *buf, size_t n)
+{
+	char r1[32], r2[32];
+	if (worst) {
+		rate_text(worst, "treated_per_1000h", r1, sizeof r1);
+		rate_text(worst, "control_per_1000h", r2, sizeof r2);
+		const char *label = json_string_value(json_object_get(worst, "label"));
+		snprintf(buf, n,
+		         "%s: %lld of %lld degraded vs %lld of %lld in control (%s vs %s per 1000 "
+		         "host-hours); log-LR %.2f of %.2f",
+		         label ? label : "?", (long long)num(worst, "degraded"),
+		         (long long)num(worst, "treated"),
+		         (long long)num(worst, "control_degraded"),
+		         (long long)num(worst, "control"), r1, r2, num(worst, "statistic"),
+		         num(worst, "threshold"));
+		return buf;
+	}
+	const json_t *ring = current_signal_ring(signals);
+	const char *k;
+	json_t *s;
+	size_t looks = 0;
+	json_object_foreach((json_t *)json_object_get(ring, "signals"), k, s)
+	{
+		looks += json_array_size(json_object_get(s, "points"));
+	}
+	snprintf(buf, n, "%s",
+	         !ring   ? "-"
+	         : looks ? "no host degraded on any signal"
+	                 : "no look at the signals in this ring yet");
+	return buf;
+}

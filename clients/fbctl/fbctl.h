@@ -198,6 +198,17 @@ void ctl_print_list(const json_t *rows, const struct ctl_col *cols, size_t ncols
  * otherwise it stays one line. */
 void ctl_print_wrapped(FILE *out, const char *label, int indent, const char *text);
 
+/* The worst health signal of the ring where the rollout is now, from an
+ * answer of GET /v1/rollouts/{id}/signals (the one with the highest
+ * statistic relative to its threshold, as the server chose it): a new
+ * object, the ring's "worst" point with "ring" added (caller decrefs), or
+ * NULL when no host is degraded on any signal there or nothing was looked
+ * at yet. */
+json_t *ctl_worst_signal(const json_t *signals);
+/* That signal in words into buf ("agent CPU: 4 of 60 degraded vs 1 of 55 in
+ * control (...); log-LR 2.10 of 4.38"), or why there is none. */
+const char *ctl_signal_text(const json_t *signals, const json_t *worst, char *buf, size_t n);
+
 /* Write text followed by a newline to stdout (the --json output). */
 void ctl_print_raw(const char *raw);
 

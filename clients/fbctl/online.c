@@ -594,15 +594,32 @@ out:
 
 int cmd_rollout_status(struct opts *o)
 {
-	json_t *j = NULL;
+	json_t *j = NULL, *sig = NULL, *worst = NULL;
 	char id[24], path[64];
 	int code = id_arg(o, "rollout ID", id);
 	if (code)
 		return code;
+	struct ctl cx;
+	if ((code = ctl_open(o, &cx)))
+		return code;
 	snprintf(path, sizeof path, "/v1/rollouts/%s", id);
-	code = request(o, "GET", path, NULL, NULL, &j);
-	if (code || o->json)
+	code = ctl_call(&cx, "GET", path, NULL, NULL, &j, NULL);
+	/* the current ring's worst health signal; the rest of the status is
+	 * shown without it when the server cannot say (the refusal is printed) */
+	snprintf(path, sizeof path, "/v1/rollouts/%s/signals", id);
+	int sig_code = code ? code : ctl_call(&cx, "GET", path, NULL, NULL, &sig, NULL);
+	ctl_close(&cx);
+	if (code)
 		goto out;
+	worst = sig_code ? NULL : ctl_worst_signal(sig);
+	if (o->json) {
+		/* the rollout as the server gave it, and worst_signal (null: none) */
+		json_object_set_new(j, "worst_signal", worst ? json_incref(worst) : json_null());
+		char *t = json_dumps(j, JSON_COMPACT);
+		ctl_print_raw(t);
+		free(t);
+		goto out;
+	}
 	char b[512], c[64];
 	kv("rollout", ctl_cell(j, "id", b, sizeof b));
 	kv("state", ctl_cell(j, "state", b, sizeof b));
@@ -635,6 +652,9 @@ int cmd_rollout_status(struct opts *o)
 		       lbl, (long long)held,
 		       (long long)json_integer_value(json_object_get(h, "agents")));
 	}
+	if (!sig_code)
+		ctl_print_wrapped(stdout, "worst signal", 15,
+		                  ctl_signal_text(sig, worst, b, sizeof b)); /* whole, never cut */
 	kv("started", ctl_time(j, "started", b, sizeof b));
 	kv("ring started", ctl_time(j, "ring_started", b, sizeof b));
 	kv("finished", ctl_time(j, "finished", b, sizeof b));
@@ -655,6 +675,8 @@ int cmd_rollout_status(struct opts *o)
 	}
 out:
 	json_decref(j);
+	json_decref(sig);
+	json_decref(worst);
 	return code;
 }
 

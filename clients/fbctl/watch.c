@@ -1,7 +1,8 @@
 /* fbctl rollout watch: live progress of one rollout, one line per ring of its
  * plan (bar and counts from GET /v1/rollouts/{id}/exposure, the current ring
- * marked, the ring's last gate decision) and the last decision's reason from
- * GET /v1/rollouts/{id}, polled until the rollout completes or stops. */
+ * marked, the ring's last gate decision), the worst health signal of the
+ * current ring (GET /v1/rollouts/{id}/signals) and the last decision's reason
+ * from GET /v1/rollouts/{id}, polled until the rollout completes or stops. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
@@ -61,8 +62,10 @@ static const json_t *last_eval(const json_t *rollout, const char *name)
 	return NULL;
 }
 
-/* Draw one frame of the rollout into b. */
-static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
+/* Draw one frame of the rollout into b; worst is the current ring's worst
+ * signal (ctl_worst_signal) or NULL. */
+static enum fb_rc frame(const json_t *ro, const json_t *exp, const json_t *sig, const json_t *worst,
+                        struct fb_buf *b)
 {
 	char c1[16], c2[32], c3[32];
 	const char *state = json_string_value(json_object_get(ro, "state"));
@@ -109,6 +112,12 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 		if (!rc)
 			rc = fb_buf_printf(b, "\n");
 	}
+	if (!rc && active) {
+		char st[512];
+		rc = fb_buf_printf(b, "worst signal (%s): %s\n",
+		                   ctl_cell(ro, "ring", c2, sizeof c2),
+		                   ctl_signal_text(sig, worst, st, sizeof st));
+	}
 	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
 	if (!rc && last) {
 		const char *why = json_string_value(json_object_get(last, "reason"));
@@ -125,10 +134,12 @@ static enum fb_rc frame(const json_t *ro, const json_t *exp, struct fb_buf *b)
 }
 
 /* What makes a frame new: the state, the ring, per ring its last decision
- * and counts, the last decision's ring and words and the state's reason;
- * not the time stamps nor the figures inside the gate's reason ("bake 3s
- * of 600s"), which move at every evaluation. Written into k. */
-static enum fb_rc change_key(const json_t *ro, const json_t *exp, struct fb_buf *k)
+ * and counts, the worst signal and its counts, the last decision's ring and
+ * words and the state's reason; not the time stamps nor the figures inside
+ * the gate's reason ("bake 3s of 600s") or the signal's statistic, which move
+ * at every evaluation. Written into k. */
+static enum fb_rc change_key(const json_t *ro, const json_t *exp, const json_t *worst,
+                             struct fb_buf *k)
 {
 	enum fb_rc rc = fb_buf_printf(k, "%s %lld|",
 	                              json_string_value(json_object_get(ro, "state"))
@@ -150,6 +161,14 @@ static enum fb_rc change_key(const json_t *ro, const json_t *exp, struct fb_buf 
 			        (long long)count(e, "holdout"), (long long)count(e, "treated"),
 			        (long long)count(e, "healthy"), (long long)count(e, "crashed"),
 			        (long long)count(e, "boot_looped"), (long long)count(e, "silent"));
+	}
+	if (!rc && worst) {
+		const char *sname = json_string_value(json_object_get(worst, "signal"));
+		rc = fb_buf_printf(k, "%s %lld %lld %lld %lld|", sname ? sname : "?",
+		                   (long long)count(worst, "degraded"),
+		                   (long long)count(worst, "treated"),
+		                   (long long)count(worst, "control_degraded"),
+		                   (long long)count(worst, "control"));
 	}
 	const json_t *last = json_array_get(json_object_get(ro, "evaluations"), 0);
 	const char *why = json_string_value(json_object_get(last, "reason"));
@@ -223,9 +242,9 @@ int cmd_rollout_watch(struct opts *o)
 {
 	struct ctl c;
 	struct fb_buf cur, prev, key;
-	json_t *ro = NULL, *exp = NULL;
+	json_t *ro = NULL, *exp = NULL, *sig = NULL, *worst = NULL;
 	int64_t id, period = DEFAULT_PERIOD, limit_ms = 0;
-	char path[64], epath[80];
+	char path[64], epath[80], spath[80];
 	int code;
 	if (o->argc != 1) {
 		fprintf(stderr,
@@ -251,15 +270,20 @@ int cmd_rollout_watch(struct opts *o)
 	fb_buf_init(&key, MAX_FRAME);
 	snprintf(path, sizeof path, "/v1/rollouts/%lld", (long long)id);
 	snprintf(epath, sizeof epath, "/v1/rollouts/%lld/exposure", (long long)id);
+	snprintf(spath, sizeof spath, "/v1/rollouts/%lld/signals", (long long)id);
 	int tty = isatty(STDOUT_FILENO), drawn = 0, transient = 0;
 	int64_t start = fb_mono_ms();
 	for (;;) {
 		json_decref(ro);
 		json_decref(exp);
-		ro = exp = NULL;
+		json_decref(sig);
+		json_decref(worst);
+		ro = exp = sig = worst = NULL;
 		int r = fetch(&c, path, &ro);
 		if (r == 0)
 			r = fetch(&c, epath, &exp);
+		if (r == 0)
+			r = fetch(&c, spath, &sig);
 		if (r > 0) {
 			code = r;
 			break;
@@ -276,10 +300,11 @@ int cmd_rollout_watch(struct opts *o)
 			continue;
 		}
 		transient = 0;
+		worst = ctl_worst_signal(sig);
 		fb_buf_reset(&cur);
 		fb_buf_reset(&key);
-		if (frame(ro, exp, &cur) || fb_buf_add(&cur, "", 0) || change_key(ro, exp, &key) ||
-		    fb_buf_add(&key, "", 0)) {
+		if (frame(ro, exp, sig, worst, &cur) || fb_buf_add(&cur, "", 0) ||
+		    change_key(ro, exp, worst, &key) || fb_buf_add(&key, "", 0)) {
 			fprintf(stderr, "fbctl: the progress display is over %zu bytes\n",
 			        MAX_FRAME);
 			code = EXIT_USAGE;
@@ -287,10 +312,11 @@ int cmd_rollout_watch(struct opts *o)
 		}
 		int changed = !prev.data || strcmp(prev.data, key.data) != 0;
 		if (o->json) {
-			/* one line of JSON per change: both answers as the server gave them */
+			/* one line of JSON per change: both answers as the server gave
+			 * them and the current ring's worst signal (null when none) */
 			if (changed) {
-				json_t *both =
-				        json_pack("{s:O,s:O}", "rollout", ro, "exposure", exp);
+				json_t *both = json_pack("{s:O,s:O,s:O?}", "rollout", ro,
+				                         "exposure", exp, "worst_signal", worst);
 				char *t = both ? json_dumps(both, JSON_COMPACT) : NULL;
 				if (t)
 					printf("%s\n", t);
@@ -340,6 +366,8 @@ int cmd_rollout_watch(struct opts *o)
 	}
 	json_decref(ro);
 	json_decref(exp);
+	json_decref(sig);
+	json_decref(worst);
 	fb_buf_cleanup(&cur);
 	fb_buf_cleanup(&prev);
 	fb_buf_cleanup(&key);

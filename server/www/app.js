@@ -269,17 +269,18 @@
     var old = S.data[id] || {};
     var wantSeries = force || !old.series || Date.now() - (old.seriesAt || 0) >= SERIES_MS;
     return Promise.all([api("GET", p), wantSeries ? api("GET", p + "/series") : null, api("GET", p + "/exposure"),
-      wantSeries ? api("GET", p + "/statistics") : null]).then(function (x) {
+      wantSeries ? api("GET", p + "/statistics") : null, wantSeries ? signals(p) : null]).then(function (x) {
       old = S.data[id] || {};
       if (!wantSeries && old.r && old.r.state !== x[0].state) {
         wantSeries = true; /* a state change: draw the final points now */
-        return Promise.all([api("GET", p + "/series"), api("GET", p + "/statistics")]).then(function (sr) { x[1] = sr[0]; x[3] = sr[1]; return store(x); });
+        return Promise.all([api("GET", p + "/series"), api("GET", p + "/statistics"), signals(p)]).then(function (sr) { x[1] = sr[0]; x[3] = sr[1]; x[4] = sr[2]; return store(x); });
       }
       return store(x);
       function store(y) {
         S.data[id] = {
           r: y[0], series: y[1] ? y[1].points || [] : old.series, seriesAt: y[1] ? Date.now() : old.seriesAt,
           stats: y[3] ? y[3].points || [] : old.stats,
+          signals: y[4] ? y[4].rings || [] : old.signals,
           exposure: y[2].rings || {}, at: Date.now(), err: null, audit: old.audit, content: old.content,
         };
       }
@@ -287,6 +288,12 @@
       if (S.data[id]) S.data[id].err = e;
       else S.data[id] = { r: null, err: e };
     });
+  }
+
+  /* The health signals per ring (GET .../signals); a server that cannot
+   * answer them leaves the rest of the page as it was. */
+  function signals(p) {
+    return api("GET", p + "/signals").then(null, function () { return null; });
   }
 
   function loadChannels() {
@@ -628,6 +635,8 @@
       var x = d.exposure[name] || {};
       var pts = (d.series || []).filter(function (p) { return p.ring === name; });
       var sts = (d.stats || []).filter(function (p) { return p.ring === name; });
+      var sg = (d.signals || []).filter(function (x) { return x.ring === name; })[0];
+      var sgOn = sg && Object.keys(sg.signals || {}).some(function (k) { return (sg.signals[k].points || []).length; });
       var lv = liveness(name);
       var counts = h("dl", { class: "counts", "data-ring": name },
         cnt("agents", x.agents, "in ring"),
@@ -643,7 +652,8 @@
         h("h4", { class: "block-title" }, h("span", { text: "What the gate saw" }), h("span", { class: "muted", text: pts.length ? " · " + pts.length + (pts.length === 1 ? " evaluation" : " evaluations") + " in this ring" : " · no evaluations in this ring" })),
         pts.length ? plot(pts, detail) : null,
         pts.length ? legend() : null,
-        showStats && sts.length ? (detail ? statPlots(sts, true) : statsFolded(r.id + "/" + name, sts)) : null);
+        showStats && sts.length ? (detail ? statPlots(sts, true) : statsFolded(r.id + "/" + name, sts)) : null,
+        showStats && sgOn ? (detail ? signalPlots(sg, sts, true) : signalsFolded(r.id + "/" + name, sg, sts)) : null);
       wrap.appendChild(h("section", { class: "ring-health" + (i === r.ring_index && isActive(r.state) ? " ring-health-now" : "") + (lv && lv.state === "dead" ? " ring-health-dead" : ""), "data-ring": name },
         h("h3", {}, h("span", { text: "Ring " + (i + 1) + " · " + name })),
         h("div", { class: "now" },
@@ -765,7 +775,7 @@
   /* A frame: grid, y ticks (only integers for counts: no "1, 1, 0"), time
    * ticks along the axis; returns {svg, X, Y}. */
   function frame(t0, t1, ymin, ymax, o) {
-    var W = 640, H = o.H, L = 44, R = 12, T = 12, B = 24;
+    var W = o.W || 640, H = o.H, L = 44, R = 12, T = 12, B = 24;
     if (t1 <= t0) t1 = t0 + 1;
     if (ymax <= ymin) ymax = ymin + 1;
     function X(t) { return L + (W - L - R) * (t - t0) / (t1 - t0); }
@@ -776,7 +786,7 @@
       svg.appendChild(s("line", { class: "grid", x1: L, x2: W - R, y1: Y(v), y2: Y(v) }));
       svg.appendChild(s("text", { class: "axis axis-y", x: L - 6, y: Y(v) + 4, "text-anchor": "end" }, numLabel(v, o.integer)));
     });
-    var tt = timeTicks(t0, t1, 6);
+    var tt = timeTicks(t0, t1, o.ticks || 6);
     tt.ticks.forEach(function (t) {
       var x = X(t);
       svg.appendChild(s("line", { class: "tick", x1: x, x2: x, y1: H - B, y2: H - B + 4 }));
@@ -887,6 +897,107 @@
     S.statsOpen = S.statsOpen || {};
     var det = h("details", { class: "stats-fold", open: !!S.statsOpen[key] }, h("summary", { text: line }), statPlots(sts, false));
     det.addEventListener("toggle", function () { S.statsOpen[key] = det.open; });
+    return det;
+  }
+
+  /* ---- health signals: per ring, each signal treated vs control -------------- */
+
+  function f2(v) { return v === null || v === undefined || !isFinite(v) ? "—" : Number(v).toFixed(2); }
+
+  /* "4 of 60 degraded vs 1 of 55 in control; log-LR 1.02 of 4.38" */
+  function signalWords(p) {
+    return p.degraded + " of " + p.treated + " degraded vs " + p.control_degraded + " of " + p.control +
+      " in control; log-LR " + f2(p.statistic) + " of " + f2(p.threshold);
+  }
+
+  /* A line of per-minute values: each holds over its minute (the gate's last
+   * look in it), so one minute is a segment, not a lone dot. */
+  function stepLine(f, pts, get, cls) {
+    var d = "", last = null;
+    pts.forEach(function (p) {
+      var v = get(p);
+      if (v === null || v === undefined || !isFinite(v)) return;
+      var y = f.Y(v).toFixed(1);
+      d += (last ? " L" : "M") + f.X(p.at).toFixed(1) + " " + y + " L" + f.X(p.at + 60).toFixed(1) + " " + y;
+      last = { p: p, v: v };
+    });
+    if (!last) return;
+    f.svg.appendChild(s("path", { class: "line line-" + cls, d: d }));
+    f.svg.appendChild(s("circle", { class: "dot dot-" + cls, cx: f.X(last.p.at + 60), cy: f.Y(last.v), r: 3 }));
+  }
+
+  /* One ring's health signals (a ring of GET .../signals): per signal, the
+   * degraded rate of treated vs control hosts per 1000 host-hours and the
+   * relative test's statistic vs its threshold, per minute, with the gate's
+   * decisions (evals) marked. Each figure carries its last point's values
+   * (data-*) and says them in words; the ring's worst signal is marked. */
+  function signalPlots(sg, evals, big) {
+    var worst = sg.worst ? sg.worst.signal : null;
+    var box = h("div", { class: "signals", "data-ring": sg.ring },
+      h("div", { class: "sig-head" }, h("span", { class: "stat-title", text: "Health signals" }),
+        h("span", { class: "stat-now", text: "hosts degraded on each signal, treated vs control, per minute" })),
+      h("div", { class: "legend sig-legend", "aria-hidden": "true" },
+        [["s-treated", "treated (new content)"], ["s-control", "control"], ["s-statistic", "log-LR"], ["s-threshold", "halts at"]].map(function (x) {
+          return h("span", { class: "lg lg-" + x[0] }, h("span", { class: "lg-sw" }), x[1]);
+        })));
+    Object.keys(sg.signals || {}).forEach(function (k) {
+      var sig = sg.signals[k], pts = sig.points || [];
+      var lastP = pts[pts.length - 1];
+      var attrs = { class: "sig-plot" + (k === worst ? " sig-worst" : ""), "data-signal": k };
+      if (lastP) {
+        attrs["data-at"] = String(lastP.at);
+        ["treated", "degraded", "control", "control_degraded", "statistic", "threshold"].forEach(function (x) {
+          attrs["data-" + x.replace("_", "-")] = String(lastP[x]);
+        });
+        attrs["data-treated-rate"] = lastP.treated_per_1000h === null ? "" : String(lastP.treated_per_1000h);
+        attrs["data-control-rate"] = lastP.control_per_1000h === null ? "" : String(lastP.control_per_1000h);
+      }
+      var el = h("figure", attrs,
+        h("figcaption", {},
+          h("span", { class: "stat-title", text: sig.label + (k === worst ? " (worst)" : "") }),
+          h("span", { class: "stat-now", text: lastP ? "treated " + f2(lastP.treated_per_1000h) + " vs control " + f2(lastP.control_per_1000h) +
+            " per 1000 host-hours · " + signalWords(lastP) : "no looks in this ring yet" })));
+      if (lastP) {
+        /* one point per minute, holding over it */
+        var t0 = pts[0].at, t1 = lastP.at + 60;
+        var inRange = (evals || []).filter(function (p) { return p.at >= t0 && p.at <= t1; });
+        var pair = h("div", { class: "sig-pair" });
+        [{ k: "rate", title: "degraded per 1000 host-hours",
+           lines: [["s-treated", "treated_per_1000h"], ["s-control", "control_per_1000h"]] },
+         { k: "test", title: "relative test: log-LR vs threshold",
+           lines: [["s-statistic", "statistic"], ["s-threshold", "threshold"]] }].forEach(function (def) {
+          var lo = 0, hi = 0;
+          pts.forEach(function (p) {
+            def.lines.forEach(function (l) {
+              var v = num(p[l[1]]);
+              if (v === null) return;
+              lo = Math.min(lo, v);
+              hi = Math.max(hi, v);
+            });
+          });
+          /* half a plot's width each: a narrower frame keeps the labels legible */
+          var f = frame(t0, t1, lo < 0 ? -niceMax(-lo) : 0, hi > 0 ? niceMax(hi) : 1,
+            { W: 340, H: big ? 150 : 130, ticks: 3, label: sig.label + ": " + def.title, cls: "plot-sig plot-sig-" + def.k });
+          marks(f, inRange);
+          def.lines.forEach(function (l) { stepLine(f, pts, function (p) { return num(p[l[1]]); }, l[0]); });
+          pair.appendChild(h("div", { class: "sig-half" }, h("div", { class: "sig-axis", text: def.title }), f.svg));
+        });
+        el.appendChild(pair);
+      }
+      box.appendChild(el);
+    });
+    return box;
+  }
+
+  /* On the board a ring's signals fold into one line naming the worst. */
+  function signalsFolded(key, sg, evals) {
+    var w = sg.worst;
+    var text = w ? "Signals: worst " + w.label + ": " + signalWords(w) : "Signals: no host degraded on " +
+      Object.keys(sg.signals || {}).map(function (k) { return sg.signals[k].label; }).join(", ");
+    S.sigOpen = S.sigOpen || {};
+    var det = h("details", { class: "signals-fold", open: !!S.sigOpen[key], "data-worst": w ? w.signal : "" },
+      h("summary", { text: text }), signalPlots(sg, evals, false));
+    det.addEventListener("toggle", function () { S.sigOpen[key] = det.open; });
     return det;
   }
 

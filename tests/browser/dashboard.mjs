@@ -159,6 +159,11 @@ async function main() {
   check((await page.locator(`${card(A)} button.halt`).count()) === 0, 'a halted rollout still offers the halt button');
   log(`rollout ${A} shows HALTED (hard cap) from the event stream, same document, no reload`);
   await page.waitForTimeout(600); // let the flash and plots settle for the picture
+  // and each ring's health signals, naming the worst: canary agent 0 of A is
+  // degraded on agent CPU (the C test made it so with real heartbeats)
+  const sigLine = await text(`${card(A)} .ring-health[data-ring="canary"] .signals-fold summary`);
+  check(/^Signals: worst agent CPU: 1 of 3 degraded vs 0 of [0-9]+ in control; log-LR [0-9.-]+ of [0-9.]+$/.test(sigLine), `A's folded signals: ${sigLine}`);
+  check((await page.getAttribute(`${card(A)} .ring-health[data-ring="canary"] .signals-fold`, 'data-worst')) === 'agent_cpu', 'the worst signal');
   // the board folds the statistics into one line; open A's for the picture
   check(/^Statistics: treated [0-9.]+ vs control [0-9.]+ per 1000 host-hours; log-LR [0-9.-]+ of [0-9.]+$/.test(await text(`${card(A)} .stats-fold summary`)), `A's folded statistics: ${await text(`${card(A)} .stats-fold summary`)}`);
   await page.click(`${card(A)} .stats-fold summary`);
@@ -281,6 +286,41 @@ async function main() {
   log(`canary statistics at evaluation ${evalId}: treated ${pt.relative.treated_rate}/h vs control ${pt.relative.control_rate}/h, `
     + `excess bound ${pt.excess_upper} vs ${pt.max_excess}, log-LR ${pt.relative.statistic} vs ${pt.relative.threshold}; time axis ${tlabels.join(' ')}`);
   check((await page.evaluate(() => window.__sameDocument)) === 'yes', 'the page was reloaded');
+
+  step = 'signal plots';
+  // per signal: treated vs control degraded rate and the test statistic vs
+  // its threshold, carrying the values of GET /v1/rollouts/A/signals
+  const sg = await (await fetch(`${args.url}/v1/rollouts/${A}/signals`, { headers: { Authorization: `Bearer ${args.soc}` } })).json();
+  const sring = sg.rings.find((r) => r.ring === 'canary');
+  check(sring && sring.worst && sring.worst.signal === 'agent_cpu' && sring.worst.degraded === 1, `the API's worst canary signal: ${JSON.stringify(sring && sring.worst)}`);
+  const sfig = (k) => `${card(A)} .ring-health[data-ring="canary"] figure.sig-plot[data-signal="${k}"]`;
+  check((await page.locator(`${card(A)} .ring-health[data-ring="canary"] figure.sig-plot`).count()) === sg.signal_names.length, 'a figure per signal');
+  for (const k of sg.signal_names) {
+    const pts = sring.signals[k].points;
+    const lp = pts[pts.length - 1];
+    check(lp, `no ${k} points in the API`);
+    for (const cls of ['plot-sig-rate', 'plot-sig-test']) {
+      check((await page.locator(`${sfig(k)} svg.${cls} path.line`).count()) === 2, `${k} ${cls}: two lines`);
+    }
+    check(Number(await page.getAttribute(sfig(k), 'data-at')) === lp.at, `${k}: the page shows minute ${await page.getAttribute(sfig(k), 'data-at')}, the API's last is ${lp.at}`);
+    for (const [attr, v] of [['degraded', lp.degraded], ['treated', lp.treated], ['control', lp.control], ['control-degraded', lp.control_degraded],
+      ['treated-rate', lp.treated_per_1000h], ['control-rate', lp.control_per_1000h], ['statistic', lp.statistic], ['threshold', lp.threshold]]) {
+      const got = await page.getAttribute(sfig(k), `data-${attr}`);
+      check(v !== null && v !== undefined && Number(got) === v, `${k} ${attr}: page ${got}, API ${v}`);
+    }
+  }
+  check((await page.locator(`${sfig('agent_cpu')}.sig-worst`).count()) === 1, 'agent CPU not marked worst');
+  check(/^agent CPU \(worst\)$/.test(await text(`${sfig('agent_cpu')} .stat-title`)), 'worst signal title');
+  check(/^treated [0-9.]+ vs control [0-9.]+ per 1000 host-hours · 1 of 3 degraded vs 0 of [0-9]+ in control; log-LR [0-9.-]+ of [0-9.]+$/.test(await text(`${sfig('agent_cpu')} .stat-now`)), `agent CPU in words: ${await text(`${sfig('agent_cpu')} .stat-now`)}`);
+  const slabels = await page.locator(`${sfig('agent_cpu')} svg.plot-sig-rate text.axis-t`).allTextContents();
+  check(slabels.length >= 3, `signal time axis labels: ${JSON.stringify(slabels)}`);
+  for (const cls of ['plot-sig-rate', 'plot-sig-test']) {
+    const ylabels = await page.locator(`${sfig('agent_cpu')} svg.${cls} text.axis-y`).allTextContents();
+    check(ylabels.length >= 2 && new Set(ylabels).size === ylabels.length, `y labels in ${cls}: ${JSON.stringify(ylabels)}`);
+  }
+  const cw = sring.worst;
+  log(`canary agent CPU at ${cw.at}: ${cw.degraded} of ${cw.treated} degraded vs ${cw.control_degraded} of ${cw.control}, `
+    + `${cw.treated_per_1000h} vs ${cw.control_per_1000h} per 1000 host-hours, log-LR ${cw.statistic} of ${cw.threshold}; time axis ${slabels.join(' ')}`);
   await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
   log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
 

@@ -299,6 +299,45 @@ static void world_dead_ring(void)
 	                 2);
 }
 
+/* Health signals (issue 17): canary agent 0 reports its agent's CPU, five
+ * normal heartbeats (its baseline), then a storm, until the gate has seen it
+ * degraded in rollout A's canary: one treated host, so the relative test
+ * cannot halt on it (it needs two); its signal plots have values. */
+static void world_degraded(void)
+{
+	struct agent *a = &W.ag[0];
+	char path[96];
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/signals", (long long)W.ro[0]);
+	int64_t end = fb_mono_ms() + FBT_DEADLINE * 1000;
+	for (int k = 0; fb_mono_ms() < end; k++) {
+		char body[8192], active[512] = "{";
+		size_t len = 1;
+		for (int c = 0; c < NCH; c++)
+			if (a->active[c][0])
+				len += (size_t)snprintf(active + len, sizeof active - len,
+				                        "%s\"%d\":\"%s\"", len > 1 ? "," : "",
+				                        CHANNELS[c], a->active[c]);
+		snprintf(active + len, sizeof active - len, "}");
+		snprintf(body, sizeof body,
+		         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld-1\",\"uptime_s\":10,"
+		         "\"agent_version\":\"test\",\"active\":%s,\"health\":{\"interval_s\":60,"
+		         "\"agent_cpu_p95\":%d,\"agent_cpu_mean\":5,\"agent_rss_kb\":40000}}",
+		         (long long)a->id, (long long)a->id, active, k < 5 ? 10 + k % 3 : 97);
+		fbt_env_expect(&E, 202, "POST", "/v1/heartbeat", a->token, body);
+		if (k < 8)
+			continue;
+		json_t *j = fbt_env_want(&E, 200, "GET", path, E.soc, NULL);
+		json_t *ring = json_array_get(json_object_get(j, "rings"), 0);
+		int seen = json_integer_value(json_object_get(json_object_get(ring, "worst"),
+		                                              "degraded")) == 1;
+		json_decref(j);
+		if (seen)
+			return;
+		usleep(300000);
+	}
+	fail_msg("the gate never saw canary agent 0 degraded in rollout %lld", (long long)W.ro[0]);
+}
+
 /* The crash reports the browser test posts as the canary agents of A:
  * [{"agent_id", "token", "channel", "content", "boot_id"}]. */
 static char *write_plan(const char *dir)
@@ -337,6 +376,7 @@ static void test_dashboard_in_chromium(void **state)
 	env_up();
 	world_up();
 	world_dead_ring();
+	world_degraded();
 
 	W.dir = fbt_tmpdir("dashboard");
 	W.plan = write_plan(W.dir);

@@ -1644,6 +1644,123 @@ static void test_status_holdout(void **state)
 	free(out);
 }
 
+/* A heartbeat of agent a running sha on channel (NULL: nothing there) with
+ * its agent CPU p95 in a health object. */
+static void health_beat(struct agent *a, int channel, const char *sha, int cpu)
+{
+	char body[4096], active[128] = "{}";
+	if (sha)
+		snprintf(active, sizeof active, "{\"%d\":\"%s\"}", channel, sha);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"boot_id\":\"boot-%lld\",\"uptime_s\":60,"
+	         "\"agent_version\":\"test\",\"active\":%s,\"health\":{\"interval_s\":60,"
+	         "\"agent_cpu_p95\":%d,\"agent_cpu_mean\":5,\"agent_rss_kb\":40000}}",
+	         (long long)a->id, (long long)a->id, active, cpu);
+	json_decref(http_json("POST", "/v1/heartbeat", a->token, body, 202));
+}
+
+/* Until the current ring's agent_cpu series of the rollout at path has a
+ * point with `degraded` treated hosts degraded on it. */
+static void wait_cpu_degraded(const char *path, struct agent *a, int n, const char *sha,
+                              int degraded)
+{
+	for (int i = 0; i < 600; i++) {
+		for (int k = 0; k < n; k++) /* the first three applied; two stayed */
+			health_beat(&a[k], 13, k < 3 ? sha : NULL, degraded && k < 2 ? 97 : 11);
+		json_t *j = http_json("GET", path, C->soc, NULL, 200);
+		json_t *ring = json_array_get(json_object_get(j, "rings"), 0);
+		json_t *pts = json_object_get(
+		        json_object_get(json_object_get(ring, "signals"), "agent_cpu"), "points");
+		json_t *last = json_array_get(pts, json_array_size(pts) - 1);
+		int ok = last && json_integer_value(json_object_get(last, "degraded")) == degraded;
+		json_decref(j);
+		if (ok)
+			return;
+		usleep(200000);
+	}
+	fail_msg("%s: no look with %d degraded on agent_cpu", path, degraded);
+}
+
+/* Health signals (issue 17) in fbctl: rollout status and watch show the
+ * current ring's worst signal with its degraded counts, and --json carries
+ * it; real heartbeats make two of three treated hosts degraded on agent CPU
+ * (at a confidence that keeps them from halting it). */
+static void test_worst_signal(void **state)
+{
+	(void)state;
+	char *out = CTL_OK(0, C->admin, "channel", "create", "13", "thirteen");
+	free(out);
+	char sha[65];
+	upload(13, 1, sha);
+	enum { N = 5 };
+	struct agent a[N];
+	canaries(a, N);
+	json_int_t id = start_rollout(
+	        sha, "13",
+	        (const char *const[]){"--rings", "canary,early", "--policy",
+	                              "{\"holdout\":0,\"min_bake_s\":3600,\"confidence\":0.999}",
+	                              NULL});
+	char ids[24], path[80];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	snprintf(path, sizeof path, "/v1/rollouts/%lld/signals", (long long)id);
+	for (int k = 0; k < 3; k++)
+		agent_event(&a[k], "applied", 13, sha);
+	/* the gate looked, nobody degraded: five normal beats (each host's baseline) */
+	for (int b = 0; b < 4; b++)
+		for (int k = 0; k < N; k++)
+			health_beat(&a[k], 13, k < 3 ? sha : NULL, 10 + b % 3);
+	wait_cpu_degraded(path, a, N, sha, 0);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "worst signal   no host degraded on any signal\n");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
+	json_t *j = parse(out);
+	assert_true(json_is_null(json_object_get(j, "worst_signal")));
+	json_decref(j);
+	free(out);
+
+	/* agents 0 and 1 (treated) keep their CPU at 97 % for three beats */
+	wait_cpu_degraded(path, a, N, sha, 2);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids);
+	has(out, "worst signal   agent CPU: 2 of 3 degraded vs 0 of 2 in control (");
+	has(out, " vs 0.00 per 1000 host-hours); log-LR ");
+	has(out, " of 8.29\n");
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "status", ids, "--json");
+	j = parse(out);
+	assert_int_equal(json_integer_value(json_object_get(j, "id")), id); /* the rollout */
+	json_t *w = json_object_get(j, "worst_signal");
+	assert_string_equal(json_string_value(json_object_get(w, "signal")), "agent_cpu");
+	assert_string_equal(json_string_value(json_object_get(w, "ring")), "canary");
+	assert_int_equal(json_integer_value(json_object_get(w, "degraded")), 2);
+	assert_int_equal(json_integer_value(json_object_get(w, "treated")), 3);
+	assert_int_equal(json_integer_value(json_object_get(w, "control_degraded")), 0);
+	assert_int_equal(json_integer_value(json_object_get(w, "control")), 2);
+	assert_true(json_real_value(json_object_get(w, "statistic")) <
+	            json_real_value(json_object_get(w, "threshold")));
+	json_decref(j);
+	free(out);
+
+	/* watch: the line under the rings; --json: worst_signal in every line */
+	out = CTL_OK(1, C->soc, "rollout", "watch", ids, "--interval", "200ms", "--timeout", "1s");
+	has(out, "worst signal (canary): agent CPU: 2 of 3 degraded vs 0 of 2 in control (");
+	assert_true(strstr(out, ">>   canary") < strstr(out, "worst signal (canary)"));
+	free(out);
+	out = CTL_OK(1, C->soc, "rollout", "watch", ids, "--interval", "200ms", "--timeout", "1s",
+	             "--json");
+	out[strcspn(out, "\n")] = '\0';
+	j = parse(out);
+	w = json_object_get(j, "worst_signal");
+	assert_string_equal(json_string_value(json_object_get(w, "signal")), "agent_cpu");
+	assert_int_equal(json_integer_value(json_object_get(w, "degraded")), 2);
+	assert_non_null(json_object_get(j, "rollout"));
+	assert_non_null(json_object_get(j, "exposure"));
+	json_decref(j);
+	free(out);
+	out = CTL_OK(0, C->soc, "rollout", "halt", ids, "--reason", "end of test");
+	free(out);
+}
+
 int main(void)
 {
 	curl_global_init(CURL_GLOBAL_ALL);
@@ -1659,7 +1776,8 @@ int main(void)
 	        cmocka_unit_test(test_agent_list_server_filters),
 	        cmocka_unit_test(test_policy_bounds_and_emergency),
 	        cmocka_unit_test(test_https_ca),
-	        cmocka_unit_test(test_status_holdout), /* last: it fills the canary ring */
+	        cmocka_unit_test(test_status_holdout), /* it fills the canary ring */
+	        cmocka_unit_test(test_worst_signal),
 	};
 	int rc = cmocka_run_group_tests_name("fbctl", tests, setup, teardown);
 	curl_global_cleanup();
