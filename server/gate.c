@@ -578,7 +578,7 @@ void gate_policy_default(int ring_index, int nrings, struct gate_policy *out)
 double gate_holdout_share(const struct gate_policy *p, int64_t ring_size)
 {
 	double share = gate_clamp(p->holdout, 0.0, 0.2, 0.0);
-	if (ring_size <= 0 || (share <= 0.0 && p->holdout_min <= 0))
+	if (ring_size <= 0 || share <= 0.0) /* holdout 0: none, whatever the floor */
 		return 0.0;
 	double held =
 	        fmax(share * (double)ring_size, (double)(p->holdout_min > 0 ? p->holdout_min : 0));

@@ -205,7 +205,9 @@ static void test_holdout_share(void **state)
 	assert_near(gate_holdout_share(&p, 50), 0.20, EPS);
 	assert_near(gate_holdout_share(&p, 49), 0.0, EPS); /* would be more than 20 % */
 	assert_near(gate_holdout_share(&p, 0), 0.0, EPS);
-	p.holdout = 0;
+	p.holdout = 0; /* none: the floor only raises a share that was asked for */
+	assert_near(gate_holdout_share(&p, 100), 0.0, EPS);
+	assert_near(gate_holdout_share(&p, 10000), 0.0, EPS);
 	p.holdout_min = 0;
 	assert_near(gate_holdout_share(&p, 10000), 0.0, EPS);
 	/* the per-host exposure never exceeds the bake */
