@@ -13,6 +13,7 @@
 #include "migrate.h"
 #include "reads.h"
 #include "snapshot.h"
+#include "telemetry.h"
 
 void health_live(struct http_req *req)
 {
@@ -88,7 +89,8 @@ void health_metrics(struct http_req *req)
 {
 	struct fb_buf b;
 	fb_buf_init(&b, 16 << 20);
-	if (metrics_render(&b) || controller_metrics(&b) || reads_signal_metrics(&b)) {
+	if (metrics_render(&b) || controller_metrics(&b) || reads_signal_metrics(&b) ||
+	    telemetry_metrics(&b)) {
 		fb_buf_cleanup(&b);
 		http_error(req, 500, "internal", "could not render metrics");
 		return;

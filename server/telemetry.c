@@ -733,6 +733,32 @@ static int heartbeat_json_or_reply(struct http_req *req, json_t *body, struct hb
 	return 1;
 }
 
+enum fb_rc telemetry_metrics(struct fb_buf *b)
+{
+	size_t hosts, bytes;
+	sig_stats(&hosts, &bytes);
+	pthread_mutex_lock(&g_mu);
+	unsigned long long hb = g_dropped, dg = g_degraded_dropped;
+	pthread_mutex_unlock(&g_mu);
+	return fb_buf_printf(
+	        b,
+	        "# HELP firebreak_heartbeats_dropped_total Heartbeats not written: the queue was "
+	        "full, or a write failed and they could not be kept for the next.\n"
+	        "# TYPE firebreak_heartbeats_dropped_total counter\n"
+	        "firebreak_heartbeats_dropped_total %llu\n"
+	        "# HELP firebreak_degraded_verdicts_dropped_total Health verdicts not written "
+	        "(their queue was full).\n"
+	        "# TYPE firebreak_degraded_verdicts_dropped_total counter\n"
+	        "firebreak_degraded_verdicts_dropped_total %llu\n"
+	        "# HELP firebreak_signal_hosts Hosts whose health baselines this replica keeps.\n"
+	        "# TYPE firebreak_signal_hosts gauge\n"
+	        "firebreak_signal_hosts %zu\n"
+	        "# HELP firebreak_signal_state_bytes Memory of those baselines.\n"
+	        "# TYPE firebreak_signal_state_bytes gauge\n"
+	        "firebreak_signal_state_bytes %zu\n",
+	        hb, dg, hosts, bytes);
+}
+
 /* One degraded event row for the flusher (see flush_degraded). */
 static json_t *degraded_row(int64_t agent, const char *boot, const struct sig_verdict *v,
                             const struct hbbody_text *ch, const struct hbbody_text *sha)

@@ -252,6 +252,18 @@ static void test_health_signals(void **state)
 	assert_int_equal(fbt_db_long(C->db, "SELECT count(*) FROM events WHERE kind = 'degraded' "
 	                                    "AND agent_id IN (301, 302)"),
 	                 2);
+	/* /metrics: the baselines this replica keeps, and nothing dropped */
+	struct fbt_resp m;
+	fbt_http(&C->srv, "GET", "/metrics", C->admin, NULL, 0, NULL, &m);
+	assert_int_equal(m.status, 200);
+	const char *at = strstr(m.body, "\nfirebreak_signal_hosts ");
+	assert_non_null(at);
+	assert_true(strtol(at + strlen("\nfirebreak_signal_hosts "), NULL, 10) >= 2);
+	assert_non_null(strstr(m.body, "\nfirebreak_degraded_verdicts_dropped_total 0\n"));
+	at = strstr(m.body, "\nfirebreak_signal_state_bytes ");
+	assert_non_null(at);
+	assert_true(strtol(at + strlen("\nfirebreak_signal_state_bytes "), NULL, 10) > 0);
+	fbt_resp_free(&m);
 }
 
 /* 300 agents, three active maps and two capability sets between them; some
