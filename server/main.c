@@ -128,6 +128,14 @@ static int cmd_serve(void)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	/* The agent table asks the snapshot where an agent belongs, for its
+	 * ring's name and for a new publication (on revocation). */
+	static const struct agents_snapshot agents_snapshot = {
+	        .place = snapshot_agent_place,
+	        .ring = snapshot_agent_ring,
+	        .publish = snapshot_publish,
+	};
+	agents_set_snapshot(&agents_snapshot);
 	/* Database-dependent start-up happens in the snapshot thread, which
 	 * retries until the database is reachable and current; until then
 	 * /readyz and the agent endpoints answer 503. */
@@ -174,6 +182,7 @@ out:
 	telemetry_stop();
 	sig_shutdown();
 	snapshot_stop();
+	agents_cleanup();
 	content_cache_cleanup();
 	auth_cleanup();
 	app_free_trust();
