@@ -13,7 +13,6 @@
 
 #include "agents.h"
 #include "app.h"
-#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -97,6 +96,8 @@ static uint64_t g_pinset_mask[MAX_PINSETS];
 static int g_npinsets;
 
 static int g_publish_wanted; /* a capability class changed: publish anew */
+/* Run on each new connection until the snapshot is loaded (snapshot_start). */
+static enum fb_rc (*g_prepare)(PGconn *c, struct fb_err *err);
 static pthread_t g_thread;
 static int g_thread_started;
 static volatile int g_stop;
@@ -969,7 +970,7 @@ static void *listener(void *arg)
 			if (PQstatus(c) != CONNECTION_OK ||
 			    db_cmd(c, &err, "LISTEN firebreak_publication") ||
 			    (!g_ready &&
-			     (migrate_check(c, &err) || auth_agent_key_init(c, &err)))) {
+			     (migrate_check(c, &err) || (g_prepare && g_prepare(c, &err))))) {
 				char msg[600];
 				snprintf(msg, sizeof msg, "database: %s",
 				         PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c)
@@ -1054,8 +1055,9 @@ static void *listener(void *arg)
 	return NULL;
 }
 
-enum fb_rc snapshot_start(struct fb_err *err)
+enum fb_rc snapshot_start(enum fb_rc (*prepare)(PGconn *c, struct fb_err *err), struct fb_err *err)
 {
+	g_prepare = prepare;
 	g_stop = 0;
 	g_ready = 0;
 	if (pthread_create(&g_thread, NULL, listener, NULL)) {

@@ -19,9 +19,12 @@
 #define SNAP_MAX_HOLD_BITS 24
 
 /* Start the listener thread. It connects (retrying with backoff), checks
- * the schema, loads the agent-token key and the snapshot; until it has,
- * snapshot_ready() is 0. */
-enum fb_rc snapshot_start(struct fb_err *err) FB_MUSTCHECK;
+ * the schema, runs prepare (may be NULL; the wiring passes what must be read
+ * from the database before serving, the agent-token key) and loads the
+ * snapshot; until it has, snapshot_ready() is 0. A failure of prepare is
+ * retried like a failed connection, with its message as the reason. */
+enum fb_rc snapshot_start(enum fb_rc (*prepare)(PGconn *c, struct fb_err *err),
+                          struct fb_err *err) FB_MUSTCHECK;
 /* 1 when serving; else 0 and why (what start-up is waiting for). */
 int snapshot_ready(char *why, size_t n);
 void snapshot_stop(void);
