@@ -1,6 +1,8 @@
-/* Agents: enrollment tokens, enrollment, agent tokens, agent listing. */
+/* Agents: the per-agent table in memory, enrollment tokens, enrollment,
+ * the agent list, revocation. */
 #include "agents.h"
 
+#include <pthread.h>
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,8 +14,210 @@
 #include "config.h"
 #include "db.h"
 #include "log.h"
-#include "snapshot.h"
 #include "validate.h"
+
+/* ---- the agent table ----------------------------------------------------- */
+
+_Static_assert(sizeof(struct agent_slot) == 8, "an agent slot is 8 bytes");
+
+static pthread_rwlock_t g_agents_lock = PTHREAD_RWLOCK_INITIALIZER;
+static struct agent_slot *g_agents;
+static size_t g_agents_cap;
+static int64_t g_agents_max;
+
+/* Set once by the wiring before the server starts, read by any thread. */
+static const struct agents_snapshot *g_snap;
+
+void agents_set_snapshot(const struct agents_snapshot *ops)
+{
+	g_snap = ops;
+}
+
+/* Caller holds g_agents_lock for writing. */
+static enum fb_rc reserve_locked(int64_t id)
+{
+	if ((size_t)id < g_agents_cap)
+		return FB_OK;
+	/* An eighth of headroom in 64 Ki-entry steps (512 KiB): large tables are
+	 * mmap()ed, so growing one is a mremap, not a copy, and doubling would
+	 * leave up to half of the table unused. */
+	size_t ncap = ((size_t)id + (size_t)id / 8 + 65536) & ~(size_t)65535;
+	struct agent_slot *n = realloc(g_agents, ncap * sizeof *n);
+	if (!n)
+		return FB_ENOMEM;
+	memset(n + g_agents_cap, 0, (ncap - g_agents_cap) * sizeof *n);
+	g_agents = n;
+	g_agents_cap = ncap;
+	return FB_OK;
+}
+
+enum fb_rc agents_reserve(int64_t top)
+{
+	pthread_rwlock_wrlock(&g_agents_lock);
+	enum fb_rc rc = reserve_locked(top);
+	pthread_rwlock_unlock(&g_agents_lock);
+	return rc;
+}
+
+int64_t agents_max_id(void)
+{
+	pthread_rwlock_rdlock(&g_agents_lock);
+	int64_t max = g_agents_max;
+	pthread_rwlock_unlock(&g_agents_lock);
+	return max;
+}
+
+enum fb_rc agents_store(int64_t id, const struct agent_slot *a, int keep_cls)
+{
+	if (id <= 0 || id > AGENTS_ID_MAX)
+		return FB_EINVAL;
+	struct agent_slot n = *a;
+	n.flags = AGENT_KNOWN | (a->flags & AGENT_REVOKED);
+	n.pad = 0;
+	pthread_rwlock_wrlock(&g_agents_lock);
+	enum fb_rc rc = reserve_locked(id);
+	if (!rc) {
+		if (keep_cls && (g_agents[id].flags & AGENT_KNOWN))
+			n.cls = g_agents[id].cls;
+		g_agents[id] = n;
+		if (id > g_agents_max)
+			g_agents_max = id;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return rc;
+}
+
+int agents_set_class(int64_t id, uint16_t cls)
+{
+	/* Nearly always unchanged: look under the read lock, write only when not. */
+	int known = 0, changed = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AGENT_KNOWN))
+		known = 1, changed = g_agents[id].cls != cls;
+	pthread_rwlock_unlock(&g_agents_lock);
+	if (!known || !changed)
+		return 0;
+	changed = 0;
+	pthread_rwlock_wrlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AGENT_KNOWN)) {
+		changed = g_agents[id].cls != cls;
+		g_agents[id].cls = cls;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return changed;
+}
+
+int agents_get(int64_t id, struct agent_slot *out)
+{
+	int ok = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AGENT_KNOWN)) {
+		*out = g_agents[id];
+		ok = 1;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return ok;
+}
+
+/* Place an agent through the snapshot (agents_snapshot.place). */
+static enum fb_rc place(int64_t id, const json_t *tags, const json_t *caps, int revoked)
+{
+	return g_snap ? g_snap->place(id, tags, caps, revoked) : FB_EINTERNAL;
+}
+
+/* Load one agent from the database (it enrolled through another replica):
+ * 1 loaded, 0 no such agent, -1 the database could not be asked. */
+static int agent_load(int64_t id)
+{
+	const char *why;
+	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
+	if (!c)
+		return -1;
+	char ids[24];
+	snprintf(ids, sizeof ids, "%lld", (long long)id);
+	const char *p[] = {ids};
+	PGresult *r = db_exec(
+	        c, NULL,
+	        "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+	        "FROM agents WHERE id = $1",
+	        1, p);
+	db_release(app.db, c);
+	int ok = r ? 0 : -1;
+	if (r && PQntuples(r) == 1) {
+		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
+		ok = place(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
+		json_decref(tags);
+		json_decref(caps);
+	}
+	PQclear(r);
+	return ok;
+}
+
+int agents_find(int64_t id, struct agent_slot *out)
+{
+	if (agents_get(id, out))
+		return 1;
+	int loaded = agent_load(id);
+	if (loaded < 0)
+		return -1;
+	return loaded && agents_get(id, out);
+}
+
+int agents_ok(int64_t id)
+{
+	struct agent_slot a;
+	int found = agents_find(id, &a);
+	return found < 0 ? -1 : found && !(a.flags & AGENT_REVOKED);
+}
+
+void agents_count_by_ring(int nr, int64_t *sizes, int64_t *held,
+                          int (*is_held)(int64_t id, int ring, void *arg), void *arg)
+{
+	for (int i = 0; i < nr; i++) {
+		sizes[i] = 0;
+		if (held)
+			held[i] = 0;
+	}
+	pthread_rwlock_rdlock(&g_agents_lock);
+	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
+		const struct agent_slot *a = &g_agents[id];
+		if (!(a->flags & AGENT_KNOWN) || (a->flags & AGENT_REVOKED) || a->ring >= nr)
+			continue;
+		sizes[a->ring]++;
+		if (held)
+			held[a->ring] += is_held(id, a->ring, arg);
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+}
+
+void agents_cleanup(void)
+{
+	pthread_rwlock_wrlock(&g_agents_lock);
+	free(g_agents);
+	g_agents = NULL;
+	g_agents_cap = 0;
+	g_agents_max = 0;
+	pthread_rwlock_unlock(&g_agents_lock);
+}
+
+/* The name of agent id's ring (agents_snapshot.ring), or NULL. */
+static const char *ring_of(int64_t id, char *buf, size_t n)
+{
+	return g_snap ? g_snap->ring(id, buf, n) : NULL;
+}
+
+/* A new publication through the snapshot (agents_snapshot.publish). */
+static enum fb_rc publish(PGconn *c, const char *reason, struct fb_err *err)
+{
+	if (!g_snap) {
+		fb_err_set(err, "agents: no snapshot to publish through");
+		return FB_EINTERNAL;
+	}
+	return g_snap->publish(c, reason, err);
+}
+
+/* ---- handlers ------------------------------------------------------------ */
 
 void agents_enrollment_token_create(struct http_req *req)
 {
@@ -223,7 +427,7 @@ void agents_enroll(struct http_req *req)
 		goto out;
 	}
 	json_t *tags = json_loads(tags_s, 0, NULL);
-	if (snapshot_agent_put(id, tags, caps, 0)) {
+	if (place(id, tags, caps, 0)) {
 		json_decref(tags);
 		http_error(req, 503, "unavailable", "cannot register agent %lld in memory",
 		           (long long)id);
@@ -232,7 +436,7 @@ void agents_enroll(struct http_req *req)
 	char tok[AUTH_AGENT_TOKEN_MAX];
 	auth_agent_token(id, tok);
 	char ring[64];
-	const char *rn = snapshot_agent_ring(id, ring, sizeof ring);
+	const char *rn = ring_of(id, ring, sizeof ring);
 	http_reply_json(req, existing ? 200 : 201,
 	                json_pack("{s:I,s:s,s:o,s:s}", "agent_id", (json_int_t)id, "agent_token",
 	                          tok, "tags", tags ? tags : json_object(), "ring", rn ? rn : ""));
@@ -325,7 +529,7 @@ void agents_list(struct http_req *req)
 			int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
 			cursor = id;
 			char rb[64];
-			const char *rn = snapshot_agent_ring(id, rb, sizeof rb);
+			const char *rn = ring_of(id, rb, sizeof rb);
 			if (ring && (!rn || strcmp(rn, ring) != 0))
 				continue;
 			json_t *a = json_loads(PQgetvalue(r, i, 1), 0, NULL);
@@ -378,7 +582,7 @@ void agents_show(struct http_req *req)
 	json_t *a = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	PQclear(r);
 	char ring[64];
-	const char *rn = snapshot_agent_ring(id, ring, sizeof ring);
+	const char *rn = ring_of(id, ring, sizeof ring);
 	json_object_set_new(a, "ring", rn ? json_string(rn) : json_null());
 	http_reply_json(req, 200, a);
 }
@@ -413,13 +617,13 @@ void agents_revoke(struct http_req *req)
 	json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "agent.revoke", obj, NULL, NULL,
 	                NULL, &err) ||
-	    snapshot_publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
+	    publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
 		json_decref(tags);
 		http_unavailable(req, err.msg);
 		goto out;
 	}
 	/* Here at once; other replicas on the NOTIFY. */
-	if (snapshot_agent_put(id, tags, NULL, 1))
+	if (place(id, tags, NULL, 1))
 		log_warn("agent %lld revoked but not updated in memory", (long long)id);
 	json_decref(tags);
 	http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));

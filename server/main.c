@@ -128,9 +128,18 @@ static int cmd_serve(void)
 		log_error("%s", err.msg);
 		goto out;
 	}
+	/* The agent table asks the snapshot where an agent belongs, for its
+	 * ring's name and for a new publication (on revocation). */
+	static const struct agents_snapshot agents_snapshot = {
+	        .place = snapshot_agent_place,
+	        .ring = snapshot_agent_ring,
+	        .publish = snapshot_publish,
+	};
+	agents_set_snapshot(&agents_snapshot);
 	/* Database-dependent start-up happens in the snapshot thread, which
-	 * retries until the database is reachable and current; until then
-	 * /readyz and the agent endpoints answer 503. */
+	 * retries until the database is reachable and current and the
+	 * agent-token key is loaded; until then /readyz and the agent endpoints
+	 * answer 503. */
 	struct sig_thresholds st;
 	sig_thresholds_default(&st);
 	for (int i = 0; i < SIG_COUNT; i++) {
@@ -140,8 +149,8 @@ static int cmd_serve(void)
 			st.warmup[i] = (int)cfg.signal_warmup;
 	}
 	sig_init(&st);
-	if (snapshot_start(&err) || telemetry_start(&err) || controller_start(&err) ||
-	    stream_start(&err)) {
+	if (snapshot_start(auth_agent_key_init, &err) || telemetry_start(&err) ||
+	    controller_start(&err) || stream_start(&err)) {
 		log_error("cannot start: %s", err.msg);
 		goto out;
 	}
@@ -174,6 +183,7 @@ out:
 	telemetry_stop();
 	sig_shutdown();
 	snapshot_stop();
+	agents_cleanup();
 	content_cache_cleanup();
 	auth_cleanup();
 	app_free_trust();

@@ -1,7 +1,7 @@
-/* The in-memory serving snapshot and the poll handler. Two locks: the state
- * (rings, pins, channels, content, documents) is swapped whole on reload
- * under g_state_lock; the agent table (8 bytes per agent, indexed by id)
- * lives across reloads under g_agents_lock. */
+/* The in-memory serving snapshot and the poll handler. The state (rings,
+ * pins, channels, content, documents) is swapped whole on reload under
+ * g_state_lock; the agents' places in it (ring, pin set, capability class)
+ * are kept in the agent table of agents.c, which outlives reloads. */
 #include "snapshot.h"
 
 #include <malloc.h>
@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "agents.h"
 #include "app.h"
-#include "auth.h"
 #include "config.h"
 #include "db.h"
 #include "log.h"
@@ -80,25 +80,10 @@ struct state {
 	size_t ndocs, capdocs;
 };
 
-struct snap_agent {
-	uint8_t ring;
-	uint8_t flags;
-	uint16_t pinset;
-	uint16_t cls;
-	uint16_t pad;
-};
 #define AGENT_PAGE_S "4096" /* agents a FETCH while loading the snapshot */
-
-#define AG_KNOWN   1
-#define AG_REVOKED 2
 
 static pthread_rwlock_t g_state_lock = PTHREAD_RWLOCK_INITIALIZER;
 static struct state *g_state;
-
-static pthread_rwlock_t g_agents_lock = PTHREAD_RWLOCK_INITIALIZER;
-static struct snap_agent *g_agents;
-static size_t g_agents_cap;
-static int64_t g_agents_max;
 
 /* Append-only tables; entries never move once published. */
 static pthread_mutex_t g_tab_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -111,6 +96,8 @@ static uint64_t g_pinset_mask[MAX_PINSETS];
 static int g_npinsets;
 
 static int g_publish_wanted; /* a capability class changed: publish anew */
+/* Run on each new connection until the snapshot is loaded (snapshot_start). */
+static enum fb_rc (*g_prepare)(PGconn *c, struct fb_err *err);
 static pthread_t g_thread;
 static int g_thread_started;
 static volatile int g_stop;
@@ -353,146 +340,47 @@ static uint16_t resolve_pins(const struct state *s, const json_t *tags)
 	return pinset_of(mask);
 }
 
-/* ---- agents ------------------------------------------------------------- */
-
-static enum fb_rc agents_reserve(int64_t id)
-{
-	if ((size_t)id < g_agents_cap)
-		return FB_OK;
-	/* An eighth of headroom in 64 Ki-entry steps (512 KiB): large tables are
-	 * mmap()ed, so growing one is a mremap, not a copy, and doubling would
-	 * leave up to half of the table unused. */
-	size_t ncap = ((size_t)id + (size_t)id / 8 + 65536) & ~(size_t)65535;
-	struct snap_agent *n = realloc(g_agents, ncap * sizeof *n);
-	if (!n)
-		return FB_ENOMEM;
-	memset(n + g_agents_cap, 0, (ncap - g_agents_cap) * sizeof *n);
-	g_agents = n;
-	g_agents_cap = ncap;
-	return FB_OK;
-}
+/* ---- agents' places ------------------------------------------------------ */
 
 /* Caller holds g_state_lock (read) so s is stable. cls < 0 (no
  * capabilities), or keep_cls with the agent already known: keep the
  * capability class in memory (a heartbeat may have set it after the
  * database's copy). */
-static enum fb_rc agent_put_locked_state(const struct state *s, int64_t id, const json_t *tags,
-                                         int cls, int revoked, int keep_cls)
+static enum fb_rc place_locked_state(const struct state *s, int64_t id, const json_t *tags, int cls,
+                                     int revoked, int keep_cls)
 {
-	if (id <= 0 || id > (int64_t)1 << 31)
+	if (id <= 0 || id > AGENTS_ID_MAX)
 		return FB_EINVAL;
-	struct snap_agent a = {0};
+	struct agent_slot a = {0};
 	a.ring = (uint8_t)resolve_ring(s, id, tags);
 	a.pinset = resolve_pins(s, tags);
-	a.flags = AG_KNOWN | (revoked ? AG_REVOKED : 0);
-	pthread_rwlock_wrlock(&g_agents_lock);
-	enum fb_rc rc = agents_reserve(id);
-	if (!rc) {
-		int known = g_agents[id].flags & AG_KNOWN;
-		a.cls = known && (keep_cls || cls < 0) ? g_agents[id].cls
-		                                       : (uint16_t)(cls < 0 ? 0 : cls);
-		g_agents[id] = a;
-		if (id > g_agents_max)
-			g_agents_max = id;
-	}
-	pthread_rwlock_unlock(&g_agents_lock);
-	return rc;
+	a.cls = (uint16_t)(cls < 0 ? 0 : cls);
+	a.flags = revoked ? AGENT_REVOKED : 0;
+	return agents_store(id, &a, keep_cls || cls < 0);
 }
 
-enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps, int revoked)
+enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps, int revoked)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
 	int cls = caps ? class_of(caps) : -1;
 	enum fb_rc rc =
-	        g_state ? agent_put_locked_state(g_state, id, tags, cls, revoked, 0) : FB_EINTERNAL;
+	        g_state ? place_locked_state(g_state, id, tags, cls, revoked, 0) : FB_EINTERNAL;
 	pthread_rwlock_unlock(&g_state_lock);
 	return rc;
 }
 
 void snapshot_agent_caps(int64_t id, const char *caps)
 {
-	uint16_t cls = class_of_text(caps);
-	/* Nearly always unchanged: look under the read lock, write only when not. */
-	int known = 0, changed = 0;
-	pthread_rwlock_rdlock(&g_agents_lock);
-	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN))
-		known = 1, changed = g_agents[id].cls != cls;
-	pthread_rwlock_unlock(&g_agents_lock);
-	if (!known || !changed)
-		return;
-	changed = 0;
-	pthread_rwlock_wrlock(&g_agents_lock);
-	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN)) {
-		changed = g_agents[id].cls != cls;
-		g_agents[id].cls = cls;
-	}
-	pthread_rwlock_unlock(&g_agents_lock);
 	/* The agent's document changes with its class; it accepts only a higher
 	 * sequence, so ask for a new publication (coalesced by the listener). */
-	if (changed)
+	if (agents_set_class(id, class_of_text(caps)))
 		__atomic_store_n(&g_publish_wanted, 1, __ATOMIC_RELEASE);
-}
-
-static int agent_get(int64_t id, struct snap_agent *out)
-{
-	int ok = 0;
-	pthread_rwlock_rdlock(&g_agents_lock);
-	if (id > 0 && (size_t)id < g_agents_cap && (g_agents[id].flags & AG_KNOWN)) {
-		*out = g_agents[id];
-		ok = 1;
-	}
-	pthread_rwlock_unlock(&g_agents_lock);
-	return ok;
-}
-
-/* Load one agent from the database (it enrolled through another replica):
- * 1 loaded, 0 no such agent, -1 the database could not be asked (the
- * caller answers 503, so a load balancer retries elsewhere: not 403). */
-static int agent_load(int64_t id)
-{
-	const char *why;
-	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
-	if (!c)
-		return -1;
-	char ids[24];
-	snprintf(ids, sizeof ids, "%lld", (long long)id);
-	const char *p[] = {ids};
-	PGresult *r = db_exec(
-	        c, NULL,
-	        "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
-	        "FROM agents WHERE id = $1",
-	        1, p);
-	db_release(app.db, c);
-	int ok = r ? 0 : -1;
-	if (r && PQntuples(r) == 1) {
-		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-		ok = snapshot_agent_put(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) ==
-		     FB_OK;
-		json_decref(tags);
-		json_decref(caps);
-	}
-	PQclear(r);
-	return ok;
-}
-
-int snapshot_agent_ok(int64_t id)
-{
-	struct snap_agent a;
-	if (!agent_get(id, &a)) {
-		int loaded = agent_load(id);
-		if (loaded < 0)
-			return -1;
-		if (!loaded || !agent_get(id, &a))
-			return 0;
-	}
-	return !(a.flags & AG_REVOKED);
 }
 
 const char *snapshot_agent_ring(int64_t id, char *buf, size_t n)
 {
-	struct snap_agent a;
-	if (!agent_get(id, &a))
+	struct agent_slot a;
+	if (!agents_get(id, &a))
 		return NULL;
 	pthread_rwlock_rdlock(&g_state_lock);
 	const char *res = NULL;
@@ -508,19 +396,22 @@ int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
 	int nr = g_state ? (g_state->nrings < n ? g_state->nrings : n) : 0;
-	for (int i = 0; i < nr; i++) {
-		sizes[i] = 0;
+	for (int i = 0; i < nr; i++)
 		snprintf(names[i], 40, "%s", g_state->rings[i].name);
-	}
 	pthread_rwlock_unlock(&g_state_lock);
-	pthread_rwlock_rdlock(&g_agents_lock);
-	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
-		const struct snap_agent *a = &g_agents[id];
-		if ((a->flags & AG_KNOWN) && !(a->flags & AG_REVOKED) && a->ring < nr)
-			sizes[a->ring]++;
-	}
-	pthread_rwlock_unlock(&g_agents_lock);
+	agents_count_by_ring(nr, sizes, NULL, NULL, NULL);
 	return nr;
+}
+
+struct holdout_arg {
+	int64_t rollout_id;
+	const uint16_t *bp; /* the rollout's holdout share of each ring */
+};
+
+static int is_held(int64_t id, int ring, void *arg)
+{
+	const struct holdout_arg *h = arg;
+	return held_out(h->rollout_id, id, h->bp[ring]);
 }
 
 int snapshot_holdout_counts(int64_t rollout_id, int64_t *sizes, int64_t *held, char (*names)[40],
@@ -529,23 +420,14 @@ int snapshot_holdout_counts(int64_t rollout_id, int64_t *sizes, int64_t *held, c
 	uint16_t bp[SNAP_MAX_RINGS] = {0};
 	pthread_rwlock_rdlock(&g_state_lock);
 	int nr = g_state ? (g_state->nrings < n ? g_state->nrings : n) : 0;
-	for (int i = 0; i < nr; i++) {
-		sizes[i] = held[i] = 0;
+	for (int i = 0; i < nr; i++)
 		snprintf(names[i], 40, "%s", g_state->rings[i].name);
-	}
 	for (int i = 0; g_state && i < g_state->nchans; i++)
 		if (g_state->chans[i].rollout_id == rollout_id && g_state->chans[i].rollout)
 			memcpy(bp, g_state->chans[i].hold_bp, sizeof bp);
 	pthread_rwlock_unlock(&g_state_lock);
-	pthread_rwlock_rdlock(&g_agents_lock);
-	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
-		const struct snap_agent *a = &g_agents[id];
-		if (!(a->flags & AG_KNOWN) || (a->flags & AG_REVOKED) || a->ring >= nr)
-			continue;
-		sizes[a->ring]++;
-		held[a->ring] += held_out(rollout_id, id, bp[a->ring]);
-	}
-	pthread_rwlock_unlock(&g_agents_lock);
+	struct holdout_arg h = {rollout_id, bp};
+	agents_count_by_ring(nr, sizes, held, is_held, &h);
 	return nr;
 }
 
@@ -780,7 +662,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	 * one result would be a transient of hundreds of megabytes. */
 	int all = !old || strcmp(old->config_sig, s->config_sig) != 0;
 	char since[24];
-	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)g_agents_max);
+	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)agents_max_id());
 	const char *p[] = {since};
 	r = db_exec(c, err, "SELECT max(id) FROM agents WHERE id > $1", 1, p);
 	if (!r)
@@ -788,13 +670,8 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	int64_t top = PQgetisnull(r, 0, 0) ? 0 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	PQclear(r);
 	r = NULL;
-	if (top > 0 && top <= (int64_t)1 << 31) {
-		pthread_rwlock_wrlock(&g_agents_lock);
-		enum fb_rc grc = agents_reserve(top);
-		pthread_rwlock_unlock(&g_agents_lock);
-		if (grc)
-			goto oom;
-	}
+	if (top > 0 && top <= AGENTS_ID_MAX && agents_reserve(top))
+		goto oom;
 	r = db_exec(c, err,
 	            "DECLARE snapshot_agents NO SCROLL CURSOR FOR SELECT id, tags::text, "
 	            "coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
@@ -818,8 +695,8 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 			const char *tt = PQgetvalue(r, i, 1);
 			json_t *tags = strcmp(tt, "{}") == 0 ? json_incref(no_tags)
 			                                     : json_loads(tt, 0, NULL);
-			rc = agent_put_locked_state(s, id, tags, class_of_text(PQgetvalue(r, i, 2)),
-			                            strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
+			rc = place_locked_state(s, id, tags, class_of_text(PQgetvalue(r, i, 2)),
+			                        strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
 			json_decref(tags);
 		}
 		loaded += n;
@@ -976,24 +853,19 @@ out:
 void snapshot_poll(struct http_req *req)
 {
 	int64_t id = http_req_auth(req)->agent_id;
-	struct snap_agent a;
-	if (!agent_get(id, &a)) {
-		int loaded = agent_load(id);
-		if (loaded < 0) {
-			http_error(
-			        req, 503, "unavailable",
-			        "agent %lld is not loaded here and the database cannot be asked; "
-			        "retry",
-			        (long long)id);
-			return;
-		}
-		if (!loaded || !agent_get(id, &a)) {
-			http_error(req, 403, "forbidden", "agent %lld is not enrolled",
-			           (long long)id);
-			return;
-		}
+	struct agent_slot a;
+	int found = agents_find(id, &a);
+	if (found < 0) {
+		http_error(req, 503, "unavailable",
+		           "agent %lld is not loaded here and the database cannot be asked; retry",
+		           (long long)id);
+		return;
 	}
-	if (a.flags & AG_REVOKED) {
+	if (!found) {
+		http_error(req, 403, "forbidden", "agent %lld is not enrolled", (long long)id);
+		return;
+	}
+	if (a.flags & AGENT_REVOKED) {
 		http_error(req, 403, "forbidden", "agent %lld is revoked", (long long)id);
 		return;
 	}
@@ -1098,7 +970,7 @@ static void *listener(void *arg)
 			if (PQstatus(c) != CONNECTION_OK ||
 			    db_cmd(c, &err, "LISTEN firebreak_publication") ||
 			    (!g_ready &&
-			     (migrate_check(c, &err) || auth_agent_key_init(c, &err)))) {
+			     (migrate_check(c, &err) || (g_prepare && g_prepare(c, &err))))) {
 				char msg[600];
 				snprintf(msg, sizeof msg, "database: %s",
 				         PQstatus(c) != CONNECTION_OK ? PQerrorMessage(c)
@@ -1183,8 +1055,9 @@ static void *listener(void *arg)
 	return NULL;
 }
 
-enum fb_rc snapshot_start(struct fb_err *err)
+enum fb_rc snapshot_start(enum fb_rc (*prepare)(PGconn *c, struct fb_err *err), struct fb_err *err)
 {
+	g_prepare = prepare;
 	g_stop = 0;
 	g_ready = 0;
 	if (pthread_create(&g_thread, NULL, listener, NULL)) {
@@ -1204,10 +1077,6 @@ void snapshot_stop(void)
 	}
 	state_free(g_state);
 	g_state = NULL;
-	free(g_agents);
-	g_agents = NULL;
-	g_agents_cap = 0;
-	g_agents_max = 0;
 	pthread_mutex_lock(&g_tab_mu);
 	for (int i = 0; i < g_ncls; i++) {
 		free(g_cls_key[i]);

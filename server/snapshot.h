@@ -19,9 +19,12 @@
 #define SNAP_MAX_HOLD_BITS 24
 
 /* Start the listener thread. It connects (retrying with backoff), checks
- * the schema, loads the agent-token key and the snapshot; until it has,
- * snapshot_ready() is 0. */
-enum fb_rc snapshot_start(struct fb_err *err) FB_MUSTCHECK;
+ * the schema, runs prepare (may be NULL; the wiring passes what must be read
+ * from the database before serving, the agent-token key) and loads the
+ * snapshot; until it has, snapshot_ready() is 0. A failure of prepare is
+ * retried like a failed connection, with its message as the reason. */
+enum fb_rc snapshot_start(enum fb_rc (*prepare)(PGconn *c, struct fb_err *err),
+                          struct fb_err *err) FB_MUSTCHECK;
 /* 1 when serving; else 0 and why (what start-up is waiting for). */
 int snapshot_ready(char *why, size_t n);
 void snapshot_stop(void);
@@ -30,20 +33,18 @@ void snapshot_stop(void);
  * NOTIFY the servers (delivered at COMMIT). */
 enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err) FB_MUSTCHECK;
 
-/* Agents in memory. Tags (borrowed) decide ring and pins; caps (borrowed)
- * the capability class. Safe from any thread. */
-enum fb_rc snapshot_agent_put(int64_t id, const json_t *tags, const json_t *caps,
-                              int revoked) FB_MUSTCHECK;
+/* Agents' places in the snapshot, stored in the agent table (agents.h). Tags
+ * (borrowed) decide ring and pins; caps (borrowed) the capability class, NULL
+ * keeps the class in memory. FB_EINTERNAL while no snapshot is loaded. Safe
+ * from any thread. */
+enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps,
+                                int revoked) FB_MUSTCHECK;
 /* Update the capability class from a heartbeat's capabilities (JSON text,
  * borrowed). Classes are cached by the text, so a repeated set costs a hash
  * and a compare under a read lock. */
 void snapshot_agent_caps(int64_t id, const char *caps);
-/* 1 when the agent is known here and not revoked (loads it from the
- * database on a miss: the first request of an agent enrolled elsewhere);
- * 0 not enrolled or revoked; -1 unknown here and the database cannot be
- * asked (answer 503, not 403). */
-int snapshot_agent_ok(int64_t id);
-/* Ring name of an agent (static until the next reload), or NULL. */
+/* Ring name of an agent known here into buf, and buf; NULL when the agent
+ * is not in memory (no database read). */
 const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);
 /* Agents per ring now (known, not revoked), in ring order; returns the
  * number of rings written (at most n). */

@@ -9,6 +9,7 @@
 #include <strings.h>
 #include <time.h>
 
+#include "agents.h"
 #include "app.h"
 #include "config.h"
 #include "db.h"
@@ -481,7 +482,7 @@ static int self_or_reply(struct http_req *req, const json_t *body)
 		           (long long)http_req_auth(req)->agent_id, (long long)id);
 		return 0;
 	}
-	int ok = snapshot_agent_ok(id);
+	int ok = agents_ok(id);
 	if (ok < 0) {
 		http_error(req, 503, "unavailable",
 		           "agent %lld is not loaded here and the database cannot be asked; retry",
@@ -624,7 +625,7 @@ static int heartbeat_fast(struct http_req *req, struct hbbody *p, struct hb_fiel
 	if (!hbbody_parse(body, n, p))
 		return 0;
 	int64_t id = http_req_auth(req)->agent_id;
-	if (p->agent_id != id || snapshot_agent_ok(id) != 1 || p->uptime_s > 100LL * 365 * 86400)
+	if (p->agent_id != id || agents_ok(id) != 1 || p->uptime_s > 100LL * 365 * 86400)
 		return 0;
 	for (size_t i = 0; i < p->nactive; i++) {
 		char key[32], sha[FB_SHA256_HEX_LEN + 1];
