@@ -16,7 +16,10 @@
  * unless the agent named another channel as the one whose content it was
  * interpreting when it crashed (faulting_channel). Failures before an
  * agent applied the content are control failures; its time before the apply
- * is control host-time. */
+ * is control host-time. For a channel's first file ($2 NULL) the control
+ * hosts run nothing on the channel, so they report their crashes on their
+ * other channels: those count as control failures (else the control would
+ * never fail, and a noisy fleet would halt a good first file). */
 static const char COUNTS_SQL[] =
         "WITH ap AS (SELECT agent_id, min(received_at) AS at FROM events "
         " WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
@@ -24,8 +27,10 @@ static const char COUNTS_SQL[] =
         "fl AS (SELECT agent_id, min(received_at) FILTER (WHERE content_sha256 = $1) AS t_at, "
         " bool_or(kind = 'crash' AND content_sha256 = $1) AS crashed, "
         " bool_or(kind = 'boot_loop' AND content_sha256 = $1) AS looped, "
-        " min(received_at) FILTER (WHERE content_sha256 IS NOT DISTINCT FROM $2) AS c_at "
-        " FROM events WHERE kind IN ('crash', 'boot_loop') AND channel_id = $3::int "
+        " min(received_at) FILTER (WHERE channel_id = $3::int AND content_sha256 IS NOT "
+        " DISTINCT FROM $2 OR $2 IS NULL AND channel_id IS DISTINCT FROM $3::int) AS c_at "
+        " FROM events WHERE kind IN ('crash', 'boot_loop') AND (channel_id = $3::int OR "
+        " $2::text IS NULL AND channel_id IS DISTINCT FROM $3::int) "
         " AND received_at >= $4::timestamptz "
         " AND coalesce(details ->> 'faulting_channel', $3::text) = $3::text GROUP BY agent_id), "
         "x AS (SELECT a.os, a.os_build, a.arch, a.agent_version, ap.at, "
@@ -118,7 +123,8 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 }
 
 /* Degraded verdicts (server/signals.c) per signal, counted as COUNTS_SQL
- * counts crashes, for the ring and each platform segment: the first verdict
+ * counts crashes (for a first file, the host signals of the control hosts'
+ * other channels count, $6), for the ring and each platform segment: the first verdict
  * of a host on the new content after it applied it is a treated one; on the
  * previous content before it applied the new one (or never did), a control
  * one. Host-time runs until the verdict or the host's last heartbeat: health
@@ -129,8 +135,10 @@ static const char SIGNALS_SQL[] =
         " GROUP BY agent_id), "
         "dg AS (SELECT agent_id, details ->> 'signal' AS signal, "
         " min(received_at) FILTER (WHERE content_sha256 = $1) AS t_at, "
-        " min(received_at) FILTER (WHERE content_sha256 IS NOT DISTINCT FROM $2) AS c_at "
-        " FROM events WHERE kind = 'degraded' AND channel_id = $3::int "
+        " min(received_at) FILTER (WHERE channel_id = $3::int AND content_sha256 IS NOT "
+        " DISTINCT FROM $2 OR $2 IS NULL AND channel_id IS DISTINCT FROM $3::int) AS c_at "
+        " FROM events WHERE kind = 'degraded' AND (channel_id = $3::int OR $2::text IS NULL "
+        " AND channel_id IS DISTINCT FROM $3::int AND details ->> 'signal' = ANY($6::text[])) "
         " AND received_at >= $4::timestamptz GROUP BY 1, 2), "
         "x AS (SELECT a.id, a.os, a.os_build, a.arch, a.agent_version, ap.at, "
         " coalesce(a.last_seen_at, ap.at) AS seen, greatest(a.enrolled_at, $4::timestamptz) AS c0, "
@@ -174,10 +182,12 @@ enum fb_rc counts_signals(PGconn *c, const struct counts_req *q, struct gate_gro
 		len += (size_t)snprintf(names + len, sizeof names - len, "%s%s", s ? "," : "{",
 		                        sig_name(s));
 	snprintf(names + len, sizeof names - len, "}");
-	const char *p[] = {q->content, q->previous, q->channel, q->started, names};
+	char host[64];
+	snprintf(host, sizeof host, "{%s,%s}", sig_name(SIG_AGENT_CPU), sig_name(SIG_MEMORY));
+	const char *p[] = {q->content, q->previous, q->channel, q->started, names, host};
 	memset(g, 0, SIG_COUNT * sizeof *g);
 	*nsegs = 0;
-	PGresult *r = db_exec(c, err, SIGNALS_SQL, 5, p);
+	PGresult *r = db_exec(c, err, SIGNALS_SQL, 6, p);
 	if (!r)
 		return FB_EDB;
 	for (int i = 0; i < PQntuples(r); i++) {

@@ -363,6 +363,49 @@ static void test_halt_first_content(void **state)
 	fbt_agent_free(ags, 2);
 }
 
+/* The first file of a channel: the control hosts run nothing on it, so
+ * their crashes come reported on their other channels; those are the
+ * control's failures (else the control of a first file never fails). */
+static void test_first_file_control_failures(void **state)
+{
+	(void)state;
+	fbt_env_up(&E, NULL);
+	fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin, "{\"id\":292,\"name\":\"other\"}");
+	struct fbt_agent ags[2];
+	fbt_agent_new(&E, &ags[0], 0, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_new(&E, &ags[1], 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, 2);
+	char v1[65];
+	fbt_rollout_upload(&E, 1, v1);
+	int64_t id = fbt_rollout_start(&E, v1, ",\"policy\":{\"min_bake_s\":3600}");
+	fbt_agent_settle(&E, &ags[0], 1, v1);
+	fbt_agent_step(&E, &ags[1]); /* seen since the start: a control host */
+	assert_string_equal(ags[1].assigned, "");
+	/* the GA host (control) crashes twice, reported on channel 292 (once
+	 * naming 292 as faulting): one failed control host */
+	char body[1024];
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"c1\",\"kind\":\"crash\",\"at\":%lld,"
+	         "\"channel\":292,\"content\":\"%064d\",\"boot_id\":\"b1\"},{\"id\":\"c2\","
+	         "\"kind\":\"crash\",\"at\":%lld,\"channel\":292,\"content\":\"%064d\",\"boot_id\":"
+	         "\"b2\",\"faulting_channel\":292}]}",
+	         (long long)ags[1].id, (long long)(fb_now_ms() / 1000), 7,
+	         (long long)(fb_now_ms() / 1000), 7);
+	json_decref(fbt_env_want(&E, 200, "POST", "/v1/events", ags[1].token, body));
+	long t0 = Q("SELECT coalesce(max(id), 0) FROM gate_evaluations WHERE rollout_id = %lld",
+	            (long long)id);
+	for (int i = 0; i < 100 && Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = "
+	                             "%lld AND id > %ld",
+	                             (long long)id, t0) < 1;
+	     i++)
+		usleep(100000);
+	assert_int_equal(Q("SELECT (inputs -> 'inputs' ->> 'control_failed')::int FROM "
+	                   "gate_evaluations WHERE rollout_id = %lld ORDER BY id DESC LIMIT 1",
+	                   (long long)id),
+	                 1);
+	fbt_agent_free(ags, 2);
+}
+
 /* ---- manual actions, roles, two-person rule ------------------------------------ */
 
 #define R(text) "{\"reason\":\"" text "\"}"
@@ -1180,6 +1223,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_halt_by_silence, env_down),
 	        cmocka_unit_test_teardown(test_halt_by_failure_rate, env_down),
 	        cmocka_unit_test_teardown(test_halt_first_content, env_down),
+	        cmocka_unit_test_teardown(test_first_file_control_failures, env_down),
 	        cmocka_unit_test_teardown(test_manual_actions_and_roles, env_down),
 	        cmocka_unit_test_teardown(test_supersession, env_down),
 	        cmocka_unit_test_teardown(test_rollout_refusals, env_down),
