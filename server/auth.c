@@ -141,12 +141,21 @@ const char *auth_role_name(enum role r)
 	return NULL;
 }
 
+json_t *auth_roles_json(unsigned m)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < 4; i++)
+		if (m & (1u << i))
+			json_array_append_new(a, json_string(role_names[i]));
+	return a;
+}
+
 static void token_hash_hex(const char *token, char out[FB_SHA256_HEX_LEN + 1])
 {
 	fb_sha256_hex(token, strlen(token), out);
 }
 
-enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
+enum fb_rc auth_token_create(PGconn *c, int64_t user_id, enum role role, const char *name,
                              char token[AUTH_TOKEN_LEN + 1], int64_t *id, struct fb_err *err)
 {
 	*id = 0;
@@ -168,11 +177,13 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
 	sodium_memzero(rnd, sizeof rnd);
 	char hash[FB_SHA256_HEX_LEN + 1];
 	token_hash_hex(secret, hash);
-	const char *p[] = {name, rname, hash};
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", (long long)user_id);
+	const char *p[] = {name, rname, hash, uid};
 	PGresult *r = db_exec(c, err,
-	                      "INSERT INTO api_tokens (name, role, token_hash) "
-	                      "VALUES ($1, $2, decode($3, 'hex')) RETURNING id",
-	                      3, p);
+	                      "INSERT INTO api_tokens (name, role, token_hash, user_id) "
+	                      "VALUES ($1, $2, decode($3, 'hex'), $4) RETURNING id",
+	                      4, p);
 	if (!r) {
 		sodium_memzero(secret, sizeof secret);
 		return FB_EDB;
@@ -208,6 +219,8 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 			return 0;
 		}
 		out->role = ROLE_AGENT;
+		out->roles = ROLE_AGENT;
+		out->via = AUTH_VIA_AGENT;
 		out->agent_id = agent_id;
 		snprintf(out->name, sizeof out->name, "agent-%lld", (long long)agent_id);
 		if (!(roles & ROLE_AGENT)) {
@@ -232,10 +245,13 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	}
 	struct fb_err err;
 	const char *p[] = {hash};
-	PGresult *r = db_exec(c, &err,
-	                      "SELECT id, role, name FROM api_tokens "
-	                      "WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
-	                      1, p);
+	PGresult *r =
+	        db_exec(c, &err,
+	                "SELECT t.id, t.role, t.name, u.id, u.name, u.disabled_at IS NOT NULL, "
+	                "t.role = ANY (u.roles) FROM api_tokens t JOIN users u ON u.id = "
+	                "t.user_id WHERE t.token_hash = decode($1, 'hex') AND t.revoked_at IS "
+	                "NULL",
+	                1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "cannot check the token: %s", err.msg);
@@ -248,8 +264,26 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	}
 	out->token_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	out->role = auth_role_parse(PQgetvalue(r, 0, 1));
-	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 2));
+	out->roles = out->role;
+	out->via = AUTH_VIA_TOKEN;
+	snprintf(out->token_name, sizeof out->token_name, "%s", PQgetvalue(r, 0, 2));
+	out->user_id = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 4));
+	int disabled = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+	int held = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
 	PQclear(r);
+	/* A disabled user's tokens, or a token for a role the user no longer
+	 * holds, are no credential at all: the same 401 as a revoked token. */
+	if (disabled) {
+		http_error(req, 401, "unauthenticated", "user '%s' is disabled", out->name);
+		return 0;
+	}
+	if (!held) {
+		http_error(req, 401, "unauthenticated",
+		           "the token is for role '%s', which user '%s' no longer holds",
+		           auth_role_name(out->role), out->name);
+		return 0;
+	}
 	if (!(roles & out->role)) {
 		http_error(req, 403, "forbidden", "role '%s' may not do this",
 		           auth_role_name(out->role));

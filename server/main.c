@@ -22,6 +22,7 @@
 #include "stream.h"
 #include "telemetry.h"
 #include "tokens.h"
+#include "users.h"
 
 #ifndef FB_VERSION
 #define FB_VERSION "0.1.0"
@@ -34,6 +35,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: firebreakd [serve] [--name=value ...]   run the server (default)\n"
 	           "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
 	           "       firebreakd token create|list|revoke ...  manage API tokens\n"
+	           "       firebreakd user create|list|disable|enable ...  manage users\n"
 	           "       firebreakd routes                        print the route table (JSON "
 	           "lines)\n"
 	           "       firebreakd version | --help\n\n");
@@ -187,7 +189,8 @@ int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			if (i > 1 && strcmp(argv[1], "token") == 0)
+			if (i > 1 &&
+			    (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "user") == 0))
 				break;
 			usage(stdout);
 			return 0;
@@ -217,6 +220,8 @@ int main(int argc, char **argv)
 		status = cmd_migrate();
 	} else if (strcmp(cmd, "token") == 0) {
 		status = tokens_cli(nargs, argv);
+	} else if (strcmp(cmd, "user") == 0) {
+		status = users_cli(nargs, argv);
 	} else if (strcmp(cmd, "routes") == 0) {
 		status = cmd_routes();
 	} else if (strcmp(cmd, "version") == 0) {
