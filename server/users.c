@@ -112,8 +112,7 @@ static unsigned roles_from_pg(const char *csv)
 
 /* ---- lookups ------------------------------------------------------------- */
 
-enum fb_rc users_find(PGconn *c, const char *ref, int lock, struct user *out,
-                      struct fb_err *err)
+enum fb_rc users_find(PGconn *c, const char *ref, int lock, struct user *out, struct fb_err *err)
 {
 	memset(out, 0, sizeof *out);
 	int64_t id;
@@ -220,7 +219,8 @@ static enum fb_rc insert_user(PGconn *c, const struct auth *who, const char *req
 	                            3, p);
 	if (!r) {
 		if (strcmp(state, "23505") == 0) {
-			fb_err_set(err, "field 'name': a user called '%s' (or with that e-mail) exists",
+			fb_err_set(err,
+			           "field 'name': a user called '%s' (or with that e-mail) exists",
 			           name);
 			return FB_ECONFLICT;
 		}
@@ -256,8 +256,9 @@ enum fb_rc users_token_owner(PGconn *c, const struct auth *who, const char *requ
 			/* the way tokens were made before users: a user per name */
 			rc = check_name("name", token_name, err);
 			if (rc) {
-				fb_err_prefix(err, "no user '%.140s', and the token's name cannot name "
-				                   "one (give 'user')",
+				fb_err_prefix(err,
+				              "no user '%.140s', and the token's name cannot name "
+				              "one (give 'user')",
 				              token_name);
 				return rc;
 			}
@@ -292,20 +293,11 @@ enum fb_rc users_token_owner(PGconn *c, const struct auth *who, const char *requ
 static void reply_rc(struct http_req *req, enum fb_rc rc, const struct fb_err *err)
 {
 	switch (rc) {
-	case FB_EINVAL:
-		http_error(req, 400, "invalid", "%s", err->msg);
-		break;
-	case FB_ENOTFOUND:
-		http_error(req, 404, "not_found", "%s", err->msg);
-		break;
-	case FB_ECONFLICT:
-		http_error(req, 409, "conflict", "%s", err->msg);
-		break;
-	case FB_EPERM:
-		http_error(req, 422, "invalid_user", "%s", err->msg);
-		break;
-	default:
-		http_unavailable(req, err->msg);
+	case FB_EINVAL: http_error(req, 400, "invalid", "%s", err->msg); break;
+	case FB_ENOTFOUND: http_error(req, 404, "not_found", "%s", err->msg); break;
+	case FB_ECONFLICT: http_error(req, 409, "conflict", "%s", err->msg); break;
+	case FB_EPERM: http_error(req, 422, "invalid_user", "%s", err->msg); break;
+	default: http_unavailable(req, err->msg);
 	}
 }
 
@@ -346,7 +338,8 @@ void users_create(struct http_req *req)
 	char email[USERS_EMAIL_MAX + 1];
 	const char *reason = NULL;
 	unsigned roles;
-	if ((rc = check_name("name", name, &err)) || (rc = check_roles(json_object_get(body, "roles"), &roles, &err))) {
+	if ((rc = check_name("name", name, &err)) ||
+	    (rc = check_roles(json_object_get(body, "roles"), &roles, &err))) {
 		reply_rc(req, rc, &err);
 		goto out;
 	}
@@ -491,8 +484,7 @@ static void change(struct http_req *req, const char *action, int disable)
 		goto out;
 	const struct auth *who = http_req_auth(req);
 	if (u.id == who->user_id && (disable == 1 || (rj && !(roles & ROLE_ADMIN)))) {
-		http_error(req, 409, "conflict",
-		           "you cannot %s yourself; another admin must",
+		http_error(req, 409, "conflict", "you cannot %s yourself; another admin must",
 		           disable == 1 ? "disable" : "take the admin role from");
 		goto out;
 	}
@@ -512,18 +504,20 @@ static void change(struct http_req *req, const char *action, int disable)
 		roles_pg(roles, rs, sizeof rs);
 		const char *p[] = {ids, rj ? rs : NULL, ej ? "t" : "f",
 		                   ej && !json_is_null(ej) ? email : NULL};
-		r = db_exec(c, &err,
-		            "UPDATE users SET roles = coalesce($2::text[], roles), email = CASE WHEN "
-		            "$3 THEN $4 ELSE email END WHERE id = $1",
-		            4, p);
+		r = db_exec(
+		        c, &err,
+		        "UPDATE users SET roles = coalesce($2::text[], roles), email = CASE WHEN "
+		        "$3 THEN $4 ELSE email END WHERE id = $1",
+		        4, p);
 	} else {
 		const char *p[] = {ids, reason};
-		r = db_exec(c, &err,
-		            disable ? "UPDATE users SET disabled_at = coalesce(disabled_at, now()), "
-		                      "disabled_reason = coalesce(disabled_reason, $2) WHERE id = $1"
-		                    : "UPDATE users SET disabled_at = NULL, disabled_reason = NULL "
-		                      "WHERE id = $1",
-		            disable ? 2 : 1, p);
+		r = db_exec(
+		        c, &err,
+		        disable ? "UPDATE users SET disabled_at = coalesce(disabled_at, now()), "
+		                  "disabled_reason = coalesce(disabled_reason, $2) WHERE id = $1"
+		                : "UPDATE users SET disabled_at = NULL, disabled_reason = NULL "
+		                  "WHERE id = $1",
+		        disable ? 2 : 1, p);
 	}
 	if (!r) {
 		http_unavailable(req, err.msg);
@@ -614,13 +608,15 @@ int users_cli(int argc, char **argv)
 		       "       firebreakd user list [--db CONNINFO]\n"
 		       "       firebreakd user disable NAME|ID --reason R [--db CONNINFO]\n"
 		       "       firebreakd user enable NAME|ID --reason R [--db CONNINFO]\n"
-		       "roles: agent, release, soc, admin. Tokens: firebreakd token create --user.\n");
+		       "roles: agent, release, soc, admin. Tokens: firebreakd token create "
+		       "--user.\n");
 		return argc < 2 ? 2 : 0;
 	}
 	const char *verb = argv[1];
 	if (strcmp(verb, "create") && strcmp(verb, "list") && strcmp(verb, "disable") &&
 	    strcmp(verb, "enable")) {
-		fprintf(stderr, "firebreakd user: unknown verb '%s' (create, list, disable, enable)\n",
+		fprintf(stderr,
+		        "firebreakd user: unknown verb '%s' (create, list, disable, enable)\n",
 		        verb);
 		return 2;
 	}
@@ -658,17 +654,19 @@ int users_cli(int argc, char **argv)
 			fprintf(stderr, "created user %lld '%s'\n", (long long)id, name);
 		}
 	} else if (strcmp(verb, "list") == 0) {
-		PGresult *r = db_exec(c, &err,
-		                      "SELECT id, name, coalesce(email, '-'), array_to_string(roles, "
-		                      "','), CASE WHEN disabled_at IS NULL THEN '' ELSE "
-		                      "E'\\tdisabled' END FROM users ORDER BY id",
-		                      0, NULL);
+		PGresult *r =
+		        db_exec(c, &err,
+		                "SELECT id, name, coalesce(email, '-'), array_to_string(roles, "
+		                "','), CASE WHEN disabled_at IS NULL THEN '' ELSE "
+		                "E'\\tdisabled' END FROM users ORDER BY id",
+		                0, NULL);
 		if (!r) {
 			status = cli_fail(err.msg);
 		} else {
 			for (int i = 0; i < PQntuples(r); i++)
-				printf("%s\t%s\t%s\t%s%s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-				       PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+				printf("%s\t%s\t%s\t%s%s\n", PQgetvalue(r, i, 0),
+				       PQgetvalue(r, i, 1), PQgetvalue(r, i, 2),
+				       PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
 			PQclear(r);
 		}
 	} else {
@@ -685,19 +683,22 @@ int users_cli(int argc, char **argv)
 			char ids[24];
 			snprintf(ids, sizeof ids, "%lld", (long long)u.id);
 			const char *p[] = {ids, reason};
-			PGresult *r = db_exec(
-			        c, &err,
-			        disable ? "UPDATE users SET disabled_at = coalesce(disabled_at, now()), "
-			                  "disabled_reason = coalesce(disabled_reason, $2) WHERE id = $1"
-			                : "UPDATE users SET disabled_at = NULL, disabled_reason = NULL "
-			                  "WHERE id = $1",
-			        disable ? 2 : 1, p);
+			PGresult *r =
+			        db_exec(c, &err,
+			                disable ? "UPDATE users SET disabled_at = "
+			                          "coalesce(disabled_at, now()), "
+			                          "disabled_reason = coalesce(disabled_reason, $2) "
+			                          "WHERE id = $1"
+			                        : "UPDATE users SET disabled_at = NULL, "
+			                          "disabled_reason = NULL "
+			                          "WHERE id = $1",
+			                disable ? 2 : 1, p);
 			PQclear(r);
 			char obj[40];
 			snprintf(obj, sizeof obj, "user/%lld", (long long)u.id);
 			if (!r ||
-			    audit_write(c, &cli, NULL, disable ? "user.disable" : "user.enable", obj,
-			                NULL, NULL, reason, &err) ||
+			    audit_write(c, &cli, NULL, disable ? "user.disable" : "user.enable",
+			                obj, NULL, NULL, reason, &err) ||
 			    db_cmd(c, &err, "COMMIT"))
 				status = cli_fail(err.msg);
 			else
