@@ -19,6 +19,7 @@
 #include "migrate.h"
 #include "signals.h"
 #include "snapshot.h"
+#include "sso.h"
 #include "stream.h"
 #include "telemetry.h"
 #include "tokens.h"
@@ -126,7 +127,7 @@ static int cmd_serve(void)
 		log_error("out of memory at start-up");
 		goto out;
 	}
-	if (app_load_trust(&err)) {
+	if (app_load_trust(&err) || sso_init(&err)) {
 		log_error("%s", err.msg);
 		goto out;
 	}
@@ -178,6 +179,7 @@ out:
 	snapshot_stop();
 	content_cache_cleanup();
 	auth_cleanup();
+	sso_cleanup();
 	app_free_trust();
 	metrics_cleanup();
 	db_pool_free(app.db);
