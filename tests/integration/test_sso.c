@@ -23,9 +23,9 @@
 #include "fbt_rollout.h"
 #include "fbt_world.h"
 
-#define PROXY    "127.0.0.2"
+#define PROXY     "127.0.0.2"
 #define ELSEWHERE "127.0.0.1"
-#define SECRET   "s3cret-shared-by-proxy-and-firebreakd-0123456789"
+#define SECRET    "s3cret-shared-by-proxy-and-firebreakd-0123456789"
 
 static struct fbt_env E;
 static char g_secret_file[1100], g_flag_file[1200];
@@ -101,10 +101,10 @@ static void env_up(void)
 	               "\"soc\"]}");
 	fbt_env_expect(&E, 201, "POST", "/v1/users", E.admin,
 	               "{\"name\":\"root\",\"email\":\"root@example.com\",\"roles\":[\"admin\"]}");
-	fbt_env_expect(&E, 201, "POST", "/v1/users", E.admin,
-	               "{\"name\":\"dave\",\"email\":\"dave@example.com\",\"roles\":[\"release\"]}");
-	fbt_env_expect(&E, 200, "POST", "/v1/users/dave/disable", E.admin,
-	               "{\"reason\":\"left\"}");
+	fbt_env_expect(
+	        &E, 201, "POST", "/v1/users", E.admin,
+	        "{\"name\":\"dave\",\"email\":\"dave@example.com\",\"roles\":[\"release\"]}");
+	fbt_env_expect(&E, 200, "POST", "/v1/users/dave/disable", E.admin, "{\"reason\":\"left\"}");
 }
 
 static int env_down(void **state)
@@ -192,7 +192,8 @@ static void test_changes_through_the_proxy(void **state)
 	env_up();
 	static const char *xrw[] = {"X-Requested-With: firebreak", NULL};
 	json_t *j;
-	long channels = Q("SELECT count(*) FROM channels"), audits = Q("SELECT count(*) FROM audit_log");
+	long channels = Q("SELECT count(*) FROM channels"),
+	     audits = Q("SELECT count(*) FROM audit_log");
 	/* a change without X-Requested-With (what a cross-site form could send) */
 	assert_int_equal(call(PROXY, SECRET, EMAIL("root@example.com"), "POST", "/v1/channels",
 	                      NULL, "{\"id\":7,\"name\":\"seven\"}", NULL, &j),
@@ -204,10 +205,11 @@ static void test_changes_through_the_proxy(void **state)
 	assert_int_equal(call(PROXY, SECRET, EMAIL("root@example.com"), "POST", "/v1/channels",
 	                      NULL, "{\"id\":7,\"name\":\"seven\"}", xrw, NULL),
 	                 201);
-	assert_int_equal(Q("SELECT count(*) FROM audit_log a JOIN users u ON u.id = a.user_id "
-	                   "WHERE u.name = 'root' AND a.token_id IS NULL AND a.actor = 'admin:root' "
-	                   "AND a.object = 'channel/7'"),
-	                 1);
+	assert_int_equal(
+	        Q("SELECT count(*) FROM audit_log a JOIN users u ON u.id = a.user_id "
+	          "WHERE u.name = 'root' AND a.token_id IS NULL AND a.actor = 'admin:root' "
+	          "AND a.object = 'channel/7'"),
+	        1);
 	assert_int_equal(call(PROXY, SECRET, EMAIL("root@example.com"), "GET",
 	                      "/v1/audit?user=root", NULL, NULL, NULL, &j),
 	                 200);
@@ -249,11 +251,11 @@ static void test_changes_through_the_proxy(void **state)
 	free(tok);
 
 	/* the event stream and the dashboard work behind the proxy */
-	assert_int_equal(call(PROXY, SECRET, EMAIL("alice@example.com"), "GET", "/", NULL, NULL,
-	                      NULL, NULL),
-	                 200);
-	assert_int_equal(call(PROXY, SECRET, EMAIL("alice@example.com"), "GET",
-	                      "/v1/events/recent", NULL, NULL, NULL, NULL),
+	assert_int_equal(
+	        call(PROXY, SECRET, EMAIL("alice@example.com"), "GET", "/", NULL, NULL, NULL, NULL),
+	        200);
+	assert_int_equal(call(PROXY, SECRET, EMAIL("alice@example.com"), "GET", "/v1/events/recent",
+	                      NULL, NULL, NULL, NULL),
 	                 200);
 }
 
@@ -321,12 +323,66 @@ static void test_half_a_configuration_is_refused(void **state)
 	free(dir);
 }
 
+/* The dashboard behind the proxy, in a real browser: here the browser is
+ * the proxy's client on loopback, so 127.0.0.1 is the trusted address. */
+static void test_dashboard_behind_the_proxy(void **state)
+{
+	(void)state;
+	if (access("/usr/bin/chromium", X_OK) || access("/usr/bin/node", X_OK) ||
+	    access("tests/browser/node_modules/playwright-core/package.json", R_OK))
+		fail_msg("the browser test needs /usr/bin/chromium, /usr/bin/node and "
+		         "tests/browser/node_modules (run make deps)");
+	const char *flags[] = {"--sso_proxies=127.0.0.1", g_flag_file, NULL};
+	fbt_env_up(&E, flags);
+	fbt_env_expect(&E, 201, "POST", "/v1/users", E.admin,
+	               "{\"name\":\"alice\",\"email\":\"alice@example.com\",\"roles\":[\"release\","
+	               "\"soc\"]}");
+	char v1[65], body[512];
+	fbt_rollout_upload(&E, 1, v1);
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"content\":\"%s\",\"emergency\":true,\"reason\":\"CF-291 fix\"}",
+	         FBT_CH, v1);
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/rollouts", E.rel1, body);
+	int64_t id = json_integer_value(json_object_get(j, "id"));
+	json_decref(j);
+	char *dir = fbt_tmpdir("sso-browser"), a_url[300], a_secret[300], a_staged[64], a_out[1200],
+	     *out = NULL, *err = NULL;
+	snprintf(a_url, sizeof a_url, "--url=%s", E.srv.url);
+	snprintf(a_secret, sizeof a_secret, "--secret=%s", SECRET);
+	snprintf(a_staged, sizeof a_staged, "--staged=%lld", (long long)id);
+	snprintf(a_out, sizeof a_out, "--out=%s", dir);
+	const char *argv[] = {"/usr/bin/node",
+	                      "tests/browser/sso.mjs",
+	                      a_url,
+	                      a_secret,
+	                      "--email=alice@example.com",
+	                      "--user=alice",
+	                      a_staged,
+	                      a_out,
+	                      NULL};
+	int rc = fbt_run(argv, NULL, &out, &err);
+	printf("%s", out ? out : "");
+	if (rc != 0)
+		fail_msg("sso.mjs exited %d:\n%s\n%s", rc, out ? out : "", err ? err : "");
+	free(out);
+	free(err);
+	free(dir);
+	/* started by alice's approval through the proxy: her user, no token */
+	fbt_rollout_expect(&E, id, "rolling", 0);
+	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'rollout.approve' AND "
+	                   "object = 'rollout/%lld' AND token_id IS NULL AND actor = "
+	                   "'release:alice' AND reason = 'sso test: approved in the browser'",
+	                   (long long)id),
+	                 1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	        cmocka_unit_test_teardown(test_trusted_proxy_only, env_down),
 	        cmocka_unit_test_teardown(test_changes_through_the_proxy, env_down),
 	        cmocka_unit_test(test_half_a_configuration_is_refused),
+	        cmocka_unit_test_teardown(test_dashboard_behind_the_proxy, env_down),
 	};
 	return cmocka_run_group_tests_name("sso", tests, setup, NULL);
 }
