@@ -154,7 +154,8 @@ int netlist_contains(const struct netlist *l, const struct sockaddr *sa)
 		return 0;
 	}
 	for (size_t i = 0; i < l->n; i++)
-		if (l->nets[i].family == family && prefix_equal(a, l->nets[i].addr, l->nets[i].prefix))
+		if (l->nets[i].family == family &&
+		    prefix_equal(a, l->nets[i].addr, l->nets[i].prefix))
 			return 1;
 	return 0;
 }

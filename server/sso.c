@@ -35,7 +35,8 @@ static enum fb_rc load_secret(struct fb_err *err)
 	while (len && (s[len - 1] == '\n' || s[len - 1] == '\r'))
 		len--;
 	if (len < SSO_SECRET_MIN) {
-		fb_err_set(err, "sso_secret_file: %s holds %zu characters; the secret needs %d or more",
+		fb_err_set(err,
+		           "sso_secret_file: %s holds %zu characters; the secret needs %d or more",
 		           cfg.sso_secret_file, len, SSO_SECRET_MIN);
 		rc = FB_EINVAL;
 	} else {
@@ -86,8 +87,9 @@ enum fb_rc sso_init(struct fb_err *err)
 			ok = (*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
 			     (*c >= '0' && *c <= '9') || *c == '-' || *c == '_';
 		if (!ok || strcasecmp(h, "Authorization") == 0) {
-			fb_err_set(err, "%s must be a header name ([A-Za-z0-9_-], 1 to 64) other than "
-			                "Authorization (found '%s')",
+			fb_err_set(err,
+			           "%s must be a header name ([A-Za-z0-9_-], 1 to 64) other than "
+			           "Authorization (found '%s')",
 			           hdrs[i][0], h);
 			sso_cleanup();
 			return FB_EINVAL;
@@ -128,7 +130,8 @@ static void peer_str(const struct sockaddr *sa, char *buf, size_t n)
 	if (sa && sa->sa_family == AF_INET)
 		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, buf, (socklen_t)n);
 	else if (sa && sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf, (socklen_t)n);
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+		          (socklen_t)n);
 }
 
 /* An identity header that is not believed: worth a warning (someone may be

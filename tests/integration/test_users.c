@@ -118,8 +118,8 @@ static void test_users_api_and_refusals(void **state)
 	REFUSED(409, "conflict", "POST", "/v1/users", E.admin,
 	        "{\"name\":\"alice2\",\"email\":\"ALICE@example.com\",\"roles\":[\"soc\"]}",
 	        "'email'", "alice");
-	REFUSED(400, "invalid", "POST", "/v1/users", E.admin, "{\"name\":\"1bob\",\"roles\":[\"soc\"]}",
-	        "'name'");
+	REFUSED(400, "invalid", "POST", "/v1/users", E.admin,
+	        "{\"name\":\"1bob\",\"roles\":[\"soc\"]}", "'name'");
 	REFUSED(400, "invalid", "POST", "/v1/users", E.admin,
 	        "{\"name\":\"bob smith\",\"roles\":[\"soc\"]}", "'name'");
 	REFUSED(400, "invalid", "POST", "/v1/users", E.admin, "{\"roles\":[\"soc\"]}", "'name'");
@@ -137,8 +137,8 @@ static void test_users_api_and_refusals(void **state)
 	REFUSED(400, "invalid", "POST", "/v1/users", E.admin,
 	        "{\"name\":\"bob\",\"roles\":[\"soc\"],\"admin\":true}", "'admin'");
 	REFUSED(400, "bad_json", "POST", "/v1/users", E.admin, "{\"name\":", "line 1");
-	REFUSED(403, "forbidden", "POST", "/v1/users", E.rel1, "{\"name\":\"bob\",\"roles\":[\"soc\"]}",
-	        "release");
+	REFUSED(403, "forbidden", "POST", "/v1/users", E.rel1,
+	        "{\"name\":\"bob\",\"roles\":[\"soc\"]}", "release");
 	/* tokens: an unknown user, a role the user lacks, a malformed user */
 	REFUSED(422, "unknown_user", "POST", "/v1/tokens", E.admin,
 	        "{\"user\":\"nobody\",\"role\":\"soc\",\"name\":\"x\"}", "'user'", "nobody");
@@ -157,8 +157,8 @@ static void test_users_api_and_refusals(void **state)
 	/* changes: unknown user, self-lockout, bad fields */
 	REFUSED(404, "not_found", "PATCH", "/v1/users/nobody", E.admin, "{\"roles\":[\"soc\"]}",
 	        "nobody");
-	REFUSED(404, "not_found", "POST", "/v1/users/999999/disable", E.admin,
-	        "{\"reason\":\"x\"}", "999999");
+	REFUSED(404, "not_found", "POST", "/v1/users/999999/disable", E.admin, "{\"reason\":\"x\"}",
+	        "999999");
 	REFUSED(409, "conflict", "POST", "/v1/users/ada/disable", E.admin, "{\"reason\":\"x\"}",
 	        "yourself");
 	REFUSED(409, "conflict", "PATCH", "/v1/users/ada", E.admin, "{\"roles\":[\"soc\"]}",
@@ -234,11 +234,12 @@ static void test_tokens_of_a_user_and_disabling(void **state)
 	                   "after->>'disabled' = 'true'"),
 	                 1);
 	/* twice: nothing more happens */
-	fbt_env_expect(&E, 200, "POST", "/v1/users/alice/disable", E.admin, "{\"reason\":\"again\"}");
+	fbt_env_expect(&E, 200, "POST", "/v1/users/alice/disable", E.admin,
+	               "{\"reason\":\"again\"}");
 	assert_int_equal(Q("SELECT count(*) FROM audit_log WHERE action = 'user.disable'"), 1);
 	j = fbt_env_want(&E, 200, "GET", "/v1/users", E.admin, NULL);
-	json_array_foreach(json_object_get(j, "users"), i, t) if (strcmp(fbt_jstr(t, "name"),
-	                                                                 "alice") == 0)
+	json_array_foreach(json_object_get(j, "users"), i,
+	                   t) if (strcmp(fbt_jstr(t, "name"), "alice") == 0)
 	        assert_true(json_is_true(json_object_get(t, "disabled")));
 	json_decref(j);
 	fbt_env_expect(&E, 200, "POST", "/v1/users/alice/enable", E.admin, "{\"reason\":\"back\"}");
@@ -375,10 +376,18 @@ static char *empty_db(void)
 	return s;
 }
 
-#define OPS_REL   "fb_" "1111111111111111111111111111111111111111111111111111111111111111"
-#define OPS_ADMIN "fb_" "2222222222222222222222222222222222222222222222222222222222222222"
-#define OPS_SOC   "fb_" "3333333333333333333333333333333333333333333333333333333333333333"
-#define CI_REL    "fb_" "4444444444444444444444444444444444444444444444444444444444444444"
+#define OPS_REL                                                                                    \
+	"fb_"                                                                                      \
+	"1111111111111111111111111111111111111111111111111111111111111111"
+#define OPS_ADMIN                                                                                  \
+	"fb_"                                                                                      \
+	"2222222222222222222222222222222222222222222222222222222222222222"
+#define OPS_SOC                                                                                    \
+	"fb_"                                                                                      \
+	"3333333333333333333333333333333333333333333333333333333333333333"
+#define CI_REL                                                                                     \
+	"fb_"                                                                                      \
+	"4444444444444444444444444444444444444444444444444444444444444444"
 
 static void test_migration_from_tokens(void **state)
 {
@@ -389,9 +398,10 @@ static void test_migration_from_tokens(void **state)
 	                                 "KEY, name text NOT NULL, applied_at timestamptz NOT "
 	                                 "NULL DEFAULT now())"),
 	                 0);
-	static const char *const old[] = {"0001_core", "0002_rollout_state", "0003_policy_bounds",
-	                                  "0004_agents_hot_heartbeats", "0005_gate_v2",
-	                                  "0006_controller_lease", "0007_health_signals"};
+	static const char *const old[] = {"0001_core",          "0002_rollout_state",
+	                                  "0003_policy_bounds", "0004_agents_hot_heartbeats",
+	                                  "0005_gate_v2",       "0006_controller_lease",
+	                                  "0007_health_signals"};
 	for (int i = 0; i < 7; i++) {
 		char path[1200], sql[200];
 		snprintf(path, sizeof path, "%s/migrations/%s.sql",
