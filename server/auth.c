@@ -11,6 +11,7 @@
 #include "app.h"
 #include "config.h"
 #include "log.h"
+#include "sso.h"
 
 /* ---- agent tokens: "fa_<id>_<mac>", a keyed BLAKE2b of the id ---------- */
 
@@ -141,12 +142,21 @@ const char *auth_role_name(enum role r)
 	return NULL;
 }
 
+json_t *auth_roles_json(unsigned m)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < 4; i++)
+		if (m & (1u << i))
+			json_array_append_new(a, json_string(role_names[i]));
+	return a;
+}
+
 static void token_hash_hex(const char *token, char out[FB_SHA256_HEX_LEN + 1])
 {
 	fb_sha256_hex(token, strlen(token), out);
 }
 
-enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
+enum fb_rc auth_token_create(PGconn *c, int64_t user_id, enum role role, const char *name,
                              char token[AUTH_TOKEN_LEN + 1], int64_t *id, struct fb_err *err)
 {
 	*id = 0;
@@ -168,11 +178,13 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
 	sodium_memzero(rnd, sizeof rnd);
 	char hash[FB_SHA256_HEX_LEN + 1];
 	token_hash_hex(secret, hash);
-	const char *p[] = {name, rname, hash};
+	char uid[24];
+	snprintf(uid, sizeof uid, "%lld", (long long)user_id);
+	const char *p[] = {name, rname, hash, uid};
 	PGresult *r = db_exec(c, err,
-	                      "INSERT INTO api_tokens (name, role, token_hash) "
-	                      "VALUES ($1, $2, decode($3, 'hex')) RETURNING id",
-	                      3, p);
+	                      "INSERT INTO api_tokens (name, role, token_hash, user_id) "
+	                      "VALUES ($1, $2, decode($3, 'hex'), $4) RETURNING id",
+	                      4, p);
 	if (!r) {
 		sodium_memzero(secret, sizeof secret);
 		return FB_EDB;
@@ -184,10 +196,121 @@ enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
 	return FB_OK;
 }
 
+/* The role a request acts in: the least of the held roles the route
+ * admits (agent < release < soc < admin), 0 when none. */
+static enum role acting_role(unsigned held, unsigned admitted)
+{
+	unsigned both = held & admitted;
+	return both ? (enum role)(both & -both) : 0;
+}
+
+/* "release,soc" from a PostgreSQL text[] given as "release,soc". */
+static unsigned roles_from_csv(const char *csv)
+{
+	unsigned m = 0;
+	char buf[64];
+	snprintf(buf, sizeof buf, "%s", csv);
+	for (char *p = buf, *e; *p; p = e) {
+		e = p + strcspn(p, ",");
+		if (*e)
+			*e++ = '\0';
+		m |= auth_role_parse(p);
+	}
+	return m;
+}
+
+static void roles_str(unsigned m, char *buf, size_t n)
+{
+	size_t k = 0;
+	buf[0] = '\0';
+	for (int i = 0; i < 4; i++)
+		if (m & (1u << i))
+			k += (size_t)snprintf(buf + k, k < n ? n - k : 0, "%s%s", k ? ", " : "",
+			                      role_names[i]);
+	if (!m)
+		snprintf(buf, n, "none");
+}
+
+/* An identity the SSO proxy asserted (by e-mail or name, sso.h): the user
+ * it names, that user's roles. Unknown, disabled or role-less users get
+ * 403 with a JSON error: the proxy has authenticated the person, firebreak
+ * does not admit them. */
+static int proxy_user_or_reply(struct http_req *req, const char *value, const char *header,
+                               unsigned roles, struct auth *out)
+{
+	int by_email = sso_match_mode() == SSO_BY_EMAIL;
+	const char *what = by_email ? "e-mail address" : "user name";
+	if (strlen(value) > 254) {
+		http_error(req, 403, "unknown_user",
+		           "the %s the proxy asserts in %s is longer than 254 characters", what,
+		           header);
+		return 0;
+	}
+	const char *why;
+	PGconn *c = db_acquire(app.db, (int)cfg.db_wait_ms, &why);
+	if (!c) {
+		http_error(req, 503, "unavailable", "cannot look the user up: %s", why);
+		return 0;
+	}
+	struct fb_err err;
+	const char *p[] = {value};
+	PGresult *r =
+	        db_exec(c, &err,
+	                by_email ? "SELECT id, name, array_to_string(roles, ','), disabled_at "
+	                           "IS NOT NULL FROM users WHERE email = lower($1)"
+	                         : "SELECT id, name, array_to_string(roles, ','), disabled_at "
+	                           "IS NOT NULL FROM users WHERE name = $1",
+	                1, p);
+	db_release(app.db, c);
+	if (!r) {
+		http_error(req, 503, "unavailable", "cannot look the user up: %s", err.msg);
+		return 0;
+	}
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		http_error(
+		        req, 403, "unknown_user",
+		        "no firebreak user has the %s '%s' that the single-sign-on proxy asserts "
+		        "(%s); an admin creates users (POST /v1/users, fbctl user create)",
+		        what, value, header);
+		return 0;
+	}
+	out->user_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));
+	out->roles = roles_from_csv(PQgetvalue(r, 0, 2));
+	int disabled = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	PQclear(r);
+	out->via = AUTH_VIA_PROXY;
+	if (disabled) {
+		http_error(req, 403, "user_disabled", "user '%s' is disabled", out->name);
+		return 0;
+	}
+	out->role = acting_role(out->roles, roles);
+	if (!out->role) {
+		char held[64];
+		roles_str(out->roles, held, sizeof held);
+		http_error(req, 403, "forbidden", "user '%s' (roles: %s) may not do this",
+		           out->name, held);
+		return 0;
+	}
+	if (!sso_csrf_ok(req)) {
+		http_error(req, 403, "csrf",
+		           "a change made through the single-sign-on proxy must carry the header "
+		           "X-Requested-With (the dashboard sends it), so that no other site can "
+		           "make it with your session");
+		return 0;
+	}
+	out->authenticated = 1;
+	return 1;
+}
+
 int auth_request_or_reply(struct http_req *req, const char *authorization, unsigned roles,
                           struct auth *out)
 {
 	memset(out, 0, sizeof *out);
+	const char *ident, *header;
+	if (sso_identity(req, &ident, &header))
+		return proxy_user_or_reply(req, ident, header, roles, out);
 	if (!authorization) {
 		http_error(req, 401, "unauthenticated",
 		           "missing Authorization header (expected 'Bearer <token>')");
@@ -208,6 +331,8 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 			return 0;
 		}
 		out->role = ROLE_AGENT;
+		out->roles = ROLE_AGENT;
+		out->via = AUTH_VIA_AGENT;
 		out->agent_id = agent_id;
 		snprintf(out->name, sizeof out->name, "agent-%lld", (long long)agent_id);
 		if (!(roles & ROLE_AGENT)) {
@@ -232,10 +357,13 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	}
 	struct fb_err err;
 	const char *p[] = {hash};
-	PGresult *r = db_exec(c, &err,
-	                      "SELECT id, role, name FROM api_tokens "
-	                      "WHERE token_hash = decode($1, 'hex') AND revoked_at IS NULL",
-	                      1, p);
+	PGresult *r =
+	        db_exec(c, &err,
+	                "SELECT t.id, t.role, t.name, u.id, u.name, u.disabled_at IS NOT NULL, "
+	                "t.role = ANY (u.roles) FROM api_tokens t JOIN users u ON u.id = "
+	                "t.user_id WHERE t.token_hash = decode($1, 'hex') AND t.revoked_at IS "
+	                "NULL",
+	                1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "cannot check the token: %s", err.msg);
@@ -248,8 +376,26 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	}
 	out->token_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	out->role = auth_role_parse(PQgetvalue(r, 0, 1));
-	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 2));
+	out->roles = out->role;
+	out->via = AUTH_VIA_TOKEN;
+	snprintf(out->token_name, sizeof out->token_name, "%s", PQgetvalue(r, 0, 2));
+	out->user_id = strtoll(PQgetvalue(r, 0, 3), NULL, 10);
+	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 4));
+	int disabled = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
+	int held = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
 	PQclear(r);
+	/* A disabled user's tokens, or a token for a role the user no longer
+	 * holds, are no credential at all: the same 401 as a revoked token. */
+	if (disabled) {
+		http_error(req, 401, "unauthenticated", "user '%s' is disabled", out->name);
+		return 0;
+	}
+	if (!held) {
+		http_error(req, 401, "unauthenticated",
+		           "the token is for role '%s', which user '%s' no longer holds",
+		           auth_role_name(out->role), out->name);
+		return 0;
+	}
 	if (!(roles & out->role)) {
 		http_error(req, 403, "forbidden", "role '%s' may not do this",
 		           auth_role_name(out->role));

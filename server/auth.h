@@ -3,6 +3,7 @@
 #ifndef FB_AUTH_H
 #define FB_AUTH_H
 
+#include <jansson.h>
 #include <libpq-fe.h>
 #include <stdint.h>
 
@@ -15,16 +16,23 @@
 /* "agent", "release", "soc", "admin" <-> enum role; 0 / NULL when unknown. */
 enum role auth_role_parse(const char *s);
 const char *auth_role_name(enum role r);
+/* The roles of mask m (in the order agent, release, soc, admin) as a new
+ * JSON array of names. */
+json_t *auth_roles_json(unsigned m);
 
-/* Authenticate the Authorization header against roles. Returns 1 with *out
- * filled, or replies 401 (missing, malformed, unknown or revoked token) or
- * 403 (role not admitted), 503 (database unavailable) and returns 0. */
+/* Authenticate a request against roles: an identity the trusted SSO proxy
+ * asserts (sso.h) if there is one, else the Authorization header. Returns 1
+ * with *out filled, or replies 401 (missing, malformed, unknown or revoked
+ * token; the token's user disabled), 403 (role not admitted; through the
+ * proxy: an unknown or disabled user, a change without X-Requested-With),
+ * 503 (database unavailable) and returns 0. */
 int auth_request_or_reply(struct http_req *req, const char *authorization, unsigned roles,
                           struct auth *out);
 
-/* Create a token: writes the secret (NUL-terminated, AUTH_TOKEN_LEN chars)
- * into token and its row id into *id. Only the hash is stored. */
-enum fb_rc auth_token_create(PGconn *c, enum role role, const char *name,
+/* Create a token of user user_id (who must exist): writes the secret
+ * (NUL-terminated, AUTH_TOKEN_LEN chars) into token and its row id into *id.
+ * Only the hash is stored. */
+enum fb_rc auth_token_create(PGconn *c, int64_t user_id, enum role role, const char *name,
                              char token[AUTH_TOKEN_LEN + 1], int64_t *id,
                              struct fb_err *err) FB_MUSTCHECK;
 

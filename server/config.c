@@ -78,6 +78,20 @@ static const struct param params[] = {
          "URL POSTed (JSON) on halts, reverts and stalls; retried with backoff"},
         {"controller", P_INT, &cfg.controller, "1", 0, 1,
          "1: this replica may run the controller (the holder of the controller lease does)"},
+        {"sso_proxies", P_STR, &cfg.sso_proxies, "", 0, 0,
+         "addresses or CIDRs of the authenticating reverse proxy whose identity headers are "
+         "believed (with the shared secret); empty = single sign-on off"},
+        {"sso_secret_file", P_STR, &cfg.sso_secret_file, "", 0, 0,
+         "file holding the secret (32 characters or more) the proxy sends in sso_secret_header"},
+        {"sso_secret_header", P_STR, &cfg.sso_secret_header, "X-Firebreak-Proxy-Secret", 0, 0,
+         "request header carrying the proxy's shared secret"},
+        {"sso_user_header", P_STR, &cfg.sso_user_header, "X-Forwarded-User", 0, 0,
+         "request header with the user name the proxy asserts"},
+        {"sso_email_header", P_STR, &cfg.sso_email_header, "X-Forwarded-Email", 0, 0,
+         "request header with the e-mail address the proxy asserts"},
+        {"sso_match", P_STR, &cfg.sso_match, "email", 0, 0,
+         "how an asserted identity names a user: email (sso_email_header = users.email) or "
+         "name (sso_user_header = users.name)"},
 };
 #define NPARAMS (sizeof params / sizeof params[0])
 

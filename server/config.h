@@ -40,6 +40,13 @@ struct fb_config {
 	int64_t restart_grace_s;        /* silence not counted this long after start-up */
 	char *webhook_url;              /* POSTed on halts and reverts; empty = off */
 	int64_t controller;             /* 1 = take part in controller election */
+	/* single sign-on through a trusted authenticating proxy (sso.h) */
+	char *sso_proxies;       /* addresses/CIDRs the identity headers are taken from */
+	char *sso_secret_file;   /* the shared secret the proxy sends */
+	char *sso_secret_header; /* the header that carries it */
+	char *sso_user_header;   /* the asserted user name */
+	char *sso_email_header;  /* the asserted e-mail address */
+	char *sso_match;         /* "email" or "name": which one names the user */
 };
 
 extern struct fb_config cfg;

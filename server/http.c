@@ -170,6 +170,13 @@ const char *http_req_id(struct http_req *req)
 	return req->id;
 }
 
+const struct sockaddr *http_req_peer(struct http_req *req)
+{
+	const union MHD_ConnectionInfo *ci =
+	        MHD_get_connection_info(req->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	return ci ? ci->client_addr : NULL;
+}
+
 const struct auth *http_req_auth(struct http_req *req)
 {
 	return &req->auth;

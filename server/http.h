@@ -6,6 +6,7 @@
 #include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "fb.h"
 
@@ -26,13 +27,26 @@ enum role {
 };
 #define ROLES_OPERATOR (ROLE_RELEASE | ROLE_SOC | ROLE_ADMIN)
 
+/* How a request was authenticated. */
+enum auth_via {
+	AUTH_VIA_NONE = 0,
+	AUTH_VIA_TOKEN, /* an API token (Authorization: Bearer fb_...) */
+	AUTH_VIA_AGENT, /* an agent token (fa_...) */
+	AUTH_VIA_PROXY, /* an identity asserted by the trusted SSO proxy (sso.h) */
+};
+
 /* Who made the request, once authenticated. */
 struct auth {
 	int authenticated;
-	enum role role;
+	enum role role; /* the role this request acts in (one of roles) */
+	unsigned roles; /* every role the credential holds: a token's one role,
+	                 * or the roles of the user the proxy named */
+	enum auth_via via;
 	int64_t token_id; /* api_tokens.id, or 0 */
 	int64_t agent_id; /* for agent credentials, or 0 */
-	char name[129];   /* token name, for audit records */
+	int64_t user_id;  /* users.id of the person or machine, or 0 */
+	char name[129];   /* the user's name (agent-N for agents), for audit records */
+	char token_name[129];
 };
 
 struct http_req;
@@ -74,6 +88,9 @@ const char *http_req_query(struct http_req *req, const char *name);
 const char *http_req_param(struct http_req *req, const char *name);
 const char *http_req_body(struct http_req *req, size_t *len);
 const char *http_req_id(struct http_req *req);
+/* The address of the TCP peer (for the SSO proxy check), borrowed, valid
+ * while req lives; NULL if unknown. */
+const struct sockaddr *http_req_peer(struct http_req *req);
 const struct auth *http_req_auth(struct http_req *req);
 enum http_method http_req_method(struct http_req *req);
 

@@ -19,9 +19,11 @@
 #include "migrate.h"
 #include "signals.h"
 #include "snapshot.h"
+#include "sso.h"
 #include "stream.h"
 #include "telemetry.h"
 #include "tokens.h"
+#include "users.h"
 
 #ifndef FB_VERSION
 #define FB_VERSION "0.1.0"
@@ -34,6 +36,7 @@ static void usage(FILE *f)
 	fprintf(f, "usage: firebreakd [serve] [--name=value ...]   run the server (default)\n"
 	           "       firebreakd migrate [--db CONNINFO]      apply database migrations\n"
 	           "       firebreakd token create|list|revoke ...  manage API tokens\n"
+	           "       firebreakd user create|list|disable|enable ...  manage users\n"
 	           "       firebreakd routes                        print the route table (JSON "
 	           "lines)\n"
 	           "       firebreakd version | --help\n\n");
@@ -124,7 +127,7 @@ static int cmd_serve(void)
 		log_error("out of memory at start-up");
 		goto out;
 	}
-	if (app_load_trust(&err)) {
+	if (app_load_trust(&err) || sso_init(&err)) {
 		log_error("%s", err.msg);
 		goto out;
 	}
@@ -186,6 +189,7 @@ out:
 	agents_cleanup();
 	content_cache_cleanup();
 	auth_cleanup();
+	sso_cleanup();
 	app_free_trust();
 	metrics_cleanup();
 	db_pool_free(app.db);
@@ -197,7 +201,8 @@ int main(int argc, char **argv)
 {
 	for (int i = 1; i < argc; i++) {
 		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-			if (i > 1 && strcmp(argv[1], "token") == 0)
+			if (i > 1 &&
+			    (strcmp(argv[1], "token") == 0 || strcmp(argv[1], "user") == 0))
 				break;
 			usage(stdout);
 			return 0;
@@ -227,6 +232,8 @@ int main(int argc, char **argv)
 		status = cmd_migrate();
 	} else if (strcmp(cmd, "token") == 0) {
 		status = tokens_cli(nargs, argv);
+	} else if (strcmp(cmd, "user") == 0) {
+		status = users_cli(nargs, argv);
 	} else if (strcmp(cmd, "routes") == 0) {
 		status = cmd_routes();
 	} else if (strcmp(cmd, "version") == 0) {

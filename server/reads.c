@@ -181,7 +181,7 @@ void reads_audit(struct http_req *req)
 {
 	const char *action = http_req_query(req, "action"), *object = http_req_query(req, "object");
 	const char *actor = http_req_query(req, "actor"), *before = http_req_query(req, "before");
-	const char *lim = http_req_query(req, "limit");
+	const char *lim = http_req_query(req, "limit"), *user = http_req_query(req, "user");
 	int64_t limit = 100, b;
 	if ((lim && fb_parse_i64(lim, 1, 1000, &limit)) ||
 	    (before && fb_parse_i64(before, 1, INT64_MAX, &b))) {
@@ -194,19 +194,22 @@ void reads_audit(struct http_req *req)
 	char ls[24];
 	snprintf(ls, sizeof ls, "%lld", (long long)limit);
 	struct fb_err err;
-	const char *p[] = {action, object, actor, before, ls};
+	const char *p[] = {action, object, actor, before, ls, user};
 	PGresult *r = db_exec(
 	        c, &err,
 	        "SELECT coalesce(json_agg(json_build_object('id', id, 'at', extract(epoch FROM "
 	        "at)::bigint, "
 	        "'actor', actor, 'action', action, 'object', object, 'before', before, 'after', "
 	        "after, "
-	        "'reason', reason, 'request_id', request_id) ORDER BY id DESC), '[]')::text, "
-	        "min(id) "
+	        "'reason', reason, 'request_id', request_id, 'user', (SELECT u.name FROM users u "
+	        "WHERE u.id = a.user_id), 'user_id', user_id, 'token_id', token_id, 'via', CASE "
+	        "WHEN token_id IS NOT NULL THEN 'token' WHEN user_id IS NOT NULL THEN 'proxy' END) "
+	        "ORDER BY id DESC), '[]')::text, min(id) "
 	        "FROM (SELECT * FROM audit_log WHERE ($1::text IS NULL OR action = $1) "
 	        "AND ($2::text IS NULL OR object = $2) AND ($3::text IS NULL OR actor = $3) "
-	        "AND ($4::bigint IS NULL OR id < $4) ORDER BY id DESC LIMIT $5) a",
-	        5, p);
+	        "AND ($4::bigint IS NULL OR id < $4) AND ($6::text IS NULL OR user_id = (SELECT "
+	        "id FROM users WHERE name = $6)) ORDER BY id DESC LIMIT $5) a",
+	        6, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_unavailable(req, err.msg);

@@ -106,26 +106,34 @@ static void action_end(struct action *a)
 static void reply_rollout(struct http_req *req, PGconn *c, int64_t id, unsigned status);
 
 /* Record this caller's approval of action on (rollout or content) and
- * return how many distinct approvers have approved it and not been used;
- * -1 on a database error (a->err set). */
+ * return how many distinct *users* have approved it and not been used (two
+ * tokens of one person are one approver; an approval through the SSO proxy
+ * has no token); -1 on a database error (a->err set). */
 static int approvals(struct action *a, const char *action, const char *content)
 {
-	char tid[24];
-	snprintf(tid, sizeof tid, "%lld", (long long)http_req_auth(a->req)->token_id);
-	const char *p[] = {content ? NULL : a->ids, content, action, tid, a->reason};
+	const struct auth *who = http_req_auth(a->req);
+	if (who->user_id <= 0) {
+		fb_err_set(&a->err, "an approval needs a user (the credential names none)");
+		return -1;
+	}
+	char tid[24], uid[24];
+	snprintf(tid, sizeof tid, "%lld", (long long)who->token_id);
+	snprintf(uid, sizeof uid, "%lld", (long long)who->user_id);
+	const char *p[] = {content ? NULL : a->ids,    content,   action,
+	                   who->token_id ? tid : NULL, a->reason, uid};
 	PGresult *r = db_exec(
 	        a->c, &a->err,
-	        "INSERT INTO approvals (rollout_id, content_sha256, action, approver, reason) "
-	        "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM approvals "
-	        "WHERE rollout_id IS NOT DISTINCT FROM $1::bigint AND content_sha256 IS NOT "
-	        "DISTINCT FROM $2 AND action = $3 AND approver = $4 AND NOT consumed)",
-	        5, p);
+	        "INSERT INTO approvals (rollout_id, content_sha256, action, approver, reason, "
+	        "approver_user) SELECT $1, $2, $3, $4, $5, $6 WHERE NOT EXISTS (SELECT 1 FROM "
+	        "approvals WHERE rollout_id IS NOT DISTINCT FROM $1::bigint AND content_sha256 IS "
+	        "NOT DISTINCT FROM $2 AND action = $3 AND approver_user = $6 AND NOT consumed)",
+	        6, p);
 	if (!r)
 		return -1;
 	PQclear(r);
 	const char *p2[] = {content ? NULL : a->ids, content, action};
 	r = db_exec(a->c, &a->err,
-	            "SELECT count(DISTINCT approver) FROM approvals WHERE rollout_id IS NOT "
+	            "SELECT count(DISTINCT approver_user) FROM approvals WHERE rollout_id IS NOT "
 	            "DISTINCT FROM "
 	            "$1::bigint AND content_sha256 IS NOT DISTINCT FROM $2 AND action = $3 AND NOT "
 	            "consumed",
@@ -170,7 +178,8 @@ static void reply_pending(struct action *a, const char *action, int have)
 	http_reply_json(a->req, 202,
 	                json_pack("{s:s,s:i,s:i,s:s}", "action", action, "approvals", have,
 	                          "needed", 2, "message",
-	                          "recorded; a second, different approver must confirm"));
+	                          "recorded; a second, different person must confirm (another "
+	                          "token of the same user does not count)"));
 }
 
 /* ---- create ------------------------------------------------------------------ */
@@ -932,7 +941,7 @@ void rollouts_promote(struct http_req *req)
 			           res.reason);
 			goto out;
 		}
-		if (http_req_auth(req)->role != ROLE_RELEASE) {
+		if (!(http_req_auth(req)->roles & ROLE_RELEASE)) {
 			http_error(req, 403, "forbidden",
 			           "only release users may force a promotion");
 			goto out;
@@ -1088,7 +1097,8 @@ void rollouts_clear_bad(struct http_req *req)
 		http_reply_json(req, 202,
 		                json_pack("{s:s,s:i,s:i,s:s}", "action", "clear-bad", "approvals",
 		                          have, "needed", 2, "message",
-		                          "recorded; a second, different approver must confirm"));
+		                          "recorded; a second, different person must confirm "
+		                          "(another token of the same user does not count)"));
 		goto out;
 	}
 	r = db_exec(c, &a.err,

@@ -11,6 +11,7 @@
 #include "stream.h"
 #include "telemetry.h"
 #include "tokens.h"
+#include "users.h"
 #include "www.h"
 
 const struct route routes[] = {
@@ -23,6 +24,12 @@ const struct route routes[] = {
         {HTTP_GET, "/v1/tokens", ROLE_ADMIN, 0, tokens_list},
         {HTTP_POST, "/v1/tokens", ROLE_ADMIN, 4096, tokens_create},
         {HTTP_DELETE, "/v1/tokens/{id}", ROLE_ADMIN, 0, tokens_revoke},
+        {HTTP_GET, "/v1/users", ROLE_ADMIN, 0, users_list},
+        {HTTP_POST, "/v1/users", ROLE_ADMIN, 4096, users_create},
+        {HTTP_GET, "/v1/users/{user}", ROLE_ADMIN, 0, users_show},
+        {HTTP_PATCH, "/v1/users/{user}", ROLE_ADMIN, 4096, users_update},
+        {HTTP_POST, "/v1/users/{user}/disable", ROLE_ADMIN, 4096, users_disable},
+        {HTTP_POST, "/v1/users/{user}/enable", ROLE_ADMIN, 4096, users_enable},
 
         /* the agent protocol (server/PROTOCOL.md) */
         {HTTP_POST, "/v1/enroll", 0, 16384, agents_enroll},

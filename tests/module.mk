@@ -98,3 +98,18 @@ test_publication_LIBS := fbt fbsign fbschema fbcommon
 INT_TESTS += test_signal_reads
 test_signal_reads_SRCS := tests/integration/test_signal_reads.c
 test_signal_reads_LIBS := fbt fbsign fbschema fbcommon
+
+# Operators are people: users, tokens of a user, the two-person rule by
+# person, migration 0008.
+INT_TESTS += test_users
+test_users_SRCS := tests/integration/test_users.c
+test_users_LIBS := fbt fbsign fbschema fbcommon
+
+# Single sign-on: the trusted proxy's address lists (pure code) and the
+# whole path through a real server, the test playing proxy and attacker.
+UNIT_TESTS += test_netlist
+test_netlist_SRCS := tests/unit/test_netlist.c server/netlist.c
+test_netlist_LIBS := fbcommon
+INT_TESTS += test_sso
+test_sso_SRCS := tests/integration/test_sso.c
+test_sso_LIBS := fbt fbsign fbschema fbcommon

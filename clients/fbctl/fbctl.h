@@ -55,6 +55,8 @@ enum ctl_opt {
 	O_EMERGENCY,
 	O_HEALTH,
 	O_AFTER,
+	O_USER,
+	O_EMAIL,
 	O_COUNT_
 };
 #define OB(x) (1ull << (x))
@@ -99,6 +101,8 @@ struct opts {
 	int emergency;           /* --emergency */
 	const char *health;      /* --health healthy|silent|never */
 	const char *after;       /* --after ID (agent list paging) */
+	const char *user;        /* --user NAME|ID */
+	const char *email;       /* --email ADDRESS */
 	uint64_t seen;           /* OB(option) for every option given */
 	int argc;                /* positional arguments after the command */
 	char **argv;
@@ -246,6 +250,12 @@ int cmd_token_create(struct opts *o);
 int cmd_token_list(struct opts *o);
 int cmd_token_revoke(struct opts *o);
 int cmd_audit(struct opts *o);
+int cmd_user_create(struct opts *o);
+int cmd_user_list(struct opts *o);
+int cmd_user_show(struct opts *o);
+int cmd_user_set(struct opts *o);
+int cmd_user_disable(struct opts *o);
+int cmd_user_enable(struct opts *o);
 int cmd_enroll_token_create(struct opts *o);
 
 #endif

@@ -355,7 +355,8 @@ static const struct command commands[] = {
          "print the template types and versions the registry interprets"},
         {"version", NULL, cmd_version, OFFLINE, "", "print fbctl's version (also fbctl --version)"},
         {"whoami", NULL, cmd_whoami, J, "[--json]",
-         "the token's name and role, as the server sees it"},
+         "who the server takes you for: user, role(s), token, and how you were "
+         "authenticated"},
         {"controller", NULL, cmd_controller, J, "[--json]",
          "which replica holds the controller lease, its last cycle, whether it is healthy "
          "(exit 1 when not: no gate is running)"},
@@ -437,14 +438,31 @@ static const struct command commands[] = {
         {"agent", "show", cmd_agent_show, J, "ID [--json]", "one agent"},
         {"agent", "revoke", cmd_agent_revoke, J, "ID",
          "revoke an agent (admin): the server refuses its polls from now on"},
-        {"token", "create", cmd_token_create, J | OB(O_ROLE) | OB(O_NAME),
-         "--role agent|release|soc|admin --name N",
-         "create an API token (admin); printed once on stdout"},
-        {"token", "list", cmd_token_list, J, "[--json]", "API tokens (admin)"},
+        {"token", "create", cmd_token_create, J | OB(O_ROLE) | OB(O_NAME) | OB(O_USER),
+         "--role agent|release|soc|admin --name N [--user NAME|ID]",
+         "issue an API token to a user who holds the role (admin); printed once on stdout. "
+         "Without --user: to the user called N, created with that role if there is none"},
+        {"token", "list", cmd_token_list, J, "[--json]", "API tokens and their users (admin)"},
+        {"user", "create", cmd_user_create, J | OB(O_ROLE) | OB(O_EMAIL) | OB(O_REASON),
+         "NAME --role ROLE[,ROLE...] [--email ADDRESS] [--reason R]",
+         "create a user (admin): a person or a machine that tokens are issued to; --email is "
+         "what the single-sign-on proxy asserts"},
+        {"user", "list", cmd_user_list, J, "[--json]", "users, their roles and e-mail (admin)"},
+        {"user", "show", cmd_user_show, J, "NAME|ID [--json]", "one user and its tokens (admin)"},
+        {"user", "set", cmd_user_set, J | OB(O_ROLE) | OB(O_EMAIL) | OB(O_REASON),
+         "NAME|ID [--role ROLE[,ROLE...]] [--email ADDRESS|-] [--reason R]",
+         "change a user's roles (its tokens for a role it loses fail at once) or e-mail ("
+         "- removes it) (admin)"},
+        {"user", "disable", cmd_user_disable, J | OB(O_REASON), "NAME|ID --reason R",
+         "disable a user (admin): all its tokens fail from now on, and single sign-on "
+         "refuses it"},
+        {"user", "enable", cmd_user_enable, J | OB(O_REASON), "NAME|ID --reason R",
+         "enable a disabled user again (admin)"},
         {"token", "revoke", cmd_token_revoke, J, "ID", "revoke an API token (admin)"},
         {"audit", NULL, cmd_audit,
-         J | OB(O_ACTION) | OB(O_OBJECT) | OB(O_ACTOR) | OB(O_LIMIT) | OB(O_BEFORE),
-         "[--action A] [--object O] [--actor A] [--limit N] [--before ID] [--json]",
+         J | OB(O_ACTION) | OB(O_OBJECT) | OB(O_ACTOR) | OB(O_USER) | OB(O_LIMIT) | OB(O_BEFORE),
+         "[--action A] [--object O] [--actor A] [--user NAME] [--limit N] [--before ID] "
+         "[--json]",
          "the audit log, newest first; page with --before"},
         {"enroll-token", "create", cmd_enroll_token_create,
          J | OB(O_NAME) | OB(O_TAGS) | OB(O_MAX_USES) | OB(O_EXPIRES),
@@ -488,6 +506,8 @@ static const struct option optdefs[O_COUNT_] = {
         [O_EMERGENCY] = {"emergency", no_argument, NULL, 256 + O_EMERGENCY},
         [O_HEALTH] = {"health", required_argument, NULL, 256 + O_HEALTH},
         [O_AFTER] = {"after", required_argument, NULL, 256 + O_AFTER},
+        [O_USER] = {"user", required_argument, NULL, 256 + O_USER},
+        [O_EMAIL] = {"email", required_argument, NULL, 256 + O_EMAIL},
 };
 
 /* Store the value of option k. */
@@ -528,6 +548,8 @@ static void opt_set(struct opts *o, int k, const char *v)
 	case O_STATE: slot = &o->state; break;
 	case O_HEALTH: slot = &o->health; break;
 	case O_AFTER: slot = &o->after; break;
+	case O_USER: slot = &o->user; break;
+	case O_EMAIL: slot = &o->email; break;
 	default: break;
 	}
 	if (slot)

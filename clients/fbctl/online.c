@@ -243,9 +243,18 @@ int cmd_whoami(struct opts *o)
 		code = request(o, "GET", "/v1/whoami", NULL, NULL, &j);
 	if (code || o->json)
 		goto out;
-	char b1[128], b2[128], b3[32];
-	printf("%s (role %s, token %s)\n", ctl_cell(j, "name", b1, sizeof b1),
-	       ctl_cell(j, "role", b2, sizeof b2), ctl_cell(j, "token_id", b3, sizeof b3));
+	char b1[160], b2[128], b3[32], b4[160];
+	const json_t *roles = json_object_get(j, "roles");
+	const char *via = json_string_value(json_object_get(j, "via"));
+	printf("%s (role%s %s)", ctl_cell(j, "name", b1, sizeof b1),
+	       json_array_size(roles) > 1 ? "s" : "", list_text(roles, b2, sizeof b2));
+	if (via && strcmp(via, "proxy") == 0)
+		printf(" through the single-sign-on proxy, no token\n");
+	else if (via && strcmp(via, "agent") == 0)
+		printf(" by agent token\n");
+	else
+		printf(" by token %s \"%s\"\n", ctl_cell(j, "token_id", b3, sizeof b3),
+		       ctl_cell(j, "token_name", b4, sizeof b4));
 out:
 	json_decref(j);
 	return code;
@@ -1183,13 +1192,18 @@ int cmd_token_create(struct opts *o)
 	if (!o->role || !o->name)
 		return usage_msg(o, "--role agent|release|soc|admin and --name N are required");
 	body = json_pack("{s:s,s:s}", "role", o->role, "name", o->name);
+	if (o->user)
+		json_object_set_new(body, "user", json_string(o->user));
 	code = request(o, "POST", "/v1/tokens", body, NULL, &j);
 	if (!code && !o->json) {
-		char a[32], b[256];
+		char a[32], b[256], u[160];
 		printf("%s\n", ctl_cell(j, "token", b, sizeof b));
 		sodium_memzero(b, sizeof b);
-		fprintf(stderr, "created %s token %s \"%s\"; it is shown only this once\n", o->role,
-		        ctl_cell(j, "id", a, sizeof a), o->name);
+		fprintf(stderr,
+		        "created %s token %s \"%s\" of user %s%s; it is shown only this once\n",
+		        o->role, ctl_cell(j, "id", a, sizeof a), o->name,
+		        ctl_cell(j, "user", u, sizeof u),
+		        json_is_true(json_object_get(j, "user_created")) ? " (a new user)" : "");
 	}
 	json_decref(body);
 	json_decref(j);
@@ -1207,9 +1221,10 @@ int cmd_token_list(struct opts *o)
 	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
 	                                      {"ROLE", "role", CTL_COL_CELL, NULL},
 	                                      {"NAME", "name", CTL_COL_CELL, NULL},
+	                                      {"USER", "user", CTL_COL_CELL, NULL},
 	                                      {"CREATED", "created", CTL_COL_TIME, NULL},
 	                                      {"REVOKED", "revoked", CTL_COL_CELL, NULL}};
-	ctl_print_list(json_object_get(j, "tokens"), cols, 5, stdout);
+	ctl_print_list(json_object_get(j, "tokens"), cols, 6, stdout);
 out:
 	json_decref(j);
 	return code;
@@ -1282,6 +1297,7 @@ int cmd_audit(struct opts *o)
 	if (ctl_query(path, sizeof path, "action", o->action) ||
 	    ctl_query(path, sizeof path, "object", o->object) ||
 	    ctl_query(path, sizeof path, "actor", o->actor) ||
+	    ctl_query(path, sizeof path, "user", o->user) ||
 	    ctl_query(path, sizeof path, "limit", o->limit) ||
 	    ctl_query(path, sizeof path, "before", o->before))
 		return usage_msg(o, "filters too long");
@@ -1301,4 +1317,176 @@ int cmd_audit(struct opts *o)
 out:
 	json_decref(j);
 	return code;
+}
+
+/* ---- users ------------------------------------------------------------------------ */
+
+/* "release,soc" as a JSON array (new reference); NULL for NULL. */
+static json_t *roles_json(const char *s)
+{
+	if (!s)
+		return NULL;
+	json_t *a = json_array();
+	char buf[256];
+	snprintf(buf, sizeof buf, "%s", s);
+	for (char *p = buf, *e; *p; p = e) {
+		e = p + strcspn(p, ",");
+		if (*e)
+			*e++ = '\0';
+		json_array_append_new(a, json_string(p));
+	}
+	return a;
+}
+
+/* The user named by the one positional argument, as a path into path. */
+static int user_path(const struct opts *o, const char *suffix, char *path, size_t n)
+{
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	for (const char *c = o->argv[0]; *c; c++)
+		if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		      (*c >= '0' && *c <= '9') || strchr("._@+-", *c)))
+			return usage_msg(
+			        o, "NAME|ID: a user's name (letters, digits, . _ @ + -) or id");
+	snprintf(path, n, "/v1/users/%s%s", o->argv[0], suffix);
+	return 0;
+}
+
+/* One user as a line: "alice (id 4): roles release, soc; alice@example.com". */
+static void print_user(const json_t *u)
+{
+	char a[160], b[32], c[128];
+	const char *email = json_string_value(json_object_get(u, "email"));
+	printf("%s (id %s): roles %s; %s%s\n", ctl_cell(u, "name", a, sizeof a),
+	       ctl_cell(u, "id", b, sizeof b), list_text(json_object_get(u, "roles"), c, sizeof c),
+	       email ? email : "no e-mail",
+	       json_is_true(json_object_get(u, "disabled")) ? "; disabled" : "");
+}
+
+int cmd_user_create(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	int code = want_args(o, 1);
+	if (code)
+		return code;
+	if (!o->role)
+		return usage_msg(o, "--role ROLE[,ROLE...] is required");
+	body = json_pack("{s:s,s:o}", "name", o->argv[0], "roles", roles_json(o->role));
+	if (o->email)
+		json_object_set_new(body, "email", json_string(o->email));
+	if (o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	code = request(o, "POST", "/v1/users", body, NULL, &j);
+	if (!code && !o->json) {
+		printf("created user ");
+		print_user(j);
+	}
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+static const char *roles_cell(const json_t *row, char *buf, size_t n)
+{
+	return list_text(json_object_get(row, "roles"), buf, n);
+}
+
+int cmd_user_list(struct opts *o)
+{
+	json_t *j = NULL;
+	int code = want_args(o, 0);
+	if (!code)
+		code = request(o, "GET", "/v1/users", NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
+	                                      {"NAME", "name", CTL_COL_CELL, NULL},
+	                                      {"EMAIL", "email", CTL_COL_CELL, NULL},
+	                                      {"ROLES", NULL, CTL_COL_FN, roles_cell},
+	                                      {"TOKENS", "active_tokens", CTL_COL_CELL, NULL},
+	                                      {"DISABLED", "disabled", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "users"), cols, 6, stdout);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_user_show(struct opts *o)
+{
+	json_t *j = NULL;
+	char path[200];
+	int code = user_path(o, "", path, sizeof path);
+	if (!code)
+		code = request(o, "GET", path, NULL, NULL, &j);
+	if (code || o->json)
+		goto out;
+	print_user(j);
+	if (json_is_true(json_object_get(j, "disabled"))) {
+		char r[1100];
+		printf("disabled: %s\n", ctl_cell(j, "disabled_reason", r, sizeof r));
+	}
+	static const struct ctl_col cols[] = {{"TOKEN", "id", CTL_COL_CELL, NULL},
+	                                      {"ROLE", "role", CTL_COL_CELL, NULL},
+	                                      {"NAME", "name", CTL_COL_CELL, NULL},
+	                                      {"CREATED", "created", CTL_COL_TIME, NULL},
+	                                      {"REVOKED", "revoked", CTL_COL_CELL, NULL}};
+	ctl_print_list(json_object_get(j, "tokens"), cols, 5, stdout);
+out:
+	json_decref(j);
+	return code;
+}
+
+int cmd_user_set(struct opts *o)
+{
+	json_t *j = NULL, *body = NULL;
+	char path[200];
+	int code = user_path(o, "", path, sizeof path);
+	if (code)
+		return code;
+	if (!o->role && !o->email)
+		return usage_msg(o, "give --role and/or --email to change");
+	body = json_object();
+	if (o->role)
+		json_object_set_new(body, "roles", roles_json(o->role));
+	if (o->email)
+		json_object_set_new(body, "email",
+		                    strcmp(o->email, "-") ? json_string(o->email) : json_null());
+	if (o->reason)
+		json_object_set_new(body, "reason", json_string(o->reason));
+	code = request(o, "PATCH", path, body, NULL, &j);
+	if (!code && !o->json)
+		print_user(j);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+static int user_toggle(struct opts *o, const char *verb)
+{
+	json_t *j = NULL, *body = NULL;
+	char path[200], suffix[16];
+	snprintf(suffix, sizeof suffix, "/%s", verb);
+	int code = user_path(o, suffix, path, sizeof path);
+	if (!code)
+		code = need_reason(o);
+	if (code)
+		return code;
+	body = json_pack("{s:s}", "reason", o->reason);
+	code = request(o, "POST", path, body, NULL, &j);
+	if (!code && !o->json)
+		print_user(j);
+	json_decref(body);
+	json_decref(j);
+	return code;
+}
+
+int cmd_user_disable(struct opts *o)
+{
+	return user_toggle(o, "disable");
+}
+
+int cmd_user_enable(struct opts *o)
+{
+	return user_toggle(o, "enable");
 }

@@ -1,8 +1,12 @@
 /* firebreak dashboard: one page a SOC operator can leave open.
  *
  * Everything here talks to the firebreakd that served it (same origin, no
- * external resources; the CSP forbids inline scripts and styles). The API
- * token lives in sessionStorage only and goes out as a bearer header; the
+ * external resources; the CSP forbids inline scripts and styles). Behind a
+ * single-sign-on proxy (server/README.md, "Single sign-on") the proxy's
+ * session authenticates every request and no token is needed; otherwise the
+ * API token lives in sessionStorage only and goes out as a bearer header.
+ * Every request carries X-Requested-With, which the server requires of
+ * changes made through the proxy (no other site can send it); the
  * event stream is read with fetch() and a small SSE parser because
  * EventSource cannot send headers. The DOM is built with createElement and
  * textContent only, never from HTML strings. */
@@ -27,7 +31,7 @@
   ];
 
   var S = {
-    me: null, /* {role, name} */
+    me: null, /* GET /v1/whoami: {name, role, roles, via, ...} */
     channels: {}, /* id -> name */
     view: null, /* "board" | "rollout" */
     viewId: 0,
@@ -114,6 +118,23 @@
 
   function token() { return sessionStorage.getItem(TOKEN_KEY) || ""; }
 
+  /* Whether the signed-in user holds a role of set (a token holds one,
+   * a user behind the proxy may hold several). */
+  function holds(set) {
+    if (!S.me) return false;
+    var roles = S.me.roles || [S.me.role];
+    for (var i = 0; i < roles.length; i++) if (set[roles[i]]) return true;
+    return false;
+  }
+  function viaProxy() { return !!(S.me && S.me.via === "proxy"); }
+
+  /* The request headers: the token when there is one (none behind the proxy). */
+  function authHeaders() {
+    var hd = { "X-Requested-With": "firebreak" };
+    if (token()) hd.Authorization = "Bearer " + token();
+    return hd;
+  }
+
   function ApiError(status, code, message) {
     this.status = status;
     this.code = code;
@@ -124,7 +145,7 @@
   };
 
   function api(method, path, body) {
-    var opts = { method: method, headers: { Authorization: "Bearer " + token() }, cache: "no-store" };
+    var opts = { method: method, headers: authHeaders(), cache: "no-store" };
     if (body !== undefined) {
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
@@ -136,7 +157,7 @@
           try { j = text ? JSON.parse(text) : null; } catch (e) { j = null; }
           if (!res.ok) {
             var e = j && j.error ? j.error : {};
-            if (res.status === 401 && path !== "/v1/whoami") loggedOut("Your token was refused: " + (e.message || "unauthenticated") + ". Log in again.");
+            if (res.status === 401 && path !== "/v1/whoami") loggedOut((viaProxy() ? "Your single sign-on session was refused: " : "Your token was refused: ") + (e.message || "unauthenticated") + ". Log in again.");
             throw new ApiError(res.status, e.code || "", e.message || res.statusText || "request failed");
           }
           return j;
@@ -159,7 +180,8 @@
     if (S.stream) return;
     var ctl = new AbortController();
     S.stream = ctl;
-    var headers = { Authorization: "Bearer " + token(), Accept: "text/event-stream" };
+    var headers = authHeaders();
+    headers.Accept = "text/event-stream";
     if (S.lastEventId !== null) headers["Last-Event-ID"] = S.lastEventId;
     var retry = 2000;
     setLive("connecting", S.streamed ? "reconnecting…" : "connecting…");
@@ -384,11 +406,15 @@
       S.me = me;
       var who = $("who");
       clear(who);
-      append(who, [h("span", { class: "who-name", text: me.name }), " ", h("span", { class: "role role-" + me.role, text: me.role })]);
+      var roles = me.roles && me.roles.length ? me.roles : [me.role];
+      append(who, [h("span", { class: "who-name", text: me.name }), " "].concat(roles.map(function (r) {
+        return h("span", { class: "role role-" + r, text: r });
+      })));
+      if (me.via === "proxy") append(who, [" ", h("span", { class: "muted via", text: "(single sign-on)" })]);
       who.hidden = false;
       $("logout").hidden = false;
-      $("nav").hidden = !OPERATORS[me.role];
-      if (!OPERATORS[me.role]) {
+      $("nav").hidden = !holds(OPERATORS);
+      if (!holds(OPERATORS)) {
         route();
         return;
       }
@@ -431,14 +457,14 @@
     });
     var app = $("app");
     if (!S.me) return;
-    if (!OPERATORS[S.me.role]) {
+    if (!holds(OPERATORS)) {
       /* Ask anyway and show the server's answer: the role check is the server's. */
       api("GET", "/v1/rollouts?state=active").then(function () { refreshAll(); }, function (e) {
         clear(app);
         app.appendChild(h("section", { class: "panel refused", id: "refused" },
           h("h1", { text: "This token cannot watch rollouts" }),
           h("p", { class: "big-error", text: "The server refused: " + e }),
-          h("p", { class: "muted", text: "Signed in as " + S.me.name + " with role '" + S.me.role + "'. The dashboard needs a soc, release or admin token." })));
+          h("p", { class: "muted", text: "Signed in as " + S.me.name + " with role '" + (S.me.roles || [S.me.role]).join("', '") + "'. The dashboard needs the soc, release or admin role." })));
       });
       return;
     }
@@ -452,7 +478,7 @@
   /* ---- rendering ------------------------------------------------------------------ */
 
   function render() {
-    if (!S.me || !OPERATORS[S.me.role]) return;
+    if (!S.me || !holds(OPERATORS)) return;
     if (S.view === "history" || S.view === "audit") return; /* their forms stay as typed */
     var app = $("app");
     var y = window.scrollY;
@@ -566,7 +592,7 @@
 
   function card(d, detail) {
     var r = d.r;
-    var canHalt = OPERATORS[S.me.role] && isActive(r.state);
+    var canHalt = holds(OPERATORS) && isActive(r.state);
     var head = h("div", { class: "card-head" },
       badge(r.state),
       h("div", { class: "card-title" },
@@ -1269,7 +1295,7 @@
   };
 
   function actionButtons(r) {
-    if (!S.me || !RELEASERS[S.me.role]) return null;
+    if (!S.me || !holds(RELEASERS)) return null;
     return Object.keys(ACTIONS).filter(function (k) { return ACTIONS[k].when(r); }).map(function (k) {
       return h("button", { class: "btn act " + k, type: "button", "data-rollout": r.id, "data-action": k, onclick: function () { openAction(r, k); }, text: ACTIONS[k].label });
     });
@@ -1336,10 +1362,21 @@
     $("action-form").addEventListener("submit", submitAction);
     $("action-cancel").addEventListener("click", function () { $("action-dialog").close(); actionTarget = null; });
     $("halt-cancel").addEventListener("click", function () { $("halt-dialog").close(); haltTarget = null; });
-    $("logout").addEventListener("click", function () { loggedOut("Logged out."); });
+    $("logout").addEventListener("click", function () {
+      /* behind the proxy, its session is what signs in: end it there */
+      if (viaProxy()) { location.href = "/oauth2/sign_out"; return; }
+      loggedOut("Logged out.");
+    });
     window.addEventListener("hashchange", function () { if (S.me) route(); });
     if (location.search || /token/i.test(location.hash)) history.replaceState(null, "", location.pathname + "#/");
-    if (!token()) { showLogin(""); return; }
+    if (!token()) {
+      /* behind a single-sign-on proxy the session is enough: ask who we are */
+      start().catch(function (e) {
+        S.me = null;
+        showLogin(e && e.status === 403 ? "Single sign-on refused: " + e : "");
+      });
+      return;
+    }
     start().catch(function (e) { loggedOut("Sign-in refused: " + e); });
   });
 })();

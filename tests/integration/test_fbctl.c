@@ -892,6 +892,70 @@ static void test_rings_pins_tokens_agents_audit(void **state)
 	free(err);
 	free(tok);
 
+	/* users: created, issued tokens, changed, disabled; one-line refusals */
+	out = CTL_OK(0, C->admin, "user", "create", "alice", "--role", "release,soc", "--email",
+	             "Alice@Example.com", "--reason", "joined release");
+	has(out, "created user alice (id ");
+	has(out, "roles release, soc; alice@example.com");
+	free(out);
+	err = CTL_ERR(1, C->admin, "user", "create", "alice", "--role", "soc");
+	has(err, "HTTP 409 conflict: field 'name': a user called 'alice' exists");
+	assert_ptr_equal(strchr(err, '\n'), err + strlen(err) - 1);
+	free(err);
+	err = CTL_ERR(1, C->admin, "user", "create", "bob", "--role", "root");
+	has(err, "HTTP 400 invalid: roles[0] must be one of");
+	free(err);
+	err = CTL_ERR(2, C->admin, "user", "create", "bob");
+	has(err, "--role ROLE[,ROLE...] is required");
+	free(err);
+	tok = CTL_OK(0, C->admin, "token", "create", "--role", "release", "--name", "alice-laptop",
+	             "--user", "alice");
+	tok[strcspn(tok, "\n")] = '\0';
+	out = CTL_OK(0, tok, "whoami");
+	has(out, "alice (role release) by token ");
+	has(out, " \"alice-laptop\"");
+	free(out);
+	err = CTL_ERR(1, C->admin, "token", "create", "--role", "admin", "--name", "x", "--user",
+	              "alice");
+	has(err, "HTTP 422 invalid_user: field 'role': user 'alice' does not hold role 'admin'");
+	free(err);
+	err = CTL_ERR(1, C->admin, "token", "create", "--role", "soc", "--name", "x", "--user",
+	              "nobody");
+	has(err, "HTTP 422 unknown_user: field 'user': no user 'nobody'");
+	free(err);
+	out = CTL_OK(0, C->admin, "user", "list");
+	has(out, "alice@example.com");
+	has(out, "release, soc");
+	free(out);
+	out = CTL_OK(0, C->admin, "user", "show", "alice");
+	has(out, "alice-laptop");
+	free(out);
+	out = CTL_OK(0, C->admin, "token", "list");
+	has(out, "alice-laptop  alice");
+	free(out);
+	out = CTL_OK(0, C->admin, "user", "set", "alice", "--email", "-", "--reason", "no SSO");
+	has(out, "no e-mail");
+	free(out);
+	err = CTL_ERR(2, C->admin, "user", "disable", "alice");
+	has(err, "--reason R is required");
+	free(err);
+	out = CTL_OK(0, C->admin, "user", "disable", "alice", "--reason", "left");
+	has(out, "; disabled");
+	free(out);
+	err = CTL_ERR(1, tok, "whoami");
+	has(err, "HTTP 401 unauthenticated: user 'alice' is disabled");
+	free(err);
+	out = CTL_OK(0, C->admin, "user", "enable", "alice", "--reason", "back");
+	free(out);
+	out = CTL_OK(0, tok, "whoami");
+	has(out, "alice (role release)");
+	free(out);
+	out = CTL_OK(0, C->soc, "audit", "--user", "ada", "--action", "user.disable");
+	has(out, "admin:ada");
+	has(out, "user/");
+	free(out);
+	free(tok);
+
 	/* an enrollment token from fbctl enrolls an agent, which fbctl then lists */
 	char *et = CTL_OK(0, C->admin, "enroll-token", "create", "--name", "canaries", "--tags",
 	                  "{\"fleet\":\"canary\"}", "--max-uses", "5", "--expires", "3600");

@@ -289,6 +289,13 @@ static size_t sink_write(char *data, size_t size, size_t nmemb, void *ud)
 int fbt_http(const struct fbt_server *s, const char *method, const char *path, const char *token,
              const char *body, size_t len, const char *const *headers, struct fbt_resp *out)
 {
+	return fbt_http_from(s, NULL, method, path, token, body, len, headers, out);
+}
+
+int fbt_http_from(const struct fbt_server *s, const char *source, const char *method,
+                  const char *path, const char *token, const char *body, size_t len,
+                  const char *const *headers, struct fbt_resp *out)
+{
 	memset(out, 0, sizeof *out);
 	CURL *c = curl_easy_init();
 	if (!c)
@@ -324,6 +331,8 @@ int fbt_http(const struct fbt_server *s, const char *method, const char *path, c
 	curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, sink_write);
 	curl_easy_setopt(c, CURLOPT_HEADERDATA, &hd);
 	curl_easy_setopt(c, CURLOPT_TIMEOUT, 30L);
+	if (source)
+		curl_easy_setopt(c, CURLOPT_INTERFACE, source);
 	const char *ca = getenv("FBT_CA");
 	if (s->tls && ca)
 		curl_easy_setopt(c, CURLOPT_CAINFO, ca);

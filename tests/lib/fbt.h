@@ -50,6 +50,12 @@ int fbt_server_stop(struct fbt_server *s, int sig);
  * success (any status). */
 int fbt_http(const struct fbt_server *s, const char *method, const char *path, const char *token,
              const char *body, size_t len, const char *const *headers, struct fbt_resp *out);
+/* The same from the local address source (e.g. "127.0.0.2": every
+ * 127.0.0.0/8 address reaches the server on loopback), so that the server
+ * sees another peer; NULL: the default. */
+int fbt_http_from(const struct fbt_server *s, const char *source, const char *method,
+                  const char *path, const char *token, const char *body, size_t len,
+                  const char *const *headers, struct fbt_resp *out);
 void fbt_resp_free(struct fbt_resp *r);
 /* Parse r->body as JSON (NULL if it is not). Caller decrefs. */
 json_t *fbt_resp_json(const struct fbt_resp *r);
