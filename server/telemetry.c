@@ -407,8 +407,11 @@ static void *flusher(void *arg)
 			pthread_mutex_lock(&g_mu);
 			if (!g_degraded)
 				g_degraded = json_array();
-			if (json_array_size(g_degraded) + json_array_size(deg) <= MAX_DEGRADED)
+			if (g_degraded &&
+			    json_array_size(g_degraded) + json_array_size(deg) <= MAX_DEGRADED)
 				json_array_extend(g_degraded, deg);
+			else
+				g_degraded_dropped += json_array_size(deg);
 			pthread_mutex_unlock(&g_mu);
 		}
 		json_decref(deg);
