@@ -1278,7 +1278,24 @@ static void canaries(struct agent *a, int n)
 	for (int i = 0; i < n; i++)
 		agent_enroll(&a[i], et);
 	free(et);
-	usleep(600000); /* the snapshot check places them in canary */
+	/* the snapshot check places them in canary (by tag): wait until it has
+	 * (a fixed sleep was too short on a busy machine now and then) */
+	int placed = 0;
+	for (int k = 0; k < 100 && placed < n; k++) {
+		char *out = CTL_OK(0, C->soc, "agent", "list", "--ring", "canary", "--json");
+		json_t *j = parse(out);
+		json_t *list = json_object_get(j, "agents");
+		placed = 0;
+		for (int i = 0; i < n; i++)
+			for (size_t x = 0; x < json_array_size(list); x++)
+				placed += json_integer_value(json_object_get(
+				                  json_array_get(list, x), "id")) == a[i].id;
+		json_decref(j);
+		free(out);
+		if (placed < n)
+			usleep(100000);
+	}
+	assert_int_equal(placed, n);
 }
 
 static void test_watch_completed(void **state)
