@@ -1,5 +1,7 @@
 /* fb-bench-setup: the trust material, channel files and agent tokens that
- * bench/run.sh needs, made in bulk without going through the server. */
+ * bench/run.sh needs, made in bulk without going through the server; and
+ * idle keep-alive connections for bench/capacity.sh. */
+#include <curl/curl.h>
 #include <jansson.h>
 #include <sodium.h>
 #include <stdio.h>
@@ -23,6 +25,9 @@ static void usage(void)
 	        "       fb-bench-setup tokens KEYHEX FIRST LAST\n"
 	        "         agent tokens for ids FIRST..LAST, one a line, from the server's\n"
 	        "         agent_token_key (server_secrets)\n"
+	        "       fb-bench-setup hold URL N CAFILE\n"
+	        "         N connections at once, one GET URL on each, then kept open and idle;\n"
+	        "         prints 'held K' (K answered 200) and waits for end of input\n"
 	        "FBT_WORK names the directory the world is made in; FB_SRC the source tree.\n");
 	exit(2);
 }
@@ -169,6 +174,75 @@ static int cmd_tokens(const char *keyhex, int64_t first, int64_t last)
 	return fflush(stdout) ? 1 : 0;
 }
 
+static size_t discard(char *p, size_t sz, size_t nm, void *ud)
+{
+	(void)p;
+	(void)ud;
+	return sz * nm;
+}
+
+/* N connections to URL's server, each with one request answered, then held
+ * idle (in the multi handle's connection cache) until stdin ends: what an
+ * agent's kept-alive connection costs the server between its requests. At
+ * most 32 requests at once, so the server's buffers for requests in flight
+ * stay few (they are not what an idle connection costs). */
+static int cmd_hold(const char *url, int64_t n, const char *cafile)
+{
+	if (curl_global_init(CURL_GLOBAL_DEFAULT))
+		die("libcurl failed to initialise");
+	CURLM *m = curl_multi_init();
+	CURL **e = calloc((size_t)n, sizeof *e);
+	if (!m || !e)
+		die("out of memory");
+	curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, (long)n + 16);
+	for (int64_t i = 0; i < n; i++) {
+		if (!(e[i] = curl_easy_init()))
+			die("out of memory");
+		curl_easy_setopt(e[i], CURLOPT_URL, url);
+		curl_easy_setopt(e[i], CURLOPT_CAINFO, cafile);
+		curl_easy_setopt(e[i], CURLOPT_WRITEFUNCTION, discard);
+		curl_easy_setopt(e[i], CURLOPT_NOSIGNAL, 1L);
+		curl_easy_setopt(e[i], CURLOPT_TIMEOUT_MS, 60000L);
+		curl_easy_setopt(e[i], CURLOPT_MAXAGE_CONN, 3600L);
+		/* a connection of its own, never one an earlier request left idle */
+		curl_easy_setopt(e[i], CURLOPT_FRESH_CONNECT, 1L);
+	}
+	int64_t added = 0;
+	int running = 0;
+	do {
+		while (added < n && running < 32) {
+			curl_multi_add_handle(m, e[added++]);
+			running++;
+		}
+		curl_multi_perform(m, &running);
+		CURLMsg *msg;
+		int left;
+		while ((msg = curl_multi_info_read(m, &left)))
+			; /* finished: its connection goes idle into the cache */
+		if (running || added < n)
+			curl_multi_poll(m, NULL, 0, 100, NULL);
+	} while (running || added < n);
+	int64_t ok = 0;
+	for (int64_t i = 0; i < n; i++) {
+		long st = 0;
+		curl_easy_getinfo(e[i], CURLINFO_RESPONSE_CODE, &st);
+		ok += st == 200;
+	}
+	printf("held %lld\n", (long long)ok);
+	fflush(stdout);
+	char buf[256];
+	while (fread(buf, 1, sizeof buf, stdin) > 0)
+		;
+	for (int64_t i = 0; i < n; i++) {
+		curl_multi_remove_handle(m, e[i]);
+		curl_easy_cleanup(e[i]);
+	}
+	free(e);
+	curl_multi_cleanup(m);
+	curl_global_cleanup();
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (sodium_init() < 0)
@@ -182,6 +256,8 @@ int main(int argc, char **argv)
 	if (argc == 5 && strcmp(argv[1], "tokens") == 0)
 		return cmd_tokens(argv[2], arg_i64(argv[3], 1, INT64_MAX),
 		                  arg_i64(argv[4], 1, INT64_MAX));
+	if (argc == 5 && strcmp(argv[1], "hold") == 0)
+		return cmd_hold(argv[2], arg_i64(argv[3], 1, 100000), argv[4]);
 	usage();
 	return 2;
 }

@@ -23,6 +23,7 @@
 #define FL_VERSION    "fleet-1.0"
 #define FL_NCH        SCN_MAX_CHANNELS
 #define FL_PLAT_JSON  768 /* bytes of one platform's "platform" object */
+#define FL_LAT_N      192 /* latency buckets: below 16 us, then 8 a doubling up to 2^27 us */
 
 enum fl_state { FL_UP = 0, FL_DOWN, FL_DEAD };
 enum fl_req { RQ_ENROLL = 0, RQ_POLL, RQ_BLOB, RQ_HB, RQ_EVENTS, RQ_N };
@@ -52,7 +53,8 @@ struct fl_agent {
 	int32_t cc_at[FL_NCH];   /* content crash due, ms after fleet.t0; 0: none */
 	int32_t applied[FL_NCH]; /* when the active content was applied, ms after fleet.t0 */
 	int32_t heap_pos;        /* -1: not in the heap */
-	int32_t etag;            /* index into the assignment cache, -1: none */
+	int32_t etag;            /* index into the assignment cache, -1: none; -2 - index:
+	                            that assignment, recorded once its downloads are applied */
 	uint32_t boot_no, ev_next;
 	uint32_t applied_mask;
 	uint32_t crash_boot;
@@ -135,6 +137,15 @@ struct fleet {
 	int64_t hb_ms, poll_ms, reboot_ms;
 	int64_t req_count[RQ_N], req_err[RQ_N], not_modified;
 	int64_t hb_lag_max_ms, hb_late; /* heartbeats sent later than due: overload */
+	/* answered requests' latency (curl's total time) by kind: a histogram and the maximum */
+	uint64_t lat[RQ_N][FL_LAT_N];
+	int64_t lat_max_us[RQ_N];
+	/* the window (fleet_window_start): the counts at its start, its own maxima */
+	struct {
+		int on;
+		int64_t t0, req[RQ_N], err[RQ_N], not_modified, hb_lag_max_ms, lat_max_us[RQ_N];
+		uint64_t lat[RQ_N][FL_LAT_N];
+	} win;
 	int64_t crashes, content_crashes, bg_crashes, deaths, boot_loop_reverts,
 	        rejected_assignments, rejected_blobs;
 	int64_t blip_agents[SCN_MAX_BLIPS];
@@ -837,11 +848,15 @@ static void start(struct fleet *f, int32_t i, int kind)
 	}
 	a->busy = 1;
 	f->req_count[kind]++;
-	if (kind == RQ_HB && f->test_on) { /* the rollout under test only */
+	if (kind == RQ_HB) {
 		int64_t lag = mono_ms() - a->next_hb;
-		if (lag > f->hb_lag_max_ms)
-			f->hb_lag_max_ms = lag;
-		f->hb_late += lag > f->hb_ms;
+		if (f->test_on) { /* the rollout under test only */
+			if (lag > f->hb_lag_max_ms)
+				f->hb_lag_max_ms = lag;
+			f->hb_late += lag > f->hb_ms;
+		}
+		if (f->win.on && lag > f->win.hb_lag_max_ms)
+			f->win.hb_lag_max_ms = lag;
 	}
 	curl_multi_add_handle(f->multi, e);
 }
@@ -870,7 +885,7 @@ static struct fl_asg *asg_verify(struct fleet *f, const char *etag, const struct
 		f->n_asg++;
 	/* agents pointing at the evicted entry just refetch */
 	for (int64_t k = 0; k < f->n; k++)
-		if (f->a[k].etag == *idx)
+		if (f->a[k].etag == *idx || f->a[k].etag == -2 - *idx)
 			f->a[k].etag = -1;
 	memset(g, 0, sizeof *g);
 	snprintf(g->etag, sizeof g->etag, "%s", etag);
@@ -936,8 +951,27 @@ static void on_poll(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 		a->want[k] = (int8_t)c;
 		fetch = 1;
 	}
-	/* with a download pending the ETag is recorded once the blobs are applied */
-	a->etag = fetch ? -1 : idx;
+	/* with a download pending the ETag is recorded once the blobs are applied,
+	 * as fb-agent records it after applying the assignment (its next poll is
+	 * a 304, not a second download of the same document) */
+	a->etag = fetch ? -2 - idx : idx;
+}
+
+/* A download for agent a ended; ok: applied. The pending assignment's ETag
+ * is recorded when it was the last one; a failure forgets it (the next poll
+ * fetches the assignment again, as fb-agent retries an assignment it could
+ * not apply). */
+static void blob_done(struct fleet *f, struct fl_agent *a, int ok)
+{
+	if (!ok) {
+		a->etag = -1;
+		return;
+	}
+	for (int k = 0; k < f->s->n_channels; k++)
+		if (a->want[k] >= 0)
+			return;
+	if (a->etag <= -2)
+		a->etag = -2 - a->etag;
 }
 
 static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
@@ -953,6 +987,7 @@ static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 	if (!k->has_manifest ||
 	    fbsig_manifest_check_blob(&k->m, s->resp.data, s->resp.len, id, &err)) {
 		f->rejected_blobs++;
+		blob_done(f, a, 0);
 		return;
 	}
 	if (!k->parsed) {
@@ -968,9 +1003,43 @@ static void on_blob(struct fleet *f, int32_t i, struct fl_slot *s, int64_t now)
 	}
 	if (k->parsed < 0) {
 		f->rejected_blobs++;
+		blob_done(f, a, 0);
 		return;
 	}
 	apply(f, i, ch, c, now);
+	blob_done(f, a, 1);
+}
+
+/* The latency bucket of us microseconds: 0 below 16 us, then eight buckets
+ * for each doubling (about 9 % wide), the last one open-ended. */
+static int lat_bucket(int64_t us)
+{
+	if (us < 16)
+		return 0;
+	int msb = 63 - __builtin_clzll((unsigned long long)us);
+	int b = 1 + (msb - 4) * 8 + (int)((us >> (msb - 3)) & 7);
+	return b < FL_LAT_N ? b : FL_LAT_N - 1;
+}
+
+/* The upper edge of bucket b in microseconds. */
+static double lat_upper_us(int b)
+{
+	if (b == 0)
+		return 16;
+	int msb = (b - 1) / 8 + 4, sub = (b - 1) % 8;
+	return (double)((int64_t)(9 + sub) << (msb - 3));
+}
+
+static void record_latency(struct fleet *f, int kind, CURL *e)
+{
+	curl_off_t us = 0;
+	if (curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &us) != CURLE_OK || us < 0)
+		return;
+	f->lat[kind][lat_bucket(us)]++;
+	if (us > f->lat_max_us[kind])
+		f->lat_max_us[kind] = us;
+	if (f->win.on && us > f->win.lat_max_us[kind])
+		f->win.lat_max_us[kind] = us;
 }
 
 static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
@@ -980,6 +1049,8 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 	int kind = s->kind;
 	long status = 0;
 	curl_easy_getinfo(s->e, CURLINFO_RESPONSE_CODE, &status);
+	if (cc == CURLE_OK)
+		record_latency(f, kind, s->e);
 	curl_multi_remove_handle(f->multi, s->e);
 	s->agent = -1;
 	f->free_slots[f->n_free++] = (int32_t)(s - f->slots);
@@ -1025,8 +1096,10 @@ static void complete(struct fleet *f, struct fl_slot *s, CURLcode cc)
 	case RQ_BLOB:
 		if (ok && a->state == FL_UP)
 			on_blob(f, i, s, now);
-		else
+		else {
 			a->want[s->ch] = -1;
+			blob_done(f, a, 0);
+		}
 		break;
 	case RQ_HB:
 		a->next_hb = now + f->hb_ms;
@@ -1370,6 +1443,72 @@ json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
 	return j;
 }
 
+/* {"p50","p90","p99","max"} in ms of a histogram (the buckets' upper edges,
+ * the maximum exact), or null when it is empty. New reference. */
+static json_t *latency_json(const uint64_t *h, int64_t max_us)
+{
+	uint64_t n = 0;
+	for (int b = 0; b < FL_LAT_N; b++)
+		n += h[b];
+	if (!n)
+		return json_null();
+	static const double q[] = {0.5, 0.9, 0.99};
+	static const char *const name[] = {"p50", "p90", "p99"};
+	json_t *j = json_object();
+	for (size_t k = 0; k < sizeof q / sizeof q[0]; k++) {
+		uint64_t want = (uint64_t)ceil(q[k] * (double)n), cum = 0;
+		int b = 0;
+		while (b < FL_LAT_N - 1 && (cum += h[b]) < want)
+			b++;
+		double ms = lat_upper_us(b) / 1000.0;
+		if (ms > (double)max_us / 1000.0)
+			ms = (double)max_us / 1000.0;
+		json_object_set_new(j, name[k], json_real(ms));
+	}
+	json_object_set_new(j, "max", json_real((double)max_us / 1000.0));
+	return j;
+}
+
+void fleet_window_start(struct fleet *f)
+{
+	f->win.on = 1;
+	f->win.t0 = mono_ms();
+	memcpy(f->win.req, f->req_count, sizeof f->win.req);
+	memcpy(f->win.err, f->req_err, sizeof f->win.err);
+	memcpy(f->win.lat, f->lat, sizeof f->win.lat);
+	f->win.not_modified = f->not_modified;
+	f->win.hb_lag_max_ms = 0;
+	memset(f->win.lat_max_us, 0, sizeof f->win.lat_max_us);
+}
+
+json_t *fleet_window_json(struct fleet *f)
+{
+	if (!f->win.on)
+		return json_null();
+	double secs = (double)(mono_ms() - f->win.t0) / 1000.0;
+	json_t *req = json_object(), *rps = json_object(), *errs = json_object(),
+	       *lat = json_object();
+	int64_t all = 0;
+	for (int k = 0; k < RQ_N; k++) {
+		int64_t n = f->req_count[k] - f->win.req[k];
+		uint64_t h[FL_LAT_N];
+		for (int b = 0; b < FL_LAT_N; b++)
+			h[b] = f->lat[k][b] - f->win.lat[k][b];
+		all += n;
+		json_object_set_new(req, rq_names[k], json_integer(n));
+		json_object_set_new(rps, rq_names[k], json_real(secs > 0 ? (double)n / secs : 0));
+		json_object_set_new(errs, rq_names[k], json_integer(f->req_err[k] - f->win.err[k]));
+		json_object_set_new(lat, rq_names[k], latency_json(h, f->win.lat_max_us[k]));
+	}
+	json_object_set_new(rps, "all", json_real(secs > 0 ? (double)all / secs : 0));
+	json_t *j = json_pack("{s:f,s:o,s:o,s:o,s:I,s:o,s:f}", "seconds", secs, "requests", req,
+	                      "rps", rps, "request_errors", errs, "poll_not_modified",
+	                      (json_int_t)(f->not_modified - f->win.not_modified), "latency_ms",
+	                      lat, "heartbeat_lag_max_s", (double)f->win.hb_lag_max_ms / 1000.0);
+	f->win.on = 0;
+	return j;
+}
+
 json_t *fleet_stats_json(const struct fleet *f)
 {
 	int64_t up = 0, down = 0, dead = 0, crashed = 0, offline = 0, now = mono_ms();
@@ -1395,6 +1534,10 @@ json_t *fleet_stats_json(const struct fleet *f)
 	json_object_set_new(req, "heartbeat_lag_max_s",
 	                    json_real((double)f->hb_lag_max_ms / 1000.0));
 	json_object_set_new(req, "heartbeats_late_by_an_interval", json_integer(f->hb_late));
+	json_t *lat = json_object();
+	for (int k = 0; k < RQ_N; k++)
+		json_object_set_new(lat, rq_names[k], latency_json(f->lat[k], f->lat_max_us[k]));
+	json_object_set_new(req, "latency_ms", lat);
 	json_t *j = json_pack(
 	        "{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o,s:o,s:o,s:s}", "agents",
 	        (json_int_t)f->n, "up", (json_int_t)up, "rebooting", (json_int_t)down, "dead",

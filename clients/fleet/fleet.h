@@ -78,7 +78,17 @@ void fleet_rollout_active(struct fleet *f, int k, int active);
  * New reference. */
 json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring);
 /* Every other figure (agents up/down/dead/offline, crashes, reverts,
- * requests and errors by kind). New reference. */
+ * requests and errors by kind, answered requests' latency by kind). New
+ * reference. */
 json_t *fleet_stats_json(const struct fleet *f);
+
+/* A measurement window: fleet_window_start() marks its start;
+ * fleet_window_json() ends it and returns what happened since: {"seconds",
+ * "requests", "rps" (by kind and "all"), "request_errors",
+ * "poll_not_modified", "latency_ms": {kind: {"p50","p90","p99","max"} or
+ * null}, "heartbeat_lag_max_s"} (null when no window was started). New
+ * reference. */
+void fleet_window_start(struct fleet *f);
+json_t *fleet_window_json(struct fleet *f);
 
 #endif

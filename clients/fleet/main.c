@@ -22,7 +22,7 @@
 struct opts {
 	const char *server, *token, *token_file, *root, *templates, *scenario, *status_file,
 	        *content_dir, *agent_server, *cacert;
-	int64_t agents, channel;
+	int64_t agents, channel, steady_s;
 	double time_scale;
 	uint64_t seed;
 	int json, verbose, inflight, protocol_v1;
@@ -61,7 +61,12 @@ static void usage(FILE *f)
 	        "folder)\n"
 	        "  --seed S           random seed (default 1): same seed, same victims\n"
 	        "  --inflight N       concurrent requests (default 64)\n"
-	        "  --status-file F    rewrite F with the rollout's id, state and ring as it moves\n"
+	        "  --status-file F    rewrite F with the phase and the rollout's id, state and "
+	        "ring\n"
+	        "  --steady-s S       after the baselines, S seconds (not scaled) of steady state "
+	        "with\n"
+	        "                     no rollout, measured (\"steady\" in the summary), before the "
+	        "test\n"
 	        "  --agent-server URL the agents' endpoint, when it is not --server (a load "
 	        "balancer\n"
 	        "                     that keeps the agent API apart from the operator API)\n"
@@ -78,16 +83,14 @@ static void usage(FILE *f)
 
 static void parse_args(int argc, char **argv, struct opts *o)
 {
-	static const struct option lo[] = {{"server", 1, 0, 's'},      {"token", 1, 0, 't'},
-	                                   {"token-file", 1, 0, 'T'},  {"root", 1, 0, 'r'},
-	                                   {"templates", 1, 0, 'p'},   {"scenario", 1, 0, 'f'},
-	                                   {"agents", 1, 0, 'n'},      {"time-scale", 1, 0, 'x'},
-	                                   {"channel", 1, 0, 'c'},     {"seed", 1, 0, 'S'},
-	                                   {"inflight", 1, 0, 'i'},    {"status-file", 1, 0, 'F'},
-	                                   {"content-dir", 1, 0, 'D'}, {"agent-server", 1, 0, 'A'},
-	                                   {"cacert", 1, 0, 'C'},      {"json", 0, 0, 'j'},
-	                                   {"protocol-v1", 0, 0, '1'}, {"verbose", 0, 0, 'v'},
-	                                   {"help", 0, 0, 'h'},        {0, 0, 0, 0}};
+	static const struct option lo[] = {
+	        {"server", 1, 0, 's'},      {"token", 1, 0, 't'},        {"token-file", 1, 0, 'T'},
+	        {"root", 1, 0, 'r'},        {"templates", 1, 0, 'p'},    {"scenario", 1, 0, 'f'},
+	        {"agents", 1, 0, 'n'},      {"time-scale", 1, 0, 'x'},   {"channel", 1, 0, 'c'},
+	        {"seed", 1, 0, 'S'},        {"inflight", 1, 0, 'i'},     {"status-file", 1, 0, 'F'},
+	        {"content-dir", 1, 0, 'D'}, {"agent-server", 1, 0, 'A'}, {"cacert", 1, 0, 'C'},
+	        {"json", 0, 0, 'j'},        {"protocol-v1", 0, 0, '1'},  {"verbose", 0, 0, 'v'},
+	        {"steady-s", 1, 0, 'W'},    {"help", 0, 0, 'h'},         {0, 0, 0, 0}};
 	memset(o, 0, sizeof *o);
 	o->seed = 1;
 	int ch;
@@ -110,6 +113,10 @@ static void parse_args(int argc, char **argv, struct opts *o)
 		case 'n':
 			if (fb_parse_i64(optarg, 1, 1000000, &o->agents))
 				die("--agents must be 1..1000000");
+			break;
+		case 'W':
+			if (fb_parse_i64(optarg, 0, 86400, &o->steady_s))
+				die("--steady-s must be 0..86400");
 			break;
 		case 'c':
 			if (fb_parse_i64(optarg, 1, 0xffffffffLL, &o->channel))
@@ -164,7 +171,18 @@ struct app {
 	int ring_seen;
 	int64_t last_check_ms, started_ms;
 	int64_t api_errors;
+	int64_t steady_until;  /* monotonic ms the steady window ends */
+	json_t *phases;        /* phase name -> seconds it took */
+	int64_t phase_started; /* monotonic ms the current phase began */
 };
+
+/* The current phase ended: record how long it took under name, start the next. */
+static void phase_done(struct app *A, const char *name)
+{
+	int64_t now = fb_mono_ms();
+	json_object_set_new(A->phases, name, json_real((double)(now - A->phase_started) / 1000.0));
+	A->phase_started = now;
+}
 
 /* Send a JSON request; *answer (new reference) on a 2xx; otherwise the status
  * and the error are in resp. Returns the HTTP status, 0 on transport failure. */
@@ -330,6 +348,13 @@ static int terminal(const char *st)
 {
 	return !strcmp(st, "completed") || !strcmp(st, "halted") || !strcmp(st, "reverted") ||
 	       !strcmp(st, "superseded");
+}
+
+static int tick_steady(void *ctx, struct fleet *f)
+{
+	struct app *A = ctx;
+	(void)f;
+	return fb_mono_ms() >= A->steady_until;
 }
 
 static int tick_enrolled(void *ctx, struct fleet *f)
@@ -617,6 +642,34 @@ static void print_human(const struct app *A, const json_t *j, int ok)
 	        json_real_value(json_object_get(rq, "heartbeat_lag_max_s")) > 2 * A->s.heartbeat_s
 	                ? " - the simulator fell behind: raise --time-scale"
 	                : "");
+	const json_t *st = json_object_get(j, "steady");
+	if (json_is_object(st)) {
+		const json_t *rps = json_object_get(st, "rps"),
+		             *lat = json_object_get(st, "latency_ms");
+		fprintf(o,
+		        "   steady state %.0fs: %.0f requests/s (heartbeat %.0f, poll %.0f), "
+		        "errors %lld, heartbeats at most %.1fs late\n",
+		        json_real_value(json_object_get(st, "seconds")),
+		        json_real_value(json_object_get(rps, "all")),
+		        json_real_value(json_object_get(rps, "heartbeat")),
+		        json_real_value(json_object_get(rps, "poll")),
+		        (long long)(json_integer_value(json_object_get(
+		                            json_object_get(st, "request_errors"), "heartbeat")) +
+		                    json_integer_value(json_object_get(
+		                            json_object_get(st, "request_errors"), "poll"))),
+		        json_real_value(json_object_get(st, "heartbeat_lag_max_s")));
+		static const char *const kinds[] = {"poll", "heartbeat"};
+		for (size_t k = 0; k < 2; k++) {
+			const json_t *l = json_object_get(lat, kinds[k]);
+			if (json_is_object(l))
+				fprintf(o,
+				        "   steady %s latency: p50 %.1f ms, p99 %.1f ms, max %.1f "
+				        "ms\n",
+				        kinds[k], json_real_value(json_object_get(l, "p50")),
+				        json_real_value(json_object_get(l, "p99")),
+				        json_real_value(json_object_get(l, "max")));
+		}
+	}
 	fprintf(o, "   false halts: %lld; took %.1fs\n", (long long)false_halts,
 	        json_real_value(json_object_get(j, "duration_s")));
 	json_array_foreach(json_object_get(j, "expectations"), i, v) fprintf(
@@ -712,14 +765,19 @@ int main(int argc, char **argv)
 	                        .protocol_v1 = A.o.protocol_v1};
 	if (fleet_new(&fo, &A.fleet, &err))
 		die("%s", err.msg);
-	A.started_ms = fb_mono_ms();
+	A.started_ms = A.phase_started = fb_mono_ms();
+	A.phases = json_object();
 	int64_t limit = (int64_t)(A.s.timeout_s * 1000);
 
 	setup(&A);
+	phase_done(&A, "setup");
 	if (A.o.verbose)
 		fprintf(stderr, "fb-fleet: set up; enrolling %lld agents\n", (long long)A.s.agents);
+	write_status(&A, "enroll");
 	if (fleet_run(A.fleet, limit, tick_enrolled, &A, &err))
 		die("enrollment: %s", err.msg);
+	phase_done(&A, "enroll");
+	write_status(&A, "baseline");
 
 	/* the baselines to GA, with a permissive policy: they are not under test */
 	for (int k = 0; k < A.s.n_channels; k++) {
@@ -745,11 +803,28 @@ int main(int argc, char **argv)
 	}
 	if (fleet_run(A.fleet, limit, tick_baseline, &A, &err))
 		die("baseline: %s", err.msg);
+	phase_done(&A, "baseline");
 	for (int k = 0; k < A.s.n_channels; k++) {
 		json_decref(A.ro[k].rollout);
 		A.ro[k].rollout = NULL;
 		A.ro[k].id = 0;
 		A.ro[k].states_seen = json_array();
+	}
+
+	/* steady state: every agent on its baselines, nothing rolling out */
+	json_t *steady = json_null();
+	if (A.o.steady_s > 0) {
+		if (A.o.verbose)
+			fprintf(stderr, "fb-fleet: steady state for %llds\n",
+			        (long long)A.o.steady_s);
+		write_status(&A, "steady");
+		fleet_window_start(A.fleet);
+		A.steady_until = fb_mono_ms() + A.o.steady_s * 1000;
+		if (fleet_run(A.fleet, A.o.steady_s * 1000 + 60000, tick_steady, &A, &err))
+			die("steady state: %s", err.msg);
+		json_decref(steady);
+		steady = fleet_window_json(A.fleet);
+		phase_done(&A, "steady");
 	}
 
 	/* the rollouts under test, one per channel, all at once */
@@ -792,8 +867,11 @@ int main(int argc, char **argv)
 			    FB_ETIMEOUT)
 				break;
 	}
+	phase_done(&A, "test");
 	write_status(&A, "done");
 	json_t *j = summary(&A);
+	json_object_set_new(j, "steady", steady);
+	json_object_set_new(j, "phases_s", A.phases);
 	json_t *results = json_array();
 	int ok = scn_check(&A.s, j, results);
 	json_object_set_new(j, "expectations", results);

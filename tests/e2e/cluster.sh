@@ -8,31 +8,48 @@
 
 FBC_N=3
 
-# fbc_tls DIR: a throwaway CA and a certificate for 127.0.0.1 / localhost
-# signed by it: DIR/ca.pem (what clients trust), DIR/haproxy.pem (the
-# certificate and its key, as HAProxy wants them).
+# fbc_tls DIR: a throwaway CA and, signed by it, a certificate for
+# 127.0.0.1 / localhost (DIR/haproxy.pem: the certificate and its key, as
+# HAProxy wants them) and one for the replicas (DIR/replica.pem and
+# DIR/replica.key), which names "firebreakd" (what HAProxy verifies, its
+# FB_REPLICA_NAME) and 127.0.0.1. DIR/ca.pem is what clients trust.
 fbc_tls() {
 	local d=$1
 	mkdir -p "$d"
-	[ -f "$d/haproxy.pem" ] && return 0
+	[ -f "$d/replica.key" ] && return 0
 	(
 		cd "$d" || exit 1
 		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
 			-out ca.pem -days 30 -subj "/CN=firebreak test CA" >/dev/null 2>&1 &&
-			openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key \
-				-out srv.csr -subj "/CN=127.0.0.1" >/dev/null 2>&1 &&
-			printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\n' >ext.cnf &&
-			openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 \
-				-extfile ext.cnf -out srv.pem >/dev/null 2>&1 &&
-			cat srv.pem srv.key >haproxy.pem && chmod 0600 haproxy.pem ca.key srv.key
+			fbc_cert . srv "/CN=127.0.0.1" "IP:127.0.0.1,DNS:localhost" &&
+			cat srv.pem srv.key >haproxy.pem && chmod 0600 haproxy.pem ca.key srv.key &&
+			fbc_cert . replica "/CN=firebreakd" "DNS:firebreakd,IP:127.0.0.1"
 	) || fbe_die "test certificates"
 }
 
-# fbc_haproxy_start DIR: HAProxy with the shipped configuration in front of
-# FBC_PORTS, agents on FBC_AGENT_PORT and operators on FBC_ADMIN_PORT (TLS),
-# its stats on FBC_STATS_PORT; waits until every replica is up behind it.
+# fbc_cert DIR NAME SUBJECT SAN: DIR/NAME.pem and DIR/NAME.key (ECDSA P-256),
+# signed by DIR/ca.pem with subjectAltName SAN.
+fbc_cert() {
+	local d=$1 n=$2
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout "$d/$n.key" \
+		-out "$d/$n.csr" -subj "$3" >/dev/null 2>&1 &&
+		printf 'subjectAltName=%s\n' "$4" >"$d/$n.ext" &&
+		openssl x509 -req -in "$d/$n.csr" -CA "$d/ca.pem" -CAkey "$d/ca.key" -CAcreateserial -days 30 \
+			-extfile "$d/$n.ext" -out "$d/$n.pem" >/dev/null 2>&1 && chmod 0600 "$d/$n.key"
+}
+
+# fbc_haproxy_start DIR [UP]: HAProxy with the shipped configuration in
+# front of FBC_PORTS (or the host:port list FBC_TARGETS when set), agents on
+# FBC_AGENT_PORT and operators on FBC_ADMIN_PORT (TLS), its stats on
+# FBC_STATS_PORT; waits until UP (default: every) replicas are up behind it.
+# With FBC_REPLICA_TLS=1 HAProxy reaches the replicas over TLS too
+# (FB_REPLICA_CA: the test CA).
 fbc_haproxy_start() {
-	local d=$1
+	local d=$1 want=${2:-$FBC_N}
+	local t=(${FBC_TARGETS[@]+"${FBC_TARGETS[@]}"})
+	[ ${#t[@]} -eq 0 ] && t=("127.0.0.1:${FBC_PORTS[0]}" "127.0.0.1:${FBC_PORTS[1]}" "127.0.0.1:${FBC_PORTS[2]}")
+	local replica_tls=()
+	[ -n "${FBC_REPLICA_TLS:-}" ] && replica_tls=(FB_REPLICA_CA="$d/tls/ca.pem")
 	FBC_AGENT_PORT=$(fbe_free_port)
 	FBC_ADMIN_PORT=$(fbe_free_port)
 	FBC_STATS_PORT=$(fbe_free_port)
@@ -44,12 +61,11 @@ fbc_haproxy_start() {
 		FB_AGENT_BIND="127.0.0.1:$FBC_AGENT_PORT" FB_ADMIN_BIND="127.0.0.1:$FBC_ADMIN_PORT" \
 		FB_STATS_BIND="127.0.0.1:$FBC_STATS_PORT" FB_CHECK_INTER=${FBC_CHECK_INTER:-500ms} \
 		FB_AGENT_TIMEOUT=${FBC_AGENT_TIMEOUT:-1s} FB_HAPROXY_MAXCONN=4000 \
-		FB_REPLICA1="127.0.0.1:${FBC_PORTS[0]}" FB_REPLICA2="127.0.0.1:${FBC_PORTS[1]}" \
-		FB_REPLICA3="127.0.0.1:${FBC_PORTS[2]}" \
+		FB_REPLICA1="${t[0]}" FB_REPLICA2="${t[1]}" FB_REPLICA3="${t[2]}" env "${replica_tls[@]}" \
 		haproxy -db -f "$FB_SRC/deploy/haproxy/haproxy.cfg" >>"$d/haproxy.log" 2>&1 &
 	FBC_HAPROXY_PID=$!
 	for _ in $(seq 200); do
-		if [ "$(fbc_up_count agent_api)" = "$FBC_N" ] && [ "$(fbc_up_count operator_api)" = "$FBC_N" ]; then
+		if [ "$(fbc_up_count agent_api)" = "$want" ] && [ "$(fbc_up_count operator_api)" = "$want" ]; then
 			return 0
 		fi
 		kill -0 "$FBC_HAPROXY_PID" 2>/dev/null || { tail -n 20 "$d/haproxy.log" >&2; fbe_die "haproxy exited"; }
@@ -89,13 +105,19 @@ fbc_up() {
 	FBC_PIDS=()
 	FBC_PORTS=()
 	trap fbc_down EXIT
-	local i
+	fbc_tls "$FBE_DIR/tls"
+	local i tls=()
+	if [ -n "${FBC_REPLICA_TLS:-}" ]; then
+		tls=(--tls_cert="$FBE_DIR/tls/replica.pem" --tls_key="$FBE_DIR/tls/replica.key")
+		FBE_SERVER_CA="$FBE_DIR/tls/ca.pem"
+	fi
 	for i in $(seq 0 $((FBC_N - 1))); do
 		FBC_PORTS[i]=$(fbe_free_port)
-		fbe_server_start "$FBE_WORLD" "$FBE_DB" "${FBC_PORTS[i]}" "$FBE_DIR/firebreakd-$i.log" "$@"
+		fbe_server_start "$FBE_WORLD" "$FBE_DB" "${FBC_PORTS[i]}" "$FBE_DIR/firebreakd-$i.log" "${tls[@]}" "$@"
 		FBC_PIDS[i]=$FBE_SERVER_PID
 	done
 	FBE_SERVER_PID=
+	FBE_SERVER_CA=
 	fbc_haproxy_start "$FBE_DIR"
 	FBE_TOKEN=$(fbe_token "$FBE_DB")
 }

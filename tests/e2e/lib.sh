@@ -98,7 +98,9 @@ FBE_SERVER_FLAGS=(--heartbeat_flush_ms=200 --snapshot_check_ms=200 --controller_
 	--assignment_ttl=3600)
 
 # fbe_server_start WORLD DB PORT LOG [FLAGS...]: start firebreakd in the
-# background and wait until it is ready; sets FBE_SERVER_PID.
+# background and wait until it is ready; sets FBE_SERVER_PID. With
+# FBE_SERVER_CA set (the server given --tls_cert/--tls_key), readiness is
+# asked over HTTPS, trusting that CA file.
 fbe_server_start() {
 	local w=$1 db=$2 port=$3 log=$4
 	shift 4
@@ -106,8 +108,13 @@ fbe_server_start() {
 		--root="$w/root.json" --templates="$FB_SRC/schema/templates" --corpus="$FB_SRC/schema/corpus" \
 		"${FBE_SERVER_FLAGS[@]}" "$@" >>"$log" 2>&1 &
 	FBE_SERVER_PID=$!
+	local url="http://127.0.0.1:$port/readyz" tls=()
+	if [ -n "${FBE_SERVER_CA:-}" ]; then
+		url="https://127.0.0.1:$port/readyz"
+		tls=(--cacert "$FBE_SERVER_CA")
+	fi
 	for _ in $(seq 300); do
-		if curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1; then return 0; fi
+		if curl -fsS "${tls[@]}" "$url" >/dev/null 2>&1; then return 0; fi
 		kill -0 "$FBE_SERVER_PID" 2>/dev/null || { tail -n 20 "$log" >&2; fbe_die "firebreakd exited"; }
 		sleep 0.1
 	done
