@@ -7,6 +7,8 @@
 # agent endpoint and an operator through the operator endpoint; then
 # replicas with a certificate of another CA, or of the right CA for another
 # name, are kept out (HAProxy marks them down) although they answer HTTPS.
+# And an idle agent connection outlives the heartbeat interval's worth of
+# client time-out (35 s of it: the test's longest wait).
 source "$(dirname "$0")/rehearsals.sh"
 source "$(dirname "$0")/cluster.sh"
 
@@ -55,6 +57,28 @@ echo "tls: fb-agent --once exit $arc, agent ${id:-none}, last seen $seen, polls 
 fbe_expect "tls: fb-agent enrolled, polled (signed assignment verified) and heartbeated through HAProxy" "$d/agent.json" \
 	'.exit == 0 and .id != null and .polls >= 1'
 fbe_expect "tls: its heartbeat reached the database" "$d/agent.json" '.last_seen != null'
+
+# an agent's connection stays open between heartbeats: one request, 35 s
+# idle (longer than timeout client in the defaults), a second request on the
+# same TLS connection (timeout http-keep-alive, 75 s, applies only when the
+# agents frontend's timeout client is longer; it was not until 7 Dec 2026)
+mkfifo "$d/ka.in"
+openssl s_client -quiet -CAfile "$FBC_CA" -verify_return_error -connect "127.0.0.1:$FBC_AGENT_PORT" \
+	<"$d/ka.in" >"$d/ka.out" 2>"$d/ka.err" &
+ka=$!
+exec 7>"$d/ka.in"
+ka_get() { (printf 'GET /v1/root HTTP/1.1\r\nHost: firebreak\r\n\r\n' >&7) 2>/dev/null; } # closed: SIGPIPE in the subshell only
+ka_get
+sleep 35
+ka_get
+for _ in $(seq 30); do [ "$(grep -c '^HTTP/1.1 200' "$d/ka.out")" -ge 2 ] && break; sleep 0.1; done
+exec 7>&-
+kill "$ka" 2>/dev/null
+wait "$ka" 2>/dev/null
+fbc_json "$d/keepalive.json" "{\"answers\": $(grep -c '^HTTP/1.1 200' "$d/ka.out")}"
+echo "tls: two requests 35 s apart on one agent connection: $(grep -c '^HTTP/1.1 200' "$d/ka.out") answered"
+fbe_expect "tls: an idle agent connection is kept past 35 s (the next heartbeat needs no new TLS connection)" \
+	"$d/keepalive.json" '.answers == 2'
 
 # verification is real: a replica with another CA's certificate, and one
 # with this CA's certificate for another name, both answering HTTPS
