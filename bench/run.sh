@@ -143,6 +143,12 @@ api POST /v1/content "$RELEASE" "@$tmp/content-291-2.json" >/dev/null
 sql -c "UPDATE channels SET ga_sha256 = c.sha256 FROM content c WHERE c.channel_id = channels.id AND c.version = 1" >/dev/null
 publish 'bench: GA content'
 ROLLOUT=$(api POST /v1/rollouts "$RELEASE" "{\"channel\":291,\"content\":\"$SHA_V2\",\"reason\":\"bench\",\"policy\":{\"holdout\":0,\"holdout_min\":0}}" | jq -r .id)
+# Paused for the serving runs: the controller evaluates only rolling rollouts,
+# and its gate query over all 100,000 agents (bench/capacity.sh measures it)
+# would share the server core with every run below at random moments. The
+# paused rollout still offers version 2 to the canary ring. Resumed for the
+# gate reaction.
+api POST "/v1/rollouts/$ROLLOUT/pause" "$RELEASE" '{"reason":"bench: serving runs"}' >/dev/null
 ACTIVE=$(jq -cn --arg a "${SHA[291]}" --arg b "${SHA[292]}" --arg c "${SHA[293]}" --arg d "${SHA[294]}" --arg e "${SHA[295]}" \
 	'{"291":$a,"292":$b,"293":$c,"294":$d,"295":$e}')
 export FB_BENCH_ACTIVE=$ACTIVE FB_BENCH_CAPS=$CAPS FB_BENCH_THREADS=$LOAD_N
@@ -306,6 +312,7 @@ done
 
 # --- gate reaction: crash reports from canary agents -> the halt in their poll
 say "gate reaction"
+api POST "/v1/rollouts/$ROLLOUT/resume" "$RELEASE" '{"reason":"bench: gate reaction"}' >/dev/null
 mapfile -t CANARY < <(awk '$2 == "canary" {print $1}' "$tmp/rings.txt" | head -n 6)
 POLICY=$(api GET "/v1/rollouts/$ROLLOUT" "$ADMIN")
 HARD_CAP=$(jq -r '(.policy[0] // .policy).hard_cap // empty' <<<"$POLICY")
