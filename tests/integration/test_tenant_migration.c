@@ -4,10 +4,11 @@
  * (ga_history); a GA change from then on is recorded; the server starts on
  * it and shows the agent's tenant and group. Real PostgreSQL, the real
  * firebreakd migrate and serve. */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
-#include <cmocka.h>
+
+#include <cmocka.h> /* after the three above, which it needs */
 
 #include <jansson.h>
 #include <stdio.h>
@@ -46,9 +47,9 @@ static void test_migration_to_tenants(void **state)
 	                                 "KEY, name text NOT NULL, applied_at timestamptz NOT "
 	                                 "NULL DEFAULT now())"),
 	                 0);
-	static const char *const old[] = {"0001_core",          "0002_rollout_state",
-	                                  "0003_policy_bounds", "0004_agents_hot_heartbeats",
-	                                  "0005_gate_v2",       "0006_controller_lease",
+	static const char *const old[] = {"0001_core",           "0002_rollout_state",
+	                                  "0003_policy_bounds",  "0004_agents_hot_heartbeats",
+	                                  "0005_gate_v2",        "0006_controller_lease",
 	                                  "0007_health_signals", "0008_users"};
 	for (int i = 0; i < 8; i++) {
 		char path[1200], sql[200];
@@ -67,20 +68,21 @@ static void test_migration_to_tenants(void **state)
 	/* an operator, a channel with GA content, an enrollment token and two
 	 * agents enrolled with it */
 	assert_int_equal(
-	        fbt_db_exec(db,
-	                    "INSERT INTO users (name, roles) VALUES ('ops', '{admin}');"
-	                    "INSERT INTO api_tokens (name, role, token_hash, user_id) SELECT 'ops', "
-	                    "'admin', sha256('" ADMIN_TOKEN "'), id FROM users;"
-	                    "INSERT INTO channels (id, name) VALUES (291, 'cf');"
-	                    "INSERT INTO content (sha256, channel_id, version, size, blob, manifest) "
-	                    "VALUES ('" SHA_A "', 291, 1, 0, '', '{}'), ('" SHA_B "', 291, 2, 0, '', "
-	                    "'{}');"
-	                    "UPDATE channels SET ga_sha256 = '" SHA_A "';"
-	                    "INSERT INTO enrollment_tokens (name, token_hash) VALUES ('fleet', "
-	                    "sha256('fe_x'));"
-	                    "INSERT INTO agents (public_key, enrolled_with) SELECT "
-	                    "decode(repeat(to_hex(k + 16), 32), 'hex'), 1 FROM generate_series(1, "
-	                    "2) k"),
+	        fbt_db_exec(
+	                db,
+	                "INSERT INTO users (name, roles) VALUES ('ops', '{admin}');"
+	                "INSERT INTO api_tokens (name, role, token_hash, user_id) SELECT 'ops', "
+	                "'admin', sha256('" ADMIN_TOKEN "'), id FROM users;"
+	                "INSERT INTO channels (id, name) VALUES (291, 'cf');"
+	                "INSERT INTO content (sha256, channel_id, version, size, blob, manifest) "
+	                "VALUES ('" SHA_A "', 291, 1, 0, '', '{}'), ('" SHA_B "', 291, 2, 0, '', "
+	                "'{}');"
+	                "UPDATE channels SET ga_sha256 = '" SHA_A "';"
+	                "INSERT INTO enrollment_tokens (name, token_hash) VALUES ('fleet', "
+	                "sha256('fe_x'));"
+	                "INSERT INTO agents (public_key, enrolled_with) SELECT "
+	                "decode(repeat(to_hex(k + 16), 32), 'hex'), 1 FROM generate_series(1, "
+	                "2) k"),
 	        0);
 	char arg[1100];
 	snprintf(arg, sizeof arg, "--db=%s", db);
@@ -93,13 +95,14 @@ static void test_migration_to_tenants(void **state)
 	                                 "'default' AND default_mode = 'early'"),
 	                 1);
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM agents WHERE group_id = 1"), 2);
-	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM enrollment_tokens WHERE group_id = 1"),
-	                 1);
+	assert_int_equal(
+	        fbt_db_long(db, "SELECT count(*) FROM enrollment_tokens WHERE group_id = 1"), 1);
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM users WHERE tenant_id IS NULL"), 1);
 	assert_int_equal(fbt_db_long(db, "SELECT count(*) FROM ga_history WHERE channel_id = 291 "
 	                                 "AND sha256 = '" SHA_A "' AND since = '-infinity'"),
 	                 1);
-	assert_int_equal(fbt_db_long(db, "SELECT count(*) WHERE content_mode(1, 291) = 'early'"), 1);
+	assert_int_equal(fbt_db_long(db, "SELECT count(*) WHERE content_mode(1, 291) = 'early'"),
+	                 1);
 	/* a new tenant gets ids after the default's */
 	assert_int_equal(fbt_db_exec(db, "INSERT INTO tenants (name) VALUES ('acme')"), 0);
 	assert_int_equal(fbt_db_long(db, "SELECT id FROM tenants WHERE name = 'acme'"), 2);
