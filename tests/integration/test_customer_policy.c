@@ -62,8 +62,8 @@ static void poll_all(struct fixture *f)
 static void expect(const struct fbt_agent *a, const char *who, const char *sha)
 {
 	if (strcmp(a->assigned, sha) != 0)
-		fail_msg("%s (agent %lld): assigned '%.12s', expected '%.12s'", who, (long long)a->id,
-		         a->assigned, sha);
+		fail_msg("%s (agent %lld): assigned '%.12s', expected '%.12s'", who,
+		         (long long)a->id, a->assigned, sha);
 }
 
 /* Poll until agent a is assigned sha (the snapshot follows a publication in
@@ -124,8 +124,9 @@ static void test_customer_modes(void **state)
 	fbt_rollout_make_ga(e, v1);
 	/* frozen-co pauses on v1; late-co waits DELAY_S after a file is GA */
 	put_policy(f, 200, tenant[FROZEN], "{\"mode\":\"paused\",\"reason\":\"change freeze\"}");
-	snprintf(body, sizeof body, "{\"channel\":%d,\"mode\":\"delayed\",\"delay_s\":%d,"
-	                            "\"reason\":\"lag\"}",
+	snprintf(body, sizeof body,
+	         "{\"channel\":%d,\"mode\":\"delayed\",\"delay_s\":%d,"
+	         "\"reason\":\"lag\"}",
 	         FBT_CH, DELAY_S);
 	put_policy(f, 200, tenant[LATE], body);
 
