@@ -16,6 +16,20 @@
 
 #define NAME_RE "^[a-z0-9][a-z0-9_-]{0,63}$"
 
+/* A customer's policies are the customer's: its own users with role release
+ * or admin set them; of the vendor's users only an admin (a support case),
+ * and the change is audited and announced to the customer like its own. 1
+ * when who may, else 0, answered. */
+static int may_set_policy(struct http_req *req)
+{
+	const struct auth *who = http_req_auth(req);
+	if (who->tenant_id || who->role == ROLE_ADMIN)
+		return 1;
+	http_error(req, 403, "forbidden",
+	           "customers set their content policies; of the vendor's users only an admin may");
+	return 0;
+}
+
 /* The tenant {tenant} names (a name or an id) into *id, name: 1. A tenant's
  * credential names only its own; anything else (unknown, or another
  * tenant's) is 404 as if it did not exist: 0, answered. */
@@ -332,6 +346,8 @@ static int64_t early_canaries(PGconn *c, const char *chan, struct fb_err *err)
 
 void tenants_policy_put(struct http_req *req)
 {
+	if (!may_set_policy(req))
+		return;
 	json_t *body = http_req_json_or_reply(req);
 	if (!body)
 		return;
@@ -494,6 +510,8 @@ out:
 
 void tenants_policy_delete(struct http_req *req)
 {
+	if (!may_set_policy(req))
+		return;
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
