@@ -581,9 +581,10 @@ void tenants_rollouts(struct http_req *req)
 		        "r.channel_id, 'content', r.content_sha256, 'state', r.state, 'agents', "
 		        "(SELECT count(*) FROM a), 'exposed', (SELECT count(*) FROM a WHERE "
 		        "a.active ->> r.channel_id::text = r.content_sha256), 'modes', (SELECT "
-		        "coalesce(json_object_agg(m, n), '{}') FROM (SELECT "
-		        "content_mode(a.group_id, "
-		        "r.channel_id) AS m, count(*) AS n FROM a GROUP BY 1) x)) ORDER BY r.id), "
+		        "coalesce(json_object_agg(m, n), '{}') FROM (SELECT content_mode(g, "
+		        "r.channel_id) AS m, sum(n) AS n FROM (SELECT a.group_id AS g, count(*) AS "
+		        "n "
+		        "FROM a GROUP BY 1) y GROUP BY 1) x)) ORDER BY r.id), "
 		        "'[]')::text FROM rollouts r WHERE r.state IN ('rolling', 'paused', "
 		        "'watching', 'halted')",
 		        1, p);
