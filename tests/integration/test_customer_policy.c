@@ -148,6 +148,40 @@ static void test_customer_modes(void **state)
 	assert_true(ga_age(e, v1) >= DELAY_S);
 	wait_assigned(f, &f->a[2 * LATE + 1], v1);
 
+	/* what each customer sees of the rollout on its own hosts, once they ran
+	 * what they were assigned and said so in a heartbeat */
+	for (int i = 0; i < NT * 2; i++)
+		fbt_agent_step(e, &f->a[i]);
+	static const char *const mode_of[NT] = {"early", "ga", "delayed", "paused"};
+	for (int t = 0; t < NT; t++) {
+		char rp[128];
+		snprintf(rp, sizeof rp, "/v1/tenants/%s/rollouts", tenant[t]);
+		json_int_t want = t == EARLY ? 1 : 0, exposed = -1;
+		for (int k = 0; k < 100 && exposed != want; k++) {
+			if (k)
+				usleep(100 * 1000); /* heartbeats are written in batches */
+			json_t *rj = fbt_env_want(e, 200, "GET", rp, e->admin, NULL);
+			json_t *ro = NULL;
+			size_t i;
+			json_t *x;
+			json_array_foreach(json_object_get(rj, "rollouts"), i, x)
+			{
+				if (json_integer_value(json_object_get(x, "id")) == id)
+					ro = x;
+			}
+			assert_non_null(ro);
+			assert_int_equal(json_integer_value(json_object_get(ro, "agents")), 2);
+			assert_int_equal(json_integer_value(json_object_get(
+			                         json_object_get(ro, "modes"), mode_of[t])),
+			                 2);
+			exposed = json_integer_value(json_object_get(ro, "exposed"));
+			json_decref(rj);
+		}
+		if (exposed != want)
+			fail_msg("%s: %lld of its hosts run the rollout's content, expected %lld",
+			         tenant[t], (long long)exposed, (long long)want);
+	}
+
 	/* ring 0 keeps an early host: early-co may not become ga on the channel
 	 * (409 naming mode, nothing stored) */
 	snprintf(body, sizeof body, "{\"channel\":%d,\"mode\":\"ga\",\"reason\":\"x\"}", FBT_CH);
