@@ -4,8 +4,9 @@
  * agents enrolled with its own enrollment tokens and a content policy of
  * its own, beside the vendor (the default tenant) with an agent, a pin and
  * a paused rollout. Over every route of schema/openapi.json (read, not
- * listed here), B's credentials with A's identifiers get 404 and change
- * nothing; the positive side (a tenant sees and sets its own, the vendor
+ * listed here), B's credentials (its admin, release and soc tokens, and
+ * its user through the single-sign-on proxy) with A's identifiers get 404
+ * and change nothing; the positive side (a tenant sees and sets its own, the vendor
  * sees both); and refused input naming the field and storing nothing.
  * Each test has its own database and server. */
 #include <setjmp.h>
@@ -28,6 +29,13 @@
 #include "fbt_world.h"
 
 static struct fbt_env E;
+
+/* Single sign-on: the test plays the trusted proxy (test_sso.c). A "token"
+ * SSO_PREFIX + e-mail address is that user through the proxy. */
+#define PROXY      "127.0.0.2"
+#define SSO_SECRET "tenant-test-secret-shared-with-the-proxy-0123456789"
+#define SSO_PREFIX "sso:"
+static char g_sso_flag[1200];
 
 #define Q(...) fbt_db_longf(E.db, __VA_ARGS__)
 
@@ -125,9 +133,9 @@ static void tenant_up(struct tenant *t)
 	json_decref(j);
 
 	snprintf(body, sizeof body,
-	         "{\"name\":\"%s\",\"roles\":[\"release\",\"soc\",\"admin\"],\"tenant\":\"%s\","
-	         "\"reason\":\"%s's operator\"}",
-	         t->user, t->name, t->name);
+	         "{\"name\":\"%s\",\"email\":\"%s@example.com\",\"roles\":[\"release\",\"soc\","
+	         "\"admin\"],\"tenant\":\"%s\",\"reason\":\"%s's operator\"}",
+	         t->user, t->user, t->name, t->name);
 	j = fbt_env_want(&E, 201, "POST", "/v1/users", E.admin, body);
 	assert_string_equal(fbt_jstr(j, "tenant"), t->name);
 	json_decref(j);
@@ -181,7 +189,15 @@ static void tenant_free(struct tenant *t)
 static void world_up(void)
 {
 	char body[1024];
-	fbt_env_up(&E, NULL);
+	char *dir = fbt_tmpdir("tenants-sso");
+	snprintf(g_sso_flag, sizeof g_sso_flag, "--sso_secret_file=%s/sso.secret", dir);
+	FILE *f = fopen(strchr(g_sso_flag, '=') + 1, "w");
+	assert_non_null(f);
+	fprintf(f, "%s\n", SSO_SECRET);
+	fclose(f);
+	free(dir);
+	const char *flags[] = {"--sso_proxies=127.0.0.2/32", g_sso_flag, NULL};
+	fbt_env_up(&E, flags);
 	fbt_rollout_upload(&E, 1, g_ga);
 	fbt_rollout_make_ga(&E, g_ga);
 	fbt_rollout_upload(&E, 2, g_next);
@@ -335,8 +351,16 @@ static void ask(const char *method, const char *path, const char *token, const c
 {
 	struct fbt_resp r;
 	memset(a, 0, sizeof *a);
-	a->transport =
-	        fbt_http(E.cur, method, path, token, body, body ? strlen(body) : 0, NULL, &r) != 0;
+	if (token && strncmp(token, SSO_PREFIX, strlen(SSO_PREFIX)) == 0) {
+		char email[160];
+		snprintf(email, sizeof email, "X-Forwarded-Email: %s", token + strlen(SSO_PREFIX));
+		const char *h[] = {"X-Firebreak-Proxy-Secret: " SSO_SECRET, email,
+		                   "X-Requested-With: fetch", NULL};
+		a->transport = fbt_http_from(E.cur, PROXY, method, path, NULL, body,
+		                             body ? strlen(body) : 0, h, &r) != 0;
+	} else
+		a->transport = fbt_http(E.cur, method, path, token, body, body ? strlen(body) : 0,
+		                        NULL, &r) != 0;
 	a->status = r.status;
 	a->j = fbt_resp_json(&r);
 	a->raw = strdup(r.body ? r.body : "");
@@ -692,12 +716,12 @@ static int roles_are(const json_t *roles, const char *only)
 }
 
 /* Every probe of one operation (method tmpl, described by op) with one of
- * B's tokens. */
-static void probe_operation(const char *method, const char *tmpl, const json_t *op, int r)
+ * B's credentials (token, called who). */
+static void probe_operation(const char *method, const char *tmpl, const json_t *op,
+                            const char *token, const char *who)
 {
-	const char *token = B.tok[r], *bodies[4];
-	char who[64], path[1024], upper[16];
-	snprintf(who, sizeof who, "B's %s", ROLE[r]);
+	const char *bodies[4];
+	char path[1024], upper[16];
 	snprintf(upper, sizeof upper, "%s", method);
 	for (char *c = upper; *c; c++)
 		if (*c >= 'a' && *c <= 'z')
@@ -822,6 +846,16 @@ static void test_isolation_over_every_route(void **state)
 	if (*snap_diff(&s1, &s2, diff, sizeof diff))
 		fail_msg("the stored state changes without any request: %s", diff);
 
+	/* B's user through the single-sign-on proxy is B's too */
+	char sso_b[128];
+	snprintf(sso_b, sizeof sso_b, SSO_PREFIX "%s@example.com", B.user);
+	struct answer w;
+	ask("GET", "/v1/whoami", sso_b, NULL, &w);
+	if (w.status != 200 || strcmp(fbt_jstr(w.j, "via"), "proxy") ||
+	    strcmp(fbt_jstr(w.j, "tenant"), B.name))
+		fail_msg("B's user through the proxy: %ld %s", w.status, w.raw);
+	answer_free(&w);
+
 	json_t *doc = load_openapi(), *paths = json_object_get(doc, "paths");
 	const char *tmpl, *method;
 	json_t *ops, *op;
@@ -848,8 +882,12 @@ static void test_isolation_over_every_route(void **state)
 				continue;
 			}
 			nown += json_is_string(json_object_get(op, "x-tenant"));
-			for (int r = 0; r < NROLES; r++)
-				probe_operation(method, tmpl, op, r);
+			for (int r = 0; r < NROLES; r++) {
+				char who[64];
+				snprintf(who, sizeof who, "B's %s token", ROLE[r]);
+				probe_operation(method, tmpl, op, B.tok[r], who);
+			}
+			probe_operation(method, tmpl, op, sso_b, "B's user through SSO");
 		}
 	}
 	/* the file describes the tenant routes, and the contract's list of what
