@@ -88,11 +88,14 @@ static const char *updated_cell(const json_t *row, char *buf, size_t n)
 	return when_cell(row, "updated_at", buf, n);
 }
 
-/* "default, lab" : the names of a tenant's groups. */
+/* "default, lab" : the names of a tenant's groups (GET /v1/tenants gives
+ * their number). */
 static const char *groups_cell(const json_t *row, char *buf, size_t n)
 {
 	size_t i, len = 0;
 	json_t *g;
+	if (json_is_integer(json_object_get(row, "groups")))
+		return ctl_cell(row, "groups", buf, n);
 	buf[0] = '\0';
 	json_array_foreach(json_object_get(row, "groups"), i, g)
 	{
