@@ -1215,6 +1215,9 @@ static void test_refusals_store_nothing(void **state)
 	refused(400, "invalid", "version", "PUT", path, rel,
 	        "{\"channel\":291,\"mode\":\"ga\",\"version\":1,\"reason\":\"x\"}");
 	refused(400, "invalid", "reason", "PUT", path, rel, "{\"mode\":\"ga\"}");
+	/* of the vendor's users only an admin sets a customer's policies */
+	refused(403, "forbidden", "", "PUT", path, E.rel1,
+	        "{\"mode\":\"ga\",\"channel\":291,\"group\":\"acme-lab\",\"reason\":\"x\"}");
 	/* ring 0 is A's default group alone: taking it out of early empties it,
 	 * whoever asks */
 	refused(409, "conflict", "mode", "PUT", path, rel,
