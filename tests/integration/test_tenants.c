@@ -6,9 +6,11 @@
  * a paused rollout. Over every route of schema/openapi.json (read, not
  * listed here), B's credentials (its admin, release and soc tokens, and
  * its user through the single-sign-on proxy) with A's identifiers get 404
- * and change nothing; the positive side (a tenant sees and sets its own, the vendor
- * sees both); and refused input naming the field and storing nothing.
- * Each test has its own database and server. */
+ * (on a route a tenant may not use, the answer to an unknown path), lists
+ * without anything of A's, and change nothing in any table; the positive
+ * side (a tenant sees and sets its own, the vendor sees both); and refused
+ * input naming the field and storing nothing. Each test has its own
+ * database and server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
