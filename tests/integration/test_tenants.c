@@ -569,8 +569,8 @@ static void fill_path(const char *tmpl, const char *tenant, char *out, size_t n)
 }
 
 /* Plausible bodies: what the route's own callers send, with A's identifiers
- * as placeholders: %T a tenant, %G a group, %U a user, %A an agent id, %S
- * content, %C a whole upload. A route may have several; one not here sends
+ * as placeholders: %T a tenant, %I its id, %G a group, %H its id, %U a
+ * user, %A an agent id, %S content, %C a whole upload. A route may have several; one not here sends
  * {"reason": ...} (DELETE: no body). */
 static const char *const BODIES[][2] = {
         {"POST /v1/tokens", "{\"user\":\"%U\",\"role\":\"admin\",\"name\":\"stolen\"}"},
@@ -578,6 +578,8 @@ static const char *const BODIES[][2] = {
         {"PATCH /v1/users/{user}", "{\"roles\":[\"soc\"],\"reason\":\"isolation probe\"}"},
         {"POST /v1/enrollment-tokens", "{\"name\":\"intruder\",\"tenant\":\"%T\"}"},
         {"POST /v1/enrollment-tokens", "{\"name\":\"intruder\",\"group\":\"%G\"}"},
+        {"POST /v1/enrollment-tokens", "{\"name\":\"intruder\",\"tenant\":\"%I\"}"},
+        {"POST /v1/enrollment-tokens", "{\"name\":\"intruder\",\"tenant\":%I,\"group\":%H}"},
         {"POST /v1/channels", "{\"id\":77,\"name\":\"intruder\"}"},
         {"POST /v1/content", "%C"},
         {"POST /v1/rollouts",
@@ -628,6 +630,12 @@ static char *fill_body(const char *tmpl, int unknown)
 		case 'A':
 			snprintf(v, sizeof v, "%lld", unknown ? 999999LL : (long long)A.agent[0]);
 			break;
+		case 'I':
+			snprintf(v, sizeof v, "%lld", unknown ? 999999LL : (long long)A.id);
+			break;
+		case 'H':
+			snprintf(v, sizeof v, "%lld", unknown ? 999999LL : (long long)A.groups[1]);
+			break;
 		default: fail_msg("body %s: unknown placeholder %%%c", tmpl, p[1]);
 		}
 		len += (size_t)snprintf(out + len, cap - len, "%s", s);
@@ -639,16 +647,21 @@ static char *fill_body(const char *tmpl, int unknown)
 
 static int has_placeholder(const char *tmpl)
 {
-	return strstr(tmpl, "%T") || strstr(tmpl, "%G") || strstr(tmpl, "%U") || strstr(tmpl, "%A");
+	for (const char *c = "TGUAIH"; *c; c++) {
+		char ph[3] = {'%', *c, '\0'};
+		if (strstr(tmpl, ph))
+			return 1;
+	}
+	return 0;
 }
 
-/* The bodies of METHOD tmpl into out (at most 4); their number. */
+/* The bodies of METHOD tmpl into out (at most 6); their number. */
 static int bodies_of(const char *method, const char *tmpl, const char **out)
 {
 	char key[256];
 	int n = 0;
 	snprintf(key, sizeof key, "%s %s", method, tmpl);
-	for (size_t i = 0; i < NBODIES && n < 4; i++)
+	for (size_t i = 0; i < NBODIES && n < 6; i++)
 		if (strcmp(BODIES[i][0], key) == 0)
 			out[n++] = BODIES[i][1];
 	if (n == 0)
@@ -764,7 +777,7 @@ static int roles_are(const json_t *roles, const char *only)
 static void probe_operation(const char *method, const char *tmpl, const json_t *op,
                             const char *token, const char *who)
 {
-	const char *bodies[4];
+	const char *bodies[6];
 	char path[1024], upper[16];
 	snprintf(upper, sizeof upper, "%s", method);
 	for (char *c = upper; *c; c++)
@@ -846,7 +859,7 @@ static void probe_operation(const char *method, const char *tmpl, const json_t *
  * B's operator tokens on it, are refused (4xx) and change nothing. */
 static void probe_agent_route(const char *method, const char *tmpl)
 {
-	const char *bodies[4];
+	const char *bodies[6];
 	char upper[16];
 	snprintf(upper, sizeof upper, "%s", method);
 	for (char *c = upper; *c; c++)
