@@ -270,9 +270,11 @@ static void test_tenants_groups_users(void **state)
 	has_free(CTL_OK(0, C->acme_admin, "tenant", "group-create", "acme", "edge"),
 	         "of tenant acme");
 	has_free(CTL_ERR(1, C->bolt_admin, "tenant", "group-create", "acme", "evil"), "HTTP 404");
-	enroll(CTL_OK(0, C->acme_admin, "enroll-token", "create", "--name", "acme-lab", "--group",
-	              "lab"),
-	       "lab-host");
+	int64_t lab = enroll(CTL_OK(0, C->acme_admin, "enroll-token", "create", "--name",
+	                            "acme-lab", "--group", "lab"),
+	                     "lab-host");
+	char labid[24];
+	snprintf(labid, sizeof labid, "%lld", (long long)lab);
 	/* ring 0 is a host of the vendor's own (the default tenant, early), so
 	 * that what the tenants choose never leaves it without early hosts */
 	int64_t v = enroll(CTL_OK(0, C->admin, "enroll-token", "create", "--name", "vendor"),
@@ -305,6 +307,11 @@ static void test_tenants_groups_users(void **state)
 	out = CTL_OK(0, C->bolt_admin, "agent", "list");
 	assert_null(strstr(out, "lab-host"));
 	free(out);
+	out = CTL_OK(0, C->acme_admin, "agent", "show", labid);
+	has(out, "tenant         acme\n");
+	has(out, "group          lab\n");
+	free(out);
+	has_free(CTL_ERR(1, C->bolt_admin, "agent", "show", labid), "HTTP 404 not_found");
 	out = CTL_OK(0, C->admin, "agent", "list", "--tenant", "bolt");
 	assert_null(strstr(out, "lab-host"));
 	free(out);
