@@ -953,9 +953,14 @@ static void test_isolation_over_every_route(void **state)
 		}
 	}
 	/* the file describes the tenant routes, and the contract's list of what
-	 * a tenant may use (shared-notes/tenant-api.md) is what x-tenant marks */
+	 * a tenant may use (shared-notes/tenant-api.md) is what x-tenant marks
+	 * (test_openapi ties x-tenant to the server's ROUTE_TENANT): widening
+	 * what a tenant may use is a decision to take here, on purpose */
 	assert_true(nops > 50);
-	assert_int_equal(nown, 11);
+	if (nown != 11)
+		fail_msg("%d routes are open to tenants (x-tenant), the contract names 11: "
+		         "check the new one's isolation, then change this number",
+		         nown);
 
 	/* public, but a tenant's names in it would reach anyone */
 	struct answer m;
