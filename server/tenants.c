@@ -9,8 +9,10 @@
 
 #include "app.h"
 #include "audit.h"
+#include "config.h"
 #include "db.h"
 #include "events.h"
+#include "log.h"
 #include "snapshot.h"
 #include "validate.h"
 
@@ -575,4 +577,39 @@ void tenants_rollouts(struct http_req *req)
 			http_unavailable(req, err.msg);
 	}
 	db_release(app.db, c);
+}
+
+enum fb_rc tenants_metrics(struct fb_buf *b)
+{
+	enum fb_rc rc = fb_buf_addstr(
+	        b, "# HELP firebreak_tenant_agents Enrolled agents (not revoked) of a tenant.\n"
+	           "# TYPE firebreak_tenant_agents gauge\n");
+	/* a scrape does not wait long for a busy pool (as reads_signal_metrics) */
+	const char *why;
+	PGconn *c = db_acquire(app.db, cfg.db_wait_ms < 250 ? (int)cfg.db_wait_ms : 250, &why);
+	if (!c) {
+		log_warn("metrics: no tenant gauges: %s", why);
+		return rc;
+	}
+	struct fb_err err;
+	/* agents counted per group on the agents_group index, then per tenant;
+	 * a tenant without agents is 0 */
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT t.name, coalesce(sum(a.n), 0) FROM tenants t LEFT JOIN "
+	                      "host_groups g ON g.tenant_id = t.id LEFT JOIN (SELECT group_id, "
+	                      "count(*) AS n FROM agents WHERE revoked_at IS NULL GROUP BY "
+	                      "group_id) a ON a.group_id = g.id GROUP BY t.id, t.name ORDER BY "
+	                      "t.name",
+	                      0, NULL);
+	db_release(app.db, c);
+	if (!r) {
+		log_warn("metrics: no tenant gauges: %s", err.msg);
+		return rc;
+	}
+	/* names match NAME_RE (the tenants table checks it): no label escaping */
+	for (int i = 0; !rc && i < PQntuples(r); i++)
+		rc = fb_buf_printf(b, "firebreak_tenant_agents{tenant=\"%s\"} %s\n",
+		                   PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+	PQclear(r);
+	return rc;
 }
