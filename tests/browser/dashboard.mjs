@@ -361,10 +361,15 @@ async function main() {
   // each active rollout: the tenant's hosts, those on its content, by mode;
   // as the API says (asked until the two agree: A may turn from halted to
   // reverted meanwhile and leave the list)
-  const exposure = async (t) => page.locator(`${tsel(t)} table.exposure tr.tx`).evaluateAll((els) => els.map((e) => ({
-    id: Number(e.dataset.rollout), agents: Number(e.dataset.agents), exposed: Number(e.dataset.exposed),
-    modes: Object.fromEntries([...e.querySelectorAll('.mode-n')].map((m) => [m.dataset.mode, Number(m.dataset.n)])),
-  })));
+  // (what the operator reads: "3 of 6 hosts", "delayed 2"; the data-*
+  // attributes must say the same)
+  const exposure = async (t) => page.locator(`${tsel(t)} table.exposure tr.tx`).evaluateAll((els) => els.map((e) => {
+    const on = /^([0-9]+) of ([0-9]+) hosts?/.exec(e.querySelector('.tx-on').textContent) || [];
+    const modes = [...e.querySelectorAll('.mode-n')].map((m) => [m.dataset.mode, Number(m.dataset.n), m.textContent]);
+    const same = Number(on[1]) === Number(e.dataset.exposed) && Number(on[2]) === Number(e.dataset.agents)
+      && modes.every(([k, n, words]) => words === `${k} ${n}`);
+    return { id: Number(e.dataset.rollout), agents: Number(on[2]), exposed: Number(on[1]), modes: Object.fromEntries(modes.map((m) => [m[0], m[1]])), ...(same ? {} : { attrs: 'differ from the text' }) };
+  }));
   const seen = {};
   for (const t of ['default', 'acme']) {
     let last = '';
