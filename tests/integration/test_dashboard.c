@@ -497,6 +497,14 @@ static void test_dashboard_in_chromium(void **state)
 	                 1);
 	assert_int_equal(
 	        Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", W.sha[2]), 1);
+	/* /metrics: each tenant's enrolled agents (the six live ones are the
+	 * default tenant's, the two dead ga ones acme's) */
+	struct fbt_resp m;
+	if (fbt_http(&E.srv, "GET", "/metrics", NULL, NULL, 0, NULL, &m) || m.status != 200)
+		fail_msg("GET /metrics failed");
+	assert_non_null(strstr(m.body, "\nfirebreak_tenant_agents{tenant=\"acme\"} 2\n"));
+	assert_non_null(strstr(m.body, "\nfirebreak_tenant_agents{tenant=\"default\"} 6\n"));
+	fbt_resp_free(&m);
 }
 
 int main(void)
