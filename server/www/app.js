@@ -1311,9 +1311,9 @@
     });
     box.appendChild(h("h3", { text: "Host groups: content mode per channel" }));
     box.appendChild(h("table", { class: "modes" }, h("thead", {}, head), h("tbody", {}, rows)));
-    box.appendChild(h("h3", { text: "Active rollouts: this customer's hosts on their content" }));
+    box.appendChild(h("h3", { text: "Rollouts rolling, paused, watching or halted: this customer's hosts on their content" }));
     if (!d.rollouts.length) {
-      box.appendChild(h("p", { class: "muted", text: "No active rollout." }));
+      box.appendChild(h("p", { class: "muted", text: "No rollout is rolling, paused, watching or halted." }));
       return box;
     }
     var xrows = d.rollouts.map(function (r) {
