@@ -192,6 +192,19 @@ void agents_count_by_ring(int nr, int64_t *sizes, int64_t *held,
 	pthread_rwlock_unlock(&g_agents_lock);
 }
 
+void agents_count_by_group(int ng, int64_t *counts)
+{
+	for (int i = 0; i < ng; i++)
+		counts[i] = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
+		const struct agent_slot *a = &g_agents[id];
+		if ((a->flags & AGENT_KNOWN) && !(a->flags & AGENT_REVOKED) && a->group < ng)
+			counts[a->group]++;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+}
+
 int64_t agents_count_if(int (*pred)(int64_t id, const struct agent_slot *a, void *arg), void *arg)
 {
 	int64_t n = 0;

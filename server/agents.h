@@ -58,6 +58,9 @@ int64_t agents_max_id(void);
  * and must not call back into this module. */
 void agents_count_by_ring(int nr, int64_t *sizes, int64_t *held,
                           int (*is_held)(int64_t id, int ring, void *arg), void *arg);
+/* Per host group index below ng (the slot's group), the known agents that
+ * are not revoked, into counts[0 .. ng-1] (zeroed first). */
+void agents_count_by_group(int ng, int64_t *counts);
 /* The known agents that are not revoked and for which pred(id, slot, arg)
  * is 1 (pred runs under the table's read lock and must not call back into
  * this module). */

@@ -1,6 +1,7 @@
 /* Liveness (process answers), readiness (database reachable and schema
  * current) and the Prometheus metrics page (with the active rollouts'
- * health-signal gauges, read from the database at each scrape). */
+ * health-signal gauges and the tenants' agents, read from the database at each
+ * scrape). */
 #include "health.h"
 
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include "reads.h"
 #include "snapshot.h"
 #include "telemetry.h"
+#include "tenants.h"
 
 void health_live(struct http_req *req)
 {
@@ -94,7 +96,7 @@ void health_metrics(struct http_req *req)
 	struct fb_buf b;
 	fb_buf_init(&b, 16 << 20);
 	if (metrics_render(&b) || controller_metrics(&b) || reads_signal_metrics(&b) ||
-	    telemetry_metrics(&b)) {
+	    telemetry_metrics(&b) || tenants_metrics(&b)) {
 		fb_buf_cleanup(&b);
 		http_error(req, 500, "internal", "could not render metrics");
 		return;

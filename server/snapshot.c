@@ -514,6 +514,35 @@ int64_t snapshot_first_ring_in_groups(const int *groups, size_t n)
 	return count;
 }
 
+int snapshot_group_agents(const int *groups, size_t n, int64_t *counts)
+{
+	for (size_t i = 0; i < n; i++)
+		counts[i] = 0;
+	pthread_rwlock_rdlock(&g_state_lock);
+	if (!g_state) {
+		pthread_rwlock_unlock(&g_state_lock);
+		return -1;
+	}
+	int ng = g_state->ngroups;
+	int64_t *by = calloc((size_t)ng + 1, sizeof *by);
+	uint16_t *idx = calloc(n + 1, sizeof *idx);
+	for (size_t i = 0; idx && i < n; i++)
+		idx[i] = group_index(g_state, groups[i]);
+	pthread_rwlock_unlock(&g_state_lock);
+	if (!by || !idx) {
+		free(by);
+		free(idx);
+		return -1;
+	}
+	agents_count_by_group(ng, by);
+	for (size_t i = 0; i < n; i++)
+		if (idx[i] < ng)
+			counts[i] = by[idx[i]];
+	free(by);
+	free(idx);
+	return 0;
+}
+
 int snapshot_channel_known(uint32_t channel)
 {
 	int known = 0;

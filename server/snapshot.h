@@ -42,6 +42,12 @@ enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *ca
 /* The known, not revoked agents in the first ring whose host group is one
  * of groups (host_groups ids, n of them): -1 while no snapshot is loaded. */
 int64_t snapshot_first_ring_in_groups(const int *groups, size_t n);
+/* Per host group of groups (host_groups ids, n of them), the known, not
+ * revoked agents this replica holds in it (memory only: the agent table, as
+ * /v1/liveness's ring sizes), into counts[0 .. n-1]; a group the snapshot
+ * does not know yet counts 0. 0, or -1 (counts all 0) while no snapshot is
+ * loaded or out of memory. */
+int snapshot_group_agents(const int *groups, size_t n, int64_t *counts);
 /* Update the capability class from a heartbeat's capabilities (JSON text,
  * borrowed). Classes are cached by the text, so a repeated set costs a hash
  * and a compare under a read lock. */

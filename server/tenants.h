@@ -14,4 +14,11 @@ void tenants_policy_put(struct http_req *req);    /* PUT /v1/tenants/{tenant}/po
 void tenants_policy_delete(struct http_req *req); /* DELETE .../policies/{id} */
 void tenants_rollouts(struct http_req *req);      /* GET /v1/tenants/{tenant}/rollouts */
 
+/* For /metrics: firebreak_tenant_agents{tenant="..."}, the enrolled agents
+ * (not revoked) of each tenant: its groups from one query, their agents
+ * counted in this replica's agent table. When the database does not answer
+ * (or no snapshot is loaded yet) the gauge is left out (logged) and FB_OK
+ * returned; a failure is only b's (full, out of memory). */
+enum fb_rc tenants_metrics(struct fb_buf *b) FB_MUSTCHECK;
+
 #endif

@@ -1,4 +1,7 @@
-/* firebreak dashboard: one page a SOC operator can leave open.
+/* firebreak dashboard: one page a SOC operator can leave open. Views: the
+ * board (active rollouts), one rollout's page, history, audit, customers
+ * (tenants, their groups' content modes and their hosts on each active
+ * rollout's content; issue 18). Each view fetches only while it is shown.
  *
  * Everything here talks to the firebreakd that served it (same origin, no
  * external resources; the CSP forbids inline scripts and styles). Behind a
@@ -260,6 +263,8 @@
     /* A gate that only waits is noise here (the periodic refresh shows its
      * counts); servers at debug log level stream every evaluation. */
     if (type === "gate.evaluation" && j.data && j.data.decision === "WAIT") return;
+    /* a customer's policy changed: the customers view shows it now */
+    if (type.indexOf("customer_policy.") === 0 && S.view === "customers") refreshAll();
     S.recent.unshift({ id: id, type: type, rollout: rid, at: j.at || Math.floor(Date.now() / 1000), data: j.data || {} });
     S.recent.length = Math.min(S.recent.length, 12);
     if (rid) {
@@ -327,6 +332,9 @@
   function refreshAll() {
     if (S.view === "history" || S.view === "audit") return Promise.resolve(); /* fetched on demand */
     var gen = ++S.renderGen;
+    if (S.view === "customers") {
+      return customersRefresh().then(function () { if (gen === S.renderGen) render(); });
+    }
     if (S.view === "rollout") {
       return Promise.all([load(S.viewId), loadLiveness()]).then(function () { if (gen === S.renderGen) render(); });
     }
@@ -391,6 +399,7 @@
     S.board = null;
     S.boardErr = null;
     S.haltedHere = {};
+    S.cust = null;
     if ($("halt-dialog").open) $("halt-dialog").close();
     if ($("action-dialog").open) $("action-dialog").close();
     clearInterval(S.timer);
@@ -450,7 +459,8 @@
 
   function route() {
     var m = /^#\/rollouts\/(\d+)$/.exec(location.hash);
-    S.view = m ? "rollout" : location.hash === "#/history" ? "history" : location.hash === "#/audit" ? "audit" : "board";
+    S.view = m ? "rollout" : location.hash === "#/history" ? "history" : location.hash === "#/audit" ? "audit" :
+      location.hash === "#/customers" ? "customers" : "board";
     S.viewId = m ? Number(m[1]) : 0;
     Array.prototype.forEach.call(document.querySelectorAll("#nav a"), function (a) {
       a.setAttribute("aria-current", a.getAttribute("data-view") === (S.view === "rollout" ? "board" : S.view) ? "page" : "false");
@@ -471,6 +481,7 @@
     clear(app);
     if (S.view === "history") { renderHistory(app); return; }
     if (S.view === "audit") { renderAudit(app); return; }
+    if (S.view === "customers") { renderCustomers(app); refreshAll(); return; }
     app.appendChild(h("p", { class: "muted", text: "Loading…" }));
     refreshAll();
   }
@@ -484,6 +495,7 @@
     var y = window.scrollY;
     clear(app);
     if (S.view === "rollout") renderRollout(app, S.viewId);
+    else if (S.view === "customers") renderCustomers(app);
     else renderBoard(app);
     window.scrollTo(0, y);
   }
@@ -1139,6 +1151,189 @@
     older.addEventListener("click", function () { fetchPage(false); });
     app.appendChild(h("section", { class: "panel audit", id: "audit" }, h("h1", { text: "Audit log" }), form, note, list, older));
     fetchPage(true);
+  }
+
+  /* ---- customers: tenants, their host groups' content modes, their exposure ---- */
+
+  /* A fleet may have hundreds of tenants: the list is one request
+   * (GET /v1/tenants, counts only); a tenant's groups, policies and exposure
+   * (GET /v1/tenants/{t} and .../rollouts) are fetched only while it is open
+   * on the page, at most CUSTOMERS_OPEN of them (opening another closes the
+   * one opened longest ago). With CUSTOMERS_AUTO or fewer tenants every one
+   * is open on arrival. So a refresh of this view, every REFRESH_MS while it
+   * is shown and never otherwise, costs 1 + 2 x open requests. */
+  var CUSTOMERS_OPEN = 8;
+  var CUSTOMERS_AUTO = 5;
+  /* modes whose hosts a rollout does not reach before general availability or
+   * at all: the customer holds them back (server/README.md, tenants) */
+  var HELD = { delayed: 1, paused: 1, "n-1": 1, version: 1 };
+
+  function cust() {
+    return S.cust || (S.cust = { list: null, err: null, at: 0, open: {}, n: 0, detail: {}, seeded: false });
+  }
+
+  function customersRefresh() {
+    var C = cust();
+    /* a tenant's own credential lists nothing: its own tenant only */
+    var list = S.me.tenant ? Promise.resolve({ tenants: [{ name: S.me.tenant }] }) : api("GET", "/v1/tenants");
+    return list.then(function (j) {
+      C.list = j.tenants || [];
+      C.err = null;
+      C.at = Date.now();
+      var names = {};
+      C.list.forEach(function (t) { names[t.name] = 1; });
+      if (!C.seeded) {
+        C.seeded = true;
+        if (C.list.length <= CUSTOMERS_AUTO) C.list.forEach(function (t) { C.open[t.name] = ++C.n; });
+      }
+      Object.keys(C.open).forEach(function (k) { if (!names[k]) delete C.open[k]; });
+      Object.keys(C.detail).forEach(function (k) { if (!C.open[k]) delete C.detail[k]; });
+      return Promise.all(Object.keys(C.open).map(loadTenant));
+    }, function (e) { C.err = e; });
+  }
+
+  function loadTenant(name) {
+    var C = cust();
+    var p = "/v1/tenants/" + encodeURIComponent(name);
+    return Promise.all([api("GET", p), api("GET", p + "/rollouts")]).then(function (x) {
+      C.detail[name] = { t: x[0], rollouts: x[1].rollouts || [], at: Date.now(), err: null };
+    }, function (e) {
+      var d = C.detail[name];
+      if (d) d.err = e;
+      else C.detail[name] = { err: e };
+    });
+  }
+
+  /* Open or close a tenant on the page; opening fetches it at once. */
+  function customerToggle(name, open) {
+    var C = cust();
+    if (!open) {
+      delete C.open[name];
+      return;
+    }
+    if (C.open[name]) return;
+    C.open[name] = ++C.n;
+    var names = Object.keys(C.open);
+    if (names.length > CUSTOMERS_OPEN) {
+      names.sort(function (a, b) { return C.open[a] - C.open[b]; });
+      delete C.open[names[0]];
+      delete C.detail[names[0]];
+    }
+    loadTenant(name).then(function () { if (S.view === "customers") render(); });
+  }
+
+  function delayWords(s) {
+    if (s % 86400 === 0) return s / 86400 + " d";
+    if (s % 3600 === 0) return s / 3600 + " h";
+    if (s % 60 === 0) return s / 60 + " min";
+    return s + " s";
+  }
+
+  /* The policy that decides a group's mode on a channel: the most specific of
+   * (group, channel), (group, every channel), (tenant, channel), (tenant,
+   * every channel), as content_mode() in migration 0009; null: the tenant's
+   * default mode. */
+  function policyOf(t, group, ch) {
+    var best = null, rank = 9;
+    (t.policies || []).forEach(function (p) {
+      if ((p.group !== null && p.group !== group) || (p.channel !== null && Number(p.channel) !== ch)) return;
+      var r = (p.group === null ? 2 : 0) + (p.channel === null ? 1 : 0);
+      if (r < rank) { rank = r; best = p; }
+    });
+    return best;
+  }
+
+  function modeLabel(p) {
+    if (p.mode === "delayed") return "delayed " + delayWords(p.delay_s);
+    if (p.mode === "version") return "version " + p.version;
+    return p.mode;
+  }
+
+  function renderCustomers(app) {
+    var C = cust();
+    var panel = h("section", { class: "panel customers", id: "customers" }, h("h1", { text: "Customers" }));
+    app.appendChild(panel);
+    if (C.err && (C.err.status === 403 || C.err.status === 404)) {
+      /* not for this credential (or a server without tenants): say so quietly */
+      panel.appendChild(h("p", { class: "muted", id: "cust-note", text: "No customers to show: the server answered " + C.err + "." }));
+      return;
+    }
+    if (C.err) panel.appendChild(h("p", { class: "big-error", id: "cust-error", text: "Cannot list customers: " + C.err + (C.list ? " — showing what was known at " + clock(C.at / 1000) + " UTC" : "") }));
+    if (!C.list) {
+      if (!C.err) panel.appendChild(h("p", { class: "muted", text: "Loading…" }));
+      return;
+    }
+    var agents = C.list.reduce(function (a, t) { return a + (t.agents || 0); }, 0);
+    panel.appendChild(h("p", { class: "muted", id: "cust-note", text: C.list.length + (C.list.length === 1 ? " customer" : " customers") +
+      (S.me.tenant ? "" : ", " + agents + " agents") + ". Open a customer for its host groups' content mode per channel and its hosts on each active rollout's content (at most " +
+      CUSTOMERS_OPEN + " open at once; only those are fetched)." }));
+    var ul = h("ul", { class: "tenants" });
+    C.list.forEach(function (t) {
+      var open = !!C.open[t.name];
+      /* the page decides what is open (a refresh re-renders it): a click on
+       * the summary changes C.open, not the element */
+      var det = h("details", { class: "tenant", "data-tenant": t.name, open: open },
+        h("summary", { onclick: function (e) { e.preventDefault(); customerToggle(t.name, !C.open[t.name]); render(); } },
+          h("span", { class: "tenant-name", text: t.name }),
+          t.default_mode ? h("span", { class: "muted", text: "default " + t.default_mode }) : null,
+          t.groups !== undefined ? h("span", { class: "muted tenant-counts", text: t.groups + (t.groups === 1 ? " group · " : " groups · ") + t.agents + (t.agents === 1 ? " agent" : " agents") }) : null));
+      if (open) det.appendChild(tenantBody(t.name, C.detail[t.name]));
+      ul.appendChild(h("li", {}, det));
+    });
+    panel.appendChild(ul);
+  }
+
+  function tenantBody(name, d) {
+    var box = h("div", { class: "tenant-body" });
+    if (!d) {
+      box.appendChild(h("p", { class: "muted", text: "Loading…" }));
+      return box;
+    }
+    if (d.err) box.appendChild(h("p", { class: d.err.status === 404 || d.err.status === 403 ? "muted" : "big-error", text: "Cannot show " + name + ": " + d.err + (d.t ? " (showing data from " + clock(d.at / 1000) + ")" : "") }));
+    if (!d.t) return box;
+    var t = d.t;
+    /* columns: the channels known, and any a policy names */
+    var chs = {};
+    Object.keys(S.channels).forEach(function (id) { chs[id] = 1; });
+    (t.policies || []).forEach(function (p) { if (p.channel !== null) chs[p.channel] = 1; });
+    var cols = Object.keys(chs).map(Number).sort(function (a, b) { return a - b; });
+    var head = h("tr", {}, h("th", { text: "Group" }), h("th", { class: "num", text: "Agents" }), cols.map(function (c) { return h("th", { text: channelName(c) }); }));
+    var rows = (t.groups || []).map(function (g) {
+      return h("tr", { "data-group": g.name, "data-agents": g.agents },
+        h("td", { class: "grp", text: g.name }), h("td", { class: "num", text: String(g.agents) }),
+        cols.map(function (c) {
+          var p = policyOf(t, g.name, c);
+          var m = p ? p.mode : t.default_mode;
+          return h("td", { class: "mode mode-" + m, "data-channel": c, "data-mode": m,
+            title: p ? "policy #" + p.id + (p.group === null ? " (whole tenant)" : "") + ": " + p.reason + (p.updated_by ? " — " + p.updated_by : "") : "the tenant's default mode",
+            text: p ? modeLabel(p) : m });
+        }));
+    });
+    box.appendChild(h("h3", { text: "Host groups: content mode per channel" }));
+    box.appendChild(h("table", { class: "modes" }, h("thead", {}, head), h("tbody", {}, rows)));
+    box.appendChild(h("h3", { text: "Rollouts rolling, paused, watching or halted: this customer's hosts on their content" }));
+    if (!d.rollouts.length) {
+      box.appendChild(h("p", { class: "muted", text: "No rollout is rolling, paused, watching or halted." }));
+      return box;
+    }
+    var xrows = d.rollouts.map(function (r) {
+      var modes = r.modes || {};
+      var held = Object.keys(modes).reduce(function (a, k) { return a + (HELD[k] ? modes[k] : 0); }, 0);
+      var zero = r.exposed === 0 && r.agents > 0;
+      return h("tr", { class: "tx" + (zero ? " tx-none" : ""), "data-rollout": r.id, "data-agents": r.agents, "data-exposed": r.exposed },
+        h("td", {}, h("a", { href: "#/rollouts/" + r.id, text: "#" + r.id })),
+        h("td", { text: channelName(r.channel) }),
+        h("td", {}, h("span", { class: "badge-mini badge-" + r.state, text: r.state.toUpperCase() })),
+        h("td", { class: "tx-on" }, h("b", { text: String(r.exposed) }), " of " + r.agents + (r.agents === 1 ? " host" : " hosts"),
+          held ? h("span", { class: "tx-held", text: " · " + held + " held back by the customer" }) : null),
+        h("td", { class: "tx-modes" }, Object.keys(modes).sort().map(function (k) {
+          return h("span", { class: "mode-n mode-" + k, "data-mode": k, "data-n": modes[k], text: k + " " + modes[k] });
+        })));
+    });
+    box.appendChild(h("table", { class: "exposure" },
+      h("thead", {}, h("tr", {}, ["Rollout", "Channel", "State", "On its content", "Hosts by content mode"].map(function (x) { return h("th", { text: x }); }))),
+      h("tbody", {}, xrows)));
+    return box;
   }
 
   /* ---- one rollout's page ---------------------------------------------------------- */

@@ -324,6 +324,93 @@ async function main() {
   await page.screenshot({ path: join(args.out, 'rollout.png'), fullPage: true });
   log(`rollout ${A}'s page: timeline, exposure per ring, manifest and signers`);
 
+  step = 'customers: groups, content modes, exposure';
+  // Two tenants (the C test's world): "default" (early; the six live agents)
+  // and "acme", whose group "branch" (the two dead ga agents) is delayed 2 h
+  // on every channel but 292, which it paused; its group "default" is at GA.
+  // Every number on the page must be the API's, and the API's must be these.
+  const asSoc = async (path) => {
+    const r = await fetch(`${args.url}${path}`, { headers: { Authorization: `Bearer ${args.soc}` } });
+    check(r.status === 200, `GET ${path}: ${r.status}`);
+    return r.json();
+  };
+  const tsel = (t) => `#customers details.tenant[data-tenant="${t}"]`;
+  await page.click('#nav a[data-view="customers"]');
+  // two tenants: both open on arrival (their detail fetched)
+  for (const t of ['default', 'acme']) await page.locator(`${tsel(t)}[open] table.exposure`).waitFor({ timeout: WAIT });
+  const tl0 = (await asSoc('/v1/tenants')).tenants;
+  check(JSON.stringify(tl0.map((t) => t.name)) === '["default","acme"]', `tenants: ${JSON.stringify(tl0)}`);
+  for (const t of tl0) {
+    const want = `${t.groups} group${t.groups === 1 ? '' : 's'} · ${t.agents} agent${t.agents === 1 ? '' : 's'}`;
+    check((await text(`${tsel(t.name)} .tenant-counts`)) === want, `${t.name}: ${await text(`${tsel(t.name)} .tenant-counts`)}, the API: ${want}`);
+  }
+  check(tl0[1].groups === 2 && tl0[1].agents === 2 && tl0[0].agents === 6, `the API's tenants: ${JSON.stringify(tl0)}`);
+  // the groups' mode per channel, resolved by the page from the policies
+  const mode = async (t, g, ch) => {
+    const sel = `${tsel(t)} table.modes tr[data-group="${g}"] td[data-channel="${ch}"]`;
+    return [await page.getAttribute(sel, 'data-mode', { timeout: WAIT }), await text(sel)];
+  };
+  for (const ch of [291, 292, 293, 294]) {
+    const [m, words] = await mode('acme', 'branch', ch);
+    const want = ch === 292 ? ['paused', 'paused'] : ['delayed', 'delayed 2 h'];
+    check(m === want[0] && words === want[1], `acme/branch on ${ch}: ${m} "${words}", want ${want.join(' ')}`);
+    check((await mode('acme', 'default', ch)).join() === 'ga,ga', `acme/default on ${ch}: ${await mode('acme', 'default', ch)}`);
+    check((await mode('default', 'default', ch)).join() === 'early,early', `default/default on ${ch}: ${await mode('default', 'default', ch)}`);
+  }
+  check((await page.getAttribute(`${tsel('acme')} table.modes tr[data-group="branch"]`, 'data-agents')) === '2', 'acme/branch agents');
+  // each active rollout: the tenant's hosts, those on its content, by mode;
+  // as the API says (asked until the two agree: A may turn from halted to
+  // reverted meanwhile and leave the list)
+  // (what the operator reads: "3 of 6 hosts", "delayed 2"; the data-*
+  // attributes must say the same)
+  const exposure = async (t) => page.locator(`${tsel(t)} table.exposure tr.tx`).evaluateAll((els) => els.map((e) => {
+    const on = /^([0-9]+) of ([0-9]+) hosts?/.exec(e.querySelector('.tx-on').textContent) || [];
+    const modes = [...e.querySelectorAll('.mode-n')].map((m) => [m.dataset.mode, Number(m.dataset.n), m.textContent]);
+    const same = Number(on[1]) === Number(e.dataset.exposed) && Number(on[2]) === Number(e.dataset.agents)
+      && modes.every(([k, n, words]) => words === `${k} ${n}`);
+    return { id: Number(e.dataset.rollout), agents: Number(on[2]), exposed: Number(on[1]), modes: Object.fromEntries(modes.map((m) => [m[0], m[1]])), ...(same ? {} : { attrs: 'differ from the text' }) };
+  }));
+  const seen = {};
+  for (const t of ['default', 'acme']) {
+    let last = '';
+    for (const end = Date.now() + WAIT; ;) {
+      const api = (await asSoc(`/v1/tenants/${t}/rollouts`)).rollouts.map((r) => ({ id: r.id, agents: r.agents, exposed: r.exposed, modes: r.modes }));
+      const shown = await exposure(t);
+      const norm = (xs) => JSON.stringify(xs.map((x) => ({ ...x, modes: Object.fromEntries(Object.entries(x.modes).sort()) })));
+      if (api.length && norm(api) === norm(shown)) { seen[t] = api; break; }
+      last = `page ${norm(shown)}, API ${norm(api)}`;
+      check(Date.now() < end, `${t}'s exposure: ${last}`);
+      await page.waitForTimeout(500);
+    }
+  }
+  const row = (t, id) => seen[t].find((r) => r.id === id);
+  check(row('acme', C) && row('acme', C).exposed === 0 && row('acme', C).agents === 2 && JSON.stringify(row('acme', C).modes) === '{"delayed":2}', `acme on C: ${JSON.stringify(row('acme', C))}`);
+  check(row('acme', B) && row('acme', B).exposed === 0 && JSON.stringify(row('acme', B).modes) === '{"paused":2}', `acme on B: ${JSON.stringify(row('acme', B))}`);
+  check(row('default', C) && row('default', C).exposed === 5 && row('default', C).agents === 6 && JSON.stringify(row('default', C).modes) === '{"early":6}', `default on C: ${JSON.stringify(row('default', C))}`);
+  const onC = await text(`${tsel('acme')} tr.tx[data-rollout="${C}"] .tx-on`);
+  check(onC === '0 of 2 hosts · 2 held back by the customer', `acme on C in words: ${onC}`);
+  check((await text(`${tsel('default')} tr.tx[data-rollout="${C}"] .tx-on`)) === '5 of 6 hosts', 'default on C in words');
+  await page.screenshot({ path: join(args.out, 'customers.png'), fullPage: true });
+  // only open tenants are fetched: closed, acme is not asked for on the
+  // next refreshes; opened again, it is at once
+  const asked = [];
+  const onReq = (r) => { const u = new URL(r.url()).pathname; if (u.startsWith('/v1/tenants')) asked.push(u); };
+  page.on('request', onReq);
+  await page.click(`${tsel('acme')} summary`);
+  await page.locator(`${tsel('acme')}:not([open])`).waitFor({ timeout: WAIT });
+  const t0 = asked.length;
+  for (const end = Date.now() + WAIT; asked.slice(t0).filter((u) => u === '/v1/tenants').length < 2;) {
+    check(Date.now() < end, `no two refreshes of the list: ${JSON.stringify(asked)}`);
+    await page.waitForTimeout(250);
+  }
+  const closed = asked.slice(t0);
+  check(!closed.some((u) => u.startsWith('/v1/tenants/acme')) && closed.includes('/v1/tenants/default/rollouts'), `requests while acme was closed: ${JSON.stringify(closed)}`);
+  await page.click(`${tsel('acme')} summary`);
+  await page.locator(`${tsel('acme')}[open] tr.tx[data-rollout="${C}"]`).waitFor({ timeout: WAIT });
+  page.off('request', onReq);
+  log(`customers: default ${seen.default.map((r) => `#${r.id} ${r.exposed}/${r.agents}`).join(', ')}; acme ${seen.acme.map((r) => `#${r.id} ${r.exposed}/${r.agents} ${JSON.stringify(r.modes)}`).join(', ')}; `
+    + `a closed tenant is not fetched (${closed.length} requests in two refreshes)`);
+
   step = 'a controller that stopped turns the top bar red';
   const stopped = { leader: null, epoch: 3, lease_expires_in_s: -5.2, lease_ms: 400, last_cycle_at: '2026-01-01T00:00:00.000Z',
     last_cycle_age_s: 9.4, interval_ms: 200, healthy: false, lost: true, this_replica: 'x:1', this_replica_leads: false };

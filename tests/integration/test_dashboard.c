@@ -4,8 +4,9 @@
  * tests/browser/dashboard.mjs, which drives Debian's headless chromium with
  * playwright-core: it logs in, watches the rollouts, posts the canary
  * agents' crash reports (so the controller halts rollout A while the page is
- * open), halts rollout B with the halt button as soc, and sees the halt
- * refused (403) for an agent token. Afterwards the database must show
+ * open), halts rollout B with the halt button as soc, sees the halt
+ * refused (403) for an agent token, and reads the customers view (a second
+ * tenant with a delayed and a paused group). Afterwards the database must show
  * exactly that. */
 /* clang-format off */
 #include <stdarg.h>
@@ -90,12 +91,12 @@ static int env_down(void **state)
 
 /* ---- simulated agents ------------------------------------------------------------ */
 
-static void agent_new(struct agent *a, int ring)
+/* Enroll with an enrollment token made from et_body (its tenant and group). */
+static void agent_new_in(struct agent *a, int ring, const char *et_body)
 {
 	memset(a, 0, sizeof *a);
 	a->ring = ring;
-	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/enrollment-tokens", E.admin,
-	                         "{\"name\":\"fleet\"}");
+	json_t *j = fbt_env_want(&E, 201, "POST", "/v1/enrollment-tokens", E.admin, et_body);
 	char *et = strdup(fbt_jstr(j, "token"));
 	json_decref(j);
 	unsigned char pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
@@ -113,6 +114,12 @@ static void agent_new(struct agent *a, int ring)
 	a->token = strdup(fbt_jstr(j, "agent_token"));
 	json_decref(j);
 	assert_true(a->id > 0);
+}
+
+/* An agent of the default tenant. */
+static void agent_new(struct agent *a, int ring)
+{
+	agent_new_in(a, ring, "{\"name\":\"fleet\"}");
 }
 
 /* Poll and verify as an agent does; note what is assigned per channel. */
@@ -282,14 +289,35 @@ static void world_up(void)
 	}
 }
 
+/* A customer besides the default tenant (issue 18): "acme", whose group
+ * "branch" takes content 2 h after it is GA everywhere else and has paused
+ * channel 292; its other group ("default") is at GA. Made before the
+ * rollouts start, so its policy events are older than theirs. */
+static void world_tenants(void)
+{
+	fbt_env_expect(&E, 201, "POST", "/v1/tenants", E.admin,
+	               "{\"name\":\"acme\",\"reason\":\"dashboard test\"}");
+	fbt_env_expect(&E, 201, "POST", "/v1/tenants/acme/groups", E.admin,
+	               "{\"name\":\"branch\"}");
+	fbt_env_expect(&E, 200, "PUT", "/v1/tenants/acme/policies", E.admin,
+	               "{\"group\":\"branch\",\"mode\":\"delayed\",\"delay_s\":7200,"
+	               "\"reason\":\"branch offices: two hours after everyone\"}");
+	fbt_env_expect(&E, 200, "PUT", "/v1/tenants/acme/policies", E.admin,
+	               "{\"group\":\"branch\",\"channel\":292,\"mode\":\"paused\","
+	               "\"reason\":\"DNS rules held for a migration\"}");
+}
+
 /* Two agents of the last ring ("ga", the rest) that enrolled and were last
- * heard from two hours ago: a dead ring the page must call dead. */
+ * heard from two hours ago: a dead ring the page must call dead. They are
+ * acme's branch hosts: the customers view shows none of them on any
+ * rollout's content. */
 static void world_dead_ring(void)
 {
 	int64_t ids[2];
 	for (int i = 0; i < 2; i++) {
 		struct agent a;
-		agent_new(&a, 3);
+		agent_new_in(&a, 3,
+		             "{\"name\":\"acme-branch\",\"tenant\":\"acme\",\"group\":\"branch\"}");
 		ids[i] = a.id;
 		free(a.token);
 	}
@@ -374,6 +402,7 @@ static void test_dashboard_in_chromium(void **state)
 		fail_msg("the browser test needs /usr/bin/chromium, /usr/bin/node and "
 		         "tests/browser/node_modules (run make deps)");
 	env_up();
+	world_tenants();
 	world_up();
 	world_dead_ring();
 	world_degraded();
@@ -468,6 +497,14 @@ static void test_dashboard_in_chromium(void **state)
 	                 1);
 	assert_int_equal(
 	        Q("SELECT count(*) FROM content WHERE sha256 = '%s' AND NOT bad", W.sha[2]), 1);
+	/* /metrics: each tenant's enrolled agents (the six live ones are the
+	 * default tenant's, the two dead ga ones acme's) */
+	struct fbt_resp m;
+	if (fbt_http(&E.srv, "GET", "/metrics", NULL, NULL, 0, NULL, &m) || m.status != 200)
+		fail_msg("GET /metrics failed");
+	assert_non_null(strstr(m.body, "\nfirebreak_tenant_agents{tenant=\"acme\"} 2\n"));
+	assert_non_null(strstr(m.body, "\nfirebreak_tenant_agents{tenant=\"default\"} 6\n"));
+	fbt_resp_free(&m);
 }
 
 int main(void)

@@ -285,6 +285,21 @@ static void test_metrics(void **state)
 	long n = strtol(strchr(line, '}') + 2, NULL, 10);
 	assert_true(n >= 3);
 	fbt_resp_free(&r);
+	/* per tenant, its enrolled agents not revoked: the default tenant's and
+	 * a new tenant's 0 */
+	const char *t = "{\"name\":\"metrics-t\",\"reason\":\"metrics test\"}";
+	fbt_http(&c->srv, "POST", "/v1/tenants", c->admin, t, strlen(t), NULL, &r);
+	assert_int_equal(r.status, 201);
+	fbt_resp_free(&r);
+	fbt_http(&c->srv, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "\n# TYPE firebreak_tenant_agents gauge\n"));
+	assert_non_null(strstr(r.body, "\nfirebreak_tenant_agents{tenant=\"metrics-t\"} 0\n"));
+	char want[128];
+	snprintf(want, sizeof want, "\nfirebreak_tenant_agents{tenant=\"default\"} %ld\n",
+	         fbt_db_long(c->db, "SELECT count(*) FROM agents WHERE revoked_at IS NULL"));
+	assert_non_null(strstr(r.body, want));
+	fbt_resp_free(&r);
 }
 
 static void test_logs_are_json_lines_with_request_id(void **state)
@@ -356,7 +371,22 @@ static void test_readyz_reports_database_down(void **state)
 	fbt_http(&s, "GET", "/v1/whoami", c->admin, NULL, 0, NULL, &r);
 	expect_error(&r, 503, "unavailable");
 	fbt_resp_free(&r);
+	/* /metrics still answers: the gauges read from the database are left
+	 * out, and the server says why in its log */
+	fbt_http(&s, "GET", "/metrics", NULL, NULL, 0, NULL, &r);
+	assert_int_equal(r.status, 200);
+	assert_non_null(strstr(r.body, "firebreak_http_requests_total{"));
+	assert_null(strstr(r.body, "firebreak_tenant_agents{"));
+	fbt_resp_free(&r);
 	assert_int_equal(fbt_server_stop(&s, SIGTERM), 0);
+	FILE *f = fopen(s.log, "r");
+	assert_non_null(f);
+	char line[8192];
+	int said = 0;
+	while (!said && fgets(line, sizeof line, f))
+		said = strstr(line, "metrics: no tenant gauges: ") != NULL;
+	fclose(f);
+	assert_true(said);
 	free(bad);
 }
 
