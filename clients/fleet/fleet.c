@@ -1416,7 +1416,12 @@ json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
 	for (int64_t i = 0; i < f->n; i++) {
 		const struct fl_agent *a = &f->a[i];
 		struct fl_seg *g = &plat[a->plat >= 0 ? a->plat : SCN_MAX_PLATFORMS];
-		int reached = a->ring <= max_ring;
+		/* a delayed or paused tenant's hosts are outside every rollout by
+		 * their customer's choice: neither reached nor holdout */
+		int outside =
+		        a->tenant < s->n_tenants && (s->tenants[a->tenant].mode == SCN_DELAYED ||
+		                                     s->tenants[a->tenant].mode == SCN_PAUSED);
+		int reached = a->ring <= max_ring && !outside;
 		int held = reached && !(a->flags[k] & FLG_TREATED);
 		g->agents++;
 		g->applied += c >= 0 && (a->applied_mask & (1u << c)) != 0;

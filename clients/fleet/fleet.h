@@ -81,7 +81,8 @@ void fleet_rollout_active(struct fleet *f, int k, int active);
  * "crashed","content_crashed","holdout"}, "segments": {fact: {value: {the
  * same as totals}}}}; segments only with platforms. Holdout: agents of
  * those rings that never applied the content while the rollout was active.
- * New reference. */
+ * Agents of delayed or paused tenants count in neither the rings nor the
+ * holdout. New reference. */
 json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring);
 /* Channel k as each tenant's agents saw it: {tenant name ("default": the
  * agents outside every share, when there are any): {"mode", "delay_s"
