@@ -73,7 +73,6 @@ enum fb_rc agents_store(int64_t id, const struct agent_slot *a, int keep_cls)
 		return FB_EINVAL;
 	struct agent_slot n = *a;
 	n.flags = AGENT_KNOWN | (a->flags & AGENT_REVOKED);
-	n.pad = 0;
 	pthread_rwlock_wrlock(&g_agents_lock);
 	enum fb_rc rc = reserve_locked(id);
 	if (!rc) {
@@ -120,9 +119,10 @@ int agents_get(int64_t id, struct agent_slot *out)
 }
 
 /* Place an agent through the snapshot (agents_snapshot.place). */
-static enum fb_rc place(int64_t id, const json_t *tags, const json_t *caps, int revoked)
+static enum fb_rc place(int64_t id, const json_t *tags, const json_t *caps, int group_id,
+                        int revoked)
 {
-	return g_snap ? g_snap->place(id, tags, caps, revoked) : FB_EINTERNAL;
+	return g_snap ? g_snap->place(id, tags, caps, group_id, revoked) : FB_EINTERNAL;
 }
 
 /* Load one agent from the database (it enrolled through another replica):
@@ -138,15 +138,16 @@ static int agent_load(int64_t id)
 	const char *p[] = {ids};
 	PGresult *r = db_exec(
 	        c, NULL,
-	        "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
-	        "FROM agents WHERE id = $1",
+	        "SELECT tags::text, coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL, "
+	        "group_id FROM agents WHERE id = $1",
 	        1, p);
 	db_release(app.db, c);
 	int ok = r ? 0 : -1;
 	if (r && PQntuples(r) == 1) {
 		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-		ok = place(id, tags, caps, strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
+		ok = place(id, tags, caps, atoi(PQgetvalue(r, 0, 3)),
+		           strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
 		json_decref(tags);
 		json_decref(caps);
 	}
@@ -191,6 +192,19 @@ void agents_count_by_ring(int nr, int64_t *sizes, int64_t *held,
 	pthread_rwlock_unlock(&g_agents_lock);
 }
 
+int64_t agents_count_if(int (*pred)(int64_t id, const struct agent_slot *a, void *arg), void *arg)
+{
+	int64_t n = 0;
+	pthread_rwlock_rdlock(&g_agents_lock);
+	for (int64_t id = 1; id <= g_agents_max && (size_t)id < g_agents_cap; id++) {
+		const struct agent_slot *a = &g_agents[id];
+		if ((a->flags & AGENT_KNOWN) && !(a->flags & AGENT_REVOKED) && pred(id, a, arg))
+			n++;
+	}
+	pthread_rwlock_unlock(&g_agents_lock);
+	return n;
+}
+
 void agents_cleanup(void)
 {
 	pthread_rwlock_wrlock(&g_agents_lock);
@@ -225,11 +239,19 @@ void agents_enrollment_token_create(struct http_req *req)
 	if (!body)
 		return;
 	PGconn *c = NULL;
-	static const char *const allowed[] = {"name", "tags", "expires_in_s", "max_uses", NULL};
+	static const char *const allowed[] = {"name",  "tags", "expires_in_s", "max_uses", "tenant",
+	                                      "group", NULL};
 	if (!val_fields_or_reply(req, body, allowed))
 		goto out;
 	const char *name = val_string_or_reply(req, body, "name", 1, 128, 1);
 	if (!name)
+		goto out;
+	const struct auth *who = http_req_auth(req);
+	const char *tenant = who->tenant_id ? who->tenant : "default", *group = "default";
+	if ((json_object_get(body, "tenant") &&
+	     !(tenant = val_string_or_reply(req, body, "tenant", 1, 64, 1))) ||
+	    (json_object_get(body, "group") &&
+	     !(group = val_string_or_reply(req, body, "group", 1, 64, 1))))
 		goto out;
 	json_t *tags = json_object_get(body, "tags");
 	if (tags && !val_tags_or_reply(req, tags))
@@ -241,6 +263,38 @@ void agents_enrollment_token_create(struct http_req *req)
 	c = app_db_or_reply(req);
 	if (!c)
 		goto out;
+	/* The host group its agents join: a tenant's credential names only its
+	 * own tenant (another's is 404, as if it did not exist). */
+	char gid[16];
+	{
+		struct fb_err gerr;
+		char own[24];
+		snprintf(own, sizeof own, "%lld", (long long)who->tenant_id);
+		const char *pg[] = {tenant, group, who->tenant_id ? own : NULL};
+		PGresult *gr = db_exec(c, &gerr,
+		                       "SELECT (SELECT t.id FROM tenants t WHERE t.name = $1 AND "
+		                       "($3::int IS NULL OR t.id = $3::int)), (SELECT g.id FROM "
+		                       "host_groups g JOIN tenants t ON t.id = g.tenant_id WHERE "
+		                       "t.name = $1 AND g.name = $2 AND ($3::int IS NULL OR t.id = "
+		                       "$3::int))",
+		                       3, pg);
+		if (!gr) {
+			http_unavailable(req, gerr.msg);
+			goto out;
+		}
+		int no_tenant = PQgetisnull(gr, 0, 0), no_group = PQgetisnull(gr, 0, 1);
+		snprintf(gid, sizeof gid, "%s", PQgetvalue(gr, 0, 1));
+		PQclear(gr);
+		if (no_tenant) {
+			http_error(req, 404, "not_found", "no tenant %s", tenant);
+			goto out;
+		}
+		if (no_group) {
+			http_error(req, 400, "invalid",
+			           "field 'group': tenant '%s' has no group '%s'", tenant, group);
+			goto out;
+		}
+	}
 	unsigned char rnd[32];
 	randombytes_buf(rnd, sizeof rnd);
 	char token[3 + 64 + 1] = "fe_";
@@ -253,16 +307,16 @@ void agents_enrollment_token_create(struct http_req *req)
 	char exp[32], uses[32];
 	snprintf(exp, sizeof exp, "%lld", (long long)expires_in);
 	snprintf(uses, sizeof uses, "%lld", (long long)max_uses);
-	const char *p[] = {name, hash, tags_s, expires_in ? exp : NULL, max_uses ? uses : NULL};
+	const char *p[] = {name, hash, tags_s, expires_in ? exp : NULL, max_uses ? uses : NULL,
+	                   gid};
 	struct fb_err err;
 	PGresult *r = NULL;
-	if (db_cmd(c, &err, "BEGIN") || !(r = db_exec(c, &err,
-	                                              "INSERT INTO enrollment_tokens (name, "
-	                                              "token_hash, tags, expires_at, max_uses) "
-	                                              "VALUES ($1, decode($2, 'hex'), $3::jsonb, "
-	                                              "now() + make_interval(secs => $4::int), $5) "
-	                                              "RETURNING id",
-	                                              5, p))) {
+	if (db_cmd(c, &err, "BEGIN") ||
+	    !(r = db_exec(c, &err,
+	                  "INSERT INTO enrollment_tokens (name, token_hash, tags, expires_at, "
+	                  "max_uses, group_id) VALUES ($1, decode($2, 'hex'), $3::jsonb, now() + "
+	                  "make_interval(secs => $4::int), $5, $6) RETURNING id",
+	                  6, p))) {
 		free(tags_s);
 		json_decref(tags_obj);
 		http_unavailable(req, err.msg);
@@ -273,7 +327,8 @@ void agents_enrollment_token_create(struct http_req *req)
 	free(tags_s);
 	char obj[48];
 	snprintf(obj, sizeof obj, "enrollment_token/%lld", (long long)id);
-	json_t *after = json_pack("{s:s,s:o}", "name", name, "tags", tags_obj);
+	json_t *after = json_pack("{s:s,s:o,s:s,s:s}", "name", name, "tags", tags_obj, "tenant",
+	                          tenant, "group", group);
 	enum fb_rc rc = audit_write(c, http_req_auth(req), http_req_id(req),
 	                            "enrollment_token.create", obj, NULL, after, NULL, &err);
 	json_decref(after);
@@ -282,7 +337,8 @@ void agents_enrollment_token_create(struct http_req *req)
 		goto out;
 	}
 	http_reply_json(req, 201,
-	                json_pack("{s:I,s:s,s:s}", "id", id, "name", name, "token", token));
+	                json_pack("{s:I,s:s,s:s,s:s,s:s}", "id", id, "name", name, "token", token,
+	                          "tenant", tenant, "group", group));
 	sodium_memzero(token, sizeof token);
 out:
 	if (c)
@@ -341,8 +397,9 @@ void agents_enroll(struct http_req *req)
 	const char *p1[] = {hash};
 	r = db_exec(c, &err,
 	            "SELECT id, tags::text, (expires_at IS NOT NULL AND expires_at < now()), "
-	            "(max_uses IS NOT NULL AND uses >= max_uses), revoked_at IS NOT NULL "
-	            "FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR UPDATE",
+	            "(max_uses IS NOT NULL AND uses >= max_uses), revoked_at IS NOT NULL, "
+	            "group_id FROM enrollment_tokens WHERE token_hash = decode($1, 'hex') FOR "
+	            "UPDATE",
 	            1, p1);
 	if (!r) {
 		http_unavailable(req, err.msg);
@@ -352,8 +409,9 @@ void agents_enroll(struct http_req *req)
 		http_error(req, 401, "unauthenticated", "unknown enrollment token");
 		goto out;
 	}
-	char etid[24], tags_s[8192];
+	char etid[24], tags_s[8192], grp[16];
 	snprintf(etid, sizeof etid, "%s", PQgetvalue(r, 0, 0));
+	snprintf(grp, sizeof grp, "%s", PQgetvalue(r, 0, 5));
 	snprintf(tags_s, sizeof tags_s, "%s", PQgetvalue(r, 0, 1));
 	int expired = strcmp(PQgetvalue(r, 0, 2), "t") == 0;
 	int used_up = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
@@ -363,16 +421,19 @@ void agents_enroll(struct http_req *req)
 	/* Re-enrolling the same key is idempotent and needs no further use. */
 	const char *p2[] = {pkhex};
 	r = db_exec(c, &err,
-	            "SELECT id, tags::text FROM agents WHERE public_key = decode($1, 'hex')", 1,
-	            p2);
+	            "SELECT id, tags::text, group_id FROM agents WHERE public_key = "
+	            "decode($1, 'hex')",
+	            1, p2);
 	if (!r) {
 		http_unavailable(req, err.msg);
 		goto out;
 	}
 	int existing = PQntuples(r) == 1;
 	int64_t id = existing ? strtoll(PQgetvalue(r, 0, 0), NULL, 10) : 0;
-	if (existing)
+	if (existing) { /* it stays in the group it enrolled into */
 		snprintf(tags_s, sizeof tags_s, "%s", PQgetvalue(r, 0, 1));
+		snprintf(grp, sizeof grp, "%s", PQgetvalue(r, 0, 2));
+	}
 	PQclear(r);
 	r = NULL;
 	if (!existing && (expired || used_up || revoked)) {
@@ -385,14 +446,15 @@ void agents_enroll(struct http_req *req)
 	char *caps_s = json_dumps(caps, JSON_COMPACT);
 	char *extra_s = extra ? json_dumps(extra, JSON_COMPACT) : NULL;
 	if (!existing) {
-		const char *p3[] = {pkhex,  tags_s, etid,     hostname, version,
-		                    caps_s, os,     os_build, arch,     extra_s};
-		r = db_exec(c, &err,
-		            "INSERT INTO agents (public_key, tags, enrolled_with, hostname, "
-		            "agent_version, capabilities, os, os_build, arch, platform_extra) "
-		            "VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, $6::jsonb, $7, $8, "
-		            "$9, coalesce($10::jsonb, '{}')) RETURNING id",
-		            10, p3);
+		const char *p3[] = {pkhex, tags_s,   etid, hostname, version, caps_s,
+		                    os,    os_build, arch, extra_s,  grp};
+		r = db_exec(
+		        c, &err,
+		        "INSERT INTO agents (public_key, tags, enrolled_with, hostname, "
+		        "agent_version, capabilities, os, os_build, arch, platform_extra, "
+		        "group_id) VALUES (decode($1, 'hex'), $2::jsonb, $3, $4, $5, $6::jsonb, "
+		        "$7, $8, $9, coalesce($10::jsonb, '{}'), $11) RETURNING id",
+		        11, p3);
 		if (r)
 			id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 		PQclear(r);
@@ -427,7 +489,7 @@ void agents_enroll(struct http_req *req)
 		goto out;
 	}
 	json_t *tags = json_loads(tags_s, 0, NULL);
-	if (place(id, tags, caps, 0)) {
+	if (place(id, tags, caps, atoi(grp), 0)) {
 		json_decref(tags);
 		http_error(req, 503, "unavailable", "cannot register agent %lld in memory",
 		           (long long)id);
@@ -457,6 +519,10 @@ void agents_list(struct http_req *req)
 	const char *tag = http_req_query(req, "tag"), *content = http_req_query(req, "content");
 	const char *health = http_req_query(req, "health"), *ring = http_req_query(req, "ring");
 	const char *silent = http_req_query(req, "silent_s");
+	const char *tq = http_req_query(req, "tenant"), *gq = http_req_query(req, "group");
+	const struct auth *who = http_req_auth(req);
+	char own[24];
+	snprintf(own, sizeof own, "%lld", (long long)who->tenant_id);
 	int64_t limit = 100, after_id = 0, silent_s = 300;
 	if ((lim && fb_parse_i64(lim, 1, 10000, &limit)) ||
 	    (after && fb_parse_i64(after, 0, INT64_MAX, &after_id)) ||
@@ -497,11 +563,22 @@ void agents_list(struct http_req *req)
 	while (more && (int64_t)json_array_size(arr) < limit) {
 		char cs[24];
 		snprintf(cs, sizeof cs, "%lld", (long long)cursor);
-		const char *p[] = {cs, eq ? key : NULL, eq ? val : NULL, content, health, ss};
+		const char *p[] = {cs,
+		                   eq ? key : NULL,
+		                   eq ? val : NULL,
+		                   content,
+		                   health,
+		                   ss,
+		                   who->tenant_id ? own : NULL,
+		                   tq,
+		                   gq};
 		PGresult *r = db_exec(
 		        c, &err,
 		        "SELECT id, json_build_object('id', id, 'hostname', hostname, 'tags', "
-		        "tags, "
+		        "tags, 'tenant', (SELECT t.name FROM host_groups g JOIN tenants t ON t.id "
+		        "= "
+		        "g.tenant_id WHERE g.id = agents.group_id), 'group', (SELECT g.name FROM "
+		        "host_groups g WHERE g.id = agents.group_id), "
 		        "'agent_version', agent_version, 'os', os, 'os_build', os_build, 'arch', "
 		        "arch, 'active', active, 'last_seen', "
 		        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
@@ -515,8 +592,13 @@ void agents_list(struct http_req *req)
 		        "WHERE a.value = $4)) AND ($5::text IS NULL OR $5 = CASE WHEN last_seen_at "
 		        "IS NULL "
 		        "THEN 'never' WHEN last_seen_at >= now() - make_interval(secs => $6::int) "
-		        "THEN 'healthy' ELSE 'silent' END) ORDER BY id LIMIT 1000",
-		        6, p);
+		        "THEN 'healthy' ELSE 'silent' END) AND ($7::int IS NULL OR group_id IN "
+		        "(SELECT id FROM host_groups WHERE tenant_id = $7::int)) AND ($8::text IS "
+		        "NULL OR group_id IN (SELECT g.id FROM host_groups g JOIN tenants t ON "
+		        "t.id "
+		        "= g.tenant_id WHERE t.name = $8)) AND ($9::text IS NULL OR group_id IN "
+		        "(SELECT id FROM host_groups WHERE name = $9)) ORDER BY id LIMIT 1000",
+		        9, p);
 		if (!r) {
 			db_release(app.db, c);
 			json_decref(arr);
@@ -558,17 +640,24 @@ void agents_show(struct http_req *req)
 	if (!c)
 		return;
 	struct fb_err err;
-	const char *p[] = {ids};
+	const struct auth *who = http_req_auth(req);
+	char own[24];
+	snprintf(own, sizeof own, "%lld", (long long)who->tenant_id);
+	const char *p[] = {ids, who->tenant_id ? own : NULL};
 	PGresult *r = db_exec(
 	        c, &err,
 	        "SELECT json_build_object('id', id, 'hostname', hostname, 'tags', tags, "
+	        "'tenant', (SELECT t.name FROM host_groups g JOIN tenants t ON t.id = "
+	        "g.tenant_id WHERE g.id = agents.group_id), 'group', (SELECT g.name FROM "
+	        "host_groups g WHERE g.id = agents.group_id), "
 	        "'agent_version', agent_version, 'active', active, 'capabilities', capabilities, "
 	        "'platform', json_build_object('os', os, 'os_build', os_build, 'arch', arch, "
 	        "'extra', platform_extra), 'boot_id', boot_id, 'uptime_s', uptime_s, 'last_seen', "
 	        "extract(epoch FROM last_seen_at)::bigint, 'revoked', revoked_at IS NOT "
 	        "NULL)::text "
-	        "FROM agents WHERE id = $1",
-	        1, p);
+	        "FROM agents WHERE id = $1 AND ($2::int IS NULL OR group_id IN (SELECT id FROM "
+	        "host_groups WHERE tenant_id = $2::int))",
+	        2, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_unavailable(req, err.msg);
@@ -603,7 +692,7 @@ void agents_revoke(struct http_req *req)
 	    !(r = db_exec(
 	              c, &err,
 	              "UPDATE agents SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1 "
-	              "RETURNING tags::text",
+	              "RETURNING tags::text, group_id",
 	              1, p))) {
 		http_unavailable(req, err.msg);
 		goto out;
@@ -615,6 +704,7 @@ void agents_revoke(struct http_req *req)
 	char obj[40];
 	snprintf(obj, sizeof obj, "agent/%lld", (long long)id);
 	json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
+	int group_id = atoi(PQgetvalue(r, 0, 1));
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "agent.revoke", obj, NULL, NULL,
 	                NULL, &err) ||
 	    publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {
@@ -623,7 +713,7 @@ void agents_revoke(struct http_req *req)
 		goto out;
 	}
 	/* Here at once; other replicas on the NOTIFY. */
-	if (place(id, tags, NULL, 1))
+	if (place(id, tags, NULL, group_id, 1))
 		log_warn("agent %lld revoked but not updated in memory", (long long)id);
 	json_decref(tags);
 	http_reply_json(req, 200, json_pack("{s:I,s:b}", "id", (json_int_t)id, "revoked", 1));

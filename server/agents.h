@@ -21,11 +21,12 @@ struct agent_slot {
 	uint8_t flags; /* AGENT_KNOWN, AGENT_REVOKED */
 	uint16_t pinset;
 	uint16_t cls;
-	uint16_t pad;
+	uint16_t group; /* its host group's index in the snapshot (AGENT_GROUP_UNKNOWN) */
 };
-#define AGENT_KNOWN   1
-#define AGENT_REVOKED 2
-#define AGENTS_ID_MAX ((int64_t)1 << 31)
+#define AGENT_GROUP_UNKNOWN 0xffffu
+#define AGENT_KNOWN         1
+#define AGENT_REVOKED       2
+#define AGENTS_ID_MAX       ((int64_t)1 << 31)
 
 /* Copy agent id's slot into *out: 1 when it is in memory, else 0 (memory
  * only, never the database). */
@@ -57,6 +58,10 @@ int64_t agents_max_id(void);
  * and must not call back into this module. */
 void agents_count_by_ring(int nr, int64_t *sizes, int64_t *held,
                           int (*is_held)(int64_t id, int ring, void *arg), void *arg);
+/* The known agents that are not revoked and for which pred(id, slot, arg)
+ * is 1 (pred runs under the table's read lock and must not call back into
+ * this module). */
+int64_t agents_count_if(int (*pred)(int64_t id, const struct agent_slot *a, void *arg), void *arg);
 /* Free the table (at shutdown, after the snapshot has stopped). */
 void agents_cleanup(void);
 
@@ -64,10 +69,12 @@ void agents_cleanup(void);
  * wiring (main.c) before the server starts, so that agents.c does not
  * include snapshot.h (the snapshot includes this header). */
 struct agents_snapshot {
-	/* Resolve ring and pin set from tags (borrowed) and the class from caps
-	 * (borrowed; NULL keeps the class in memory) and agents_store them;
+	/* Resolve ring and pin set from tags (borrowed), the class from caps
+	 * (borrowed; NULL keeps the class in memory) and the host group from
+	 * group_id (host_groups.id) and agents_store them;
 	 * FB_EINTERNAL while no snapshot is loaded. */
-	enum fb_rc (*place)(int64_t id, const json_t *tags, const json_t *caps, int revoked);
+	enum fb_rc (*place)(int64_t id, const json_t *tags, const json_t *caps, int group_id,
+	                    int revoked);
 	/* The name of agent id's ring into buf (n bytes) and buf, or NULL. */
 	const char *(*ring)(int64_t id, char *buf, size_t n);
 	/* Within the caller's transaction: a new publication. */

@@ -254,13 +254,16 @@ static int proxy_user_or_reply(struct http_req *req, const char *value, const ch
 	}
 	struct fb_err err;
 	const char *p[] = {value};
-	PGresult *r =
-	        db_exec(c, &err,
-	                by_email ? "SELECT id, name, array_to_string(roles, ','), disabled_at "
-	                           "IS NOT NULL FROM users WHERE email = lower($1)"
-	                         : "SELECT id, name, array_to_string(roles, ','), disabled_at "
-	                           "IS NOT NULL FROM users WHERE name = $1",
-	                1, p);
+	PGresult *r = db_exec(c, &err,
+	                      by_email ? "SELECT u.id, u.name, array_to_string(u.roles, ','), "
+	                                 "u.disabled_at IS NOT NULL, coalesce(u.tenant_id, 0), "
+	                                 "coalesce(t.name, '') FROM users u LEFT JOIN tenants t ON "
+	                                 "t.id = u.tenant_id WHERE u.email = lower($1)"
+	                               : "SELECT u.id, u.name, array_to_string(u.roles, ','), "
+	                                 "u.disabled_at IS NOT NULL, coalesce(u.tenant_id, 0), "
+	                                 "coalesce(t.name, '') FROM users u LEFT JOIN tenants t ON "
+	                                 "t.id = u.tenant_id WHERE u.name = $1",
+	                      1, p);
 	db_release(app.db, c);
 	if (!r) {
 		http_error(req, 503, "unavailable", "cannot look the user up: %s", err.msg);
@@ -279,8 +282,14 @@ static int proxy_user_or_reply(struct http_req *req, const char *value, const ch
 	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 1));
 	out->roles = roles_from_csv(PQgetvalue(r, 0, 2));
 	int disabled = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	out->tenant_id = strtoll(PQgetvalue(r, 0, 4), NULL, 10);
+	snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(r, 0, 5));
 	PQclear(r);
 	out->via = AUTH_VIA_PROXY;
+	if (out->tenant_id && !(roles & ROUTE_TENANT)) {
+		http_no_route(req);
+		return 0;
+	}
 	if (disabled) {
 		http_error(req, 403, "user_disabled", "user '%s' is disabled", out->name);
 		return 0;
@@ -360,9 +369,10 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	PGresult *r =
 	        db_exec(c, &err,
 	                "SELECT t.id, t.role, t.name, u.id, u.name, u.disabled_at IS NOT NULL, "
-	                "t.role = ANY (u.roles) FROM api_tokens t JOIN users u ON u.id = "
-	                "t.user_id WHERE t.token_hash = decode($1, 'hex') AND t.revoked_at IS "
-	                "NULL",
+	                "t.role = ANY (u.roles), coalesce(u.tenant_id, 0), coalesce(n.name, '') "
+	                "FROM api_tokens t JOIN users u ON u.id = t.user_id LEFT JOIN tenants n "
+	                "ON n.id = u.tenant_id WHERE t.token_hash = decode($1, 'hex') AND "
+	                "t.revoked_at IS NULL",
 	                1, p);
 	db_release(app.db, c);
 	if (!r) {
@@ -383,7 +393,15 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 	snprintf(out->name, sizeof out->name, "%s", PQgetvalue(r, 0, 4));
 	int disabled = strcmp(PQgetvalue(r, 0, 5), "t") == 0;
 	int held = strcmp(PQgetvalue(r, 0, 6), "t") == 0;
+	out->tenant_id = strtoll(PQgetvalue(r, 0, 7), NULL, 10);
+	snprintf(out->tenant, sizeof out->tenant, "%s", PQgetvalue(r, 0, 8));
 	PQclear(r);
+	/* A tenant's credential learns of no route it may not use: the same 404
+	 * as an unknown path, before any other answer. */
+	if (out->tenant_id && !(roles & ROUTE_TENANT)) {
+		http_no_route(req);
+		return 0;
+	}
 	/* A disabled user's tokens, or a token for a role the user no longer
 	 * holds, are no credential at all: the same 401 as a revoked token. */
 	if (disabled) {

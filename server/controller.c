@@ -791,6 +791,36 @@ fail:
 	PQclear(PQexec(c, "ROLLBACK"));
 }
 
+/* A new publication when content became due for a delayed host group since
+ * the last one (its GA age passed the group's delay): the documents of a
+ * publication are fixed, so the time a delay ends must be a publication. */
+static void publish_delayed(PGconn *c)
+{
+	struct fb_err err;
+	PGresult *r = NULL;
+	if (db_cmd(c, &err, "BEGIN") || lease_hold_tx(c, &err))
+		goto fail;
+	r = db_exec(c, &err,
+	            "SELECT EXISTS (SELECT 1 FROM content_policies p JOIN ga_history h ON "
+	            "(p.channel_id IS NULL OR h.channel_id = p.channel_id) CROSS JOIN publication "
+	            "pub WHERE p.mode = 'delayed' AND h.since + make_interval(secs => p.delay_s) "
+	            "> pub.published_at AND h.since + make_interval(secs => p.delay_s) <= now())",
+	            0, NULL);
+	if (!r)
+		goto fail;
+	int due = strcmp(PQgetvalue(r, 0, 0), "t") == 0;
+	if ((due && snapshot_publish(c, "delayed content due", &err)) || db_cmd(c, &err, "COMMIT"))
+		goto fail;
+	if (due)
+		log_info("controller: content became due for a delayed host group; republished");
+	PQclear(r);
+	return;
+fail:
+	log_warn("controller: %s", err.msg);
+	PQclear(r);
+	PQclear(PQexec(c, "ROLLBACK"));
+}
+
 /* One controller cycle, while this replica holds the lease: every rolling
  * rollout, the revert check and due webhooks, each write behind the lease
  * fence; then the completed cycle is recorded. Stops at the first sign that
@@ -811,6 +841,8 @@ static void cycle(PGconn *c)
 	PQclear(r);
 	if (!g_stop && lease_is_held())
 		check_reverted(c);
+	if (!g_stop && lease_is_held())
+		publish_delayed(c);
 	if (!g_stop && lease_is_held())
 		events_deliver_webhooks(c, lease_hold_tx, NULL);
 	if (!g_stop && lease_is_held() && lease_cycle_done(c, &err))

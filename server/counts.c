@@ -19,7 +19,9 @@
  * is control host-time. For a channel's first file ($2 NULL) the control
  * hosts run nothing on the channel, so they report their crashes on their
  * other channels: those count as control failures (else the control would
- * never fail, and a noisy fleet would halt a good first file). */
+ * never fail, and a noisy fleet would halt a good first file). Hosts whose
+ * customer holds them back on the channel (delayed, paused, pinned: GATE.md,
+ * "Customer content policies") are no control: their owners chose them. */
 static const char COUNTS_SQL[] =
         "WITH ap AS (SELECT agent_id, min(received_at) AS at FROM events "
         " WHERE kind = 'applied' AND content_sha256 = $1 AND received_at >= $4::timestamptz "
@@ -33,14 +35,17 @@ static const char COUNTS_SQL[] =
         " $2::text IS NULL AND channel_id IS DISTINCT FROM $3::int) "
         " AND received_at >= $4::timestamptz "
         " AND coalesce(details ->> 'faulting_channel', $3::text) = $3::text GROUP BY agent_id), "
+        "gm AS (SELECT id, content_mode(id, $3::int) AS mode FROM host_groups), "
         "x AS (SELECT a.os, a.os_build, a.arch, a.agent_version, ap.at, "
         " coalesce(fl.crashed, false) AS crashed, coalesce(fl.looped, false) AS looped, "
         " fl.t_at, fl.c_at, a.last_seen_at AS seen, "
         " greatest(a.enrolled_at, $4::timestamptz) AS c0, "
         " (a.active ->> $3::text) IS NOT DISTINCT FROM $2 AS on_prev "
         " FROM agents a LEFT JOIN ap ON ap.agent_id = a.id LEFT JOIN fl ON fl.agent_id = a.id "
+        " JOIN gm ON gm.id = a.group_id "
         " WHERE a.revoked_at IS NULL AND (ap.at IS NOT NULL OR (a.last_seen_at >= "
-        " $4::timestamptz AND (a.active ->> $3::text) IS NOT DISTINCT FROM $2))), "
+        " $4::timestamptz AND (a.active ->> $3::text) IS NOT DISTINCT FROM $2 "
+        " AND gm.mode IN ('early', 'ga')))), "
         "y AS (SELECT *, at IS NOT NULL AS treated, "
         " at IS NOT NULL AND (crashed OR looped) AS tfail, "
         " at IS NOT NULL AND NOT (crashed OR looped) AND greatest(coalesce(seen, at), at) < "

@@ -54,9 +54,13 @@ void health_ready(struct http_req *req)
 		http_error(req, 503, "not_ready", "%s", starting);
 		return;
 	}
+	/* publication: the one this replica serves (a replica behind the
+	 * others shows it here) */
 	http_reply_json(req, 200,
-	                json_pack("{s:s,s:I,s:o}", "status", "ready", "schema",
-	                          (json_int_t)migrate_latest(), "controller", controller_json()));
+	                json_pack("{s:s,s:I,s:I,s:o}", "status", "ready", "schema",
+	                          (json_int_t)migrate_latest(), "publication",
+	                          (json_int_t)snapshot_publication(), "controller",
+	                          controller_json()));
 }
 
 /* The controller's gauges, from the lease this replica last read. */

@@ -341,6 +341,11 @@ void http_error(struct http_req *req, unsigned status, const char *code, const c
 	http_reply_json(req, status, body);
 }
 
+void http_no_route(struct http_req *req)
+{
+	http_error(req, 404, "not_found", "no route for %s", req->path);
+}
+
 static void dispatch(struct http_req *req)
 {
 	if (req->too_big) {
@@ -353,7 +358,7 @@ static void dispatch(struct http_req *req)
 			http_error(req, 405, "method_not_allowed", "method not allowed on %s",
 			           req->path);
 		else
-			http_error(req, 404, "not_found", "no route for %s", req->path);
+			http_no_route(req);
 		return;
 	}
 	if (req->route->roles) {

@@ -47,6 +47,8 @@ struct auth {
 	int64_t user_id;  /* users.id of the person or machine, or 0 */
 	char name[129];   /* the user's name (agent-N for agents), for audit records */
 	char token_name[129];
+	int64_t tenant_id; /* tenants.id of a tenant's user, 0 for the vendor's */
+	char tenant[65];   /* its name, or "" */
 };
 
 struct http_req;
@@ -61,6 +63,10 @@ struct route {
 };
 
 #define ROUTE_UPLOAD ((size_t)-1)
+/* In a route's roles: a tenant's credential may use it (on its own tenant's
+ * things only: the handler scopes it). Every other route answers a tenant's
+ * credential 404 as if it did not exist (http_no_route). */
+#define ROUTE_TENANT 0x100u
 
 struct http_hdr {
 	const char *name;
@@ -92,6 +98,8 @@ const char *http_req_id(struct http_req *req);
  * while req lives; NULL if unknown. */
 const struct sockaddr *http_req_peer(struct http_req *req);
 const struct auth *http_req_auth(struct http_req *req);
+/* 404, exactly as for a path no route matches. */
+void http_no_route(struct http_req *req);
 enum http_method http_req_method(struct http_req *req);
 
 /* Parse the body as a JSON object. On failure replies 400 (or 415 for a

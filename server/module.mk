@@ -5,7 +5,7 @@ firebreakd_SRCS := server/main.c server/app.c server/config.c server/log.c serve
 	server/audit.c server/tokens.c server/users.c server/sso.c server/netlist.c server/trust.c server/snapshot.c server/agents.c \
 	server/validate.c server/telemetry.c server/pending.c server/hbbody.c \
 	server/content.c server/controller.c server/lease.c server/gate.c \
-	server/segments.c server/signals.c server/counts.c server/events.c server/rollouts.c server/policy.c server/rings.c server/stream.c server/reads.c server/www.c \
+	server/segments.c server/signals.c server/counts.c server/events.c server/rollouts.c server/policy.c server/rings.c server/tenants.c server/stream.c server/reads.c server/www.c \
 	$(BUILD)/gen/migrations_data.c $(BUILD)/gen/www_data.c
 firebreakd_LIBS := fbsign fbschema fbcommon
 

@@ -10,6 +10,7 @@
 #include "snapshot.h"
 #include "stream.h"
 #include "telemetry.h"
+#include "tenants.h"
 #include "tokens.h"
 #include "users.h"
 #include "www.h"
@@ -20,7 +21,7 @@ const struct route routes[] = {
         {HTTP_GET, "/healthz", 0, 0, health_live},
         {HTTP_GET, "/readyz", 0, 0, health_ready},
         {HTTP_GET, "/metrics", 0, 0, health_metrics},
-        {HTTP_GET, "/v1/whoami", ROLE_AGENT | ROLES_OPERATOR, 0, tokens_whoami},
+        {HTTP_GET, "/v1/whoami", ROLE_AGENT | ROLES_OPERATOR | ROUTE_TENANT, 0, tokens_whoami},
         {HTTP_GET, "/v1/tokens", ROLE_ADMIN, 0, tokens_list},
         {HTTP_POST, "/v1/tokens", ROLE_ADMIN, 4096, tokens_create},
         {HTTP_DELETE, "/v1/tokens/{id}", ROLE_ADMIN, 0, tokens_revoke},
@@ -41,14 +42,30 @@ const struct route routes[] = {
         {HTTP_POST, "/v1/events", ROLE_AGENT, 262144, telemetry_events},
 
         /* agents and enrollment */
-        {HTTP_POST, "/v1/enrollment-tokens", ROLE_ADMIN, 16384, agents_enrollment_token_create},
-        {HTTP_GET, "/v1/agents", ROLES_OPERATOR, 0, agents_list},
-        {HTTP_GET, "/v1/agents/{id}", ROLES_OPERATOR, 0, agents_show},
+        {HTTP_POST, "/v1/enrollment-tokens", ROLE_ADMIN | ROUTE_TENANT, 16384,
+         agents_enrollment_token_create},
+        {HTTP_GET, "/v1/agents", ROLES_OPERATOR | ROUTE_TENANT, 0, agents_list},
+        {HTTP_GET, "/v1/agents/{id}", ROLES_OPERATOR | ROUTE_TENANT, 0, agents_show},
         {HTTP_POST, "/v1/agents/{id}/revoke", ROLE_ADMIN, 4096, agents_revoke},
+
+        /* tenants, host groups, customer content policies */
+        {HTTP_GET, "/v1/tenants", ROLES_OPERATOR, 0, tenants_list},
+        {HTTP_POST, "/v1/tenants", ROLE_ADMIN, 16384, tenants_create},
+        {HTTP_GET, "/v1/tenants/{tenant}", ROLES_OPERATOR | ROUTE_TENANT, 0, tenants_show},
+        {HTTP_POST, "/v1/tenants/{tenant}/groups", ROLE_ADMIN | ROUTE_TENANT, 4096,
+         tenants_group_create},
+        {HTTP_GET, "/v1/tenants/{tenant}/policies", ROLES_OPERATOR | ROUTE_TENANT, 0,
+         tenants_policies},
+        {HTTP_PUT, "/v1/tenants/{tenant}/policies", ROLE_RELEASE | ROLE_ADMIN | ROUTE_TENANT, 4096,
+         tenants_policy_put},
+        {HTTP_DELETE, "/v1/tenants/{tenant}/policies/{id}",
+         ROLE_RELEASE | ROLE_ADMIN | ROUTE_TENANT, 0, tenants_policy_delete},
+        {HTTP_GET, "/v1/tenants/{tenant}/rollouts", ROLES_OPERATOR | ROUTE_TENANT, 0,
+         tenants_rollouts},
 
         /* channels and content */
         {HTTP_POST, "/v1/channels", ROLE_ADMIN, 16384, content_channel_create},
-        {HTTP_GET, "/v1/channels", ROLES_OPERATOR, 0, content_channel_list},
+        {HTTP_GET, "/v1/channels", ROLES_OPERATOR | ROUTE_TENANT, 0, content_channel_list},
         {HTTP_POST, "/v1/content", ROLE_RELEASE | ROLE_ADMIN, ROUTE_UPLOAD, content_upload},
         {HTTP_GET, "/v1/content", ROLES_OPERATOR, 0, content_list},
         {HTTP_GET, "/v1/content/{sha256}", ROLES_OPERATOR, 0, content_show},

@@ -54,7 +54,26 @@ struct chan_state {
 	char rollout_sha[FB_SHA256_HEX_LEN + 1];
 	unsigned char exposed[SNAP_MAX_RINGS];
 	uint16_t hold_bp[SNAP_MAX_RINGS]; /* holdout of each ring, in 1/10000 */
+	int ga_ring;                      /* the rollout plan's last ring: GA */
 	int hold_bit;                     /* its bit in a document key, -1: none */
+};
+
+/* Customer content policies (migration 0009): what a host group gets on a
+ * channel. */
+enum cmode { CM_EARLY, CM_GA, CM_DELAYED, CM_PAUSED, CM_NM1, CM_VERSION };
+
+/* A policy class: the mode (and the content it names, for delayed, paused
+ * and version) on every channel of the state, in the order of chans. Groups
+ * with the same policies share one; class 0 is early everywhere (the default
+ * tenant's), class 1 GA everywhere (a group this state does not know yet). */
+struct pclass {
+	unsigned char *mode;
+	char (*sha)[FB_SHA256_HEX_LEN + 1];
+};
+
+struct group_def {
+	int id;
+	uint16_t pcl;
 };
 
 struct doc {
@@ -74,6 +93,10 @@ struct state {
 	struct chan_state *chans;
 	int ncontent;
 	struct content_info *content;
+	int ngroups; /* sorted by id; an agent's slot holds its index */
+	struct group_def *groups;
+	int npcl;
+	struct pclass *pcls;
 	char config_sig[FB_SHA256_HEX_LEN + 1];
 	pthread_mutex_t doc_mu;
 	struct doc *docs;
@@ -346,8 +369,31 @@ static uint16_t resolve_pins(const struct state *s, const json_t *tags)
  * capabilities), or keep_cls with the agent already known: keep the
  * capability class in memory (a heartbeat may have set it after the
  * database's copy). */
+/* The index of host group group_id in s, or AGENT_GROUP_UNKNOWN. */
+static uint16_t group_index(const struct state *s, int group_id)
+{
+	int lo = 0, hi = s->ngroups - 1;
+	while (lo <= hi) {
+		int mid = (lo + hi) / 2;
+		if (s->groups[mid].id == group_id)
+			return (uint16_t)mid;
+		if (s->groups[mid].id < group_id)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return AGENT_GROUP_UNKNOWN;
+}
+
+/* The policy class of an agent's group: a group this state does not know
+ * (created after it was loaded) gets GA everywhere until the next one. */
+static uint16_t pclass_of(const struct state *s, uint16_t group)
+{
+	return group < s->ngroups ? s->groups[group].pcl : 1;
+}
+
 static enum fb_rc place_locked_state(const struct state *s, int64_t id, const json_t *tags, int cls,
-                                     int revoked, int keep_cls)
+                                     int group_id, int revoked, int keep_cls)
 {
 	if (id <= 0 || id > AGENTS_ID_MAX)
 		return FB_EINVAL;
@@ -355,16 +401,18 @@ static enum fb_rc place_locked_state(const struct state *s, int64_t id, const js
 	a.ring = (uint8_t)resolve_ring(s, id, tags);
 	a.pinset = resolve_pins(s, tags);
 	a.cls = (uint16_t)(cls < 0 ? 0 : cls);
+	a.group = group_index(s, group_id);
 	a.flags = revoked ? AGENT_REVOKED : 0;
 	return agents_store(id, &a, keep_cls || cls < 0);
 }
 
-enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps, int revoked)
+enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps, int group_id,
+                                int revoked)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
 	int cls = caps ? class_of(caps) : -1;
-	enum fb_rc rc =
-	        g_state ? place_locked_state(g_state, id, tags, cls, revoked, 0) : FB_EINTERNAL;
+	enum fb_rc rc = g_state ? place_locked_state(g_state, id, tags, cls, group_id, revoked, 0)
+	                        : FB_EINTERNAL;
 	pthread_rwlock_unlock(&g_state_lock);
 	return rc;
 }
@@ -431,6 +479,39 @@ int snapshot_holdout_counts(int64_t rollout_id, int64_t *sizes, int64_t *held, c
 	return nr;
 }
 
+struct in_groups {
+	const unsigned char *member; /* by group index */
+	int ngroups;
+};
+
+static int first_ring_in(int64_t id, const struct agent_slot *a, void *arg)
+{
+	(void)id;
+	const struct in_groups *g = arg;
+	return a->ring == 0 && a->group < g->ngroups && g->member[a->group];
+}
+
+int64_t snapshot_first_ring_in_groups(const int *groups, size_t n)
+{
+	pthread_rwlock_rdlock(&g_state_lock);
+	if (!g_state) {
+		pthread_rwlock_unlock(&g_state_lock);
+		return -1;
+	}
+	struct in_groups g = {calloc((size_t)g_state->ngroups + 1, 1), g_state->ngroups};
+	for (size_t i = 0; g.member && i < n; i++) {
+		uint16_t k = group_index(g_state, groups[i]);
+		if (k < g_state->ngroups)
+			((unsigned char *)g.member)[k] = 1;
+	}
+	pthread_rwlock_unlock(&g_state_lock);
+	if (!g.member)
+		return -1;
+	int64_t count = agents_count_if(first_ring_in, &g);
+	free((void *)g.member);
+	return count;
+}
+
 int snapshot_channel_known(uint32_t channel)
 {
 	int known = 0;
@@ -448,6 +529,12 @@ static void state_free(struct state *s)
 {
 	if (!s)
 		return;
+	for (int i = 0; i < s->npcl; i++) {
+		free(s->pcls[i].mode);
+		free(s->pcls[i].sha);
+	}
+	free(s->pcls);
+	free(s->groups);
 	for (int i = 0; i < s->nrings; i++)
 		free(s->rings[i].ids);
 	free(s->chans);
@@ -509,6 +596,158 @@ static struct content_info *content_find(const struct state *s, const char *sha)
 		if (strcmp(s->content[i].sha, sha) == 0)
 			return &s->content[i];
 	return NULL;
+}
+
+/* The policy class with these modes and contents, added when new: its
+ * index, or -1 (out of memory, or more than MAX_PCLASSES). */
+#define MAX_PCLASSES 4096
+static int pclass_add(struct state *s, const unsigned char *mode,
+                      const char (*sha)[FB_SHA256_HEX_LEN + 1]);
+static int pclass_intern(struct state *s, const unsigned char *mode,
+                         const char (*sha)[FB_SHA256_HEX_LEN + 1])
+{
+	size_t n = (size_t)s->nchans; /* the arrays hold one more, never compared */
+	for (int i = 0; i < s->npcl; i++)
+		if (memcmp(s->pcls[i].mode, mode, n) == 0 &&
+		    memcmp(s->pcls[i].sha, sha, n * sizeof *sha) == 0)
+			return i;
+	return pclass_add(s, mode, sha);
+}
+
+/* Add a policy class (pclass_intern without looking for an equal one). */
+static int pclass_add(struct state *s, const unsigned char *mode,
+                      const char (*sha)[FB_SHA256_HEX_LEN + 1])
+{
+	size_t n = (size_t)s->nchans + 1;
+	if (s->npcl == MAX_PCLASSES)
+		return -1;
+	struct pclass *np = realloc(s->pcls, ((size_t)s->npcl + 1) * sizeof *np);
+	if (!np)
+		return -1;
+	s->pcls = np;
+	struct pclass *pc = &s->pcls[s->npcl];
+	pc->mode = malloc(n);
+	pc->sha = malloc(n * sizeof *sha);
+	if (!pc->mode || !pc->sha) {
+		free(pc->mode);
+		free(pc->sha);
+		return -1;
+	}
+	memcpy(pc->mode, mode, n);
+	memcpy(pc->sha, sha, n * sizeof *sha);
+	return s->npcl++;
+}
+
+static int cmode_parse(const char *m)
+{
+	static const char *const names[] = {"early", "ga", "delayed", "paused", "n-1", "version"};
+	for (int i = 0; i < 6; i++)
+		if (strcmp(m, names[i]) == 0)
+			return i;
+	return CM_GA;
+}
+
+/* Host groups and their policy classes (migration 0009): the mode of each
+ * group on each channel by the most specific policy, and the content that
+ * delayed, paused and version name, as of the publication (so that every
+ * replica builds the same documents for one publication). The group ids go
+ * into sig (agents are placed again when they change), the contents into
+ * want as a PostgreSQL array. */
+static enum fb_rc load_groups(PGconn *c, struct state *s, struct fb_buf *sig, struct fb_buf *want,
+                              struct fb_err *err)
+{
+	size_t n = (size_t)s->nchans + 1;
+	unsigned char *mode = calloc(n, 1);
+	char(*sha)[FB_SHA256_HEX_LEN + 1] = calloc(n, sizeof *sha);
+	PGresult *r = NULL;
+	enum fb_rc rc = FB_ENOMEM;
+	if (!mode || !sha)
+		goto out;
+	/* class 0: early everywhere (the default tenant's); 1: GA everywhere */
+	if (pclass_add(s, mode, sha) != 0)
+		goto out;
+	memset(mode, CM_GA, n);
+	if (pclass_add(s, mode, sha) != 1)
+		goto out;
+	rc = FB_EDB;
+	r = db_exec(c, err, "SELECT id FROM host_groups ORDER BY id", 0, NULL);
+	if (!r)
+		goto out;
+	s->ngroups = PQntuples(r) < (int)AGENT_GROUP_UNKNOWN ? PQntuples(r)
+	                                                     : (int)AGENT_GROUP_UNKNOWN - 1;
+	s->groups = calloc((size_t)s->ngroups + 1, sizeof *s->groups);
+	if (!s->groups) {
+		rc = FB_ENOMEM;
+		goto out;
+	}
+	for (int i = 0; i < s->ngroups; i++) {
+		s->groups[i].id = atoi(PQgetvalue(r, i, 0));
+		s->groups[i].pcl = 1;
+		if (fb_buf_printf(sig, "g%d;", s->groups[i].id)) {
+			rc = FB_ENOMEM;
+			goto out;
+		}
+	}
+	PQclear(r);
+	r = db_exec(
+	        c, err,
+	        "SELECT g.id, ch.id, coalesce(p.mode, t.default_mode), coalesce(vc.sha256, ''), "
+	        " coalesce(p.paused_at ->> ch.id::text, ''), "
+	        " coalesce((SELECT h.sha256 FROM ga_history h WHERE p.mode = 'delayed' AND "
+	        "  h.channel_id = ch.id AND h.since <= pub.published_at - "
+	        "  make_interval(secs => p.delay_s) ORDER BY h.since DESC LIMIT 1), '') "
+	        "FROM host_groups g JOIN tenants t ON t.id = g.tenant_id CROSS JOIN channels ch "
+	        "CROSS JOIN publication pub LEFT JOIN LATERAL (SELECT * FROM content_policies "
+	        " p WHERE p.tenant_id = g.tenant_id AND (p.group_id = g.id OR p.group_id IS "
+	        " NULL) AND (p.channel_id = ch.id OR p.channel_id IS NULL) ORDER BY p.group_id "
+	        " IS NULL, p.channel_id IS NULL LIMIT 1) p ON true LEFT JOIN content vc ON "
+	        " p.mode = 'version' AND vc.channel_id = ch.id AND vc.version = p.version "
+	        "ORDER BY g.id, ch.id",
+	        0, NULL);
+	if (!r)
+		goto out;
+	rc = FB_ENOMEM;
+	if (fb_buf_addstr(want, "{"))
+		goto out;
+	int rows = PQntuples(r), row = 0, nwant = 0;
+	for (int g = 0; g < s->ngroups; g++) {
+		memset(mode, CM_GA, n);
+		memset(sha, 0, n * sizeof *sha);
+		for (int k = 0; k < s->nchans; k++) {
+			if (row >= rows || atoi(PQgetvalue(r, row, 0)) != s->groups[g].id ||
+			    (uint32_t)strtoul(PQgetvalue(r, row, 1), NULL, 10) != s->chans[k].id)
+				continue; /* a group or channel created since: GA */
+			int m = cmode_parse(PQgetvalue(r, row, 2));
+			const char *t = m == CM_VERSION   ? PQgetvalue(r, row, 3)
+			                : m == CM_PAUSED  ? PQgetvalue(r, row, 4)
+			                : m == CM_DELAYED ? PQgetvalue(r, row, 5)
+			                                  : "";
+			mode[k] = (unsigned char)m;
+			snprintf(sha[k], sizeof sha[k], "%s", t);
+			if (t[0] && fb_buf_printf(want, "%s%s", nwant++ ? "," : "", t))
+				goto out;
+			row++;
+		}
+		int pcl = pclass_intern(s, mode, sha);
+		if (pcl < 0) {
+			log_error(
+			        "snapshot: more than %d distinct sets of customer content "
+			        "policies; "
+			        "host group %d is served GA content on every channel, whatever its "
+			        "policies say",
+			        MAX_PCLASSES, s->groups[g].id);
+			pcl = 1;
+		}
+		s->groups[g].pcl = (uint16_t)pcl;
+	}
+	if (fb_buf_addstr(want, "}"))
+		goto out;
+	rc = FB_OK;
+out:
+	PQclear(r);
+	free(mode);
+	free(sha);
+	return rc;
 }
 
 static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **out,
@@ -602,12 +841,15 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		json_t *plan = json_loads(PQgetvalue(r, i, 5), 0, NULL);
 		json_t *hold = json_loads(PQgetvalue(r, i, 7), 0, NULL);
 		int held_any = 0;
+		ch->ga_ring = s->nrings - 1;
 		for (long k = 0; ch->rollout && k < (long)json_array_size(plan); k++) {
 			const char *rn = json_string_value(json_array_get(plan, (size_t)k));
 			double share = json_number_value(json_array_get(hold, (size_t)k));
 			for (int j = 0; rn && j < s->nrings; j++) {
 				if (strcmp(s->rings[j].name, rn) != 0)
 					continue;
+				if (k == (long)json_array_size(plan) - 1)
+					ch->ga_ring = j;
 				ch->exposed[j] = k <= ring_index;
 				if (share > 0.0 && share <= 0.5) {
 					ch->hold_bp[j] = (uint16_t)(share * 10000.0 + 0.5);
@@ -627,7 +869,17 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		json_decref(hold);
 	}
 	PQclear(r);
+	r = NULL;
 
+	struct fb_buf want;
+	fb_buf_init(&want, 1 << 24);
+	rc = load_groups(c, s, &sig, &want, err);
+	if (rc) {
+		fb_buf_cleanup(&want);
+		goto out;
+	}
+	rc = FB_EDB;
+	const char *pw[] = {want.data ? want.data : "{}"};
 	r = db_exec(
 	        c, err,
 	        "SELECT sha256, channel_id, manifest, templates::text FROM content WHERE sha256 IN "
@@ -635,8 +887,9 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	        " UNION SELECT content_sha256 FROM rollouts WHERE state IN ('rolling', 'paused', "
 	        "'watching') "
 	        " UNION SELECT c.sha256 FROM pins p JOIN content c ON c.channel_id = p.channel_id "
-	        " AND c.version = p.version)",
-	        0, NULL);
+	        " AND c.version = p.version UNION SELECT unnest($1::text[]))",
+	        1, pw);
+	fb_buf_cleanup(&want);
 	if (!r)
 		goto out;
 	s->ncontent = PQntuples(r);
@@ -674,7 +927,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 		goto oom;
 	r = db_exec(c, err,
 	            "DECLARE snapshot_agents NO SCROLL CURSOR FOR SELECT id, tags::text, "
-	            "coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL "
+	            "coalesce(capabilities, '[]')::text, revoked_at IS NOT NULL, group_id "
 	            "FROM agents WHERE id > $1 OR revoked_at IS NOT NULL",
 	            1, p);
 	if (!r)
@@ -696,6 +949,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 			json_t *tags = strcmp(tt, "{}") == 0 ? json_incref(no_tags)
 			                                     : json_loads(tt, 0, NULL);
 			rc = place_locked_state(s, id, tags, class_of_text(PQgetvalue(r, i, 2)),
+			                        atoi(PQgetvalue(r, i, 4)),
 			                        strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
 			json_decref(tags);
 		}
@@ -772,24 +1026,41 @@ static int covered(uint16_t cls, const struct content_info *ci)
 	return ci && caps && cf_capabilities_cover(caps, ci->templates, NULL) == FB_OK;
 }
 
-/* The bits of the document key for agent id in ring: one per channel whose
- * rollout holds it out there. */
-static uint32_t hold_mask(const struct state *s, int ring, int64_t id)
+/* The ring whose exposure decides whether a host of ring gets channel k's
+ * rollout: its own when its group may have early content there, else the
+ * rollout's last ring (GA); -1 when its group never gets a rollout there
+ * (delayed, paused, pinned). */
+static int rollout_ring(const struct state *s, const struct pclass *pc, int k, int ring)
+{
+	switch (pc->mode[k]) {
+	case CM_EARLY: return ring;
+	case CM_GA: return s->chans[k].ga_ring;
+	default: return -1;
+	}
+}
+
+/* The bits of the document key for agent id in ring with policy class pc:
+ * one per channel whose rollout holds it out there. */
+static uint32_t hold_mask(const struct state *s, int ring, const struct pclass *pc, int64_t id)
 {
 	uint32_t m = 0;
 	for (int i = 0; i < s->nchans; i++) {
 		const struct chan_state *ch = &s->chans[i];
-		if (ch->hold_bit >= 0 && ch->exposed[ring] &&
-		    held_out(ch->rollout_id, id, ch->hold_bp[ring]))
+		int rr = ch->hold_bit >= 0 ? rollout_ring(s, pc, i, ring) : -1;
+		if (rr >= 0 && ch->exposed[rr] && held_out(ch->rollout_id, id, ch->hold_bp[rr]))
 			m |= 1u << ch->hold_bit;
 	}
 	return m;
 }
 
-/* What one channel offers to (ring, pins, class, holdout bits). */
-static const struct content_info *desired(const struct state *s, const struct chan_state *ch,
-                                          int ring, uint64_t pins, uint16_t cls, uint32_t held)
+/* What channel k offers to (ring, pins, class, policy class, holdout bits).
+ * A tag pin (the vendor's) wins; then the customer's policy: early and GA
+ * follow the rollout (GA only once it reached its last ring), delayed,
+ * paused and version name their content, n-1 the GA before. */
+static const struct content_info *desired(const struct state *s, int k, int ring, uint64_t pins,
+                                          uint16_t cls, const struct pclass *pc, uint32_t held)
 {
+	const struct chan_state *ch = &s->chans[k];
 	const char *want = ch->ga;
 	int pinned = 0;
 	for (int i = 0; i < s->npins; i++) {
@@ -798,13 +1069,20 @@ static const struct content_info *desired(const struct state *s, const struct ch
 		pinned = 1;
 		want = s->pins[i].n_minus_1 ? (ch->prev[0] ? ch->prev : ch->ga) : s->pins[i].sha;
 	}
+	int m = pc->mode[k];
+	if (!pinned && m == CM_NM1)
+		want = ch->prev[0] ? ch->prev : ch->ga;
+	else if (!pinned && m != CM_EARLY && m != CM_GA)
+		want = pc->sha[k]; /* delayed, paused, version: that content only */
 	int holdout = ch->hold_bit >= 0 && (held >> ch->hold_bit & 1u);
-	if (!pinned && !holdout && ch->rollout && ring >= 0 && ring < SNAP_MAX_RINGS &&
-	    ch->exposed[ring])
+	int rr = pinned ? -1 : rollout_ring(s, pc, k, ring);
+	if (!holdout && ch->rollout && rr >= 0 && rr < SNAP_MAX_RINGS && ch->exposed[rr])
 		want = ch->rollout_sha;
-	/* The compatibility gate: never offer what this build cannot interpret. */
+	/* The compatibility gate: never offer what this build cannot interpret
+	 * (a delayed or paused group never falls forward to newer content). */
 	const char *order[] = {want, ch->ga, ch->prev};
-	for (int i = 0; i < 3; i++) {
+	int tries = pinned || m == CM_EARLY || m == CM_GA || m == CM_NM1 || m == CM_VERSION ? 3 : 1;
+	for (int i = 0; i < tries; i++) {
 		const struct content_info *ci = content_find(s, order[i]);
 		if (covered(cls, ci))
 			return ci;
@@ -812,9 +1090,10 @@ static const struct content_info *desired(const struct state *s, const struct ch
 	return NULL;
 }
 
-static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls, uint32_t held,
-                            struct doc *d, struct fb_err *err)
+static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t cls, uint16_t pcl,
+                            uint32_t held, struct doc *d, struct fb_err *err)
 {
+	const struct pclass *pc = &s->pcls[pcl];
 	uint64_t pins = pinset < MAX_PINSETS ? g_pinset_mask[pinset] : 0;
 	char audience[FBSIG_MAX_AUDIENCE + 1];
 	int n = snprintf(audience, sizeof audience, "%s", s->rings[ring].name);
@@ -823,6 +1102,8 @@ static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t
 			n += snprintf(audience + n, sizeof audience - (size_t)n, "%spin%d",
 			              n == (int)strlen(s->rings[ring].name) ? "+" : ",",
 			              s->pins[i].id);
+	if (pcl && n < (int)sizeof audience - 12)
+		n += snprintf(audience + n, sizeof audience - (size_t)n, "~c%u", (unsigned)pcl);
 	if (held && n < (int)sizeof audience - 12)
 		snprintf(audience + n, sizeof audience - (size_t)n, "~h%x", (unsigned)held);
 	json_t *obj = NULL;
@@ -832,7 +1113,7 @@ static enum fb_rc doc_build(struct state *s, int ring, uint16_t pinset, uint16_t
 	if (rc)
 		return rc;
 	for (int i = 0; i < s->nchans; i++) {
-		const struct content_info *ci = desired(s, &s->chans[i], ring, pins, cls, held);
+		const struct content_info *ci = desired(s, i, ring, pins, cls, pc, held);
 		if (!ci)
 			continue;
 		rc = fbsig_assignment_add(obj, ci->manifest, ci->mlen, err);
@@ -878,9 +1159,11 @@ void snapshot_poll(struct http_req *req)
 		return;
 	}
 	int ring = a.ring < s->nrings ? a.ring : s->nrings - 1;
-	uint32_t held = hold_mask(s, ring, id);
-	uint64_t key =
-	        (uint64_t)ring << 56 | (uint64_t)a.pinset << 40 | (uint64_t)a.cls << 24 | held;
+	uint16_t pcl = pclass_of(s, a.group);
+	uint32_t held = hold_mask(s, ring, &s->pcls[pcl], id);
+	/* ring 4 bits, pin set, class and policy class 12 each, holdout 24 */
+	uint64_t key = (uint64_t)ring << 60 | (uint64_t)a.pinset << 48 | (uint64_t)a.cls << 36 |
+	               (uint64_t)pcl << 24 | held;
 	pthread_mutex_lock(&s->doc_mu);
 	struct doc *d = NULL;
 	for (size_t i = 0; i < s->ndocs; i++)
@@ -901,7 +1184,7 @@ void snapshot_poll(struct http_req *req)
 			s->docs = nds;
 			s->capdocs = ncap;
 		}
-		if (doc_build(s, ring, a.pinset, a.cls, held, &nd, &err)) {
+		if (doc_build(s, ring, a.pinset, a.cls, pcl, held, &nd, &err)) {
 			pthread_mutex_unlock(&s->doc_mu);
 			pthread_rwlock_unlock(&g_state_lock);
 			http_error(req, 500, "internal", "cannot build the assignment: %s",

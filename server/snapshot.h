@@ -35,10 +35,13 @@ enum fb_rc snapshot_publish(PGconn *c, const char *reason, struct fb_err *err) F
 
 /* Agents' places in the snapshot, stored in the agent table (agents.h). Tags
  * (borrowed) decide ring and pins; caps (borrowed) the capability class, NULL
- * keeps the class in memory. FB_EINTERNAL while no snapshot is loaded. Safe
- * from any thread. */
-enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps,
+ * keeps the class in memory; group_id (host_groups.id) the customer content
+ * policies. FB_EINTERNAL while no snapshot is loaded. Safe from any thread. */
+enum fb_rc snapshot_agent_place(int64_t id, const json_t *tags, const json_t *caps, int group_id,
                                 int revoked) FB_MUSTCHECK;
+/* The known, not revoked agents in the first ring whose host group is one
+ * of groups (host_groups ids, n of them): -1 while no snapshot is loaded. */
+int64_t snapshot_first_ring_in_groups(const int *groups, size_t n);
 /* Update the capability class from a heartbeat's capabilities (JSON text,
  * borrowed). Classes are cached by the text, so a repeated set costs a hash
  * and a compare under a read lock. */

@@ -363,5 +363,6 @@ void tokens_whoami(struct http_req *req)
 		json_object_set_new(j, "token_name", json_string(a->token_name));
 	if (a->agent_id)
 		json_object_set_new(j, "agent_id", json_integer(a->agent_id));
+	json_object_set_new(j, "tenant", a->tenant_id ? json_string(a->tenant) : json_null());
 	http_reply_json(req, 200, j);
 }

@@ -323,7 +323,7 @@ static void end(PGconn *c, int in_tx)
 
 void users_create(struct http_req *req)
 {
-	static const char *const allowed[] = {"name", "email", "roles", "reason", NULL};
+	static const char *const allowed[] = {"name", "email", "roles", "reason", "tenant", NULL};
 	json_t *body = http_req_json_or_reply(req), *after = NULL;
 	PGconn *c = NULL;
 	int in_tx = 0;
@@ -356,6 +356,11 @@ void users_create(struct http_req *req)
 	if (json_object_get(body, "reason") &&
 	    !(reason = val_string_or_reply(req, body, "reason", 1, 1024, 0)))
 		goto out;
+	/* a tenant's user acts for that tenant only (server/README.md, "Tenants") */
+	const char *tenant = NULL;
+	if (json_object_get(body, "tenant") &&
+	    !(tenant = val_string_or_reply(req, body, "tenant", 1, 64, 1)))
+		goto out;
 	c = begin_or_reply(req, &err);
 	if (!c)
 		goto out;
@@ -363,6 +368,22 @@ void users_create(struct http_req *req)
 	int64_t id;
 	rc = insert_user(c, http_req_auth(req), http_req_id(req), name,
 	                 ej && !json_is_null(ej) ? email : NULL, roles, reason, &id, &err);
+	if (!rc && tenant) {
+		char ids[24];
+		snprintf(ids, sizeof ids, "%lld", (long long)id);
+		const char *pt[] = {ids, tenant};
+		PGresult *tr = db_exec(c, &err,
+		                       "UPDATE users SET tenant_id = t.id FROM tenants t WHERE "
+		                       "users.id = $1 AND t.name = $2 RETURNING t.id",
+		                       2, pt);
+		if (!tr)
+			rc = FB_EDB;
+		else if (PQntuples(tr) != 1) {
+			fb_err_set(&err, "field 'tenant': no tenant '%s'", tenant);
+			rc = FB_EINVAL;
+		}
+		PQclear(tr);
+	}
 	if (!rc && !(after = user_json(c, id, 0, &err)))
 		rc = FB_EDB;
 	if (rc) {
@@ -374,6 +395,7 @@ void users_create(struct http_req *req)
 		goto out;
 	}
 	in_tx = 0;
+	json_object_set_new(after, "tenant", tenant ? json_string(tenant) : json_null());
 	http_reply_json(req, 201, after);
 	after = NULL;
 out:
