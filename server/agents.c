@@ -146,7 +146,7 @@ static int agent_load(int64_t id)
 	if (r && PQntuples(r) == 1) {
 		json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
 		json_t *caps = json_loads(PQgetvalue(r, 0, 1), 0, NULL);
-		ok = place(id, tags, caps, atoi(PQgetvalue(r, 0, 3)),
+		ok = place(id, tags, caps, (int)strtol(PQgetvalue(r, 0, 3), NULL, 10),
 		           strcmp(PQgetvalue(r, 0, 2), "t") == 0) == FB_OK;
 		json_decref(tags);
 		json_decref(caps);
@@ -489,7 +489,7 @@ void agents_enroll(struct http_req *req)
 		goto out;
 	}
 	json_t *tags = json_loads(tags_s, 0, NULL);
-	if (place(id, tags, caps, atoi(grp), 0)) {
+	if (place(id, tags, caps, (int)strtol(grp, NULL, 10), 0)) {
 		json_decref(tags);
 		http_error(req, 503, "unavailable", "cannot register agent %lld in memory",
 		           (long long)id);
@@ -704,7 +704,7 @@ void agents_revoke(struct http_req *req)
 	char obj[40];
 	snprintf(obj, sizeof obj, "agent/%lld", (long long)id);
 	json_t *tags = json_loads(PQgetvalue(r, 0, 0), 0, NULL);
-	int group_id = atoi(PQgetvalue(r, 0, 1));
+	int group_id = (int)strtol(PQgetvalue(r, 0, 1), NULL, 10);
 	if (audit_write(c, http_req_auth(req), http_req_id(req), "agent.revoke", obj, NULL, NULL,
 	                NULL, &err) ||
 	    publish(c, "agent revoked", &err) || db_cmd(c, &err, "COMMIT")) {

@@ -11,9 +11,10 @@ enum fb_rc audit_write(PGconn *c, const struct auth *who, const char *request_id
                        const char *action, const char *object, json_t *before, json_t *after,
                        const char *reason, struct fb_err *err)
 {
-	char actor[160], tid[24], uid[24];
+	char actor[256], tid[24], uid[24];
 	if (who && who->authenticated)
-		snprintf(actor, sizeof actor, "%s:%s", auth_role_name(who->role), who->name);
+		snprintf(actor, sizeof actor, "%s:%s%s%s", auth_role_name(who->role), who->name,
+		         who->tenant_id ? "@" : "", who->tenant_id ? who->tenant : "");
 	else
 		snprintf(actor, sizeof actor, "%s", who && who->name[0] ? who->name : "system");
 	snprintf(tid, sizeof tid, "%lld", who ? (long long)who->token_id : 0LL);

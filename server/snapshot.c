@@ -681,7 +681,7 @@ static enum fb_rc load_groups(PGconn *c, struct state *s, struct fb_buf *sig, st
 		goto out;
 	}
 	for (int i = 0; i < s->ngroups; i++) {
-		s->groups[i].id = atoi(PQgetvalue(r, i, 0));
+		s->groups[i].id = (int)strtol(PQgetvalue(r, i, 0), NULL, 10);
 		s->groups[i].pcl = 1;
 		if (fb_buf_printf(sig, "g%d;", s->groups[i].id)) {
 			rc = FB_ENOMEM;
@@ -714,7 +714,8 @@ static enum fb_rc load_groups(PGconn *c, struct state *s, struct fb_buf *sig, st
 		memset(mode, CM_GA, n);
 		memset(sha, 0, n * sizeof *sha);
 		for (int k = 0; k < s->nchans; k++) {
-			if (row >= rows || atoi(PQgetvalue(r, row, 0)) != s->groups[g].id ||
+			if (row >= rows ||
+			    (int)strtol(PQgetvalue(r, row, 0), NULL, 10) != s->groups[g].id ||
 			    (uint32_t)strtoul(PQgetvalue(r, row, 1), NULL, 10) != s->chans[k].id)
 				continue; /* a group or channel created since: GA */
 			int m = cmode_parse(PQgetvalue(r, row, 2));
@@ -949,7 +950,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 			json_t *tags = strcmp(tt, "{}") == 0 ? json_incref(no_tags)
 			                                     : json_loads(tt, 0, NULL);
 			rc = place_locked_state(s, id, tags, class_of_text(PQgetvalue(r, i, 2)),
-			                        atoi(PQgetvalue(r, i, 4)),
+			                        (int)strtol(PQgetvalue(r, i, 4), NULL, 10),
 			                        strcmp(PQgetvalue(r, i, 3), "t") == 0, 1);
 			json_decref(tags);
 		}

@@ -16,6 +16,20 @@
 
 #define NAME_RE "^[a-z0-9][a-z0-9_-]{0,63}$"
 
+/* A customer's policies are the customer's: its own users with role release
+ * or admin set them; of the vendor's users only an admin (a support case),
+ * and the change is audited and announced to the customer like its own. 1
+ * when who may, else 0, answered. */
+static int may_set_policy(struct http_req *req)
+{
+	const struct auth *who = http_req_auth(req);
+	if (who->tenant_id || who->role == ROLE_ADMIN)
+		return 1;
+	http_error(req, 403, "forbidden",
+	           "customers set their content policies; of the vendor's users only an admin may");
+	return 0;
+}
+
 /* The tenant {tenant} names (a name or an id) into *id, name: 1. A tenant's
  * credential names only its own; anything else (unknown, or another
  * tenant's) is 404 as if it did not exist: 0, answered. */
@@ -25,10 +39,11 @@ static int tenant_of_req(struct http_req *req, PGconn *c, int64_t *id, char name
 	const struct auth *who = http_req_auth(req);
 	struct fb_err err;
 	const char *p[] = {t};
-	PGresult *r = db_exec(c, &err,
-	                      "SELECT id, name FROM tenants WHERE name = $1 OR ($1 ~ '^[0-9]{1,9}$' "
-	                      "AND id = $1::int)",
-	                      1, p);
+	PGresult *r =
+	        db_exec(c, &err,
+	                "SELECT id, name FROM tenants WHERE name = $1 OR ($1 ~ '^[0-9]{1,9}$' "
+	                "AND id = $1::int)",
+	                1, p);
 	if (!r) {
 		http_unavailable(req, err.msg);
 		return 0;
@@ -146,8 +161,7 @@ static int finish_tx(struct http_req *req, PGconn *c, const char *action, const 
 	struct fb_err err;
 	if (audit_write(c, http_req_auth(req), http_req_id(req), action, obj, NULL, after, reason,
 	                &err) ||
-	    (why_publish && snapshot_publish(c, why_publish, &err)) ||
-	    db_cmd(c, &err, "COMMIT")) {
+	    (why_publish && snapshot_publish(c, why_publish, &err)) || db_cmd(c, &err, "COMMIT")) {
 		PQclear(PQexec(c, "ROLLBACK"));
 		http_unavailable(req, err.msg);
 		return 0;
@@ -186,18 +200,20 @@ void tenants_create(struct http_req *req)
 		http_unavailable(req, err.msg);
 		goto out;
 	}
-	r = db_exec_state(c, &err, state,
-	                  "WITH t AS (INSERT INTO tenants (name, default_mode) VALUES ($1, $2) "
-	                  "RETURNING id), g AS (INSERT INTO host_groups (tenant_id, name) SELECT id, "
-	                  "'default' FROM t RETURNING id, tenant_id) SELECT tenant_id FROM g",
-	                  2, p);
+	r = db_exec_state(
+	        c, &err, state,
+	        "WITH t AS (INSERT INTO tenants (name, default_mode) VALUES ($1, $2) "
+	        "RETURNING id), g AS (INSERT INTO host_groups (tenant_id, name) SELECT id, "
+	        "'default' FROM t RETURNING id, tenant_id) SELECT tenant_id FROM g",
+	        2, p);
 	if (!r) {
 		PQclear(PQexec(c, "ROLLBACK"));
 		if (strcmp(state, "23505") == 0)
 			http_error(req, 409, "conflict", "tenant '%s' exists", name);
 		else if (strcmp(state, "23514") == 0)
 			http_error(req, 400, "invalid",
-			           "field 'name' must match " NAME_RE " (lower case letters, digits, "
+			           "field 'name' must match " NAME_RE
+			           " (lower case letters, digits, "
 			           "_ and -, at most 64)");
 		else
 			http_unavailable(req, err.msg);
@@ -253,7 +269,8 @@ void tenants_group_create(struct http_req *req)
 	if (!r) {
 		PQclear(PQexec(c, "ROLLBACK"));
 		if (strcmp(state, "23505") == 0)
-			http_error(req, 409, "conflict", "tenant '%s' has a group '%s'", tname, name);
+			http_error(req, 409, "conflict", "tenant '%s' has a group '%s'", tname,
+			           name);
 		else if (strcmp(state, "23514") == 0)
 			http_error(req, 400, "invalid", "field 'name' must match " NAME_RE);
 		else
@@ -313,7 +330,7 @@ static int64_t early_canaries(PGconn *c, const char *chan, struct fb_err *err)
 		int ids[4096];
 		size_t n = 0;
 		for (const char *q = a + 1; *q && *q != '}' && n < 4096;) {
-			ids[n++] = atoi(q);
+			ids[n++] = (int)strtol(q, NULL, 10);
 			while (*q && *q != ',' && *q != '}')
 				q++;
 			if (*q == ',')
@@ -329,6 +346,8 @@ static int64_t early_canaries(PGconn *c, const char *chan, struct fb_err *err)
 
 void tenants_policy_put(struct http_req *req)
 {
+	if (!may_set_policy(req))
+		return;
 	json_t *body = http_req_json_or_reply(req);
 	if (!body)
 		return;
@@ -336,8 +355,8 @@ void tenants_policy_put(struct http_req *req)
 	PGresult *r = NULL;
 	int in_tx = 0;
 	struct fb_err err;
-	static const char *const allowed[] = {"group",   "channel", "mode",
-	                                      "delay_s", "version", "reason", NULL};
+	static const char *const allowed[] = {"group",   "channel", "mode", "delay_s",
+	                                      "version", "reason",  NULL};
 	static const char *const modes[] = {"early", "ga", "delayed", "paused", "n-1", "version"};
 	int64_t channel = 0, delay = 0, version = 0;
 	const char *group = NULL, *mode = NULL, *reason = NULL;
@@ -371,7 +390,8 @@ void tenants_policy_put(struct http_req *req)
 	    !(reason = val_string_or_reply(req, body, "reason", 1, 1024, 1)))
 		goto out;
 	if (named && !channel) {
-		http_error(req, 400, "invalid", "field 'channel' is required with mode \"version\"");
+		http_error(req, 400, "invalid",
+		           "field 'channel' is required with mode \"version\"");
 		goto out;
 	}
 	if (!(c = app_db_or_reply(req)))
@@ -390,13 +410,13 @@ void tenants_policy_put(struct http_req *req)
 	in_tx = 1;
 	if (group) {
 		const char *pg[] = {ts, group};
-		r = db_exec(c, &err, "SELECT id FROM host_groups WHERE tenant_id = $1 AND name = $2",
-		            2, pg);
+		r = db_exec(c, &err,
+		            "SELECT id FROM host_groups WHERE tenant_id = $1 AND name = $2", 2, pg);
 		if (!r)
 			goto dberr;
 		if (PQntuples(r) != 1) {
-			http_error(req, 400, "invalid", "field 'group': tenant '%s' has no group '%s'",
-			           tname, group);
+			http_error(req, 400, "invalid",
+			           "field 'group': tenant '%s' has no group '%s'", tname, group);
 			goto out;
 		}
 		snprintf(gid, sizeof gid, "%s", PQgetvalue(r, 0, 0));
@@ -405,10 +425,11 @@ void tenants_policy_put(struct http_req *req)
 	}
 	if (channel) {
 		const char *pc[] = {chs, named ? vs : NULL};
-		r = db_exec(c, &err,
-		            "SELECT (SELECT count(*) FROM channels WHERE id = $1), (SELECT count(*) "
-		            "FROM content WHERE channel_id = $1 AND version = $2::bigint)",
-		            2, pc);
+		r = db_exec(
+		        c, &err,
+		        "SELECT (SELECT count(*) FROM channels WHERE id = $1), (SELECT count(*) "
+		        "FROM content WHERE channel_id = $1 AND version = $2::bigint)",
+		        2, pc);
 		if (!r)
 			goto dberr;
 		if (strcmp(PQgetvalue(r, 0, 0), "1") != 0) {
@@ -417,7 +438,8 @@ void tenants_policy_put(struct http_req *req)
 			goto out;
 		}
 		if (named && strcmp(PQgetvalue(r, 0, 1), "1") != 0) {
-			http_error(req, 400, "invalid", "field 'version': channel %lld has no version %lld",
+			http_error(req, 400, "invalid",
+			           "field 'version': channel %lld has no version %lld",
 			           (long long)channel, (long long)version);
 			goto out;
 		}
@@ -426,19 +448,15 @@ void tenants_policy_put(struct http_req *req)
 	}
 	int64_t before = early_canaries(c, channel ? chs : NULL, &err);
 	/* paused: what the group stays on is each channel's GA now */
-	const char *pu[] = {ts,
-	                    gid[0] ? gid : NULL,
-	                    channel ? chs : NULL,
-	                    mode,
-	                    delayed ? ds : NULL,
-	                    named ? vs : NULL,
-	                    reason,
-	                    uid[0] != '0' ? uid : NULL};
+	const char *pu[] = {ts,     gid[0] ? gid : NULL,       channel ? chs : NULL,
+	                    mode,   delayed ? ds : NULL,       named ? vs : NULL,
+	                    reason, uid[0] != '0' ? uid : NULL};
 	r = db_exec(c, &err,
 	            "INSERT INTO content_policies (tenant_id, group_id, channel_id, mode, delay_s, "
 	            "version, paused_at, reason, updated_by) SELECT $1, $2, $3, $4, $5, $6, CASE "
 	            "WHEN $4 = 'paused' THEN (SELECT coalesce(jsonb_object_agg(id::text, "
-	            "ga_sha256) FILTER (WHERE ga_sha256 IS NOT NULL), '{}') FROM channels WHERE $3::int "
+	            "ga_sha256) FILTER (WHERE ga_sha256 IS NOT NULL), '{}') FROM channels WHERE "
+	            "$3::int "
 	            "IS NULL OR id = $3::int) END, $7, $8 ON CONFLICT (tenant_id, group_id, "
 	            "channel_id) DO UPDATE SET mode = EXCLUDED.mode, delay_s = EXCLUDED.delay_s, "
 	            "version = EXCLUDED.version, paused_at = EXCLUDED.paused_at, reason = "
@@ -492,6 +510,8 @@ out:
 
 void tenants_policy_delete(struct http_req *req)
 {
+	if (!may_set_policy(req))
+		return;
 	PGconn *c = app_db_or_reply(req);
 	if (!c)
 		return;
@@ -554,14 +574,17 @@ void tenants_rollouts(struct http_req *req)
 		struct fb_err err;
 		json_t *j = query_json(
 		        c, &err,
-		        "WITH a AS (SELECT a.active, a.group_id FROM agents a JOIN host_groups g ON "
+		        "WITH a AS (SELECT a.active, a.group_id FROM agents a JOIN host_groups g "
+		        "ON "
 		        "g.id = a.group_id WHERE g.tenant_id = $1 AND a.revoked_at IS NULL) "
 		        "SELECT coalesce(json_agg(json_build_object('id', r.id, 'channel', "
 		        "r.channel_id, 'content', r.content_sha256, 'state', r.state, 'agents', "
 		        "(SELECT count(*) FROM a), 'exposed', (SELECT count(*) FROM a WHERE "
 		        "a.active ->> r.channel_id::text = r.content_sha256), 'modes', (SELECT "
-		        "coalesce(json_object_agg(m, n), '{}') FROM (SELECT content_mode(a.group_id, "
-		        "r.channel_id) AS m, count(*) AS n FROM a GROUP BY 1) x)) ORDER BY r.id), "
+		        "coalesce(json_object_agg(m, n), '{}') FROM (SELECT content_mode(g, "
+		        "r.channel_id) AS m, sum(n) AS n FROM (SELECT a.group_id AS g, count(*) AS "
+		        "n "
+		        "FROM a GROUP BY 1) y GROUP BY 1) x)) ORDER BY r.id), "
 		        "'[]')::text FROM rollouts r WHERE r.state IN ('rolling', 'paused', "
 		        "'watching', 'halted')",
 		        1, p);

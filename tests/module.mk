@@ -105,6 +105,16 @@ INT_TESTS += test_users
 test_users_SRCS := tests/integration/test_users.c
 test_users_LIBS := fbt fbsign fbschema fbcommon
 
+# Tenants: migration 0009 on a database from before tenants.
+INT_TESTS += test_tenant_migration
+test_tenant_migration_SRCS := tests/integration/test_tenant_migration.c
+test_tenant_migration_LIBS := fbt fbsign fbschema fbcommon
+
+# Customer content policies as agents see them: early, ga, delayed, paused.
+INT_TESTS += test_customer_policy
+test_customer_policy_SRCS := tests/integration/test_customer_policy.c
+test_customer_policy_LIBS := fbt fbsign fbschema fbcommon
+
 # Single sign-on: the trusted proxy's address lists (pure code) and the
 # whole path through a real server, the test playing proxy and attacker.
 UNIT_TESTS += test_netlist

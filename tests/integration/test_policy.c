@@ -34,23 +34,8 @@ static char *g_agentrole; /* an API token of role agent */
 /* A refusal with its error code and a message that contains each of the
  * NULL-terminated needles. */
 #define REFUSED(want, code, method, path, token, body, ...)                                        \
-	refused((want), (code), (method), (path), (token), (body),                                 \
-	        (const char *const[]){__VA_ARGS__, NULL})
-static void refused(long want, const char *code, const char *method, const char *path,
-                    const char *token, const char *body, const char *const *needles)
-{
-	json_t *j = fbt_env_want(&E, want, method, path, token, body);
-	json_t *e = json_object_get(j, "error");
-	const char *got = json_string_value(json_object_get(e, "code"));
-	const char *msg = json_string_value(json_object_get(e, "message"));
-	if (!got || strcmp(got, code))
-		fail_msg("%s %s: expected error %s: %s", method, path, code, fbt_env_raw(j));
-	for (int i = 0; needles[i]; i++)
-		if (!msg || !strstr(msg, needles[i]))
-			fail_msg("%s %s: expected \"%s\" in the message: %s", method, path,
-			         needles[i], fbt_env_raw(j));
-	json_decref(j);
-}
+	fbt_env_refused(&E, (want), (code), (method), (path), (token), (body),                     \
+	                (const char *const[]){__VA_ARGS__, NULL})
 
 /* ---- environment ------------------------------------------------------------- */
 
@@ -92,7 +77,8 @@ static void rollout_refused(const char *sha, const char *more, const char *const
 	char *b = rollout_body(sha, more);
 	long before = Q("SELECT count(*) FROM rollouts");
 	long audits = Q("SELECT count(*) FROM audit_log");
-	refused(422, "policy_out_of_bounds", "POST", "/v1/rollouts", E.rel1, b, needles);
+	fbt_env_refused(&E, 422, "policy_out_of_bounds", "POST", "/v1/rollouts", E.rel1, b,
+	                needles);
 	assert_int_equal(Q("SELECT count(*) FROM rollouts"), before);
 	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audits);
 	free(b);
@@ -136,7 +122,7 @@ static void put_refused(long want, const char *code, const char *body, const cha
 	long versions = Q("SELECT count(*) FROM policy_bounds");
 	long audits = Q("SELECT count(*) FROM audit_log");
 	long events = Q("SELECT count(*) FROM notifications");
-	refused(want, code, "PUT", "/v1/policy-bounds", E.admin, body, needles);
+	fbt_env_refused(&E, want, code, "PUT", "/v1/policy-bounds", E.admin, body, needles);
 	assert_int_equal(Q("SELECT count(*) FROM policy_bounds"), versions);
 	assert_int_equal(Q("SELECT count(*) FROM audit_log"), audits);
 	assert_int_equal(Q("SELECT count(*) FROM notifications"), events);

@@ -30,23 +30,8 @@ static struct fbt_env E;
 /* A refusal with its status, error code and a message that contains each of
  * the NULL-terminated needles. */
 #define REFUSED(want, code, method, path, token, body, ...)                                        \
-	refused((want), (code), (method), (path), (token), (body),                                 \
-	        (const char *const[]){__VA_ARGS__, NULL})
-static void refused(long want, const char *code, const char *method, const char *path,
-                    const char *token, const char *body, const char *const *needles)
-{
-	json_t *j = fbt_env_want(&E, want, method, path, token, body);
-	json_t *e = json_object_get(j, "error");
-	const char *got = json_string_value(json_object_get(e, "code"));
-	const char *msg = json_string_value(json_object_get(e, "message"));
-	if (!got || strcmp(got, code))
-		fail_msg("%s %s: expected error %s: %s", method, path, code, fbt_env_raw(j));
-	for (int i = 0; needles[i]; i++)
-		if (!msg || !strstr(msg, needles[i]))
-			fail_msg("%s %s: expected \"%s\" in the message: %s", method, path,
-			         needles[i], fbt_env_raw(j));
-	json_decref(j);
-}
+	fbt_env_refused(&E, (want), (code), (method), (path), (token), (body),                     \
+	                (const char *const[]){__VA_ARGS__, NULL})
 
 static int env_down(void **state)
 {

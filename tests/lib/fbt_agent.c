@@ -17,11 +17,23 @@
 void fbt_agent_new(struct fbt_env *e, struct fbt_agent *a, int ring, enum fbt_behaviour how,
                    const char *tags, const char *caps, const char *platform)
 {
+	fbt_agent_new_in(e, a, ring, how, tags, caps, platform, NULL, NULL);
+}
+
+void fbt_agent_new_in(struct fbt_env *e, struct fbt_agent *a, int ring, enum fbt_behaviour how,
+                      const char *tags, const char *caps, const char *platform, const char *tenant,
+                      const char *group)
+{
 	memset(a, 0, sizeof *a);
 	a->ring = ring;
 	a->how = how;
 	char body[4096];
-	snprintf(body, sizeof body, "{\"name\":\"batch\",\"tags\":%s}", tags ? tags : "{}");
+	int n = snprintf(body, sizeof body, "{\"name\":\"batch\",\"tags\":%s", tags ? tags : "{}");
+	if (tenant)
+		n += snprintf(body + n, sizeof body - (size_t)n, ",\"tenant\":\"%s\"", tenant);
+	if (group)
+		n += snprintf(body + n, sizeof body - (size_t)n, ",\"group\":\"%s\"", group);
+	snprintf(body + n, sizeof body - (size_t)n, "}");
 	json_t *j = fbt_env_want(e, 201, "POST", "/v1/enrollment-tokens", e->admin, body);
 	char *et = strdup(fbt_jstr(j, "token"));
 	json_decref(j);

@@ -47,6 +47,11 @@ struct fbt_agent {
  * object or NULL (none sent). */
 void fbt_agent_new(struct fbt_env *e, struct fbt_agent *a, int ring, enum fbt_behaviour how,
                    const char *tags, const char *caps, const char *platform);
+/* The same, enrolled into host group group (NULL: "default") of tenant
+ * tenant (NULL: "default") through an enrollment token naming them. */
+void fbt_agent_new_in(struct fbt_env *e, struct fbt_agent *a, int ring, enum fbt_behaviour how,
+                      const char *tags, const char *caps, const char *platform, const char *tenant,
+                      const char *group);
 /* Free the tokens of the n agents ags (ags may be NULL when n is 0). */
 void fbt_agent_free(struct fbt_agent *ags, int n);
 

@@ -148,3 +148,20 @@ void fbt_env_expect_code(struct fbt_env *e, long want, const char *code, const c
 		fail_msg("%s %s: expected error %s: %s", method, path, code, fbt_env_raw(j));
 	json_decref(j);
 }
+
+void fbt_env_refused(struct fbt_env *e, long want, const char *code, const char *method,
+                     const char *path, const char *token, const char *body,
+                     const char *const *needles)
+{
+	json_t *j = fbt_env_want(e, want, method, path, token, body);
+	json_t *err = json_object_get(j, "error");
+	const char *got = json_string_value(json_object_get(err, "code"));
+	const char *msg = json_string_value(json_object_get(err, "message"));
+	if (!got || strcmp(got, code))
+		fail_msg("%s %s: expected error %s: %s", method, path, code, fbt_env_raw(j));
+	for (int i = 0; needles[i]; i++)
+		if (!msg || !strstr(msg, needles[i]))
+			fail_msg("%s %s: expected \"%s\" in the message: %s", method, path,
+			         needles[i], fbt_env_raw(j));
+	json_decref(j);
+}

@@ -64,6 +64,12 @@ void fbt_env_expect(struct fbt_env *e, long want, const char *method, const char
 void fbt_env_expect_code(struct fbt_env *e, long want, const char *code, const char *method,
                          const char *path, const char *token, const char *body);
 
+/* The same, also failing unless the body's error message contains each of
+ * the NULL-terminated needles. */
+void fbt_env_refused(struct fbt_env *e, long want, const char *code, const char *method,
+                     const char *path, const char *token, const char *body,
+                     const char *const *needles);
+
 /* The body text of an answer of fbt_env_call(), or "" (borrowed from j). */
 const char *fbt_env_raw(const json_t *j);
 
