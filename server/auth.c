@@ -295,6 +295,10 @@ static int proxy_user_or_reply(struct http_req *req, const char *value, const ch
 		return 0;
 	}
 	out->role = acting_role(out->roles, roles);
+	if (!out->role && out->tenant_id) {
+		http_no_route(req);
+		return 0;
+	}
 	if (!out->role) {
 		char held[64];
 		roles_str(out->roles, held, sizeof held);
@@ -415,8 +419,12 @@ int auth_request_or_reply(struct http_req *req, const char *authorization, unsig
 		return 0;
 	}
 	if (!(roles & out->role)) {
-		http_error(req, 403, "forbidden", "role '%s' may not do this",
-		           auth_role_name(out->role));
+		/* a tenant's credential: a route it may not use, as above */
+		if (out->tenant_id)
+			http_no_route(req);
+		else
+			http_error(req, 403, "forbidden", "role '%s' may not do this",
+			           auth_role_name(out->role));
 		return 0;
 	}
 	out->authenticated = 1;

@@ -81,8 +81,9 @@ static int cmd_routes(void)
 		for (int k = 0; k < 4; k++)
 			if (routes[i].roles & (1u << k))
 				json_array_append_new(roles, json_string(rn[k]));
-		json_t *o = json_pack("{s:s,s:s,s:o}", "method", method, "path", routes[i].pattern,
-		                      "roles", roles);
+		json_t *o =
+		        json_pack("{s:s,s:s,s:o,s:b}", "method", method, "path", routes[i].pattern,
+		                  "roles", roles, "tenant", (routes[i].roles & ROUTE_TENANT) != 0);
 		char *line = json_dumps(o, JSON_COMPACT);
 		printf("%s\n", line);
 		free(line);

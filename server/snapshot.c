@@ -93,7 +93,9 @@ struct state {
 	struct chan_state *chans;
 	int ncontent;
 	struct content_info *content;
-	int ngroups; /* sorted by id; an agent's slot holds its index */
+	int placed_all;      /* every agent was placed again (rings, pins or groups changed) */
+	char load_began[40]; /* the loading transaction's start, as PostgreSQL's text */
+	int ngroups;         /* sorted by id; an agent's slot holds its index */
 	struct group_def *groups;
 	int npcl;
 	struct pclass *pcls;
@@ -764,14 +766,21 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	struct fb_buf sig;
 	fb_buf_init(&sig, 1 << 24);
 
-	if (db_cmd(c, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"))
+	/* No JIT: on small, never-analysed tables the planner's default
+	 * estimates make the groups-by-channels join look expensive enough to
+	 * compile, which took half a second per load for a one-row answer. */
+	if (db_cmd(c, err, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY") ||
+	    db_cmd(c, err, "SET LOCAL jit = off"))
 		goto out;
-	r = db_exec(c, err, "SELECT seq, extract(epoch FROM published_at)::bigint FROM publication",
+	r = db_exec(c, err,
+	            "SELECT seq, extract(epoch FROM published_at)::bigint, now()::text FROM "
+	            "publication",
 	            0, NULL);
 	if (!r || PQntuples(r) != 1)
 		goto out;
 	s->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 	s->issued = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+	snprintf(s->load_began, sizeof s->load_began, "%s", PQgetvalue(r, 0, 2));
 	PQclear(r);
 
 	r = db_exec(c, err, "SELECT name, selector::text FROM rings ORDER BY position", 0, NULL);
@@ -915,6 +924,7 @@ static enum fb_rc state_load(PGconn *c, const struct state *old, struct state **
 	 * Read through a cursor, AGENT_PAGE rows at a time: a million agents in
 	 * one result would be a transient of hundreds of megabytes. */
 	int all = !old || strcmp(old->config_sig, s->config_sig) != 0;
+	s->placed_all = all;
 	char since[24];
 	snprintf(since, sizeof since, "%lld", all ? 0LL : (long long)agents_max_id());
 	const char *p[] = {since};
@@ -985,6 +995,39 @@ out:
 	return rc;
 }
 
+/* After rings, pins or groups changed: the agents that enrolled while the
+ * new state was loading were placed by the old one (the enrollment handler
+ * places with the state in force) and the loading transaction did not see
+ * them. Place them again, now that the new state is in force: an agent that
+ * commits after this query is placed by the new state anyway. */
+static void place_latecomers(PGconn *c, const struct state *s)
+{
+	struct fb_err err;
+	const char *p[] = {s->load_began};
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT id, tags::text, coalesce(capabilities, '[]')::text, "
+	                      "revoked_at IS NOT NULL, group_id FROM agents WHERE enrolled_at >= "
+	                      "$1::timestamptz - interval '1 second'",
+	                      1, p);
+	if (!r) {
+		log_warn("snapshot: agents enrolled during the reload not placed again: %s",
+		         err.msg);
+		return;
+	}
+	pthread_rwlock_rdlock(&g_state_lock);
+	for (int i = 0; g_state == s && i < PQntuples(r); i++) {
+		json_t *tags = json_loads(PQgetvalue(r, i, 1), 0, NULL);
+		if (place_locked_state(s, strtoll(PQgetvalue(r, i, 0), NULL, 10), tags,
+		                       class_of_text(PQgetvalue(r, i, 2)),
+		                       (int)strtol(PQgetvalue(r, i, 4), NULL, 10),
+		                       strcmp(PQgetvalue(r, i, 3), "t") == 0, 1))
+			log_warn("snapshot: agent %s not placed again", PQgetvalue(r, i, 0));
+		json_decref(tags);
+	}
+	pthread_rwlock_unlock(&g_state_lock);
+	PQclear(r);
+}
+
 static enum fb_rc reload(PGconn *c, struct fb_err *err)
 {
 	pthread_rwlock_rdlock(&g_state_lock);
@@ -998,6 +1041,8 @@ static enum fb_rc reload(PGconn *c, struct fb_err *err)
 	old = g_state;
 	g_state = s;
 	pthread_rwlock_unlock(&g_state_lock);
+	if (old && s->placed_all)
+		place_latecomers(c, s);
 	if (!old || old->seq != s->seq)
 		log_info("snapshot: publication %lld, %d ring(s), %d channel(s), %d pin(s)",
 		         (long long)s->seq, s->nrings, s->nchans, s->npins);

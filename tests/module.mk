@@ -123,3 +123,9 @@ test_netlist_LIBS := fbcommon
 INT_TESTS += test_sso
 test_sso_SRCS := tests/integration/test_sso.c
 test_sso_LIBS := fbt fbsign fbschema fbcommon
+
+# Tenants: isolation over every route of schema/openapi.json, a tenant's
+# own scope beside the vendor's, refused tenant input storing nothing.
+INT_TESTS += test_tenants
+test_tenants_SRCS := tests/integration/test_tenants.c
+test_tenants_LIBS := fbt fbsign fbschema fbcommon

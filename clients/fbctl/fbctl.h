@@ -57,6 +57,10 @@ enum ctl_opt {
 	O_AFTER,
 	O_USER,
 	O_EMAIL,
+	O_TENANT,
+	O_GROUP,
+	O_DEFAULT_MODE,
+	O_DELAY,
 	O_COUNT_
 };
 #define OB(x) (1ull << (x))
@@ -64,47 +68,51 @@ enum ctl_opt {
 struct command;
 
 struct opts {
-	const char *templates;   /* --templates DIR */
-	const char *corpus;      /* --corpus DIR (preflight) */
-	int json;                /* --json */
-	int unchecked;           /* --unchecked (compile without registry validation) */
-	const char *server;      /* --server URL */
-	const char *token;       /* --token T */
-	const char *config;      /* --config FILE */
-	const char *ca;          /* --ca FILE */
-	const char *channel;     /* --channel N */
-	const char *content;     /* --content SHA */
-	const char *rings;       /* --rings a,b */
-	const char *policy;      /* --policy JSON */
-	int supersede;           /* --supersede */
-	const char *reason;      /* --reason R */
-	int force;               /* --force */
-	const char *ring;        /* --ring R */
-	const char *limit;       /* --limit N */
-	const char *tag;         /* --tag k=v */
-	const char *mode;        /* --mode n-1|version */
-	const char *version;     /* --version V */
-	const char *role;        /* --role R */
-	const char *name;        /* --name N */
-	const char *action;      /* --action A */
-	const char *object;      /* --object O */
-	const char *actor;       /* --actor A */
-	const char *before;      /* --before ID */
-	const char *tags;        /* --tags JSON */
-	const char *max_uses;    /* --max-uses N */
-	const char *expires;     /* --expires DURATION */
-	const char *manifest;    /* --manifest FILE */
-	const char *interval;    /* --interval DURATION */
-	const char *timeout;     /* --timeout DURATION */
-	const char *description; /* --description D */
-	const char *state;       /* --state S */
-	int emergency;           /* --emergency */
-	const char *health;      /* --health healthy|silent|never */
-	const char *after;       /* --after ID (agent list paging) */
-	const char *user;        /* --user NAME|ID */
-	const char *email;       /* --email ADDRESS */
-	uint64_t seen;           /* OB(option) for every option given */
-	int argc;                /* positional arguments after the command */
+	const char *templates;    /* --templates DIR */
+	const char *corpus;       /* --corpus DIR (preflight) */
+	int json;                 /* --json */
+	int unchecked;            /* --unchecked (compile without registry validation) */
+	const char *server;       /* --server URL */
+	const char *token;        /* --token T */
+	const char *config;       /* --config FILE */
+	const char *ca;           /* --ca FILE */
+	const char *channel;      /* --channel N */
+	const char *content;      /* --content SHA */
+	const char *rings;        /* --rings a,b */
+	const char *policy;       /* --policy JSON */
+	int supersede;            /* --supersede */
+	const char *reason;       /* --reason R */
+	int force;                /* --force */
+	const char *ring;         /* --ring R */
+	const char *limit;        /* --limit N */
+	const char *tag;          /* --tag k=v */
+	const char *mode;         /* --mode (pin add, policy set) */
+	const char *version;      /* --version V */
+	const char *role;         /* --role R */
+	const char *name;         /* --name N */
+	const char *action;       /* --action A */
+	const char *object;       /* --object O */
+	const char *actor;        /* --actor A */
+	const char *before;       /* --before ID */
+	const char *tags;         /* --tags JSON */
+	const char *max_uses;     /* --max-uses N */
+	const char *expires;      /* --expires DURATION */
+	const char *manifest;     /* --manifest FILE */
+	const char *interval;     /* --interval DURATION */
+	const char *timeout;      /* --timeout DURATION */
+	const char *description;  /* --description D */
+	const char *state;        /* --state S */
+	int emergency;            /* --emergency */
+	const char *health;       /* --health healthy|silent|never */
+	const char *after;        /* --after ID (agent list paging) */
+	const char *user;         /* --user NAME|ID */
+	const char *email;        /* --email ADDRESS */
+	const char *tenant;       /* --tenant NAME */
+	const char *group;        /* --group NAME (a tenant's host group) */
+	const char *default_mode; /* --default-mode early|ga */
+	const char *delay;        /* --delay DURATION (policy set --mode delayed) */
+	uint64_t seen;            /* OB(option) for every option given */
+	int argc;                 /* positional arguments after the command */
 	char **argv;
 	const struct command *cmd; /* the row being run (for its usage line) */
 };
@@ -165,7 +173,7 @@ const char *ctl_time(const json_t *obj, const char *key, char *buf, size_t n);
 const char *ctl_short(const json_t *obj, const char *key, size_t k, char *buf, size_t n);
 
 /* A text table: add a header row, then rows; printed with aligned columns. */
-#define CTL_TABLE_MAX_COLS 10
+#define CTL_TABLE_MAX_COLS 12
 #define CTL_TABLE_MAX_ROWS 100000
 struct ctl_table {
 	size_t ncols;
@@ -257,5 +265,15 @@ int cmd_user_set(struct opts *o);
 int cmd_user_disable(struct opts *o);
 int cmd_user_enable(struct opts *o);
 int cmd_enroll_token_create(struct opts *o);
+
+/* ---- tenants and customer content policies: tenants.c ---------------------- */
+
+int cmd_tenant_list(struct opts *o);
+int cmd_tenant_create(struct opts *o);
+int cmd_tenant_show(struct opts *o);
+int cmd_tenant_group_create(struct opts *o);
+int cmd_policy_list(struct opts *o);
+int cmd_policy_set(struct opts *o);
+int cmd_policy_delete(struct opts *o);
 
 #endif

@@ -430,9 +430,10 @@ static const struct command commands[] = {
          "hold agents with the tag at GA's predecessor or at one version (admin)"},
         {"pin", "rm", cmd_pin_rm, J, "ID", "delete a pin (admin)"},
         {"agent", "list", cmd_agent_list,
-         J | OB(O_RING) | OB(O_TAG) | OB(O_CONTENT) | OB(O_HEALTH) | OB(O_LIMIT) | OB(O_AFTER),
-         "[--ring R] [--tag k=v] [--content SHA] [--health healthy|silent|never] [--limit N] "
-         "[--after ID] [--json]",
+         J | OB(O_RING) | OB(O_TAG) | OB(O_CONTENT) | OB(O_HEALTH) | OB(O_LIMIT) | OB(O_AFTER) |
+                 OB(O_TENANT) | OB(O_GROUP),
+         "[--ring R] [--tag k=v] [--content SHA] [--health healthy|silent|never] [--tenant T] "
+         "[--group G] [--limit N] [--after ID] [--json]",
          "agents in id order, filtered by the server; the first N (default 100) after agent "
          "ID; --content: agents running that content (a unique digest prefix will do)"},
         {"agent", "show", cmd_agent_show, J, "ID [--json]", "one agent"},
@@ -443,10 +444,12 @@ static const struct command commands[] = {
          "issue an API token to a user who holds the role (admin); printed once on stdout. "
          "Without --user: to the user called N, created with that role if there is none"},
         {"token", "list", cmd_token_list, J, "[--json]", "API tokens and their users (admin)"},
-        {"user", "create", cmd_user_create, J | OB(O_ROLE) | OB(O_EMAIL) | OB(O_REASON),
-         "NAME --role ROLE[,ROLE...] [--email ADDRESS] [--reason R]",
+        {"user", "create", cmd_user_create,
+         J | OB(O_ROLE) | OB(O_EMAIL) | OB(O_REASON) | OB(O_TENANT),
+         "NAME --role ROLE[,ROLE...] [--email ADDRESS] [--tenant T] [--reason R]",
          "create a user (admin): a person or a machine that tokens are issued to; --email is "
-         "what the single-sign-on proxy asserts"},
+         "what the single-sign-on proxy asserts; --tenant: the user and its tokens act for "
+         "that tenant only"},
         {"user", "list", cmd_user_list, J, "[--json]", "users, their roles and e-mail (admin)"},
         {"user", "show", cmd_user_show, J, "NAME|ID [--json]", "one user and its tokens (admin)"},
         {"user", "set", cmd_user_set, J | OB(O_ROLE) | OB(O_EMAIL) | OB(O_REASON),
@@ -465,9 +468,34 @@ static const struct command commands[] = {
          "[--json]",
          "the audit log, newest first; page with --before"},
         {"enroll-token", "create", cmd_enroll_token_create,
-         J | OB(O_NAME) | OB(O_TAGS) | OB(O_MAX_USES) | OB(O_EXPIRES),
-         "--name N [--tags JSON] [--max-uses N] [--expires DURATION]",
-         "create an agent enrollment token (admin); printed once on stdout"},
+         J | OB(O_NAME) | OB(O_TAGS) | OB(O_MAX_USES) | OB(O_EXPIRES) | OB(O_TENANT) | OB(O_GROUP),
+         "--name N [--tags JSON] [--max-uses N] [--expires DURATION] [--tenant T] [--group G]",
+         "create an agent enrollment token (admin); printed once on stdout; the agents "
+         "enrolled with it belong to host group G (default \"default\") of tenant T (default: "
+         "yours)"},
+        {"tenant", "list", cmd_tenant_list, J, "[--json]",
+         "tenants (customer organisations) with their default mode, agents and host groups"},
+        {"tenant", "create", cmd_tenant_create, J | OB(O_DEFAULT_MODE) | OB(O_REASON),
+         "NAME [--default-mode early|ga] [--reason R]",
+         "create a tenant with its host group \"default\" (admin); --default-mode: what its "
+         "groups get on a channel no policy names (default ga)"},
+        {"tenant", "show", cmd_tenant_show, J, "NAME [--json]",
+         "one tenant: its host groups with their agents and its content policies"},
+        {"tenant", "group-create", cmd_tenant_group_create, J | OB(O_REASON),
+         "TENANT NAME [--reason R]", "create a host group in a tenant (admin)"},
+        {"policy", "list", cmd_policy_list, J, "TENANT [--json]",
+         "a tenant's customer content policies"},
+        {"policy", "set", cmd_policy_set,
+         J | OB(O_GROUP) | OB(O_CHANNEL) | OB(O_MODE) | OB(O_DELAY) | OB(O_VERSION) | OB(O_REASON),
+         "TENANT [--group G] [--channel N] --mode early|ga|delayed|paused|n-1|version "
+         "[--delay DURATION] [--version V] --reason R",
+         "when content reaches a tenant's hosts (release, admin): for group G (default: the "
+         "whole tenant) on channel N (default: every channel); --delay (delayed: content GA "
+         "for that long, 1s to 90d), --version (version: that version); setting paused again "
+         "moves the group to today's GA"},
+        {"policy", "delete", cmd_policy_delete, J, "TENANT ID",
+         "delete a content policy (release, admin): its groups fall back to the next most "
+         "specific one"},
 };
 #define NCOMMANDS (sizeof commands / sizeof commands[0])
 
@@ -508,6 +536,10 @@ static const struct option optdefs[O_COUNT_] = {
         [O_AFTER] = {"after", required_argument, NULL, 256 + O_AFTER},
         [O_USER] = {"user", required_argument, NULL, 256 + O_USER},
         [O_EMAIL] = {"email", required_argument, NULL, 256 + O_EMAIL},
+        [O_TENANT] = {"tenant", required_argument, NULL, 256 + O_TENANT},
+        [O_GROUP] = {"group", required_argument, NULL, 256 + O_GROUP},
+        [O_DEFAULT_MODE] = {"default-mode", required_argument, NULL, 256 + O_DEFAULT_MODE},
+        [O_DELAY] = {"delay", required_argument, NULL, 256 + O_DELAY},
 };
 
 /* Store the value of option k. */
@@ -550,6 +582,10 @@ static void opt_set(struct opts *o, int k, const char *v)
 	case O_AFTER: slot = &o->after; break;
 	case O_USER: slot = &o->user; break;
 	case O_EMAIL: slot = &o->email; break;
+	case O_TENANT: slot = &o->tenant; break;
+	case O_GROUP: slot = &o->group; break;
+	case O_DEFAULT_MODE: slot = &o->default_mode; break;
+	case O_DELAY: slot = &o->delay; break;
 	default: break;
 	}
 	if (slot)

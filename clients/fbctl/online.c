@@ -255,6 +255,8 @@ int cmd_whoami(struct opts *o)
 	else
 		printf(" by token %s \"%s\"\n", ctl_cell(j, "token_id", b3, sizeof b3),
 		       ctl_cell(j, "token_name", b4, sizeof b4));
+	if (json_is_string(json_object_get(j, "tenant")))
+		printf("acting for tenant %s\n", ctl_cell(j, "tenant", b1, sizeof b1));
 out:
 	json_decref(j);
 	return code;
@@ -1110,6 +1112,8 @@ int cmd_agent_list(struct opts *o)
 	    ctl_query(path, sizeof path, "tag", o->tag) ||
 	    ctl_query(path, sizeof path, "content", o->content ? sha : NULL) ||
 	    ctl_query(path, sizeof path, "health", o->health) ||
+	    ctl_query(path, sizeof path, "tenant", o->tenant) ||
+	    ctl_query(path, sizeof path, "group", o->group) ||
 	    ctl_query(path, sizeof path, "after", o->after) ||
 	    ctl_query(path, sizeof path, "limit", o->limit))
 		return usage_msg(o, "filters too long");
@@ -1118,6 +1122,8 @@ int cmd_agent_list(struct opts *o)
 		goto out;
 	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
 	                                      {"HOSTNAME", "hostname", CTL_COL_CELL, NULL},
+	                                      {"TENANT", "tenant", CTL_COL_CELL, NULL},
+	                                      {"GROUP", "group", CTL_COL_CELL, NULL},
 	                                      {"RING", "ring", CTL_COL_CELL, NULL},
 	                                      {"TAGS", "tags", CTL_COL_CELL, NULL},
 	                                      {"VERSION", "agent_version", CTL_COL_CELL, NULL},
@@ -1125,7 +1131,7 @@ int cmd_agent_list(struct opts *o)
 	                                      {"ACTIVE", "active", CTL_COL_CELL, NULL},
 	                                      {"LAST SEEN", "last_seen", CTL_COL_TIME, NULL},
 	                                      {"REVOKED", "revoked", CTL_COL_CELL, NULL}};
-	ctl_print_list(json_object_get(j, "agents"), cols, 9, stdout);
+	ctl_print_list(json_object_get(j, "agents"), cols, 11, stdout);
 	json_t *next = json_object_get(j, "next_after");
 	fflush(stdout); /* the hint follows the table on a terminal */
 	if (json_is_integer(next))
@@ -1149,6 +1155,8 @@ int cmd_agent_show(struct opts *o)
 	char b[512];
 	kv("agent", ctl_cell(j, "id", b, sizeof b));
 	kv("hostname", ctl_cell(j, "hostname", b, sizeof b));
+	kv("tenant", ctl_cell(j, "tenant", b, sizeof b));
+	kv("group", ctl_cell(j, "group", b, sizeof b));
 	kv("ring", ctl_cell(j, "ring", b, sizeof b));
 	kv("tags", ctl_cell(j, "tags", b, sizeof b));
 	kv("version", ctl_cell(j, "agent_version", b, sizeof b));
@@ -1268,6 +1276,10 @@ int cmd_enroll_token_create(struct opts *o)
 		json_object_set_new(body, "max_uses", json_integer(uses));
 	if (o->expires)
 		json_object_set_new(body, "expires_in_s", json_integer(exp / 1000));
+	if (o->tenant)
+		json_object_set_new(body, "tenant", json_string(o->tenant));
+	if (o->group)
+		json_object_set_new(body, "group", json_string(o->group));
 	code = request(o, "POST", "/v1/enrollment-tokens", body, NULL, &j);
 	if (!code && !o->json) {
 		char a[32], b[128];
@@ -1358,9 +1370,10 @@ static void print_user(const json_t *u)
 {
 	char a[160], b[32], c[128];
 	const char *email = json_string_value(json_object_get(u, "email"));
-	printf("%s (id %s): roles %s; %s%s\n", ctl_cell(u, "name", a, sizeof a),
+	const char *tenant = json_string_value(json_object_get(u, "tenant"));
+	printf("%s (id %s): roles %s; %s%s%s%s\n", ctl_cell(u, "name", a, sizeof a),
 	       ctl_cell(u, "id", b, sizeof b), list_text(json_object_get(u, "roles"), c, sizeof c),
-	       email ? email : "no e-mail",
+	       email ? email : "no e-mail", tenant ? "; tenant " : "", tenant ? tenant : "",
 	       json_is_true(json_object_get(u, "disabled")) ? "; disabled" : "");
 }
 
@@ -1375,6 +1388,8 @@ int cmd_user_create(struct opts *o)
 	body = json_pack("{s:s,s:o}", "name", o->argv[0], "roles", roles_json(o->role));
 	if (o->email)
 		json_object_set_new(body, "email", json_string(o->email));
+	if (o->tenant)
+		json_object_set_new(body, "tenant", json_string(o->tenant));
 	if (o->reason)
 		json_object_set_new(body, "reason", json_string(o->reason));
 	code = request(o, "POST", "/v1/users", body, NULL, &j);
@@ -1403,10 +1418,11 @@ int cmd_user_list(struct opts *o)
 	static const struct ctl_col cols[] = {{"ID", "id", CTL_COL_CELL, NULL},
 	                                      {"NAME", "name", CTL_COL_CELL, NULL},
 	                                      {"EMAIL", "email", CTL_COL_CELL, NULL},
+	                                      {"TENANT", "tenant", CTL_COL_CELL, NULL},
 	                                      {"ROLES", NULL, CTL_COL_FN, roles_cell},
 	                                      {"TOKENS", "active_tokens", CTL_COL_CELL, NULL},
 	                                      {"DISABLED", "disabled", CTL_COL_CELL, NULL}};
-	ctl_print_list(json_object_get(j, "users"), cols, 6, stdout);
+	ctl_print_list(json_object_get(j, "users"), cols, 7, stdout);
 out:
 	json_decref(j);
 	return code;

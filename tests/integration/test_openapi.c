@@ -1,7 +1,8 @@
 /* The API description stays true: every route firebreakd registers (as
  * printed by `firebreakd routes`) is described in schema/openapi.json with
- * its method, path parameters, and the roles it admits; nothing described
- * is missing from the server. */
+ * its method, path parameters, the roles it admits and whether a tenant's
+ * credential may use it (x-tenant, which test_tenants.c reads); nothing
+ * described is missing from the server. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -89,6 +90,15 @@ static void test_every_route_is_described(void **state)
 			assert_non_null(json_object_get(json_object_get(op, "responses"), "401"));
 			assert_non_null(json_object_get(json_object_get(op, "responses"), "403"));
 		}
+		/* x-tenant: "own" exactly on the routes a tenant's credential may use */
+		int tenant = json_is_true(json_object_get(r, "tenant"));
+		const char *xt = json_string_value(json_object_get(op, "x-tenant"));
+		if (tenant && !(xt && strcmp(xt, "own") == 0))
+			fail_msg("%s %s: a tenant may use it, but it has no x-tenant \"own\"",
+			         method, path);
+		if (!tenant && json_object_get(op, "x-tenant"))
+			fail_msg("%s %s: described with x-tenant, but a tenant may not use it",
+			         method, path);
 		/* every {param} of the path is a declared path parameter */
 		for (const char *p = strchr(path, '{'); p; p = strchr(p + 1, '{')) {
 			char name[64];
