@@ -62,6 +62,7 @@ struct fl_agent {
 	int8_t active[FL_NCH], lkg[FL_NCH], refused[FL_NCH], want[FL_NCH];
 	uint8_t flags[FL_NCH]; /* enum fl_flag */
 	int8_t ring, plat;     /* plat: index into scenario.platforms, -1: none */
+	int8_t tenant;         /* index into scenario.tenants; n_tenants: the default tenant */
 	int8_t crash_ch;       /* the crash being rebooted from: faulting channel, -1: background */
 	int8_t last_ch;        /* channel of the latest content change (boot-loop guard) */
 	uint8_t state, unclean, n_ev, crashed_ever, busy, queued, reverted, crash_report, plat_due;
@@ -89,6 +90,7 @@ struct fl_content {
 	int parsed; /* 0 not yet, 1 valid, -1 refused by cf_parse */
 	int64_t exposure;
 	int64_t first_apply_ms;
+	int64_t tenant_first_ms[SCN_MAX_TENANTS + 1]; /* per tenant (as fl_agent.tenant) */
 };
 
 struct fl_slot {
@@ -118,7 +120,7 @@ struct fleet {
 	int n_slots;
 	int32_t *free_slots;
 	int n_free;
-	char ring_token[SCN_MAX_RINGS][128];
+	char ring_token[SCN_MAX_TENANTS + 1][SCN_MAX_RINGS][128]; /* per tenant and ring */
 	struct fl_content c[FLEET_MAX_CONTENTS];
 	int n_c;
 	int scn_to_c[SCN_MAX_CONTENTS];
@@ -322,6 +324,22 @@ static void assign_platforms(struct fleet *f, int r, int64_t first)
 	}
 }
 
+/* Give the agents first..first+size-1 of ring r their tenants: the counts
+ * of scn_ring_tenants() in order (the default tenant last). */
+static void assign_tenants(struct fleet *f, int r, int64_t first)
+{
+	int64_t counts[SCN_MAX_TENANTS + 1], n = f->s->rings[r].agents, i = 0;
+	if (f->s->n_tenants == 0) {
+		for (int64_t k = 0; k < n; k++)
+			f->a[first + k].tenant = 0;
+		return;
+	}
+	scn_ring_tenants(f->s, r, counts);
+	for (int t = 0; t <= f->s->n_tenants; t++)
+		for (int64_t k = 0; k < counts[t] && i < n; k++)
+			f->a[first + i++].tenant = (int8_t)t;
+}
+
 enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct fb_err *err)
 {
 	*out = NULL;
@@ -378,6 +396,7 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out, struct f
 	f->t0 = now;
 	for (int r = 0; r < f->s->n_rings; r++) {
 		assign_platforms(f, r, idx);
+		assign_tenants(f, r, idx);
 		for (int64_t k = 0; k < f->s->rings[r].agents; k++, idx++) {
 			struct fl_agent *a = &f->a[idx];
 			a->ring = (int8_t)r;
@@ -433,11 +452,12 @@ void fleet_free(struct fleet *f)
 	free(f);
 }
 
-enum fb_rc fleet_set_ring_token(struct fleet *f, int ring, const char *token)
+enum fb_rc fleet_set_ring_token(struct fleet *f, int tenant, int ring, const char *token)
 {
-	if (ring < 0 || ring >= f->s->n_rings || strlen(token) >= sizeof f->ring_token[0])
+	if (tenant < 0 || tenant > f->s->n_tenants || ring < 0 || ring >= f->s->n_rings ||
+	    strlen(token) >= sizeof f->ring_token[0][0])
 		return FB_EINVAL;
-	snprintf(f->ring_token[ring], sizeof f->ring_token[ring], "%s", token);
+	snprintf(f->ring_token[tenant][ring], sizeof f->ring_token[tenant][ring], "%s", token);
 	return FB_OK;
 }
 
@@ -538,6 +558,8 @@ static void apply(struct fleet *f, int64_t i, int k, int c, int64_t now)
 		f->c[c].exposure++;
 		if (!f->c[c].first_apply_ms)
 			f->c[c].first_apply_ms = fb_now_ms();
+		if (!f->c[c].tenant_first_ms[a->tenant])
+			f->c[c].tenant_first_ms[a->tenant] = fb_now_ms();
 	}
 	if (f->ro_active[k] && f->c[c].scn >= 0 && f->c[c].scn == f->s->ch[k].rollout)
 		a->flags[k] |= FLG_TREATED;
@@ -761,7 +783,7 @@ static enum fb_rc body_enroll(struct fleet *f, int64_t i, struct fb_buf *b)
 	        b,
 	        "{\"enrollment_token\":\"%s\",\"public_key\":\"%s\",\"hostname\":\"sim-%s-%lld\","
 	        "\"agent_version\":\"%s\",\"capabilities\":%s",
-	        f->ring_token[a->ring], pk64, f->s->rings[a->ring].name, (long long)i,
+	        f->ring_token[a->tenant][a->ring], pk64, f->s->rings[a->ring].name, (long long)i,
 	        agent_version(f, a), f->caps);
 	if (!rc && f->send_platform && a->plat >= 0)
 		rc = fb_buf_printf(b, ",\"platform\":%s", f->plat_json[a->plat]);
@@ -1331,6 +1353,17 @@ int64_t fleet_running(const struct fleet *f, int scn, int alive_only)
 	return n;
 }
 
+int64_t fleet_live_in_mode(const struct fleet *f, enum scn_mode m)
+{
+	int64_t n = 0;
+	for (int64_t i = 0; f->s->n_tenants && i < f->n; i++) {
+		const struct fl_agent *a = &f->a[i];
+		n += a->tenant < f->s->n_tenants && f->s->tenants[a->tenant].mode == m &&
+		     a->state != FL_DEAD;
+	}
+	return n;
+}
+
 int64_t fleet_exposure(const struct fleet *f, int scn)
 {
 	int k, c = scn_content(f, scn, &k);
@@ -1383,7 +1416,12 @@ json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
 	for (int64_t i = 0; i < f->n; i++) {
 		const struct fl_agent *a = &f->a[i];
 		struct fl_seg *g = &plat[a->plat >= 0 ? a->plat : SCN_MAX_PLATFORMS];
-		int reached = a->ring <= max_ring;
+		/* a delayed or paused tenant's hosts are outside every rollout by
+		 * their customer's choice: neither reached nor holdout */
+		int outside =
+		        a->tenant < s->n_tenants && (s->tenants[a->tenant].mode == SCN_DELAYED ||
+		                                     s->tenants[a->tenant].mode == SCN_PAUSED);
+		int reached = a->ring <= max_ring && !outside;
 		int held = reached && !(a->flags[k] & FLG_TREATED);
 		g->agents++;
 		g->applied += c >= 0 && (a->applied_mask & (1u << c)) != 0;
@@ -1440,6 +1478,64 @@ json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring)
 		json_object_set_new(segs, scn_fact_names[fct], byval);
 	}
 	json_object_set_new(j, "segments", segs);
+	return j;
+}
+
+json_t *fleet_tenants_json(const struct fleet *f, int k, int64_t end_ms)
+{
+	const struct scenario *s = f->s;
+	int nt = s->n_tenants;
+	int kk, under = scn_content(f, s->ch[k].rollout, &kk);
+	int64_t agents[SCN_MAX_TENANTS + 1] = {0}, live[SCN_MAX_TENANTS + 1] = {0};
+	int64_t by_ring[SCN_MAX_TENANTS + 1][SCN_MAX_RINGS];
+	int64_t applied[SCN_MAX_TENANTS + 1][FLEET_MAX_CONTENTS];
+	int64_t running[SCN_MAX_TENANTS + 1][FLEET_MAX_CONTENTS];
+	if (nt == 0)
+		return json_object();
+	memset(by_ring, 0, sizeof by_ring);
+	memset(applied, 0, sizeof applied);
+	memset(running, 0, sizeof running);
+	for (int64_t i = 0; i < f->n; i++) {
+		const struct fl_agent *a = &f->a[i];
+		int t = a->tenant;
+		agents[t]++;
+		live[t] += a->state != FL_DEAD;
+		for (int c = 0; c < f->n_c; c++)
+			applied[t][c] += (a->applied_mask & (1u << c)) != 0;
+		if (a->active[k] >= 0 && a->state != FL_DEAD)
+			running[t][a->active[k]]++;
+		if (under >= 0 && (a->applied_mask & (1u << under)))
+			by_ring[t][a->ring]++;
+	}
+	json_t *j = json_object();
+	for (int t = 0; t <= nt; t++) {
+		if (t == nt && agents[t] == 0)
+			continue; /* the shares cover the fleet */
+		json_t *ap = json_object(), *ru = json_object(), *br = json_object();
+		for (int i = 0; i < s->n_contents; i++) {
+			if (s->contents[i].channel != k)
+				continue;
+			int c = f->scn_to_c[i];
+			json_object_set_new(ap, s->contents[i].name,
+			                    json_integer(c >= 0 ? applied[t][c] : 0));
+			json_object_set_new(ru, s->contents[i].name,
+			                    json_integer(c >= 0 ? running[t][c] : 0));
+		}
+		for (int r = 0; r < s->n_rings; r++)
+			json_object_set_new(br, s->rings[r].name, json_integer(by_ring[t][r]));
+		int64_t first = under >= 0 ? f->c[under].tenant_first_ms[t] : 0;
+		json_t *o = json_pack("{s:s?,s:o?,s:I,s:I,s:o,s:o,s:o,s:o}", "mode",
+		                      t < nt ? scn_mode_names[s->tenants[t].mode] : NULL, "delay_s",
+		                      t < nt && s->tenants[t].mode == SCN_DELAYED
+		                              ? json_integer(s->tenants[t].delay_s)
+		                              : NULL,
+		                      "agents", (json_int_t)agents[t], "live", (json_int_t)live[t],
+		                      "applied", ap, "running", ru, "applied_by_ring", br,
+		                      "first_apply_after_end_s",
+		                      first && end_ms ? json_real((double)(first - end_ms) / 1000.0)
+		                                      : json_null());
+		json_object_set_new(j, t < nt ? s->tenants[t].name : "default", o);
+	}
 	return j;
 }
 

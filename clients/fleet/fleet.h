@@ -41,8 +41,12 @@ enum fb_rc fleet_new(const struct fleet_opts *opts, struct fleet **out,
                      struct fb_err *err) FB_MUSTCHECK;
 void fleet_free(struct fleet *f);
 
-/* The enrollment token of ring r (copied). Set one per ring before running. */
-enum fb_rc fleet_set_ring_token(struct fleet *f, int ring, const char *token) FB_MUSTCHECK;
+/* The enrollment token of the agents of tenant t in ring r (copied; t is a
+ * scenario tenant index, n_tenants or 0 without tenants: the default
+ * tenant). Set one for every pair that has agents (scn_ring_tenants())
+ * before running. */
+enum fb_rc fleet_set_ring_token(struct fleet *f, int tenant, int ring,
+                                const char *token) FB_MUSTCHECK;
 /* Tie scenario content index scn to its digest (learnt from the upload). */
 void fleet_set_content(struct fleet *f, int scn, const char *sha256);
 
@@ -62,6 +66,8 @@ int64_t fleet_enrolled(const struct fleet *f);
 int64_t fleet_dead(const struct fleet *f);
 int64_t fleet_running(const struct fleet *f, int scn, int alive_only);
 int64_t fleet_exposure(const struct fleet *f, int scn);
+/* Live agents of the tenants of mode m. */
+int64_t fleet_live_in_mode(const struct fleet *f, enum scn_mode m);
 /* Agents that applied exposed_scn, are alive, and do not run lkg_scn. */
 int64_t fleet_exposed_not_on(const struct fleet *f, int exposed_scn, int lkg_scn);
 /* Wall-clock ms of the first apply of scn (0: never). */
@@ -75,8 +81,19 @@ void fleet_rollout_active(struct fleet *f, int k, int active);
  * "crashed","content_crashed","holdout"}, "segments": {fact: {value: {the
  * same as totals}}}}; segments only with platforms. Holdout: agents of
  * those rings that never applied the content while the rollout was active.
- * New reference. */
+ * Agents of delayed or paused tenants count in neither the rings nor the
+ * holdout. New reference. */
 json_t *fleet_rollout_json(const struct fleet *f, int k, int max_ring);
+/* Channel k as each tenant's agents saw it: {tenant name ("default": the
+ * agents outside every share, when there are any): {"mode", "delay_s"
+ * (delayed only), "agents", "live", "applied": {content: agents that ever
+ * applied it}, "running": {content: live agents running it now},
+ * "applied_by_ring": {ring: agents that applied the content under test},
+ * "first_apply_after_end_s": seconds from end_ms (wall-clock ms the rollout
+ * under test completed, 0: unknown) to the tenant's first apply of the
+ * content under test, null when either is unknown}}; {} without tenants.
+ * New reference. */
+json_t *fleet_tenants_json(const struct fleet *f, int k, int64_t end_ms);
 /* Every other figure (agents up/down/dead/offline, crashes, reverts,
  * requests and errors by kind, answered requests' latency by kind). New
  * reference. */

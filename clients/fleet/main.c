@@ -14,6 +14,7 @@
 
 #include "fbclient.h"
 #include "fleet.h"
+#include "outcome.h"
 #include "scenario.h"
 
 #define MAX_UPLOAD (20 * 1024 * 1024) /* bytes of one upload body file */
@@ -233,6 +234,63 @@ static json_t *api_must(struct app *A, const char *method, const char *path, jso
 	return ans;
 }
 
+/* The scenario's tenants: POST /v1/tenants with default_mode early (an
+ * early tenant) or ga (the others). One that exists already (409) must
+ * have that default_mode. */
+static void setup_tenants(struct app *A)
+{
+	const struct scenario *s = &A->s;
+	for (int t = 0; t < s->n_tenants; t++) {
+		const struct scn_tenant *q = &s->tenants[t];
+		const char *want = q->mode == SCN_EARLY ? "early" : "ga";
+		char reason[160], path[128];
+		snprintf(reason, sizeof reason, "fb-fleet rehearsal %s", s->name);
+		json_t *ans = api_must(A, "POST", "/v1/tenants",
+		                       json_pack("{s:s,s:s,s:s}", "name", q->name, "default_mode",
+		                                 want, "reason", reason),
+		                       409);
+		if (!ans) { /* exists: it must behave as the scenario says */
+			struct fbc_resp r;
+			snprintf(path, sizeof path, "/v1/tenants/%s", q->name);
+			if (!api(A, "GET", path, NULL, 0, &ans, &r) || !ans)
+				die("tenant %s exists but GET %s: %ld %s: %s", q->name, path,
+				    r.status, r.err_code, r.err_msg);
+			fbc_resp_cleanup(&r);
+			const char *have = json_string_value(json_object_get(ans, "default_mode"));
+			if (!have || strcmp(have, want) != 0)
+				die("tenant %s exists with default_mode %s; the scenario needs %s",
+				    q->name, have ? have : "(none)", want);
+		}
+		json_decref(ans);
+	}
+}
+
+/* PUT the policy of every tenant of mode m (delayed or paused) on each
+ * channel of the scenario. */
+static void put_policies(struct app *A, enum scn_mode m)
+{
+	const struct scenario *s = &A->s;
+	for (int t = 0; t < s->n_tenants; t++) {
+		const struct scn_tenant *q = &s->tenants[t];
+		if (q->mode != m)
+			continue;
+		for (int k = 0; k < s->n_channels; k++) {
+			char reason[160], path[128];
+			snprintf(reason, sizeof reason, "fb-fleet rehearsal %s", s->name);
+			snprintf(path, sizeof path, "/v1/tenants/%s/policies", q->name);
+			json_t *body =
+			        json_pack("{s:I,s:s,s:s}", "channel", (json_int_t)s->ch[k].id,
+			                  "mode", scn_mode_names[m], "reason", reason);
+			if (m == SCN_DELAYED)
+				json_object_set_new(body, "delay_s", json_integer(q->delay_s));
+			json_decref(api_must(A, "PUT", path, body, 0));
+			if (A->o.verbose)
+				fprintf(stderr, "fb-fleet: tenant %s %s on channel %u\n", q->name,
+				        scn_mode_names[m], s->ch[k].id);
+		}
+	}
+}
+
 static void setup(struct app *A)
 {
 	const struct scenario *s = &A->s;
@@ -251,18 +309,30 @@ static void setup(struct app *A)
 		        rings, json_pack("{s:s,s:o}", "name", s->rings[i].name, "selector", sel));
 	}
 	json_decref(api_must(A, "PUT", "/v1/rings", json_pack("{s:o}", "rings", rings), 0));
-	for (int i = 0; i < s->n_rings; i++) {
-		char name[128];
-		snprintf(name, sizeof name, "fleet-%s-%s", s->name, s->rings[i].name);
-		json_t *t = api_must(A, "POST", "/v1/enrollment-tokens",
-		                     json_pack("{s:s,s:{s:s},s:I}", "name", name, "tags", "ring",
-		                               s->rings[i].name, "max_uses",
-		                               (json_int_t)s->rings[i].agents),
-		                     0);
-		const char *tok = json_string_value(json_object_get(t, "token"));
-		if (!tok || fleet_set_ring_token(A->fleet, i, tok))
-			die("enrollment token for ring %s: unexpected answer", s->rings[i].name);
-		json_decref(t);
+	setup_tenants(A);
+	/* one enrollment token per tenant and ring (the tenant's agents of that ring) */
+	for (int t = 0; t <= s->n_tenants; t++) {
+		const char *tn = t < s->n_tenants ? s->tenants[t].name : NULL;
+		for (int i = 0; i < s->n_rings; i++) {
+			int64_t counts[SCN_MAX_TENANTS + 1] = {s->rings[i].agents};
+			char name[256];
+			scn_ring_tenants(s, i, counts);
+			if (counts[t] == 0)
+				continue;
+			snprintf(name, sizeof name, "fleet-%s-%s%s%s", s->name, tn ? tn : "",
+			         tn ? "-" : "", s->rings[i].name);
+			json_t *body =
+			        json_pack("{s:s,s:{s:s},s:I}", "name", name, "tags", "ring",
+			                  s->rings[i].name, "max_uses", (json_int_t)counts[t]);
+			if (tn)
+				json_object_set_new(body, "tenant", json_string(tn));
+			json_t *tk = api_must(A, "POST", "/v1/enrollment-tokens", body, 0);
+			const char *tok = json_string_value(json_object_get(tk, "token"));
+			if (!tok || fleet_set_ring_token(A->fleet, t, i, tok))
+				die("enrollment token for ring %s%s%s: unexpected answer",
+				    s->rings[i].name, tn ? " of tenant " : "", tn ? tn : "");
+			json_decref(tk);
+		}
 	}
 	for (int k = 0; k < s->n_channels; k++)
 		A->uploads[k] = json_object();
@@ -417,11 +487,16 @@ static int tick_test(void *ctx, struct fleet *f)
 		fleet_ring_entered(f, ++A->ring_seen);
 	if (!ended)
 		return 0;
-	int64_t settled = now - last_end;
+	/* a completed file reaches the delayed tenants their delay later */
+	int completed = 0;
+	for (int k = 0; k < s->n_channels; k++)
+		completed |= A->ro[k].id && !strcmp(state_of(&A->ro[k]), "completed");
+	int64_t settled = now - last_end - (completed ? scn_max_delay_s(s) * 1000 : 0);
 	int64_t settle = (int64_t)(s->settle_s * 1000);
 	if (settled < settle)
 		return 0;
 	int64_t alive = s->agents - fleet_dead(f);
+	int64_t paused = fleet_live_in_mode(f, SCN_PAUSED); /* they stay on the baseline */
 	int all = 1;
 	for (int k = 0; k < s->n_channels; k++) {
 		const struct ro *ro = &A->ro[k];
@@ -429,7 +504,7 @@ static int tick_test(void *ctx, struct fleet *f)
 		if (!ro->id)
 			continue;
 		int64_t want = !strcmp(state_of(ro), "completed")
-		                       ? fleet_running(f, ch->rollout, 1)
+		                       ? fleet_running(f, ch->rollout, 1) + paused
 		                       : fleet_running(f, ch->baseline, 1);
 		all &= want >= alive;
 	}
@@ -497,6 +572,13 @@ static json_t *rollout_summary(struct app *A, int k)
 		die("cannot build the summary: %s", j ? "out of memory" : jerr.text);
 	json_object_update(j, view);
 	json_decref(view);
+	if (s->n_tenants) {
+		/* the server's completion time (whole seconds): ga_history's "since" */
+		int64_t end_ms = !strcmp(st, "completed") && json_is_integer(fin)
+		                         ? json_integer_value(fin) * 1000
+		                         : 0;
+		json_object_set_new(j, "tenants", fleet_tenants_json(A->fleet, k, end_ms));
+	}
 	return j;
 }
 
@@ -591,6 +673,28 @@ static void print_rollout(const struct app *A, FILE *o, const json_t *r)
 	                (long long)json_integer_value(json_object_get(v, "holdout")),
 	                (long long)json_integer_value(json_object_get(v, "agents")));
 	fprintf(o, ")\n");
+	json_object_foreach((json_t *)json_object_get(r, "tenants"), k, v)
+	{
+		const char *c;
+		json_t *n;
+		const json_t *mode = json_object_get(v, "mode");
+		fprintf(o, "   tenant %s (%s", k,
+		        json_is_string(mode) ? json_string_value(mode) : "-");
+		if (json_is_integer(json_object_get(v, "delay_s")))
+			fprintf(o, " %llds",
+			        (long long)json_integer_value(json_object_get(v, "delay_s")));
+		fprintf(o, ", %lld agents): applied",
+		        (long long)json_integer_value(json_object_get(v, "agents")));
+		json_object_foreach(json_object_get(v, "applied"), c, n)
+		        fprintf(o, " %s %lld", c, (long long)json_integer_value(n));
+		fprintf(o, "; running");
+		json_object_foreach(json_object_get(v, "running"), c, n)
+		        fprintf(o, " %s %lld", c, (long long)json_integer_value(n));
+		if (json_is_number(json_object_get(v, "first_apply_after_end_s")))
+			fprintf(o, "; first apply %.1fs after completion",
+			        json_number_value(json_object_get(v, "first_apply_after_end_s")));
+		fputc('\n', o);
+	}
 	json_t *segs = json_object_get(r, "segments");
 	json_object_foreach(segs, k, v)
 	{
@@ -778,6 +882,10 @@ int main(int argc, char **argv)
 		die("enrollment: %s", err.msg);
 	phase_done(&A, "enroll");
 	write_status(&A, "baseline");
+	/* delayed tenants from the start (they get each baseline its delay after
+	 * it completed), once the rings hold agents: the server refuses a policy
+	 * that leaves ring 0 without early hosts */
+	put_policies(&A, SCN_DELAYED);
 
 	/* the baselines to GA, with a permissive policy: they are not under test */
 	for (int k = 0; k < A.s.n_channels; k++) {
@@ -803,6 +911,8 @@ int main(int argc, char **argv)
 	}
 	if (fleet_run(A.fleet, limit, tick_baseline, &A, &err))
 		die("baseline: %s", err.msg);
+	/* paused tenants stay on the baselines */
+	put_policies(&A, SCN_PAUSED);
 	phase_done(&A, "baseline");
 	for (int k = 0; k < A.s.n_channels; k++) {
 		json_decref(A.ro[k].rollout);
@@ -873,7 +983,7 @@ int main(int argc, char **argv)
 	json_object_set_new(j, "steady", steady);
 	json_object_set_new(j, "phases_s", A.phases);
 	json_t *results = json_array();
-	int ok = scn_check(&A.s, j, results);
+	int ok = outcome_check(&A.s, j, results);
 	json_object_set_new(j, "expectations", results);
 	json_object_set_new(j, "ok", json_boolean(ok));
 	print_human(&A, j, ok);

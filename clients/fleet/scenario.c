@@ -1,6 +1,6 @@
-/* fb-fleet scenarios: parsing, scaling to a fleet size and time scale, and
- * checking expectations against a run's summary. No I/O beyond reading the
- * file. */
+/* fb-fleet scenarios: parsing (expectations included), scaling to a fleet
+ * size and time scale, platforms and tenants spread over the rings (the
+ * checks of the expectations: outcome.c). No I/O beyond reading the file. */
 #include "scenario.h"
 
 #include <math.h>
@@ -300,15 +300,16 @@ static enum fb_rc parse_platforms(const json_t *ps, struct scenario *s, struct f
 	return FB_OK;
 }
 
-void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
+/* Split n agents by share[0..np-1] (summing to at most 1): floor(share x
+ * n) each, the remaining agents to the largest remainders (the lower index
+ * first on a tie), then every part with share x n >= 0.5 that got none
+ * takes one from the part with the most. */
+static void split(int64_t n, const double *share, int np, int64_t *counts)
 {
-	int np = s->n_platforms;
-	if (np == 0)
-		return;
-	int64_t n = s->rings[r].agents, given = 0;
-	double rem[SCN_MAX_PLATFORMS];
+	int64_t given = 0;
+	double rem[SCN_MAX_PLATFORMS + SCN_MAX_TENANTS + 1];
 	for (int p = 0; p < np; p++) {
-		double want = s->platforms[p].share * (double)n;
+		double want = share[p] * (double)n;
 		counts[p] = (int64_t)floor(want);
 		rem[p] = want - (double)counts[p];
 		given += counts[p];
@@ -331,7 +332,7 @@ void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
 		}
 	}
 	for (int p = 0; p < np; p++) {
-		if (counts[p] > 0 || s->platforms[p].share * (double)n < 0.5)
+		if (counts[p] > 0 || share[p] * (double)n < 0.5)
 			continue;
 		int big = 0;
 		for (int q = 1; q < np; q++)
@@ -342,6 +343,183 @@ void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
 			counts[p]++;
 		}
 	}
+}
+
+void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts)
+{
+	double share[SCN_MAX_PLATFORMS];
+	if (s->n_platforms == 0)
+		return;
+	for (int p = 0; p < s->n_platforms; p++)
+		share[p] = s->platforms[p].share;
+	split(s->rings[r].agents, share, s->n_platforms, counts);
+}
+
+void scn_ring_tenants(const struct scenario *s, int r, int64_t *counts)
+{
+	double share[SCN_MAX_TENANTS + 1], sum = 0;
+	if (s->n_tenants == 0)
+		return;
+	for (int t = 0; t < s->n_tenants; t++) {
+		share[t] = s->tenants[t].share;
+		sum += share[t];
+	}
+	share[s->n_tenants] = sum < 1 - 1e-9 ? 1 - sum : 0; /* the default tenant */
+	split(s->rings[r].agents, share, s->n_tenants + 1, counts);
+}
+
+int scn_tenant_index(const struct scenario *s, const char *name)
+{
+	for (int t = 0; t < s->n_tenants; t++)
+		if (strcmp(s->tenants[t].name, name) == 0)
+			return t;
+	return -1;
+}
+
+int64_t scn_max_delay_s(const struct scenario *s)
+{
+	int64_t d = 0;
+	for (int t = 0; t < s->n_tenants; t++)
+		if (s->tenants[t].mode == SCN_DELAYED && s->tenants[t].delay_s > d)
+			d = s->tenants[t].delay_s;
+	return d;
+}
+
+const char *const scn_mode_names[SCN_N_MODES] = {"early", "ga", "delayed", "paused"};
+
+/* A tenant name as the server takes it: ^[a-z0-9][a-z0-9_-]{0,63}$. */
+static int tenant_name_ok(const char *v)
+{
+	size_t n = strlen(v);
+	if (n == 0 || n >= SCN_MAX_NAME)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = v[i];
+		if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+		      (i > 0 && (c == '_' || c == '-'))))
+			return 0;
+	}
+	return 1;
+}
+
+/* The optional tenants list: [{name, share, mode, delay_s}]. delay_s (mode
+ * delayed only, required there) is scaled by the time scale and rounded up
+ * to whole seconds; both it and the scaled value must lie in [1,
+ * SCN_MAX_DELAY_S]. The shares add up to at most 1; the rest of every ring
+ * stays the server's default tenant's. */
+static enum fb_rc parse_tenants(const json_t *ts, struct scenario *s, struct fb_err *err)
+{
+	static const char *const allowed[] = {"name", "share", "mode", "delay_s", NULL};
+	if (!ts)
+		return FB_OK;
+	if (!json_is_array(ts) || json_array_size(ts) < 1 ||
+	    json_array_size(ts) > SCN_MAX_TENANTS) {
+		fb_err_set(err, "tenants must be an array of 1..%d tenants", SCN_MAX_TENANTS);
+		return FB_EINVAL;
+	}
+	double sum = 0;
+	size_t i;
+	json_t *t;
+	json_array_foreach(ts, i, t)
+	{
+		char where[32], mode[16] = "";
+		snprintf(where, sizeof where, "tenants[%zu]", i);
+		struct scn_tenant *q = &s->tenants[i];
+		enum fb_rc rc;
+		if (!json_is_object(t)) {
+			fb_err_set(err, "%s must be an object {name, share, mode, delay_s?}",
+			           where);
+			return FB_EINVAL;
+		}
+		q->share = -1;
+		if ((rc = only_keys(t, allowed, where, err)) ||
+		    (rc = get_str(t, "name", 1, q->name, sizeof q->name, where, err)) ||
+		    (rc = get_num(t, "share", 0, 1, &q->share, where, err)) ||
+		    (rc = get_str(t, "mode", 1, mode, sizeof mode, where, err)))
+			return rc;
+		if (!tenant_name_ok(q->name)) {
+			fb_err_set(err, "%s.name '%s' must match ^[a-z0-9][a-z0-9_-]{0,63}$", where,
+			           q->name);
+			return FB_EINVAL;
+		}
+		if (strcmp(q->name, "default") == 0) {
+			fb_err_set(err,
+			           "%s.name: 'default' is the server's own tenant, which keeps the "
+			           "agents outside every share; name the tenant otherwise",
+			           where);
+			return FB_EINVAL;
+		}
+		s->n_tenants = (int)i; /* the tenants before this one */
+		if (scn_tenant_index(s, q->name) >= 0) {
+			fb_err_set(err, "%s: tenant name '%s' is used twice", where, q->name);
+			return FB_EINVAL;
+		}
+		if (q->share <= 0) {
+			fb_err_set(err, "%s.share must be a number in (0, 1]", where);
+			return FB_EINVAL;
+		}
+		int m = -1;
+		for (int k = 0; k < SCN_N_MODES; k++)
+			if (strcmp(mode, scn_mode_names[k]) == 0)
+				m = k;
+		if (m < 0) {
+			fb_err_set(err, "%s.mode: unknown mode '%s' (early, ga, delayed or paused)",
+			           where, mode);
+			return FB_EINVAL;
+		}
+		q->mode = (enum scn_mode)m;
+		json_t *d = json_object_get(t, "delay_s");
+		if (q->mode != SCN_DELAYED && d) {
+			fb_err_set(err, "%s.delay_s belongs to mode delayed only (mode is %s)",
+			           where, mode);
+			return FB_EINVAL;
+		}
+		if (q->mode == SCN_DELAYED) {
+			double v = json_is_number(d) ? json_number_value(d) : -1;
+			double scaled = ceil(v * s->time_scale);
+			if (!(v >= 1 && v <= SCN_MAX_DELAY_S)) {
+				fb_err_set(
+				        err,
+				        "%s.delay_s must be a number of seconds in [1, %d] (mode "
+				        "delayed)",
+				        where, SCN_MAX_DELAY_S);
+				return FB_EINVAL;
+			}
+			if (scaled > SCN_MAX_DELAY_S) {
+				fb_err_set(
+				        err,
+				        "%s.delay_s %g at time scale %g is %.0f s, more than the "
+				        "server's %d",
+				        where, v, s->time_scale, scaled, SCN_MAX_DELAY_S);
+				return FB_EINVAL;
+			}
+			q->delay_s = (int64_t)scaled;
+		}
+		sum += q->share;
+		s->n_tenants = (int)i + 1;
+	}
+	if (sum > 1.0 + 1e-9) {
+		fb_err_set(err,
+		           "tenants: the shares add up to %g, more than 1 (the rest of the fleet "
+		           "stays the default tenant's)",
+		           sum);
+		return FB_EINVAL;
+	}
+	/* ring 0 draws only from hosts allowed early content: the early
+	 * tenants' and the default tenant's (default_mode early) */
+	int64_t counts[SCN_MAX_TENANTS + 1], early;
+	scn_ring_tenants(s, 0, counts);
+	early = counts[s->n_tenants];
+	for (int u = 0; u < s->n_tenants; u++)
+		early += s->tenants[u].mode == SCN_EARLY ? counts[u] : 0;
+	if (early == 0) {
+		fb_err_set(err,
+		           "tenants: ring 0 (%s, %lld agents) would hold no agent of an early "
+		           "tenant or of the default tenant, so no rollout could start",
+		           s->rings[0].name, (long long)s->rings[0].agents);
+		return FB_EINVAL;
+	}
+	return FB_OK;
 }
 
 /* contents.X.segments (or a behaviour's): {"os_build": ["19045"], ...} ->
@@ -730,14 +908,104 @@ static int state_known(const char *st)
 	return known_key(st, states);
 }
 
+/* expect.tenants: tenant name ("default": the agents outside every share)
+ * -> {max_exposure, max_ring, reached, after_delay}. */
+static enum fb_rc parse_tenant_expects(const json_t *te, const char *where,
+                                       const struct scenario *s, struct scn_expect *x,
+                                       struct fb_err *err)
+{
+	static const char *const allowed[] = {"max_exposure", "max_ring", "reached", "after_delay",
+	                                      NULL};
+	if (!te)
+		return FB_OK;
+	if (s->n_tenants == 0) {
+		fb_err_set(err, "%s.tenants needs the scenario's tenants", where);
+		return FB_EINVAL;
+	}
+	if (!json_is_object(te) || json_object_size(te) < 1) {
+		fb_err_set(err, "%s.tenants must be an object tenant -> expectations", where);
+		return FB_EINVAL;
+	}
+	const char *name;
+	json_t *o;
+	json_object_foreach((json_t *)te, name, o)
+	{
+		char w[160];
+		snprintf(w, sizeof w, "%s.tenants.%.64s", where, name);
+		struct scn_tenant_expect *q = &x->tenants[x->n_tenants];
+		enum fb_rc rc;
+		q->tenant = strcmp(name, "default") == 0 ? s->n_tenants : scn_tenant_index(s, name);
+		if (q->tenant < 0) {
+			fb_err_set(err, "%s: no tenant '%.64s' in the scenario's tenants", w, name);
+			return FB_EINVAL;
+		}
+		if (!json_is_object(o)) {
+			fb_err_set(err,
+			           "%s must be an object {max_exposure, max_ring, reached, "
+			           "after_delay}",
+			           w);
+			return FB_EINVAL;
+		}
+		if ((rc = only_keys(o, allowed, w, err)))
+			return rc;
+		q->max_exposure = -1;
+		q->max_ring = -1;
+		q->reached = -1;
+		json_t *v = json_object_get(o, "max_exposure");
+		if (v && !(json_is_integer(v) && json_integer_value(v) >= 0)) {
+			fb_err_set(err,
+			           "%s.max_exposure must be an integer >= 0 (the most allowed)", w);
+			return FB_EINVAL;
+		}
+		if (v)
+			q->max_exposure = json_integer_value(v);
+		v = json_object_get(o, "max_ring");
+		if (v) {
+			q->max_ring =
+			        json_is_string(v) ? scn_ring_index(s, json_string_value(v)) : -1;
+			if (q->max_ring < 0) {
+				fb_err_set(err, "%s.max_ring must name a ring", w);
+				return FB_EINVAL;
+			}
+		}
+		v = json_object_get(o, "reached");
+		if (v && !json_is_boolean(v)) {
+			fb_err_set(err, "%s.reached must be a boolean", w);
+			return FB_EINVAL;
+		}
+		if (v)
+			q->reached = json_is_true(v);
+		v = json_object_get(o, "after_delay");
+		if (v && !json_is_true(v)) {
+			fb_err_set(err, "%s.after_delay must be true (or absent)", w);
+			return FB_EINVAL;
+		}
+		if (v && (q->tenant == s->n_tenants || s->tenants[q->tenant].mode != SCN_DELAYED)) {
+			fb_err_set(err, "%s.after_delay needs a tenant of mode delayed", w);
+			return FB_EINVAL;
+		}
+		q->after_delay = v != NULL;
+		x->n_tenants++;
+	}
+	return FB_OK;
+}
+
 static enum fb_rc parse_expect(const json_t *e, const char *prefix, struct scenario *s,
                                struct scn_expect *x, struct fb_err *err)
 {
-	static const char *const allowed[] = {
-	        "state",        "max_ring",        "min_ring",
-	        "max_exposure", "on_bad_content",  "exposed_on_last_known_good",
-	        "false_halts",  "upload_rejected", "halted_by_silence",
-	        "seen_state",   "reason_contains", NULL};
+	static const char *const allowed[] = {"state",
+	                                      "max_ring",
+	                                      "min_ring",
+	                                      "max_exposure",
+	                                      "on_bad_content",
+	                                      "exposed_on_last_known_good",
+	                                      "false_halts",
+	                                      "upload_rejected",
+	                                      "halted_by_silence",
+	                                      "seen_state",
+	                                      "reason_contains",
+	                                      "tenants",
+	                                      NULL};
 	x->max_ring = -1;
 	x->min_ring = -1;
 	x->max_exposure = -1;
@@ -841,7 +1109,7 @@ static enum fb_rc parse_expect(const json_t *e, const char *prefix, struct scena
 	if ((rc = get_str(e, "reason_contains", 0, x->reason_contains, sizeof x->reason_contains,
 	                  where, err)))
 		return rc;
-	return FB_OK;
+	return parse_tenant_expects(json_object_get(e, "tenants"), where, s, x, err);
 }
 
 /* A policy and its ring overrides under rollout (where: "rollout" or
@@ -1018,6 +1286,7 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	                                      "timeout_s",
 	                                      "expect",
 	                                      "health",
+	                                      "tenants",
 	                                      NULL};
 	static const char *const timing_keys[] = {"heartbeat_s", "poll_s", "reboot_s",
 	                                          "boot_loop_starts", NULL};
@@ -1049,6 +1318,7 @@ enum fb_rc scn_parse(const char *text, size_t len, const char *base_dir, int64_t
 	s->time_scale = time_scale;
 	if ((rc = parse_platforms(json_object_get(j, "platforms"), s, err)) ||
 	    (rc = parse_health(json_object_get(j, "health"), s, err)) ||
+	    (rc = parse_tenants(json_object_get(j, "tenants"), s, err)) ||
 	    (rc = parse_channels(j, base_dir, s, err)) ||
 	    (rc = parse_blips(json_object_get(j, "blips"), s, err)) ||
 	    (rc = get_num(j, "background_crash_rate", 0, 1, &s->background_crash_rate, "scenario",
@@ -1140,149 +1410,4 @@ void scn_cleanup(struct scenario *s)
 	}
 	json_decref(s->baseline_policy);
 	s->baseline_policy = NULL;
-}
-
-static void result(json_t *results, const char *prefix, const char *name, int ok,
-                   const char *detail)
-{
-	char n[128];
-	snprintf(n, sizeof n, "%s%s", prefix, name);
-	json_array_append_new(results,
-	                      json_pack("{s:s,s:b,s:s}", "name", n, "ok", ok, "detail", detail));
-}
-
-/* The expectations of channel k against its rollout object r (the summary
- * itself in the single-channel form). */
-static int check_channel(const struct scenario *s, int k, const json_t *r, const char *prefix,
-                         json_t *results)
-{
-	const struct scn_channel *ch = &s->ch[k];
-	const struct scn_expect *x = &ch->expect;
-	int all = 1, ok;
-	char d[512];
-	const json_t *ro = json_object_get(r, "rollout");
-	const char *state = json_string_value(json_object_get(ro, "state"));
-	state = state ? state : "";
-	json_int_t ri = json_integer_value(json_object_get(ro, "ring_index"));
-	const char *ring = json_string_value(json_object_get(ro, "ring"));
-	if (x->n_states) {
-		ok = 0;
-		for (int i = 0; i < x->n_states; i++)
-			ok |= strcmp(state, x->states[i]) == 0;
-		snprintf(d, sizeof d, "final state %s", state);
-		result(results, prefix, "state", ok, d);
-		all &= ok;
-	}
-	if (x->max_ring >= 0) {
-		ok = ri <= x->max_ring;
-		snprintf(d, sizeof d, "reached ring %lld (%s), at most %d (%s) allowed",
-		         (long long)ri, ring ? ring : "-", x->max_ring, s->rings[x->max_ring].name);
-		result(results, prefix, "max_ring", ok, d);
-		all &= ok;
-	}
-	if (x->min_ring >= 0) {
-		ok = json_is_integer(json_object_get(ro, "ring_index")) && ri >= x->min_ring;
-		snprintf(d, sizeof d, "reached ring %lld (%s), at least %d (%s) wanted",
-		         (long long)ri, ring ? ring : "-", x->min_ring, s->rings[x->min_ring].name);
-		result(results, prefix, "min_ring", ok, d);
-		all &= ok;
-	}
-	json_int_t exposure = json_integer_value(json_object_get(r, "exposure_under_test"));
-	if (x->max_exposure != -1 || x->max_exposure_ring >= 0) {
-		int64_t lim = x->max_exposure == -2 ? s->rings[0].agents : x->max_exposure;
-		if (x->max_exposure_ring >= 0) {
-			lim = 0;
-			for (int i = 0; i <= x->max_exposure_ring; i++)
-				lim += s->rings[i].agents;
-		}
-		ok = exposure <= lim;
-		snprintf(d, sizeof d,
-		         "%lld agents applied the content under test, at most %lld allowed",
-		         (long long)exposure, (long long)lim);
-		result(results, prefix, "max_exposure", ok, d);
-		all &= ok;
-	}
-	if (x->max_on_bad >= 0) {
-		json_int_t n = json_integer_value(json_object_get(r, "on_bad_content"));
-		ok = n <= x->max_on_bad;
-		snprintf(d, sizeof d,
-		         "%lld agents still run the content under test, at most %lld allowed",
-		         (long long)n, (long long)x->max_on_bad);
-		result(results, prefix, "on_bad_content", ok, d);
-		all &= ok;
-	}
-	if (x->exposed_on_lkg) {
-		json_int_t n =
-		        json_integer_value(json_object_get(r, "exposed_not_on_last_known_good"));
-		ok = n == 0;
-		snprintf(d, sizeof d,
-		         "%lld exposed live agents are not back on the last known good",
-		         (long long)n);
-		result(results, prefix, "exposed_on_last_known_good", ok, d);
-		all &= ok;
-	}
-	if (x->max_false_halts >= 0) {
-		json_int_t n = json_integer_value(json_object_get(r, "false_halts"));
-		ok = n <= x->max_false_halts;
-		snprintf(d, sizeof d, "%lld false halts, at most %lld allowed", (long long)n,
-		         (long long)x->max_false_halts);
-		result(results, prefix, "false_halts", ok, d);
-		all &= ok;
-	}
-	if (x->upload_rejected) {
-		const char *name = s->contents[ch->rollout].name;
-		const json_t *u = json_object_get(json_object_get(r, "uploads"), name);
-		ok = json_is_false(json_object_get(u, "accepted"));
-		snprintf(d, sizeof d, "upload of %s: %s", name, ok ? "refused" : "accepted");
-		result(results, prefix, "upload_rejected", ok, d);
-		all &= ok;
-	}
-	if (x->halted_by_silence) {
-		const json_t *h = json_object_get(r, "halt_inputs");
-		json_int_t silent = json_integer_value(json_object_get(h, "silent"));
-		json_int_t reports = json_integer_value(json_object_get(h, "crashed")) +
-		                     json_integer_value(json_object_get(h, "boot_looped"));
-		ok = h && silent > 0 && reports == 0;
-		snprintf(d, sizeof d,
-		         "halting evaluation: %lld silent, %lld crash/boot-loop reports",
-		         (long long)silent, (long long)reports);
-		result(results, prefix, "halted_by_silence", ok, d);
-		all &= ok;
-	}
-	if (x->seen_state[0]) {
-		ok = 0;
-		size_t i;
-		json_t *v;
-		json_array_foreach(json_object_get(ro, "states_seen"), i, v) ok |=
-		        json_is_string(v) && strcmp(json_string_value(v), x->seen_state) == 0;
-		snprintf(d, sizeof d, "%s %s seen before the final state %s", x->seen_state,
-		         ok ? "was" : "was not", state);
-		result(results, prefix, "seen_state", ok, d);
-		all &= ok;
-	}
-	if (x->reason_contains[0]) {
-		const char *why = json_string_value(json_object_get(ro, "state_reason"));
-		ok = why && strstr(why, x->reason_contains) != NULL;
-		snprintf(d, sizeof d, "state_reason %s '%s': %.300s", ok ? "names" : "lacks",
-		         x->reason_contains, why ? why : "(none)");
-		result(results, prefix, "reason_contains", ok, d);
-		all &= ok;
-	}
-	return all;
-}
-
-int scn_check(const struct scenario *s, const json_t *summary, json_t *results)
-{
-	const json_t *rs = json_object_get(summary, "rollouts");
-	int all = 1;
-	for (int k = 0; k < s->n_channels; k++) {
-		const json_t *r = json_array_get(rs, (size_t)k);
-		char prefix[SCN_MAX_NAME + 4] = "";
-		if (s->n_channels > 1)
-			snprintf(prefix, sizeof prefix, "%s: ", s->ch[k].name);
-		if (!r && k == 0)
-			r = summary;
-		all &= check_channel(s, k, r, prefix, results);
-	}
-	return all;
 }

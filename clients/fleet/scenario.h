@@ -1,5 +1,5 @@
 /* fb-fleet scenarios: the JSON file that describes a simulated fleet (its
- * rings and platform segments), the behaviour of each content file, the
+ * rings, platform segments and tenants), the behaviour of each content file, the
  * noise of the agents' health signals, network blips, the rollouts under
  * test (one per channel) and the expectations checked against the summary
  * (format: README.md). */
@@ -16,8 +16,10 @@
 #define SCN_MAX_CHANNELS   4  /* per-agent state is kept per channel: keep it small */
 #define SCN_MAX_BLIPS      8
 #define SCN_MAX_PLATFORMS  16
-#define SCN_MAX_EXTRA      8 /* extra platform facts per platform */
-#define SCN_MAX_SEG_VALUES 8 /* values per key of a content's segments */
+#define SCN_MAX_EXTRA      8       /* extra platform facts per platform */
+#define SCN_MAX_SEG_VALUES 8       /* values per key of a content's segments */
+#define SCN_MAX_TENANTS    8       /* besides the server's default tenant */
+#define SCN_MAX_DELAY_S    7776000 /* a delayed tenant's delay, scaled (the server's limit) */
 #define SCN_MAX_NAME       64
 #define SCN_MAX_FACT       32            /* bytes of a platform fact, NUL included */
 #define SCN_MAX_FILE       (1024 * 1024) /* bytes of a scenario file */
@@ -42,6 +44,22 @@ struct scn_platform {
 	int n_extra;
 	char extra_key[SCN_MAX_EXTRA][SCN_MAX_FACT];
 	char extra_val[SCN_MAX_EXTRA][SCN_MAX_FACT];
+};
+
+/* A tenant's customer content policy on the scenario's channels (the
+ * server's modes, server/README.md), in the order of scn_mode_names. */
+enum scn_mode { SCN_EARLY = 0, SCN_GA, SCN_DELAYED, SCN_PAUSED, SCN_N_MODES };
+extern const char *const scn_mode_names[SCN_N_MODES];
+
+/* A customer organisation owning a share of every ring: created with
+ * default_mode early (SCN_EARLY) or ga (the others); a delayed or paused
+ * tenant gets that policy on each channel of the scenario (delayed before
+ * the baseline, paused once the baselines are GA). */
+struct scn_tenant {
+	char name[SCN_MAX_NAME]; /* ^[a-z0-9][a-z0-9_-]{0,63}$, not "default" */
+	double share;            /* of every ring */
+	enum scn_mode mode;
+	int64_t delay_s; /* SCN_DELAYED: whole seconds, scaled; else 0 */
 };
 
 /* The health behaviours a content may have (issue 17), in the order of
@@ -124,6 +142,17 @@ struct scn_blip {
 	double duration_s;
 };
 
+/* Expectations on one tenant's agents and channel k's content under test. */
+struct scn_tenant_expect {
+	int tenant;           /* index into scenario.tenants; n_tenants: the default tenant */
+	int64_t max_exposure; /* -1: not checked; else most of its agents that applied it */
+	int max_ring;    /* -1: not checked; else none of its agents in a later ring applied it */
+	int reached;     /* -1: not checked; 1: every live agent of it runs the content at
+	                    the end; 0: none of its agents ever applied it */
+	int after_delay; /* 1: its first apply came at least its delay_s after the rollout
+	                    completed (to the second) */
+};
+
 struct scn_expect {
 	int n_states;
 	char states[8][16];        /* acceptable final states; none: not checked */
@@ -138,6 +167,8 @@ struct scn_expect {
 	int halted_by_silence;     /* 1: the halting evaluation saw silence and no crash report */
 	char seen_state[16];       /* "": not checked; else the rollout was seen in this state */
 	char reason_contains[128]; /* "": not checked; else a substring of state_reason */
+	int n_tenants;             /* expectations per tenant (expect.tenants) */
+	struct scn_tenant_expect tenants[SCN_MAX_TENANTS + 1];
 };
 
 /* One channel of the scenario with its contents' baseline, the content under
@@ -161,6 +192,8 @@ struct scenario {
 	int64_t agents;  /* sum of the ring sizes */
 	int n_platforms; /* 0: no platform facts are sent */
 	struct scn_platform platforms[SCN_MAX_PLATFORMS];
+	int n_tenants; /* 0: every agent is the server's default tenant's */
+	struct scn_tenant tenants[SCN_MAX_TENANTS];
 	int n_contents;
 	struct scn_content contents[SCN_MAX_CONTENTS];
 	json_t *baseline_policy; /* owned; NULL when absent; overrides for the baselines */
@@ -204,11 +237,16 @@ int scn_ring_index(const struct scenario *s, const char *name);
  * agents. Nothing is written without platforms. */
 void scn_ring_platforms(const struct scenario *s, int r, int64_t *counts);
 
-/* Check the expectations against a summary object (as printed by --json):
- * channel k against summary.rollouts[k] when present, else against the
- * summary itself. Appends one {"name","ok","detail"} per checked
- * expectation to results (a JSON array, borrowed; names are prefixed by
- * the channel name with several channels) and returns 1 when all held. */
-int scn_check(const struct scenario *s, const json_t *summary, json_t *results);
+/* The number of agents of ring r per tenant, in counts[0..n_tenants]
+ * (summing to the ring's size; counts[n_tenants]: the agents outside every
+ * tenant's share, the server's default tenant's), split as
+ * scn_ring_platforms() splits platforms: a tenant with share x size >= 0.5
+ * has at least one agent in the ring. Nothing is written without tenants. */
+void scn_ring_tenants(const struct scenario *s, int r, int64_t *counts);
+/* Index of the tenant named name, or -1. */
+int scn_tenant_index(const struct scenario *s, const char *name);
+/* The longest delay of the scenario's delayed tenants (seconds, scaled; 0:
+ * none). */
+int64_t scn_max_delay_s(const struct scenario *s);
 
 #endif

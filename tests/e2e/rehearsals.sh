@@ -286,3 +286,63 @@ rehearse_health_bad() {
 	fi
 	fbe_server_stop
 }
+
+# ---- tenants and customer content policies (issue 18) --------------------------
+# Each tenant owns a share of every ring, enrolled through enrollment tokens
+# naming it; fb-fleet creates the tenants (default_mode early or ga) and
+# PUTs the delayed policy before the baseline and the paused one once the
+# baseline is GA (clients/fleet/README.md, "Tenants").
+
+# fbe_tenant_agents SUMMARY OUT: the agents per tenant as the server lists
+# them (GET /v1/agents, "tenant") and as fb-fleet enrolled them, as
+# {"server": {tenant: n}, "fleet": {tenant: n}}, in OUT.
+fbe_tenant_agents() {
+	curl -fsS -H "Authorization: Bearer $FBE_TOKEN" "http://127.0.0.1:$FBE_PORT/v1/agents?limit=10000" |
+		jq -c '[.agents[] | .tenant // "none"] | group_by(.) | map({(.[0]): length}) | add' >"$2.server"
+	jq -c --slurpfile srv "$2.server" '{server: $srv[0], fleet: (.tenants | map_values(.agents))}' "$1" >"$2"
+	echo "agents per tenant: $(cat "$2")"
+}
+
+# 17. Three tenants (early, ga, delayed) and a Channel-File-291 file: halted
+# in canary; only the early tenant's canary hosts ever applied it.
+rehearse_tenants_cf291() {
+	fbe_setup tenants_cf291 --restart_grace_s=0
+	fbe_run tenants_cf291 tenants_cf291.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "tenants_cf291: halted (or already reverted) in ring 0" "$f" \
+		'(.rollout.state == "halted" or .rollout.state == "reverted") and .rollout.ring_index == 0'
+	fbe_expect "tenants_cf291: the early tenant's canary hosts applied it" "$f" \
+		'.tenants.acme.applied_by_ring.canary > 0 and .tenants.acme.applied.bad == .tenants.acme.applied_by_ring.canary'
+	fbe_expect "tenants_cf291: nobody else did (ga and delayed tenants untouched)" "$f" \
+		'.tenants.globex.applied.bad == 0 and .tenants.initech.applied.bad == 0 and .exposure_under_test == .tenants.acme.applied.bad'
+	fbe_expect "tenants_cf291: every tenant back on (or still on) the baseline" "$f" \
+		'[.tenants[] | .running.base == .live] | all'
+	fbe_tenant_agents "$f" "$FBE_DIR/agents.json"
+	fbe_expect "tenants_cf291: the server has each tenant's agents" "$FBE_DIR/agents.json" \
+		'.server == .fleet'
+	fbe_server_stop
+}
+
+# 18. Four tenants (early, ga, delayed, paused) and a good file: completed;
+# the delayed tenant gets it only its delay after completion, the paused
+# tenant never.
+rehearse_tenants_good() {
+	fbe_setup tenants_good --restart_grace_s=0
+	fbe_run tenants_good tenants_good.json "$1"
+	local f="$FBE_DIR/summary.json"
+	fbe_expect "tenants_good: completed, no false halt" "$f" '.rollout.state == "completed" and .false_halts == 0'
+	fbe_expect "tenants_good: the early and ga tenants run it" "$f" \
+		'.tenants.acme.running.good == .tenants.acme.live and .tenants.globex.running.good == .tenants.globex.live'
+	# two bakes of 6 s from the canary's start, less a poll interval (2 s) of acme's lag and 1 s
+	fbe_expect "tenants_good: the ga tenant got it two bakes after the early one" "$f" \
+		'.tenants.globex.first_apply_after_end_s - .tenants.acme.first_apply_after_end_s >= 9'
+	fbe_expect "tenants_good: the delayed tenant not before completion + delay" "$f" \
+		'.tenants.initech.first_apply_after_end_s >= .tenants.initech.delay_s - 1'
+	fbe_expect "tenants_good: the delayed tenant after it" "$f" '.tenants.initech.running.good == .tenants.initech.live'
+	fbe_expect "tenants_good: the paused tenant never, still on the baseline" "$f" \
+		'.tenants.umbrella.applied.good == 0 and .tenants.umbrella.running.base == .tenants.umbrella.live'
+	fbe_tenant_agents "$f" "$FBE_DIR/agents.json"
+	fbe_expect "tenants_good: the server has each tenant's agents" "$FBE_DIR/agents.json" \
+		'.server == .fleet'
+	fbe_server_stop
+}

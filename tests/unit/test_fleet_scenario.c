@@ -1,9 +1,9 @@
 /* Unit tests of fb-fleet's scenario files: parsing and refusals, rescaling
  * the rings to a fleet size, the time scale applied to every duration and to
  * the policy overrides, platform segments and their spread over the rings,
- * several channels, and the expectation checks on a summary. Every file in
- * tests/e2e/scenarios must parse. */
-#include "../../clients/fleet/scenario.h"
+ * several channels, tenants with content policies, and the expectation
+ * checks on a summary. Every file in tests/e2e/scenarios must parse. */
+#include "../../clients/fleet/outcome.h"
 
 #include <dirent.h>
 #include <setjmp.h>
@@ -154,7 +154,7 @@ static json_t *summary(const char *state, int ring_index, int exposure, int on_b
 static int check(const struct scenario *s, json_t *sum, const char *failing)
 {
 	json_t *res = json_array();
-	int ok = scn_check(s, sum, res);
+	int ok = outcome_check(s, sum, res);
 	size_t i;
 	json_t *r;
 	int found = failing == NULL;
@@ -164,8 +164,9 @@ static int check(const struct scenario *s, json_t *sum, const char *failing)
 		int rok = json_is_true(json_object_get(r, "ok"));
 		if (failing && strcmp(name, failing) == 0)
 			found = !rok;
-		else
-			assert_true(rok);
+		else if (!rok)
+			fail_msg("%s failed: %s", name,
+			         json_string_value(json_object_get(r, "detail")));
 	}
 	assert_true(found);
 	json_decref(res);
@@ -425,7 +426,7 @@ static void test_v2_expectations(void **st)
 	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
 		json_t *sum = json_pack("{s:[o,o]}", "rollouts", cases[i].a, cases[i].b);
 		json_t *res = json_array();
-		assert_int_equal(scn_check(&s, sum, res), cases[i].ok);
+		assert_int_equal(outcome_check(&s, sum, res), cases[i].ok);
 		size_t k;
 		json_t *r;
 		int failed = 0;
@@ -445,6 +446,289 @@ static void test_v2_expectations(void **st)
 		json_decref(res);
 		json_decref(sum);
 	}
+	scn_cleanup(&s);
+}
+
+/* Four tenants (issue 18): early, ga, delayed 20 s, paused; 10 % of the
+ * fleet stays the default tenant's. */
+static const char *TEN =
+        "{\"name\":\"ten\",\"channel\":{\"id\":291},"
+        "\"rings\":[{\"name\":\"canary\",\"agents\":10},{\"name\":\"early\",\"agents\":20},"
+        "{\"name\":\"ga\",\"agents\":30}],"
+        "\"tenants\":[{\"name\":\"acme\",\"share\":0.3,\"mode\":\"early\"},"
+        "{\"name\":\"globex\",\"share\":0.2,\"mode\":\"ga\"},"
+        "{\"name\":\"initech\",\"share\":0.2,\"mode\":\"delayed\",\"delay_s\":20},"
+        "{\"name\":\"umbrella\",\"share\":0.2,\"mode\":\"paused\"}],"
+        "\"contents\":{\"base\":{\"upload\":\"b\"},\"good\":{\"upload\":\"n\"}},"
+        "\"baseline\":\"base\",\"rollout\":{\"content\":\"good\"},"
+        "\"expect\":{\"state\":\"completed\",\"tenants\":{"
+        "\"acme\":{\"max_ring\":\"ga\",\"reached\":true},"
+        "\"globex\":{\"reached\":true},"
+        "\"initech\":{\"reached\":true,\"after_delay\":true},"
+        "\"umbrella\":{\"reached\":false},"
+        "\"default\":{\"max_exposure\":6}}}}";
+
+static void test_tenants_parse(void **st)
+{
+	(void)st;
+	struct scenario s;
+	struct fb_err err = {{0}};
+	if (scn_parse(TEN, strlen(TEN), NULL, 0, 0, &s, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(s.n_tenants, 4);
+	assert_string_equal(s.tenants[0].name, "acme");
+	assert_int_equal(s.tenants[0].mode, SCN_EARLY);
+	assert_int_equal(s.tenants[1].mode, SCN_GA);
+	assert_int_equal(s.tenants[2].mode, SCN_DELAYED);
+	assert_int_equal(s.tenants[2].delay_s, 20);
+	assert_int_equal(s.tenants[3].mode, SCN_PAUSED);
+	assert_int_equal(s.tenants[3].delay_s, 0);
+	assert_int_equal(scn_tenant_index(&s, "umbrella"), 3);
+	assert_int_equal(scn_tenant_index(&s, "default"), -1);
+	assert_int_equal(scn_max_delay_s(&s), 20);
+	const struct scn_expect *x = &s.ch[0].expect;
+	assert_int_equal(x->n_tenants, 5);
+	assert_int_equal(x->tenants[0].tenant, 0);
+	assert_int_equal(x->tenants[0].max_ring, 2);
+	assert_int_equal(x->tenants[0].reached, 1);
+	assert_int_equal(x->tenants[0].max_exposure, -1);
+	assert_int_equal(x->tenants[2].after_delay, 1);
+	assert_int_equal(x->tenants[3].reached, 0);
+	assert_int_equal(x->tenants[3].max_exposure, -1);
+	assert_int_equal(x->tenants[4].tenant, 4); /* the default tenant */
+	assert_int_equal(x->tenants[4].max_ring, -1);
+	scn_cleanup(&s);
+	/* the delay scales with the time scale, rounded up to whole seconds */
+	if (scn_parse(TEN, strlen(TEN), NULL, 0, 2.5, &s, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(s.tenants[2].delay_s, 50);
+	scn_cleanup(&s);
+	if (scn_parse(TEN, strlen(TEN), NULL, 0, 0.33, &s, &err))
+		fail_msg("%s", err.msg);
+	assert_int_equal(s.tenants[2].delay_s, 7);
+	scn_cleanup(&s);
+	/* without tenants: none, no delay */
+	assert_int_equal(scn_parse(BASE, strlen(BASE), NULL, 0, 0, &s, &err), FB_OK);
+	assert_int_equal(s.n_tenants, 0);
+	assert_int_equal(scn_max_delay_s(&s), 0);
+	assert_int_equal(s.ch[0].expect.n_tenants, 0);
+	scn_cleanup(&s);
+}
+
+/* Every ring holds each tenant's share, the rest is the default tenant's;
+ * ring 0 keeps an agent of every tenant with share x size >= 0.5. */
+static void test_tenant_spread(void **st)
+{
+	(void)st;
+	struct scenario s;
+	struct fb_err err = {{0}};
+	int64_t c[SCN_MAX_TENANTS + 1];
+	assert_int_equal(scn_parse(TEN, strlen(TEN), NULL, 0, 0, &s, &err), FB_OK);
+	scn_ring_tenants(&s, 0, c);
+	assert_int_equal(c[0], 3);
+	assert_int_equal(c[1], 2);
+	assert_int_equal(c[2], 2);
+	assert_int_equal(c[3], 2);
+	assert_int_equal(c[4], 1);
+	scn_ring_tenants(&s, 2, c);
+	assert_int_equal(c[0], 9);
+	assert_int_equal(c[1] + c[2] + c[3], 18);
+	assert_int_equal(c[4], 3);
+	scn_cleanup(&s);
+	for (int64_t n = 3; n <= 200; n += 7) {
+		if (scn_parse(TEN, strlen(TEN), NULL, n, 1, &s, &err))
+			fail_msg("%lld agents: %s", (long long)n, err.msg);
+		for (int r = 0; r < s.n_rings; r++) {
+			int64_t sum = 0;
+			scn_ring_tenants(&s, r, c);
+			for (int t = 0; t <= s.n_tenants; t++)
+				sum += c[t];
+			assert_int_equal(sum, s.rings[r].agents);
+			if (s.rings[r].agents >= 3) /* 0.3 x 3 >= 0.5 */
+				assert_true(c[0] >= 1);
+		}
+		scn_cleanup(&s);
+	}
+	/* shares summing to exactly 1 leave the default tenant nothing */
+	const char *full = "{\"rings\":[{\"name\":\"r\",\"agents\":10}],\"channel\":{\"id\":1},"
+	                   "\"tenants\":[{\"name\":\"a\",\"share\":0.7,\"mode\":\"early\"},"
+	                   "{\"name\":\"b\",\"share\":0.1,\"mode\":\"ga\"},"
+	                   "{\"name\":\"c\",\"share\":0.1,\"mode\":\"ga\"},"
+	                   "{\"name\":\"d\",\"share\":0.1,\"mode\":\"ga\"}],"
+	                   "\"contents\":{\"b\":{\"upload\":\"b\"},\"n\":{\"upload\":\"n\"}},"
+	                   "\"baseline\":\"b\",\"rollout\":{\"content\":\"n\"}}";
+	if (scn_parse(full, strlen(full), NULL, 0, 0, &s, &err))
+		fail_msg("%s", err.msg);
+	scn_ring_tenants(&s, 0, c);
+	assert_int_equal(c[0], 7);
+	assert_int_equal(c[1] + c[2] + c[3], 3);
+	assert_int_equal(c[4], 0);
+	scn_cleanup(&s);
+}
+
+/* Replace from by to in TEN and expect a refusal containing want. */
+static void refused_ten(const char *from, const char *to, const char *want)
+{
+	char buf[8192];
+	const char *p = strstr(TEN, from);
+	assert_non_null(p);
+	snprintf(buf, sizeof buf, "%.*s%s%s", (int)(p - TEN), TEN, to, p + strlen(from));
+	struct scenario s;
+	struct fb_err err = {{0}};
+	assert_int_equal(scn_parse(buf, strlen(buf), NULL, 0, 0, &s, &err), FB_EINVAL);
+	if (!strstr(err.msg, want))
+		fail_msg("refusal '%s' lacks '%s'", err.msg, want);
+}
+
+static void test_tenant_refusals(void **st)
+{
+	(void)st;
+	refused_ten("\"mode\":\"paused\"", "\"mode\":\"later\"",
+	            "tenants[3].mode: unknown mode 'later'");
+	refused_ten("\"mode\":\"paused\"", "\"mode\":3", "tenants[3].mode");
+	refused_ten(",\"mode\":\"paused\"", "", "tenants[3].mode");
+	refused_ten("\"share\":0.2,\"mode\":\"paused\"", "\"share\":0.4,\"mode\":\"paused\"",
+	            "shares add up to 1.1, more than 1");
+	refused_ten("\"share\":0.2,\"mode\":\"paused\"", "\"share\":0,\"mode\":\"paused\"",
+	            "tenants[3].share");
+	refused_ten("\"share\":0.2,\"mode\":\"paused\"", "\"share\":1.5,\"mode\":\"paused\"",
+	            "tenants[3].share");
+	refused_ten("\"delay_s\":20", "\"delay_s\":0", "tenants[2].delay_s must be a number");
+	refused_ten("\"delay_s\":20", "\"delay_s\":7776001", "tenants[2].delay_s must be a number");
+	refused_ten("\"delay_s\":20", "\"delay_s\":\"2h\"", "tenants[2].delay_s");
+	refused_ten(",\"delay_s\":20", "", "tenants[2].delay_s must be");
+	refused_ten("\"mode\":\"paused\"", "\"mode\":\"paused\",\"delay_s\":5",
+	            "tenants[3].delay_s belongs to mode delayed only");
+	refused_ten("\"name\":\"globex\"", "\"name\":\"acme\"", "tenant name 'acme' is used twice");
+	refused_ten("\"name\":\"globex\"", "\"name\":\"Globex\"", "must match");
+	refused_ten("\"name\":\"globex\"", "\"name\":\"-globex\"", "must match");
+	refused_ten("\"name\":\"globex\"", "\"name\":\"default\"", "server's own tenant");
+	refused_ten("\"mode\":\"paused\"}", "\"mode\":\"paused\",\"group\":\"x\"}",
+	            "tenants[3]: unknown field 'group'");
+	/* no early host in ring 0: no rollout could start */
+	refused_ten("\"share\":0.3,\"mode\":\"early\"", "\"share\":0.4,\"mode\":\"ga\"",
+	            "ring 0 (canary, 10 agents) would hold no agent of an early tenant");
+	/* expectations name the scenario's tenants */
+	refused_ten("\"globex\":{\"reached\":true}", "\"hooli\":{\"reached\":true}",
+	            "expect.tenants.hooli: no tenant 'hooli'");
+	refused_ten("\"globex\":{\"reached\":true}", "\"globex\":{\"reached\":1}",
+	            "expect.tenants.globex.reached must be a boolean");
+	refused_ten("\"globex\":{\"reached\":true}", "\"globex\":{\"after_delay\":true}",
+	            "after_delay needs a tenant of mode delayed");
+	refused_ten("\"globex\":{\"reached\":true}", "\"globex\":{\"max_ring\":\"late\"}",
+	            "expect.tenants.globex.max_ring must name a ring");
+	refused_ten("\"default\":{\"max_exposure\":6}", "\"default\":{\"max_exposure\":-1}",
+	            "expect.tenants.default.max_exposure");
+	refused_ten("\"default\":{\"max_exposure\":6}", "\"default\":{\"min_exposure\":1}",
+	            "expect.tenants.default: unknown field 'min_exposure'");
+	/* a list of 1..8 tenants */
+	char buf[4096];
+	struct scenario s;
+	struct fb_err err = {{0}};
+	static const char *const lists[] = {"{}", "[]", "[1]"};
+	for (size_t i = 0; i < 3; i++) {
+		snprintf(buf, sizeof buf,
+		         "{\"rings\":[{\"name\":\"r\",\"agents\":3}],\"channel\":{\"id\":1},"
+		         "\"tenants\":%s,\"contents\":{\"b\":{\"upload\":\"b\"},"
+		         "\"n\":{\"upload\":\"n\"}},\"baseline\":\"b\",\"rollout\":{\"content\":"
+		         "\"n\"}}",
+		         lists[i]);
+		assert_int_equal(scn_parse(buf, strlen(buf), NULL, 0, 0, &s, &err), FB_EINVAL);
+		assert_non_null(strstr(err.msg, i < 2 ? "tenants must be an array of 1..8"
+		                                      : "tenants[0] must be an object"));
+	}
+	/* per-tenant expectations need tenants */
+	const char *p = strstr(BASE, "\"halted_by_silence\":true");
+	snprintf(buf, sizeof buf, "%.*s\"tenants\":{\"a\":{}},%s", (int)(p - BASE), BASE, p);
+	assert_int_equal(scn_parse(buf, strlen(buf), NULL, 0, 0, &s, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "expect.tenants needs the scenario's tenants"));
+	/* a delay that only the time scale pushes past the server's limit */
+	const char *far = "\"delay_s\":20";
+	p = strstr(TEN, far);
+	snprintf(buf, sizeof buf, "%.*s\"delay_s\":7776000%s", (int)(p - TEN), TEN,
+	         p + strlen(far));
+	assert_int_equal(scn_parse(buf, strlen(buf), NULL, 0, 2, &s, &err), FB_EINVAL);
+	assert_non_null(strstr(err.msg, "at time scale 2"));
+}
+
+/* The per-tenant summary as fb-fleet prints it (fleet_tenants_json). */
+static json_t *tenant(int agents, int live, int base_applied, int good_applied, int good_running,
+                      int canary, int early, int ga, json_t *first)
+{
+	return json_pack("{s:i,s:i,s:{s:i,s:i},s:{s:i,s:i},s:{s:i,s:i,s:i},s:o}", "agents", agents,
+	                 "live", live, "applied", "base", base_applied, "good", good_applied,
+	                 "running", "base", live - good_running, "good", good_running,
+	                 "applied_by_ring", "canary", canary, "early", early, "ga", ga,
+	                 "first_apply_after_end_s", first);
+}
+
+static json_t *ten_summary(json_t *acme, json_t *globex, json_t *initech, json_t *umbrella,
+                           json_t *dflt)
+{
+	return json_pack("{s:{s:s,s:i},s:{s:o,s:o,s:o,s:o,s:o}}", "rollout", "state", "completed",
+	                 "ring_index", 2, "tenants", "acme", acme, "globex", globex, "initech",
+	                 initech, "umbrella", umbrella, "default", dflt);
+}
+
+static void test_tenant_expectations(void **st)
+{
+	(void)st;
+	struct scenario s;
+	struct fb_err err = {{0}};
+	assert_int_equal(scn_parse(TEN, strlen(TEN), NULL, 0, 0, &s, &err), FB_OK);
+#define ACME       tenant(18, 18, 18, 18, 18, 3, 6, 9, json_real(-20))
+#define GLOBEX     tenant(12, 12, 12, 12, 12, 0, 0, 12, json_real(-3))
+#define INITECH(d) tenant(12, 12, 12, 12, 12, 0, 0, 12, d)
+#define UMBRELLA   tenant(12, 12, 12, 0, 0, 0, 0, 0, json_null())
+#define DFLT       tenant(6, 6, 6, 6, 6, 1, 2, 3, json_real(-19))
+	assert_true(check(&s, ten_summary(ACME, GLOBEX, INITECH(json_real(20.4)), UMBRELLA, DFLT),
+	                  NULL));
+	/* a whole second early still passes: the server's completion time has whole
+	 * seconds */
+	assert_true(check(&s, ten_summary(ACME, GLOBEX, INITECH(json_real(19.2)), UMBRELLA, DFLT),
+	                  NULL));
+	assert_false(check(&s, ten_summary(ACME, GLOBEX, INITECH(json_real(2.5)), UMBRELLA, DFLT),
+	                   "tenant initech: after_delay"));
+	assert_false(check(&s, ten_summary(ACME, GLOBEX, INITECH(json_null()), UMBRELLA, DFLT),
+	                   "tenant initech: after_delay"));
+	assert_false(
+	        check(&s,
+	              ten_summary(ACME, GLOBEX, tenant(12, 12, 12, 12, 11, 0, 0, 12, json_real(21)),
+	                          UMBRELLA, DFLT),
+	              "tenant initech: reached"));
+	assert_false(check(&s,
+	                   ten_summary(ACME, GLOBEX, INITECH(json_real(21)),
+	                               tenant(12, 12, 12, 1, 1, 0, 0, 1, json_real(1)), DFLT),
+	                   "tenant umbrella: reached"));
+	assert_false(check(&s,
+	                   ten_summary(ACME, GLOBEX, INITECH(json_real(21)), UMBRELLA,
+	                               tenant(6, 6, 6, 7, 6, 1, 2, 4, json_real(-19))),
+	                   "tenant default: max_exposure"));
+	/* a tenant missing from the summary fails its expectations */
+	json_t *sum = ten_summary(ACME, GLOBEX, INITECH(json_real(21)), UMBRELLA, DFLT);
+	json_object_del(json_object_get(sum, "tenants"), "globex");
+	assert_false(check(&s, sum, "tenant globex: reached"));
+	scn_cleanup(&s);
+	/* max_ring: the early tenant's exposure stays in the canary ring */
+	const char *halted = "\"acme\":{\"max_ring\":\"ga\",\"reached\":true}";
+	const char *p = strstr(TEN, halted);
+	char buf[4096];
+	snprintf(buf, sizeof buf, "%.*s\"acme\":{\"max_ring\":\"canary\"}%s", (int)(p - TEN), TEN,
+	         p + strlen(halted));
+	assert_int_equal(scn_parse(buf, strlen(buf), NULL, 0, 0, &s, &err), FB_OK);
+	assert_true(check(&s,
+	                  ten_summary(tenant(18, 18, 18, 3, 0, 3, 0, 0, json_null()), GLOBEX,
+	                              INITECH(json_real(21)), UMBRELLA, DFLT),
+	                  NULL));
+	assert_false(check(&s,
+	                   ten_summary(tenant(18, 18, 18, 4, 0, 3, 1, 0, json_null()), GLOBEX,
+	                               INITECH(json_real(21)), UMBRELLA, DFLT),
+	                   "tenant acme: max_ring"));
+#undef ACME
+#undef GLOBEX
+#undef INITECH
+#undef UMBRELLA
+#undef DFLT
 	scn_cleanup(&s);
 }
 
@@ -490,6 +774,10 @@ int main(void)
 	        cmocka_unit_test(test_platform_spread),
 	        cmocka_unit_test(test_v2_refusals),
 	        cmocka_unit_test(test_v2_expectations),
+	        cmocka_unit_test(test_tenants_parse),
+	        cmocka_unit_test(test_tenant_spread),
+	        cmocka_unit_test(test_tenant_refusals),
+	        cmocka_unit_test(test_tenant_expectations),
 	        cmocka_unit_test(test_committed_scenarios),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
