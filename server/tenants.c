@@ -40,12 +40,13 @@ static int tenant_of_req(struct http_req *req, PGconn *c, int64_t *id, char name
 	const char *t = http_req_param(req, "tenant");
 	const struct auth *who = http_req_auth(req);
 	struct fb_err err;
-	const char *p[] = {t};
-	PGresult *r =
-	        db_exec(c, &err,
-	                "SELECT id, name FROM tenants WHERE name = $1 OR ($1 ~ '^[0-9]{1,9}$' "
-	                "AND id = $1::int)",
-	                1, p);
+	/* by id only when it is one: no cast of a name in SQL, which PostgreSQL
+	 * may evaluate whatever the order of the conditions */
+	size_t digits = strspn(t, "0123456789");
+	int numeric = digits > 0 && digits <= 9 && t[digits] == '\0';
+	const char *p[] = {t, numeric ? t : NULL};
+	PGresult *r = db_exec(c, &err,
+	                      "SELECT id, name FROM tenants WHERE name = $1 OR id = $2::int", 2, p);
 	if (!r) {
 		http_unavailable(req, err.msg);
 		return 0;
