@@ -14,20 +14,6 @@
 
 #include "fbt.h"
 
-static char *empty_db(void)
-{
-	static int n;
-	char name[64], sql[128];
-	snprintf(name, sizeof name, "fbt_empty_%ld_%d", (long)getpid(), ++n);
-	snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
-	const char *admin = fbt_pg_admin();
-	const char *p = strstr(admin, " dbname=");
-	char *s = malloc(1024);
-	snprintf(s, 1024, "%.*s dbname=%s", (int)(p - admin), admin, name);
-	return s;
-}
-
 static int migrate(const char *db, char **out, char **err)
 {
 	char arg[1100];
@@ -39,7 +25,8 @@ static int migrate(const char *db, char **out, char **err)
 static void test_fresh_then_rerun_is_noop(void **state)
 {
 	(void)state;
-	char *db = empty_db(), *out, *err;
+	char *db = fbt_db_at_migration("fbt_empty", 0), *out, *err;
+	assert_non_null(db);
 	assert_int_equal(migrate(db, &out, &err), 0);
 	assert_non_null(strstr(out, "applied"));
 	long n = fbt_db_long(db, "SELECT count(*) FROM schema_migrations");

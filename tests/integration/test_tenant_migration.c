@@ -19,19 +19,6 @@
 #include "fb.h"
 #include "fbt.h"
 
-static char *empty_db(void)
-{
-	char name[64], sql[128];
-	snprintf(name, sizeof name, "fbt_tenmig_%ld", (long)getpid());
-	snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
-	const char *admin = fbt_pg_admin();
-	const char *p = strstr(admin, " dbname=");
-	char *s = malloc(1024);
-	snprintf(s, 1024, "%.*s dbname=%s", (int)(p - admin), admin, name);
-	return s;
-}
-
 #define ADMIN_TOKEN                                                                                \
 	"fb_"                                                                                      \
 	"5555555555555555555555555555555555555555555555555555555555555555"
@@ -41,30 +28,9 @@ static char *empty_db(void)
 static void test_migration_to_tenants(void **state)
 {
 	(void)state;
-	char *db = empty_db();
 	/* the schema as it was at 0008, applied the way firebreakd migrate does */
-	assert_int_equal(fbt_db_exec(db, "CREATE TABLE schema_migrations (version integer PRIMARY "
-	                                 "KEY, name text NOT NULL, applied_at timestamptz NOT "
-	                                 "NULL DEFAULT now())"),
-	                 0);
-	static const char *const old[] = {"0001_core",           "0002_rollout_state",
-	                                  "0003_policy_bounds",  "0004_agents_hot_heartbeats",
-	                                  "0005_gate_v2",        "0006_controller_lease",
-	                                  "0007_health_signals", "0008_users"};
-	for (int i = 0; i < 8; i++) {
-		char path[1200], sql[200];
-		snprintf(path, sizeof path, "%s/migrations/%s.sql",
-		         getenv("FB_SRC") ? getenv("FB_SRC") : ".", old[i]);
-		unsigned char *text;
-		size_t len;
-		assert_int_equal(fb_file_read(path, 1 << 20, &text, &len), FB_OK);
-		assert_int_equal(fbt_db_exec(db, (const char *)text), 0);
-		free(text);
-		snprintf(sql, sizeof sql,
-		         "INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')", i + 1,
-		         old[i] + 5);
-		assert_int_equal(fbt_db_exec(db, sql), 0);
-	}
+	char *db = fbt_db_at_migration("fbt_tenmig", 8);
+	assert_non_null(db);
 	/* an operator, a channel with GA content, an enrollment token and two
 	 * agents enrolled with it */
 	assert_int_equal(

@@ -348,19 +348,6 @@ static void test_two_person_rule_counts_people(void **state)
 
 /* ---- migration 0008 on a database from before users ---------------------- */
 
-static char *empty_db(void)
-{
-	char name[64], sql[128];
-	snprintf(name, sizeof name, "fbt_users_%ld", (long)getpid());
-	snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
-	assert_int_equal(fbt_db_exec(fbt_pg_admin(), sql), 0);
-	const char *admin = fbt_pg_admin();
-	const char *p = strstr(admin, " dbname=");
-	char *s = malloc(1024);
-	snprintf(s, 1024, "%.*s dbname=%s", (int)(p - admin), admin, name);
-	return s;
-}
-
 #define OPS_REL                                                                                    \
 	"fb_"                                                                                      \
 	"1111111111111111111111111111111111111111111111111111111111111111"
@@ -377,30 +364,9 @@ static char *empty_db(void)
 static void test_migration_from_tokens(void **state)
 {
 	(void)state;
-	char *db = empty_db();
 	/* the schema as it was at 0007, applied the way firebreakd migrate does */
-	assert_int_equal(fbt_db_exec(db, "CREATE TABLE schema_migrations (version integer PRIMARY "
-	                                 "KEY, name text NOT NULL, applied_at timestamptz NOT "
-	                                 "NULL DEFAULT now())"),
-	                 0);
-	static const char *const old[] = {"0001_core",          "0002_rollout_state",
-	                                  "0003_policy_bounds", "0004_agents_hot_heartbeats",
-	                                  "0005_gate_v2",       "0006_controller_lease",
-	                                  "0007_health_signals"};
-	for (int i = 0; i < 7; i++) {
-		char path[1200], sql[200];
-		snprintf(path, sizeof path, "%s/migrations/%s.sql",
-		         getenv("FB_SRC") ? getenv("FB_SRC") : ".", old[i]);
-		unsigned char *text;
-		size_t len;
-		assert_int_equal(fb_file_read(path, 1 << 20, &text, &len), FB_OK);
-		assert_int_equal(fbt_db_exec(db, (const char *)text), 0);
-		free(text);
-		snprintf(sql, sizeof sql,
-		         "INSERT INTO schema_migrations (version, name) VALUES (%d, '%s')", i + 1,
-		         old[i] + 5);
-		assert_int_equal(fbt_db_exec(db, sql), 0);
-	}
+	char *db = fbt_db_at_migration("fbt_users", 7);
+	assert_non_null(db);
 	/* one operator with two live tokens and a revoked one, and a CI token;
 	 * an outstanding resume approved by both of ops's tokens */
 	assert_int_equal(fbt_db_exec(db,

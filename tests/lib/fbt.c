@@ -1,11 +1,13 @@
 /* Integration-test harness: real PostgreSQL, real firebreakd, real HTTP. */
 #include "fbt.h"
+#include "fb.h"
 #include "fbt_world.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <libpq-fe.h>
 #include <netinet/in.h>
 #include <signal.h>
@@ -471,4 +473,52 @@ char *fbt_token(const char *db, const char *role, const char *name)
 	free(err);
 	out[strcspn(out, "\n")] = '\0';
 	return out;
+}
+
+char *fbt_db_at_migration(const char *prefix, int n)
+{
+	char name[96], sql[256];
+	snprintf(name, sizeof name, "%s_%ld", prefix, (long)getpid());
+	snprintf(sql, sizeof sql, "CREATE DATABASE %s", name);
+	const char *admin = fbt_pg_admin();
+	const char *at = strstr(admin, " dbname=");
+	if (!at || fbt_db_exec(admin, sql))
+		return NULL;
+	char *db = malloc(1024);
+	if (!db)
+		return NULL;
+	snprintf(db, 1024, "%.*s dbname=%s", (int)(at - admin), admin, name);
+	if (n <= 0)
+		return db;
+	char pattern[1100];
+	snprintf(pattern, sizeof pattern, "%s/migrations/*.sql",
+	         getenv("FB_SRC") ? getenv("FB_SRC") : ".");
+	glob_t g;
+	int globbed = glob(pattern, 0, NULL, &g) == 0;
+	int ok = globbed && g.gl_pathc >= (size_t)n &&
+	         fbt_db_exec(db, "CREATE TABLE schema_migrations (version integer PRIMARY KEY, "
+	                         "name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT "
+	                         "now())") == 0;
+	for (int i = 0; ok && i < n; i++) { /* glob sorts: 0001_..., 0002_... */
+		unsigned char *text = NULL;
+		size_t len;
+		const char *base = strrchr(g.gl_pathv[i], '/') + 1;
+		ok = fb_file_read(g.gl_pathv[i], 1 << 20, &text, &len) == FB_OK &&
+		     fbt_db_exec(db, (const char *)text) == 0;
+		free(text);
+		/* "0008_users.sql": version 8, name "users" */
+		snprintf(sql, sizeof sql,
+		         "INSERT INTO schema_migrations (version, name) VALUES (%d, '%.*s')", i + 1,
+		         (int)(strlen(base) - 9), base + 5);
+		ok = ok && fbt_db_exec(db, sql) == 0;
+		if (!ok)
+			fprintf(stderr, "fbt: cannot apply %s\n", g.gl_pathv[i]);
+	}
+	if (globbed)
+		globfree(&g);
+	if (!ok) {
+		free(db);
+		return NULL;
+	}
+	return db;
 }

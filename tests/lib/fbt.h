@@ -29,6 +29,12 @@ struct fbt_resp {
 /* Connection string of a new database cloned from the migrated template;
  * caller frees. Aborts the test program if the cluster is not there. */
 char *fbt_db_new(void);
+/* Connection string of a new database named PREFIX_PID holding the schema as
+ * it was after the first n files of migrations/ (in order, recorded in
+ * schema_migrations the way firebreakd migrate records them; n 0: empty),
+ * for testing a migration on the data of its time; caller frees. NULL on
+ * any error (said on stderr). */
+char *fbt_db_at_migration(const char *prefix, int n);
 /* Connection string of the cluster's maintenance database (borrowed). */
 const char *fbt_pg_admin(void);
 /* Restart the whole cluster (stop, start). 0 on success. */
