@@ -20,10 +20,11 @@
 static char *g_plain[VARIANTS], *g_health[VARIANTS];
 static size_t g_plain_n[VARIANTS], g_health_n[VARIANTS];
 
+/* This thread's CPU time: time the machine gave to others is not counted. */
 static double now_ns(void)
 {
 	struct timespec t;
-	clock_gettime(CLOCK_MONOTONIC, &t);
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
 	return (double)t.tv_sec * 1e9 + (double)t.tv_nsec;
 }
 
