@@ -219,23 +219,23 @@ void sig_thresholds_default(struct sig_thresholds *t)
 	t->warmup[SIG_EVAL_ERRORS] = t->warmup[SIG_DETECTIONS] = 20;
 }
 
-/* One signal of one host (or one channel of it). */
-struct slot {
-	float base;     /* the host's normal (running mean, then moving) */
-	float before;   /* the normal when the current streak began */
-	uint8_t n;      /* normal samples seen, up to 255 */
-	uint8_t streak; /* consecutive heartbeats above the threshold */
-	uint8_t fired;  /* the verdict was given for this streak */
-	uint8_t used;
-};
-
+/* One host's state, two cache lines (aligned so): agent_id, the channels
+ * and the baselines in the first, what judge() also reads in the second.
+ * Slot s of each array is one signal of the host or of one of its channels
+ * (SLOT_CPU, SLOT_MEM, SLOT_ERR + k, SLOT_DET + k for channel ch[k]). */
 #define CH_SLOTS 4 /* channels judged per host; more are judged on a host's first four */
+enum { SLOT_CPU, SLOT_MEM, SLOT_ERR, SLOT_DET = SLOT_ERR + CH_SLOTS, NSLOTS = SLOT_DET + CH_SLOTS };
 struct host {
-	int64_t agent_id; /* 0: empty */
-	struct slot cpu, mem;
+	_Alignas(128) int64_t agent_id; /* 0: empty */
 	uint32_t ch[CH_SLOTS];
-	struct slot err[CH_SLOTS], det[CH_SLOTS];
+	float base[NSLOTS];     /* the host's normal (running mean, then moving) */
+	float before[NSLOTS];   /* the normal when the current streak began */
+	uint8_t n[NSLOTS];      /* normal samples seen, up to 255 */
+	uint8_t streak[NSLOTS]; /* consecutive heartbeats above the threshold */
+	uint16_t fired;         /* bit s: the verdict was given for slot s's streak */
 };
+_Static_assert(sizeof(struct host) == 128, "a host's signal state is two cache lines");
+_Static_assert(NSLOTS <= 16, "fired has a bit per slot");
 
 #define SHARDS 64
 struct shard {
@@ -296,9 +296,10 @@ static struct host *find(struct shard *s, int64_t id, uint64_t hv, int create)
 		return NULL;
 	if ((s->n + 1) * 4 > s->cap * 3) { /* grow at 3/4 */
 		size_t cap = s->cap ? s->cap * 2 : 64;
-		struct host *t = calloc(cap, sizeof *t);
+		struct host *t = aligned_alloc(_Alignof(struct host), cap * sizeof *t);
 		if (!t)
 			return NULL;
+		memset(t, 0, cap * sizeof *t);
 		for (size_t j = 0; j < s->cap; j++) {
 			if (!s->tab[j].agent_id)
 				continue;
@@ -308,8 +309,9 @@ static struct host *find(struct shard *s, int64_t id, uint64_t hv, int create)
 			t[i] = s->tab[j];
 		}
 		free(s->tab);
-		s->tab = t;
-		s->cap = cap;
+		/* atomic for sig_prefetch, which reads them without the lock */
+		__atomic_store_n(&s->tab, t, __ATOMIC_RELAXED);
+		__atomic_store_n(&s->cap, cap, __ATOMIC_RELAXED);
 	}
 	size_t i = (size_t)(hv >> 6) & (s->cap - 1);
 	while (s->tab[i].agent_id)
@@ -320,14 +322,32 @@ static struct host *find(struct shard *s, int64_t id, uint64_t hv, int create)
 	return &s->tab[i];
 }
 
-/* One sample of one signal: 1 when it just made a verdict. */
-static int judge(struct slot *sl, int sig, double v, double *baseline)
+void sig_prefetch(int64_t agent_id)
 {
-	double b = sl->base;
-	sl->used = 1;
-	if (sl->n < g_t.warmup[sig]) { /* learning what is normal for this host */
-		sl->base = (float)((b * sl->n + v) / (sl->n + 1));
-		sl->n++;
+	if (!g_ready || agent_id <= 0)
+		return;
+	uint64_t hv = mix((uint64_t)agent_id);
+	struct shard *s = &g_sh[hv & (SHARDS - 1)];
+	/* Read without the lock: a table being replaced gives a stale or
+	 * out-of-range address, which a prefetch ignores (it never faults),
+	 * so the address is made as an integer and nothing is dereferenced. */
+	uintptr_t tab = (uintptr_t)__atomic_load_n(&s->tab, __ATOMIC_RELAXED);
+	size_t cap = __atomic_load_n(&s->cap, __ATOMIC_RELAXED);
+	if (!tab || !cap)
+		return;
+	uintptr_t at = tab + ((size_t)(hv >> 6) & (cap - 1)) * sizeof(struct host);
+	__builtin_prefetch((const void *)at, 1);
+	__builtin_prefetch((const void *)(at + 64), 1);
+}
+
+/* One sample of signal sig in slot k of host h: 1 when it just made a
+ * verdict. */
+static int judge(struct host *h, int k, int sig, double v, double *baseline)
+{
+	double b = h->base[k];
+	if (h->n[k] < g_t.warmup[sig]) { /* learning what is normal for this host */
+		h->base[k] = (float)((b * h->n[k] + v) / (h->n[k] + 1));
+		h->n[k]++;
 		return 0;
 	}
 	double thr = fmax(g_t.factor[sig] * b, b + g_t.floor[sig] + g_t.scatter[sig] * sqrt(b));
@@ -336,21 +356,22 @@ static int judge(struct slot *sl, int sig, double v, double *baseline)
 	 * storm moves it by at most a step per heartbeat and makes its verdict
 	 * first), at the signal's pace: memory slowly, so that a leak cannot
 	 * drag it along. */
-	sl->base = (float)(b + (fmin(v, thr) - b) * g_t.pace[sig]);
-	if (sl->n < 255)
-		sl->n++;
+	h->base[k] = (float)(b + (fmin(v, thr) - b) * g_t.pace[sig]);
+	if (h->n[k] < 255)
+		h->n[k]++;
+	uint16_t bit = (uint16_t)(1u << k);
 	if (v <= thr) {
-		sl->streak = 0;
-		sl->fired = 0;
+		h->streak[k] = 0;
+		h->fired &= (uint16_t)~bit;
 		return 0;
 	}
-	if (sl->streak == 0)
-		sl->before = (float)b;
-	if (sl->streak < 255)
-		sl->streak++;
-	if (sl->streak >= g_t.k[sig] && !sl->fired) {
-		sl->fired = 1;
-		*baseline = sl->before;
+	if (h->streak[k] == 0)
+		h->before[k] = (float)b;
+	if (h->streak[k] < 255)
+		h->streak[k]++;
+	if (h->streak[k] >= g_t.k[sig] && !(h->fired & bit)) {
+		h->fired |= bit;
+		*baseline = h->before[k];
 		return 1;
 	}
 	return 0;
@@ -382,11 +403,11 @@ size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verd
 	struct host *st = find(s, agent_id, hv, 1);
 	if (st) {
 		if (h->agent_cpu_p95 >= 0 &&
-		    judge(&st->cpu, SIG_AGENT_CPU, (double)h->agent_cpu_p95, &base) && n < max)
+		    judge(st, SLOT_CPU, SIG_AGENT_CPU, (double)h->agent_cpu_p95, &base) && n < max)
 			out[n++] = (struct sig_verdict){SIG_AGENT_CPU, 0, (double)h->agent_cpu_p95,
 			                                base};
 		if (h->agent_rss_kb >= 0 &&
-		    judge(&st->mem, SIG_MEMORY, (double)h->agent_rss_kb, &base) && n < max)
+		    judge(st, SLOT_MEM, SIG_MEMORY, (double)h->agent_rss_kb, &base) && n < max)
 			out[n++] =
 			        (struct sig_verdict){SIG_MEMORY, 0, (double)h->agent_rss_kb, base};
 		for (size_t i = 0; i < h->nch; i++) {
@@ -397,7 +418,7 @@ size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verd
 			if (c->errors >= 0 || c->timeouts >= 0) {
 				double v = per_min * (double)((c->errors > 0 ? c->errors : 0) +
 				                              (c->timeouts > 0 ? c->timeouts : 0));
-				if (judge(&st->err[k], SIG_EVAL_ERRORS, v, &base) && n < max)
+				if (judge(st, SLOT_ERR + k, SIG_EVAL_ERRORS, v, &base) && n < max)
 					out[n++] = (struct sig_verdict){SIG_EVAL_ERRORS, c->channel,
 					                                v, base};
 			}
@@ -405,7 +426,7 @@ size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verd
 				double v =
 				        per_min * (double)((c->detections > 0 ? c->detections : 0) +
 				                           (c->blocks > 0 ? c->blocks : 0));
-				if (judge(&st->det[k], SIG_DETECTIONS, v, &base) && n < max)
+				if (judge(st, SLOT_DET + k, SIG_DETECTIONS, v, &base) && n < max)
 					out[n++] = (struct sig_verdict){SIG_DETECTIONS, c->channel,
 					                                v, base};
 			}

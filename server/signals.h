@@ -91,6 +91,11 @@ void sig_shutdown(void);
 size_t sig_observe(int64_t agent_id, const struct sig_health *h, struct sig_verdict *out,
                    size_t max);
 
+/* Start loading agent_id's state into the CPU cache, for a sig_observe a
+ * little later (it is two cache lines, and at 100,000 hosts rarely cached):
+ * a hint only, no lock, no effect on the state. Thread-safe. */
+void sig_prefetch(int64_t agent_id);
+
 /* Hosts with state, and bytes of it (for /metrics and the bench). */
 void sig_stats(size_t *hosts, size_t *bytes);
 

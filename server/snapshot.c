@@ -554,6 +554,21 @@ int snapshot_channel_known(uint32_t channel)
 	return known;
 }
 
+int snapshot_channels_known(const uint32_t *ids, size_t n)
+{
+	size_t i = 0;
+	pthread_rwlock_rdlock(&g_state_lock);
+	for (; g_state && i < n; i++) {
+		int c = 0;
+		while (c < g_state->nchans && g_state->chans[c].id != ids[i])
+			c++;
+		if (c == g_state->nchans)
+			break;
+	}
+	pthread_rwlock_unlock(&g_state_lock);
+	return i == n;
+}
+
 /* ---- state load ---------------------------------------------------------- */
 
 static void state_free(struct state *s)

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "fb.h"
@@ -60,6 +61,9 @@ const char *snapshot_agent_ring(int64_t id, char *buf, size_t n);
 int snapshot_ring_sizes(int64_t *sizes, char (*names)[40], int n);
 /* Known channel? (telemetry validation) */
 int snapshot_channel_known(uint32_t channel);
+/* 1 when every one of the n channels ids is known (under one lock: the
+ * heartbeat's active and health channels), else 0. */
+int snapshot_channels_known(const uint32_t *ids, size_t n);
 /* Per ring (as snapshot_ring_sizes): the agents and how many of them the
  * active rollout rollout_id holds out on the previous content (0 when it
  * is not active or keeps no holdout). Returns the number of rings. */

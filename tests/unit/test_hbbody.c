@@ -114,10 +114,61 @@ static void test_health_body(void **state)
 	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
 	        "{\"channels\":{},\"channels\":{}}}",
 	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":[]}",
+	        /* keys near the known ones: a prefix, a suffix, the same length and
+	         * initial, too long to be any, an escape */
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"interval\":60}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"interval_sx\":60}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"host_cpx\":60}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"agent_cpu_mean_of_all\":60}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"host\\u005fcpu\":60}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"eval\":1}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"evalx\":1}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"evals\"}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"evals",
+	        /* channel ids: zero, past 2^32 - 1, eleven digits, not digits, not a
+	         * string, no colon, unterminated */
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"0\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"4294967296\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"12345678901\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"12a\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\\u0030\":{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{12:{}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"12\" {}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"12",
 	};
 	for (size_t i = 0; i < sizeof others / sizeof others[0]; i++)
 		if (parses(others[i], &o))
 			fail_msg("case %zu was recognised: %s", i, others[i]);
+	/* the largest channel id, and whitespace wherever JSON allows it */
+	assert_true(parses("{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},"
+	                   "\"health\": { \"channels\" : { \"4294967295\" : { \"blocks\" : 2 ,"
+	                   "\n\"evals\"\t:\r9 } } , \"interval_s\" : 60 } }",
+	                   &o));
+	assert_int_equal(o.health.nch, 1);
+	assert_int_equal(o.health.ch[0].channel, 4294967295u);
+	assert_int_equal(o.health.ch[0].blocks, 2);
+	assert_int_equal(o.health.ch[0].evals, 9);
+	assert_int_equal(o.health.ch[0].errors, -1);
+	assert_int_equal(o.health.interval_s, 60);
 }
 
 static void test_left_to_jansson(void **state)
