@@ -145,16 +145,29 @@ static int caps(struct cur *c, struct hbbody *o)
 }
 
 /* One of the n keys in names (lens their lengths, each under 16) and the
- * ':' after it: its index, else -1. Matched in place, by length and first
+ * ':' after it: its index, else -1. names[hint] is tried first (the key
+ * expected next); the others are matched in place, by length and first
  * character before any compare: on the health object's thirty-odd keys per
  * heartbeat this is most of the fast path's cost. A key that is none of
  * them (escapes included) is -1, and the body goes to jansson, as with
  * text(). */
-static int known_key(struct cur *c, const char *const *names, const unsigned char *lens, int n)
+static int known_key(struct cur *c, const char *const *names, const unsigned char *lens, int n,
+                     int hint)
 {
 	if (!take(c, '"'))
 		return -1;
 	size_t l = 0, left = (size_t)(c->end - c->p);
+	/* Agents send the keys in the documented order: try the one expected
+	 * next first, in one pass (its name, then the closing quote). */
+	if (hint >= 0 && hint < n && lens[hint] < left) {
+		size_t k = 0, hl = lens[hint];
+		while (k < hl && names[hint][k] == c->p[k])
+			k++;
+		if (k == hl && c->p[hl] == '"') {
+			c->p += hl + 1;
+			return take(c, ':') ? hint : -1;
+		}
+	}
 	while (l < left && l < 16 && c->p[l] != '"')
 		l++;
 	if (l == left || l == 16)
@@ -206,8 +219,9 @@ static int counters(struct cur *c, struct sig_channel *ch)
 		return 0;
 	if (take(c, '}'))
 		return 1;
+	int i = -1;
 	do {
-		int i = known_key(c, names, lens, 5);
+		i = known_key(c, names, lens, 5, i + 1);
 		if (i < 0 || *dst[i] >= 0 || !number(c, dst[i]))
 			return 0;
 	} while (take(c, ','));
@@ -228,8 +242,9 @@ static int health(struct cur *c, struct sig_health *h)
 		return 0;
 	if (take(c, '}'))
 		return 1;
+	int i = -1;
 	do {
-		int i = known_key(c, names, lens, 6);
+		i = known_key(c, names, lens, 6, i + 1);
 		if (i < 0)
 			return 0;
 		if (i < 5) {

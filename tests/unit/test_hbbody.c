@@ -90,6 +90,25 @@ static void test_health_body(void **state)
 	assert_int_equal(o.health.ch[0].detections, 3);
 	assert_int_equal(o.health.ch[1].channel, 7);
 	assert_int_equal(o.health.ch[1].evals, -1); /* not sent */
+	/* the keys in another order than agents send them: the same values */
+	assert_true(parses("{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},"
+	                   "\"health\":{\"channels\":{\"291\":{\"blocks\":4,\"detections\":3,"
+	                   "\"timeouts\":2,\"errors\":1,\"evals\":9}},\"agent_rss_kb\":5,"
+	                   "\"host_cpu\":4,\"agent_cpu_mean\":3,\"agent_cpu_p95\":2,"
+	                   "\"interval_s\":60}}",
+	                   &o));
+	assert_true(o.has_health);
+	assert_int_equal(o.health.interval_s, 60);
+	assert_int_equal(o.health.agent_cpu_p95, 2);
+	assert_int_equal(o.health.agent_cpu_mean, 3);
+	assert_int_equal(o.health.host_cpu, 4);
+	assert_int_equal(o.health.agent_rss_kb, 5);
+	assert_int_equal(o.health.nch, 1);
+	assert_int_equal(o.health.ch[0].evals, 9);
+	assert_int_equal(o.health.ch[0].errors, 1);
+	assert_int_equal(o.health.ch[0].timeouts, 2);
+	assert_int_equal(o.health.ch[0].detections, 3);
+	assert_int_equal(o.health.ch[0].blocks, 4);
 	/* a body without health has none */
 	assert_true(parses(BODY, &o));
 	assert_false(o.has_health);
@@ -109,6 +128,8 @@ static void test_health_body(void **state)
 	        "{\"channels\":{\"1\":{},\"1\":{}}}}",
 	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
 	        "{\"channels\":{\"1\":{\"evals\":1,\"evals\":1}}}}",
+	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
+	        "{\"channels\":{\"1\":{\"evals\":1,\"errors\":1,\"errors\":1}}}}",
 	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
 	        "{\"channels\":{\"1\":{\"matches\":1}}}}",
 	        "{\"agent_id\":1,\"boot_id\":\"b\",\"uptime_s\":0,\"active\":{},\"health\":"
