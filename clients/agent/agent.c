@@ -126,6 +126,9 @@ static void crash_hook(struct ag *a, uint32_t ch, const char *sha256, const char
 		ag_log("error", "TEST ONLY: crash hook: channel %u content %s %s; exiting %d", ch,
 		       sha256, when, AG_CRASH_STATUS);
 		ag_boot_note_crash(a->st, a->boot.boot_id, "test-hook");
+		/* the hook stands for the interpreter crashing on this content:
+		 * its breadcrumb names the channel, as a real one would */
+		ag_breadcrumb(a->st, ch);
 		fflush(NULL);
 		_exit(AG_CRASH_STATUS);
 	}

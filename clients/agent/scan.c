@@ -215,7 +215,10 @@ static void load_file(struct ag_state *st, const struct cf_registry *reg,
 		         got);
 		goto out;
 	}
-	if (cf_parse(reg, data, len, &lf->f, &perr)) {
+	ag_breadcrumb(st, ch); /* parsing is interpreting: a crash here names ch */
+	rc = cf_parse(reg, data, len, &lf->f, &perr);
+	ag_breadcrumb(st, 0);
+	if (rc) {
 		snprintf(lf->why, sizeof lf->why, "does not parse: %s", perr.msg);
 		goto out;
 	}
@@ -311,6 +314,7 @@ enum fb_rc ag_scan_pass(struct ag_scanner *sc, struct ag_state *st, const struct
 		char first[256] = "";
 		if (!c)
 			continue;
+		ag_breadcrumb(st, lf->channel); /* a crash in these evaluations names it */
 		for (size_t k = 0; k < n; k++) {
 			if (o->max_ms > 0 && fb_mono_ms() - t0 >= o->max_ms) {
 				res->truncated = 1;
@@ -346,6 +350,7 @@ enum fb_rc ag_scan_pass(struct ag_scanner *sc, struct ag_state *st, const struct
 					block_rule = vd.action_rule;
 			}
 		}
+		ag_breadcrumb(st, 0);
 		if (timeouts || errors)
 			say(o, "warn",
 			    "channel %u content %.12s: %llu time-out(s), %llu error(s) in %zu "

@@ -15,6 +15,7 @@
 
 #define STATE_FILE    "state.json"
 #define BOOT_FILE     "boot.json"
+#define CRUMB_FILE    "interpreting"
 #define IDENTITY_FILE "identity.json"
 #define MAX_SMALL     (64 * 1024) /* bytes of boot.json / identity.json */
 
@@ -616,7 +617,8 @@ static enum fb_rc write_boot(struct ag_state *s, const char *boot_id, int64_t st
 	return rc;
 }
 
-static enum fb_rc queue_crash(struct ag_state *s, const char *prev, const char *code, int64_t now)
+static enum fb_rc queue_crash(struct ag_state *s, const char *prev, const char *code,
+                              uint32_t faulting, int64_t now)
 {
 	for (size_t i = 0; i < s->n_channels; i++) {
 		const struct ag_channel *c = &s->ch[i];
@@ -631,6 +633,11 @@ static enum fb_rc queue_crash(struct ag_state *s, const char *prev, const char *
 			json_decref(ev);
 			return FB_ENOMEM;
 		}
+		if (ev && faulting &&
+		    json_object_set_new(ev, "faulting_channel", json_integer(faulting))) {
+			json_decref(ev);
+			return FB_ENOMEM;
+		}
 		if (!ev)
 			return FB_ENOMEM;
 		enum fb_rc rc = ag_event_add(s, ev);
@@ -638,6 +645,38 @@ static enum fb_rc queue_crash(struct ag_state *s, const char *prev, const char *
 			return rc;
 	}
 	return FB_OK;
+}
+
+void ag_breadcrumb(struct ag_state *s, uint32_t ch)
+{
+	char path[PATH_MAX], text[16];
+	if (snprintf(path, sizeof path, "%s/" CRUMB_FILE, s->dir) >= (int)sizeof path)
+		return;
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return;
+	int n = ch ? snprintf(text, sizeof text, "%u\n", ch) : 0;
+	if (n > 0 && write(fd, text, (size_t)n) != n && ftruncate(fd, 0) != 0)
+		ch = 0; /* a torn breadcrumb has no newline: it names nothing */
+	close(fd);
+}
+
+/* The channel the breadcrumb names, 0 when none (or it is not a channel). */
+static uint32_t read_breadcrumb(const struct ag_state *s)
+{
+	char path[PATH_MAX], text[16] = "";
+	if (snprintf(path, sizeof path, "%s/" CRUMB_FILE, s->dir) >= (int)sizeof path)
+		return 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 1 || text[n - 1] != '\n')
+		return 0;
+	text[n - 1] = '\0';
+	int64_t v;
+	return fb_parse_i64(text, 1, 0xffffffffLL, &v) ? 0 : (uint32_t)v;
 }
 
 enum fb_rc ag_boot_begin(struct ag_state *s, int64_t now, struct ag_boot *out, struct fb_err *err)
@@ -667,8 +706,10 @@ enum fb_rc ag_boot_begin(struct ag_state *s, int64_t now, struct ag_boot *out, s
 		out->prev_unclean = 1;
 	}
 	json_decref(prev);
+	out->prev_interpreting = read_breadcrumb(s);
+	ag_breadcrumb(s, 0);
 	if (out->prev_unclean) {
-		if ((rc = queue_crash(s, out->prev_boot_id, code, now)))
+		if ((rc = queue_crash(s, out->prev_boot_id, code, out->prev_interpreting, now)))
 			goto out;
 		if (s->n_unclean >= AG_MAX_UNCLEAN) {
 			memmove(&s->unclean[0], &s->unclean[1],

@@ -75,6 +75,8 @@ struct ag_boot {
 	char boot_id[AG_BOOT_ID_LEN + 1];      /* this process's new boot id */
 	int prev_unclean;                      /* 1: the previous boot did not stop cleanly */
 	char prev_boot_id[AG_BOOT_ID_LEN + 1]; /* "" when there was no previous boot */
+	uint32_t prev_interpreting; /* the channel whose content that boot was interpreting
+	                               when it stopped (its breadcrumb), 0: none */
 };
 
 /* Open (creating if needed, mode 0700) the state directory and load
@@ -134,7 +136,8 @@ size_t ag_events_expire(struct ag_state *s, int64_t now);
 
 /* Start of a boot: read boot.json; when the previous boot has no clean-stop
  * mark, queue a "crash" event per channel with active content (crashed boot
- * id, that content; id "crash-<boot>-<channel>") and remember the unclean
+ * id, that content; id "crash-<boot>-<channel>"; faulting_channel when the
+ * breadcrumb named one) and remember the unclean
  * start time now. Then write a new boot.json (fresh random boot id, not
  * clean) and save the state. */
 enum fb_rc ag_boot_begin(struct ag_state *s, int64_t now, struct ag_boot *out,
@@ -144,6 +147,13 @@ enum fb_rc ag_boot_end(struct ag_state *s, const char *boot_id, struct fb_err *e
 /* Record in boot.json why this boot is about to die (test hook: the crash
  * code reported with the next start's crash event). Best effort. */
 void ag_boot_note_crash(struct ag_state *s, const char *boot_id, const char *code);
+/* The breadcrumb: channel ch's content is being interpreted from now on (0:
+ * none is). A start after an unclean stop names that channel as the
+ * faulting one in its crash events (faulting_channel, server/PROTOCOL.md).
+ * A small file in the state directory, written without fsync: a host crash
+ * may lose it, and then the crash names no channel (never a wrong one: the
+ * next boot clears it). Best effort. */
+void ag_breadcrumb(struct ag_state *s, uint32_t ch);
 
 /* Boot-loop guard, after ag_boot_begin: let T be the latest change time among
  * channels with changed_at > 0; when at least g->starts unclean starts

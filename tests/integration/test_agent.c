@@ -1024,14 +1024,17 @@ static void test_crash_reported_on_next_start(void **state)
 	char crashed[64];
 	snprintf(crashed, sizeof crashed, "%s", json_string_value(json_object_get(bj, "boot_id")));
 	json_decref(bj);
-	/* The host comes back (fixed): the crash is reported with the boot and content. */
+	/* The host comes back (fixed): the crash is reported with the boot and
+	 * content, naming the channel whose content it was interpreting (its
+	 * breadcrumb: the gate's attributed cap counts these). */
 	assert_int_equal(agent_run(w, &a, NULL), 0);
 	assert_non_null(strstr(a.log, "did not stop cleanly"));
 	assert_int_equal(db_wait(w, 1,
 	                         "SELECT count(*) FROM events WHERE agent_id = %lld AND kind = "
 	                         "'crash' AND boot_id = '%s' AND content_sha256 = '%s' AND "
-	                         "details->>'code' = 'test-hook'",
-	                         (long long)a.id, crashed, c1.sha),
+	                         "details->>'code' = 'test-hook' AND "
+	                         "(details->>'faulting_channel')::int = %d",
+	                         (long long)a.id, crashed, c1.sha, CHANNEL),
 	                 1);
 	/* The applied event queued before the crash arrives too. */
 	assert_int_equal(events_of(w, &a, "applied"), 1);

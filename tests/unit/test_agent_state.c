@@ -287,6 +287,65 @@ static void test_unclean_stop_reports_crash(void **state)
 	ag_state_free(s);
 }
 
+/* The breadcrumb: a crash while channel 291's content was being interpreted
+ * names 291 as the faulting channel; one outside any evaluation names none,
+ * and a clean stop or a garbled breadcrumb names none either. */
+static void test_crash_names_the_interpreted_channel(void **state)
+{
+	const char *dir = *state;
+	struct ag_state *s = open_state(dir);
+	struct content c1;
+	make_content(&c1, "crashy");
+	struct ag_boot b;
+	struct fb_err err = {""};
+	assert_int_equal(ag_boot_begin(s, T0, &b, &err), FB_OK);
+	assert_int_equal(b.prev_interpreting, 0);
+	apply(s, 291, &c1, 4, T0 + 1);
+	ag_breadcrumb(s, 291);
+	ag_state_free(s); /* crashed inside the evaluation */
+
+	s = open_state(dir);
+	assert_int_equal(ag_boot_begin(s, T0 + 30, &b, &err), FB_OK);
+	assert_int_equal(b.prev_unclean, 1);
+	assert_int_equal(b.prev_interpreting, 291);
+	json_t *ev = find_event(s, "crash", 0);
+	assert_non_null(ev);
+	assert_int_equal(json_integer_value(json_object_get(ev, "faulting_channel")), 291);
+	ag_state_free(s); /* crashed again, outside any evaluation */
+
+	s = open_state(dir);
+	assert_int_equal(ag_boot_begin(s, T0 + 60, &b, &err), FB_OK);
+	assert_int_equal(b.prev_unclean, 1);
+	assert_int_equal(b.prev_interpreting, 0); /* the last boot cleared it */
+	assert_null(json_object_get(find_event(s, "crash", 1), "faulting_channel"));
+	/* interpreting, then done: a clean stop reports nothing at all */
+	ag_breadcrumb(s, 291);
+	ag_breadcrumb(s, 0);
+	assert_int_equal(ag_boot_end(s, b.boot_id, &err), FB_OK);
+	ag_state_free(s);
+	s = open_state(dir);
+	assert_int_equal(ag_boot_begin(s, T0 + 90, &b, &err), FB_OK);
+	assert_int_equal(b.prev_unclean, 0);
+	assert_int_equal(b.prev_interpreting, 0);
+	ag_state_free(s);
+
+	/* a breadcrumb that is not a channel (torn, or written by someone
+	 * else) names none */
+	static const char *const garbled[] = {"", "291", "0\n", "4294967296\n", "x\n", "29 1\n"};
+	for (size_t i = 0; i < sizeof garbled / sizeof garbled[0]; i++) {
+		char path[4096];
+		snprintf(path, sizeof path, "%s/interpreting", dir);
+		FILE *f = fopen(path, "w");
+		assert_non_null(f);
+		fputs(garbled[i], f);
+		fclose(f);
+		s = open_state(dir);
+		assert_int_equal(ag_boot_begin(s, T0 + 120 + (int64_t)i, &b, &err), FB_OK);
+		assert_int_equal(b.prev_interpreting, 0);
+		ag_state_free(s);
+	}
+}
+
 /* ---- the boot-loop guard --------------------------------------------------- */
 
 /* n unclean starts at now, now+step, ...; returns the last boot. */
@@ -637,6 +696,7 @@ int main(void)
 	        T(test_malformed_state_is_refused),
 	        T(test_clean_stop_reports_nothing),
 	        T(test_unclean_stop_reports_crash),
+	        T(test_crash_names_the_interpreted_channel),
 	        T(test_boot_loop_reverts_to_lkg),
 	        T(test_boot_loop_without_lkg_deactivates),
 	        T(test_boot_loop_window_and_change_time),
