@@ -109,6 +109,27 @@ static void judge_segments(const struct gate_policy *pol, const struct gate_inpu
 		                  gate_seq_to_json(&next), "relative", gate_rel_to_json(&rel)));
 	}
 	*segs_json = out;
+	/* An attributed-cap halt: say where the crashes that named the channel
+	 * are when most are on one platform (the most specific segment). */
+	const struct counts_segment *at = NULL;
+	for (size_t i = 0; i < n; i++)
+		if (segs[i].attributed > 0 && segs[i].g.treated < in->treated &&
+		    (!at || segs[i].attributed > at->attributed ||
+		     (segs[i].attributed == at->attributed && segs[i].g.treated < at->g.treated)))
+			at = &segs[i];
+	char *also = strstr(res->reason, " - attributed cap ");
+	if (res->decision == GATE_HALT && also && at && in->attributed >= 2 &&
+	    3 * at->attributed >= 2 * in->attributed) {
+		also = strchr(also, '.');
+		if (also) {
+			char rest[sizeof res->reason];
+			snprintf(rest, sizeof rest, "%s", also);
+			snprintf(also, sizeof res->reason - (size_t)(also - res->reason),
+			         ". %lld of the %lld on %s %s (%lld treated there)%s",
+			         (long long)at->attributed, (long long)in->attributed,
+			         segment_dims[at->dim], at->value, (long long)at->g.treated, rest);
+		}
+	}
 	const struct counts_segment *name = worst ? worst : top;
 	const struct gate_rel *nrel = worst ? &worst_rel : &top_rel;
 	if (!name || (!worst && res->decision != GATE_HALT))

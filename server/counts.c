@@ -12,12 +12,14 @@
 
 /* Per agent of the rollout's channel: treated (applied the content since
  * the start) or control (on the previous content), its failure and its
- * host-time on each side. A crash or boot loop counts for this channel
- * unless the agent named another channel as the one whose content it was
- * interpreting when it crashed (faulting_channel). Failures before an
- * agent applied the content are control failures; its time before the apply
- * is control host-time. For a channel's first file ($2 NULL) the control
- * hosts run nothing on the channel, so they report their crashes on their
+ * host-time on each side, and whether its crash named this channel as the
+ * one being interpreted (the attributed cap's count, GATE.md). A crash or
+ * boot loop counts for this channel unless the agent named another channel
+ * as the one whose content it was interpreting when it crashed
+ * (faulting_channel). Failures before an agent applied the content are
+ * control failures; its time before the apply is control host-time. For a
+ * channel's first file ($2 NULL) the control hosts run nothing on the
+ * channel, so they report their crashes on their
  * other channels: those count as control failures (else the control would
  * never fail, and a noisy fleet would halt a good first file). Hosts whose
  * customer holds them back on the channel (delayed, paused, pinned: GATE.md,
@@ -29,6 +31,11 @@ static const char COUNTS_SQL[] =
         "fl AS (SELECT agent_id, min(received_at) FILTER (WHERE content_sha256 = $1) AS t_at, "
         " bool_or(kind = 'crash' AND content_sha256 = $1) AS crashed, "
         " bool_or(kind = 'boot_loop' AND content_sha256 = $1) AS looped, "
+        " bool_or(kind = 'crash' AND content_sha256 = $1 AND details ->> 'faulting_channel' "
+        " = $3::text) AS attr_t, "
+        " min(received_at) FILTER (WHERE kind = 'crash' AND channel_id = $3::int AND "
+        " content_sha256 IS NOT DISTINCT FROM $2 AND details ->> 'faulting_channel' = "
+        " $3::text) AS ca_at, "
         " min(received_at) FILTER (WHERE channel_id = $3::int AND content_sha256 IS NOT "
         " DISTINCT FROM $2 OR $2 IS NULL AND channel_id IS DISTINCT FROM $3::int) AS c_at "
         " FROM events WHERE kind IN ('crash', 'boot_loop') AND (channel_id = $3::int OR "
@@ -38,6 +45,7 @@ static const char COUNTS_SQL[] =
         "gm AS (SELECT id, content_mode(id, $3::int) AS mode FROM host_groups), "
         "x AS (SELECT a.os, a.os_build, a.arch, a.agent_version, ap.at, "
         " coalesce(fl.crashed, false) AS crashed, coalesce(fl.looped, false) AS looped, "
+        " coalesce(fl.attr_t, false) AS attr_t, fl.ca_at, "
         " fl.t_at, fl.c_at, a.last_seen_at AS seen, "
         " greatest(a.enrolled_at, $4::timestamptz) AS c0, "
         " (a.active ->> $3::text) IS NOT DISTINCT FROM $2 AS on_prev "
@@ -66,7 +74,9 @@ static const char COUNTS_SQL[] =
         " count(*) FILTER (WHERE silent), count(*) FILTER (WHERE healthy), "
         " count(*) FILTER (WHERE healthy AND at <= now() - make_interval(secs => $6::int)), "
         " coalesce(sum(t_exp), 0), count(*) FILTER (WHERE NOT treated AND on_prev), "
-        " count(*) FILTER (WHERE cfail), coalesce(sum(c_exp), 0) "
+        " count(*) FILTER (WHERE cfail), coalesce(sum(c_exp), 0), "
+        " count(*) FILTER (WHERE treated AND attr_t), "
+        " count(*) FILTER (WHERE ca_at IS NOT NULL AND (at IS NULL OR ca_at < at)) "
         "FROM z GROUP BY GROUPING SETS ((), (os), (os_build), (arch), (agent_version))";
 
 static int64_t col_i(PGresult *r, int row, int col)
@@ -105,6 +115,8 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 			in->control = col_i(r, i, 12);
 			in->control_failed = col_i(r, i, 13);
 			in->control_exposure_s = strtod(PQgetvalue(r, i, 14), NULL);
+			in->attributed = col_i(r, i, 15);
+			in->control_attributed = col_i(r, i, 16);
 			continue;
 		}
 		if (dim < 0 || PQgetisnull(r, i, 1 + dim) || *nsegs >= COUNTS_MAX_SEGMENTS)
@@ -122,6 +134,7 @@ enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inpu
 		s->g.control = col_i(r, i, 12);
 		s->g.control_failed = col_i(r, i, 13);
 		s->g.control_exposure_s = strtod(PQgetvalue(r, i, 14), NULL);
+		s->attributed = col_i(r, i, 15);
 	}
 	PQclear(r);
 	return FB_OK;

@@ -24,10 +24,12 @@ struct counts_segment {
 	char value[72];      /* the fact's value */
 	struct gate_group g; /* treated and failed count silent agents */
 	int64_t seasoned, healthy, silent;
+	int64_t attributed; /* treated agents whose crash named this channel */
 };
 
 /* Fill in's counts (treated, healthy, seasoned, crashed, boot_looped, silent,
- * control, control_failed and both exposures; nothing else is touched) and
+ * control, control_failed, both exposures, attributed and
+ * control_attributed; nothing else is touched) and
  * up to COUNTS_MAX_SEGMENTS segments into segs (*nsegs of them). One query,
  * on c, inside the caller's transaction. */
 enum fb_rc counts_gather(PGconn *c, const struct counts_req *q, struct gate_inputs *in,

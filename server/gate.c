@@ -17,6 +17,12 @@
  * crash right after an apply is a tiny exposure and a huge ratio. */
 #define GATE_MIN_REL_FAILURES 2
 
+/* At most this share of a fleet's background crashes is assumed to happen
+ * while an agent interprets some channel's content and so to name that
+ * channel (GATE.md, "The attributed cap"): its floor for the background of
+ * attributed crashes, whatever few such crashes the control shows. */
+#define GATE_ATTR_SHARE 0.2
+
 /* Counts above this are treated as this (no overflow in sums). */
 #define GATE_COUNT_MAX 1000000000000LL
 
@@ -358,6 +364,32 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 	out->background = (int64_t)floor(lambda + zc * sqrt(var));
 	out->excess = reported > out->background ? reported - out->background : 0;
 
+	/* Crashes whose report named this channel as the one being interpreted
+	 * (faulting_channel): the file's own crashes do; of the background only
+	 * those that struck during an evaluation. Their background: the
+	 * control's such crashes, but at least GATE_ATTR_SHARE of all its
+	 * failures (of one when it had none: a quiet control is not a proof
+	 * that the background is nil), at its rate, plus the same scatter as
+	 * above. */
+	int64_t attributed = gate_count(in->attributed);
+	if (attributed > crashed)
+		attributed = crashed;
+	int64_t cf_all = by_time ? cfailed_t : cfailed;
+	double ca = fmax((double)gate_count(in->control_attributed),
+	                 GATE_ATTR_SHARE * (double)(cf_all > 0 ? cf_all : 1));
+	double lambda_a = 0.0, var_a = 0.0;
+	if (isfinite(et) && isfinite(ec) && et > 0.0 && ec > 0.0) {
+		lambda_a = ca / ec * et;
+		var_a = lambda_a + et * et * ca / (ec * ec);
+	} else if (control > 0) {
+		lambda_a = ca / (double)control * nt;
+		var_a = lambda_a + nt * nt * ca / ((double)control * (double)control);
+	}
+	out->attributed_background = (int64_t)floor(lambda_a + zc * sqrt(var_a));
+	out->attributed_excess = attributed > out->attributed_background
+	                                 ? attributed - out->attributed_background
+	                                 : 0;
+
 	/* 1. Hard cap: reports of crashes and boot loops beyond the background,
 	 * whatever the rate. */
 	if (p->hard_cap > 0 && out->excess >= p->hard_cap) {
@@ -373,6 +405,23 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		              (long long)out->excess, (long long)out->background, lambda,
 		              (long long)treated, 100.0 * bg_rate, (long long)p->hard_cap, trt, ctl,
 		              out->rel.statistic, out->rel.threshold);
+		goto out;
+	}
+	/* 1b. Attributed cap: agents that crashed while interpreting the new
+	 * content, beyond what the background explains. */
+	if (p->attributed_cap > 0 && out->attributed_excess >= p->attributed_cap) {
+		out->decision = GATE_HALT;
+		gate_text_add(
+		        &t,
+		        "HALT: %lld treated agents crashed while interpreting the new content "
+		        "(their crash reports name this channel), %lld more than the %lld "
+		        "that background explains (%.2f expected from the control's crashes) "
+		        "- attributed cap %lld reached. Also: treated %s, %s, relative "
+		        "log-LR %.2f (halts at %.2f)",
+		        (long long)attributed, (long long)out->attributed_excess,
+		        (long long)out->attributed_background, lambda_a,
+		        (long long)p->attributed_cap, trt, ctl, out->rel.statistic,
+		        out->rel.threshold);
 		goto out;
 	}
 	/* 2. Nobody has the file yet: nothing to judge. */
@@ -493,6 +542,10 @@ void gate_decide(const struct gate_policy *p, const struct gate_inputs *in, stru
 		else if (p->hard_cap > 0)
 			gate_text_add(&t, ", hard cap %lld of %lld", (long long)out->excess,
 			              (long long)p->hard_cap);
+		if (p->attributed_cap > 0 && attributed > 0)
+			gate_text_add(&t, ", attributed cap %lld of %lld (%lld named this channel)",
+			              (long long)out->attributed_excess,
+			              (long long)p->attributed_cap, (long long)attributed);
 		goto out;
 	}
 	t.len = 0;
@@ -548,6 +601,7 @@ void gate_policy_default(int ring_index, int nrings, struct gate_policy *out)
 	out->min_segment_agents = 20;
 	out->min_segment_canaries = 0;
 	out->watch_s = 0;
+	out->attributed_cap = 2;
 	if (ring_index == 0) { /* canary */
 		out->min_bake_s = 1800;
 		out->min_exposure_s = 900;
@@ -617,6 +671,8 @@ static const struct gate_key {
          "[0.8, 0.999]"},
         {"hard_cap", GATE_KEY_INT, offsetof(struct gate_policy, hard_cap), 0, 1000000, false,
          "[0, 1000000] (0 = off)"},
+        {"attributed_cap", GATE_KEY_INT, offsetof(struct gate_policy, attributed_cap), 0, 1000000,
+         false, "[0, 1000000] (0 = off)"},
         {"silence_timeout_s", GATE_KEY_INT, offsetof(struct gate_policy, silence_timeout_s), 1,
          86400, false, "[1, 86400] seconds"},
         {"max_wait_s", GATE_KEY_INT, offsetof(struct gate_policy, max_wait_s), 0, 2592000, false,
@@ -671,6 +727,7 @@ enum fb_rc gate_policy_apply_json(struct gate_policy *p, const json_t *overrides
 			        err,
 			        "gate policy: unknown key \"%s\" (known: min_bake_s, min_healthy, "
 			        "max_failure_rate, min_excess, confidence, hard_cap, "
+			        "attributed_cap, "
 			        "silence_timeout_s, max_wait_s, max_ratio, max_excess, "
 			        "min_exposure_s, holdout, holdout_min, min_segment_agents, "
 			        "min_segment_canaries, watch_s)",
@@ -723,18 +780,19 @@ static double gate_finite(double v)
 
 json_t *gate_policy_to_json(const struct gate_policy *p)
 {
-	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:I, s:I, "
-	                 "s:I, s:I}",
+	return json_pack("{s:I, s:I, s:f, s:f, s:f, s:I, s:I, s:I, s:I, s:f, s:f, s:I, s:f, s:I, "
+	                 "s:I, s:I, s:I}",
 	                 "min_bake_s", (json_int_t)p->min_bake_s, "min_healthy",
 	                 (json_int_t)p->min_healthy, "max_failure_rate", p->max_failure_rate,
 	                 "min_excess", p->min_excess, "confidence", p->confidence, "hard_cap",
-	                 (json_int_t)p->hard_cap, "silence_timeout_s",
-	                 (json_int_t)p->silence_timeout_s, "max_wait_s", (json_int_t)p->max_wait_s,
-	                 "max_ratio", p->max_ratio, "max_excess", p->max_excess, "min_exposure_s",
-	                 (json_int_t)p->min_exposure_s, "holdout", p->holdout, "holdout_min",
-	                 (json_int_t)p->holdout_min, "min_segment_agents",
-	                 (json_int_t)p->min_segment_agents, "min_segment_canaries",
-	                 (json_int_t)p->min_segment_canaries, "watch_s", (json_int_t)p->watch_s);
+	                 (json_int_t)p->hard_cap, "attributed_cap", (json_int_t)p->attributed_cap,
+	                 "silence_timeout_s", (json_int_t)p->silence_timeout_s, "max_wait_s",
+	                 (json_int_t)p->max_wait_s, "max_ratio", p->max_ratio, "max_excess",
+	                 p->max_excess, "min_exposure_s", (json_int_t)p->min_exposure_s, "holdout",
+	                 p->holdout, "holdout_min", (json_int_t)p->holdout_min,
+	                 "min_segment_agents", (json_int_t)p->min_segment_agents,
+	                 "min_segment_canaries", (json_int_t)p->min_segment_canaries, "watch_s",
+	                 (json_int_t)p->watch_s);
 }
 
 json_t *gate_seq_to_json(const struct gate_seq *q)
@@ -784,6 +842,11 @@ json_t *gate_inputs_to_json(const struct gate_inputs *in)
 	        in->silence_counted != 0, "looks", in->looks, "seasoned", (json_int_t)in->seasoned,
 	        "exposure_s", gate_finite(in->exposure_s), "control_exposure_s",
 	        gate_finite(in->control_exposure_s));
+	if (j) {
+		json_object_set_new(j, "attributed", json_integer((json_int_t)in->attributed));
+		json_object_set_new(j, "control_attributed",
+		                    json_integer((json_int_t)in->control_attributed));
+	}
 	if (j && in->has_prev)
 		json_object_set_new(j, "prev", gate_seq_to_json(&in->prev));
 	return j;
@@ -805,5 +868,11 @@ json_t *gate_result_to_json(const struct gate_result *r)
 	        gate_finite(r->statistic), "threshold", gate_finite(r->threshold), "excess_upper",
 	        gate_finite(r->excess_upper), "relative", gate_rel_to_json(&r->rel), "seq",
 	        gate_seq_to_json(&r->seq));
+	if (j) {
+		json_object_set_new(j, "attributed_background",
+		                    json_integer((json_int_t)r->attributed_background));
+		json_object_set_new(j, "attributed_excess",
+		                    json_integer((json_int_t)r->attributed_excess));
+	}
 	return j;
 }

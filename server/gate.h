@@ -19,6 +19,9 @@ struct gate_policy {
 	                      rate predicts; JSON key "min_excess" ("tolerance" is its old name) */
 	double confidence; /* e.g. 0.95, for the bounds and the sequential test */
 	int64_t hard_cap;  /* crashed + boot-looped treated agents that halt at once; 0 = off */
+	int64_t attributed_cap;    /* treated agents whose crash report named this channel as the
+	                              one being interpreted (faulting_channel), beyond what the
+	                              control explains, that halt at once; 0 = off */
 	int64_t silence_timeout_s; /* heartbeat silence after applying that counts as failure */
 	int64_t max_wait_s;        /* WAIT this long past min_bake_s (and since the last resume) ->
 	                              stalled: the controller pauses for an operator; 0 = never */
@@ -72,11 +75,15 @@ void gate_relative(const struct gate_policy *p, const struct gate_seq *prev,
 
 /* Telemetry of one ring at one evaluation. */
 struct gate_inputs {
-	int64_t treated;        /* applied the new content */
-	int64_t healthy;        /* treated, not failed, heartbeating after applying */
-	int64_t crashed;        /* treated agents with a crash report naming the new content */
-	int64_t boot_looped;    /* treated agents that reported a boot loop off it */
-	int64_t silent;         /* treated agents silent past the timeout */
+	int64_t treated;            /* applied the new content */
+	int64_t healthy;            /* treated, not failed, heartbeating after applying */
+	int64_t crashed;            /* treated agents with a crash report naming the new content */
+	int64_t boot_looped;        /* treated agents that reported a boot loop off it */
+	int64_t silent;             /* treated agents silent past the timeout */
+	int64_t attributed;         /* of the crashed: a report on the new content named this
+	                               channel as the one it was interpreting (faulting_channel) */
+	int64_t control_attributed; /* control agents whose crash on the previous content
+	                               named this channel */
 	int64_t control;        /* agents of this and later rings still on the previous content */
 	int64_t control_failed; /* of those: crashed, boot-looped or silent in the same window */
 	int64_t bake_elapsed_s; /* time since the ring started receiving the content */
@@ -112,10 +119,12 @@ struct gate_result {
 	double alt_rate;      /* SPRT alternative: the rate treated as "bad" */
 	int64_t background;   /* crash/boot-loop reports background noise explains */
 	int64_t excess;       /* reports beyond that: what the hard cap counts */
-	int stalled;          /* WAIT past max_wait_s: the controller pauses the rollout */
-	struct gate_rel rel;  /* the relative test against the control */
-	struct gate_seq seq;  /* its state after this look: pass it as prev next time */
-	double excess_upper;  /* treated upper bound - the share the control predicts */
+	int64_t attributed_background; /* attributed crashes background explains */
+	int64_t attributed_excess;     /* attributed crashes beyond that: the attributed cap's */
+	int stalled;                   /* WAIT past max_wait_s: the controller pauses the rollout */
+	struct gate_rel rel;           /* the relative test against the control */
+	struct gate_seq seq;           /* its state after this look: pass it as prev next time */
+	double excess_upper;           /* treated upper bound - the share the control predicts */
 };
 
 /* Decide for one ring. Never fails; the result is fully written. Rules that

@@ -414,6 +414,132 @@ static void test_first_file_control_failures(void **state)
 	fbt_agent_free(ags, 2);
 }
 
+/* A crash report on the new content of channel 291 by agent a, naming
+ * faulting (0: no faulting_channel). */
+static void crash_report(const struct fbt_agent *a, const char *content, const char *id,
+                         int faulting)
+{
+	char body[1024], fc[48] = "";
+	if (faulting)
+		snprintf(fc, sizeof fc, ",\"faulting_channel\":%d", faulting);
+	snprintf(body, sizeof body,
+	         "{\"agent_id\":%lld,\"events\":[{\"id\":\"%s\",\"kind\":\"crash\",\"at\":%lld,"
+	         "\"channel\":291,\"content\":\"%s\",\"boot_id\":\"b-%s\"%s}]}",
+	         (long long)a->id, id, (long long)(fb_now_ms() / 1000), content, id, fc);
+	json_decref(fbt_env_want(&E, 200, "POST", "/v1/events", a->token, body));
+}
+
+/* The next evaluation of rollout id after the one with id after. */
+static long next_evaluation(int64_t id, long after)
+{
+	long ev = 0;
+	for (int i = 0; i < 100 && !ev; i++) {
+		ev = Q("SELECT coalesce(max(id), 0) FROM gate_evaluations WHERE rollout_id = %lld "
+		       "AND id > %ld",
+		       (long long)id, after);
+		if (!ev)
+			usleep(100000);
+	}
+	assert_true(ev > 0);
+	return ev;
+}
+
+/* Crash reports that name the rollout's channel (faulting_channel) are
+ * counted on their own: two beyond the background halt, by the attributed
+ * cap, where the same two crashes without it do not (GATE.md). */
+static void test_attributed_cap(void **state)
+{
+	(void)state;
+	fbt_env_up(&E, NULL);
+	fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin, "{\"id\":292,\"name\":\"other\"}");
+	/* 11 canaries, and 30 GA hosts as the control: their host-time keeps
+	 * the background of attributed crashes (a fifth of one control failure,
+	 * none having failed) at most 1 */
+	enum { C = 11, N = 41 };
+	struct fbt_agent ags[N];
+	for (int i = 0; i < N; i++)
+		fbt_agent_new(&E, &ags[i], i < C ? 0 : 3, FBT_GOOD, NULL, NULL, NULL);
+	fbt_agent_rings(&E, ags, N);
+	char v1[65], v2[65];
+	fbt_rollout_upload(&E, 1, v1);
+	fbt_rollout_upload(&E, 2, v2);
+	fbt_rollout_make_ga(&E, v1);
+	fbt_agent_settle(&E, ags, N, v1);
+	/* no hard cap, no holdout; up to 5 of 11 failed stays below min_excess
+	 * 0.5 and the limit 0.5, so neither the relative test nor the guards
+	 * halt on these crashes */
+	int64_t id = fbt_rollout_start(
+	        &E, v2,
+	        ",\"policy\":{\"min_bake_s\":3600,\"hard_cap\":0,\"holdout\":0,"
+	        "\"min_excess\":0.5,\"max_failure_rate\":0.5,\"silence_timeout_s\":60}");
+	fbt_agent_settle(&E, ags, C, v2);
+	/* the GA hosts heartbeat after the start: the control (heartbeats are
+	 * written in batches; wait until they are in) */
+	for (int i = C; i < N; i++)
+		fbt_agent_step(&E, &ags[i]);
+	for (int i = 0; i < 100 && Q("SELECT count(*) FROM agents a, rollouts r WHERE r.id = "
+	                             "%lld AND a.last_seen_at >= r.started_at",
+	                             (long long)id) < N;
+	     i++)
+		usleep(100000);
+	long ev = Q("SELECT coalesce(max(id), 0) FROM gate_evaluations WHERE rollout_id = %lld",
+	            (long long)id);
+	/* two crashes that name no channel, and one naming channel 292 */
+	crash_report(&ags[0], v2, "u1", 0);
+	crash_report(&ags[1], v2, "u2", 0);
+	crash_report(&ags[2], v2, "o1", 292);
+	for (int i = 0; i < 3; i++) { /* a few looks: none halts */
+		ev = next_evaluation(id, ev);
+	}
+	assert_int_equal(Q("SELECT (inputs -> 'inputs' ->> 'crashed')::int * 10 + (inputs -> "
+	                   "'inputs' ->> 'attributed')::int FROM gate_evaluations WHERE id = %ld",
+	                   ev),
+	                 20);
+	fbt_rollout_expect(&E, id, "rolling", 0);
+	/* three that name channel 291: the attributed cap (two beyond the
+	 * background, which explains 0 or 1) */
+	crash_report(&ags[3], v2, "a1", 291);
+	crash_report(&ags[4], v2, "a2", 291);
+	crash_report(&ags[5], v2, "a3", 291);
+	json_t *r = NULL;
+	for (int i = 0; i < 100; i++) {
+		json_decref(r);
+		r = fbt_rollout_get(&E, id);
+		if (fbt_rollout_state_in(fbt_jstr(r, "state"), "halted|reverted"))
+			break;
+		usleep(100000);
+	}
+	const char *why = fbt_jstr(r, "state_reason");
+	if (!fbt_rollout_state_in(fbt_jstr(r, "state"), "halted|reverted") ||
+	    !strstr(why, "crashed while interpreting the new content (their crash reports "
+	                 "name this channel)") ||
+	    !strstr(why, "attributed cap 2 reached"))
+		fail_msg(
+		        "not halted by the attributed cap: %s; last evaluation: %ld attributed, "
+		        "%ld explained, %ld control hosts",
+		        fbt_env_raw(r),
+		        Q("SELECT (inputs -> 'inputs' ->> 'attributed')::int FROM gate_evaluations "
+		          "WHERE rollout_id = %lld ORDER BY id DESC LIMIT 1",
+		          (long long)id),
+		        Q("SELECT (inputs -> 'result' ->> 'attributed_background')::int FROM "
+		          "gate_evaluations WHERE rollout_id = %lld ORDER BY id DESC LIMIT 1",
+		          (long long)id),
+		        Q("SELECT (inputs -> 'inputs' ->> 'control')::int FROM gate_evaluations "
+		          "WHERE rollout_id = %lld ORDER BY id DESC LIMIT 1",
+		          (long long)id));
+	json_decref(r);
+	assert_int_equal(Q("SELECT count(*) FROM gate_evaluations WHERE rollout_id = %lld AND "
+	                   "decision = 'HALT' AND (inputs -> 'inputs' ->> 'attributed')::int >= 2 "
+	                   "AND (inputs -> 'inputs' ->> 'crashed')::int = (inputs -> 'inputs' ->> "
+	                   "'attributed')::int + 2 AND (inputs -> 'result' ->> "
+	                   "'attributed_excess')::int >= 2 AND (inputs -> 'result' ->> "
+	                   "'attributed_background')::int <= 1 AND (inputs -> 'policy' ->> "
+	                   "'attributed_cap')::int = 2",
+	                   (long long)id),
+	                 1);
+	fbt_agent_free(ags, N);
+}
+
 /* ---- manual actions, roles, two-person rule ------------------------------------ */
 
 #define R(text) "{\"reason\":\"" text "\"}"
@@ -1232,6 +1358,7 @@ int main(void)
 	        cmocka_unit_test_teardown(test_halt_by_failure_rate, env_down),
 	        cmocka_unit_test_teardown(test_halt_first_content, env_down),
 	        cmocka_unit_test_teardown(test_first_file_control_failures, env_down),
+	        cmocka_unit_test_teardown(test_attributed_cap, env_down),
 	        cmocka_unit_test_teardown(test_manual_actions_and_roles, env_down),
 	        cmocka_unit_test_teardown(test_supersession, env_down),
 	        cmocka_unit_test_teardown(test_rollout_refusals, env_down),
