@@ -1014,9 +1014,11 @@ static int rng_bernoulli(struct rng *r, double p)
 /* ---- the host-time rollout simulation ------------------------------------- */
 
 /* SIM_DEBUG=1 prints every halt's and every stuck rollout's reason;
- * SIM_RATIO and SIM_CONF override max_ratio and confidence, SIM_BAKE_SCALE
- * multiplies min_bake_s and min_exposure_s, to measure the trade-offs that
- * GATE.md tabulates. */
+ * SIM_RATIO, SIM_CONF and SIM_ATTR_CAP override max_ratio, confidence and
+ * attributed_cap, SIM_BAKE_SCALE multiplies min_bake_s and min_exposure_s,
+ * SIM_ATTR_Q sets how often a background crash names the channel, and
+ * SIM_SEED_XOR changes every seed, to measure the trade-offs that GATE.md
+ * tabulates (GATE_TEST=name runs one test). */
 
 /* One rehearsal of a whole rollout, in time: looks every LOOK_S seconds; a
  * ring that is entered fills over FILL_S (its agents apply at uniform
