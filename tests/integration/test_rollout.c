@@ -454,11 +454,15 @@ static void test_attributed_cap(void **state)
 	fbt_env_expect(&E, 201, "POST", "/v1/channels", E.admin, "{\"id\":292,\"name\":\"other\"}");
 	/* 11 canaries, and 30 GA hosts as the control: their host-time keeps
 	 * the background of attributed crashes (a fifth of one control failure,
-	 * none having failed) at most 1 */
+	 * none having failed) at most 1. Canaries 3-5 run os_build 19045, the
+	 * platform the crashes that name the channel will come from. */
 	enum { C = 11, N = 41 };
 	struct fbt_agent ags[N];
 	for (int i = 0; i < N; i++)
-		fbt_agent_new(&E, &ags[i], i < C ? 0 : 3, FBT_GOOD, NULL, NULL, NULL);
+		fbt_agent_new(&E, &ags[i], i < C ? 0 : 3, FBT_GOOD, NULL, NULL,
+		              i >= C             ? NULL
+		              : i >= 3 && i <= 5 ? "{\"os\":\"windows\",\"os_build\":\"19045\"}"
+		                                 : "{\"os\":\"windows\",\"os_build\":\"22631\"}");
 	fbt_agent_rings(&E, ags, N);
 	char v1[65], v2[65];
 	fbt_rollout_upload(&E, 1, v1);
@@ -496,8 +500,9 @@ static void test_attributed_cap(void **state)
 	                   ev),
 	                 20);
 	fbt_rollout_expect(&E, id, "rolling", 0);
-	/* three that name channel 291: the attributed cap (two beyond the
-	 * background, which explains 0 or 1) */
+	/* three that name channel 291, all on os_build 19045: the attributed
+	 * cap (two beyond the background, which explains 0 or 1), and the
+	 * reason names the platform */
 	crash_report(&ags[3], v2, "a1", 291);
 	crash_report(&ags[4], v2, "a2", 291);
 	crash_report(&ags[5], v2, "a3", 291);
@@ -513,7 +518,8 @@ static void test_attributed_cap(void **state)
 	if (!fbt_rollout_state_in(fbt_jstr(r, "state"), "halted|reverted") ||
 	    !strstr(why, "crashed while interpreting the new content (their crash reports "
 	                 "name this channel)") ||
-	    !strstr(why, "attributed cap 2 reached"))
+	    !strstr(why, "attributed cap 2 reached") ||
+	    !strstr(why, " on os_build 19045 (3 treated there)"))
 		fail_msg(
 		        "not halted by the attributed cap: %s; last evaluation: %ld attributed, "
 		        "%ld explained, %ld control hosts",
