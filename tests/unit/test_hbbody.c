@@ -72,17 +72,24 @@ static void test_agent_body(void **state)
 	assert_int_equal(o.ncaps, 0);
 }
 
+/* The health object's host figures, as parsed. */
+static void assert_host(const struct hbbody *o, int64_t interval, int64_t p95, int64_t mean,
+                        int64_t host, int64_t rss)
+{
+	assert_true(o->has_health);
+	assert_int_equal(o->health.interval_s, interval);
+	assert_int_equal(o->health.agent_cpu_p95, p95);
+	assert_int_equal(o->health.agent_cpu_mean, mean);
+	assert_int_equal(o->health.host_cpu, host);
+	assert_int_equal(o->health.agent_rss_kb, rss);
+}
+
 static void test_health_body(void **state)
 {
 	(void)state;
 	static struct hbbody o;
 	assert_true(parses(HEALTH_BODY, &o));
-	assert_true(o.has_health);
-	assert_int_equal(o.health.interval_s, 60);
-	assert_int_equal(o.health.agent_cpu_p95, 7);
-	assert_int_equal(o.health.agent_cpu_mean, 2);
-	assert_int_equal(o.health.host_cpu, 31);
-	assert_int_equal(o.health.agent_rss_kb, 51200);
+	assert_host(&o, 60, 7, 2, 31, 51200);
 	assert_int_equal(o.health.nch, 2);
 	assert_int_equal(o.health.ch[0].channel, 291);
 	assert_int_equal(o.health.ch[0].evals, 1200);
@@ -97,12 +104,7 @@ static void test_health_body(void **state)
 	                   "\"host_cpu\":4,\"agent_cpu_mean\":3,\"agent_cpu_p95\":2,"
 	                   "\"interval_s\":60}}",
 	                   &o));
-	assert_true(o.has_health);
-	assert_int_equal(o.health.interval_s, 60);
-	assert_int_equal(o.health.agent_cpu_p95, 2);
-	assert_int_equal(o.health.agent_cpu_mean, 3);
-	assert_int_equal(o.health.host_cpu, 4);
-	assert_int_equal(o.health.agent_rss_kb, 5);
+	assert_host(&o, 60, 2, 3, 4, 5);
 	assert_int_equal(o.health.nch, 1);
 	assert_int_equal(o.health.ch[0].evals, 9);
 	assert_int_equal(o.health.ch[0].errors, 1);
